@@ -1,0 +1,1 @@
+../modeling/retina_rois.py

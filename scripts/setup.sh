@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# One-time set-up: a virtual environment with the package, its test extras and the keypoint detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch is pinned to 2.13.0 in pyproject.toml: the CPU wheel, not gigabytes of CUDA wheels.
+.venv/bin/python -m pip install --quiet -e ".[test]"
+# MediaPipe BlazePose / BlazeFace .tflite files, extracted from the mediapipe==0.10.21 wheel, sha256-checked.
+.venv/bin/sapiensid download-detector

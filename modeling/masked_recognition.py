@@ -47,11 +47,13 @@ def select_tokens(
     config: SapiensIDConfig,
     mask_ratio: float,
     use_subset_rule: bool,
+    keep_all_tokens: bool = False,
 ) -> TokenSelection:
     """Pick the tokens the encoder sees.
 
     Without masking every visible token is kept, in token order (batch rows are padded to the
-    longest; padding is flagged invalid). With masking, `int(T * (1 - mask_ratio))` tokens are kept:
+    longest; padding is flagged invalid). `keep_all_tokens` pads every row to all T tokens instead,
+    which gives the same result with a shape that does not depend on the data (ONNX export). With masking, `int(T * (1 - mask_ratio))` tokens are kept:
     visible tokens first in random order (shifted by the face-first rule in training), exactly the
     official ordering; a kept token that is not visible is padding.
     """
@@ -64,10 +66,10 @@ def select_tokens(
         keep = num_tokens_to_keep(num_tokens, mask_ratio)
         token_ids = torch.argsort(score, dim=1)[:, :keep]
     else:
-        keep = int(visible.sum(dim=1).max())
+        keep = num_tokens if keep_all_tokens else int(visible.sum(dim=1).max())
         token_ids = torch.argsort((~visible).to(torch.uint8), dim=1, stable=True)[:, :keep]
     valid = torch.gather(visible, 1, token_ids)
-    if not bool(valid.any(dim=1).all()):
+    if not torch.jit.is_tracing() and not torch.compiler.is_compiling() and not bool(valid.any(dim=1).all()):
         empty = (~valid.any(dim=1)).nonzero().flatten().tolist()
         raise ValueError(f"images {empty} of the batch have no visible retina patch (is pixel_mask all zero?)")
     mask_count = (num_tokens - valid.sum(dim=1)).clamp(min=1)

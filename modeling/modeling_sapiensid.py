@@ -142,6 +142,24 @@ class SapiensIDPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["SapiensIDRetinaPatchEmbeddings", "SapiensIDLayer"]
     _supports_sdpa = True
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model.realign_tensors()
+        return loaded
+
+    @torch.no_grad()
+    def realign_tensors(self) -> None:
+        """Copy tensors that sit at unaligned addresses (memory-mapped safetensors) into fresh storage.
+
+        CPU matmul kernels take different vector paths on unaligned data, so without this a reloaded
+        model differs from the saved one in the last bits.
+        """
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            if tensor.device.type == "cpu" and tensor.data_ptr() % 64:
+                tensor.data = tensor.data.clone()
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -232,6 +250,7 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         pixel_mask: torch.Tensor | None = None,
         roi_boxes: torch.Tensor | None = None,
         mask_ratio: float | None = None,
+        keep_all_tokens: bool = False,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
@@ -249,6 +268,9 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         mask_ratio (`float`, *optional*):
             Fraction of retina tokens to drop. Defaults to `config.mask_ratio` in training and 0 (keep
             every visible token) in evaluation.
+        keep_all_tokens (`bool`, defaults to `False`):
+            Without masking, run all retina tokens with the hidden ones excluded from attention instead of
+            dropping them: identical embeddings, a data-independent sequence length (for ONNX export).
         """
         config = self.config
         output_attentions = output_attentions if output_attentions is not None else config.output_attentions
@@ -266,7 +288,9 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
             face_boxes, body_boxes = self.roi_boxes_from_keypoints(keypoints)
 
         tokens = self.embeddings(pixel_values, face_boxes, body_boxes, pixel_mask)
-        selection = select_tokens(tokens.visible, keypoints, config, mask_ratio, use_subset_rule=self.training)
+        selection = select_tokens(
+            tokens.visible, keypoints, config, mask_ratio, use_subset_rule=self.training, keep_all_tokens=keep_all_tokens
+        )
         hidden_states, token_positions = self.embed_selected_tokens(tokens, selection)
         keypoint_positions, keypoints_missing = self.keypoint_positions(keypoints, tokens.position_grid)
 

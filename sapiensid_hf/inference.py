@@ -1,0 +1,104 @@
+"""Load a SapiensID model + processor and turn images into identity embeddings.
+
+Shared by the CLI, the quickstart and the Space so they all load and embed the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .modeling import SapiensIDConfig, SapiensIDModel
+
+logger = logging.getLogger(__name__)
+
+MODEL_ENV_VAR = "SAPIENSID_MODEL"
+UNTRAINED_WARNING = (
+    "NO TRAINED WEIGHTS: this SapiensID model is randomly initialised. Its embeddings and similarity "
+    "scores carry no identity information; convert the official checkpoint (`sapiensid convert-official`) "
+    "or pass --model with a trained folder / hub id."
+)
+
+
+@dataclass
+class EmbeddingResult:
+    """Embeddings and what the processor found, one row per image."""
+
+    embeddings: np.ndarray  # (N, D) L2-normalised float32
+    keypoints: np.ndarray  # (N, 19, 2) normalised in the padded square, -1 = missing
+    roi_boxes: np.ndarray  # (N, 2, 4) face, upper-body boxes, -1 = none
+    person_found: np.ndarray  # (N,) bool
+    face_found: np.ndarray  # (N,) bool
+
+
+class SapiensIDPipeline:
+    """Model + processor; `embed` takes any images the processor accepts."""
+
+    def __init__(self, model: SapiensIDModel, processor: Any, trained: bool, device: str | torch.device = "cpu"):
+        self.model = model.to(device).eval()
+        self.processor = processor
+        self.trained = trained
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def embed(self, images: Sequence[Any], batch_size: int = 8) -> EmbeddingResult:
+        chunks: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(images), batch_size):
+            batch = self.processor(list(images[start : start + batch_size]), return_tensors="pt")
+            output = self.model(
+                pixel_values=batch["pixel_values"].to(self.device),
+                keypoints=batch["keypoints"].to(self.device),
+                pixel_mask=batch["pixel_mask"].to(self.device),
+            )
+            embeddings = torch.nn.functional.normalize(output.embeddings.float(), dim=-1)
+            chunks.append(
+                {
+                    "embeddings": embeddings.cpu().numpy(),
+                    "keypoints": batch["keypoints"].cpu().numpy(),
+                    "roi_boxes": batch["roi_boxes"].cpu().numpy(),
+                    "person_found": np.asarray(batch["person_found"], dtype=bool),
+                    "face_found": np.asarray(batch["face_found"], dtype=bool),
+                }
+            )
+        if not chunks:
+            raise ValueError("no images given")
+        return EmbeddingResult(**{key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]})
+
+    def similarity(self, first: Any, second: Any) -> float:
+        """Cosine similarity of two images' embeddings."""
+        result = self.embed([first, second])
+        return float(result.embeddings[0] @ result.embeddings[1])
+
+
+def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
+    from .processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+    if source is not None and (Path(source) / "preprocessor_config.json").is_file():
+        return SapiensIDImageProcessor.from_pretrained(source)
+    return SapiensIDImageProcessor.from_model_config(config)
+
+
+def load_pipeline(model: str | os.PathLike | None = None, device: str = "cpu", untrained_size: str = "tiny") -> SapiensIDPipeline:
+    """Pipeline for a model folder or hub id (default: $SAPIENSID_MODEL).
+
+    With no model at all, builds a randomly initialised model (`untrained_size` "tiny" or "base") and
+    logs `UNTRAINED_WARNING`: useful to try the pipeline, meaningless as a recogniser.
+    """
+    source = model if model is not None else os.environ.get(MODEL_ENV_VAR)
+    if source is None:
+        logger.warning(UNTRAINED_WARNING)
+        torch.manual_seed(0)
+        config = SapiensIDConfig.tiny() if untrained_size == "tiny" else SapiensIDConfig()
+        network = SapiensIDModel(config)
+        return SapiensIDPipeline(network, load_processor(None, config), trained=False, device=device)
+    if Path(source).exists() and not (Path(source) / "config.json").is_file():
+        raise FileNotFoundError(f"{source}: not a model folder (no config.json); give a saved SapiensID folder or a hub id")
+    network = SapiensIDModel.from_pretrained(source)
+    return SapiensIDPipeline(network, load_processor(source, network.config), trained=True, device=device)

@@ -1,0 +1,28 @@
+"""Shared test fixtures: repository paths and small SapiensID models."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+PEOPLE_DIR = SHARED_DATA / "people"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def people_dir() -> Path:
+    if not PEOPLE_DIR.is_dir():
+        pytest.skip(f"real test photos not found at {PEOPLE_DIR} (../shared/data/people beside the repo)")
+    return PEOPLE_DIR
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,132 @@
+"""Hub portability, save/load, attention backends, gradient checkpointing and input checks."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from model_inputs import face_close_up, full_body, upper_body
+from transformers import AutoConfig, AutoModel
+
+import sapiensid_hf  # noqa: F401  (registers the Auto classes)
+from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
+
+HUB_FILES = {
+    "config.json",
+    "model.safetensors",
+    "configuration_sapiensid.py",
+    "modeling_sapiensid.py",
+    "retina_patch.py",
+    "retina_rois.py",
+    "masked_recognition.py",
+    "keypoint_rpe.py",
+    "semantic_attention_head.py",
+}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    torch.manual_seed(0)
+    model = SapiensIDModel(SapiensIDConfig.tiny()).eval()
+    with torch.no_grad():  # non-trivial values everywhere, including zero-initialised layers and BN stats
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.normal_(std=0.1)
+            if "running_var" in name:
+                tensor.abs_().add_(0.5)
+    folder = tmp_path_factory.mktemp("tiny_model")
+    model.save_pretrained(folder)
+    pixels = torch.randn(3, 3, 96, 96)
+    keypoints = torch.stack([full_body(), upper_body(), face_close_up()])
+    with torch.no_grad():
+        reference = model(pixels, keypoints).embeddings
+    torch.save({"pixels": pixels, "keypoints": keypoints, "embeddings": reference}, folder / "inputs.pt")
+    return folder, model, pixels, keypoints, reference
+
+
+def test_save_pretrained_writes_weights_config_and_flat_code(saved):
+    folder, *_ = saved
+    names = {path.name for path in folder.iterdir()}
+    assert HUB_FILES <= names
+    config = AutoConfig.from_pretrained(folder)
+    assert config.auto_map == {
+        "AutoConfig": "configuration_sapiensid.SapiensIDConfig",
+        "AutoModel": "modeling_sapiensid.SapiensIDModel",
+    }
+
+
+def test_round_trip_is_bit_identical(saved):
+    folder, _, pixels, keypoints, reference = saved
+    loaded = AutoModel.from_pretrained(folder).eval()
+    assert isinstance(loaded, SapiensIDModel)
+    with torch.no_grad():
+        assert torch.equal(loaded(pixels, keypoints).embeddings, reference)
+
+
+def test_trust_remote_code_loads_where_the_package_is_not_importable(saved):
+    folder, *_ = saved
+    script = textwrap.dedent(
+        f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "sapiensid_hf":
+                    raise ImportError("sapiensid_hf is blocked in this test")
+        sys.meta_path.insert(0, Block())
+        import torch
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        assert "sapiensid_hf" not in type(model).__module__, type(model).__module__
+        data = torch.load({str(folder / "inputs.pt")!r})
+        with torch.no_grad():
+            embeddings = model(data["pixels"], data["keypoints"]).embeddings
+        assert torch.equal(embeddings, data["embeddings"]), (embeddings - data["embeddings"]).abs().max()
+        print("ok", type(model).__module__)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "transformers_modules" in result.stdout
+
+
+def test_sdpa_and_eager_attention_agree(saved):
+    _, model, pixels, keypoints, reference = saved
+    eager = SapiensIDModel._from_config(model.config, attn_implementation="eager").eval()
+    eager.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        output = eager(pixels, keypoints, output_attentions=True)
+    assert (output.embeddings - reference).abs().max() <= 1e-5
+    assert len(output.attentions) == model.config.num_hidden_layers
+    probabilities = output.attentions[0]
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones_like(probabilities.sum(-1)))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    config = SapiensIDConfig.tiny(drop_path_rate=0.0)
+    pixels = torch.randn(4, 3, 96, 96)
+    keypoints = torch.stack([full_body(), upper_body(), face_close_up(), full_body(0.4)])
+    gradients = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = SapiensIDModel(config).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+        torch.manual_seed(1)  # same masking and augmentation draws
+        model(pixels, keypoints).embeddings.square().mean().backward()
+        gradients.append(model.layers[0].attention.qkv.weight.grad.clone())
+    torch.testing.assert_close(gradients[0], gradients[1])
+    assert gradients[0].abs().sum() > 0
+
+
+def test_bad_inputs_get_clear_errors():
+    model = SapiensIDModel(SapiensIDConfig.tiny()).eval()
+    pixels = torch.randn(2, 3, 96, 96)
+    with pytest.raises(ValueError, match=r"pixel_values must have shape \(B, 3, 96, 96\)"):
+        model(torch.randn(2, 3, 64, 64), torch.zeros(2, 19, 2))
+    with pytest.raises(ValueError, match=r"keypoints must have shape \(2, 19, 2\)"):
+        model(pixels, torch.zeros(2, 17, 2))
+    with pytest.raises(ValueError, match="no visible retina patch"):
+        model(pixels, torch.full((2, 19, 2), -1.0), pixel_mask=torch.zeros(2, 96, 96))
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        SapiensIDConfig(image_size=100, patch_size=32)

@@ -1,0 +1,128 @@
+"""Retina Patch: the kept patches of the three ROI levels tile the image exactly once."""
+
+import pytest
+import torch
+from model_inputs import POSES, full_body
+
+from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.modeling.retina_patch import sincos_2d_position_table
+from sapiensid_hf.modeling.retina_rois import compute_roi_boxes, official22_to_kp19
+
+SAMPLES_PER_AXIS = 384 * 2  # sample points strictly inside pixels, off every patch boundary
+
+
+@pytest.fixture(scope="module")
+def model() -> SapiensIDModel:
+    # Full input geometry (384 px, 32 px patches) with a narrow width: tiling does not depend on width.
+    return SapiensIDModel(SapiensIDConfig.tiny(image_size=384, patch_size=32)).eval()
+
+
+def token_rectangles(tokens, grid: int) -> list[list[torch.Tensor]]:
+    """Normalised xyxy rectangle of every visible token, per image."""
+    rectangles = []
+    for boxes, visible in zip(tokens.level_boxes, tokens.visible, strict=True):
+        mine = []
+        for token in visible.nonzero().flatten().tolist():
+            level, cell = divmod(token, grid * grid)
+            row, col = divmod(cell, grid)
+            x1, y1, x2, y2 = boxes[level].tolist()
+            width, height = (x2 - x1) / grid, (y2 - y1) / grid
+            mine.append(torch.tensor([x1 + col * width, y1 + row * height, x1 + (col + 1) * width, y1 + (row + 1) * height]))
+        rectangles.append(mine)
+    return rectangles
+
+
+def coverage(rectangles: list[torch.Tensor]) -> torch.Tensor:
+    """How many rectangles cover each sample point of the unit square."""
+    centers = (torch.arange(SAMPLES_PER_AXIS, dtype=torch.float64) + 0.37) / SAMPLES_PER_AXIS
+    count = torch.zeros(SAMPLES_PER_AXIS, SAMPLES_PER_AXIS, dtype=torch.int32)
+    for x1, y1, x2, y2 in (r.double().tolist() for r in rectangles):
+        inside_x = (centers >= x1) & (centers < x2)
+        inside_y = (centers >= y1) & (centers < y2)
+        count += (inside_y[:, None] & inside_x[None, :]).int()
+    return count
+
+
+def embed_tokens(model, keypoints, pixel_mask=None):
+    keypoints = keypoints[None] if keypoints.ndim == 2 else keypoints
+    size = model.config.image_size
+    pixels = torch.randn(keypoints.shape[0], 3, size, size)
+    faces, bodies = model.roi_boxes_from_keypoints(keypoints)
+    return model.embeddings(pixels, faces, bodies, pixel_mask)
+
+
+@pytest.mark.parametrize("pose", sorted(POSES))
+def test_visible_patches_tile_the_image_exactly_once(model, pose):
+    tokens = embed_tokens(model, POSES[pose]())
+    (rectangles,) = token_rectangles(tokens, model.config.grid_size)
+    count = coverage(rectangles)
+    assert int(count.min()) == 1 and int(count.max()) == 1, f"{pose}: covered {count.min()}..{count.max()} times"
+
+
+def test_face_gets_finer_patches_than_body_and_body_than_full_image(model):
+    tokens = embed_tokens(model, full_body())
+    grid = model.config.grid_size
+    boxes = tokens.level_boxes[0]
+    areas = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / grid**2).tolist()
+    assert areas[2] < areas[1] < areas[0]
+    levels = tokens.visible[0].reshape(3, -1).sum(dim=1)
+    assert (levels > 0).all(), "each of the three levels contributes patches"
+
+
+def test_square_padding_drops_full_image_patches_and_nothing_else(model):
+    size = model.config.image_size
+    pixel_mask = torch.ones(1, size, size, dtype=torch.long)
+    pixel_mask[:, :, : size // 4] = 0  # a portrait photo padded on the left
+    tokens = embed_tokens(model, full_body(center_x=0.6), pixel_mask)
+    (rectangles,) = token_rectangles(tokens, model.config.grid_size)
+    count = coverage(rectangles)
+    content = torch.arange(SAMPLES_PER_AXIS) >= SAMPLES_PER_AXIS // 4
+    assert (count[:, content] == 1).all()
+    assert (count[:, ~content] == 0).all()
+
+
+def test_missing_face_and_body_leave_only_the_full_image(model):
+    tokens = embed_tokens(model, POSES["all_missing"]())
+    grid_tokens = model.config.tokens_per_level
+    assert tokens.visible[0, :grid_tokens].all()
+    assert not tokens.visible[0, grid_tokens:].any()
+
+
+def test_full_image_positions_are_the_sincos_table(model):
+    tokens = embed_tokens(model, full_body())
+    grid_tokens = model.config.tokens_per_level
+    table = sincos_2d_position_table(model.config.grid_size, model.config.hidden_size)
+    torch.testing.assert_close(tokens.positions[0, :grid_tokens], table)
+
+
+def test_roi_boxes_follow_the_official_kp19_rules():
+    keypoints = full_body()[None]
+    faces, bodies = compute_roi_boxes(keypoints)
+    face_points = keypoints[0, :5]
+    # Face box: square around the nose-weighted centre, radius = farthest point, padded by 30 %.
+    center = (face_points.amin(0) + face_points.amax(0)) / 2
+    center = (center + face_points[0]) / 2
+    half = (face_points - center).norm(dim=-1).max() * 1.3
+    torch.testing.assert_close(faces[0], torch.cat([center - half, center + half]))
+    # Upper-body box: square on the longer side of the face + ears + shoulders extent, padded by 30 %.
+    upper = keypoints[0, :9]
+    center = (upper.amin(0) + upper.amax(0)) / 2
+    half = (upper.amax(0) - upper.amin(0)).max() * 1.3 / 2
+    torch.testing.assert_close(bodies[0], torch.cat([center - half, center + half]))
+
+
+def test_roi_boxes_need_enough_points_and_a_shoulder():
+    keypoints = full_body()[None].clone()
+    keypoints[0, 1:5] = -1  # only the nose: one face point is not enough for a face box
+    keypoints[0, 7:9] = -1  # no shoulder: no upper-body box even with face points and ears
+    faces, bodies = compute_roi_boxes(keypoints)
+    assert (faces == -1).all() and (bodies == -1).all()
+
+
+def test_official_22_point_layout_maps_to_kp19():
+    official = torch.arange(44, dtype=torch.float32).reshape(1, 22, 2)
+    mapped = official22_to_kp19(official)
+    # face 7 = face-detector nose, eyes, mouth corners, then YOLO ears; then YOLO shoulders .. ankles.
+    assert mapped[0, :, 0].tolist() == [2 * i for i in (19, 17, 18, 20, 21, 3, 4, *range(5, 17))]
+    with pytest.raises(ValueError, match=r"\(B, 22, 2\)"):
+        official22_to_kp19(torch.zeros(1, 19, 2))

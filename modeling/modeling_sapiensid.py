@@ -291,7 +291,7 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         selection = select_tokens(
             tokens.visible, keypoints, config, mask_ratio, use_subset_rule=self.training, keep_all_tokens=keep_all_tokens
         )
-        hidden_states, token_positions = self.embed_selected_tokens(tokens, selection)
+        hidden_states, token_positions = self.embed_selected_tokens(pixel_values, tokens, selection)
         keypoint_positions, keypoints_missing = self.keypoint_positions(keypoints, tokens.position_grid)
 
         encoded, all_hidden, all_attentions = self.encode(
@@ -313,10 +313,12 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         )
         return output if return_dict else output.to_tuple()
 
-    def embed_selected_tokens(self, tokens: RetinaTokens, selection: TokenSelection) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed_selected_tokens(
+        self, pixel_values: torch.Tensor, tokens: RetinaTokens, selection: TokenSelection
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequence [CLS, projected kept patches + positions, (MASK)] and the kept tokens' positions."""
         embeddings = self.embeddings
-        pixels = gather_tokens(tokens.pixels, selection.token_ids)
+        pixels = embeddings.token_pixels(pixel_values, tokens.sampling_grid, selection.token_ids)
         positions = gather_tokens(tokens.positions, selection.token_ids)
         patches = embeddings.patch_projection(pixels.to(embeddings.patch_projection.weight.dtype)) + positions
         batch = patches.shape[0]
@@ -357,7 +359,7 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         for index, layer in enumerate(self.layers):
             if output_hidden_states:
                 all_hidden += (hidden_states,)
-            bias = base_bias if rpe is None else rpe.layer_bias(relations, buckets, index).to(hidden_states.dtype) + base_bias
+            bias = base_bias if rpe is None else rpe.layer_bias(relations, buckets, index).to(hidden_states.dtype).add_(base_bias)
             hidden_states, weights = layer(hidden_states, bias, output_attentions)
             if output_attentions:
                 all_attentions += (weights,)

@@ -52,20 +52,12 @@ def pixel_importance_map(level_boxes: torch.Tensor, height: int, width: int) -> 
     return (covered.float() * levels[None, :, None, None]).amax(dim=1)
 
 
-def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, (H/p)*(W/p), C*p*p), row-major patches, channel-major pixels (nn.Unfold order)."""
-    batch, channels, height, width = images.shape
-    rows, cols = height // patch_size, width // patch_size
-    patches = images.reshape(batch, channels, rows, patch_size, cols, patch_size)
-    return patches.permute(0, 2, 4, 1, 3, 5).reshape(batch, rows * cols, channels * patch_size * patch_size)
-
-
 @dataclass
 class RetinaTokens:
     """All retina tokens of a batch, before the masked recognition model picks the ones it keeps."""
 
-    pixels: torch.Tensor  # (B, T, C*p*p), T = 3 * grid_size**2, levels in order full, upper body, face
-    positions: torch.Tensor  # (B, T, D) sampled position embedding (+ level offset)
+    sampling_grid: torch.Tensor  # (B, 3, H, W, 2) where each level's resampled pixels come from
+    positions: torch.Tensor  # (B, T, D) sampled position embedding (+ level offset); T = 3 * grid_size**2
     visible: torch.Tensor  # (B, T) bool: the token is its region's owner (and not square padding)
     level_boxes: torch.Tensor  # (B, 3, 4) snapped boxes of the three levels
     position_grid: torch.Tensor  # (1, D, g, g) the global position table as an image
@@ -107,15 +99,29 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
         level_boxes = torch.stack([full, body, face], dim=1)  # (B, 3, 4)
         flat_boxes = level_boxes.reshape(-1, 4)
 
-        # Resample every level to the input size, then cut the same grid of patches from each.
+        # Every level is resampled to the input size and cut into the same grid of patches; only the
+        # grid is built here, the pixels of the tokens actually kept are sampled later.
         image_grid = box_sampling_grid(flat_boxes, height)
-        images = pixel_values.repeat_interleave(3, dim=0)
-        crops = F.grid_sample(images, image_grid.to(pixel_values.dtype), align_corners=False)
-        pixels = patchify(crops, self.patch_size).reshape(batch, -1, crops.shape[1] * self.patch_size**2)
-
         visible = self._visible_tokens(level_boxes, image_grid, height, width, pixel_mask)
         positions = self._token_positions(flat_boxes, batch)
-        return RetinaTokens(pixels, positions, visible, level_boxes, self.position_grid())
+        sampling_grid = image_grid.reshape(batch, 3, height, width, 2)
+        return RetinaTokens(sampling_grid, positions, visible, level_boxes, self.position_grid())
+
+    def token_pixels(self, pixel_values: torch.Tensor, sampling_grid: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+        """(B, N, C*p*p) pixels of the given tokens, bilinearly resampled from their ROI (nn.Unfold order).
+
+        Sampling only the kept tokens costs in proportion to them, which is what makes masking pay.
+        """
+        batch, channels = pixel_values.shape[:2]
+        patch, grid = self.patch_size, self.grid_size
+        cells = sampling_grid.reshape(batch, 3, grid, patch, grid, patch, 2).permute(0, 1, 2, 4, 3, 5, 6)
+        cells = cells.reshape(batch, 3 * grid * grid, patch * patch * 2)
+        picked = torch.gather(cells, 1, token_ids[..., None].expand(-1, -1, cells.shape[-1]))
+        count = token_ids.shape[1]
+        picked = picked.reshape(batch, count * patch, patch, 2).to(pixel_values.dtype)
+        sampled = F.grid_sample(pixel_values, picked, align_corners=False)  # (B, C, N*p, p)
+        sampled = sampled.reshape(batch, channels, count, patch, patch).permute(0, 2, 1, 3, 4)
+        return sampled.reshape(batch, count, channels * patch * patch)
 
     def _visible_tokens(self, level_boxes, image_grid, height, width, pixel_mask) -> torch.Tensor:
         batch = level_boxes.shape[0]

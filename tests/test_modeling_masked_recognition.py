@@ -28,7 +28,7 @@ def prepared_sequence(model, keypoints, mask_ratio):
     faces, bodies = model.roi_boxes_from_keypoints(keypoints)
     tokens = model.embeddings(pixels, faces, bodies)
     selection = select_tokens(tokens.visible, keypoints, model.config, mask_ratio, use_subset_rule=False)
-    hidden, positions = model.embed_selected_tokens(tokens, selection)
+    hidden, positions = model.embed_selected_tokens(pixels, tokens, selection)
     keypoint_positions, missing = model.keypoint_positions(keypoints, tokens.position_grid)
     return hidden, selection, positions, keypoint_positions, missing
 

@@ -126,3 +126,19 @@ def test_official_22_point_layout_maps_to_kp19():
     assert mapped[0, :, 0].tolist() == [2 * i for i in (19, 17, 18, 20, 21, 3, 4, *range(5, 17))]
     with pytest.raises(ValueError, match=r"\(B, 22, 2\)"):
         official22_to_kp19(torch.zeros(1, 19, 2))
+
+
+def test_token_pixels_equal_resampling_each_roi_then_unfolding(model):
+    """Sampling only kept tokens must give the official crop-resize-unfold pixels."""
+    size, patch = model.config.image_size, model.config.patch_size
+    keypoints = full_body()[None]
+    pixels = torch.randn(1, 3, size, size)
+    faces, bodies = model.roi_boxes_from_keypoints(keypoints)
+    tokens = model.embeddings(pixels, faces, bodies)
+    every_token = torch.arange(3 * model.config.tokens_per_level)[None]
+    sampled = model.embeddings.token_pixels(pixels, tokens.sampling_grid, every_token)
+    crops = torch.nn.functional.grid_sample(
+        pixels.expand(3, -1, -1, -1), tokens.sampling_grid[0], align_corners=False
+    )  # each level's ROI resized to the full input size
+    unfolded = torch.nn.Unfold(kernel_size=patch, stride=patch)(crops).transpose(1, 2).reshape(1, -1, 3 * patch * patch)
+    assert torch.equal(sampled, unfolded)

@@ -1,0 +1,141 @@
+"""Model speed: masked training steps against the FLOP bound, inference against transformers' ViTModel.
+
+    python benchmarks/bench_model.py [--depth 6] [--batch 8] [--repeats 3] [--write docs/benchmarks.md]
+
+Train-step time (forward + backward) at several mask ratios is compared with the unmasked step in
+the same run, beside the FLOP ratio of the same configurations (torch's FLOP counter), so the
+figure of merit is (time speed-up) / (FLOP speed-up): 1.0 means masking saves exactly the work it
+removes. Inference embeddings/s is compared with a ViTModel of the same width, depth and token
+count. The backbone is full width (512, 16 heads, 384 px, 32 px patches); depth and the head's
+output size are reduced so a CPU run takes minutes (figures are ratios, so this is fair).
+"""
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import ViTConfig, ViTModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from model_inputs import full_body, upper_body  # noqa: E402
+
+from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel  # noqa: E402
+
+MASK_RATIOS = (0.0, 0.33, 0.66, 0.8)
+SECTION = "## Model"
+
+
+def timed(step, repeats: int) -> float:
+    step()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def flops(step) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
+def inputs(batch: int, size: int):
+    poses = [full_body(), upper_body()]
+    keypoints = torch.stack([poses[i % 2] for i in range(batch)])
+    return torch.randn(batch, 3, size, size), keypoints
+
+
+def train_step(model, pixels, keypoints, ratio):
+    def step():
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(0)
+        model(pixels, keypoints, mask_ratio=ratio).embeddings.square().mean().backward()
+
+    return step
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", type=Path, default=None, help="markdown file to update (section '## Model')")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    config = SapiensIDConfig(num_hidden_layers=args.depth, output_dim=512, drop_path_rate=0.0)
+    # Augmentation off so every ratio processes the same boxes; dropout-free for stable timing.
+    config.keypoint_drop_prob = config.part_drop_prob = config.box_drop_prob = 0.0
+    model = SapiensIDModel(config).train()
+    pixels, keypoints = inputs(args.batch, config.image_size)
+
+    rows = []
+    base_time = base_flops = None
+    for ratio in MASK_RATIOS:
+        step = train_step(model, pixels, keypoints, ratio)
+        seconds, work = timed(step, args.repeats), flops(step)
+        base_time, base_flops = base_time or seconds, base_flops or work
+        speedup, flop_speedup = base_time / seconds, base_flops / work
+        tokens = model(pixels, keypoints, mask_ratio=ratio).token_ids.shape[1]
+        rows.append((ratio, tokens, seconds, speedup, flop_speedup, speedup / flop_speedup))
+        print(f"mask {ratio:.2f}: {tokens} tokens, {seconds:.3f} s/step, speed-up {speedup:.2f}x, FLOP bound {flop_speedup:.2f}x")
+
+    model.eval()
+    with torch.no_grad():
+        kept = int((model(pixels, keypoints).token_ids >= 0).sum(dim=1).float().mean())
+        side = round(math.sqrt(kept))
+        vit = ViTModel(
+            ViTConfig(
+                hidden_size=config.hidden_size, num_hidden_layers=args.depth, num_attention_heads=config.num_attention_heads,
+                intermediate_size=config.intermediate_size, image_size=side * 16, patch_size=16, qkv_bias=False,
+            ),
+            add_pooling_layer=False,
+        ).eval()
+        vit_pixels = torch.randn(args.batch, 3, side * 16, side * 16)
+        ours = timed(lambda: model(pixels, keypoints), args.repeats)
+        theirs = timed(lambda: vit(vit_pixels), args.repeats)
+    ours_rate, vit_rate = args.batch / ours, args.batch / theirs
+    print(f"inference: SapiensID {ours_rate:.2f} img/s ({kept} tokens), ViTModel {vit_rate:.2f} img/s ({side * side + 1} tokens)")
+
+    lines = [
+        SECTION,
+        "",
+        f"`python benchmarks/bench_model.py --depth {args.depth} --batch {args.batch}` on {torch.get_num_threads()} CPU threads "
+        f"(torch {torch.__version__}); width 512, 16 heads, 384 px, 32 px patches, depth {args.depth}, head output 512.",
+        "",
+        "| mask ratio | kept tokens | train step (s) | speed-up vs ratio 0 | FLOP-bound speed-up | fraction of FLOP bound |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [f"| {r:.2f} | {t} | {s:.3f} | {a:.2f}x | {b:.2f}x | {c:.2f} |" for r, t, s, a, b, c in rows]
+    lines += [
+        "",
+        f"Ratio 0 keeps every visible retina token (padded to the longest image). Inference: {ours_rate:.2f} embeddings/s "
+        f"against transformers' ViTModel with the same width, depth and {side * side + 1} tokens at {vit_rate:.2f} images/s "
+        f"in the same run: **{ours_rate / vit_rate:.2f}x** (SapiensID also runs retina sampling, KP-RPE and the head).",
+        "",
+    ]
+    section = "\n".join(lines)
+    if args.write:
+        update_section(args.write, SECTION, section)
+    print(section)
+    return section
+
+
+def update_section(path: Path, heading: str, body: str) -> None:
+    """Replace (or append) one `## ` section of a markdown file, leaving the others alone."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    parts = text.split("\n## ")
+    head, sections = parts[0], ["## " + part for part in parts[1:]]
+    sections = [s for s in sections if not s.startswith(heading + "\n") and s.strip() != heading]
+    sections.append(body.rstrip() + "\n")
+    path.write_text("\n".join([head.rstrip() + "\n"] + sections))
+
+
+if __name__ == "__main__":
+    main()

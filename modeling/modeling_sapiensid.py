@@ -200,7 +200,9 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         super().__init__(config)
         self.config = config
         self.embeddings = SapiensIDRetinaPatchEmbeddings(config)
-        drop_rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        depth = config.num_hidden_layers
+        # Linear stochastic-depth decay, in plain Python so the model can be built on the meta device.
+        drop_rates = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.layers = nn.ModuleList([SapiensIDLayer(config, rate) for rate in drop_rates])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.keypoint_rpe = SapiensIDKeypointRPE(config) if config.use_kprpe else None

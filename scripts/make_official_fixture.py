@@ -11,9 +11,10 @@ omegaconf, easydict, pandas, safetensors, pillow), NOT this package's venv:
 
     /work/venv-official/bin/python scripts/make_official_fixture.py --official-repo /work/official
 
-Why the sizes differ from the brief's "input 96": the official ``make_dynamic_patch_v2``
-resamples every ROI to a hardcoded 384 x 384 crop, so the official network only runs with
-``input_size`` 384. The fixture keeps 384 / patch 32 and shrinks width, depth and heads instead.
+The input stays at 384 x 384 with 32-pixel patches: the official ``make_dynamic_patch_v2``
+resamples every ROI to a hardcoded 384 x 384 crop, so the official network fails at any other input
+size. The fixture shrinks width, depth, heads and the head / KP-RPE sizes instead. ``--full-size``
+builds the released architecture (1.6 GB) for a manual check of the converter at real dimensions.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ OFFICIAL_ALIGNER = OFFICIAL_SRC / "aligners" / "keypoint_predictor" / "__init__.
 
 # The reduced network. input_size and patch size are the official ones (see the module docstring);
 # kprpe_keypoint_dim / kprpe_mlp_dim replace the official hardcoded 32 / 512 of the KP-RPE MLP.
-DIMS = {
+TINY_DIMS = {
     "input_size": 384,
     "dynamic_patch_base_size": 32,
     "emb_dim": 32,
@@ -55,6 +56,19 @@ DIMS = {
     "output_dim": 64,
     "kprpe_keypoint_dim": 8,
     "kprpe_mlp_dim": 32,
+}
+# The released architecture (base.yaml, SapiensModel's 24 layers / 16 heads, the KP-RPE MLP's 32 / 512):
+# --full-size builds it to check the converter at real dimensions (1.6 GB, not a committed fixture).
+FULL_DIMS = {
+    "input_size": 384,
+    "dynamic_patch_base_size": 32,
+    "emb_dim": 512,
+    "depth": 24,
+    "num_heads": 16,
+    "mlp_ratio": 3,
+    "output_dim": 4096,
+    "kprpe_keypoint_dim": 32,
+    "kprpe_mlp_dim": 512,
 }
 
 # Official 22-point layout: YOLO/COCO 17 body points, then the 5-point face detector's points.
@@ -222,7 +236,12 @@ def import_official(official_repo: Path) -> types.SimpleNamespace:
     from models.sapiens_id.kp_preproc import make_kp_preprocessor
     from models.sapiens_id.mrm import MaskedRecognitionModel
     from models.sapiens_id.patching import make_patch_embed
-    from models.sapiens_id.preproc_backbone import preproc_cls_token, preproc_patch_emb, preproc_pos_emb, posemb_sincos_2d
+    from models.sapiens_id.preproc_backbone import (
+        posemb_sincos_2d,
+        preproc_cls_token,
+        preproc_patch_emb,
+        preproc_pos_emb,
+    )
     from models.sapiens_id.rpe import make_rpe
     from models.sapiens_id.rpe.rpe_options import NonlinearMappingNetwork
 
@@ -287,17 +306,17 @@ def official_commit(official_repo: Path, given: str | None) -> str:
 # --------------------------------------------------------------------------- the reduced network
 
 
-def official_config(official_repo: Path, level_embed: bool):
+def official_config(official_repo: Path, dims: dict, level_embed: bool):
     """The official base.yaml with the reduced sizes, resolved like the official hydra config."""
     from omegaconf import OmegaConf
 
     base = OmegaConf.load(official_repo / OFFICIAL_MODEL_DIR / "configs" / "base.yaml")
     config = OmegaConf.create({"models": base, "dataset": {"root_dirs": ""}})
     models = config.models
-    models.input_size = [DIMS["input_size"], DIMS["input_size"]]
-    models.output_dim = DIMS["output_dim"]
-    models.backbone.emb_dim = DIMS["emb_dim"]
-    models.backbone.dynamic_patch_base_size = DIMS["dynamic_patch_base_size"]
+    models.input_size = [dims["input_size"], dims["input_size"]]
+    models.output_dim = dims["output_dim"]
+    models.backbone.emb_dim = dims["emb_dim"]
+    models.backbone.dynamic_patch_base_size = dims["dynamic_patch_base_size"]
     # base.yaml misspells this key, so the released model has no level embedding; the fixture
     # records both variants.
     models.patch_embed_config.level_emb = level_embed
@@ -316,7 +335,7 @@ class OfficialNetwork(torch.nn.Module):
         return self.net(images, foreground_masks, keypoints22)
 
 
-def build_official_network(official: types.SimpleNamespace, config) -> OfficialNetwork:
+def build_official_network(official: types.SimpleNamespace, config, dims: dict) -> OfficialNetwork:
     """Assemble the network as SapiensModel.__init__ does, with the reduced depth and heads."""
     size = config.input_size[0]
     patches_per_side = size // config.backbone.dynamic_patch_base_size
@@ -326,9 +345,9 @@ def build_official_network(official: types.SimpleNamespace, config) -> OfficialN
         patch_size=patches_per_side,
         num_patches=patches_per_side**2,
         embed_dim=config.backbone.emb_dim,
-        depth=DIMS["depth"],
-        mlp_ratio=DIMS["mlp_ratio"],
-        num_heads=DIMS["num_heads"],
+        depth=dims["depth"],
+        mlp_ratio=dims["mlp_ratio"],
+        num_heads=dims["num_heads"],
         drop_path_rate=0.1,
         norm_layer="ln",
         mask_ratio=config.mask_ratio,
@@ -338,15 +357,15 @@ def build_official_network(official: types.SimpleNamespace, config) -> OfficialN
     backbone = official.preproc_pos_emb(
         backbone, config.backbone.pos_embed_type, config.backbone.dynamic_patch_base_size, config.input_size
     )
-    rpe_module = official.make_rpe(config.rpe_config, DIMS["depth"], DIMS["num_heads"], config.backbone.emb_dim)
-    # The official factory hardcodes the KP-RPE MLP at 32 / 512; the same class, smaller.
+    rpe_module = official.make_rpe(config.rpe_config, dims["depth"], dims["num_heads"], config.backbone.emb_dim)
+    # The official factory hardcodes the KP-RPE MLP at 32 / 512; the same class, with the chosen sizes.
     rpe_module.keypoint_linear = official.NonlinearMappingNetwork(
         input_dim=config.rpe_config.kp_dim,
         n_kps=config.rpe_config.num_keypoints,
-        c1=DIMS["kprpe_keypoint_dim"],
-        c2=rpe_module.num_buckets * DIMS["num_heads"] * DIMS["depth"],
+        c1=dims["kprpe_keypoint_dim"],
+        c2=rpe_module.num_buckets * dims["num_heads"] * dims["depth"],
         use_mlp=True,
-        inner_mlp_dim=DIMS["kprpe_mlp_dim"],
+        inner_mlp_dim=dims["kprpe_mlp_dim"],
     )
     net = official.MaskedRecognitionModel(
         backbone=backbone,
@@ -488,7 +507,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"fixture folder (default {DEFAULT_OUT})")
     parser.add_argument("--people", type=Path, default=DEFAULT_PEOPLE, help="folder of the shared real photos")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights, synthetic images and token order")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--full-size",
+        action="store_true",
+        help="build the released architecture instead (24 layers, width 512, 4096-d; 1.6 GB): a manual check of the "
+        "converter at real dimensions. Needs an explicit --out outside tests/.",
+    )
+    args = parser.parse_args(argv)
+    if args.full_size and args.out == DEFAULT_OUT:
+        parser.error("--full-size writes 1.6 GB: give an --out outside the repository")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -496,18 +524,19 @@ def main(argv: list[str] | None = None) -> None:
     official_repo = args.official_repo.resolve()
     official = import_official(official_repo)
     torch.manual_seed(args.seed)
+    dims = FULL_DIMS if args.full_size else TINY_DIMS
 
-    with_level = build_official_network(official, official_config(official_repo, level_embed=True))
+    with_level = build_official_network(official, official_config(official_repo, dims, level_embed=True), dims)
     randomise_parameters(with_level, args.seed)
     state_dict = {name: tensor.detach().clone().contiguous() for name, tensor in with_level.state_dict().items()}
     # The released configuration: the same weights without the level embedding.
-    without_level = build_official_network(official, official_config(official_repo, level_embed=False))
+    without_level = build_official_network(official, official_config(official_repo, dims, level_embed=False), dims)
     without_level.load_state_dict(
         {k: v for k, v in state_dict.items() if not k.endswith("patch_embed.level_embed")}, strict=True
     )
 
-    size = DIMS["input_size"]
-    table = official.posemb_sincos_2d(size // DIMS["dynamic_patch_base_size"], size // DIMS["dynamic_patch_base_size"], DIMS["emb_dim"])
+    size, grid = dims["input_size"], dims["input_size"] // dims["dynamic_patch_base_size"]
+    table = official.posemb_sincos_2d(grid, grid, dims["emb_dim"])
     if not torch.equal(state_dict["net.backbone.pos_embed"][0, 1:], table):
         raise SystemExit("the official pos_embed is not the sin-cos table: the fixture would be misleading")
 
@@ -536,9 +565,9 @@ def main(argv: list[str] | None = None) -> None:
         "torch_version": torch.__version__,
         "import_stubs": official.stubs,
         "seed": args.seed,
-        "dims": DIMS,
+        "dims": dims,
         "num_buckets": with_level.net.rpe_module.num_buckets,
-        "head": {k: config_value for k, config_value in official_config(official_repo, True).head.items() if k != "dataset_root_dirs"},
+        "head": {key: value for key, value in official_config(official_repo, dims, True).head.items() if key != "dataset_root_dirs"},
         "cases": [{"name": case.name, "what": case.what, "image": f"images/{case.name}.png"} for case in CASES],
         "files": {
             "official_state_dict.safetensors": "state dict of the official network with level_embed (keys net.*)",

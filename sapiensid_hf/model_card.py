@@ -1,0 +1,152 @@
+"""The model card (README.md) written beside converted official SapiensID weights."""
+
+from __future__ import annotations
+
+from .modeling import SapiensIDConfig
+
+CITATION = """@inproceedings{kim2025sapiensid,
+  title     = {SapiensID: Foundation for Human Recognition},
+  author    = {Kim, Minchul and Ye, Dingqiang and Su, Yiyang and Liu, Feng and Liu, Xiaoming},
+  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2025},
+  note      = {arXiv:2504.04708}
+}"""
+
+FRONT_MATTER = """---
+library_name: transformers
+pipeline_tag: image-feature-extraction
+license: other
+license_name: sapiensid-weights-no-licence-granted
+tags:
+  - sapiensid
+  - person-re-identification
+  - face-recognition
+  - biometrics
+  - custom_code
+---
+"""
+
+USAGE_WITH_PROCESSOR = """```python
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModel
+
+model = AutoModel.from_pretrained("{repo}", trust_remote_code=True).eval()
+processor = AutoImageProcessor.from_pretrained("{repo}", trust_remote_code=True)
+inputs = processor(images=[Image.open("a.jpg"), Image.open("b.jpg")], return_tensors="pt")
+embeddings = model(**inputs).embeddings                      # (2, {output_dim}), not normalised
+embeddings = embeddings / embeddings.norm(dim=-1, keepdim=True)
+print(float(embeddings[0] @ embeddings[1]))                  # cosine similarity
+```"""
+
+USAGE_WITHOUT_PROCESSOR = """```python
+import torch
+from transformers import AutoModel
+
+model = AutoModel.from_pretrained("{repo}", trust_remote_code=True).eval()
+# pixel_values: (B, 3, {size}, {size}) square-padded with white, resized, normalised with mean = std = 0.5
+# keypoints:    (B, 19, 2) normalised x, y of the 19 points in KEYPOINT_NAMES order
+#               (configuration_sapiensid.py), -1 = missing
+with torch.no_grad():
+    embeddings = model(pixel_values=pixel_values, keypoints=keypoints).embeddings   # (B, {output_dim})
+```"""
+
+
+def render_model_card(
+    config: SapiensIDConfig,
+    source: str,
+    repo_id: str | None = None,
+    heads_inferred: bool = True,
+    has_processor: bool = False,
+) -> str:
+    """README.md for a folder converted from the official checkpoint file named `source`."""
+    repo = repo_id or "path/to/converted-folder"
+    usage = USAGE_WITH_PROCESSOR if has_processor else USAGE_WITHOUT_PROCESSOR
+    heads_note = (
+        "read from the KP-RPE output layer"
+        if heads_inferred
+        else "not recorded in the weights; the official value 16 was assumed"
+    )
+    return (
+        FRONT_MATTER
+        + f"""
+# SapiensID (converted official weights)
+
+SapiensID (Kim et al., "SapiensID: Foundation for Human Recognition", CVPR 2025,
+[arXiv:2504.04708](https://arxiv.org/abs/2504.04708)) recognises people from any picture of them —
+a tight face crop, an upper-body shot or a full body far away — with one model and no face alignment.
+It samples finer patches on the face and upper body (Retina Patch), runs a ViT with keypoint relative
+position encoding, and pools features at body keypoints (Semantic Attention Head) into a
+{config.output_dim}-d identity embedding. Compare embeddings with cosine similarity.
+
+These weights are the authors' released checkpoint (`{source}`, from the official repository
+[mk-minchul/sapiensid](https://github.com/mk-minchul/sapiensid)), converted tensor by tensor into the
+`sapiensid-hf` implementation.
+
+## Usage
+
+{usage.format(repo=repo, output_dim=config.output_dim, size=config.image_size)}
+
+The model needs 19 body and face keypoints per image (`-1` where a point is not visible). The image
+processor finds them with MediaPipe BlazePose / BlazeFace (files extracted by `sapiensid download-detector`
+from the `mediapipe` wheel), or takes yours via `processor(images, keypoints=...)`. The authors used
+YOLOv8-pose and a DFA face detector instead, so end-to-end accuracy here can differ from the paper's.
+Images without any keypoint all get the same embedding (the head reads features only at keypoints):
+check `person_found` in the processor output and leave those images out of matching.
+
+## Model details
+
+| | |
+| --- | --- |
+| input | {config.image_size} x {config.image_size}, square-padded (white), mean = std = 0.5 |
+| retina patches | {config.patch_size} px, {config.grid_size} x {config.grid_size} per level (full image, upper body, face) |
+| encoder | ViT, width {config.hidden_size}, {config.num_hidden_layers} layers, {config.num_attention_heads} heads ({heads_note}), MLP {config.intermediate_size}, ReLU6 |
+| keypoint RPE | {"on" if config.use_kprpe else "off"} |
+| level embedding | {"on" if config.use_level_embed else "off (as in the released configuration)"} |
+| embedding | {config.output_dim}-d, not normalised |
+
+## Conversion and parity
+
+`sapiensid convert-official {source} --out DIR` maps every tensor of the official state dict by an
+explicit rule, checks every shape, verifies that the official fixed sin-cos position table equals the
+one this implementation computes, and refuses to convert if any tensor is left over or missing. The
+`sapiensid-hf` test suite runs the official model code (reduced size, seeded random weights) and this
+implementation on the same pixels and keypoints: the embeddings agree to 1e-4 (max absolute difference).
+
+## Licence
+
+- **Implementation** (`sapiensid-hf`, the code files in this folder): MIT. It is a re-implementation
+  written from the paper and the official code; no official code is copied.
+- **Official code and weights**: the official repository (mk-minchul/sapiensid, commit 6731490) ships no
+  licence file and the released checkpoint comes with no stated licence, so the authors have granted no
+  licence for them. Treat these weights as research-only, and ask the authors before redistributing them
+  or using them commercially. The models were trained on WebBody, a dataset of web images of people that
+  the authors distribute as URL lists; the people in those images did not consent to this use.
+
+## Intended use
+
+Research on human recognition: person re-identification, cloth-changing re-identification and face
+recognition benchmarks on data you are entitled to use, and studies of the model's behaviour.
+
+## Limits of biometric use
+
+- Embeddings of a person's face or body are biometric data. Many jurisdictions restrict collecting,
+  storing and matching them (for example the EU GDPR treats biometric data for identification as a
+  special category, the EU AI Act prohibits or classes as high-risk several remote biometric
+  identification uses, and laws such as Illinois' BIPA require consent). Check the law where you deploy.
+- Do not use it to identify, track or profile people without their informed consent, for covert
+  surveillance, or for decisions with legal or similarly significant effects without human review.
+- Accuracy depends on image quality, resolution, pose, occlusion, clothing changes and the keypoint
+  detector, and may differ across demographic groups; no fairness evaluation of these weights is
+  included here. Calibrate any match threshold on data from your own setting, and report error rates
+  per group before relying on it.
+
+## Citation
+
+```bibtex
+{CITATION}
+```
+"""
+    )
+
+
+__all__ = ["CITATION", "render_model_card"]

@@ -1,0 +1,254 @@
+"""Keypoint detectors: the interface the processor calls, and the default BlazePose + BlazeFace detector.
+
+A detector takes the padded square image (uint8, (S, S, 3), RGB) and returns a `KeypointResult`:
+19 keypoints normalised to that square (-1 = missing) plus the people it saw. Any object with a
+matching ``detect`` method can be plugged into the processor (see `KeypointDetector`).
+
+`BlazePoseDetector` runs MediaPipe's models with ``ai_edge_litert`` (imported lazily):
+
+1. Person detection (pose_detection.tflite, 224 x 224, SSD + weighted NMS, score >= 0.5). Each
+   detection carries a mid-hip point and a full-body scale point (its rotated body ROI) and a
+   mid-shoulder point with an upper-body scale point.
+2. The most prominent person is chosen: largest body-ROI area x detection score. People are listed
+   in that order; ``person_boxes`` holds each one's upper-body box (a square around the mid-shoulder
+   point, half-side = distance to the upper-body scale point).
+3. Landmarks (pose_landmark_full.tflite, 256 x 256 crop of the rotated ROI, scale 1.25): 33 points,
+   heatmap-refined, kept when visibility >= 0.5 and presence >= 0.5. If the model's pose-presence
+   flag is below 0.5 the next person is tried (at most `max_landmark_attempts`).
+4. Face fallback (the fusion rule): only when step 3 yields nobody (tight face crops, group
+   selfies with small faces), BlazeFace short range (128 x 128, score >= 0.5) runs on the same square;
+   the most prominent face (box area x score) gives nose, eyes and ear tragions; it has no mouth
+   corners, so those stay -1. When the pose model found a person, its points are used as they are.
+"""
+
+import importlib
+import math
+import threading
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .blaze_ops import (
+    Detections,
+    Roi,
+    alignment_roi,
+    crop_roi,
+    decode_detections,
+    decode_landmarks,
+    project_from_roi,
+    ssd_anchor_centers,
+    weighted_nms,
+)
+from .detector_assets import (
+    FACE_DETECTION_SHORT_RANGE,
+    POSE_DETECTION,
+    POSE_LANDMARK_FULL,
+    DetectorNotAvailableError,
+    locate_detector_files,
+)
+from .keypoint_layout import empty_keypoints, from_blazeface, from_blazepose
+
+POSE_DETECTOR_INPUT = 224
+POSE_DETECTOR_STRIDES = (8, 16, 32, 32, 32)
+POSE_LANDMARK_INPUT = 256
+POSE_NUM_LANDMARKS = 39  # 33 body landmarks + 6 auxiliary ones
+POSE_ROI_SCALE = 1.25
+FACE_DETECTOR_INPUT = 128
+FACE_DETECTOR_STRIDES = (8, 16, 16, 16)
+NMS_IOU_THRESHOLD = 0.3
+
+SOURCE_NONE, SOURCE_POSE, SOURCE_FACE, SOURCE_GIVEN = "none", "pose", "face", "given"
+
+
+@dataclass
+class KeypointResult:
+    """What a detector found in one square image.
+
+    Attributes:
+        keypoints: (19, 2) float32, normalised to the square, -1 where missing.
+        person_boxes: (P, 4) float32 normalised xyxy boxes of the people seen, most prominent first.
+        chosen_person: index into `person_boxes` of the person the keypoints belong to, -1 if none.
+        source: "pose" (body detector), "face" (face fallback), "none", or "given" (passed by the user).
+    """
+
+    keypoints: np.ndarray = field(default_factory=empty_keypoints)
+    person_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
+    chosen_person: int = -1
+    source: str = SOURCE_NONE
+
+    @property
+    def num_people(self) -> int:
+        return len(self.person_boxes)
+
+
+@runtime_checkable
+class KeypointDetector(Protocol):
+    """Anything with ``detect(square_rgb_uint8) -> KeypointResult`` can replace the default detector."""
+
+    def detect(self, image: np.ndarray) -> KeypointResult: ...
+
+
+def _interpreter_class() -> type:
+    # Imported here so the processor works without ai_edge_litert when keypoints are passed in.
+    try:
+        return importlib.import_module("ai_edge_litert.interpreter").Interpreter
+    except ImportError as error:
+        raise DetectorNotAvailableError(
+            "The keypoint detector needs the `ai-edge-litert` package (pip install ai-edge-litert), "
+            "or pass precomputed `keypoints=` to the processor."
+        ) from error
+
+
+class _TfliteModel:
+    """One .tflite model with a single float input, returning its outputs by tensor name."""
+
+    def __init__(self, path: Path, num_threads: int | None):
+        self._interpreter = _interpreter_class()(model_path=str(path), num_threads=num_threads)
+        self._interpreter.allocate_tensors()
+        self._input_index = self._interpreter.get_input_details()[0]["index"]
+        self._outputs = {detail["name"]: detail["index"] for detail in self._interpreter.get_output_details()}
+
+    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        self._interpreter.set_tensor(self._input_index, np.ascontiguousarray(batch, dtype=np.float32))
+        self._interpreter.invoke()
+        return {name: self._interpreter.get_tensor(index).copy() for name, index in self._outputs.items()}
+
+
+@dataclass
+class _Person:
+    score: float
+    roi: Roi
+    upper_body_box: np.ndarray
+
+    @property
+    def prominence(self) -> float:
+        return self.roi.size**2 * self.score
+
+
+def _upper_body_box(center: np.ndarray, scale_point: np.ndarray) -> np.ndarray:
+    half = float(np.hypot(*(scale_point - center)))
+    return np.clip(np.concatenate([center - half, center + half]), 0.0, 1.0).astype(np.float32)
+
+
+def _model_input(image: np.ndarray, size: int, value_range: tuple[float, float]) -> np.ndarray:
+    resized = np.asarray(
+        Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32
+    )
+    low, high = value_range
+    return (resized * ((high - low) / 255.0) + low)[None]
+
+
+class BlazePoseDetector:
+    """MediaPipe BlazePose Full with a BlazeFace short-range face fallback (see the module docstring).
+
+    Args:
+        cache_dir: directory with the .tflite files (default: $SAPIENSID_DETECTOR_DIR or
+            ~/.cache/sapiensid_hf/detector; fill it with `sapiensid download-detector`).
+        min_detection_confidence: person / face detection score threshold.
+        min_presence_confidence: landmark model pose-presence threshold.
+        min_keypoint_confidence: a landmark is kept when its visibility and presence both reach this.
+        face_fallback: run BlazeFace when the pose models find nobody.
+        max_landmark_attempts: people tried, most prominent first, until the landmark model confirms one.
+        num_threads: threads for each model (None: the runtime's default).
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | PathLike | None = None,
+        min_detection_confidence: float = 0.5,
+        min_presence_confidence: float = 0.5,
+        min_keypoint_confidence: float = 0.5,
+        face_fallback: bool = True,
+        max_landmark_attempts: int = 3,
+        num_threads: int | None = None,
+    ):
+        paths = locate_detector_files(cache_dir)
+        self.min_detection_confidence = min_detection_confidence
+        self.min_presence_confidence = min_presence_confidence
+        self.min_keypoint_confidence = min_keypoint_confidence
+        self.face_fallback = face_fallback
+        self.max_landmark_attempts = max_landmark_attempts
+        self._pose_detector = _TfliteModel(paths[POSE_DETECTION.filename], num_threads)
+        self._pose_landmarker = _TfliteModel(paths[POSE_LANDMARK_FULL.filename], num_threads)
+        self._face_detector = _TfliteModel(paths[FACE_DETECTION_SHORT_RANGE.filename], num_threads)
+        self._pose_anchors = ssd_anchor_centers(POSE_DETECTOR_INPUT, POSE_DETECTOR_STRIDES)
+        self._face_anchors = ssd_anchor_centers(FACE_DETECTOR_INPUT, FACE_DETECTOR_STRIDES)
+        self._lock = threading.Lock()  # a litert interpreter must not run two calls at once
+
+    def detect(self, image: np.ndarray) -> KeypointResult:
+        if (
+            image.dtype != np.uint8
+            or image.ndim != 3
+            or image.shape[2] != 3
+            or image.shape[0] != image.shape[1]
+        ):
+            raise ValueError(f"expected a square RGB uint8 image (S, S, 3), got {image.dtype} {image.shape}")
+        with self._lock:
+            people = self._find_people(image)
+            if people:
+                pixels = torch.tensor(image).permute(2, 0, 1).float().div_(255.0)
+                boxes = np.stack([person.upper_body_box for person in people])
+                for index, person in enumerate(people[: self.max_landmark_attempts]):
+                    keypoints = self._landmarks(pixels, person.roi)
+                    if keypoints is not None:
+                        return KeypointResult(keypoints, boxes, index, SOURCE_POSE)
+            if self.face_fallback:
+                faces = self._find_faces(image)
+                if len(faces):
+                    order = np.argsort(-(_box_areas(faces.boxes) * faces.scores), kind="stable")
+                    boxes = np.clip(faces.boxes[order], 0.0, 1.0).astype(np.float32)
+                    return KeypointResult(from_blazeface(faces.keypoints[order[0]]), boxes, 0, SOURCE_FACE)
+            return KeypointResult()
+
+    def _find_people(self, image: np.ndarray) -> list[_Person]:
+        outputs = self._pose_detector(_model_input(image, POSE_DETECTOR_INPUT, (-1.0, 1.0)))
+        detections = decode_detections(
+            outputs["Identity"][0],
+            outputs["Identity_1"][0, :, 0],
+            self._pose_anchors,
+            POSE_DETECTOR_INPUT,
+            num_keypoints=4,
+            min_score=self.min_detection_confidence,
+        )
+        detections = weighted_nms(detections, NMS_IOU_THRESHOLD)
+        people = [
+            _Person(
+                score=float(detections.scores[index]),
+                roi=alignment_roi(points[0], points[1], POSE_ROI_SCALE, math.pi / 2),
+                upper_body_box=_upper_body_box(points[2], points[3]),
+            )
+            for index, points in enumerate(detections.keypoints)
+        ]
+        return sorted(people, key=lambda person: -person.prominence)
+
+    def _landmarks(self, pixels: torch.Tensor, roi: Roi) -> np.ndarray | None:
+        crop = crop_roi(pixels, roi, POSE_LANDMARK_INPUT).numpy()
+        outputs = self._pose_landmarker(crop[None])
+        if float(outputs["Identity_1"].ravel()[0]) < self.min_presence_confidence:
+            return None
+        points, visibility, presence = decode_landmarks(
+            outputs["Identity"][0], outputs["Identity_3"][0], POSE_LANDMARK_INPUT, POSE_NUM_LANDMARKS
+        )
+        confident = (visibility >= self.min_keypoint_confidence) & (presence >= self.min_keypoint_confidence)
+        return from_blazepose(project_from_roi(points, roi), confident)
+
+    def _find_faces(self, image: np.ndarray) -> Detections:
+        outputs = self._face_detector(_model_input(image, FACE_DETECTOR_INPUT, (-1.0, 1.0)))
+        detections = decode_detections(
+            outputs["regressors"][0],
+            outputs["classificators"][0, :, 0],
+            self._face_anchors,
+            FACE_DETECTOR_INPUT,
+            num_keypoints=6,
+            min_score=self.min_detection_confidence,
+        )
+        return weighted_nms(detections, NMS_IOU_THRESHOLD)
+
+
+def _box_areas(boxes: np.ndarray) -> np.ndarray:
+    return np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)

@@ -36,6 +36,8 @@ class EmbeddingResult:
     roi_boxes: np.ndarray  # (N, 2, 4) face, upper-body boxes, -1 = none
     person_found: np.ndarray  # (N,) bool
     face_found: np.ndarray  # (N,) bool
+    person_box: np.ndarray  # (N, 4) box of the person the keypoints describe, normalised xyxy, -1 = none
+    num_people: np.ndarray  # (N,) people the detector saw (-1 when keypoints were given)
 
 
 class SapiensIDPipeline:
@@ -65,6 +67,8 @@ class SapiensIDPipeline:
                     "roi_boxes": batch["roi_boxes"].cpu().numpy(),
                     "person_found": np.asarray(batch["person_found"], dtype=bool),
                     "face_found": np.asarray(batch["face_found"], dtype=bool),
+                    "person_box": np.asarray(batch["person_box"], dtype=np.float32),
+                    "num_people": np.asarray(batch["num_people"], dtype=np.int64),
                 }
             )
         if not chunks:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hub_isolation import run_without_package
 from PIL import Image
 from transformers import AutoImageProcessor
 
@@ -206,14 +207,27 @@ def test_save_and_load_through_auto_image_processor(image, tmp_path):
         "keypoint_detector.py",
     } <= saved
     assert not any(name.endswith(".tflite") for name in saved)  # weights stay in the detector cache
-    loaded = AutoImageProcessor.from_pretrained(tmp_path, trust_remote_code=True)
-    assert type(loaded).__name__ == "SapiensIDImageProcessor"
-    assert type(loaded).__module__.startswith("transformers_modules")  # the saved flat code, not this package
-    assert loaded.to_dict() == processor.to_dict()
+    # With the package installed the Auto class resolves to it, no remote code needed.
+    loaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded, SapiensIDImageProcessor) and loaded.to_dict() == processor.to_dict()
     given = _person_keypoints()
-    expected, actual = processor(image, keypoints=given), loaded(image, keypoints=given)
-    for name in MODEL_INPUT_NAMES:
-        torch.testing.assert_close(actual[name], expected[name])
+    expected = processor(image, keypoints=given)
+    torch.save({"image": image, "keypoints": given, "expected": {k: expected[k] for k in MODEL_INPUT_NAMES}}, tmp_path / "io.pt")
+    # Without it, the saved flat code loads with trust_remote_code and gives the same inputs.
+    stdout = run_without_package(
+        f"""
+        import torch
+        from transformers import AutoImageProcessor
+        loaded = AutoImageProcessor.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
+        assert type(loaded).__module__.startswith("transformers_modules"), type(loaded).__module__
+        data = torch.load({str(tmp_path / "io.pt")!r}, weights_only=False)
+        actual = loaded(data["image"], keypoints=data["keypoints"])
+        for name, value in data["expected"].items():
+            torch.testing.assert_close(actual[name], value)
+        print("remote ok")
+        """
+    )
+    assert "remote ok" in stdout
 
 
 def test_detector_is_not_serialised(image, tmp_path):

@@ -1,0 +1,581 @@
+"""SapiensID Gradio Space: compare two pictures of people, search a gallery, read about the model.
+
+Run it with ``python spaces_app/app.py --model <folder or hub id>`` or ``sapiensid demo``. Without a
+model (no --model, no $SAPIENSID_MODEL) it runs a randomly initialised tiny model and says, on every
+tab, that its scores are meaningless.
+
+Every handler turns bad input (not an image, too large, no person) into a message in the page; the
+uploads are only used to answer the request (see the About tab).
+"""
+
+import argparse
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from sapiensid_hf.inference import MODEL_ENV_VAR, UNTRAINED_WARNING, SapiensIDPipeline, load_pipeline
+from sapiensid_hf.processing.detector_assets import DETECTOR_DIR_ENV, DetectorNotAvailableError
+from sapiensid_hf.processing.image_decoding import SapiensIDInputError, load_rgb
+from sapiensid_hf.processing.square_resampling import detector_square
+from sapiensid_hf.processing.visualization_sapiensid import draw_retina
+
+logger = logging.getLogger("sapiensid_hf.space")
+
+APP_DIR = Path(__file__).resolve().parent
+REPO_ROOT = APP_DIR.parent
+# A deployed Space ships the detector's .tflite files here (see docs/space.md).
+BUNDLED_DETECTOR_DIR = APP_DIR / "detector"
+# The real photos shipped beside the repository (../shared/data/people); absent on a deployed Space.
+DEFAULT_EXAMPLES_DIR = REPO_ROOT.parent / "shared" / "data" / "people"
+
+MAX_UPLOAD_SIZE = "20mb"
+# Decoded-size limit for uploads; larger JPEGs are decoded at 1/2, 1/4 or 1/8 scale, others refused.
+MAX_IMAGE_PIXELS = 40_000_000
+MAX_GALLERY_IMAGES = 100
+MAX_TOP_K = 20
+DEFAULT_TOP_K = 5
+OVERLAY_SIDE = 640
+DEFAULT_THRESHOLD = 0.30
+MODEL_CONCURRENCY_ID = "sapiensid-model"
+# Uploaded files and rendered overlays are deleted from Gradio's temporary folder: checked every 5
+# minutes, removed once older than 15 minutes (and all of them when the server restarts).
+DELETE_CACHE = (300, 900)
+
+COMPARE_EXAMPLES = (
+    ("face_a_1.jpg", "face_a_2.jpg", "same person, two close-ups"),
+    ("face_a_2.jpg", "face_a_3.jpg", "same person, face vs upper body"),
+    ("face_a_1.jpg", "face_b_1.jpg", "different people"),
+    ("two_men.jpg", "street_bus.jpg", "upper bodies vs full bodies"),
+)
+SEARCH_EXAMPLE_QUERY = "face_a_1.jpg"
+
+THRESHOLD_NOTE = (
+    "The threshold is an **operating point**, not a property of the model: raising it trades missed "
+    "matches for fewer false matches. Choose it on labelled pairs from your own data at the false-match "
+    f"rate you can accept; the default {DEFAULT_THRESHOLD:.2f} is a starting point and was not tuned."
+)
+OVERLAY_LEGEND = (
+    "Overlays show the padded square the model reads: coloured dots are the 19 detected keypoints, the "
+    "**grey grid** the full-image patches, the **blue** grid the upper-body ROI and the **red** grid the "
+    "face ROI (each ROI is re-sampled at the same number of patches, so small faces get fine patches), "
+    "the **yellow** box the person that was chosen when there are several."
+)
+
+
+class UploadError(ValueError):
+    """An upload that cannot be used, with a message meant for the person who uploaded it."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading uploads
+# ----------------------------------------------------------------------------------------------
+
+
+def upload_path_and_name(payload: Any) -> tuple[str, str] | None:
+    """The server path and the user's file name of an unprocessed Gradio upload (dict or path)."""
+    if payload is None:
+        return None
+    if isinstance(payload, str | os.PathLike):
+        return os.fspath(payload), Path(payload).name
+    if isinstance(payload, dict) and payload.get("path"):
+        return payload["path"], payload.get("orig_name") or Path(payload["path"]).name
+    return None
+
+
+def read_upload(payload: Any, label: str) -> np.ndarray:
+    """Decode one upload into an RGB uint8 array, or raise `UploadError` saying what is wrong with it."""
+    located = upload_path_and_name(payload)
+    if located is None:
+        raise UploadError(
+            f"{label}: no image given. Upload a photo, take one with the webcam or pick an example."
+        )
+    path, name = located
+    try:
+        return load_rgb(path, f"{label} ('{name}')", max_image_pixels=MAX_IMAGE_PIXELS)
+    except SapiensIDInputError as error:
+        raise UploadError(str(error)) from error
+    except MemoryError as error:
+        raise UploadError(f"{label} ('{name}'): the image is too large to decode on this server.") from error
+
+
+# ----------------------------------------------------------------------------------------------
+# What the detector found, in words and pictures
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Detection:
+    """What the processor found in one image (one row of an `EmbeddingResult`)."""
+
+    keypoints: np.ndarray
+    roi_boxes: np.ndarray
+    person_box: np.ndarray
+    person_found: bool
+    face_found: bool
+    num_people: int
+
+    @classmethod
+    def from_result(cls, result: Any, index: int) -> "Detection":
+        return cls(
+            keypoints=result.keypoints[index],
+            roi_boxes=result.roi_boxes[index],
+            person_box=result.person_box[index],
+            person_found=bool(result.person_found[index]),
+            face_found=bool(result.face_found[index]),
+            num_people=int(result.num_people[index]),
+        )
+
+    @property
+    def body_found(self) -> bool:
+        return bool((self.roi_boxes[1] >= 0).all())
+
+    def summary(self, label: str) -> str:
+        if not self.person_found:
+            return (
+                f"{label}: no person found. The model fell back to the whole picture, so its score is "
+                "unreliable; use a photo where a person is clearly visible."
+            )
+        parts = [
+            f"face {'found' if self.face_found else 'not visible'}",
+            f"upper body {'found' if self.body_found else 'not visible'}",
+        ]
+        text = f"{label}: {', '.join(parts)}."
+        if self.num_people > 1:
+            text += f" {self.num_people} people seen; the most prominent one (yellow box) is used."
+        if not self.face_found:
+            text += " Matching on the body alone."
+        return text
+
+
+def render_overlay(rgb: np.ndarray, detection: Detection, grid_size: int) -> Image.Image:
+    """The padded square with keypoints, ROI patch grids and the chosen person's box drawn on it."""
+    square = Image.fromarray(detector_square(rgb, OVERLAY_SIDE))
+    return draw_retina(
+        square,
+        detection.keypoints,
+        detection.roi_boxes,
+        grid_size,
+        detection.person_box,
+        scale=1.0,
+        label_points=False,
+    )
+
+
+def model_grid_size(pipeline: SapiensIDPipeline) -> int:
+    config = pipeline.model.config
+    return config.image_size // config.patch_size
+
+
+# ----------------------------------------------------------------------------------------------
+# Handlers
+# ----------------------------------------------------------------------------------------------
+
+
+def failure_message(error: Exception) -> str:
+    """The message shown for an error raised while handling a request."""
+    if isinstance(error, UploadError | SapiensIDInputError):
+        return str(error)
+    if isinstance(error, DetectorNotAvailableError):
+        return (
+            f"The keypoint detector is not installed on this server, so no picture can be processed. {error}"
+        )
+    logger.exception("unexpected error in the SapiensID demo")
+    return (
+        f"Something went wrong on the server ({type(error).__name__}: {error}). Please try another picture."
+    )
+
+
+def verdict_markdown(score: float | None, threshold: float, trained: bool = True) -> str:
+    """Same / different at `threshold`, or nothing when there is no score yet."""
+    if score is None or (isinstance(score, float) and math.isnan(score)):
+        return ""
+    same = score >= threshold
+    text = (
+        f"### {'Same person' if same else 'Different people'}\n"
+        f"cosine {score:.3f} {'≥' if same else '<'} threshold {threshold:.2f}"
+    )
+    if not trained:
+        text += "\n\n**Untrained weights: this verdict is meaningless.**"
+    return text
+
+
+class DemoHandlers:
+    """The functions behind the buttons; they return messages instead of raising."""
+
+    def __init__(self, pipeline: SapiensIDPipeline):
+        self.pipeline = pipeline
+        self.grid_size = model_grid_size(pipeline)
+
+    def compare(self, image_a: Any, image_b: Any, threshold: float) -> tuple:
+        """Two uploads -> (overlay A, overlay B, cosine score, verdict, messages)."""
+        try:
+            images = [read_upload(image_a, "Image A"), read_upload(image_b, "Image B")]
+            result = self.pipeline.embed(images)
+        except Exception as error:  # every failure becomes a message in the page
+            message = failure_message(error)
+            gr.Warning(message)
+            return None, None, None, "", message
+        overlays, messages = [], []
+        for index, (rgb, label) in enumerate(zip(images, ("Image A", "Image B"), strict=True)):
+            found = Detection.from_result(result, index)
+            overlays.append(render_overlay(rgb, found, self.grid_size))
+            messages.append(found.summary(label))
+            if not found.person_found:
+                gr.Warning(f"No person found in {label}; the score is unreliable.")
+        # Rounded once, so the number on the page and the verdict always agree.
+        score = round(float(np.clip(result.embeddings[0] @ result.embeddings[1], -1.0, 1.0)), 4)
+        if not self.pipeline.trained:
+            messages.insert(0, UNTRAINED_WARNING)
+        verdict = self.rethreshold(score, threshold)
+        return overlays[0], overlays[1], score, verdict, "\n".join(messages)
+
+    def rethreshold(self, score: float | None, threshold: float | None) -> str:
+        threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        return verdict_markdown(score, threshold, self.pipeline.trained)
+
+    def search(self, gallery_images: Any, query_image: Any, top_k: float, cache: dict | None) -> tuple:
+        """Gallery uploads + query upload -> (ranked gallery, result table, query overlay, messages, cache).
+
+        `cache` maps an upload's server path (Gradio names uploads by content hash) to its embedding
+        and detection, so repeated queries against one gallery embed each picture once.
+        """
+        cache = dict(cache or {})
+        empty = ([], [], None)
+        try:
+            query_rgb = read_upload(query_image, "Query image")
+            gallery = [upload_path_and_name(payload) for payload in (gallery_images or [])]
+            gallery = [entry for entry in gallery if entry is not None]
+            if not gallery:
+                raise UploadError("Gallery: no images given. Upload the pictures to search among.")
+            if len(gallery) > MAX_GALLERY_IMAGES:
+                raise UploadError(
+                    f"Gallery: {len(gallery)} files given; this demo searches at most {MAX_GALLERY_IMAGES}."
+                )
+            messages = self._index_gallery(gallery, cache)
+            # Keep only the current gallery: the session never holds more than one gallery's embeddings.
+            cache = {path: cache[path] for path, _ in gallery if path in cache}
+            query_result = self.pipeline.embed([query_rgb])
+        except Exception as error:  # every failure becomes a message in the page
+            message = failure_message(error)
+            gr.Warning(message)
+            return *empty, message, cache
+
+        indexed = [(path, name) for path, name in gallery if path in cache]
+        if not indexed:
+            message = "\n".join(messages + ["None of the gallery files could be read as an image."])
+            gr.Warning(message)
+            return *empty, message, cache
+        query = Detection.from_result(query_result, 0)
+        if not query.person_found:
+            gr.Warning("No person found in the query image; the ranking is unreliable.")
+        messages.insert(0, query.summary("Query"))
+        if not self.pipeline.trained:
+            messages.insert(0, UNTRAINED_WARNING)
+
+        gallery_embeddings = np.stack([cache[path]["embedding"] for path, _ in indexed])
+        scores = np.clip(gallery_embeddings @ query_result.embeddings[0], -1.0, 1.0)
+        count = max(1, min(int(top_k or DEFAULT_TOP_K), MAX_TOP_K, len(indexed)))
+        order = np.argsort(-scores, kind="stable")[:count]
+        ranked, table = [], []
+        for rank, position in enumerate(order, start=1):
+            path, name = indexed[position]
+            entry = cache[path]
+            score = float(scores[position])
+            ranked.append((path, f"#{rank} {name} · {score:.3f}"))
+            table.append([rank, name, round(score, 4), entry["person_found"], entry["face_found"]])
+        overlay = render_overlay(query_rgb, query, self.grid_size)
+        return ranked, table, overlay, "\n".join(messages), cache
+
+    def _index_gallery(self, gallery: Sequence[tuple[str, str]], cache: dict) -> list[str]:
+        """Embed the gallery pictures not yet in `cache`, a few at a time; returns messages for skipped files."""
+        messages = []
+        pending = [
+            (index, path, name) for index, (path, name) in enumerate(gallery, start=1) if path not in cache
+        ]
+        chunk_size = 8  # bounds memory: at most this many decoded pictures at once
+        for start in range(0, len(pending), chunk_size):
+            decoded = []
+            for index, path, name in pending[start : start + chunk_size]:
+                try:
+                    decoded.append(
+                        (path, read_upload({"path": path, "orig_name": name}, f"Gallery file {index}"))
+                    )
+                except UploadError as error:
+                    messages.append(f"Skipped: {error}")
+            if not decoded:
+                continue
+            result = self.pipeline.embed([rgb for _, rgb in decoded])
+            for row, (path, _) in enumerate(decoded):
+                found = Detection.from_result(result, row)
+                cache[path] = {
+                    "embedding": result.embeddings[row],
+                    "person_found": found.person_found,
+                    "face_found": found.face_found,
+                }
+        return messages
+
+
+# ----------------------------------------------------------------------------------------------
+# Page
+# ----------------------------------------------------------------------------------------------
+
+ABOUT_MARKDOWN = """
+## SapiensID
+
+SapiensID (Minchul Kim, Dingqiang Ye, Yiyang Su, Feng Liu, Xiaoming Liu, *SapiensID: Foundation for
+Human Recognition*, CVPR 2025, [arXiv 2504.04708](https://arxiv.org/abs/2504.04708)) is one model that
+recognises a person from any picture of them: a tight face crop, an upper-body shot or a distant
+full-body photo, with no alignment step.
+
+- **Retina patches.** A keypoint detector finds 19 face and body points; from them come a face box and an
+  upper-body box. The model cuts the full image, the upper body and the face into the same number of
+  patches each, so a small face still gets fine patches, and a patch is never read twice.
+- **Masked recognition training** drops most tokens and stands one mask token in for them.
+- **Semantic Attention Head** pools the features at the keypoints into one identity embedding.
+- Two pictures are compared with the **cosine similarity** of their embeddings.
+
+### Licences
+- This demo and the `sapiensid-hf` code: MIT.
+- Official weights: the official repository (mk-minchul/sapiensid) ships no licence file and the
+  released checkpoint states no licence, so no licence has been granted for them. Treat them as
+  research-only and ask the authors before redistributing them or using them commercially. Other
+  weights: see the model card of the weights you load.
+- Keypoint detector: MediaPipe BlazePose and BlazeFace models, Apache-2.0.
+
+### Privacy
+Uploaded pictures are used only to answer your request. They are not stored in any database, not
+logged and not used for training. Gradio keeps temporary copies while the page needs them and deletes
+them automatically (within about 15 minutes, and all of them when the server restarts). Gallery
+embeddings live only in your browser session's memory on the server.
+
+### Intended use
+Research and demonstration of person re-identification. Do not use it to identify people without
+their consent, or for decisions about people.
+"""
+
+
+def untrained_banner() -> str:
+    return (
+        '<div id="untrained-warning" role="alert" style="background:#b91c1c;color:#fff;padding:12px 16px;'
+        'border-radius:8px;font-weight:600;font-size:1.05em">'
+        f"⚠ {UNTRAINED_WARNING} Every score and verdict on this page is meaningless.</div>"
+    )
+
+
+def example_files(examples_dir: Path | None) -> dict[str, str]:
+    """Example photo name -> path, for the photos present in `examples_dir`."""
+    if examples_dir is None or not Path(examples_dir).is_dir():
+        return {}
+    return {path.name: str(path) for path in sorted(Path(examples_dir).glob("*.jpg"))}
+
+
+def image_input(label: str, elem_id: str) -> gr.Image:
+    return gr.Image(
+        label=label, sources=["upload", "webcam", "clipboard"], type="filepath", elem_id=elem_id, height=320
+    )
+
+
+def build_compare_tab(handlers: DemoHandlers, examples: dict[str, str]) -> None:
+    with gr.Row():
+        image_a = image_input("Image A", "image-a")
+        image_b = image_input("Image B", "image-b")
+    pairs = [
+        (first, second, label)
+        for first, second, label in COMPARE_EXAMPLES
+        if {first, second} <= set(examples)
+    ]
+    if pairs:
+        gr.Examples(
+            examples=[[examples[first], examples[second]] for first, second, _ in pairs],
+            inputs=[image_a, image_b],
+            example_labels=[label for _, _, label in pairs],
+            label="Example pairs (real photos)",
+        )
+    compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+    with gr.Row():
+        overlay_a = gr.Image(
+            label="What the model reads: A", interactive=False, elem_id="overlay-a", height=360
+        )
+        overlay_b = gr.Image(
+            label="What the model reads: B", interactive=False, elem_id="overlay-b", height=360
+        )
+    gr.Markdown(OVERLAY_LEGEND)
+    with gr.Row():
+        score = gr.Number(
+            label="Cosine similarity (-1 to 1)", precision=4, interactive=False, elem_id="score"
+        )
+        threshold = gr.Slider(
+            -1.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold", elem_id="threshold"
+        )
+    verdict = gr.Markdown(elem_id="verdict")
+    status = gr.Textbox(label="Messages", interactive=False, lines=3, elem_id="compare-status")
+    gr.Markdown(THRESHOLD_NOTE)
+
+    compare_button.click(
+        handlers.compare,
+        inputs=[image_a, image_b, threshold],
+        outputs=[overlay_a, overlay_b, score, verdict, status],
+        api_name="compare",
+        preprocess=False,  # uploads are decoded by `read_upload`, which explains what is wrong with them
+        concurrency_id=MODEL_CONCURRENCY_ID,
+    )
+    threshold.change(
+        handlers.rethreshold, inputs=[score, threshold], outputs=verdict, api_visibility="private"
+    )
+
+
+def build_search_tab(handlers: DemoHandlers, examples: dict[str, str]) -> None:
+    gr.Markdown(
+        "Build a gallery from your pictures, then query it with one picture: a face close-up can find the "
+        "same person in a full-body photo and the other way round."
+    )
+    with gr.Row():
+        gallery_files = gr.File(
+            label=f"Gallery pictures (up to {MAX_GALLERY_IMAGES}; select several files or a whole folder's contents)",
+            file_count="multiple",
+            file_types=["image"],
+            type="filepath",
+            elem_id="gallery-files",
+        )
+        query = image_input("Query picture", "query-image")
+    if SEARCH_EXAMPLE_QUERY in examples:
+        gr.Examples(
+            examples=[[list(examples.values()), examples[SEARCH_EXAMPLE_QUERY]]],
+            inputs=[gallery_files, query],
+            example_labels=["all example photos, queried with a face close-up"],
+            label="Example gallery",
+        )
+    top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Top k", elem_id="top-k")
+    search_button = gr.Button("Search", variant="primary", elem_id="search-button")
+    results = gr.Gallery(label="Best matches", columns=5, height=360, elem_id="search-results")
+    with gr.Row():
+        table = gr.Dataframe(
+            headers=["rank", "picture", "cosine", "person found", "face found"],
+            datatype=["number", "str", "number", "bool", "bool"],
+            interactive=False,
+            label="Ranking",
+            elem_id="search-table",
+        )
+        query_overlay = gr.Image(label="What the model reads: query", interactive=False, height=300)
+    status = gr.Textbox(label="Messages", interactive=False, lines=3, elem_id="search-status")
+    cache = gr.State({})
+    search_button.click(
+        handlers.search,
+        inputs=[gallery_files, query, top_k, cache],
+        outputs=[results, table, query_overlay, status, cache],
+        api_name="search",
+        preprocess=False,  # see the Compare tab
+        concurrency_id=MODEL_CONCURRENCY_ID,
+    )
+
+
+def build_demo(
+    pipeline: SapiensIDPipeline,
+    examples_dir: str | os.PathLike | None = DEFAULT_EXAMPLES_DIR,
+    concurrency_limit: int = 1,
+    max_queue_size: int = 32,
+) -> gr.Blocks:
+    """The Space's page for `pipeline`. Model calls share one queue slot group of `concurrency_limit`."""
+    # Gradio reads this at every report it would send: no telemetry, no version check over the internet.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    handlers = DemoHandlers(pipeline)
+    examples = example_files(Path(examples_dir) if examples_dir is not None else None)
+    with gr.Blocks(
+        title="SapiensID: one model for faces and bodies", analytics_enabled=False, delete_cache=DELETE_CACHE
+    ) as demo:
+        gr.Markdown(
+            "# SapiensID: one model for faces, upper bodies and full bodies\n"
+            "Compare two pictures of people, or search a gallery, with the same model: no face alignment, "
+            "no separate body model."
+        )
+        if not pipeline.trained:
+            gr.HTML(untrained_banner())
+        with gr.Tabs():
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab(handlers, examples)
+            with gr.Tab("Search", id="search"):
+                build_search_tab(handlers, examples)
+            with gr.Tab("About", id="about"):
+                gr.Markdown(ABOUT_MARKDOWN)
+    demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_queue_size)
+    return demo
+
+
+def launch_demo(
+    demo: gr.Blocks,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    share: bool = False,
+    max_file_size: str = MAX_UPLOAD_SIZE,
+    block: bool = True,
+) -> None:
+    """Serve `demo`; with `block=False` return once the server is up (tests)."""
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=max_file_size,
+        prevent_thread_lock=not block,
+        show_error=True,
+        quiet=not block,
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sapiensid demo", description="Run the SapiensID Gradio demo.")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get(MODEL_ENV_VAR),
+        help=f"saved SapiensID folder or hub id (default: ${MODEL_ENV_VAR}; none = untrained tiny model)",
+    )
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 exposes it to the network)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
+        help="port (default: $GRADIO_SERVER_PORT, else the first free one from 7860)",
+    )
+    parser.add_argument(
+        "--share", action="store_true", help="also open a public gradio.live link (off by default)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
+    parser.add_argument(
+        "--examples-dir", type=Path, default=DEFAULT_EXAMPLES_DIR, help="folder of example photos (*.jpg)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="model calls run at the same time (default: 1)"
+    )
+    parser.add_argument(
+        "--max-file-size", default=MAX_UPLOAD_SIZE, help=f"upload limit (default: {MAX_UPLOAD_SIZE})"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python spaces_app/app.py` and `sapiensid demo`."""
+    args = parse_args(argv)
+    if args.concurrency < 1:
+        raise SystemExit(f"--concurrency must be at least 1, got {args.concurrency}")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if BUNDLED_DETECTOR_DIR.is_dir() and not os.environ.get(DETECTOR_DIR_ENV):
+        os.environ[DETECTOR_DIR_ENV] = str(BUNDLED_DETECTOR_DIR)
+    pipeline = load_pipeline(args.model, device=args.device)
+    demo = build_demo(pipeline, examples_dir=args.examples_dir, concurrency_limit=args.concurrency)
+    launch_demo(demo, host=args.host, port=args.port, share=args.share, max_file_size=args.max_file_size)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

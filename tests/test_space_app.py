@@ -1,0 +1,303 @@
+"""The Gradio Space driven through gradio_client, served on 127.0.0.1 with a tiny saved model."""
+
+import importlib.util
+import math
+import re
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sapiensid_hf.inference import UNTRAINED_WARNING, load_pipeline, load_processor
+from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.processing.detector_assets import detector_dir, missing_or_damaged
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP_PATH = REPO_ROOT / "spaces_app" / "app.py"
+PEOPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
+ALL_PEOPLE = (
+    "couple",
+    "face_a_1",
+    "face_a_2",
+    "face_a_3",
+    "face_b_1",
+    "selfie-many-people",
+    "street_bus",
+    "two_men",
+)
+
+gradio_client = pytest.importorskip("gradio_client")
+
+pytestmark = [
+    # Raised inside gradio's queue by pandas 3; nothing these tests control.
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
+
+def load_app_module():
+    """spaces_app/app.py is a script folder, not a package: load it from its path."""
+    spec = importlib.util.spec_from_file_location("sapiensid_space_app", APP_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def require_detector() -> None:
+    missing = missing_or_damaged(detector_dir())
+    if missing:
+        pytest.skip(
+            f"keypoint detector files missing from {detector_dir()} ({', '.join(missing)}); "
+            "run `sapiensid download-detector` first"
+        )
+
+
+def photo(name: str) -> Path:
+    path = PEOPLE_DIR / f"{name}.jpg"
+    if not path.is_file():
+        pytest.skip(f"real test photo {path} not found (../shared/data/people beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_module():
+    return load_app_module()
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    config = SapiensIDConfig.tiny()
+    folder = tmp_path_factory.mktemp("space_tiny_model")
+    SapiensIDModel(config).save_pretrained(folder)
+    load_processor(None, config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(app_module, tiny_model_dir):
+    require_detector()
+    demo = app_module.build_demo(load_pipeline(tiny_model_dir))
+    port = free_port()
+    app_module.launch_demo(demo, host="127.0.0.1", port=port, block=False)
+    try:
+        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def not_an_image(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("uploads") / "holiday.jpg"
+    path.write_text("this is a text file with a .jpg name\n")
+    return path
+
+
+def upload(path: Path):
+    return gradio_client.handle_file(str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Compare
+# ---------------------------------------------------------------------------------------------
+
+
+def test_compare_returns_cosine_score_verdict_and_overlays(client, app_module):
+    threshold = 0.3
+    overlay_a, overlay_b, score, verdict, status = client.predict(
+        upload(photo("face_a_2")), upload(photo("street_bus")), threshold, api_name="/compare"
+    )
+    assert isinstance(score, float) and -1.0 <= score <= 1.0
+    expected = "Same person" if score >= threshold else "Different people"
+    assert expected in verdict and f"{threshold:.2f}" in verdict
+    assert "Image A:" in status and "Image B:" in status
+    for overlay in (overlay_a, overlay_b):
+        with Image.open(overlay) as picture:  # the padded square, drawn at the overlay size
+            assert picture.size == (app_module.OVERLAY_SIDE, app_module.OVERLAY_SIDE)
+
+
+def test_compare_of_a_picture_with_itself_scores_one(client):
+    picture = upload(photo("face_a_1"))
+    _, _, score, verdict, _ = client.predict(picture, picture, 0.99, api_name="/compare")
+    assert score == pytest.approx(1.0, abs=1e-3)
+    assert "Same person" in verdict
+
+
+def test_compare_reports_a_text_file_named_jpg(client, not_an_image):
+    overlay_a, overlay_b, score, verdict, status = client.predict(
+        upload(not_an_image), upload(photo("face_a_1")), 0.3, api_name="/compare"
+    )
+    assert (overlay_a, overlay_b, score, verdict) == (None, None, None, "")
+    assert "Image A ('holiday.jpg')" in status and "not an image" in status
+    assert "Traceback" not in status
+
+
+def test_compare_reports_a_missing_image(client):
+    _, _, score, _, status = client.predict(upload(photo("face_a_1")), None, 0.3, api_name="/compare")
+    assert score is None
+    assert status.startswith("Image B: no image given")
+
+
+def test_compare_refuses_an_oversized_image(client, app_module, tmp_path):
+    side = math.isqrt(app_module.MAX_IMAGE_PIXELS) + 100  # a PNG: not decodable at reduced scale
+    huge = tmp_path / "huge.png"
+    Image.new("L", (side, side), 128).save(huge)
+    _, _, score, _, status = client.predict(upload(photo("face_a_1")), upload(huge), 0.3, api_name="/compare")
+    assert score is None
+    assert "Image B ('huge.png')" in status and f"{side}x{side}" in status
+
+
+def test_compare_says_when_no_person_is_found(client, tmp_path):
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((240, 320, 3), 200, dtype=np.uint8)).save(blank)
+    _, _, score, verdict, status = client.predict(
+        upload(photo("face_a_1")), upload(blank), 0.3, api_name="/compare"
+    )
+    assert -1.0 <= score <= 1.0  # the model still reads the whole picture ...
+    assert "Image B: no person found" in status  # ... and the page says the score is unreliable
+    assert "Image A: face found" in status
+
+
+# ---------------------------------------------------------------------------------------------
+# Search
+# ---------------------------------------------------------------------------------------------
+
+
+def ranked_scores(table: dict) -> list[float]:
+    return [row[2] for row in table["data"]]
+
+
+def test_search_puts_the_identical_copy_first_and_orders_by_score(client):
+    gallery = [upload(photo(name)) for name in ALL_PEOPLE]
+    k = 4
+    results, table, query_overlay, status = client.predict(
+        gallery, upload(photo("face_a_3")), k, api_name="/search"
+    )
+    assert len(results) == k and len(table["data"]) == k
+    assert table["data"][0][1] == "face_a_3.jpg"
+    scores = ranked_scores(table)
+    assert scores[0] == pytest.approx(1.0, abs=1e-3)
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1.0 <= score <= 1.0 for score in scores)
+    assert [row[0] for row in table["data"]] == list(range(1, k + 1))
+    captions = [item["caption"] for item in results]
+    assert captions[0].startswith("#1 face_a_3.jpg")
+    assert [float(re.search(r"· (-?\d\.\d+)$", caption).group(1)) for caption in captions] == pytest.approx(
+        scores, abs=1e-3
+    )
+    assert query_overlay is not None and status.startswith("Query: ")
+
+
+def test_search_with_a_body_query_and_k_larger_than_the_gallery(client):
+    gallery = [upload(photo(name)) for name in ("face_a_1", "two_men", "street_bus")]
+    _, table, _, _ = client.predict(gallery, upload(photo("two_men")), 10, api_name="/search")
+    assert [row[1] for row in table["data"]][0] == "two_men.jpg"
+    assert len(table["data"]) == 3
+
+
+def test_search_skips_unreadable_gallery_files_with_a_message(client, not_an_image):
+    gallery = [upload(photo("face_a_1")), upload(not_an_image), upload(photo("face_b_1"))]
+    _, table, _, status = client.predict(gallery, upload(photo("face_b_1")), 5, api_name="/search")
+    assert sorted(row[1] for row in table["data"]) == ["face_a_1.jpg", "face_b_1.jpg"]
+    assert "Skipped: Gallery file 2 ('holiday.jpg')" in status and "not an image" in status
+
+
+def test_search_reports_a_bad_query(client, not_an_image):
+    results, table, overlay, status = client.predict(
+        [upload(photo("face_a_1"))], upload(not_an_image), 5, api_name="/search"
+    )
+    assert results == [] and overlay is None
+    assert "Query image ('holiday.jpg')" in status and "not an image" in status
+
+
+def test_search_reports_an_empty_gallery(client):
+    _, _, _, status = client.predict([], upload(photo("face_a_1")), 5, api_name="/search")
+    assert status.startswith("Gallery: no images given")
+
+
+# ---------------------------------------------------------------------------------------------
+# Page, verdict and launch settings (no server needed)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_verdict_follows_the_threshold(app_module):
+    assert app_module.verdict_markdown(0.5, 0.5).startswith("### Same person")
+    assert app_module.verdict_markdown(0.49, 0.5).startswith("### Different people")
+    assert app_module.verdict_markdown(None, 0.5) == ""
+    assert "meaningless" in app_module.verdict_markdown(0.9, 0.5, trained=False)
+
+
+def html_values(demo) -> str:
+    return " ".join(str(component.get("props", {}).get("value")) for component in demo.config["components"])
+
+
+def test_untrained_model_gets_a_warning_banner_and_a_trained_one_does_not(
+    app_module, tiny_model_dir, monkeypatch
+):
+    monkeypatch.delenv("SAPIENSID_MODEL", raising=False)
+    untrained = app_module.build_demo(load_pipeline(None), examples_dir=None)
+    trained = app_module.build_demo(load_pipeline(tiny_model_dir), examples_dir=None)
+    assert UNTRAINED_WARNING in html_values(untrained)
+    assert UNTRAINED_WARNING not in html_values(trained)
+
+
+def test_page_has_about_tab_with_paper_licence_and_privacy(app_module, tiny_model_dir):
+    demo = app_module.build_demo(load_pipeline(tiny_model_dir), examples_dir=None)
+    text = html_values(demo)
+    for expected in ("CVPR 2025", "2504.04708", "Licences", "MIT", "Privacy", "not stored"):
+        assert expected in text
+    assert demo.analytics_enabled is False
+
+
+def test_command_line_defaults_are_local_and_private(app_module, monkeypatch):
+    for name in ("SAPIENSID_MODEL", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    args = app_module.parse_args([])
+    assert (args.host, args.port, args.share, args.model) == ("127.0.0.1", None, False, None)
+    monkeypatch.setenv("SAPIENSID_MODEL", "some/model")
+    assert app_module.parse_args(["--port", "7999"]).model == "some/model"
+    assert app_module.parse_args(["--model", "other", "--port", "7999"]).port == 7999
+
+
+def test_space_readme_pins_the_installed_gradio(app_module):
+    import gradio
+
+    readme = (REPO_ROOT / "spaces_app" / "README.md").read_text()
+    front_matter = dict(
+        line.split(":", 1) for line in readme.split("---")[1].strip().splitlines() if ":" in line
+    )
+    front_matter = {key.strip(): value.strip().strip('"') for key, value in front_matter.items()}
+    assert front_matter["sdk"] == "gradio"
+    assert front_matter["sdk_version"].split(".")[:2] == gradio.__version__.split(".")[:2]
+    assert (REPO_ROOT / "spaces_app" / front_matter["app_file"]).is_file()
+    assert front_matter["python_version"] and front_matter["license"]
+
+
+def test_main_loads_the_model_and_launches_locally_with_an_upload_limit(
+    app_module, tiny_model_dir, monkeypatch
+):
+    launched = {}
+
+    def record_launch(demo, **settings):
+        launched.update(settings, demo=demo)
+
+    monkeypatch.setattr(app_module, "launch_demo", record_launch)
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    assert (
+        app_module.main(["--model", str(tiny_model_dir), "--port", "7999", "--examples-dir", "/nonexistent"])
+        == 0
+    )
+    assert (launched["host"], launched["port"], launched["share"]) == ("127.0.0.1", 7999, False)
+    assert launched["max_file_size"] == app_module.MAX_UPLOAD_SIZE
+    assert "compare" in {dependency.get("api_name") for dependency in launched["demo"].config["dependencies"]}

@@ -1,0 +1,48 @@
+"""Evaluate a SapiensID model on a benchmark under its published protocol.
+
+    python examples/evaluate.py --model <folder or hub id> --dataset-root data/Market-1501-v15.09.15 \
+        --benchmark market1501 --output-dir outputs/market1501
+    accelerate launch --num_processes 2 examples/evaluate.py --model ... --dataset-root data/LTCC_ReID --benchmark ltcc
+    python examples/evaluate.py --model ... --dataset-root data/faces/lfw.bin --benchmark verification
+
+Benchmarks and their protocols: sapiensid_hf/evaluation/benchmark_specs.py (market1501, msmt17, ltcc,
+prcc, ccvid, ccvid_video, verification). Embeddings are computed in batches (flip test-time
+augmentation on by default, as the official evaluation), cached in <output-dir>/embeddings, and
+results land in <output-dir>/results.json, results.md and cmc.png / roc.png. The same runs as
+`sapiensid evaluate ...`.
+"""
+
+from accelerate import PartialState
+
+from sapiensid_hf.evaluation.runner import build_parser, run_evaluation
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    results = run_evaluation(
+        args.model,
+        args.dataset_root,
+        args.benchmark,
+        args.output_dir,
+        batch_size=args.batch_size,
+        flip=not args.no_flip,
+        max_rank=args.max_rank,
+        num_workers=args.num_workers,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        device=args.device,
+    )
+    if not PartialState().is_main_process:
+        return
+    for name, row in results.get("rankings", {}).items():
+        if "error" in row:
+            print(f"{name}: {row['error']}")
+        else:
+            print(f"{name:>26}: rank-1 {100 * row['rank1']:.2f}  mAP {100 * row['mAP']:.2f}")
+    if "verification" in results:
+        print(f"accuracy {100 * results['verification']['accuracy']:.2f}")
+    print("tables and plots:", ", ".join(results["files"].values()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Embedding post-processing and query x gallery distance matrices, as the reference evaluations do it.
+
+- `fuse_flip`: embedding of an image plus embedding of its mirror image, L2-normalised (official
+  SapiensID evaluators, CAL `extract_img_feature`, insightface `verification.test`).
+- `aggregate_by_group`: mean embedding per group (e.g. a video tracklet) then L2-normalised (CAL
+  `extract_vid_feature`, the official CCVID video evaluator).
+- `cosine_distance_matrix`: `-(q @ g.T)` of L2-normalised embeddings, the exact distance CAL and the
+  official evaluators rank by (so rankings, ties included, match theirs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+DISTANCE_METRICS = ("cosine", "euclidean")
+
+
+def _as_tensor(array: Any, name: str) -> torch.Tensor:
+    tensor = array if isinstance(array, torch.Tensor) else torch.from_numpy(np.asarray(array))
+    if tensor.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (num_items, dim), got shape {tuple(tensor.shape)}")
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.float32)
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return tensor
+
+
+def l2_normalize(embeddings: Any, eps: float = 1e-12) -> torch.Tensor:
+    """Rows scaled to unit L2 norm (rows of zeros stay zero)."""
+    tensor = _as_tensor(embeddings, "embeddings")
+    return tensor / tensor.norm(dim=1, keepdim=True).clamp_min(eps)
+
+
+def fuse_flip(embeddings: Any, flipped_embeddings: Any) -> torch.Tensor:
+    """`normalize(embeddings + flipped_embeddings)`: flip test-time augmentation."""
+    first = _as_tensor(embeddings, "embeddings")
+    second = _as_tensor(flipped_embeddings, "flipped_embeddings")
+    if first.shape != second.shape:
+        raise ValueError(
+            f"embeddings {tuple(first.shape)} and flipped_embeddings {tuple(second.shape)} differ in shape"
+        )
+    return l2_normalize(first + second)
+
+
+def aggregate_by_group(embeddings: Any, group_ids: Any) -> tuple[torch.Tensor, np.ndarray]:
+    """Mean embedding of each group, L2-normalised, and the row index where each group first occurs.
+
+    Groups are returned in order of first occurrence, so `ids[first_rows]` gives their labels.
+    """
+    tensor = _as_tensor(embeddings, "embeddings")
+    groups = np.asarray(group_ids)
+    if groups.shape != (tensor.shape[0],):
+        raise ValueError(
+            f"group_ids must have one entry per embedding ({tensor.shape[0]}), got shape {groups.shape}"
+        )
+    _, first_rows, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    appearance = np.argsort(first_rows, kind="stable")
+    rank_of_group = np.empty_like(appearance)
+    rank_of_group[appearance] = np.arange(appearance.size)
+    index = torch.from_numpy(rank_of_group[inverse.reshape(-1)])
+    sums = torch.zeros(appearance.size, tensor.shape[1], dtype=tensor.dtype).index_add_(0, index, tensor)
+    counts = torch.bincount(index, minlength=appearance.size).to(tensor.dtype)
+    return l2_normalize(sums / counts[:, None]), first_rows[appearance]
+
+
+def distance_matrix(query: Any, gallery: Any, metric: str = "cosine", block_size: int = 4096) -> torch.Tensor:
+    """(num_query, num_gallery) distances, computed in query blocks.
+
+    `cosine`: `-(normalize(q) @ normalize(g).T)`; `euclidean`: squared L2, `|q|^2 + |g|^2 - 2 q.g`
+    (torchreid's `euclidean_squared_distance`).
+    """
+    if metric not in DISTANCE_METRICS:
+        raise ValueError(f"unknown distance metric {metric!r}; expected one of {DISTANCE_METRICS}")
+    q = _as_tensor(query, "query")
+    g = _as_tensor(gallery, "gallery")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"query dim {q.shape[1]} != gallery dim {g.shape[1]}")
+    if metric == "cosine":
+        q, g = l2_normalize(q), l2_normalize(g)
+    else:
+        g_sq = (g * g).sum(dim=1)
+    out = torch.empty(q.shape[0], g.shape[0], dtype=torch.promote_types(q.dtype, g.dtype))
+    for start in range(0, q.shape[0], block_size):
+        block = q[start : start + block_size]
+        similarity = block @ g.T
+        if metric == "cosine":
+            out[start : start + block_size] = -similarity
+        else:
+            out[start : start + block_size] = (
+                (block * block).sum(dim=1, keepdim=True) + g_sq[None, :] - 2 * similarity
+            )
+    return out

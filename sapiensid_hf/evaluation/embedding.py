@@ -1,0 +1,155 @@
+"""Embeddings of a whole benchmark: batched, flip-augmented, cached on disk, split across processes.
+
+- Batches go through the image processor (in DataLoader workers when `num_workers > 0`) and the model.
+- Flip test-time augmentation as the official evaluators: embedding of the image plus embedding of the
+  mirrored image (pixels, padding mask and keypoints mirrored, left/right keypoints swapped), then
+  L2-normalised. Without flip the embedding is just L2-normalised.
+- Under `accelerate launch`, every process embeds a contiguous slice of the rows and the main process
+  gathers them (Accelerate `PartialState.split_between_processes` + `gather_object`); in a plain
+  Python process this is a no-op.
+- A cache file (npz) is keyed by the model, the processor settings, the dataset content and the flip
+  setting, so an unchanged re-run skips the model entirely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from ..training.augmentation import flip_keypoints
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+class _ProcessImages:
+    """DataLoader collate function: decoded rows -> processor BatchFeature (picklable for workers)."""
+
+    def __init__(self, processor: Any):
+        self.processor = processor
+
+    def __call__(self, rows: list[dict]) -> Any:
+        return self.processor([row["image"] for row in rows], return_tensors="pt")
+
+
+def embedding_cache_key(model: torch.nn.Module, processor: Any, dataset: datasets.Dataset, flip: bool) -> str:
+    """Hex digest identifying (model weights, processor settings, dataset content, flip)."""
+    source = str(getattr(model, "name_or_path", "") or "")
+    weights = []
+    if source and Path(source).is_dir():
+        weights = [
+            (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(Path(source).iterdir())
+            if p.suffix in _WEIGHT_SUFFIXES
+        ]
+    identity = {
+        "model": source,
+        "model_revision": getattr(model.config, "_commit_hash", None),
+        "weights": weights,
+        "config": model.config.to_json_string(use_diff=False),
+        "processor": processor.to_json_string() if hasattr(processor, "to_json_string") else repr(processor),
+        "dataset": dataset._fingerprint,
+        "rows": len(dataset),
+        "flip": flip,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@torch.no_grad()
+def _embed_batch(model: torch.nn.Module, features: Any, device: torch.device, flip: bool) -> torch.Tensor:
+    pixel_values = features["pixel_values"].to(device)
+    keypoints = features["keypoints"]
+    pixel_mask = features["pixel_mask"].to(device)
+    embeddings = model(
+        pixel_values=pixel_values, keypoints=keypoints.to(device), pixel_mask=pixel_mask
+    ).embeddings
+    embeddings = embeddings.float()
+    if flip:
+        mirrored = torch.from_numpy(flip_keypoints(keypoints.cpu().numpy())).to(device)
+        flipped = model(
+            pixel_values=pixel_values.flip(-1), keypoints=mirrored, pixel_mask=pixel_mask.flip(-1)
+        )
+        embeddings = embeddings + flipped.embeddings.float()
+    return F.normalize(embeddings, dim=-1).cpu()
+
+
+def _embed_rows(
+    model: torch.nn.Module,
+    processor: Any,
+    dataset: datasets.Dataset,
+    batch_size: int,
+    flip: bool,
+    device: torch.device,
+    num_workers: int,
+    show_progress: bool,
+) -> np.ndarray:
+    loader = torch.utils.data.DataLoader(
+        dataset.select_columns(["image"]),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_ProcessImages(processor),
+    )
+    chunks = [
+        _embed_batch(model, features, device, flip)
+        for features in tqdm(loader, desc="embedding", unit="batch", disable=not show_progress)
+    ]
+    return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.output_dim), np.float32)
+
+
+def embed_dataset(
+    model: torch.nn.Module,
+    processor: Any,
+    dataset: datasets.Dataset,
+    batch_size: int = 32,
+    flip: bool = True,
+    num_workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """(len(dataset), output_dim) float32 L2-normalised embeddings, in dataset row order.
+
+    Every process of an `accelerate launch` gets the full array back.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    state = PartialState()
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"{embedding_cache_key(model, processor, dataset, flip)[:24]}.npz"
+        if cache_file.is_file():
+            return np.load(cache_file)["embeddings"]
+
+    target = torch.device(device) if device is not None else state.device
+    model = model.to(target).eval()
+    with state.split_between_processes(list(range(len(dataset)))) as rows:
+        local = _embed_rows(
+            model,
+            processor,
+            dataset.select(rows),
+            batch_size,
+            flip,
+            target,
+            num_workers,
+            state.is_main_process,
+        )
+    embeddings = np.concatenate(gather_object([local]))
+    if len(embeddings) != len(dataset):
+        raise RuntimeError(f"gathered {len(embeddings)} embeddings for {len(dataset)} images")
+    if cache_file is not None and state.is_main_process:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_name(cache_file.stem + ".partial.npz")
+        np.savez(partial, embeddings=embeddings)
+        os.replace(partial, cache_file)  # never leave a half-written cache behind
+    state.wait_for_everyone()
+    return embeddings

@@ -1,0 +1,104 @@
+"""Evaluation results as files: JSON, a markdown table, CMC and ROC plots (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .roc import roc_curve
+
+RANK_COLUMNS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
+
+
+def _percent(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def markdown_table(results: dict) -> str:
+    """Ranking rows (percent) and / or the verification row, under a title naming model and data."""
+    lines = [f"### {results['benchmark']}: {results['model']}", "", f"Data: `{results['dataset_root']}`"]
+    lines.append(f"Flip test-time augmentation: {'on' if results['flip'] else 'off'}. Numbers in percent.")
+    rankings = results.get("rankings", {})
+    if rankings:
+        lines += [
+            "",
+            "| evaluation | protocol | queries (valid) | gallery | rank-1 | rank-5 | rank-10 | rank-20 | mAP | mINP |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, row in rankings.items():
+            counts = f"{row['num_queries']} ({row.get('num_valid_queries', '-')})"
+            cells = " | ".join(_percent(row.get(column)) for column in RANK_COLUMNS)
+            lines.append(f"| {name} | {row['protocol']} | {counts} | {row['num_gallery']} | {cells} |")
+    verification = results.get("verification")
+    if verification:
+        fars = [key for key in verification if key.startswith("tar@far=")]
+        lines += [
+            "",
+            "| pairs | accuracy | std | " + " | ".join(f"TAR@FAR={key.split('=')[1]}" for key in fars) + " |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in fars) + " |",
+            f"| {verification['num_pairs']} | {_percent(verification['accuracy'])} | "
+            f"{_percent(verification['accuracy_std'])} | "
+            + " | ".join(_percent(verification[k]) for k in fars)
+            + " |",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_cmc(curves: dict[str, np.ndarray], path: Path, title: str) -> Path:
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    for name, cmc in curves.items():
+        ranks = np.arange(1, len(cmc) + 1)
+        axis.plot(
+            ranks,
+            100 * np.asarray(cmc),
+            marker="o",
+            markersize=2.5,
+            label=f"{name} (rank-1 {100 * cmc[0]:.1f})",
+        )
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("rank")
+    axis.set_ylabel("matching rate (%)")
+    axis.set_title(title)
+    axis.grid(True, alpha=0.3)
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_roc(labels: np.ndarray, scores: np.ndarray, path: Path, title: str) -> Path:
+    plt = _pyplot()
+    fpr, tpr, _ = roc_curve(labels, scores)
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    shown = fpr > 0  # a log axis cannot show FPR = 0
+    axis.plot(fpr[shown], 100 * tpr[shown])
+    axis.set_xscale("log")
+    axis.set_xlabel("false accept rate")
+    axis.set_ylabel("true accept rate (%)")
+    axis.set_title(title)
+    axis.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def write_json(results: dict, path: Path) -> Path:
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    return path

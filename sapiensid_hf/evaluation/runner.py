@@ -1,0 +1,223 @@
+"""Evaluate a SapiensID model on a benchmark: model + dataset root + benchmark -> tables and plots.
+
+    sapiensid evaluate --model <folder or hub id> --dataset-root <benchmark folder> --benchmark market1501
+    accelerate launch -m sapiensid_hf.evaluation.runner --model ... --dataset-root ... --benchmark ltcc
+
+Writes into the output folder: `results.json`, `results.md`, `cmc.png` (ranking benchmarks) or
+`roc.png` (verification), and the embedding cache `embeddings/<key>.npz`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from accelerate import PartialState
+
+from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
+from .distance import aggregate_by_group, distance_matrix
+from .embedding import embed_dataset
+from .ranking import evaluate_ranking
+from .report import markdown_table, plot_cmc, plot_roc, write_json
+from .roc import DEFAULT_FARS, tar_at_far
+from .single_shot import evaluate_single_shot
+from .verification import verification_accuracy
+
+logger = logging.getLogger(__name__)
+
+
+def run_evaluation(
+    model_path: str | os.PathLike,
+    dataset_root: str | os.PathLike,
+    benchmark: str,
+    output_dir: str | os.PathLike,
+    batch_size: int = 32,
+    flip: bool = True,
+    max_rank: int = 50,
+    num_workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    device: str | None = None,
+    processor: Any = None,
+    datasets_cache_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Embed a benchmark with a model and score it under the benchmark's published protocols.
+
+    Args:
+        model_path: a saved SapiensID folder or hub id (`SapiensIDModel.from_pretrained`).
+        dataset_root: the benchmark folder (for `verification`: the `.bin` file).
+        benchmark: a key of `benchmark_specs.BENCHMARKS`.
+        output_dir: where results.json / results.md / plots / the embedding cache go.
+        batch_size: images per forward pass.
+        flip: flip test-time augmentation (the official evaluation uses it).
+        max_rank: CMC length.
+        num_workers: DataLoader workers that decode and pre-process images (keypoint detection included).
+        cache_dir: embedding cache folder (default `<output_dir>/embeddings`); `use_cache=False` disables it.
+        device: torch device (default: the Accelerate process device).
+        processor: an image processor to use instead of the model folder's (e.g. one with a custom detector).
+        datasets_cache_dir: cache folder of `datasets` for the loaded benchmark table.
+
+    Returns:
+        The results dict written to results.json (on non-main processes of a multi-process launch: {}).
+    """
+    from ..inference import load_processor
+    from ..modeling import SapiensIDModel
+
+    spec = get_benchmark(benchmark)
+    output = Path(output_dir)
+    state = PartialState()
+    dataset = spec.load(Path(dataset_root), None if datasets_cache_dir is None else str(datasets_cache_dir))
+    model = SapiensIDModel.from_pretrained(model_path)
+    processor = processor if processor is not None else load_processor(model_path, model.config)
+    embeddings = embed_dataset(
+        model,
+        processor,
+        dataset,
+        batch_size=batch_size,
+        flip=flip,
+        num_workers=num_workers,
+        cache_dir=(cache_dir or output / "embeddings") if use_cache else None,
+        device=device,
+    )
+    if not state.is_main_process:
+        return {}
+
+    output.mkdir(parents=True, exist_ok=True)
+    columns = dataset.remove_columns("image").to_dict()
+    results: dict[str, Any] = {
+        "benchmark": spec.name,
+        "model": str(model_path),
+        "dataset_root": str(dataset_root),
+        "flip": flip,
+        "num_images": len(dataset),
+    }
+    files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
+    if spec.verification:
+        results["verification"], labels, scores = _score_verification(embeddings, columns)
+        files["roc_plot"] = str(
+            plot_roc(labels, scores, output / "roc.png", f"{spec.name}: {Path(dataset_root).name}")
+        )
+    else:
+        results["rankings"] = _score_rankings(spec, embeddings, columns, max_rank)
+        curves = {name: np.asarray(row["cmc"]) for name, row in results["rankings"].items() if row.get("cmc")}
+        files["cmc_plot"] = str(plot_cmc(curves, output / "cmc.png", f"{spec.name}: CMC"))
+    results["files"] = files
+    write_json(results, output / "results.json")
+    (output / "results.md").write_text(markdown_table(results))
+    return results
+
+
+def _rows(columns: dict[str, list], role: str) -> np.ndarray:
+    rows = np.flatnonzero(np.asarray(columns["role"]) == role)
+    if rows.size == 0:
+        raise ValueError(f"the benchmark has no rows with role {role!r}")
+    return rows
+
+
+def _side(embeddings: np.ndarray, columns: dict[str, list], role: str, group_column: str | None):
+    """Embeddings and ids of one role, averaged per group (tracklet) when `group_column` is set."""
+    rows = _rows(columns, role)
+    ids = {name: np.asarray(columns[name])[rows] for name in ("pid", "camid", "clothes_id")}
+    if group_column is None:
+        return embeddings[rows], ids
+    fused, first = aggregate_by_group(embeddings[rows], np.asarray(columns[group_column])[rows])
+    return fused.numpy(), {name: values[first] for name, values in ids.items()}
+
+
+def _score_rankings(spec: Benchmark, embeddings: np.ndarray, columns: dict[str, list], max_rank: int) -> dict:
+    results = {}
+    for evaluation in spec.rankings:
+        query, q_ids = _side(embeddings, columns, evaluation.query_role, spec.group_column)
+        gallery, g_ids = _side(embeddings, columns, evaluation.gallery_role, spec.group_column)
+        distmat = distance_matrix(query, gallery).numpy()
+        row = {"protocol": evaluation.protocol, "num_queries": len(query), "num_gallery": len(gallery)}
+        try:
+            row.update(_rank(evaluation, distmat, q_ids, g_ids, max_rank))
+        except ValueError as error:  # e.g. no valid query under this protocol: report, do not abort
+            row["error"] = str(error)
+            logger.warning("%s / %s: %s", spec.name, evaluation.name, error)
+        results[evaluation.name] = row
+    return results
+
+
+def _rank(evaluation: RankingEvaluation, distmat: np.ndarray, q: dict, g: dict, max_rank: int) -> dict:
+    args = (distmat, q["pid"], g["pid"], q["camid"], g["camid"], q["clothes_id"], g["clothes_id"])
+    if evaluation.single_shot:
+        result = evaluate_single_shot(*args, protocol=evaluation.protocol, max_rank=max_rank)
+        return {**result.to_dict(), "cmc": result.cmc.tolist()}
+    result = evaluate_ranking(*args, protocol=evaluation.protocol, max_rank=max_rank)
+    return {**result.to_dict(), "cmc": result.cmc.tolist()}
+
+
+def _score_verification(
+    embeddings: np.ndarray, columns: dict[str, list]
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    pair_index = np.asarray(columns["pair_index"])
+    if not (pair_index == np.arange(len(pair_index)) // 2).all():
+        raise ValueError("verification rows must come in pair order (rows 2i and 2i+1 form pair i)")
+    first, second = embeddings[0::2].astype(np.float64), embeddings[1::2].astype(np.float64)
+    labels = np.asarray(columns["is_same"])[0::2]
+    scores = np.sum(first * second, -1)
+    summary = {"num_pairs": int(len(labels)), **verification_accuracy(first, second, labels).to_dict()}
+    summary.update({f"tar@far={far:g}": tar for far, tar in tar_at_far(labels, scores, DEFAULT_FARS).items()})
+    return summary, labels, scores
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sapiensid evaluate",
+        description="Evaluate a SapiensID model on a benchmark under its published protocol.",
+        epilog="Benchmarks: " + ", ".join(BENCHMARKS),
+    )
+    parser.add_argument("--model", required=True, help="saved SapiensID folder or hub id")
+    parser.add_argument(
+        "--dataset-root", required=True, help="benchmark folder (verification: the .bin file)"
+    )
+    parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
+    parser.add_argument(
+        "--output-dir", default="outputs/evaluation", help="results, plots and the embedding cache"
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-flip", action="store_true", help="turn off flip test-time augmentation")
+    parser.add_argument("--max-rank", type=int, default=50)
+    parser.add_argument(
+        "--num-workers", type=int, default=0, help="DataLoader workers for decoding + keypoints"
+    )
+    parser.add_argument(
+        "--cache-dir", default=None, help="embedding cache (default: <output-dir>/embeddings)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="always recompute embeddings")
+    parser.add_argument(
+        "--device", default=None, help="torch device (default: the Accelerate process device)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    results = run_evaluation(
+        args.model,
+        args.dataset_root,
+        args.benchmark,
+        args.output_dir,
+        batch_size=args.batch_size,
+        flip=not args.no_flip,
+        max_rank=args.max_rank,
+        num_workers=args.num_workers,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        device=args.device,
+    )
+    if results:
+        print(markdown_table(results))
+        print(f"written: {', '.join(results['files'].values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The evaluation runner end to end with a tiny random model: files, cache, protocols, CLI entry."""
+
+import io
+import json
+import pickle
+
+import numpy as np
+import pytest
+from model_inputs import full_body
+from PIL import Image
+
+from sapiensid_hf.evaluation.runner import main, run_evaluation
+from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+from sapiensid_hf.processing.keypoint_detector import KeypointResult
+
+
+class StandingPersonDetector:
+    """Keypoint detector stand-in: one person standing in the middle of every image (no model files)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, image):
+        self.calls += 1
+        box = np.array([[0.3, 0.05, 0.7, 0.95]], dtype=np.float32)
+        return KeypointResult(full_body().numpy(), box, chosen_person=0, source="pose")
+
+
+class FailingDetector:
+    def detect(self, image):
+        raise AssertionError("the embedding cache should have been used")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_model")
+    SapiensIDModel(SapiensIDConfig.tiny()).save_pretrained(folder)
+    return folder
+
+
+def processor_with(detector):
+    processor = SapiensIDImageProcessor(size=96)
+    processor.detector = detector
+    return processor
+
+
+def picture(value: int, size=(24, 48)) -> Image.Image:
+    """A colour per identity with a left-to-right ramp, so the mirror image differs."""
+    width, height = size
+    ramp = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
+    base = np.array([value * 37 % 256, value * 91 % 256, value * 53 % 256], dtype=np.float32)
+    pixels = np.broadcast_to(base * (0.3 + 0.7 * ramp), (height, width, 3))
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+@pytest.fixture
+def market_root(tmp_path):
+    root = tmp_path / "market"
+    names = {
+        "query": ["0001_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"],
+        "bounding_box_test": [
+            "0001_c2s1_000002_01.jpg",
+            "0002_c3s1_000002_01.jpg",
+            "0003_c1s1_000003_01.jpg",
+        ],
+    }
+    for folder, files in names.items():
+        (root / folder).mkdir(parents=True)
+        for name in files:
+            picture(int(name[:4])).save(root / folder / name)
+    return root
+
+
+def test_market1501_run_writes_tables_plots_and_reuses_the_cache(tiny_model, market_root, tmp_path):
+    detector = StandingPersonDetector()
+    out = tmp_path / "out"
+    results = run_evaluation(
+        tiny_model, market_root, "market1501", out, batch_size=2, processor=processor_with(detector),
+        datasets_cache_dir=tmp_path / "hf",
+    )  # fmt: skip
+    overall = results["rankings"]["overall"]
+    assert (overall["num_queries"], overall["num_gallery"], overall["num_valid_queries"]) == (2, 3, 2)
+    assert 0 <= overall["mAP"] <= 1 and len(overall["cmc"]) == 3
+    assert detector.calls == 5  # flip mirrors pixels and keypoints: no second detector pass
+    assert json.loads((out / "results.json").read_text())["rankings"]["overall"]["mAP"] == overall["mAP"]
+    table = (out / "results.md").read_text()
+    assert "| overall | market1501 | 2 (2) | 3 |" in table
+    assert (out / "cmc.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list((out / "embeddings").glob("*.npz"))) == 1
+
+    again = run_evaluation(
+        tiny_model, market_root, "market1501", out, batch_size=2, processor=processor_with(FailingDetector()),
+        datasets_cache_dir=tmp_path / "hf",
+    )  # fmt: skip
+    assert again["rankings"] == results["rankings"]
+
+
+def test_flip_changes_the_embedding_and_no_flip_is_cached_separately(tiny_model, market_root, tmp_path):
+    out = tmp_path / "out"
+    kwargs = dict(
+        batch_size=4, processor=processor_with(StandingPersonDetector()), datasets_cache_dir=tmp_path / "hf"
+    )
+    with_flip = run_evaluation(tiny_model, market_root, "market1501", out, **kwargs)
+    without = run_evaluation(tiny_model, market_root, "market1501", out, flip=False, **kwargs)
+    assert len(list((out / "embeddings").glob("*.npz"))) == 2
+    cached = [np.load(p)["embeddings"] for p in sorted((out / "embeddings").glob("*.npz"))]
+    assert not np.allclose(cached[0], cached[1])
+    assert with_flip["flip"] and not without["flip"]
+
+
+def test_verification_run_with_a_bin_file(tiny_model, tmp_path):
+    images = []
+    is_same = [pair % 2 == 0 for pair in range(10)]  # 10 pairs: one per fold
+    for pair, same in enumerate(is_same):
+        for side in range(2):
+            buffer = io.BytesIO()
+            picture(pair if same else 2 * pair + side, size=(20, 20)).save(buffer, format="JPEG")
+            images.append(buffer.getvalue())
+    (tmp_path / "tiny_lfw.bin").write_bytes(pickle.dumps((images, is_same)))
+    results = run_evaluation(
+        tiny_model, tmp_path / "tiny_lfw.bin", "verification", tmp_path / "out", batch_size=4,
+        processor=processor_with(StandingPersonDetector()), datasets_cache_dir=tmp_path / "hf",
+    )  # fmt: skip
+    verification = results["verification"]
+    assert verification["num_pairs"] == 10
+    assert 0 <= verification["accuracy"] <= 1 and "tar@far=0.1" in verification
+    assert (tmp_path / "out" / "roc.png").is_file()
+    assert "| 10 |" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_cli_entry_rejects_unknown_benchmarks(capsys):
+    with pytest.raises(SystemExit):
+        main(["--model", "m", "--dataset-root", "d", "--benchmark", "duke"])
+    assert "invalid choice: 'duke'" in capsys.readouterr().err

@@ -1,0 +1,139 @@
+"""Top-k search, k-reciprocal re-ranking and embedding helpers."""
+
+import numpy as np
+import pytest
+import torch
+
+from sapiensid_hf.evaluation import (
+    aggregate_by_group,
+    distance_matrix,
+    faiss_available,
+    k_reciprocal_rerank,
+    stable_topk_smallest,
+    topk_search,
+)
+
+
+def test_stable_topk_breaks_ties_by_column_like_a_stable_sort():
+    values = torch.tensor([[3.0, 1.0, 2.0, 1.0, 1.0, 0.0], [5.0, 5.0, 5.0, 5.0, 5.0, 5.0]])
+    got_values, got_columns = stable_topk_smallest(values, 3)
+    expected_values, expected_columns = torch.sort(values, dim=1, stable=True)
+    assert got_columns.tolist() == [[5, 1, 3], [0, 1, 2]]
+    assert torch.equal(got_columns, expected_columns[:, :3])
+    assert torch.equal(got_values, expected_values[:, :3])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_topk_search_equals_stable_sort_of_the_full_matrix(metric):
+    rng = np.random.default_rng(0)
+    query = torch.from_numpy(rng.standard_normal((37, 8)))
+    gallery = torch.from_numpy(rng.standard_normal((250, 8)))
+    gallery[100] = gallery[3]  # exact duplicates: ties resolved by index across gallery blocks
+    distances, indices = topk_search(
+        query, gallery, k=20, metric=metric, backend="torch", query_block=16, gallery_block=64
+    )
+    full = distance_matrix(query, gallery, metric)
+    expected_dist, expected_index = torch.sort(full, dim=1, stable=True)
+    np.testing.assert_array_equal(indices, expected_index[:, :20].numpy())
+    np.testing.assert_allclose(distances, expected_dist[:, :20].numpy(), rtol=0, atol=1e-12)
+
+
+def test_topk_search_caps_k_and_checks_inputs():
+    distances, indices = topk_search(
+        np.eye(2, dtype=np.float32), np.eye(2, dtype=np.float32), k=5, backend="torch"
+    )
+    assert indices.tolist() == [[0, 1], [1, 0]]
+    np.testing.assert_allclose(distances, [[-1, 0], [-1, 0]])
+    with pytest.raises(ValueError, match="query dim 2 != gallery dim 3"):
+        topk_search(np.zeros((1, 2)), np.zeros((4, 3)), k=1)
+    with pytest.raises(ValueError, match="unknown search backend"):
+        topk_search(np.zeros((1, 2)), np.zeros((4, 2)), k=1, backend="annoy")
+
+
+@pytest.mark.skipif(not faiss_available(), reason="faiss is not installed")
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_faiss_backend_finds_the_same_neighbours(metric):
+    rng = np.random.default_rng(1)
+    query = rng.standard_normal((20, 16)).astype(np.float32)
+    gallery = rng.standard_normal((500, 16)).astype(np.float32)
+    dist_f, index_f = topk_search(query, gallery, k=10, metric=metric, backend="faiss")
+    dist_t, index_t = topk_search(query, gallery, k=10, metric=metric, backend="torch")
+    np.testing.assert_array_equal(index_f, index_t)
+    np.testing.assert_allclose(dist_f, dist_t, atol=1e-4)
+
+
+def test_distance_matrix_cosine_is_negative_cosine_similarity():
+    query = np.array([[2.0, 0.0]])
+    gallery = np.array([[1.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    np.testing.assert_allclose(distance_matrix(query, gallery).numpy(), [[-1.0, 0.0, -np.sqrt(0.5)]])
+    np.testing.assert_allclose(distance_matrix(query, gallery, "euclidean").numpy(), [[1.0, 13.0, 2.0]])
+
+
+def test_aggregate_by_group_averages_then_normalises_in_order_of_appearance():
+    embeddings = np.array([[1.0, 0.0], [0.0, 5.0], [3.0, 0.0], [0.0, 1.0]])
+    fused, first_rows = aggregate_by_group(embeddings, ["t2", "t1", "t2", "t1"])
+    assert first_rows.tolist() == [0, 1]
+    np.testing.assert_allclose(fused.numpy(), [[1.0, 0.0], [0.0, 1.0]])
+
+
+def torchreid_re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3):
+    """torchreid `utils/rerank.py`, with a stable argsort (our tie policy)."""
+    original_dist = np.concatenate(
+        [np.concatenate([q_q_dist, q_g_dist], axis=1), np.concatenate([q_g_dist.T, g_g_dist], axis=1)], axis=0
+    )
+    original_dist = np.power(original_dist, 2).astype(np.float32)
+    original_dist = np.transpose(1.0 * original_dist / np.max(original_dist, axis=0))
+    V = np.zeros_like(original_dist).astype(np.float32)
+    initial_rank = np.argsort(original_dist, kind="stable").astype(np.int32)
+    query_num = q_g_dist.shape[0]
+    all_num = query_num + q_g_dist.shape[1]
+    half = int(np.around(k1 / 2.0)) + 1
+    for i in range(all_num):
+        forward = initial_rank[i, : k1 + 1]
+        backward = initial_rank[forward, : k1 + 1]
+        k_reciprocal = forward[np.where(backward == i)[0]]
+        expansion = k_reciprocal
+        for candidate in k_reciprocal:
+            c_forward = initial_rank[candidate, :half]
+            c_backward = initial_rank[c_forward, :half]
+            c_reciprocal = c_forward[np.where(c_backward == candidate)[0]]
+            if len(np.intersect1d(c_reciprocal, k_reciprocal)) > 2.0 / 3 * len(c_reciprocal):
+                expansion = np.append(expansion, c_reciprocal)
+        expansion = np.unique(expansion)
+        weight = np.exp(-original_dist[i, expansion])
+        V[i, expansion] = 1.0 * weight / np.sum(weight)
+    original_dist = original_dist[:query_num]
+    if k2 != 1:
+        V = np.stack([np.mean(V[initial_rank[i, :k2], :], axis=0) for i in range(all_num)])
+    inv_index = [np.where(V[:, i] != 0)[0] for i in range(all_num)]
+    jaccard = np.zeros_like(original_dist, dtype=np.float32)
+    for i in range(query_num):
+        temp_min = np.zeros(shape=[1, all_num], dtype=np.float32)
+        nonzero = np.where(V[i, :] != 0)[0]
+        for j in nonzero:
+            temp_min[0, inv_index[j]] = temp_min[0, inv_index[j]] + np.minimum(V[i, j], V[inv_index[j], j])
+        jaccard[i] = 1 - temp_min / (2.0 - temp_min)
+    final = jaccard * (1 - lambda_value) + original_dist * lambda_value
+    return final[:query_num, query_num:]
+
+
+@pytest.mark.parametrize(("k1", "k2"), [(20, 6), (5, 1), (7, 3)])
+def test_rerank_equals_torchreid_loop(k1, k2):
+    rng = np.random.default_rng(k1)
+    centers = rng.standard_normal((6, 8))
+    query = centers[rng.integers(0, 6, 15)] + 0.5 * rng.standard_normal((15, 8))
+    gallery = centers[rng.integers(0, 6, 60)] + 0.5 * rng.standard_normal((60, 8))
+
+    def euclidean(a, b):
+        return np.sqrt(np.maximum(distance_matrix(a, b, "euclidean").numpy(), 0))
+
+    args = (euclidean(query, gallery), euclidean(query, query), euclidean(gallery, gallery))
+    result = k_reciprocal_rerank(*args, k1=k1, k2=k2)
+    expected = torchreid_re_ranking(*args, k1=k1, k2=k2)
+    assert result.shape == (15, 60)
+    np.testing.assert_allclose(result, expected, rtol=0, atol=2e-6)  # float32 summation order
+
+
+def test_rerank_checks_shapes():
+    with pytest.raises(ValueError, match="shapes do not fit"):
+        k_reciprocal_rerank(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))

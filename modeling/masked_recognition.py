@@ -67,7 +67,10 @@ def select_tokens(
         token_ids = torch.argsort(score, dim=1)[:, :keep]
     else:
         keep = num_tokens if keep_all_tokens else int(visible.sum(dim=1).max())
-        token_ids = torch.argsort((~visible).to(torch.uint8), dim=1, stable=True)[:, :keep]
+        # Visible tokens first, each group in token order; unique keys make a plain sort stable, which
+        # every ONNX exporter supports.
+        order_key = (~visible).long() * num_tokens + torch.arange(num_tokens, device=visible.device)
+        token_ids = torch.argsort(order_key, dim=1)[:, :keep]
     valid = torch.gather(visible, 1, token_ids)
     if not torch.jit.is_tracing() and not torch.compiler.is_compiling() and not bool(valid.any(dim=1).all()):
         empty = (~valid.any(dim=1)).nonzero().flatten().tolist()

@@ -135,7 +135,9 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
         visible = visible.reshape(batch, 3, -1)
         if pixel_mask is not None and self.config.use_foreground_mask:
             content = F.avg_pool2d(pixel_mask[:, None].float(), self.patch_size).flatten(1) > 0.5
-            visible[:, FULL_IMAGE] &= content
+            # Out of place: the TorchScript ONNX exporter has no in-place `&=` on a slice.
+            full_image = visible[:, FULL_IMAGE : FULL_IMAGE + 1] & content[:, None]
+            visible = torch.cat([full_image, visible[:, FULL_IMAGE + 1 :]], dim=1)
         return visible.flatten(1)
 
     def _token_positions(self, flat_boxes: torch.Tensor, batch: int) -> torch.Tensor:

@@ -50,7 +50,7 @@ def _masked_extent(points: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Ten
 def _invalidate(boxes: torch.Tensor, valid: torch.Tensor, min_points: int, required: tuple[int, ...] | None) -> torch.Tensor:
     usable = valid.sum(dim=1) >= min_points
     if required is not None:
-        usable &= valid[:, list(required)].any(dim=1)
+        usable = usable & valid[:, list(required)].any(dim=1)  # out of place: exportable to ONNX
     return torch.where(usable[:, None], boxes, torch.full_like(boxes, MISSING))
 
 

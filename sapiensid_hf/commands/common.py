@@ -1,0 +1,213 @@
+"""What every image subcommand shares: finding images, loading the model loudly, embedding with a progress bar."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..inference import MODEL_ENV_VAR, UNTRAINED_WARNING, EmbeddingResult, SapiensIDPipeline, load_pipeline
+from ..processing.detector_assets import DetectorNotAvailableError
+from ..processing.image_decoding import SapiensIDInputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+BANNER_WIDTH = 78
+
+
+class CommandError(Exception):
+    """A problem with what the user asked for, reported as one message and exit code 1 (no traceback)."""
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Errors caused by the input or the environment, shown as a message rather than a traceback."""
+    from ..onnx_export import OnnxExportError
+
+    return isinstance(
+        error,
+        CommandError
+        | SapiensIDInputError
+        | DetectorNotAvailableError
+        | OnnxExportError
+        | OSError
+        | ValueError,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Images
+# ----------------------------------------------------------------------------------------------
+
+
+def images_in_folder(folder: Path, recursive: bool) -> list[Path]:
+    """Image files in `folder` (by suffix, case-insensitive), sorted by path for a stable order."""
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(path for path in candidates if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def collect_images(
+    inputs: Iterable[str | os.PathLike], recursive: bool = False, what: str = "input"
+) -> list[Path]:
+    """Expand files and folders into a list of image paths, in the order given (folders sorted).
+
+    A missing path, or a folder without images, is a `CommandError` naming it. A file is taken
+    whatever its suffix: the processor says clearly if it is not an image.
+    """
+    paths: list[Path] = []
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = images_in_folder(path, recursive)
+            if not found:
+                hint = "" if recursive else " (use --recursive to look in sub-folders)"
+                suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+                raise CommandError(f"{what} folder {path} holds no images ({suffixes}){hint}")
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise CommandError(f"{what} {path}: no such file or folder")
+    if not paths:
+        raise CommandError(f"no {what} images given")
+    return paths
+
+
+# ----------------------------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------------------------
+
+
+def banner(message: str, stream=None) -> None:
+    """A boxed, hard-to-miss message on stderr."""
+    stream = stream if stream is not None else sys.stderr
+    rule = "!" * BANNER_WIDTH
+    lines = textwrap.wrap(message, BANNER_WIDTH - 6)
+    print(rule, file=stream)
+    for line in lines:
+        print(f"!! {line:<{BANNER_WIDTH - 6}} !!", file=stream)
+    print(rule, file=stream, flush=True)
+
+
+class _DropUntrainedWarning(logging.Filter):
+    """`load_pipeline` logs the untrained warning; the commands show it as a banner instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != UNTRAINED_WARNING
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """'owner/name' (one slash, no leading '.', '/' or '~'): what the hub could resolve."""
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "~")) and "\\" not in text
+
+
+def open_pipeline(model: str | None, device: str = "cpu") -> SapiensIDPipeline:
+    """Load the model (folder, hub id, $SAPIENSID_MODEL or, with none, an untrained tiny one) and its processor.
+
+    Prints a banner when the weights are untrained. A model argument that is neither an existing
+    folder nor a hub id is refused before anything is loaded.
+    """
+    source = model if model is not None else os.environ.get(MODEL_ENV_VAR)
+    if source is not None and not Path(source).expanduser().exists() and not looks_like_hub_id(source):
+        raise CommandError(
+            f"model {source}: no such folder (give a saved SapiensID folder or a hub id 'owner/name')"
+        )
+    if source is not None and Path(source).expanduser().exists():
+        source = os.fspath(Path(source).expanduser())
+    inference_logger = logging.getLogger("sapiensid_hf.inference")
+    quiet = _DropUntrainedWarning()
+    inference_logger.addFilter(quiet)
+    try:
+        pipeline = load_pipeline(source, device=device)
+    except OSError as error:
+        raise CommandError(f"model {source}: could not be loaded ({error})") from error
+    finally:
+        inference_logger.removeFilter(quiet)
+    if not pipeline.trained:
+        banner(UNTRAINED_WARNING)
+    return pipeline
+
+
+def model_label(model: str | None, pipeline: SapiensIDPipeline) -> str:
+    """What to call the model in saved outputs: the folder / hub id, or that it is untrained."""
+    source = model if model is not None else os.environ.get(MODEL_ENV_VAR)
+    return source if source is not None else "untrained tiny model (random weights)"
+
+
+def untrained_note(pipeline: SapiensIDPipeline) -> str:
+    """One line for saved outputs: empty for trained weights, a loud warning otherwise."""
+    return "" if pipeline.trained else f"WARNING: {UNTRAINED_WARNING}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Embedding
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddedImages:
+    paths: list[Path]  # the images embedded, in order (unreadable ones removed when skipped)
+    result: EmbeddingResult
+    skipped: list[tuple[Path, str]]  # (path, reason) of images left out
+
+
+def _concatenate(results: Sequence[EmbeddingResult]) -> EmbeddingResult:
+    fields = results[0].__dataclass_fields__
+    return EmbeddingResult(**{name: np.concatenate([getattr(r, name) for r in results]) for name in fields})
+
+
+def embed_images(
+    pipeline: SapiensIDPipeline,
+    paths: Sequence[Path],
+    batch_size: int = 8,
+    skip_unreadable: bool = False,
+    description: str = "embedding",
+) -> EmbeddedImages:
+    """Embed `paths` in batches of `batch_size` with a progress bar on stderr (shown on a terminal).
+
+    An image the processor cannot read stops everything with its name and the problem, unless
+    `skip_unreadable`, which leaves it out and records why.
+    """
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise CommandError(f"--batch-size must be at least 1, got {batch_size}")
+    kept: list[Path] = []
+    results: list[EmbeddingResult] = []
+    skipped: list[tuple[Path, str]] = []
+    with tqdm(total=len(paths), desc=description, unit="img", disable=None, file=sys.stderr) as progress:
+        for start in range(0, len(paths), batch_size):
+            batch = list(paths[start : start + batch_size])
+            try:
+                results.append(pipeline.embed([os.fspath(path) for path in batch], batch_size=batch_size))
+                kept.extend(batch)
+            except SapiensIDInputError:
+                if not skip_unreadable:
+                    raise
+                # Find the culprit(s): embed the batch one image at a time.
+                for path in batch:
+                    try:
+                        results.append(pipeline.embed([os.fspath(path)]))
+                        kept.append(path)
+                    except SapiensIDInputError as error:
+                        skipped.append((path, str(error)))
+            progress.update(len(batch))
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if not results:
+        raise CommandError("none of the images could be read")
+    return EmbeddedImages(kept, _concatenate(results), skipped)
+
+
+def not_found_notes(paths: Sequence[Path], result: EmbeddingResult) -> list[str]:
+    """A line per image where the detector found nobody (its embedding then describes the whole picture)."""
+    return [
+        f"no person found in {path}: its embedding comes from the whole picture and is unreliable"
+        for path, found in zip(paths, result.person_found, strict=True)
+        if not found
+    ]

@@ -1,0 +1,73 @@
+"""`sapiensid compare`: two images -> cosine similarity and a same / different verdict at a threshold."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from ..inference import UNTRAINED_WARNING
+from .common import CommandError, banner, open_pipeline
+
+
+def _image_file(raw: str, label: str) -> Path:
+    path = Path(raw).expanduser()
+    if path.is_dir():
+        raise CommandError(
+            f"image {label} {path} is a folder; compare takes two image files (see `sapiensid search`)"
+        )
+    if not path.is_file():
+        raise CommandError(f"image {label} {path}: no such file")
+    return path
+
+
+def _describe(person_found: bool, face_found: bool, num_people: int) -> str:
+    if not person_found:
+        return "no person found: the whole picture is used, the score is unreliable"
+    parts = ["face found" if face_found else "no face (body only)"]
+    if num_people > 1:
+        parts.append(f"{num_people} people, the most prominent one used")
+    return ", ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not -1.0 <= args.threshold <= 1.0:
+        raise CommandError(f"--threshold must lie in [-1, 1] (a cosine similarity), got {args.threshold}")
+    first, second = _image_file(args.image_a, "A"), _image_file(args.image_b, "B")
+    pipeline = open_pipeline(args.model, device=args.device)
+    result = pipeline.embed([os.fspath(first), os.fspath(second)])
+    score = float(result.embeddings[0] @ result.embeddings[1])
+    same = score >= args.threshold
+
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "image_a": os.fspath(first),
+                    "image_b": os.fspath(second),
+                    "score": score,
+                    "threshold": args.threshold,
+                    "same_person": same,
+                    "trained": pipeline.trained,
+                    "person_found": [bool(value) for value in result.person_found],
+                    "face_found": [bool(value) for value in result.face_found],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for label, path, index in (("A", first, 0), ("B", second, 1)):
+            details = _describe(
+                bool(result.person_found[index]),
+                bool(result.face_found[index]),
+                int(result.num_people[index]),
+            )
+            print(f"image {label}: {path} ({details})")
+        print(f"cosine similarity: {score:.4f}")
+        verdict = "SAME PERSON" if same else "DIFFERENT PEOPLE"
+        suffix = "   <-- MEANINGLESS: untrained weights" if not pipeline.trained else ""
+        print(f"verdict at threshold {args.threshold:.2f}: {verdict}{suffix}")
+    if not pipeline.trained:
+        banner(UNTRAINED_WARNING)
+    return 0

@@ -1,0 +1,51 @@
+"""`sapiensid export-onnx`: the embedding model as an ONNX file with a dynamic batch axis, checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..inference import MODEL_ENV_VAR
+from ..onnx_export import MIN_OPSET, export_onnx
+from .common import CommandError, open_pipeline
+
+
+def run(args: argparse.Namespace) -> int:
+    output = Path(args.output).expanduser()
+    if output.suffix != ".onnx":
+        raise CommandError(f"output {output}: the file name must end in .onnx")
+    if args.opset < MIN_OPSET:
+        raise CommandError(
+            f"--opset {args.opset} is too old: the model needs GridSample (opset {MIN_OPSET} or later)"
+        )
+    if args.model is None and not os.environ.get(MODEL_ENV_VAR):
+        raise CommandError(
+            f"export-onnx needs a model: pass --model FOLDER_OR_HUB_ID (or set ${MODEL_ENV_VAR}); "
+            "exporting random weights is never what you want"
+        )
+    pipeline = open_pipeline(args.model, device="cpu")
+    print(f"exporting to {output} (exporter: {args.exporter}, opset {args.opset}); this can take a minute...")
+    report = export_onnx(
+        pipeline.model,
+        output,
+        opset=args.opset,
+        exporter=args.exporter,
+        with_roi_boxes=args.with_roi_boxes,
+        verify=not args.no_verify,
+        tolerance=args.tolerance,
+    )
+    for name, reason in report.failures.items():
+        print(f"the {name} exporter failed ({reason}); used {report.exporter} instead")
+    inputs = "pixel_values, keypoints, pixel_mask" + (", roi_boxes" if report.with_roi_boxes else "")
+    print(
+        f"wrote {report.path} ({report.exporter} exporter, opset {report.opset}; inputs: {inputs}; output: embeddings)"
+    )
+    if report.max_abs_difference is None:
+        print("NOT verified against PyTorch (onnxruntime missing or --no-verify)")
+    else:
+        sizes = " and ".join(str(size) for size in report.verified_batch_sizes)
+        print(
+            f"verified with onnxruntime on batches of {sizes}: max abs difference {report.max_abs_difference:.2e}"
+        )
+    return 0

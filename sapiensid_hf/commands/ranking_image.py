@@ -1,0 +1,83 @@
+"""The picture `sapiensid search` saves: one row per query, the query then its best gallery matches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+THUMB = 160
+CAPTION = 40
+GAP = 8
+QUERY_GAP = 24  # extra space between the query and its matches
+HEADER = 44
+BACKGROUND = (255, 255, 255)
+TILE_BACKGROUND = (235, 235, 235)
+QUERY_COLOR = (30, 110, 255)
+TEXT_COLOR = (20, 20, 20)
+WARNING_BACKGROUND = (200, 0, 0)
+
+
+@dataclass
+class RankedRow:
+    query: str
+    matches: list[tuple[str, float]]  # (gallery image, cosine similarity), best first
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def thumbnail(path: str) -> Image.Image:
+    """The image upright and fitted into a THUMB x THUMB tile (a grey tile if it cannot be opened)."""
+    tile = Image.new("RGB", (THUMB, THUMB), TILE_BACKGROUND)
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (2 * THUMB, 2 * THUMB))  # JPEG: decode at reduced scale, much faster
+            picture = ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, UnidentifiedImageError):
+        return tile
+    picture.thumbnail((THUMB, THUMB), Image.Resampling.BILINEAR)
+    tile.paste(picture, ((THUMB - picture.width) // 2, (THUMB - picture.height) // 2))
+    return tile
+
+
+def _caption(draw: ImageDraw.ImageDraw, x: int, y: int, lines: Sequence[str], font, color=TEXT_COLOR) -> None:
+    for offset, line in enumerate(lines):
+        text = line if len(line) <= 24 else "..." + line[-21:]
+        draw.text((x + 2, y + 2 + offset * 17), text, fill=color, font=font)
+
+
+def render_ranking(rows: Sequence[RankedRow], warning: str = "") -> Image.Image:
+    """Query thumbnails (blue frame) followed by their matches with rank and score; `warning` as a red header."""
+    columns = max(len(row.matches) for row in rows) + 1
+    header_font = _font(18)
+    width = columns * (THUMB + GAP) + QUERY_GAP + GAP
+    if warning:  # never cut the warning short, however few matches there are
+        width = max(
+            width,
+            round(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(warning, font=header_font)) + 2 * GAP,
+        )
+    header = HEADER if warning else 0
+    height = header + len(rows) * (THUMB + CAPTION + GAP) + GAP
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    font = _font(14)
+    if warning:
+        draw.rectangle((0, 0, width, HEADER - 4), fill=WARNING_BACKGROUND)
+        draw.text((GAP, 10), warning, fill=(255, 255, 255), font=header_font)
+    for index, row in enumerate(rows):
+        top = header + GAP + index * (THUMB + CAPTION + GAP)
+        canvas.paste(thumbnail(row.query), (GAP, top))
+        draw.rectangle((GAP - 3, top - 3, GAP + THUMB + 2, top + THUMB + 2), outline=QUERY_COLOR, width=3)
+        _caption(draw, GAP, top + THUMB, ["query", os.path.basename(row.query)], font, QUERY_COLOR)
+        for rank, (match, score) in enumerate(row.matches, start=1):
+            left = GAP + QUERY_GAP + rank * (THUMB + GAP)
+            canvas.paste(thumbnail(match), (left, top))
+            _caption(draw, left, top + THUMB, [f"#{rank}  cos {score:.3f}", os.path.basename(match)], font)
+    return canvas

@@ -1,0 +1,294 @@
+"""The `sapiensid` command line on a tiny saved model and real photos: same numbers as the Python API."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from sapiensid_hf import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.cli import DEFAULT_COMPARE_THRESHOLD, DELEGATED, OWN_COMMANDS, main
+from sapiensid_hf.inference import MODEL_ENV_VAR, load_pipeline
+from sapiensid_hf.processing.detector_assets import (
+    DetectorNotAvailableError,
+    detector_dir,
+    locate_detector_files,
+)
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
+QUERY = "face_a_2.jpg"
+OTHERS = ("face_b_1.jpg", "two_men.jpg")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    model = SapiensIDModel(SapiensIDConfig.tiny())
+    model.save_pretrained(folder)
+    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def people() -> Path:
+    if not PEOPLE.is_dir():
+        pytest.skip(f"real test photos not found at {PEOPLE} (../shared/data/people beside the repo)")
+    return PEOPLE
+
+
+@pytest.fixture(scope="module")
+def photos(people) -> Path:
+    """The real photos, for tests that run the keypoint detector on them."""
+    try:
+        locate_detector_files()
+    except DetectorNotAvailableError as error:
+        pytest.skip(f"detector files not in {detector_dir()}; run `sapiensid download-detector` ({error})")
+    return PEOPLE
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_dir):
+    return load_pipeline(model_dir)
+
+
+@pytest.fixture(autouse=True)
+def _no_model_from_environment(monkeypatch):
+    monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    status = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+# ----------------------------------------------------------------------------------------------
+# Help
+# ----------------------------------------------------------------------------------------------
+
+
+def test_top_level_help_lists_every_command_with_examples(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for command in [*OWN_COMMANDS, *DELEGATED]:
+        assert command in text
+    assert "examples:" in text and "sapiensid compare" in text
+
+
+@pytest.mark.parametrize("command", list(OWN_COMMANDS))
+def test_help_of_each_own_command_teaches_with_examples(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert f"sapiensid {command}" in text
+    assert "examples:" in text
+
+
+@pytest.mark.parametrize("command", list(DELEGATED))
+def test_help_of_delegated_commands_is_their_own_parser(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: sapiensid {command}" in capsys.readouterr().out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "commands:" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# embed
+# ----------------------------------------------------------------------------------------------
+
+
+def test_embed_npy_matches_the_python_api(capsys, tmp_path, model_dir, photos, pipeline):
+    images = [photos / QUERY, *(photos / name for name in OTHERS)]
+    output = tmp_path / "out" / "embeddings.npy"
+    status, out, err = run_cli(
+        capsys, "embed", *images, "--output", output, "--model", model_dir, "--batch-size", 2
+    )
+    assert status == 0, err
+    embeddings = np.load(output)
+    listed = (tmp_path / "out" / "embeddings.paths.txt").read_text().splitlines()
+    assert listed == [str(path) for path in images]
+    assert embeddings.shape == (3, SapiensIDConfig.tiny().output_dim)
+    assert embeddings.dtype == np.float32
+    expected = pipeline.embed([str(path) for path in images]).embeddings
+    np.testing.assert_allclose(embeddings, expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    assert "embedded 3 image(s)" in out and "NO TRAINED WEIGHTS" not in err
+
+
+def test_embed_folder_to_parquet_skips_unreadable_files(capsys, tmp_path, model_dir, photos, pipeline):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos / QUERY, folder / "b_query.jpg")
+    shutil.copy(photos / OTHERS[1], folder / "a_other.JPG")  # suffixes match case-insensitively
+    (folder / "c_broken.jpg").write_text("not a picture")
+    (folder / "notes.txt").write_text("ignored: not an image suffix")
+    output = tmp_path / "gallery.parquet"
+
+    status, _, err = run_cli(capsys, "embed", folder, "-o", output, "--model", model_dir)
+    assert status == 1
+    assert "c_broken.jpg" in err and "Traceback" not in err
+
+    status, out, err = run_cli(
+        capsys, "embed", folder, "-o", output, "--model", model_dir, "--skip-unreadable"
+    )
+    assert status == 0, err
+    assert "skipped" in err and "c_broken.jpg" in err
+    table = pq.read_table(output)
+    assert table.column("path").to_pylist() == [str(folder / "a_other.JPG"), str(folder / "b_query.jpg")]
+    embeddings = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32)
+    expected = pipeline.embed([str(folder / "a_other.JPG"), str(folder / "b_query.jpg")]).embeddings
+    np.testing.assert_allclose(embeddings, expected, atol=1e-5)
+    assert table.column("person_found").to_pylist() == [True, True]
+    assert table.schema.metadata[b"sapiensid.trained"] == b"true"
+
+
+# ----------------------------------------------------------------------------------------------
+# compare
+# ----------------------------------------------------------------------------------------------
+
+
+def test_compare_gives_the_pipeline_similarity_and_a_verdict(capsys, model_dir, photos, pipeline):
+    first, second = photos / QUERY, photos / OTHERS[0]
+    status, out, err = run_cli(capsys, "compare", first, second, "--model", model_dir, "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    expected = pipeline.similarity(str(first), str(second))
+    assert result["score"] == pytest.approx(expected, abs=1e-5)
+    assert result["threshold"] == DEFAULT_COMPARE_THRESHOLD
+    assert result["same_person"] == (result["score"] >= DEFAULT_COMPARE_THRESHOLD)
+    assert result["trained"] is True
+
+    for threshold, verdict in ((expected - 0.01, "SAME PERSON"), (expected + 0.01, "DIFFERENT PEOPLE")):
+        status, out, _ = run_cli(
+            capsys, "compare", first, second, "--model", model_dir, "--threshold", threshold
+        )
+        assert status == 0
+        assert f"cosine similarity: {expected:.4f}" in out
+        assert f"verdict at threshold {threshold:.2f}: {verdict}" in out
+        assert "MEANINGLESS" not in out
+
+
+def test_compare_with_untrained_weights_says_so_loudly(capsys, photos):
+    status, out, err = run_cli(capsys, "compare", photos / QUERY, photos / OTHERS[0])
+    assert status == 0
+    assert "MEANINGLESS: untrained weights" in out
+    assert err.count("NO TRAINED WEIGHTS") == 2  # a banner before and after the result
+
+
+# ----------------------------------------------------------------------------------------------
+# search
+# ----------------------------------------------------------------------------------------------
+
+
+def test_search_ranks_an_identical_copy_of_the_query_first(capsys, tmp_path, model_dir, photos):
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    shutil.copy(photos / QUERY, gallery / "zz_copy_of_query.jpg")  # sorts last: rank 1 is earned, not ordered
+    for name in OTHERS:
+        shutil.copy(photos / name, gallery / name)
+    results = tmp_path / "results"
+
+    status, out, err = run_cli(
+        capsys,
+        "search",
+        photos / QUERY,
+        "--gallery",
+        gallery,
+        "--top-k",
+        2,
+        "--output-dir",
+        results,
+        "--model",
+        model_dir,
+    )
+    assert status == 0, err
+    with open(results / "ranking.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["rank"] for row in rows] == ["1", "2"]
+    assert rows[0]["gallery_image"] == str(gallery / "zz_copy_of_query.jpg")
+    assert float(rows[0]["score"]) == pytest.approx(1.0, abs=1e-5)
+    assert float(rows[0]["score"]) >= float(rows[1]["score"])
+    assert f"| {photos / QUERY} | 1 |" in (results / "ranking.md").read_text()
+    with Image.open(results / "ranking.png") as picture:
+        assert picture.width > 3 * 160 and picture.height > 160  # the query and its two matches
+
+    # The same search against embeddings saved by `embed` gives the same ranking.
+    saved = tmp_path / "gallery.npy"
+    assert run_cli(capsys, "embed", gallery, "-o", saved, "--model", model_dir)[0] == 0
+    status, out_from_file, err = run_cli(
+        capsys, "search", photos / QUERY, "--gallery", saved, "--top-k", 2, "--model", model_dir
+    )
+    assert status == 0, err
+    assert out_from_file.splitlines()[2] == out.splitlines()[2]  # first ranked row, score to 4 decimals
+
+
+def test_search_refuses_a_gallery_from_another_model(capsys, tmp_path, model_dir, photos):
+    saved = tmp_path / "wide.npy"
+    np.save(saved, np.ones((1, 7), dtype=np.float32))
+    (tmp_path / "wide.paths.txt").write_text(f"{photos / QUERY}\n")
+    status, _, err = run_cli(capsys, "search", photos / QUERY, "--gallery", saved, "--model", model_dir)
+    assert status == 1
+    assert "7-d" in err and "same --model" in err
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input: a message naming the problem, exit status 1, no traceback
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["embed", "{tmp}/missing.jpg", "-o", "{tmp}/e.npy"], "missing.jpg: no such file or folder"),
+        (["embed", "{photos}/face_a_2.jpg", "-o", "{tmp}/e.csv"], "must end in .npy or .parquet"),
+        (["embed", "{tmp}", "-o", "{tmp}/e.npy"], "holds no images"),
+        (["compare", "{photos}/face_a_2.jpg", "{tmp}/nobody.jpg"], "nobody.jpg: no such file"),
+        (["compare", "{photos}", "{photos}/face_a_2.jpg"], "is a folder"),
+        (["compare", "{photos}/face_a_2.jpg", "{photos}/face_b_1.jpg", "--threshold", "3"], "--threshold"),
+        (
+            ["compare", "{photos}/face_a_2.jpg", "{photos}/face_b_1.jpg", "--model", "{tmp}/no_model"],
+            "no_model",
+        ),
+        (["compare", "{photos}/face_a_2.jpg", "{photos}/face_b_1.jpg", "--model", "{tmp}"], "no config.json"),
+        (["search", "{photos}/face_a_2.jpg", "--gallery", "{tmp}/nowhere"], "nowhere: no such folder"),
+        (["search", "{photos}/face_a_2.jpg", "--gallery", "{photos}", "--top-k", "0"], "--top-k"),
+        (["export-onnx", "-o", "{tmp}/m.onnx"], "needs a model"),
+        (["export-onnx", "--model", "{tmp}", "-o", "{tmp}/m.onnx", "--opset", "13"], "GridSample"),
+        (["export-onnx", "--model", "{tmp}", "-o", "{tmp}/m.txt"], "must end in .onnx"),
+    ],
+)
+def test_bad_input_gives_a_clear_message_and_exit_status_1(capsys, tmp_path, people, argv, expected):
+    status, _, err = run_cli(capsys, *(arg.format(tmp=tmp_path, photos=people) for arg in argv))
+    assert status == 1
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_unreadable_image_names_the_file(capsys, tmp_path, model_dir):
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("just text")
+    status, _, err = run_cli(capsys, "compare", fake, fake, "--model", model_dir)
+    assert status == 1
+    assert "fake.jpg" in err and "Traceback" not in err
+
+
+def test_usage_error_exits_with_status_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["embed", "photo.jpg"])  # --output missing
+    assert exit_info.value.code == 2
+    assert "--output" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""examples/quickstart.py: the README's main job, on real photos, loud about untrained weights."""
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sapiensid_hf import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.inference import MODEL_ENV_VAR
+from sapiensid_hf.processing.detector_assets import (
+    DetectorNotAvailableError,
+    detector_dir,
+    locate_detector_files,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
+PHOTOS = ("face_a_2.jpg", "two_men.jpg")
+
+
+@pytest.fixture(scope="module")
+def quickstart():
+    spec = importlib.util.spec_from_file_location("quickstart", REPO_ROOT / "examples" / "quickstart.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[str]:
+    if not PEOPLE.is_dir():
+        pytest.skip(f"real test photos not found at {PEOPLE}")
+    try:
+        locate_detector_files()
+    except DetectorNotAvailableError as error:
+        pytest.skip(f"detector files not in {detector_dir()}; run `sapiensid download-detector` ({error})")
+    return [str(PEOPLE / name) for name in PHOTOS]
+
+
+@pytest.fixture(autouse=True)
+def _no_model_from_environment(monkeypatch):
+    monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
+
+
+def test_default_images_are_the_shared_photos(quickstart):
+    assert quickstart.DEFAULT_IMAGES == PEOPLE
+
+
+def test_untrained_run_writes_every_output_and_warns_everywhere(quickstart, photos, tmp_path, capsys):
+    assert quickstart.main(["--output", str(tmp_path), "--images", *photos]) == 0
+    out = capsys.readouterr().out
+    assert out.count("NO TRAINED WEIGHTS") == 2  # banner at the start and at the end
+
+    with open(tmp_path / "similarity.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][0].startswith("# NO TRAINED WEIGHTS")
+    assert rows[1] == ["image", *PHOTOS]
+    similarity = np.array([[float(value) for value in row[1:]] for row in rows[2:]])
+    np.testing.assert_allclose(similarity, similarity.T, atol=1e-6)
+    np.testing.assert_allclose(np.diag(similarity), 1.0, atol=1e-5)
+
+    embeddings = np.load(tmp_path / "embeddings.npy")
+    np.testing.assert_allclose(embeddings @ embeddings.T, similarity, atol=1e-5)
+    detections = json.loads((tmp_path / "detections.json").read_text())
+    assert detections["trained"] is False and "NO TRAINED WEIGHTS" in detections["warning"]
+    assert detections["images"]["two_men.jpg"]["person_found"] is True
+    assert "NO TRAINED WEIGHTS" in (tmp_path / "summary.md").read_text()
+    for name in ("similarity.png", *(f"overlays/{Path(photo).stem}.png" for photo in PHOTOS)):
+        with Image.open(tmp_path / name) as picture:
+            assert picture.width > 100
+
+
+def test_a_given_model_runs_without_warnings(quickstart, photos, tmp_path, capsys):
+    torch.manual_seed(0)
+    model_dir = tmp_path / "model"
+    SapiensIDModel(SapiensIDConfig.tiny()).save_pretrained(model_dir)
+    assert (
+        quickstart.main(["--output", str(tmp_path / "out"), "--model", str(model_dir), "--images", *photos])
+        == 0
+    )
+    assert "NO TRAINED WEIGHTS" not in capsys.readouterr().out
+    first_line = (tmp_path / "out" / "similarity.csv").read_text().splitlines()[0]
+    assert first_line == "image," + ",".join(PHOTOS)
+
+
+def test_missing_images_fail_with_a_message(quickstart, tmp_path, capsys):
+    assert quickstart.main(["--output", str(tmp_path), "--images", str(tmp_path / "nowhere")]) == 1
+    assert "nowhere: no such file or folder" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from markdown_report import publish_section
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import ViTConfig, ViTModel
 
@@ -120,21 +121,7 @@ def main(argv=None) -> str:
         f"in the same run: **{ours_rate / vit_rate:.2f}x** (SapiensID also runs retina sampling, KP-RPE and the head).",
         "",
     ]
-    section = "\n".join(lines)
-    if args.write:
-        update_section(args.write, SECTION, section)
-    print(section)
-    return section
-
-
-def update_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) one `## ` section of a markdown file, leaving the others alone."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    parts = text.split("\n## ")
-    head, sections = parts[0], ["## " + part for part in parts[1:]]
-    sections = [s for s in sections if not s.startswith(heading + "\n") and s.strip() != heading]
-    sections.append(body.rstrip() + "\n")
-    path.write_text("\n".join([head.rstrip() + "\n"] + sections))
+    return publish_section(lines, SECTION, args.write)
 
 
 if __name__ == "__main__":

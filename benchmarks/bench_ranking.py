@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from markdown_report import update_section
 
 from sapiensid_hf.evaluation import evaluate_ranking
 
@@ -67,19 +68,6 @@ def market_sized_problem(seed: int, num_query: int, num_gallery: int, dim: int =
     )
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's own section of docs/benchmarks.md."""
-    content = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = content.find(SECTION)
-    if start == -1:
-        content = content.rstrip("\n") + "\n\n" + text
-    else:
-        end = content.find("\n## ", start + len(SECTION))
-        content = content[:start] + text + ("" if end == -1 else content[end:])
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(content.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,7 +97,9 @@ def main() -> None:
     )
 
     if not args.no_write:
-        write_section(
+        update_section(
+            DOC,
+            SECTION,
             f"""{SECTION}
 
 `python benchmarks/bench_ranking.py` — CMC / mAP / mINP under the Market-1501 rule at Market-1501 size
@@ -125,7 +115,7 @@ The script asserts identical results (CMC to float32 rounding, mAP and mINP to 1
 rank-1 {ours.cmc[0]:.5f}, mAP {ours.mAP:.6f}, mINP {ours.mINP:.6f}.
 Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}
 with {torch.get_num_threads()} threads; other jobs may share the cores, so compare the ratio, not seconds.
-"""
+""",
         )
         print(f"wrote {DOC} ({SECTION})")
 

@@ -14,24 +14,11 @@ results land in <output-dir>/results.json, results.md and cmc.png / roc.png. The
 
 from accelerate import PartialState
 
-from sapiensid_hf.evaluation.runner import build_parser, run_evaluation
+from sapiensid_hf.evaluation.runner import build_parser, run_evaluation_from_args
 
 
 def main() -> None:
-    args = build_parser().parse_args()
-    results = run_evaluation(
-        args.model,
-        args.dataset_root,
-        args.benchmark,
-        args.output_dir,
-        batch_size=args.batch_size,
-        flip=not args.no_flip,
-        max_rank=args.max_rank,
-        num_workers=args.num_workers,
-        cache_dir=args.cache_dir,
-        use_cache=not args.no_cache,
-        device=args.device,
-    )
+    results = run_evaluation_from_args(build_parser().parse_args())
     if not PartialState().is_main_process:
         return
     for name, row in results.get("rankings", {}).items():

@@ -9,19 +9,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from detector_files import require_detector_files
 from PIL import Image
 
 from sapiensid_hf import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.cli import DEFAULT_COMPARE_THRESHOLD, DELEGATED, OWN_COMMANDS, main
 from sapiensid_hf.inference import MODEL_ENV_VAR, load_pipeline
-from sapiensid_hf.processing.detector_assets import (
-    DetectorNotAvailableError,
-    detector_dir,
-    locate_detector_files,
-)
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 
-PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
 QUERY = "face_a_2.jpg"
 OTHERS = ("face_b_1.jpg", "two_men.jpg")
 
@@ -37,20 +32,10 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def people() -> Path:
-    if not PEOPLE.is_dir():
-        pytest.skip(f"real test photos not found at {PEOPLE} (../shared/data/people beside the repo)")
-    return PEOPLE
-
-
-@pytest.fixture(scope="module")
-def photos(people) -> Path:
-    """The real photos, for tests that run the keypoint detector on them."""
-    try:
-        locate_detector_files()
-    except DetectorNotAvailableError as error:
-        pytest.skip(f"detector files not in {detector_dir()}; run `sapiensid download-detector` ({error})")
-    return PEOPLE
+def photos(people_dir) -> Path:
+    """The real photos (conftest's `people_dir`), for tests that run the keypoint detector on them."""
+    require_detector_files()
+    return people_dir
 
 
 @pytest.fixture(scope="module")
@@ -272,8 +257,8 @@ def test_search_refuses_a_gallery_from_another_model(capsys, tmp_path, model_dir
         (["export-onnx", "--model", "{tmp}", "-o", "{tmp}/m.txt"], "must end in .onnx"),
     ],
 )
-def test_bad_input_gives_a_clear_message_and_exit_status_1(capsys, tmp_path, people, argv, expected):
-    status, _, err = run_cli(capsys, *(arg.format(tmp=tmp_path, photos=people) for arg in argv))
+def test_bad_input_gives_a_clear_message_and_exit_status_1(capsys, tmp_path, people_dir, argv, expected):
+    status, _, err = run_cli(capsys, *(arg.format(tmp=tmp_path, photos=people_dir) for arg in argv))
     assert status == 1
     assert expected in err
     assert "Traceback" not in err

@@ -8,15 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from detector_files import require_detector_files
 from PIL import Image
 
 from sapiensid_hf import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.inference import MODEL_ENV_VAR
-from sapiensid_hf.processing.detector_assets import (
-    DetectorNotAvailableError,
-    detector_dir,
-    locate_detector_files,
-)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
@@ -32,14 +28,9 @@ def quickstart():
 
 
 @pytest.fixture(scope="module")
-def photos() -> list[str]:
-    if not PEOPLE.is_dir():
-        pytest.skip(f"real test photos not found at {PEOPLE}")
-    try:
-        locate_detector_files()
-    except DetectorNotAvailableError as error:
-        pytest.skip(f"detector files not in {detector_dir()}; run `sapiensid download-detector` ({error})")
-    return [str(PEOPLE / name) for name in PHOTOS]
+def photos(people_dir) -> list[str]:
+    require_detector_files()
+    return [str(people_dir / name) for name in PHOTOS]
 
 
 @pytest.fixture(autouse=True)

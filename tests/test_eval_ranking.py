@@ -5,6 +5,7 @@ write them."""
 import numpy as np
 import pytest
 import torch
+from torchreid_reference import torchreid_average_precision, torchreid_valid_queries
 
 from sapiensid_hf.evaluation import NoValidQueryError, evaluate_ranking
 
@@ -13,23 +14,15 @@ from sapiensid_hf.evaluation import NoValidQueryError, evaluate_ranking
 
 def torchreid_market1501(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, sort_kind="quicksort"):
     """torchreid `eval_market1501` + fast-reid's mINP, CMC padded where the kept gallery is short."""
-    indices = np.argsort(distmat, axis=1, kind=sort_kind)
-    matches = (g_pids[indices] == q_pids[:, None]).astype(np.int32)
     all_cmc, all_ap, all_inp = [], [], []
-    for q in range(distmat.shape[0]):
-        order = indices[q]
-        keep = ~((g_pids[order] == q_pids[q]) & (g_camids[order] == q_camids[q]))
-        raw_cmc = matches[q][keep]
-        if not np.any(raw_cmc):
-            continue
+    for _, _, raw_cmc in torchreid_valid_queries(distmat, q_pids, g_pids, q_camids, g_camids, sort_kind):
         cmc = raw_cmc.cumsum()
         last = np.max(np.where(raw_cmc == 1))
         all_inp.append(cmc[last] / (last + 1.0))
         cmc[cmc > 1] = 1
         cmc = np.concatenate([cmc, np.ones(max(0, max_rank - len(cmc)), cmc.dtype)])
         all_cmc.append(cmc[:max_rank])
-        precision_at_hits = np.asarray([x / (i + 1.0) for i, x in enumerate(raw_cmc.cumsum())]) * raw_cmc
-        all_ap.append(precision_at_hits.sum() / raw_cmc.sum())
+        all_ap.append(torchreid_average_precision(raw_cmc))
     return np.asarray(all_cmc).astype(np.float32).sum(0) / len(all_cmc), np.mean(all_ap), np.mean(all_inp)
 
 

@@ -5,6 +5,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from torchreid_reference import torchreid_average_precision, torchreid_valid_queries
 
 from sapiensid_hf.evaluation import (
     NoValidQueryError,
@@ -17,15 +18,8 @@ from sapiensid_hf.evaluation import (
 
 def torchreid_cuhk03(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, num_repeats=10):
     """torchreid `eval_cuhk03`, drawing from numpy's global generator (np.bool -> bool for NumPy 2)."""
-    indices = np.argsort(distmat, axis=1, kind="stable")
-    matches = (g_pids[indices] == q_pids[:, None]).astype(np.int32)
     all_cmc, all_ap = [], []
-    for q in range(distmat.shape[0]):
-        order = indices[q]
-        keep = ~((g_pids[order] == q_pids[q]) & (g_camids[order] == q_camids[q]))
-        raw_cmc = matches[q][keep]
-        if not np.any(raw_cmc):
-            continue
+    for order, keep, raw_cmc in torchreid_valid_queries(distmat, q_pids, g_pids, q_camids, g_camids, "stable"):
         positions = defaultdict(list)
         for idx, pid in enumerate(g_pids[order][keep]):
             positions[pid].append(idx)
@@ -38,8 +32,7 @@ def torchreid_cuhk03(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, num_
             one_shot[one_shot > 1] = 1
             cmc += one_shot[:max_rank].astype(np.float32)
         all_cmc.append(cmc / num_repeats)
-        precision_at_hits = np.asarray([x / (i + 1.0) for i, x in enumerate(raw_cmc.cumsum())]) * raw_cmc
-        all_ap.append(precision_at_hits.sum() / raw_cmc.sum())
+        all_ap.append(torchreid_average_precision(raw_cmc))
     return np.asarray(all_cmc).astype(np.float32).sum(0) / len(all_cmc), np.mean(all_ap)
 
 

@@ -1,23 +1,20 @@
 """The Gradio Space driven through gradio_client, served on 127.0.0.1 with a tiny saved model."""
 
-import importlib.util
 import math
 import re
-import socket
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from detector_files import require_detector_files
 from PIL import Image
+from space_server import GRADIO_QUEUE_WARNING_FILTERS, load_app_module, served
 
 from sapiensid_hf.inference import UNTRAINED_WARNING, load_pipeline, load_processor
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
-from sapiensid_hf.processing.detector_assets import detector_dir, missing_or_damaged
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-APP_PATH = REPO_ROOT / "spaces_app" / "app.py"
 PEOPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
 ALL_PEOPLE = (
     "couple",
@@ -32,35 +29,7 @@ ALL_PEOPLE = (
 
 gradio_client = pytest.importorskip("gradio_client")
 
-pytestmark = [
-    # Raised inside gradio's queue by pandas 3; nothing these tests control.
-    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
-
-
-def load_app_module():
-    """spaces_app/app.py is a script folder, not a package: load it from its path."""
-    spec = importlib.util.spec_from_file_location("sapiensid_space_app", APP_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def require_detector() -> None:
-    missing = missing_or_damaged(detector_dir())
-    if missing:
-        pytest.skip(
-            f"keypoint detector files missing from {detector_dir()} ({', '.join(missing)}); "
-            "run `sapiensid download-detector` first"
-        )
+pytestmark = GRADIO_QUEUE_WARNING_FILTERS
 
 
 def photo(name: str) -> Path:
@@ -72,7 +41,7 @@ def photo(name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def app_module():
-    return load_app_module()
+    return load_app_module("sapiensid_space_app")
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +56,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(app_module, tiny_model_dir):
-    require_detector()
-    demo = app_module.build_demo(load_pipeline(tiny_model_dir))
-    port = free_port()
-    app_module.launch_demo(demo, host="127.0.0.1", port=port, block=False)
-    try:
-        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        demo.close()
+    require_detector_files()
+    with served(app_module, load_pipeline(tiny_model_dir)) as url:
+        yield gradio_client.Client(url, verbose=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,13 @@
 """The Gradio Space in a real browser: Debian's chromium, driven by Playwright, compares two real photos."""
 
-import importlib.util
-import socket
-import sys
 from pathlib import Path
 
 import pytest
+from detector_files import require_detector_files
+from space_server import GRADIO_QUEUE_WARNING_FILTERS, load_app_module, served
 
 from sapiensid_hf.inference import UNTRAINED_WARNING, load_pipeline
-from sapiensid_hf.processing.detector_assets import detector_dir, missing_or_damaged
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-APP_PATH = REPO_ROOT / "spaces_app" / "app.py"
 PEOPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -26,44 +22,19 @@ RESULT_TIMEOUT_MS = 150_000  # generous: the CI machine may be busy with other t
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
-    # Raised inside gradio's queue by pandas 3; nothing this test controls.
-    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+    *GRADIO_QUEUE_WARNING_FILTERS,
 ]
-
-
-def load_app_module():
-    spec = importlib.util.spec_from_file_location("sapiensid_space_app_browser", APP_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def space():
-    missing = missing_or_damaged(detector_dir())
-    if missing:
-        pytest.skip(
-            f"keypoint detector files missing from {detector_dir()}; run `sapiensid download-detector` first"
-        )
+    require_detector_files()
     if not PEOPLE_DIR.is_dir():
         pytest.skip(f"real test photos not found at {PEOPLE_DIR}")
-    app = load_app_module()
+    app = load_app_module("sapiensid_space_app_browser")
     # No model given: the untrained tiny model, so the page must carry the warning banner.
-    demo = app.build_demo(load_pipeline(None))
-    port = free_port()
-    app.launch_demo(demo, host="127.0.0.1", port=port, block=False)
-    try:
-        yield f"http://127.0.0.1:{port}/", app
-    finally:
-        demo.close()
+    with served(app, load_pipeline(None)) as url:
+        yield url, app
 
 
 @pytest.fixture

@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from ..inference import UNTRAINED_WARNING
-from .common import CommandError, banner, collect_images, embed_images, not_found_notes, open_pipeline
+from .common import (
+    CommandError,
+    EmbeddedImages,
+    banner,
+    collect_images,
+    embed_images,
+    not_found_notes,
+    open_pipeline,
+)
 from .embedding_files import FORMATS, read_embeddings
 from .ranking_image import RankedRow, render_ranking
 
@@ -34,16 +42,24 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.nda
         names, embeddings = read_embeddings(gallery)
         return names, embeddings
     paths = collect_images([gallery], recursive=args.recursive, what="gallery")
+    embedded = _embed_and_report(args, pipeline, paths, "gallery")
+    return [os.fspath(path) for path in embedded.paths], embedded.result.embeddings
+
+
+def _embed_and_report(
+    args: argparse.Namespace, pipeline, paths: list[Path], description: str
+) -> EmbeddedImages:
+    """Embed `paths` with the command's batch / skip options; say on stderr where nobody was found."""
     embedded = embed_images(
         pipeline,
         paths,
         batch_size=args.batch_size,
         skip_unreadable=args.skip_unreadable,
-        description="gallery",
+        description=description,
     )
     for note in not_found_notes(embedded.paths, embedded.result):
         print(note, file=sys.stderr)
-    return [os.fspath(path) for path in embedded.paths], embedded.result.embeddings
+    return embedded
 
 
 def _markdown(rows: list[RankedRow], warning: str) -> str:
@@ -74,15 +90,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline = open_pipeline(args.model, device=args.device)
 
     gallery_names, gallery_embeddings = _load_gallery(args, pipeline)
-    embedded = embed_images(
-        pipeline,
-        queries,
-        batch_size=args.batch_size,
-        skip_unreadable=args.skip_unreadable,
-        description="queries",
-    )
-    for note in not_found_notes(embedded.paths, embedded.result):
-        print(note, file=sys.stderr)
+    embedded = _embed_and_report(args, pipeline, queries, "queries")
     query_embeddings = embedded.result.embeddings
     if gallery_embeddings.shape[1] != query_embeddings.shape[1]:
         raise CommandError(

@@ -22,9 +22,12 @@ import datasets
 
 from .common import (
     DatasetLayoutError,
+    check_known_splits,
+    clothes_labels,
     features_with,
+    file_record,
+    list_file_lines,
     list_images,
-    record,
     records_to_dataset,
     require_dir,
     require_file,
@@ -36,11 +39,7 @@ SPLIT_LISTS = {"train": "train.txt", "query": "query.txt", "gallery": "gallery.t
 def parse_ccvid_list(list_path: Path) -> list[tuple[str, int, str, int]]:
     """(tracklet, pid, clothes key, camid) per line."""
     entries = []
-    for number, line in enumerate(list_path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        where = f"{list_path}:{number}"
+    for where, line, parts in list_file_lines(list_path):
         if len(parts) != 3 or not parts[1].isdigit():
             raise DatasetLayoutError(
                 f"{where}: expected '<session>/<pid>_<cam> <pid> <clothes label>', got {line!r}"
@@ -61,17 +60,13 @@ def load_ccvid(
 ) -> datasets.Dataset:
     """CCVID frames as one `datasets.Dataset` with a `tracklet` column; `role` is train / query / gallery."""
     root = require_dir(Path(root), "CCVID root")
-    unknown = [s for s in splits if s not in SPLIT_LISTS]
-    if unknown:
-        raise ValueError(f"CCVID: unknown split(s) {unknown}; expected some of {list(SPLIT_LISTS)}")
+    check_known_splits(splits, SPLIT_LISTS, "CCVID")
     parsed = {
         split: parse_ccvid_list(require_file(root / SPLIT_LISTS[split], f"CCVID {split} list"))
         for split in splits
     }
-    labels = {}
-    for group in (("train",), ("query", "gallery")):
-        keys = sorted({clothes for split in group for _, _, clothes, _ in parsed.get(split, [])})
-        labels.update({(split, key): index for split in group for index, key in enumerate(keys)})
+    keys = {split: [clothes for _, _, clothes, _ in entries] for split, entries in parsed.items()}
+    labels = clothes_labels(keys)
     rows = []
     for split in splits:
         for tracklet, pid, clothes, camid in parsed[split]:
@@ -81,15 +76,6 @@ def load_ccvid(
             if not frames:
                 raise DatasetLayoutError(f"CCVID: tracklet folder {root / tracklet} has no frames")
             for frame in frames:
-                rows.append(
-                    record(
-                        str(frame.resolve()),
-                        frame.relative_to(root).as_posix(),
-                        pid,
-                        camid,
-                        labels[(split, clothes)],
-                        split,
-                        tracklet=tracklet,
-                    )
-                )
+                clothes_id = labels[(split, clothes)]
+                rows.append(file_record(frame, root, pid, camid, clothes_id, split, tracklet=tracklet))
     return records_to_dataset(rows, features_with(tracklet=datasets.Value("string")), cache_dir)

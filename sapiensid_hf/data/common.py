@@ -1,5 +1,6 @@
-"""What every benchmark loader shares: the column schema, layout errors, and turning records into a
-`datasets.Dataset` with `Dataset.from_generator`.
+"""What every benchmark loader shares: the column schema, layout errors, split / folder / list-file checks,
+file-name matching, clothes numbering, and turning records into a `datasets.Dataset` with
+`Dataset.from_generator`.
 
 Images read from a folder are stored by absolute path (decoded lazily by the `Image` feature, nothing
 is copied); images inside container files (RecordIO, verification .bin) are stored as encoded bytes.
@@ -12,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,14 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+def check_known_splits(splits: Sequence[str], known: Iterable[str], name: str) -> None:
+    """A `ValueError` naming every requested split that the benchmark `name` does not have."""
+    known = list(known)
+    unknown = [s for s in splits if s not in known]
+    if unknown:
+        raise ValueError(f"{name}: unknown split(s) {unknown}; expected some of {known}")
+
+
 def resolve_splits(root: Path, folders: dict[str, str], splits: Sequence[str] | None, name: str) -> list[str]:
     """Requested splits (each must exist), or every split whose folder exists when `splits` is None."""
     if splits is None:
@@ -61,12 +71,44 @@ def resolve_splits(root: Path, folders: dict[str, str], splits: Sequence[str] | 
             expected = ", ".join(folders.values())
             raise DatasetLayoutError(f"{name}: {root} contains none of the expected folders ({expected})")
         return present
-    unknown = [s for s in splits if s not in folders]
-    if unknown:
-        raise ValueError(f"{name}: unknown split(s) {unknown}; expected some of {list(folders)}")
+    check_known_splits(splits, folders, name)
     for split in splits:
         require_dir(root / folders[split], f"{name} split {split!r}")
     return list(splits)
+
+
+def images_by_split(
+    root: Path, folders: dict[str, str], splits: Sequence[str] | None, name: str, suffixes: Sequence[str]
+) -> dict[str, list[Path]]:
+    """The image files of each split folder (see `resolve_splits`), in split order, sorted by name."""
+    chosen = resolve_splits(root, folders, splits, name)
+    return {split: list_images(root / folders[split], suffixes) for split in chosen}
+
+
+def match_file_name(pattern: re.Pattern[str], name: str, expected: str) -> re.Match[str]:
+    """`pattern` matched at the start of a file name; a foreign name is a layout error naming `expected`."""
+    match = pattern.match(name)
+    if match is None:
+        raise DatasetLayoutError(f"{name}: not {expected}")
+    return match
+
+
+def list_file_lines(list_path: Path) -> Iterator[tuple[str, str, list[str]]]:
+    """`(where, line, fields)` for each non-blank line of a benchmark list file; `where` is `path:line number`
+    for error messages, `fields` the line split on whitespace."""
+    for number, line in enumerate(list_path.read_text().splitlines(), start=1):
+        if line.strip():
+            yield f"{list_path}:{number}", line, line.split()
+
+
+def clothes_labels(clothes_keys: Mapping[str, Iterable[str]]) -> dict[tuple[str, str], int]:
+    """Clothes ids keyed by (split, clothes key): the keys numbered in sorted order, train on its own and
+    query + gallery together, as the CAL reference (`_process_dir_train` / `_process_dir_test`) does."""
+    labels = {}
+    for group in (("train",), ("query", "gallery")):
+        keys = sorted({key for split in group for key in clothes_keys.get(split, ())})
+        labels.update({(split, key): index for split in group for index, key in enumerate(keys)})
+    return labels
 
 
 def list_images(folder: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
@@ -93,6 +135,14 @@ def record(
         "role": role,
         **extra,
     }
+
+
+def file_record(
+    image: Path, root: Path, pid: int, camid: int = -1, clothes_id: int = -1, role: str = "", **extra: Any
+) -> dict:
+    """The row of an image file under a benchmark root: stored by absolute path, `path` relative to root."""
+    relative = image.relative_to(root).as_posix()
+    return record(str(image.resolve()), relative, pid, camid, clothes_id, role, **extra)
 
 
 def records_to_dataset(

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import datasets
 
-from .common import DatasetLayoutError, features_with, list_images, record, records_to_dataset, require_dir
+from .common import (
+    DatasetLayoutError,
+    features_with,
+    file_record,
+    list_images,
+    records_to_dataset,
+    require_dir,
+)
 
 
 def load_image_folder(
@@ -32,17 +39,7 @@ def load_image_folder(
         if not images:
             empty.append(folder.name)
         for image in images:
-            rows.append(
-                record(
-                    str(image.resolve()),
-                    image.relative_to(root).as_posix(),
-                    pid,
-                    -1,
-                    -1,
-                    role,
-                    identity=folder.name,
-                )
-            )
+            rows.append(file_record(image, root, pid, -1, -1, role, identity=folder.name))
     if empty:
         raise DatasetLayoutError(
             f"{root}: {len(empty)} identity folder(s) contain no images (e.g. {', '.join(empty[:5])}); "

@@ -19,13 +19,13 @@ from pathlib import Path
 import datasets
 
 from .common import (
-    DatasetLayoutError,
+    clothes_labels,
     features_with,
-    list_images,
-    record,
+    file_record,
+    images_by_split,
+    match_file_name,
     records_to_dataset,
     require_dir,
-    resolve_splits,
 )
 
 SPLIT_FOLDERS = {"train": "train", "query": "query", "gallery": "test"}
@@ -34,9 +34,7 @@ _NAME = re.compile(r"^((\d+)_\d+)_c(\d+)")
 
 def parse_ltcc_name(name: str) -> tuple[int, str, int]:
     """(pid, clothes key, camid) from an LTCC file name; camid is 0-based."""
-    match = _NAME.match(name)
-    if match is None:
-        raise DatasetLayoutError(f"{name}: not an LTCC name '<pid>_<clothes>_c<cam>_<frame>.png'")
+    match = match_file_name(_NAME, name, "an LTCC name '<pid>_<clothes>_c<cam>_<frame>.png'")
     return int(match.group(2)), match.group(1), int(match.group(3)) - 1
 
 
@@ -52,29 +50,15 @@ def load_ltcc(
         splits: any of "train", "query", "gallery"; default: every split whose folder exists.
     """
     root = require_dir(Path(root), "LTCC root")
-    chosen = resolve_splits(root, SPLIT_FOLDERS, splits, "LTCC")
     parsed = {
-        split: [
-            (image, *parse_ltcc_name(image.name))
-            for image in list_images(root / SPLIT_FOLDERS[split], (".png",))
-        ]
-        for split in chosen
+        split: [(image, *parse_ltcc_name(image.name)) for image in images]
+        for split, images in images_by_split(root, SPLIT_FOLDERS, splits, "LTCC", (".png",)).items()
     }
-    # Clothes labels: train on its own, query + gallery together (CAL `_process_dir_train/_test`).
-    labels = {}
-    for group in (("train",), ("query", "gallery")):
-        keys = sorted({clothes for split in group for _, _, clothes, _ in parsed.get(split, [])})
-        labels.update({(split, key): index for split in group for index, key in enumerate(keys)})
+    keys = {split: [clothes for _, _, clothes, _ in entries] for split, entries in parsed.items()}
+    labels = clothes_labels(keys)
     rows = [
-        record(
-            str(image.resolve()),
-            image.relative_to(root).as_posix(),
-            pid,
-            camid,
-            labels[(split, clothes)],
-            split,
-        )
-        for split in chosen
-        for image, pid, clothes, camid in parsed[split]
+        file_record(image, root, pid, camid, labels[(split, clothes)], split)
+        for split, entries in parsed.items()
+        for image, pid, clothes, camid in entries
     ]
     return records_to_dataset(rows, features_with(), cache_dir)

@@ -22,11 +22,11 @@ import datasets
 from .common import (
     DatasetLayoutError,
     features_with,
-    list_images,
-    record,
+    file_record,
+    images_by_split,
+    match_file_name,
     records_to_dataset,
     require_dir,
-    resolve_splits,
 )
 
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -35,11 +35,7 @@ _NAME = re.compile(r"^([-\d]+)_c(\d)")
 
 def parse_market_name(name: str, max_pid: int = 1501, num_cameras: int = 6) -> tuple[int, int]:
     """(pid, camid) from a Market-1501 style file name; camid is 0-based. Raises on a foreign name."""
-    match = _NAME.match(name)
-    if match is None:
-        raise DatasetLayoutError(
-            f"{name}: not a Market-1501 style name '<pid>_c<cam>s<seq>_<frame>_<box>.jpg'"
-        )
+    match = match_file_name(_NAME, name, "a Market-1501 style name '<pid>_c<cam>s<seq>_<frame>_<box>.jpg'")
     pid, cam = int(match.group(1)), int(match.group(2))
     if pid != -1 and not 0 <= pid <= max_pid:
         raise DatasetLayoutError(f"{name}: person id {pid} is outside 0..{max_pid}")
@@ -62,13 +58,10 @@ def load_market1501(
     """
     root = require_dir(Path(root), "Market-1501 root")
     rows = []
-    for split in resolve_splits(root, SPLIT_FOLDERS, splits, "Market-1501"):
-        folder = root / SPLIT_FOLDERS[split]
-        for image in list_images(folder, (".jpg",)):
+    for split, images in images_by_split(root, SPLIT_FOLDERS, splits, "Market-1501", (".jpg",)).items():
+        for image in images:
             pid, camid = parse_market_name(image.name)
             if pid == -1:
                 continue  # junk boxes are not part of any protocol
-            rows.append(
-                record(str(image.resolve()), image.relative_to(root).as_posix(), pid, camid, -1, split)
-            )
+            rows.append(file_record(image, root, pid, camid, -1, split))
     return records_to_dataset(rows, features_with(), cache_dir)

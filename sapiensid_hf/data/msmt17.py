@@ -19,7 +19,15 @@ from pathlib import Path
 
 import datasets
 
-from .common import DatasetLayoutError, features_with, record, records_to_dataset, require_dir, require_file
+from .common import (
+    DatasetLayoutError,
+    features_with,
+    list_file_lines,
+    record,
+    records_to_dataset,
+    require_dir,
+    require_file,
+)
 
 VERSION_FOLDERS = {"V1": ("train", "test"), "V2": ("mask_train_v2", "mask_test_v2")}
 SPLIT_LISTS = {
@@ -42,11 +50,7 @@ def detect_msmt17_version(root: Path) -> str:
 def parse_msmt17_list(list_path: Path, image_root: Path) -> list[tuple[Path, str, int, int]]:
     """(image file, relative path, pid, camid) per line of a MSMT17 list file."""
     entries = []
-    for number, line in enumerate(list_path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        where = f"{list_path}:{number}"
+    for where, line, parts in list_file_lines(list_path):
         if len(parts) != 2:
             raise DatasetLayoutError(f"{where}: expected '<image path> <pid>', got {line!r}")
         relative, pid_text = parts

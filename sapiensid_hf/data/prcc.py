@@ -21,7 +21,15 @@ from pathlib import Path
 
 import datasets
 
-from .common import DatasetLayoutError, features_with, list_images, record, records_to_dataset, require_dir
+from .common import (
+    DatasetLayoutError,
+    check_known_splits,
+    features_with,
+    file_record,
+    list_images,
+    records_to_dataset,
+    require_dir,
+)
 
 CAMERAS = {"A": 0, "B": 1, "C": 2}
 TEST_ROLES = {"A": "gallery", "B": "query_same", "C": "query_diff"}
@@ -56,16 +64,7 @@ def _test_rows(rgb: Path, roles: Sequence[str]) -> list[dict]:
                 )
             clothes = 2 * rank[pid] + (1 if cam == "C" else 0)
             for image in list_images(person, (".jpg",)):
-                rows.append(
-                    record(
-                        str(image.resolve()),
-                        image.relative_to(rgb).as_posix(),
-                        pid,
-                        CAMERAS[cam],
-                        clothes,
-                        role,
-                    )
-                )
+                rows.append(file_record(image, rgb, pid, CAMERAS[cam], clothes, role))
     return rows
 
 
@@ -81,10 +80,7 @@ def _train_rows(rgb: Path, split: str) -> list[dict]:
             images.append((image, pid, cam, person.name if cam in "AB" else person.name + "C"))
     outfits = {key: index for index, key in enumerate(sorted({outfit for *_, outfit in images}))}
     return [
-        record(
-            str(image.resolve()), image.relative_to(rgb).as_posix(), pid, CAMERAS[cam], outfits[outfit], split
-        )
-        for image, pid, cam, outfit in images
+        file_record(image, rgb, pid, CAMERAS[cam], outfits[outfit], split) for image, pid, cam, outfit in images
     ]
 
 
@@ -101,9 +97,7 @@ def load_prcc(
     """
     root = require_dir(Path(root), "PRCC root")
     rgb = root / "rgb" if (root / "rgb").is_dir() else root
-    unknown = [s for s in splits if s not in SPLITS]
-    if unknown:
-        raise ValueError(f"PRCC: unknown split(s) {unknown}; expected some of {list(SPLITS)}")
+    check_known_splits(splits, SPLITS, "PRCC")
     rows = []
     for split in ("train", "val"):
         if split in splits:

@@ -46,3 +46,19 @@ def checked_distance_matrix(distmat: Any, name: str = "distmat") -> np.ndarray:
         rows = np.unique(np.nonzero(np.isnan(array))[0])
         raise ValueError(f"{name} contains NaN in {rows.size} query row(s), first: {rows[:5].tolist()}")
     return array
+
+
+def checked_ranking_inputs(
+    distmat: Any, query_pids: Any, gallery_pids: Any, query_camids: Any, gallery_camids: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`(distmat, query_pids, gallery_pids, query_camids, gallery_camids)` checked against each other:
+    the distance matrix as `checked_distance_matrix`, the ids as `id_vector` of the matching length."""
+    dist = checked_distance_matrix(distmat)
+    num_query, num_gallery = dist.shape
+    return (
+        dist,
+        id_vector(query_pids, "query_pids", num_query),
+        id_vector(gallery_pids, "gallery_pids", num_gallery),
+        id_vector(query_camids, "query_camids", num_query),
+        id_vector(gallery_camids, "gallery_camids", num_gallery),
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import checked_distance_matrix, id_vector
+from ._validation import checked_ranking_inputs
 from .ranking import RankingResult, evaluate_ranking
 
 
@@ -40,12 +40,10 @@ def evaluate_cuhk03_single_gallery_shot(
         seed: int -> a fresh `RandomState(seed)`; a `RandomState` is used as is; None -> numpy's global
             legacy generator, exactly as the reference.
     """
-    dist = checked_distance_matrix(distmat)
-    num_query, num_gallery = dist.shape
-    q_pids = id_vector(query_pids, "query_pids", num_query)
-    g_pids = id_vector(gallery_pids, "gallery_pids", num_gallery)
-    q_cams = id_vector(query_camids, "query_camids", num_query)
-    g_cams = id_vector(gallery_camids, "gallery_camids", num_gallery)
+    dist, q_pids, g_pids, q_cams, g_cams = checked_ranking_inputs(
+        distmat, query_pids, gallery_pids, query_camids, gallery_camids
+    )
+    num_query = dist.shape[0]
     if num_repeats < 1:
         raise ValueError(f"num_repeats must be >= 1, got {num_repeats}")
     rng = _legacy_generator(seed)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import checked_distance_matrix, id_vector
+from ._validation import checked_ranking_inputs, id_vector
 from .reid_protocols import (
     CLOTHES_PROTOCOLS,
     NoValidQueryError,
@@ -99,12 +99,10 @@ def evaluate_ranking(
         NoValidQueryError: when no query has a true match, with the reason (e.g. every camid equal).
     """
     check_protocol(protocol)
-    dist = checked_distance_matrix(distmat)
+    dist, q_pids, g_pids, q_cams, g_cams = checked_ranking_inputs(
+        distmat, query_pids, gallery_pids, query_camids, gallery_camids
+    )
     num_query, num_gallery = dist.shape
-    q_pids = id_vector(query_pids, "query_pids", num_query)
-    g_pids = id_vector(gallery_pids, "gallery_pids", num_gallery)
-    q_cams = id_vector(query_camids, "query_camids", num_query)
-    g_cams = id_vector(gallery_camids, "gallery_camids", num_gallery)
     q_clothes = g_clothes = None
     if protocol in CLOTHES_PROTOCOLS:
         if query_clothes_ids is None or gallery_clothes_ids is None:

@@ -198,9 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    results = run_evaluation(
+def run_evaluation_from_args(args: argparse.Namespace) -> dict:
+    """`run_evaluation` with the options of `build_parser()` (the CLI and examples/evaluate.py)."""
+    return run_evaluation(
         args.model,
         args.dataset_root,
         args.benchmark,
@@ -213,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         use_cache=not args.no_cache,
         device=args.device,
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    results = run_evaluation_from_args(build_parser().parse_args(argv))
     if results:
         print(markdown_table(results))
         print(f"written: {', '.join(results['files'].values())}")

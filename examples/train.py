@@ -1,0 +1,72 @@
+"""Train SapiensID (masked recognition model + AdaFace) on your own identity dataset.
+
+    accelerate launch examples/train.py --config examples/configs/base.yaml
+    accelerate launch --num_processes 2 --cpu examples/train.py --config examples/configs/tiny_cpu.yaml
+    python examples/train.py --config my.yaml --set optimizer.lr=3e-4 --set schedule.max_steps=20000
+    python examples/train.py --config my.yaml --resume_from_checkpoint latest
+
+The config is a YAML / JSON file of sapiensid_hf.training.TrainingConfig (see examples/configs/base.yaml
+for every field with its meaning). The run writes OUTPUT_DIR/config.json, checkpoints/step_XXXXXXXX/,
+logs/ (TensorBoard), validation.jsonl and final_model/ (load it with
+AutoModel.from_pretrained(OUTPUT_DIR/final_model, trust_remote_code=True)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from sapiensid_hf.training import ConfigError, TrainingConfig, TrainingDataError, TrainingDivergedError, train
+from sapiensid_hf.training.launch import relaunch_cpu_processes
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML or JSON training config")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override one config field (repeatable), e.g. --set optimizer.lr=3e-4",
+    )
+    parser.add_argument("--output_dir", help="shortcut for --set logging.output_dir=...")
+    parser.add_argument(
+        "--resume_from_checkpoint",
+        help='"latest" (newest complete checkpoint of the output dir; starts fresh if there is none) or a checkpoint folder',
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    is_main = os.environ.get("RANK", "0") == "0"
+    logging.basicConfig(
+        level=logging.INFO if is_main else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # `accelerate launch --cpu --num_processes N` starts one process without mpirun; start the N here.
+    relaunched = relaunch_cpu_processes(__file__, sys.argv[1:] if argv is None else argv)
+    if relaunched is not None:
+        return relaunched
+    overrides = list(args.overrides) + ([f"logging.output_dir={args.output_dir}"] if args.output_dir else [])
+    try:
+        config = TrainingConfig.from_file(args.config).with_overrides(overrides)
+        result = train(config, resume_from_checkpoint=args.resume_from_checkpoint)
+    except (ConfigError, TrainingDataError, TrainingDivergedError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if is_main:
+        print(f"trained {result.steps} steps; model saved to {result.final_model_dir}")
+        if result.validation:
+            print("validation:", {k: round(v, 4) for k, v in result.validation[-1].items()})
+        if result.skipped_samples:
+            print(f"{result.skipped_samples} unreadable samples were skipped (see the log)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

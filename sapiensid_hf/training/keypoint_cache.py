@@ -1,0 +1,255 @@
+"""Run the processor's keypoint detector once over a dataset and keep the result on disk.
+
+Detection costs far more than decoding, and its result never changes for a given image, so training
+reads keypoints from this cache instead of detecting every epoch. Pixel masks are not stored: they
+follow from the image size and are recomputed for free.
+
+Layout of a cache folder:
+
+    keypoints.npy      (N, 19, 2) float32, normalised to the padded square, -1 = missing
+    person_found.npy   (N,) bool
+    face_found.npy     (N,) bool
+    readable.npy       (N,) bool: False when the image could not be decoded (see unreadable.json)
+    unreadable.json    [{"row", "path", "reason"}, ...]
+    meta.json          dataset fingerprint (row count, hash of the paths) and the detector settings
+
+Building is chunked (`chunks/` holds finished chunks until the cache is complete), so an interrupted
+build resumes where it stopped, and chunks are split over processes when several build together.
+Unreadable images are recorded, counted and logged, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..processing.detector_assets import DetectorNotAvailableError
+from ..processing.image_decoding import SapiensIDInputError
+
+logger = logging.getLogger(__name__)
+
+NUM_KEYPOINTS = 19
+ARRAYS = ("keypoints", "person_found", "face_found", "readable")
+CACHE_VERSION = 1
+
+
+class KeypointCacheMismatchError(ValueError):
+    """The cache on disk was built for another dataset (different rows or paths)."""
+
+
+@dataclass
+class KeypointCache:
+    keypoints: np.ndarray
+    person_found: np.ndarray
+    face_found: np.ndarray
+    readable: np.ndarray
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rows = len(self.keypoints)
+        if self.keypoints.shape != (rows, NUM_KEYPOINTS, 2):
+            raise ValueError(f"keypoints must have shape (N, {NUM_KEYPOINTS}, 2), got {self.keypoints.shape}")
+        for name in ARRAYS[1:]:
+            if getattr(self, name).shape != (rows,):
+                raise ValueError(f"{name} must have shape ({rows},), got {getattr(self, name).shape}")
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    @property
+    def num_unreadable(self) -> int:
+        return int((~self.readable).sum())
+
+    @classmethod
+    def from_keypoints(cls, keypoints: np.ndarray, fingerprint: dict[str, Any] | None = None) -> KeypointCache:
+        """A cache of known keypoints (datasets that ship them, or tests); every image counts as readable."""
+        keypoints = np.asarray(keypoints, dtype=np.float32)
+        shown = (keypoints != -1).all(axis=-1)
+        return cls(
+            keypoints=keypoints,
+            person_found=shown.any(axis=1),
+            face_found=shown[:, :5].sum(axis=1) >= 2,
+            readable=np.ones(len(keypoints), dtype=bool),
+            meta={"fingerprint": fingerprint or {"num_rows": len(keypoints)}, "source": "given"},
+        )
+
+    def save(self, folder: str | os.PathLike) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ARRAYS:
+            np.save(folder / f"{name}.npy", getattr(self, name))
+        (folder / "unreadable.json").write_text(json.dumps(self.unreadable, indent=1) + "\n", encoding="utf-8")
+        meta = {"version": CACHE_VERSION, "num_rows": len(self), **self.meta}
+        # meta.json last: its presence marks a complete cache.
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, fingerprint: dict[str, Any] | None = None) -> KeypointCache:
+        """Read a cache; with `fingerprint`, refuse one built for a different dataset."""
+        folder = Path(folder)
+        if not (folder / "meta.json").is_file():
+            raise FileNotFoundError(f"{folder} holds no complete keypoint cache (meta.json missing)")
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+            raise KeypointCacheMismatchError(
+                f"the keypoint cache in {folder} was built for a different dataset "
+                f"({meta.get('fingerprint')} vs {fingerprint}); delete it or point data.keypoint_cache elsewhere"
+            )
+        arrays = {name: np.load(folder / f"{name}.npy") for name in ARRAYS}
+        unreadable = json.loads((folder / "unreadable.json").read_text(encoding="utf-8"))
+        meta = {key: value for key, value in meta.items() if key not in ("version", "num_rows")}
+        return cls(**arrays, unreadable=unreadable, meta=meta)
+
+
+def dataset_fingerprint(paths: Sequence[str]) -> dict[str, Any]:
+    """Identifies a dataset's rows: their count and a hash of their paths in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path).encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+    return {"num_rows": len(paths), "paths_sha256": digest.hexdigest()}
+
+
+def build_keypoint_cache(
+    images: Callable[[int], Any],
+    paths: Sequence[str],
+    processor: Any,
+    folder: str | os.PathLike,
+    batch_size: int = 16,
+    chunk_size: int = 1024,
+    process_index: int = 0,
+    num_processes: int = 1,
+    barrier: Callable[[], None] | None = None,
+    progress: bool = True,
+) -> KeypointCache:
+    """Detect keypoints for every row and save the cache (or load it if it is already complete).
+
+    Args:
+        images: row -> anything the processor accepts (path, bytes, PIL image, array).
+        paths: one name per row (for the fingerprint and for naming unreadable files).
+        processor: a `SapiensIDImageProcessor` (its detector runs; its pixel outputs are discarded).
+        folder: the cache folder.
+        batch_size: images per processor call.
+        chunk_size: rows per saved chunk (the unit of resumption and of work split across processes).
+        process_index, num_processes, barrier: to build with several processes; each takes every
+            num_processes-th chunk, `barrier` (e.g. `accelerator.wait_for_everyone`) syncs before the merge.
+        progress: show a progress bar on process 0.
+    """
+    folder = Path(folder)
+    fingerprint = dataset_fingerprint(paths)
+    if (folder / "meta.json").is_file():
+        return KeypointCache.load(folder, fingerprint)
+    total = len(paths)
+    if total == 0:
+        raise ValueError("the dataset has no images: nothing to detect keypoints on")
+    chunk_dir = folder / "chunks"
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    starts = list(range(0, total, chunk_size))
+    mine = [start for index, start in enumerate(starts) if index % num_processes == process_index]
+    bar = tqdm(total=total, desc="detecting keypoints", unit="img", disable=not progress or process_index != 0)
+    for start in mine:
+        stop = min(total, start + chunk_size)
+        target = chunk_dir / f"chunk_{start:010d}.npz"
+        if not target.is_file():
+            _save_chunk(target, _detect_rows(images, paths, processor, range(start, stop), batch_size))
+        bar.update((stop - start) * num_processes)
+    bar.close()
+    if barrier is not None:
+        barrier()
+    if process_index == 0:
+        cache = _merge_chunks(chunk_dir, starts, fingerprint, processor)
+        cache.save(folder)
+        shutil.rmtree(chunk_dir)
+        if cache.num_unreadable:
+            logger.warning(
+                "keypoint cache: %d of %d images could not be read and will be skipped (listed in %s)",
+                cache.num_unreadable, total, folder / "unreadable.json",
+            )  # fmt: skip
+    if barrier is not None:
+        barrier()
+    return KeypointCache.load(folder, fingerprint)
+
+
+def _detect_rows(
+    images: Callable[[int], Any], paths: Sequence[str], processor: Any, rows: range, batch_size: int
+) -> dict[str, Any]:
+    count = len(rows)
+    result = {
+        "rows": np.asarray(rows, dtype=np.int64),
+        "keypoints": np.full((count, NUM_KEYPOINTS, 2), -1.0, dtype=np.float32),
+        "person_found": np.zeros(count, dtype=bool),
+        "face_found": np.zeros(count, dtype=bool),
+        "readable": np.zeros(count, dtype=bool),
+        "unreadable": [],
+    }
+    for offset in range(0, count, batch_size):
+        batch_rows = list(rows[offset : offset + batch_size])
+        try:
+            found = processor([images(row) for row in batch_rows], return_tensors="np")
+            outputs = [(index, found, position) for position, index in enumerate(range(offset, offset + len(batch_rows)))]
+        except DetectorNotAvailableError:
+            raise
+        except (SapiensIDInputError, RuntimeError, OSError, ValueError):
+            # One bad image fails the whole call: retry one by one to find it.
+            outputs = []
+            for index, row in zip(range(offset, offset + len(batch_rows)), batch_rows, strict=True):
+                single = _detect_one(images, paths, processor, row, result["unreadable"])
+                if single is not None:
+                    outputs.append((index, single, 0))
+        for index, found, position in outputs:
+            result["keypoints"][index] = found["keypoints"][position]
+            result["person_found"][index] = bool(found["person_found"][position])
+            result["face_found"][index] = bool(found["face_found"][position])
+            result["readable"][index] = True
+    return result
+
+
+def _detect_one(images, paths, processor, row: int, unreadable: list[dict[str, Any]]):
+    try:
+        return processor([images(row)], return_tensors="np")
+    except DetectorNotAvailableError:
+        raise
+    except (SapiensIDInputError, RuntimeError, OSError, ValueError) as error:
+        reason = f"{type(error).__name__}: {error}"
+        logger.warning("skipping unreadable image %s (row %d): %s", paths[row], row, reason)
+        unreadable.append({"row": int(row), "path": str(paths[row]), "reason": reason})
+        return None
+
+
+def _save_chunk(target: Path, chunk: dict[str, Any]) -> None:
+    temporary = target.with_suffix(".partial.npz")
+    arrays = {key: value for key, value in chunk.items() if key != "unreadable"}
+    np.savez(temporary, unreadable=np.asarray(json.dumps(chunk["unreadable"])), **arrays)
+    os.replace(temporary, target)
+
+
+def _merge_chunks(chunk_dir: Path, starts: list[int], fingerprint: dict[str, Any], processor: Any) -> KeypointCache:
+    parts = []
+    for start in starts:
+        path = chunk_dir / f"chunk_{start:010d}.npz"
+        if not path.is_file():
+            raise RuntimeError(f"keypoint cache chunk {path} is missing; did a building process fail?")
+        with np.load(path) as chunk:
+            parts.append({key: chunk[key] for key in chunk.files})
+    unreadable = [entry for part in parts for entry in json.loads(str(part["unreadable"]))]
+    settings = processor.to_dict() if hasattr(processor, "to_dict") else {}
+    detector_settings = {key: value for key, value in settings.items() if isinstance(value, int | float | str | bool)}
+    return KeypointCache(
+        **{name: np.concatenate([part[name] for part in parts]) for name in ARRAYS},
+        unreadable=unreadable,
+        meta={"fingerprint": fingerprint, "source": "detector", "processor": detector_settings},
+    )
+
+
+__all__ = ["KeypointCache", "KeypointCacheMismatchError", "build_keypoint_cache", "dataset_fingerprint"]

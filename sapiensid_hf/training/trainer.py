@@ -1,0 +1,480 @@
+"""The training loop: masked recognition training of SapiensID with AdaFace, on Accelerate.
+
+One process or many (`accelerate launch --num_processes N`, gloo on CPU, NCCL on GPU), mixed precision,
+gradient accumulation and clipping come from Accelerate. What this file adds:
+
+- a deterministic data stream (samplers.py) and masking schedule (masking.py), both pure functions of
+  (seed, step), so `resume_from_checkpoint` continues the very same run: same rows, same augmentation,
+  same kept-token counts, and the RNG state Accelerate saved for the model's own randomness;
+- checkpoints `output_dir/checkpoints/step_XXXXXXXX` every `save_every_steps` (a `COMPLETE` file marks
+  a finished one; "latest" picks the newest complete one);
+- periodic validation (rank-1 / mAP), TensorBoard scalars, a tqdm bar;
+- bad input handling: unreadable images are skipped, counted and logged; a non-finite loss or
+  gradient stops the run naming the step, the micro-batch and its images;
+- at the end, `output_dir/final_model`: model + processor via `save_pretrained`, loadable with
+  `AutoModel.from_pretrained(folder, trust_remote_code=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+
+from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
+from .augmentation import TrainingAugmentation
+from .config import ConfigError, TrainingConfig
+from .dataset import (
+    DatasetView,
+    RecognitionRows,
+    SampleReader,
+    TrainingDataError,
+    TrainingSamples,
+    collate_samples,
+    load_source_dataset,
+    split_rows,
+)
+from .keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerprint
+from .masking import MaskingSchedule
+from .optimization import build_optimizer, scheduled_lr, set_learning_rate
+from .recognition_model import SapiensIDForRecognitionTraining, build_backbone
+from .samplers import IdentityBalancedOrder, MicroBatchSampler, ShuffledOrder, TrainingStream
+from .validation import validate
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_PREFIX = "step_"
+COMPLETE_MARKER = "COMPLETE"
+FINAL_MODEL_DIR = "final_model"
+# Config fields that may change when a run is resumed; every other field defines the run.
+RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "data.num_workers", "data.detector_batch_size")
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss or the gradient became NaN / infinite."""
+
+
+@dataclass
+class TrainingResult:
+    output_dir: Path
+    final_model_dir: Path | None
+    steps: int
+    history: list[dict[str, float]] = field(default_factory=list)  # logged training metrics (main process)
+    validation: list[dict[str, float]] = field(default_factory=list)
+    skipped_samples: int = 0
+
+
+class TrainerProgress:
+    """Run position and counters, saved with every checkpoint (Accelerate custom state)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.skipped_samples = 0
+        self.samples_seen = 0
+        self.num_processes = 1
+        self.config: dict[str, Any] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def find_checkpoint(output_dir: str | Path, which: str) -> Path | None:
+    """"latest" -> the newest complete checkpoint of the run (None if there is none); else the given folder."""
+    if which != "latest":
+        path = Path(which)
+        if not (path / COMPLETE_MARKER).is_file():
+            hint = "does not exist" if not path.exists() else f"is not a complete checkpoint (no {COMPLETE_MARKER} file)"
+            raise FileNotFoundError(f"resume_from_checkpoint: {path} {hint}")
+        return path
+    root = Path(output_dir) / CHECKPOINT_DIR
+    complete = sorted(path for path in root.glob(f"{CHECKPOINT_PREFIX}*") if (path / COMPLETE_MARKER).is_file())
+    return complete[-1] if complete else None
+
+
+def train(config: TrainingConfig, resume_from_checkpoint: str | None = None) -> TrainingResult:
+    """Train as the config says; `resume_from_checkpoint` = "latest" or a checkpoint folder."""
+    return Trainer(config).run(resume_from_checkpoint)
+
+
+class Trainer:
+    def __init__(self, config: TrainingConfig):
+        self.config = config
+        self.output_dir = Path(config.logging.output_dir)
+        self.accelerator = Accelerator(
+            # Without a GPU, run as CPU processes: several of them then form a gloo group (MULTI_CPU).
+            cpu=not _has_accelerator_device(),
+            mixed_precision=config.mixed_precision,
+            log_with="tensorboard" if config.logging.tensorboard else None,
+            project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
+        )
+        self.progress = TrainerProgress()
+        self.history: list[dict[str, float]] = []
+        self.validation_history: list[dict[str, float]] = []
+
+    # ----------------------------------------------------------------------------------------- setup
+    def _prepare_data(self, model_config) -> None:
+        config, accelerator = self.config, self.accelerator
+        with accelerator.main_process_first():
+            self.view = DatasetView(load_source_dataset(config.data))
+        self.processor = SapiensIDImageProcessor.from_model_config(model_config)
+        cache = self._keypoints()
+        self.keypoints = cache.keypoints
+        train_rows, self.validation_rows = split_rows(
+            self.view, cache.readable, config.data, config.validation, config.seed
+        )
+        self.train_rows: RecognitionRows = train_rows
+        self.reader = SampleReader(self.view, self.keypoints, self.processor)
+        logger.info(
+            "training on %d images of %d identities (%d unreadable images excluded)",
+            len(train_rows.rows), train_rows.num_classes, cache.num_unreadable,
+        )  # fmt: skip
+
+    def _keypoints(self) -> KeypointCache:
+        data, accelerator = self.config.data, self.accelerator
+        fingerprint = dataset_fingerprint(self.view.paths)
+        if self.view.has_keypoint_column:
+            return KeypointCache.from_keypoints(self.view.keypoint_column(), fingerprint)
+        if data.keypoint_cache is None:
+            raise ConfigError(
+                "no keypoints: the dataset has no 'keypoints' column, so set data.keypoint_cache to a folder "
+                "(the processor's detector fills it once; run `sapiensid download-detector` first)"
+            )
+        return build_keypoint_cache(
+            self.view.image,
+            self.view.paths,
+            self.processor,
+            data.keypoint_cache,
+            batch_size=data.detector_batch_size,
+            process_index=accelerator.process_index,
+            num_processes=accelerator.num_processes,
+            barrier=accelerator.wait_for_everyone,
+            progress=self.config.logging.progress_bar,
+        )
+
+    def _build_stream(self, model_config) -> TrainingStream:
+        config, masking = self.config, self.config.masking
+        reference = masking.reference_mask_ratio if masking.reference_mask_ratio is not None else model_config.mask_ratio
+        self.schedule = MaskingSchedule(
+            num_tokens=model_config.num_levels * model_config.tokens_per_level,
+            batch_size=config.batch_size,
+            mode=masking.mode,
+            mask_ratio=masking.mask_ratio if masking.mask_ratio is not None else model_config.mask_ratio,
+            reference_mask_ratio=reference,
+            min_kept_fraction=masking.min_kept_fraction,
+            max_kept_fraction=masking.max_kept_fraction,
+            mean_kept_fraction=masking.mean_kept_fraction,
+            lr_scaling=masking.lr_scaling,
+            min_batch_size=masking.min_batch_size,
+            max_batch_size=masking.max_batch_size,
+            seed=config.seed,
+        )
+        labels = self.train_rows.labels
+        if config.data.identity_balanced:
+            order = IdentityBalancedOrder(labels, config.data.images_per_identity, config.seed)
+        else:
+            order = ShuffledOrder(len(labels), config.seed)
+        return TrainingStream(
+            order,
+            order.epoch_length,
+            self.schedule,
+            num_processes=self.accelerator.num_processes,
+            process_index=self.accelerator.process_index,
+            accumulation_steps=config.gradient_accumulation_steps,
+            seed=config.seed,
+        )
+
+    def _data_loader(self, stream: TrainingStream, start_step: int) -> torch.utils.data.DataLoader:
+        config = self.config
+        augmentation = TrainingAugmentation(**vars(config.augmentation))
+        samples = TrainingSamples(self.reader, self.train_rows, augmentation)
+        return torch.utils.data.DataLoader(
+            samples,
+            batch_sampler=MicroBatchSampler(stream, start_step, config.schedule.max_steps),
+            collate_fn=collate_samples,
+            num_workers=config.data.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda",
+            # An explicit generator: creating the iterator must not consume the global RNG (resume equality).
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+
+    # ------------------------------------------------------------------------------------------- run
+    def run(self, resume_from_checkpoint: str | None = None) -> TrainingResult:
+        config, accelerator = self.config, self.accelerator
+        if accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            config.save(self.output_dir / "config.json")
+        set_seed(config.seed)  # identical initial weights on every process
+        backbone = build_backbone(config.model)
+        self._prepare_data(backbone.config)
+        stream = self._build_stream(backbone.config)
+        model = SapiensIDForRecognitionTraining.with_adaface(backbone, config.head, self.train_rows.num_classes)
+        optimizer = build_optimizer(model, config.optimizer, config.head)
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        accelerator.register_for_checkpointing(self.progress)
+        set_seed(config.seed, device_specific=True)  # different masking / drops on each process
+
+        checkpoint = find_checkpoint(self.output_dir, resume_from_checkpoint) if resume_from_checkpoint else None
+        if checkpoint is not None:
+            self._resume(checkpoint)
+        elif resume_from_checkpoint:
+            logger.info("no checkpoint in %s yet: starting from step 0", self.output_dir / CHECKPOINT_DIR)
+        if config.logging.tensorboard:
+            accelerator.init_trackers("tensorboard", config=_flat_hparams(config.to_dict()))
+
+        if self.validation_rows is not None and config.validation.at_start and self.progress.step == 0:
+            self._validate()
+        self._train(stream)
+
+        if config.logging.save_every_steps and self.progress.step % config.logging.save_every_steps:
+            self._save_checkpoint()
+        if self.validation_rows is not None:
+            self._validate()
+        final_dir = self._save_final_model()
+        accelerator.end_training()
+        return TrainingResult(
+            output_dir=self.output_dir,
+            final_model_dir=final_dir,
+            steps=self.progress.step,
+            history=self.history,
+            validation=self.validation_history,
+            skipped_samples=self.progress.skipped_samples,
+        )
+
+    def _resume(self, checkpoint: Path) -> None:
+        self.accelerator.load_state(str(checkpoint))
+        saved = _flatten(self.progress.config)
+        current = _flatten(self.config.to_dict())
+        changed = sorted(
+            key for key in set(saved) | set(current)
+            if saved.get(key) != current.get(key) and not key.startswith(RESUMABLE_CHANGES)
+        )  # fmt: skip
+        if changed:
+            details = "; ".join(f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in changed)
+            raise ConfigError(f"cannot resume {checkpoint}: the config changed in fields that define the run ({details})")
+        if self.progress.num_processes != self.accelerator.num_processes:
+            raise ConfigError(
+                f"cannot resume {checkpoint}: it was written by {self.progress.num_processes} process(es), this run has "
+                f"{self.accelerator.num_processes}; the data order depends on the process count"
+            )
+        if saved.get("schedule.max_steps") != current.get("schedule.max_steps"):
+            logger.warning("schedule.max_steps changed on resume: the learning-rate schedule changes from here on")
+        logger.info("resumed from %s at step %d", checkpoint, self.progress.step)
+
+    def _train(self, stream: TrainingStream) -> None:
+        config, accelerator = self.config, self.accelerator
+        start = self.progress.step
+        if start >= config.schedule.max_steps:
+            return
+        batches = iter(self._data_loader(stream, start))
+        bar = tqdm(
+            total=config.schedule.max_steps, initial=start, desc="training", unit="step", dynamic_ncols=True,
+            disable=not (accelerator.is_main_process and config.logging.progress_bar),
+        )  # fmt: skip
+        window: list[dict[str, float]] = []
+        self.model.train()
+        for step in range(start, config.schedule.max_steps):
+            window.append(self._train_step(step, batches))
+            self.progress.step = step + 1
+            bar.update(1)
+            if (step + 1) % config.logging.log_every_steps == 0 or step + 1 == config.schedule.max_steps:
+                entry = self._log(step + 1, window)
+                bar.set_postfix(loss=f"{entry['loss']:.4f}", kept=int(entry["kept_tokens"]))
+                window = []
+            if config.logging.save_every_steps and (step + 1) % config.logging.save_every_steps == 0:
+                self._save_checkpoint()
+            every = config.validation.every_steps
+            if self.validation_rows is not None and every and (step + 1) % every == 0 and step + 1 < config.schedule.max_steps:
+                self._validate()
+        bar.close()
+
+    def _train_step(self, step: int, batches) -> dict[str, float]:
+        config, accelerator = self.config, self.accelerator
+        plan = self.schedule.at(step)
+        lr = scheduled_lr(step, config.optimizer.lr, config.schedule) * plan.lr_factor
+        set_learning_rate(self.optimizer, lr)
+        losses, correct, norms = [], [], []
+        accumulation = config.gradient_accumulation_steps
+        for micro in range(accumulation):
+            batch = next(batches)
+            if (batch["step"], batch["micro"]) != (step, micro):
+                raise RuntimeError(f"data stream out of step: expected step {step}.{micro}, got {batch['step']}.{batch['micro']}")
+            self._count_skipped(batch, step, micro)
+            sync = nullcontext() if micro == accumulation - 1 else accelerator.no_sync(self.model)
+            with sync:
+                output = self.model(
+                    pixel_values=batch["pixel_values"].to(accelerator.device, non_blocking=True),
+                    keypoints=batch["keypoints"].to(accelerator.device, non_blocking=True),
+                    pixel_mask=batch["pixel_mask"].to(accelerator.device, non_blocking=True),
+                    labels=batch["labels"].to(accelerator.device, non_blocking=True),
+                    mask_ratio=plan.mask_ratio,
+                )
+                loss = output["loss"].mean()
+                self._check_finite(loss, step, micro, batch)
+                accelerator.backward(loss / accumulation)
+            losses.append(loss.detach())
+            correct.append(output["correct"].detach().mean())
+            norms.append(output["norms"].mean())
+        grad_norm = float("nan")
+        if config.max_grad_norm is not None:
+            grad_norm = float(accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm))
+            # fp16's loss scaler skips steps with overflowing gradients by itself; elsewhere it is divergence.
+            if not math.isfinite(grad_norm) and config.mixed_precision != "fp16":
+                raise TrainingDivergedError(f"the gradient norm became {grad_norm} at step {step}; lower the learning rate")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.progress.samples_seen += plan.batch_size * accumulation * accelerator.num_processes
+        return {
+            "loss": float(torch.stack(losses).mean()),
+            "accuracy": float(torch.stack(correct).mean()),
+            "embedding_norm": float(torch.stack(norms).mean()),
+            "lr": lr,
+            "kept_tokens": float(plan.kept_tokens),
+            "batch_size": float(plan.batch_size),
+            "grad_norm": grad_norm,
+        }
+
+    def _count_skipped(self, batch: dict[str, Any], step: int, micro: int) -> None:
+        """Log this process's unreadable samples, count every process's, refuse an all-unreadable batch."""
+        for item in batch["skipped"]:
+            logger.warning("step %d: skipping unreadable image %s (%s)", step, item.path, item.reason)
+        if batch["repeated"]:
+            logger.warning("step %d.%d: one readable image left in the micro-batch; it is used twice", step, micro)
+        local = torch.tensor([float(batch["size"] == 0), float(len(batch["skipped"]))], device=self.accelerator.device)
+        empty, skipped = self.accelerator.reduce(local, reduction="sum").tolist()
+        self.progress.skipped_samples += int(skipped)
+        if empty:
+            paths = ", ".join(item.path for item in batch["skipped"][:5]) or "on another process"
+            raise TrainingDataError(
+                f"step {step} micro-batch {micro}: every image was unreadable on {int(empty)} process(es) ({paths})"
+            )
+
+    def _check_finite(self, loss: torch.Tensor, step: int, micro: int, batch: dict[str, Any]) -> None:
+        """Stop every process together when any process's loss is NaN / infinite."""
+        bad_here = not bool(torch.isfinite(loss.detach()))
+        bad = self.accelerator.reduce(torch.tensor([float(bad_here)], device=self.accelerator.device), reduction="sum")
+        if float(bad) == 0:
+            return
+        rows = batch["row"].tolist()
+        names = ", ".join(self.view.paths[row] for row in rows[:8]) + (" ..." if len(rows) > 8 else "")
+        where = f"this process's loss is {float(loss.detach())}" if bad_here else "the loss of another process is not finite"
+        raise TrainingDivergedError(
+            f"non-finite loss at step {step} (micro-batch {micro}, process {self.accelerator.process_index}): {where}; "
+            f"batch rows {rows[:8]} ({names})"
+        )
+
+    # -------------------------------------------------------------------------------- side effects
+    def _log(self, step: int, window: list[dict[str, float]]) -> dict[str, float]:
+        local = {key: _finite_mean([entry[key] for entry in window]) for key in window[0]}
+        loss = self.accelerator.reduce(torch.tensor([local["loss"]], device=self.accelerator.device), reduction="mean")
+        entry = {**local, "loss": float(loss), "step": float(step), "skipped_samples": float(self.progress.skipped_samples)}
+        entry["norm_mean"] = float(self.accelerator.unwrap_model(self.model).head.norm_mean)
+        if self.accelerator.is_main_process:
+            self.history.append(entry)
+        self.accelerator.log({f"train/{key}": value for key, value in entry.items() if key != "step"}, step=step)
+        return entry
+
+    def _save_checkpoint(self) -> Path:
+        accelerator = self.accelerator
+        path = self.output_dir / CHECKPOINT_DIR / f"{CHECKPOINT_PREFIX}{self.progress.step:08d}"
+        self.progress.config = self.config.to_dict()
+        self.progress.num_processes = accelerator.num_processes
+        accelerator.save_state(str(path))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (path / COMPLETE_MARKER).write_text(json.dumps({"step": self.progress.step}) + "\n", encoding="utf-8")
+            complete = sorted(p for p in path.parent.glob(f"{CHECKPOINT_PREFIX}*") if (p / COMPLETE_MARKER).is_file())
+            keep = max(1, self.config.logging.keep_last_checkpoints)
+            for old in complete[:-keep]:
+                shutil.rmtree(old)
+        accelerator.wait_for_everyone()
+        return path
+
+    def _validate(self) -> None:
+        accelerator, config = self.accelerator, self.config
+        if accelerator.is_main_process:
+            backbone = accelerator.unwrap_model(self.model).backbone
+            # Validation must not move the training RNG: a resumed run has not validated at this point.
+            devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                metrics = validate(
+                    backbone, self.reader, self.validation_rows, config.validation.batch_size, accelerator.device,
+                    config.validation.protocol, accelerator.autocast,
+                )  # fmt: skip
+            metrics["step"] = float(self.progress.step)
+            self.validation_history.append(metrics)
+            logger.info("validation at step %d: %s", self.progress.step, _format_metrics(metrics))
+            with (self.output_dir / "validation.jsonl").open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(metrics) + "\n")
+            accelerator.log({f"val/{k}": v for k, v in metrics.items() if k != "step"}, step=self.progress.step)
+        accelerator.wait_for_everyone()
+
+    def _save_final_model(self) -> Path:
+        accelerator = self.accelerator
+        final_dir = self.output_dir / FINAL_MODEL_DIR
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            backbone = accelerator.unwrap_model(self.model).backbone
+            backbone.save_pretrained(final_dir)
+            self.processor.save_pretrained(final_dir)
+            self.config.save(final_dir / "training_config.json")
+            logger.info("saved the trained model and processor to %s", final_dir)
+            if self.progress.skipped_samples:
+                logger.warning("%d unreadable samples were skipped during training", self.progress.skipped_samples)
+        accelerator.wait_for_everyone()
+        return final_dir
+
+
+def _finite_mean(values: list[float]) -> float:
+    finite = [value for value in values if math.isfinite(value)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+def _has_accelerator_device() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return (
+        torch.cuda.is_available()
+        or (mps is not None and mps.is_available())
+        or (xpu is not None and xpu.is_available())
+    )
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key not in ("overrides", "loader_kwargs"):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _flat_hparams(values: dict[str, Any]) -> dict[str, Any]:
+    """TensorBoard hparams accept only scalars and strings."""
+    return {
+        key: value if isinstance(value, bool | int | float | str) else json.dumps(value)
+        for key, value in _flatten(values).items()
+    }
+
+
+def _format_metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key != "step")
+
+
+__all__ = ["Trainer", "TrainingDivergedError", "TrainingResult", "find_checkpoint", "train"]

@@ -1,0 +1,422 @@
+"""Training building blocks: AdaFace, the masking schedule, flip, samplers, config, keypoint cache."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from model_inputs import face_close_up, full_body, upper_body
+from PIL import Image
+
+from sapiensid_hf.modeling.configuration_sapiensid import FLIP_PAIRS
+from sapiensid_hf.modeling.masked_recognition import num_tokens_to_keep
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+from sapiensid_hf.processing.keypoint_detector import KeypointResult
+from sapiensid_hf.training import (
+    AdaFaceHead,
+    ConfigError,
+    IdentityBalancedOrder,
+    KeypointCache,
+    MaskingSchedule,
+    ShuffledOrder,
+    TrainingConfig,
+    TrainingStream,
+    build_keypoint_cache,
+    dataset_fingerprint,
+    flip_keypoints,
+    flip_sample,
+    photometric_jitter,
+)
+from sapiensid_hf.training.keypoint_cache import KeypointCacheMismatchError
+from sapiensid_hf.training.masking import mask_ratio_for, solve_exponential_rate, truncated_exponential_mean
+from sapiensid_hf.training.optimization import scheduled_lr
+
+# ------------------------------------------------------------------------------------------ AdaFace
+
+
+def reference_adaface(embeddings, norms, labels, kernel, state, m=0.4, h=0.333, s=64.0, t_alpha=0.01, eps=1e-3):
+    """The published AdaFace margin over the full (B, C) matrix, written from its formulas."""
+    cosine = (embeddings @ kernel).clamp(-1 + eps, 1 - eps)
+    safe = norms.clamp(0.001, 100)
+    state["mean"] = safe.mean() * t_alpha + (1 - t_alpha) * state["mean"]
+    state["std"] = safe.std() * t_alpha + (1 - t_alpha) * state["std"]
+    scaler = ((safe - state["mean"]) / (state["std"] + eps) * h).clamp(-1, 1)
+    one_hot = torch.nn.functional.one_hot(labels, cosine.shape[1]).to(cosine.dtype)
+    theta = (cosine.acos() + one_hot * (-m * scaler)).clamp(eps, math.pi - eps)
+    return (theta.cos() - one_hot * (m + m * scaler)) * s
+
+
+def test_adaface_matches_the_published_formula_over_several_steps():
+    torch.manual_seed(1)
+    head = AdaFaceHead(embedding_size=16, num_classes=10).train()
+    kernel = torch.nn.functional.normalize(head.weight.detach(), dim=1).T
+    state = {"mean": torch.tensor(20.0), "std": torch.tensor(100.0)}
+    for _ in range(3):
+        raw = torch.randn(6, 16) * torch.linspace(0.5, 30, 6)[:, None]
+        labels = torch.randint(0, 10, (6,))
+        out = head(raw, labels)
+        norms = raw.norm(dim=1, keepdim=True)
+        expected = reference_adaface(raw / norms, norms, labels, kernel, state)
+        torch.testing.assert_close(out.logits, expected, atol=2e-4, rtol=1e-5)
+        torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(expected, labels, reduction="none"),
+                                   atol=2e-4, rtol=1e-5)  # fmt: skip
+    assert float(head.norm_mean) == pytest.approx(float(state["mean"]), rel=1e-6)
+    assert float(head.norm_std) == pytest.approx(float(state["std"]), rel=1e-6)
+
+
+def test_adaface_margin_depends_on_norm_high_norm_gets_larger_angular_margin():
+    head = AdaFaceHead(embedding_size=4, num_classes=3).train()
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(3, 4))
+    direction = torch.nn.functional.normalize(torch.tensor([[1.0, 0.3, 0.0, 0.0]]), dim=1)
+    low = head(direction * 1.0, torch.tensor([0])).logits[0, 0]
+    high = head(direction * 200.0, torch.tensor([0])).logits[0, 0]
+    assert low != high  # the margin moves with the norm (quality)
+    assert torch.isfinite(low) and torch.isfinite(high)
+
+
+def test_partial_fc_scores_every_positive_and_equals_the_full_logits_on_its_columns():
+    torch.manual_seed(2)
+    full = AdaFaceHead(8, 1000).train()
+    partial = AdaFaceHead(8, 1000, sample_rate=0.05).train()
+    partial.load_state_dict(full.state_dict())
+    embeddings, labels = torch.randn(12, 8) * 10, torch.randint(0, 1000, (12,))
+    expected = full(embeddings, labels)
+    sampled = partial(embeddings, labels)
+    assert len(sampled.classes) == 50 and set(labels.tolist()) <= set(sampled.classes.tolist())
+    torch.testing.assert_close(sampled.logits, expected.logits[:, sampled.classes])
+    assert torch.equal(sampled.classes[sampled.targets], labels)
+    # Only the sampled class centres receive a gradient.
+    sampled.loss.sum().backward()
+    touched = partial.weight.grad.abs().sum(dim=1) > 0
+    assert set(touched.nonzero().flatten().tolist()) <= set(sampled.classes.tolist())
+
+
+def test_adaface_refuses_bad_labels_and_single_class():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        AdaFaceHead(4, 1)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        AdaFaceHead(4, 3)(torch.randn(2, 4), torch.tensor([0, 3]))
+
+
+# ------------------------------------------------------------------------------------------ masking
+
+
+@pytest.mark.parametrize("num_tokens", [48, 108, 432])
+def test_mask_ratio_for_makes_the_model_keep_exactly_n_tokens(num_tokens):
+    for kept in range(1, num_tokens):
+        assert num_tokens_to_keep(num_tokens, mask_ratio_for(kept, num_tokens)) == kept
+    assert mask_ratio_for(num_tokens, num_tokens) == 0.0
+
+
+def test_truncated_exponential_rate_solves_for_the_mean():
+    for mean in (5.0, 20.0, 50.0, 80.0):
+        rate = solve_exponential_rate(mean, 100.0)
+        assert truncated_exponential_mean(rate, 100.0) == pytest.approx(mean, rel=1e-6)
+    assert solve_exponential_rate(20.0, 100.0) > 0 > solve_exponential_rate(80.0, 100.0)
+
+
+def test_variable_schedule_draws_match_the_distribution_and_the_batch_rule():
+    schedule = MaskingSchedule(num_tokens=432, batch_size=32, mode="variable", reference_mask_ratio=0.66,
+                               min_kept_fraction=0.1, max_batch_size=1000, seed=3)  # fmt: skip
+    plans = [schedule.at(step) for step in range(4000)]
+    kept = np.array([plan.kept_tokens for plan in plans])
+    assert kept.min() >= schedule.min_kept and kept.max() <= 432
+    assert kept.mean() == pytest.approx(0.34 * 432, rel=0.03)  # mean = fixed-ratio kept count
+    assert np.median(kept) < kept.mean()  # exponential: short sequences are the common case
+    assert (kept > 0.8 * 432).any()  # ...but full-length ones still occur
+    reference = schedule.reference_kept
+    for plan in plans[:200]:
+        assert plan.batch_size == round(32 * reference / plan.kept_tokens)
+        assert plan.lr_factor == pytest.approx(math.sqrt(plan.batch_size / 32))
+        assert num_tokens_to_keep(432, plan.mask_ratio) == plan.kept_tokens or plan.mask_ratio == 0.0
+    assert [schedule.at(step) for step in range(50)] == plans[:50]  # a pure function of the step
+
+
+def test_fixed_and_none_schedules_and_batch_clamps():
+    assert MaskingSchedule(108, 8, mode="fixed", mask_ratio=0.66).at(5).kept_tokens == int(108 * 0.34)
+    none = MaskingSchedule(108, 8, mode="none").at(0)
+    assert (none.mask_ratio, none.batch_size, none.lr_factor) == (0.0, 8, 1.0)
+    clamped = MaskingSchedule(108, 8, mode="variable", min_batch_size=4, max_batch_size=12, lr_scaling="linear")
+    batches = {clamped.at(step).batch_size for step in range(500)}
+    assert min(batches) >= 4 and max(batches) <= 12
+    assert all(clamped.at(s).lr_factor == pytest.approx(clamped.at(s).batch_size / 8) for s in range(50))
+
+
+def test_learning_rate_schedule_warmup_and_cosine():
+    config = TrainingConfig.from_dict({"data": {"dataset_path": "x"}, "schedule": {"max_steps": 110, "warmup_steps": 10}})
+    lrs = [scheduled_lr(step, 1.0, config.schedule) for step in range(110)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0) and lrs[60] == pytest.approx(0.5) and lrs[-1] < 0.01
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+
+
+# --------------------------------------------------------------------------------------------- flip
+
+
+@pytest.mark.parametrize("pose", [full_body, upper_body, face_close_up])
+def test_flip_mirrors_points_and_keeps_the_left_right_conventions(pose):
+    keypoints = pose().numpy()
+    flipped = flip_keypoints(keypoints)
+    shown = (keypoints != -1).all(axis=1)
+    assert np.array_equal((flipped != -1).all(axis=1), shown)  # same points visible (pairs swapped)
+    assert flipped[0, 0] == pytest.approx(1 - keypoints[0, 0])  # nose
+    for first, second in FLIP_PAIRS:
+        if shown[first] and shown[second]:
+            # Swapped and mirrored: the point now in `first` is the mirror of the old `second`.
+            assert np.allclose(flipped[first], [1 - keypoints[second, 0], keypoints[second, 1]])
+            if first in (1, 3):  # eye_1 / mouth_1: the smaller x
+                assert flipped[first, 0] < flipped[second, 0]
+            else:  # ears and body: "left" has the larger x
+                assert flipped[first, 0] > flipped[second, 0]
+    assert np.allclose(flip_keypoints(flipped), keypoints)
+
+
+def test_flip_of_a_lone_point_follows_the_processor_rule():
+    keypoints = np.full((19, 2), -1.0, dtype=np.float32)
+    keypoints[7] = [0.8, 0.5]  # only the left shoulder, on the right of the image (canonical)
+    flipped = flip_keypoints(keypoints)
+    assert np.allclose(flipped[8], [0.2, 0.5]) and (flipped[7] == -1).all()  # now "right", x < 0.5
+
+
+def test_flip_sample_mirrors_pixels_and_mask():
+    pixels = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    mask = np.zeros((8, 8), dtype=np.int64)
+    mask[:, :3] = 1
+    flipped, flipped_mask, _ = flip_sample(pixels, mask, full_body().numpy())
+    assert np.array_equal(flipped, pixels[:, ::-1]) and flipped_mask[:, -3:].all() and not flipped_mask[:, :-3].any()
+
+
+def test_photometric_jitter_changes_content_only_and_stays_in_range():
+    rng = np.random.default_rng(0)
+    pixels = rng.random((16, 16, 3)).astype(np.float32)
+    content = np.zeros((16, 16), dtype=np.int64)
+    content[4:12] = 1
+    jittered = photometric_jitter(pixels, content, rng, 0.4, 0.4, 0.4, grayscale_prob=1.0)
+    assert np.array_equal(jittered[content == 0], pixels[content == 0])
+    assert not np.allclose(jittered[content == 1], pixels[content == 1])
+    assert jittered.min() >= 0 and jittered.max() <= 1
+    assert np.allclose(jittered[content == 1][:, 0], jittered[content == 1][:, 1])  # grayscale
+
+
+# ----------------------------------------------------------------------------------------- samplers
+
+
+def make_stream(process_index=0, num_processes=2, accumulation=2, mode="variable", order=None):
+    schedule = MaskingSchedule(108, 4, mode=mode, max_batch_size=8, seed=5)
+    order = order or ShuffledOrder(60, seed=5)
+    return TrainingStream(order, order.epoch_length, schedule, num_processes, process_index, accumulation, seed=5)
+
+
+def take(iterator, count):
+    return [next(iterator) for _ in range(count)]
+
+
+def test_stream_processes_read_disjoint_rows_with_one_batch_size_per_step():
+    first, second = (take(make_stream(index).micro_batches(), 30) for index in (0, 1))
+    for mine, theirs in zip(first, second, strict=True):
+        assert (mine.step, mine.micro, mine.epoch) == (theirs.step, theirs.micro, theirs.epoch)
+        assert len(mine.rows) == len(theirs.rows) and not set(mine.rows) & set(theirs.rows)
+    for epoch in {batch.epoch for batch in first}:
+        rows = np.concatenate([b.rows for b in first + second if b.epoch == epoch])
+        assert len(rows) == len(set(rows.tolist()))  # no row twice within an epoch
+
+
+def test_stream_resumes_exactly_where_an_uninterrupted_run_is():
+    full = take(make_stream(1).micro_batches(), 40)
+    resumed = take(make_stream(1).micro_batches(start_step=7), 26)
+    expected = [batch for batch in full if batch.step >= 7][:26]
+    for a, b in zip(resumed, expected, strict=True):
+        assert (a.step, a.micro, a.epoch) == (b.step, b.micro, b.epoch)
+        assert np.array_equal(a.rows, b.rows) and np.array_equal(a.seeds, b.seeds)
+
+
+def test_identity_balanced_order_visits_every_identity_equally():
+    labels = np.repeat(np.arange(5), [1, 2, 3, 10, 40])
+    order = IdentityBalancedOrder(labels, images_per_identity=4, seed=0)
+    epoch = order(0)
+    assert len(epoch) == order.epoch_length == 20
+    assert np.array_equal(np.bincount(labels[epoch]), [4] * 5)
+    groups = labels[epoch].reshape(5, 4)
+    assert (groups == groups[:, :1]).all()  # an identity's images stay together
+    assert not np.array_equal(order(0), order(1))
+
+
+def test_stream_refuses_a_dataset_smaller_than_one_batch():
+    with pytest.raises(ValueError, match="lower batch_size"):
+        make_stream(order=ShuffledOrder(10, 0))
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def test_config_file_round_trip_and_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data: {dataset_path: d}\noptimizer: {lr: 1e-3}\nmasking: {mode: fixed, mask_ratio: 0.5}\n")
+    config = TrainingConfig.from_file(path)
+    assert config.optimizer.lr == 1e-3 and config.masking.mask_ratio == 0.5
+    changed = config.with_overrides(["optimizer.lr=3e-4", "schedule.max_steps=7", "model.overrides={hidden_size: 64}"])
+    assert (changed.optimizer.lr, changed.schedule.max_steps, changed.model.overrides) == (3e-4, 7, {"hidden_size": 64})
+    json_path = tmp_path / "run.json"
+    changed.save(json_path)
+    assert TrainingConfig.from_file(json_path) == changed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data: {dataset_path: d}\noptimiser: {lr: 1}\n", "unknown key.*optimiser"),
+        ("data: {dataset_path: d, num_workers: two}\n", "data.num_workers must be an integer"),
+        ("data: {dataset_path: d}\nmasking: {mode: sometimes}\n", "masking.mode must be one of"),
+        ("data: {dataset_path: d}\nbatch_size: 1\n", "batch_size must be at least 2"),
+        ("optimizer: {lr: 1}\n", "exactly one of data.dataset_path"),
+        ("- a\n- b\n", "mapping at the top level"),
+    ],
+)
+def test_config_errors_name_the_field(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        TrainingConfig.from_file(path)
+
+
+def test_shipped_configs_load(repo_root):
+    for path in sorted((repo_root / "examples" / "configs").glob("*.yaml")):
+        TrainingConfig.from_file(path)
+
+
+# ------------------------------------------------------------------------------------ keypoint cache
+
+
+class CountingDetector:
+    """A stand-in detector: a face whose nose x follows the image's mean brightness (so results differ)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, image):
+        self.calls += 1
+        keypoints = face_close_up().numpy()
+        keypoints[0, 0] = 0.3 + 0.4 * float(image.mean()) / 255.0  # inside the 20 x 30 image's square
+        return KeypointResult(keypoints=keypoints, person_boxes=np.array([[0, 0, 1, 1]], np.float32), chosen_person=0,
+                              source="face")  # fmt: skip
+
+
+def png_bytes(value: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 30), (value, value, value)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_keypoint_cache_detects_once_counts_unreadable_and_resumes(tmp_path):
+    images = [png_bytes(40), b"not an image at all", png_bytes(200), b"", png_bytes(120)]
+    paths = [f"img{i}.png" for i in range(len(images))]
+    detector = CountingDetector()
+    processor = SapiensIDImageProcessor(size=32, detector=detector)
+    cache = build_keypoint_cache(images.__getitem__, paths, processor, tmp_path / "cache", batch_size=2, chunk_size=2,
+                                 progress=False)  # fmt: skip
+    assert cache.readable.tolist() == [True, False, True, False, True]
+    assert cache.num_unreadable == 2 and {entry["path"] for entry in cache.unreadable} == {"img1.png", "img3.png"}
+    assert cache.keypoints[1].min() == -1 and not cache.person_found[1]
+    assert cache.keypoints[0, 0, 0] < cache.keypoints[4, 0, 0] < cache.keypoints[2, 0, 0]
+    direct = processor([images[0], images[2], images[4]], return_tensors="np")["keypoints"]
+    assert np.array_equal(cache.keypoints[[0, 2, 4]], direct)
+    calls = detector.calls
+    again = build_keypoint_cache(images.__getitem__, paths, processor, tmp_path / "cache", progress=False)
+    assert detector.calls == calls and np.array_equal(again.keypoints, cache.keypoints)  # read, not re-detected
+    with pytest.raises(KeypointCacheMismatchError, match="different dataset"):
+        KeypointCache.load(tmp_path / "cache", dataset_fingerprint(paths[:4]))
+
+
+def test_keypoint_cache_build_resumes_from_finished_chunks(tmp_path):
+    images = [png_bytes(value) for value in (10, 60, 110, 160)]
+    paths = [f"{i}.png" for i in range(4)]
+    folder = tmp_path / "cache"
+    first = build_keypoint_cache(images.__getitem__, paths, SapiensIDImageProcessor(size=32, detector=CountingDetector()),
+                                 folder, chunk_size=2, progress=False)  # fmt: skip
+    # Simulate an interrupted build: the merged files gone, one finished chunk left.
+    (folder / "meta.json").unlink()
+    (folder / "chunks").mkdir()
+    np.savez(folder / "chunks" / "chunk_0000000000.npz", rows=np.arange(2), keypoints=first.keypoints[:2],
+             person_found=first.person_found[:2], face_found=first.face_found[:2], readable=first.readable[:2],
+             unreadable=np.asarray("[]"))  # fmt: skip
+    detector = CountingDetector()
+    rebuilt = build_keypoint_cache(images.__getitem__, paths, SapiensIDImageProcessor(size=32, detector=detector), folder,
+                                   chunk_size=2, progress=False)  # fmt: skip
+    assert detector.calls == 2 and np.array_equal(rebuilt.keypoints, first.keypoints)
+
+
+# ------------------------------------------------------------------------------------------- launch
+
+
+def test_accelerate_cpu_launcher_detection_and_process_count():
+    from sapiensid_hf.training.launch import requested_processes, started_by_accelerate_cpu_launcher
+
+    single = {"ACCELERATE_USE_CPU": "True", "MASTER_PORT": "29500", "MASTER_ADDR": "127.0.0.1"}
+    assert started_by_accelerate_cpu_launcher(single)
+    assert not started_by_accelerate_cpu_launcher({**single, "WORLD_SIZE": "2", "LOCAL_RANK": "0"})  # torchrun
+    assert not started_by_accelerate_cpu_launcher({"ACCELERATE_USE_CPU": "True"})  # one process was asked for
+    assert requested_processes(["accelerate", "launch", "--num_processes", "2", "--cpu", "train.py"]) == 2
+    assert requested_processes(["accelerate", "launch", "--num_processes=4", "train.py"]) == 4
+    assert requested_processes(["accelerate", "launch", "--cpu", "train.py"]) is None
+
+
+# ---------------------------------------------------------------------------------- train / val rows
+
+
+def small_view(roles=None):
+    import datasets
+
+    from sapiensid_hf.training.dataset import DatasetView
+
+    pids = [0, 0, 0, 1, 1, 2, 2, 2, 3]
+    columns = {"path": [f"{i}.png" for i in range(len(pids))], "pid": pids}
+    if roles is not None:
+        columns["role"] = roles
+    return DatasetView(datasets.Dataset.from_dict(columns))
+
+
+def test_holdout_identities_leave_training_and_split_into_query_and_gallery():
+    from sapiensid_hf.training.dataset import split_rows
+
+    config = TrainingConfig.from_dict({"data": {"dataset_path": "x"}, "validation": {"source": "holdout",
+                                                                                        "holdout_identities": 1}})  # fmt: skip
+    view = small_view()
+    readable = np.ones(9, dtype=bool)
+    readable[1] = False
+    train_rows, validation = split_rows(view, readable, config.data, config.validation, seed=0)
+    held = set(view.pids[validation.query].tolist())
+    assert len(held) == 1 and held <= {0, 1, 2}  # only identities with 2+ readable images qualify
+    assert not held & set(view.pids[train_rows.rows].tolist())
+    assert 1 not in train_rows.rows and 1 not in validation.gallery  # unreadable rows are nowhere
+    assert set(view.pids[validation.gallery].tolist()) == held
+    assert train_rows.labels.max() == train_rows.num_classes - 1
+
+
+def test_role_split_and_refusals():
+    from sapiensid_hf.training.dataset import TrainingDataError, split_rows
+
+    roles = ["train", "train", "query", "train", "gallery", "train", "gallery", "query", "train"]
+    config = TrainingConfig.from_dict({"data": {"dataset_path": "x"}, "validation": {"source": "roles"}})
+    train_rows, validation = split_rows(small_view(roles), np.ones(9, bool), config.data, config.validation, seed=0)
+    assert train_rows.rows.tolist() == [0, 1, 3, 5, 8]
+    assert validation.query.tolist() == [2, 7] and validation.gallery.tolist() == [4, 6]
+    with pytest.raises(TrainingDataError, match="0 'gallery' rows"):
+        split_rows(small_view(["train"] * 3 + ["query"] * 6), np.ones(9, bool), config.data, config.validation, seed=0)
+    plain = TrainingConfig.from_dict({"data": {"dataset_path": "x"}})
+    with pytest.raises(TrainingDataError, match="single identity"):
+        split_rows(small_view(["train"] * 3 + ["query"] * 6), np.ones(9, bool), plain.data, plain.validation, seed=0)
+    with pytest.raises(TrainingDataError, match="no images"):
+        split_rows(small_view(roles), np.zeros(9, bool), plain.data, plain.validation, seed=0)
+
+
+def test_data_loader_names_resolve_to_sapiensid_hf_data_loaders():
+    from sapiensid_hf.data.market1501 import load_market1501
+    from sapiensid_hf.training.dataset import _find_loader
+
+    assert _find_loader("market1501") is load_market1501
+    with pytest.raises(ConfigError, match="available: .*market1501"):
+        _find_loader("no_such_benchmark")

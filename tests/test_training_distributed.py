@@ -1,0 +1,45 @@
+"""`accelerate launch --num_processes 2 --cpu examples/train.py` (gloo) completes a short run."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import torch
+from training_builders import REPO_ROOT, TINY_CONFIG, build_people_dataset
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_cpu_processes_train_checkpoint_and_save(people_dir, tmp_path):
+    dataset_dir, cache_dir = build_people_dataset(people_dir, tmp_path / "data")
+    output_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+        str(REPO_ROOT / "examples" / "train.py"), "--config", str(TINY_CONFIG),
+        "--set", f"data.dataset_path={dataset_dir}", "--set", f"data.keypoint_cache={cache_dir}",
+        "--output_dir", str(output_dir), "--set", "model.overrides={image_size: 64}", "--set", "batch_size=4",
+        "--set", "schedule.max_steps=4", "--set", "logging.save_every_steps=2", "--set", "validation.max_images=24",
+    ]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=240, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-6000:]
+    assert "trained 4 steps" in completed.stdout
+
+    checkpoint = output_dir / "checkpoints" / "step_00000004"
+    assert (checkpoint / "COMPLETE").is_file()
+    assert {path.name for path in checkpoint.glob("random_states_*.pkl")} == {"random_states_0.pkl", "random_states_1.pkl"}
+    progress = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=False)
+    assert progress["num_processes"] == 2 and progress["step"] == 4
+    assert progress["samples_seen"] > 0
+    assert (output_dir / "final_model" / "model.safetensors").is_file()
+    validation = [json.loads(line) for line in (output_dir / "validation.jsonl").read_text().splitlines()]
+    assert validation[-1]["step"] == 4 and 0.0 <= validation[-1]["rank1"] <= 1.0

@@ -1,0 +1,185 @@
+"""End-to-end training runs, in-process: learning, resume equality, bad input, the saved folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from training_builders import TINY_CONFIG, build_people_dataset, reset_accelerate
+from transformers import AutoImageProcessor, AutoModel
+
+from sapiensid_hf.training import ConfigError, TrainingConfig, TrainingDataError, TrainingDivergedError, train
+from sapiensid_hf.training.recognition_model import SapiensIDForRecognitionTraining
+from sapiensid_hf.training.trainer import Trainer
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate():
+    reset_accelerate()
+    yield
+    reset_accelerate()
+
+
+@pytest.fixture(scope="module")
+def people_dataset(people_dir, tmp_path_factory):
+    return build_people_dataset(people_dir, tmp_path_factory.mktemp("people"))
+
+
+def tiny_config(dataset, output_dir, *overrides: str) -> TrainingConfig:
+    dataset_dir, cache_dir = dataset
+    return TrainingConfig.from_file(TINY_CONFIG).with_overrides(
+        [
+            f"data.dataset_path={dataset_dir}",
+            f"data.keypoint_cache={cache_dir}",
+            f"logging.output_dir={output_dir}",
+            "model.overrides={image_size: 64}",  # the tiny model at 64 px: 3 x 16 retina tokens
+            *overrides,
+        ]
+    )
+
+
+def test_tiny_model_learns_the_identities(people_dataset, tmp_path):
+    config = tiny_config(
+        people_dataset, tmp_path / "run", "schedule.max_steps=80", "logging.save_every_steps=0", "validation.at_start=true"
+    )
+    result = train(config)
+    losses = np.array([entry["loss"] for entry in result.history])
+    assert len(losses) == 80 and np.isfinite(losses).all()
+    quarter = len(losses) // 4
+    assert losses[-quarter:].mean() < 0.8 * losses[:quarter].mean()  # the loss falls clearly
+    kept = {entry["kept_tokens"] for entry in result.history}
+    assert len(kept) > 5  # variable masking: many token counts were trained on
+    before, after = result.validation[0], result.validation[-1]
+    chance = 5 / 47  # leave-one-out: 5 other crops of the same photo among 47 images
+    assert after["rank1"] > 2 * chance and after["rank1"] >= before["rank1"]
+    assert after["mAP"] > before["mAP"] + 0.05  # training improves over the untrained model's ranking
+
+    # The saved folder is a normal hub folder: model + processor through the Auto classes, remote code on.
+    final = result.final_model_dir
+    model = AutoModel.from_pretrained(final, trust_remote_code=True).eval()
+    processor = AutoImageProcessor.from_pretrained(final, trust_remote_code=True)
+    assert processor.size["height"] == model.config.image_size == 64
+    photo = sorted(people_dataset[0].parent.glob("images/*/*.png"))[0]
+    keypoints = np.full((1, 19, 2), -1, dtype=np.float32)
+    inputs = processor([str(photo)], keypoints=keypoints)
+    with torch.no_grad():
+        embedding = model(pixel_values=inputs["pixel_values"], keypoints=inputs["keypoints"],
+                          pixel_mask=inputs["pixel_mask"]).embeddings  # fmt: skip
+    assert embedding.shape == (1, model.config.output_dim) and torch.isfinite(embedding).all()
+    assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents*"))  # TensorBoard scalars
+
+
+def read_checkpoint_weights(output_dir, step):
+    return load_file(output_dir / "checkpoints" / f"step_{step:08d}" / "model.safetensors")
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(people_dataset, tmp_path, monkeypatch):
+    overrides = ("schedule.max_steps=8", "logging.save_every_steps=3", "batch_size=4", "gradient_accumulation_steps=2",
+                 "head.sample_rate=0.5", "validation.source=none")  # fmt: skip
+    straight = tiny_config(people_dataset, tmp_path / "straight", *overrides)
+    train(straight)
+    reset_accelerate()
+
+    interrupted = tiny_config(people_dataset, tmp_path / "interrupted", *overrides)
+    original_step = Trainer._train_step
+
+    def crash_at_step_five(self, step, batches):
+        if step == 5:
+            raise KeyboardInterrupt("simulated preemption")
+        return original_step(self, step, batches)
+
+    monkeypatch.setattr(Trainer, "_train_step", crash_at_step_five)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted)
+    monkeypatch.setattr(Trainer, "_train_step", original_step)
+    assert not (tmp_path / "interrupted" / "checkpoints" / "step_00000006").exists()
+    reset_accelerate()
+    resumed = train(interrupted, resume_from_checkpoint="latest")
+    assert resumed.steps == 8 and [entry["step"] for entry in resumed.history] == [4.0, 5, 6, 7, 8]
+
+    expected = read_checkpoint_weights(tmp_path / "straight", 8)
+    actual = read_checkpoint_weights(tmp_path / "interrupted", 8)
+    assert expected.keys() == actual.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(tensor, actual[name]), name  # backbone, class centres and AdaFace statistics
+
+
+def test_resume_refuses_a_changed_run(people_dataset, tmp_path):
+    config = tiny_config(people_dataset, tmp_path / "run", "schedule.max_steps=2", "logging.save_every_steps=1",
+                         "validation.source=none")  # fmt: skip
+    train(config)
+    reset_accelerate()
+    with pytest.raises(ConfigError, match="batch_size: 8 -> 6"):
+        train(config.with_overrides(["batch_size=6", "schedule.max_steps=3"]), resume_from_checkpoint="latest")
+
+
+def test_nan_loss_stops_the_run_naming_step_and_images(people_dataset, tmp_path, monkeypatch):
+    original = SapiensIDForRecognitionTraining.forward
+    calls = {"count": 0}
+
+    def poisoned(self, *args, **kwargs):
+        output = original(self, *args, **kwargs)
+        calls["count"] += 1
+        if calls["count"] == 3:
+            output["loss"] = output["loss"] * float("nan")
+        return output
+
+    monkeypatch.setattr(SapiensIDForRecognitionTraining, "forward", poisoned)
+    config = tiny_config(people_dataset, tmp_path / "run", "schedule.max_steps=5", "validation.source=none")
+    with pytest.raises(TrainingDivergedError, match=r"non-finite loss at step 2 \(micro-batch 0.*batch rows .*\.png"):
+        train(config)
+
+
+def test_unreadable_images_are_skipped_and_counted(people_dataset, tmp_path, caplog):
+    import datasets
+
+    dataset_dir, cache_dir = people_dataset
+    source = datasets.load_from_disk(str(dataset_dir)).cast_column("image", datasets.Image(decode=False))
+
+    def break_some(row, index):  # the keypoint cache says readable; the image bytes are damaged
+        if index % 12 == 0:
+            row["image"] = {"bytes": b"\x89PNG\r\n\x1a\n truncated", "path": None}
+        return row
+
+    source.map(break_some, with_indices=True).save_to_disk(str(tmp_path / "damaged"))
+    dataset_dir = tmp_path / "damaged"
+    config = tiny_config((dataset_dir, cache_dir), tmp_path / "run", "schedule.max_steps=12", "validation.source=train")
+    with caplog.at_level(logging.WARNING):
+        result = train(config)
+    assert result.steps == 12 and result.skipped_samples > 0
+    assert "skipping unreadable image" in caplog.text and "00/00.png" in caplog.text
+    assert result.validation[-1]["skipped_images"] == 4  # 4 of the 48 images are broken
+
+
+def test_single_identity_or_empty_datasets_are_refused(people_dataset, tmp_path):
+    import datasets
+
+    dataset_dir, cache_dir = people_dataset
+    source = datasets.load_from_disk(str(dataset_dir))
+    one = source.filter(lambda pid: pid == 3, input_columns="pid")
+    keypoints = np.full((len(one), 19, 2), -1.0).tolist()
+    one.add_column("keypoints", keypoints).save_to_disk(str(tmp_path / "one"))
+    config = tiny_config((tmp_path / "one", cache_dir), tmp_path / "run")
+    with pytest.raises(TrainingDataError, match="single identity"):
+        train(config)
+    reset_accelerate()
+    source.select([]).save_to_disk(str(tmp_path / "empty"))
+    with pytest.raises(TrainingDataError, match="no images"):
+        train(tiny_config((tmp_path / "empty", cache_dir), tmp_path / "run"))
+    reset_accelerate()
+    with pytest.raises(TrainingDataError, match="no images"):
+        train(tiny_config(people_dataset, tmp_path / "run", "data.train_roles=[query]"))
+
+
+def test_checkpoint_progress_records_the_run(people_dataset, tmp_path):
+    config = tiny_config(people_dataset, tmp_path / "run", "schedule.max_steps=2", "logging.save_every_steps=1",
+                         "logging.keep_last_checkpoints=1", "validation.source=none")  # fmt: skip
+    train(config)
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    assert [path.name for path in checkpoints] == ["step_00000002"]  # older ones pruned
+    assert json.loads((checkpoints[0] / "COMPLETE").read_text())["step"] == 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["batch_size"] == 8

@@ -6,13 +6,12 @@ alone. docs/conversion.md says how to regenerate it.
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hub_isolation import run_without_package
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -127,15 +126,8 @@ def test_batched_run_gives_the_per_image_official_embeddings(fixture_inputs):
 
 # Runs where sapiensid_hf cannot be imported, so the folder's own code files must do the work.
 REMOTE_CODE_SCRIPT = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "sapiensid_hf":
-            raise ImportError("sapiensid_hf is blocked in this test")
-sys.meta_path.insert(0, Block())
 import torch
 from transformers import AutoImageProcessor, AutoModel
-folder, data_path = sys.argv[1], sys.argv[2]
 model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
 assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
 processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
@@ -170,10 +162,7 @@ def test_converted_folder_loads_with_trust_remote_code(tmp_path, fixture_inputs)
 
     data_path = tmp_path / "inputs.pt"
     torch.save({key: fixture_inputs[key] for key in ("pixel_values", "keypoints", "pixel_mask")}, data_path)
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE_SCRIPT, str(out), str(data_path)], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_package(f"folder, data_path = {str(out)!r}, {str(data_path)!r}\n" + REMOTE_CODE_SCRIPT)
     embeddings = torch.load(data_path)
     assert_matches_official(embeddings, fixture_inputs["official"]["released"], fixture_inputs["names"])
     torch.testing.assert_close(embeddings, embed_each_alone(converted, fixture_inputs), rtol=0, atol=1e-6)

@@ -13,6 +13,7 @@ import datasets
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from sapiensid_hf.data.common import BASE_COLUMNS
 from sapiensid_hf.training import KeypointCache, dataset_fingerprint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,16 +68,7 @@ def build_people_dataset(
             rows.append({"image": str(path), "path": f"{pid:02d}/{index:02d}.png", "pid": pid, "camid": index % 2,
                          "clothes_id": -1, "role": "train"})  # fmt: skip
             keypoints.append(upper_body_keypoints(rng))
-    features = datasets.Features(
-        {
-            "image": datasets.Image(),
-            "path": datasets.Value("string"),
-            "pid": datasets.Value("int64"),
-            "camid": datasets.Value("int64"),
-            "clothes_id": datasets.Value("int64"),
-            "role": datasets.Value("string"),
-        }
-    )
+    features = datasets.Features(BASE_COLUMNS)
     columns = {name: [row[name] for row in rows] for name in features}
     if keypoint_column:
         features["keypoints"] = datasets.Sequence(datasets.Sequence(datasets.Value("float32"), length=2), length=19)

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from .augmentation import TrainingAugmentation
+
 MODEL_PRESETS = ("tiny", "base")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 MASKING_MODES = ("none", "fixed", "variable")
@@ -114,13 +116,8 @@ class MaskingConfig:
     max_batch_size: int | None = None  # None = 4 * batch_size
 
 
-@dataclass
-class AugmentationConfig:
-    flip_prob: float = 0.5
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    grayscale_prob: float = 0.05
+# The augmentation section is the augmentation itself: its fields are the settings.
+AugmentationConfig = TrainingAugmentation
 
 
 @dataclass

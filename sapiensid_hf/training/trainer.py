@@ -32,7 +32,6 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
-from .augmentation import TrainingAugmentation
 from .config import ConfigError, TrainingConfig
 from .dataset import (
     DatasetView,
@@ -201,8 +200,7 @@ class Trainer:
 
     def _data_loader(self, stream: TrainingStream, start_step: int) -> torch.utils.data.DataLoader:
         config = self.config
-        augmentation = TrainingAugmentation(**vars(config.augmentation))
-        samples = TrainingSamples(self.reader, self.train_rows, augmentation)
+        samples = TrainingSamples(self.reader, self.train_rows, config.augmentation)
         return torch.utils.data.DataLoader(
             samples,
             batch_sampler=MicroBatchSampler(stream, start_step, config.schedule.max_steps),

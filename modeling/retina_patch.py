@@ -103,7 +103,7 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
         # grid is built here, the pixels of the tokens actually kept are sampled later.
         image_grid = box_sampling_grid(flat_boxes, height)
         visible = self._visible_tokens(level_boxes, image_grid, height, width, pixel_mask)
-        positions = self._token_positions(flat_boxes, batch)
+        positions = self._token_positions(level_boxes)
         sampling_grid = image_grid.reshape(batch, 3, height, width, 2)
         return RetinaTokens(sampling_grid, positions, visible, level_boxes, self.position_grid())
 
@@ -140,13 +140,16 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
             visible = torch.cat([full_image, visible[:, FULL_IMAGE + 1 :]], dim=1)
         return visible.flatten(1)
 
-    def _token_positions(self, flat_boxes: torch.Tensor, batch: int) -> torch.Tensor:
-        grid = self.grid_size
-        table = self.position_grid().expand(flat_boxes.shape[0], -1, -1, -1)
-        sampled = F.grid_sample(table, box_sampling_grid(flat_boxes, grid).to(table.dtype), align_corners=False)
-        sampled = sampled.reshape(batch, 3, -1, grid * grid)
-        # The full-image level uses the table itself (the official bilinear resize to the same size).
-        sampled = torch.cat([self.position_grid().reshape(1, 1, -1, grid * grid).expand(batch, 1, -1, -1), sampled[:, 1:]], dim=1)
+    def _token_positions(self, level_boxes: torch.Tensor) -> torch.Tensor:
+        batch, grid = level_boxes.shape[0], self.grid_size
+        table = self.position_grid()
+        # The full-image level uses the table itself (the official bilinear resize to the same size is
+        # the identity); the two ROI levels sample it inside their boxes.
+        roi_boxes = level_boxes[:, 1:].reshape(-1, 4)
+        roi_grid = box_sampling_grid(roi_boxes, grid).to(table.dtype)
+        in_rois = F.grid_sample(table.expand(roi_boxes.shape[0], -1, -1, -1), roi_grid, align_corners=False)
+        full = table.reshape(1, 1, -1, grid * grid).expand(batch, 1, -1, -1)
+        sampled = torch.cat([full, in_rois.reshape(batch, 2, -1, grid * grid)], dim=1)
         positions = sampled.transpose(2, 3)  # (B, 3, g*g, D)
         if self.level_embed is not None:
             positions = positions + self.level_embed[None, :, None, :]

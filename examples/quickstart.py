@@ -1,6 +1,6 @@
 """SapiensID quickstart: the whole pipeline on real photos, from files to a similarity matrix.
 
-    python examples/quickstart.py --output quickstart_out
+    python examples/quickstart.py --output quickstart_out                          # the shipped sapiensid-small
     python examples/quickstart.py --output quickstart_out --model sapiensid-base   # a converted folder / hub id
 
 For every photo it finds the 19 keypoints, builds the face / upper-body ROIs the model reads finer
@@ -11,10 +11,13 @@ Writes into --output:
   overlays/<photo>.png              keypoints, ROI patch grids and the chosen person on each photo
   detections.json                   keypoints and ROI boxes per photo (normalised to the padded square)
   embeddings.npy + embeddings.paths.txt
-  summary.md                        what ran, with which model, and the similarity table
+  summary.md                        what ran, with which model, the similarity table and the pair check
 
-With no --model and no $SAPIENSID_MODEL the model is randomly initialised (tiny, so this runs in
-seconds) and every output says so: such scores carry no identity information.
+With no --model and no $SAPIENSID_MODEL it uses the shipped sapiensid-small (pretrained/, trained by
+this project on public photos). On the photos of ../shared/data/people it also checks the pairs their
+README lists: does every same-person pair score above every different-person pair? (Reported as it is:
+these 8 photos are a smoke test, never a tuning target.) `--model untrained` runs a random tiny model,
+and every output then says its scores carry no identity information.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO_ROOT.parent / "shared" / "data" / "people"
 OVERLAY_SIDE = 512
 UNTRAINED_TITLE = "UNTRAINED MODEL (random weights): these scores are meaningless"
+# The identity pairs of ../shared/data/people (its README): A appears three times, B once.
+SAME_PERSON_PAIRS = (("face_a_1.jpg", "face_a_2.jpg"), ("face_a_1.jpg", "face_a_3.jpg"), ("face_a_2.jpg", "face_a_3.jpg"))
+DIFFERENT_PERSON_PAIRS = (("face_b_1.jpg", "face_a_1.jpg"), ("face_b_1.jpg", "face_a_2.jpg"), ("face_b_1.jpg", "face_a_3.jpg"))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -44,7 +50,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         default=None,
-        help="SapiensID folder or hub id (default: $SAPIENSID_MODEL, else an untrained tiny model)",
+        help="SapiensID folder or hub id (default: $SAPIENSID_MODEL, else the shipped sapiensid-small; "
+        "'untrained' = a random tiny model)",
     )
     parser.add_argument(
         "--images",
@@ -63,6 +70,42 @@ def similarity_table(names: Sequence[str], similarity: np.ndarray) -> str:
     lines = [header]
     for index, (name, row) in enumerate(zip(names, similarity, strict=True)):
         lines.append(f"{name:<{width}}{index:>2d} " + " ".join(f"{value:6.3f}" for value in row))
+    return "\n".join(lines)
+
+
+def pair_check(names: Sequence[str], similarity: np.ndarray) -> dict | None:
+    """Whether every same-person pair of the people README scores above every different-person pair;
+    None when the photos are not those."""
+    index = {name: position for position, name in enumerate(names)}
+    needed = {name for pair in SAME_PERSON_PAIRS + DIFFERENT_PERSON_PAIRS for name in pair}
+    if not needed <= set(index):
+        return None
+
+    def score(pair: tuple[str, str]) -> float:
+        return float(similarity[index[pair[0]], index[pair[1]]])
+
+    same = {f"{a} / {b}": score((a, b)) for a, b in SAME_PERSON_PAIRS}
+    different = {f"{a} / {b}": score((a, b)) for a, b in DIFFERENT_PERSON_PAIRS}
+    ordered = sum(s > d for s in same.values() for d in different.values())
+    return {
+        "same_person": same,
+        "different_person": different,
+        "ordered_pairs": ordered,
+        "total_pairs": len(same) * len(different),
+        "all_ordered": ordered == len(same) * len(different),
+    }
+
+
+def pair_check_text(check: dict) -> str:
+    lines = ["same person (README pairs):"]
+    lines += [f"  {name:<28} {value:6.3f}" for name, value in check["same_person"].items()]
+    lines.append("different people:")
+    lines += [f"  {name:<28} {value:6.3f}" for name, value in check["different_person"].items()]
+    verdict = "yes" if check["all_ordered"] else "NO"
+    lines.append(
+        f"every same-person pair above every different-person pair: {verdict} "
+        f"({check['ordered_pairs']} of {check['total_pairs']} comparisons in the right order)"
+    )
     return "\n".join(lines)
 
 
@@ -137,18 +180,16 @@ def describe_detection(result, index: int) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from sapiensid_hf.commands.common import banner, collect_images
-    from sapiensid_hf.inference import MODEL_ENV_VAR, UNTRAINED_WARNING, load_pipeline
+    from sapiensid_hf.inference import UNTRAINED_WARNING, load_pipeline
 
     started = time.perf_counter()
     paths = collect_images(args.images, what="photo")
-    model_name = args.model or os.environ.get(MODEL_ENV_VAR)
-    if model_name is None:
-        banner(UNTRAINED_WARNING, stream=sys.stdout)
     pipeline = load_pipeline(args.model, device=args.device)
+    model_name = pipeline.description
+    if not pipeline.trained:
+        banner(UNTRAINED_WARNING, stream=sys.stdout)
     config = pipeline.model.config
-    print(
-        f"model: {model_name or 'untrained tiny model'} ({sum(p.numel() for p in pipeline.model.parameters()):,} parameters)"
-    )
+    print(f"model: {model_name} ({sum(p.numel() for p in pipeline.model.parameters()):,} parameters)")
     print(f"photos: {len(paths)} from {', '.join(sorted({os.fspath(path.parent) for path in paths}))}")
 
     # 1. Keypoints, ROIs and embeddings: one call does all three.
@@ -175,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
     similarity = result.embeddings @ result.embeddings.T
     table = similarity_table(names, similarity)
     print(f"\ncosine similarity ({result.embeddings.shape[1]}-d embeddings):\n{table}")
+    check = pair_check(names, similarity)
+    if check is not None:
+        print("\n" + pair_check_text(check))
 
     # 3. Save everything.
     output = args.output
@@ -194,11 +238,22 @@ def run(args: argparse.Namespace) -> int:
         "".join(f"{os.fspath(p)}\n" for p in paths), encoding="utf-8"
     )
     (output / "detections.json").write_text(
-        json.dumps({"trained": pipeline.trained, "warning": warning or None, "images": detections}, indent=1),
+        json.dumps(
+            {
+                "model": model_name,
+                "trained": pipeline.trained,
+                "warning": warning or None,
+                "pair_check": check,
+                "images": detections,
+            },
+            indent=1,
+        ),
         encoding="utf-8",
     )
     summary = "# SapiensID quickstart\n\n" + (f"**{warning}**\n\n" if warning else "")
-    summary += f"model: {model_name or 'untrained tiny model'}\n\ncosine similarity:\n\n```\n{table}\n```\n"
+    summary += f"model: {model_name}\n\ncosine similarity:\n\n```\n{table}\n```\n"
+    if check is not None:
+        summary += f"\n```\n{pair_check_text(check)}\n```\n"
     (output / "summary.md").write_text(summary, encoding="utf-8")
     print(
         f"\nwrote {output}/: similarity.csv, similarity.png, overlays/ ({len(paths)}), detections.json, embeddings.npy, summary.md"

@@ -28,6 +28,7 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from .detector_assets import DetectorNotAvailableError
 from .image_decoding import DEFAULT_MAX_IMAGE_PIXELS, SapiensIDInputError, describe_input, load_rgb
 from .keypoint_detector import (
+    KEYPOINT_RULES_VERSION,
     SOURCE_GIVEN,
     BlazePoseDetector,
     KeypointDetector,
@@ -59,6 +60,7 @@ class SapiensIDImageProcessorKwargs(TypedDict, total=False):
     min_presence_confidence: float
     min_keypoint_confidence: float
     face_fallback: bool
+    person_crop_fallback: bool
     detector_cache_dir: str | None
 
 
@@ -69,6 +71,7 @@ _DETECTOR_SETTINGS = (
     "min_presence_confidence",
     "min_keypoint_confidence",
     "face_fallback",
+    "person_crop_fallback",
 )
 _CALL_SETTINGS = (
     "size",
@@ -99,6 +102,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         min_detection_confidence, min_presence_confidence, min_keypoint_confidence (`float`, defaults to 0.5):
             thresholds of the default detector; a keypoint below `min_keypoint_confidence` is -1.
         face_fallback (`bool`, defaults to `True`): run the face detector when no body is found.
+        person_crop_fallback (`bool`, defaults to `True`): when the person detector finds nobody in a tall
+            image, take the image as a crop of one person (re-identification crops; see person_crop.py).
         detector_cache_dir (`str`, *optional*): directory of the detector files (default:
             $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
         detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
@@ -139,10 +144,12 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         min_presence_confidence: float = 0.5,
         min_keypoint_confidence: float = 0.5,
         face_fallback: bool = True,
+        person_crop_fallback: bool = True,
         detector_cache_dir: str | None = None,
         detector: KeypointDetector | None = None,
         **kwargs,
     ):
+        recorded = kwargs.pop("keypoint_rules_version", None)
         super().__init__(**kwargs)
         self.size = {"height": _square_side(size), "width": _square_side(size)}
         self.image_mean = [float(value) for value in image_mean]
@@ -158,6 +165,13 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         self.min_presence_confidence = float(min_presence_confidence)
         self.min_keypoint_confidence = float(min_keypoint_confidence)
         self.face_fallback = bool(face_fallback)
+        self.person_crop_fallback = bool(person_crop_fallback)
+        if recorded is not None and recorded != self.keypoint_rules_version:
+            raise ValueError(
+                f"this processor config records keypoint_rules_version={recorded}, but its settings give "
+                f"version {self.keypoint_rules_version} (version 1 = person_crop_fallback off, "
+                f"{KEYPOINT_RULES_VERSION} = on): the model folder and the settings disagree"
+            )
         self.detector_cache_dir = os.fspath(detector_cache_dir) if detector_cache_dir is not None else None
         self._detector = None
         self._detector_built_with = None
@@ -181,6 +195,23 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         return cls(**settings)
 
     @property
+    def keypoint_rules_version(self) -> int:
+        """1: scene person detector + face fallback; 2: adds the person-crop fallback."""
+        return KEYPOINT_RULES_VERSION if self.person_crop_fallback else 1
+
+    @property
+    def keypoint_rules(self) -> dict[str, Any]:
+        """What decides the detected keypoints (rules version, detector settings, detector input side):
+        keypoints made under other rules must be detected again, not reused."""
+        rules = {"version": self.keypoint_rules_version, "detector_max_side": self.detector_max_side}
+        for name in _DETECTOR_SETTINGS:
+            if name != "detector_cache_dir":
+                rules[name] = getattr(self, name)
+        if self._detector is not None and self._detector_built_with is None:
+            rules["detector"] = type(self._detector).__qualname__  # a plug-in detector
+        return rules
+
+    @property
     def image_size(self) -> int:
         return self.size["height"]
 
@@ -200,6 +231,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                 min_presence_confidence=self.min_presence_confidence,
                 min_keypoint_confidence=self.min_keypoint_confidence,
                 face_fallback=self.face_fallback,
+                person_crop_fallback=self.person_crop_fallback,
             )
             self._detector_built_with = wanted
         return self._detector
@@ -345,6 +377,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             key: copy.deepcopy(value) for key, value in self.__dict__.items() if not key.startswith("_")
         }
         output["image_processor_type"] = type(self).__name__
+        output["keypoint_rules_version"] = self.keypoint_rules_version
         return output
 
     def __getstate__(self) -> dict[str, Any]:

@@ -19,6 +19,13 @@ matching ``detect`` method can be plugged into the processor (see `KeypointDetec
    selfies with small faces), BlazeFace short range (128 x 128, score >= 0.5) runs on the same square;
    the most prominent face (box area x score) gives nose, eyes and ear tragions; it has no mouth
    corners, so those stay -1. When the pose model found a person, its points are used as they are.
+
+Between 3 and 4, the person-crop fallback (person_crop.py; on by default): when the person detector
+finds nobody and the image, without its uniform borders, is taller than wide by `crop_min_aspect`,
+the image is taken as a crop of one person (a re-identification crop) and the landmark model runs on
+an upright ROI around it. Its points are kept only with evidence of a person: the person detector's
+best score on the cleaned crop reaches `crop_min_detection_confidence`, the pose-presence flag passes,
+and at least `crop_min_body_points` of the 12 body points are confident. Source "crop".
 """
 
 import importlib
@@ -51,7 +58,8 @@ from .detector_assets import (
     DetectorNotAvailableError,
     locate_detector_files,
 )
-from .keypoint_layout import empty_keypoints, from_blazeface, from_blazepose
+from .keypoint_layout import BODY_POINTS, empty_keypoints, from_blazeface, from_blazepose, visible
+from .person_crop import clean_square, content_bounds, crop_roi_of, is_person_shaped
 
 POSE_DETECTOR_INPUT = 224
 POSE_DETECTOR_STRIDES = (8, 16, 32, 32, 32)
@@ -62,7 +70,11 @@ FACE_DETECTOR_INPUT = 128
 FACE_DETECTOR_STRIDES = (8, 16, 16, 16)
 NMS_IOU_THRESHOLD = 0.3
 
-SOURCE_NONE, SOURCE_POSE, SOURCE_FACE, SOURCE_GIVEN = "none", "pose", "face", "given"
+SOURCE_NONE, SOURCE_POSE, SOURCE_CROP, SOURCE_FACE, SOURCE_GIVEN = "none", "pose", "crop", "face", "given"
+
+# Names the rules that turn an image into keypoints (detector models, fallbacks, thresholds): a keypoint
+# cache or a model folder built under other rules is detected again rather than reused.
+KEYPOINT_RULES_VERSION = 2
 
 
 @dataclass
@@ -73,7 +85,8 @@ class KeypointResult:
         keypoints: (19, 2) float32, normalised to the square, -1 where missing.
         person_boxes: (P, 4) float32 normalised xyxy boxes of the people seen, most prominent first.
         chosen_person: index into `person_boxes` of the person the keypoints belong to, -1 if none.
-        source: "pose" (body detector), "face" (face fallback), "none", or "given" (passed by the user).
+        source: "pose" (body detector), "crop" (person-crop fallback), "face" (face fallback), "none",
+            or "given" (passed by the user).
     """
 
     keypoints: np.ndarray = field(default_factory=empty_keypoints)
@@ -153,6 +166,11 @@ class BlazePoseDetector:
         min_presence_confidence: landmark model pose-presence threshold.
         min_keypoint_confidence: a landmark is kept when its visibility and presence both reach this.
         face_fallback: run BlazeFace when the pose models find nobody.
+        person_crop_fallback: take a tall image in which the person detector finds nobody as a crop of
+            one person (see the module docstring); False restores the scene-only rules of version 1.
+        crop_min_aspect: least height / width of the trimmed image for the person-crop fallback.
+        crop_min_detection_confidence: least person-detector score on the cleaned crop.
+        crop_min_body_points: least confident body points (of 12) to accept the crop's landmarks.
         max_landmark_attempts: people tried, most prominent first, until the landmark model confirms one.
         num_threads: threads for each model (None: the runtime's default).
     """
@@ -166,6 +184,10 @@ class BlazePoseDetector:
         face_fallback: bool = True,
         max_landmark_attempts: int = 3,
         num_threads: int | None = None,
+        person_crop_fallback: bool = True,
+        crop_min_aspect: float = 1.25,
+        crop_min_detection_confidence: float = 0.1,
+        crop_min_body_points: int = 4,
     ):
         paths = locate_detector_files(cache_dir)
         self.min_detection_confidence = min_detection_confidence
@@ -173,6 +195,10 @@ class BlazePoseDetector:
         self.min_keypoint_confidence = min_keypoint_confidence
         self.face_fallback = face_fallback
         self.max_landmark_attempts = max_landmark_attempts
+        self.person_crop_fallback = person_crop_fallback
+        self.crop_min_aspect = crop_min_aspect
+        self.crop_min_detection_confidence = crop_min_detection_confidence
+        self.crop_min_body_points = crop_min_body_points
         self._pose_detector = _TfliteModel(paths[POSE_DETECTION.filename], num_threads)
         self._pose_landmarker = _TfliteModel(paths[POSE_LANDMARK_FULL.filename], num_threads)
         self._face_detector = _TfliteModel(paths[FACE_DETECTION_SHORT_RANGE.filename], num_threads)
@@ -189,7 +215,7 @@ class BlazePoseDetector:
         ):
             raise ValueError(f"expected a square RGB uint8 image (S, S, 3), got {image.dtype} {image.shape}")
         with self._lock:
-            people = self._find_people(image)
+            people = self._find_people(image, self.min_detection_confidence)
             if people:
                 pixels = torch.tensor(image).permute(2, 0, 1).float().div_(255.0)
                 boxes = np.stack([person.upper_body_box for person in people])
@@ -197,6 +223,10 @@ class BlazePoseDetector:
                     keypoints = self._landmarks(pixels, person.roi)
                     if keypoints is not None:
                         return KeypointResult(keypoints, boxes, index, SOURCE_POSE)
+            if self.person_crop_fallback:
+                found = self._person_crop(image)
+                if found is not None:
+                    return found
             if self.face_fallback:
                 faces = self._find_faces(image)
                 if len(faces):
@@ -205,7 +235,21 @@ class BlazePoseDetector:
                     return KeypointResult(from_blazeface(faces.keypoints[order[0]]), boxes, 0, SOURCE_FACE)
             return KeypointResult()
 
-    def _find_people(self, image: np.ndarray) -> list[_Person]:
+    def _person_crop(self, image: np.ndarray) -> KeypointResult | None:
+        bounds = content_bounds(image)
+        if bounds is None or not is_person_shaped(bounds, self.crop_min_aspect):
+            return None
+        cleaned = clean_square(image, bounds)
+        if not self._find_people(cleaned, self.crop_min_detection_confidence):
+            return None
+        pixels = torch.tensor(cleaned).permute(2, 0, 1).float().div_(255.0)
+        keypoints = self._landmarks(pixels, crop_roi_of(bounds, image.shape[0], POSE_ROI_SCALE))
+        if keypoints is None or visible(keypoints)[list(BODY_POINTS)].sum() < self.crop_min_body_points:
+            return None
+        box = bounds.normalized_box(image.shape[0])[None]
+        return KeypointResult(keypoints, box, 0, SOURCE_CROP)
+
+    def _find_people(self, image: np.ndarray, min_score: float) -> list[_Person]:
         outputs = self._pose_detector(_model_input(image, POSE_DETECTOR_INPUT, (-1.0, 1.0)))
         detections = decode_detections(
             outputs["Identity"][0],
@@ -213,7 +257,7 @@ class BlazePoseDetector:
             self._pose_anchors,
             POSE_DETECTOR_INPUT,
             num_keypoints=4,
-            min_score=self.min_detection_confidence,
+            min_score=min_score,
         )
         detections = weighted_nms(detections, NMS_IOU_THRESHOLD)
         people = [

@@ -343,6 +343,8 @@ def convert_official_checkpoint(
     official = load_official_state_dict(ckpt_path)
     config = infer_official_config(official, num_attention_heads=num_attention_heads, kprpe_ratio=kprpe_ratio)
     model = load_converted_model(convert_official_state_dict(official, config), config)
+    # The record that makes the tools treat the folder as trained weights (see inference.is_trained).
+    model.config.training = {"converted_from": "official SapiensID checkpoint", "checkpoint": ckpt_path.name}
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     has_processor = save_image_processor(config, out_dir)

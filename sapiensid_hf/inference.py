@@ -16,15 +16,17 @@ import numpy as np
 import torch
 
 from .modeling import SapiensIDConfig, SapiensIDModel
+from .pretrained import shipped_model_dir
 
 logger = logging.getLogger(__name__)
 
 MODEL_ENV_VAR = "SAPIENSID_MODEL"
 UNTRAINED_WARNING = (
     "NO TRAINED WEIGHTS: this SapiensID model is randomly initialised. Its embeddings and similarity "
-    "scores carry no identity information; convert the official checkpoint (`sapiensid convert-official`) "
-    "or pass --model with a trained folder / hub id."
+    "scores carry no identity information; use the shipped model (no --model), convert the official "
+    "checkpoint (`sapiensid convert-official`) or pass --model with a trained folder / hub id."
 )
+UNTRAINED_SOURCE = "untrained"  # --model untrained: a randomly initialised tiny model, on purpose
 
 
 @dataclass
@@ -43,11 +45,28 @@ class EmbeddingResult:
 class SapiensIDPipeline:
     """Model + processor; `embed` takes any images the processor accepts."""
 
-    def __init__(self, model: SapiensIDModel, processor: Any, trained: bool, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        model: SapiensIDModel,
+        processor: Any,
+        trained: bool,
+        device: str | torch.device = "cpu",
+        source: str | None = None,
+    ):
         self.model = model.to(device).eval()
         self.processor = processor
         self.trained = trained
         self.device = torch.device(device)
+        self.source = source  # what was loaded: a folder, a hub id, or None for an untrained model
+
+    @property
+    def description(self) -> str:
+        """One line naming the model, for what the tools print and save."""
+        if self.source is None:
+            return "untrained tiny model (random weights)"
+        if shipped_model_dir() is not None and Path(self.source) == shipped_model_dir():
+            return f"sapiensid-small (the shipped default model, {self.source})"
+        return self.source if self.trained else f"{self.source} (UNTRAINED: its config has no training record)"
 
     @torch.no_grad()
     def embed(self, images: Sequence[Any], batch_size: int = 8) -> EmbeddingResult:
@@ -89,20 +108,44 @@ def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
     return SapiensIDImageProcessor.from_model_config(config)
 
 
-def load_pipeline(model: str | os.PathLike | None = None, device: str = "cpu", untrained_size: str = "tiny") -> SapiensIDPipeline:
-    """Pipeline for a model folder or hub id (default: $SAPIENSID_MODEL).
+def is_trained(config: Any) -> bool:
+    """Whether a model config says its weights were trained or converted: a `training` record, written by
+    the trainer (sapiensid_hf.training.export) or the official-checkpoint converter. A folder alone proves nothing."""
+    record = getattr(config, "training", None)
+    return isinstance(record, dict) and bool(record)
 
-    With no model at all, builds a randomly initialised model (`untrained_size` "tiny" or "base") and
-    logs `UNTRAINED_WARNING`: useful to try the pipeline, meaningless as a recogniser.
-    """
+
+def default_model_source(model: str | os.PathLike | None = None) -> str | None:
+    """Which model the tools load: `model`, else $SAPIENSID_MODEL, else the shipped sapiensid-small folder;
+    None (an untrained model) only for `model="untrained"` or an installation without the shipped folder."""
     source = model if model is not None else os.environ.get(MODEL_ENV_VAR)
+    if source is not None:
+        return None if os.fspath(source) == UNTRAINED_SOURCE else os.fspath(source)
+    shipped = shipped_model_dir()
+    return os.fspath(shipped) if shipped is not None else None
+
+
+def load_pipeline(model: str | os.PathLike | None = None, device: str = "cpu", untrained_size: str = "tiny") -> SapiensIDPipeline:
+    """Pipeline for a model folder or hub id (default: $SAPIENSID_MODEL, else the shipped sapiensid-small).
+
+    `model="untrained"` builds a randomly initialised model (`untrained_size` "tiny" or "base") and logs
+    `UNTRAINED_WARNING`: useful to try the pipeline, meaningless as a recogniser. A folder counts as
+    trained only when its config carries a `training` record (trainer or converter); one without it
+    also gets the warning.
+    """
+    source = default_model_source(model)
     if source is None:
         logger.warning(UNTRAINED_WARNING)
-        torch.manual_seed(0)
-        config = SapiensIDConfig.tiny() if untrained_size == "tiny" else SapiensIDConfig()
-        network = SapiensIDModel(config)
+        # A private generator: building the untrained model must not reseed the caller's random stream.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            config = SapiensIDConfig.tiny() if untrained_size == "tiny" else SapiensIDConfig()
+            network = SapiensIDModel(config)
         return SapiensIDPipeline(network, load_processor(None, config), trained=False, device=device)
     if Path(source).exists() and not (Path(source) / "config.json").is_file():
         raise FileNotFoundError(f"{source}: not a model folder (no config.json); give a saved SapiensID folder or a hub id")
     network = SapiensIDModel.from_pretrained(source)
-    return SapiensIDPipeline(network, load_processor(source, network.config), trained=True, device=device)
+    trained = is_trained(network.config)
+    if not trained:
+        logger.warning(UNTRAINED_WARNING)
+    return SapiensIDPipeline(network, load_processor(source, network.config), trained=trained, device=device, source=source)

@@ -496,6 +496,7 @@ def build_demo(
             "Compare two pictures of people, or search a gallery, with the same model: no face alignment, "
             "no separate body model."
         )
+        gr.Markdown(f"Model: {pipeline.description}", elem_id="model-description")
         if not pipeline.trained:
             gr.HTML(untrained_banner())
         with gr.Tabs():
@@ -534,7 +535,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         default=os.environ.get(MODEL_ENV_VAR),
-        help=f"saved SapiensID folder or hub id (default: ${MODEL_ENV_VAR}; none = untrained tiny model)",
+        help=f"saved SapiensID folder or hub id (default: ${MODEL_ENV_VAR}, else the shipped sapiensid-small; "
+        "'untrained' = a random tiny model)",
     )
     parser.add_argument(
         "--host",

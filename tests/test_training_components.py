@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ from sapiensid_hf.training import (
     flip_sample,
     photometric_jitter,
 )
-from sapiensid_hf.training.keypoint_cache import KeypointCacheMismatchError
+from sapiensid_hf.training.keypoint_cache import KeypointCacheMismatchError, keypoint_rules_of
 from sapiensid_hf.training.masking import mask_ratio_for, solve_exponential_rate, truncated_exponential_mean
 from sapiensid_hf.training.optimization import scheduled_lr
 
@@ -340,6 +341,7 @@ def test_keypoint_cache_build_resumes_from_finished_chunks(tmp_path):
     # Simulate an interrupted build: the merged files gone, one finished chunk left.
     (folder / "meta.json").unlink()
     (folder / "chunks").mkdir()
+    (folder / "chunks" / "keypoint_rules.json").write_text(json.dumps(keypoint_rules_of(SapiensIDImageProcessor(size=32, detector=CountingDetector()))))
     np.savez(folder / "chunks" / "chunk_0000000000.npz", rows=np.arange(2), keypoints=first.keypoints[:2],
              person_found=first.person_found[:2], face_found=first.face_found[:2], readable=first.readable[:2],
              unreadable=np.asarray("[]"))  # fmt: skip
@@ -347,6 +349,27 @@ def test_keypoint_cache_build_resumes_from_finished_chunks(tmp_path):
     rebuilt = build_keypoint_cache(images.__getitem__, paths, SapiensIDImageProcessor(size=32, detector=detector), folder,
                                    chunk_size=2, progress=False)  # fmt: skip
     assert detector.calls == 2 and np.array_equal(rebuilt.keypoints, first.keypoints)
+
+
+def test_keypoint_cache_made_under_other_rules_is_detected_again(tmp_path):
+    images = [png_bytes(value) for value in (10, 60, 110)]
+    paths = [f"{i}.png" for i in range(3)]
+    folder = tmp_path / "cache"
+    old_rules = SapiensIDImageProcessor(size=32, detector=CountingDetector(), person_crop_fallback=False)
+    build_keypoint_cache(images.__getitem__, paths, old_rules, folder, progress=False)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["keypoint_rules"]["version"] == 1 and meta["keypoint_rules"]["person_crop_fallback"] is False
+    detector = CountingDetector()
+    current = SapiensIDImageProcessor(size=32, detector=detector)
+    rebuilt = build_keypoint_cache(images.__getitem__, paths, current, folder, progress=False)
+    assert detector.calls == 3  # every image detected again, not the old cache reused
+    assert rebuilt.meta["keypoint_rules"] == keypoint_rules_of(current)
+    # A cache without any rules record (made before rules were recorded) is not trusted either.
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["keypoint_rules"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    build_keypoint_cache(images.__getitem__, paths, current, folder, progress=False)
+    assert detector.calls == 6
 
 
 # ------------------------------------------------------------------------------------------- launch

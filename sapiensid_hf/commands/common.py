@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inference import MODEL_ENV_VAR, UNTRAINED_WARNING, EmbeddingResult, SapiensIDPipeline, load_pipeline
+from ..inference import (
+    MODEL_ENV_VAR,
+    UNTRAINED_SOURCE,
+    UNTRAINED_WARNING,
+    EmbeddingResult,
+    SapiensIDPipeline,
+    default_model_source,
+    load_pipeline,
+)
 from ..processing.detector_assets import DetectorNotAvailableError
 from ..processing.image_decoding import SapiensIDInputError
 
@@ -107,27 +115,35 @@ def looks_like_hub_id(text: str) -> bool:
 
 
 def open_pipeline(model: str | None, device: str = "cpu") -> SapiensIDPipeline:
-    """Load the model (folder, hub id, $SAPIENSID_MODEL or, with none, an untrained tiny one) and its processor.
+    """Load the model and its processor: `model` (folder or hub id), else $SAPIENSID_MODEL, else the shipped
+    sapiensid-small; `untrained` gives a randomly initialised tiny model on purpose.
 
-    Prints a banner when the weights are untrained. A model argument that is neither an existing
-    folder nor a hub id is refused before anything is loaded.
+    Says on stderr which model is used, and prints a banner when its weights are untrained. A model
+    argument that is neither an existing folder nor a hub id is refused before anything is loaded.
     """
     source = model if model is not None else os.environ.get(MODEL_ENV_VAR)
-    if source is not None and not Path(source).expanduser().exists() and not looks_like_hub_id(source):
-        raise CommandError(
-            f"model {source}: no such folder (give a saved SapiensID folder or a hub id 'owner/name')"
-        )
-    if source is not None and Path(source).expanduser().exists():
-        source = os.fspath(Path(source).expanduser())
+    if source == UNTRAINED_SOURCE:
+        source = None
+    elif source is not None:
+        if not Path(source).expanduser().exists() and not looks_like_hub_id(source):
+            raise CommandError(
+                f"model {source}: no such folder (give a saved SapiensID folder, a hub id 'owner/name' or "
+                f"'{UNTRAINED_SOURCE}')"
+            )
+        if Path(source).expanduser().exists():
+            source = os.fspath(Path(source).expanduser())
+    else:
+        source = default_model_source()
     inference_logger = logging.getLogger("sapiensid_hf.inference")
     quiet = _DropUntrainedWarning()
     inference_logger.addFilter(quiet)
     try:
-        pipeline = load_pipeline(source, device=device)
+        pipeline = load_pipeline(source if source is not None else UNTRAINED_SOURCE, device=device)
     except OSError as error:
         raise CommandError(f"model {source}: could not be loaded ({error})") from error
     finally:
         inference_logger.removeFilter(quiet)
+    print(f"model: {pipeline.description}", file=sys.stderr)
     if not pipeline.trained:
         banner(UNTRAINED_WARNING)
     return pipeline
@@ -135,8 +151,7 @@ def open_pipeline(model: str | None, device: str = "cpu") -> SapiensIDPipeline:
 
 def model_label(model: str | None, pipeline: SapiensIDPipeline) -> str:
     """What to call the model in saved outputs: the folder / hub id, or that it is untrained."""
-    source = model if model is not None else os.environ.get(MODEL_ENV_VAR)
-    return source if source is not None else "untrained tiny model (random weights)"
+    return pipeline.source if pipeline.source is not None else pipeline.description
 
 
 def untrained_note(pipeline: SapiensIDPipeline) -> str:

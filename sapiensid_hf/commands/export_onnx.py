@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ..inference import MODEL_ENV_VAR
@@ -19,12 +18,12 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             f"--opset {args.opset} is too old: the model needs GridSample (opset {MIN_OPSET} or later)"
         )
-    if args.model is None and not os.environ.get(MODEL_ENV_VAR):
-        raise CommandError(
-            f"export-onnx needs a model: pass --model FOLDER_OR_HUB_ID (or set ${MODEL_ENV_VAR}); "
-            "exporting random weights is never what you want"
-        )
     pipeline = open_pipeline(args.model, device="cpu")
+    if not pipeline.trained:
+        raise CommandError(
+            f"export-onnx needs trained weights: pass --model FOLDER_OR_HUB_ID (or set ${MODEL_ENV_VAR}), or "
+            "leave both unset for the shipped model; exporting random weights is never what you want"
+        )
     print(f"exporting to {output} (exporter: {args.exporter}, opset {args.opset}); this can take a minute...")
     report = export_onnx(
         pipeline.model,

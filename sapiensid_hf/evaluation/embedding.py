@@ -66,7 +66,8 @@ def embedding_cache_key(model: torch.nn.Module, processor: Any, dataset: dataset
 
 
 @torch.no_grad()
-def _embed_batch(model: torch.nn.Module, features: Any, device: torch.device, flip: bool) -> torch.Tensor:
+def embed_batch(model: torch.nn.Module, features: Any, device: torch.device, flip: bool) -> torch.Tensor:
+    """L2-normalised embeddings of a processor batch; with `flip`, of the sum over the image and its mirror."""
     pixel_values = features["pixel_values"].to(device)
     keypoints = features["keypoints"]
     pixel_mask = features["pixel_mask"].to(device)
@@ -101,7 +102,7 @@ def _embed_rows(
         collate_fn=_ProcessImages(processor),
     )
     chunks = [
-        _embed_batch(model, features, device, flip)
+        embed_batch(model, features, device, flip)
         for features in tqdm(loader, desc="embedding", unit="batch", disable=not show_progress)
     ]
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.output_dim), np.float32)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from accelerate import PartialState
 
 from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
@@ -29,6 +30,8 @@ from .single_shot import evaluate_single_shot
 from .verification import verification_accuracy
 
 logger = logging.getLogger(__name__)
+
+PUBLIC_DEV = "public-dev"
 
 
 def run_evaluation(
@@ -172,13 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sapiensid evaluate",
         description="Evaluate a SapiensID model on a benchmark under its published protocol.",
-        epilog="Benchmarks: " + ", ".join(BENCHMARKS),
+        epilog="Benchmarks: " + ", ".join(BENCHMARKS) + f", {PUBLIC_DEV} (the development checks on the "
+        "identities folder of ../shared/data: CUHK03 val, Con-ReID, LFW fold 7; --dataset-root is that folder)",
     )
     parser.add_argument("--model", required=True, help="saved SapiensID folder or hub id")
     parser.add_argument(
         "--dataset-root", required=True, help="benchmark folder (verification: the .bin file)"
     )
-    parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
+    parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS) + [PUBLIC_DEV])
     parser.add_argument(
         "--output-dir", default="outputs/evaluation", help="results, plots and the embedding cache"
     )
@@ -195,11 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", default=None, help="torch device (default: the Accelerate process device)"
     )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help=f"{PUBLIC_DEV}: do not score the untrained model of the same shape beside the model",
+    )
     return parser
 
 
 def run_evaluation_from_args(args: argparse.Namespace) -> dict:
     """`run_evaluation` with the options of `build_parser()` (the CLI and examples/evaluate.py)."""
+    if args.benchmark == PUBLIC_DEV:
+        return run_public_dev(
+            args.model,
+            args.dataset_root,
+            args.output_dir,
+            baseline=not args.no_baseline,
+            batch_size=args.batch_size,
+            flip=not args.no_flip,
+            device=args.device or "cpu",
+        )
     return run_evaluation(
         args.model,
         args.dataset_root,
@@ -215,8 +234,41 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
     )
 
 
+def run_public_dev(
+    model_path: str | os.PathLike,
+    identities_root: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    baseline: bool = True,
+    batch_size: int = 64,
+    flip: bool = True,
+    device: str = "cpu",
+) -> dict:
+    """The development checks of `public_dev.py` for a model folder (and its untrained twin)."""
+    from ..inference import load_processor
+    from ..modeling import SapiensIDModel
+    from .public_dev import UNTRAINED, run_dev_checks
+
+    model = SapiensIDModel.from_pretrained(model_path)
+    processor = load_processor(model_path, model.config)
+    models = {Path(str(model_path)).name or str(model_path): (model, processor)}
+    if baseline:
+        with torch.random.fork_rng(devices=[]):  # the caller's random stream stays untouched
+            torch.manual_seed(0)
+            models[UNTRAINED] = (SapiensIDModel(model.config), processor)
+    results = run_dev_checks(models, identities_root, output_dir, batch_size=batch_size, flip=flip, device=device)
+    results.update(benchmark=PUBLIC_DEV, model=str(model_path))
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    results = run_evaluation_from_args(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    results = run_evaluation_from_args(args)
+    if results and args.benchmark == PUBLIC_DEV:
+        from .public_dev import dev_markdown
+
+        print(dev_markdown(results))
+        print(f"written: {', '.join(results['files'].values())}")
+        return 0
     if results:
         print(markdown_table(results))
         print(f"written: {', '.join(results['files'].values())}")

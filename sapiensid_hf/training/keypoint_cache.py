@@ -11,11 +11,14 @@ Layout of a cache folder:
     face_found.npy     (N,) bool
     readable.npy       (N,) bool: False when the image could not be decoded (see unreadable.json)
     unreadable.json    [{"row", "path", "reason"}, ...]
-    meta.json          dataset fingerprint (row count, hash of the paths) and the detector settings
+    meta.json          dataset fingerprint (row count, hash of the paths), the processor's keypoint rules
+                       (rules version + detector settings) and the other processor settings
 
 Building is chunked (`chunks/` holds finished chunks until the cache is complete), so an interrupted
 build resumes where it stopped, and chunks are split over processes when several build together.
-Unreadable images are recorded, counted and logged, never silently dropped.
+Unreadable images are recorded, counted and logged, never silently dropped. A cache (or unfinished
+chunks) made under other keypoint rules than the processor's (`processor.keypoint_rules`: e.g. before
+the person-crop fallback) is detected again, with a warning, never silently reused.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ logger = logging.getLogger(__name__)
 NUM_KEYPOINTS = 19
 ARRAYS = ("keypoints", "person_found", "face_found", "readable")
 CACHE_VERSION = 1
+RULES_FILE = "keypoint_rules.json"
 
 
 class KeypointCacheMismatchError(ValueError):
@@ -148,13 +152,27 @@ def build_keypoint_cache(
     """
     folder = Path(folder)
     fingerprint = dataset_fingerprint(paths)
+    rules = keypoint_rules_of(processor)
     if (folder / "meta.json").is_file():
-        return KeypointCache.load(folder, fingerprint)
+        cache = KeypointCache.load(folder, fingerprint)
+        if cache.meta.get("keypoint_rules") == rules:
+            return cache
+        if barrier is not None:
+            barrier()  # every process has read the stale cache before it goes
+        if process_index == 0:
+            logger.warning(
+                "keypoint cache %s was made under other keypoint rules (%s, now %s): detecting again",
+                folder, cache.meta.get("keypoint_rules", "unrecorded"), rules,
+            )  # fmt: skip
+            (folder / "meta.json").unlink()
     total = len(paths)
     if total == 0:
         raise ValueError("the dataset has no images: nothing to detect keypoints on")
     chunk_dir = folder / "chunks"
-    chunk_dir.mkdir(parents=True, exist_ok=True)
+    if process_index == 0:
+        _discard_chunks_of_other_rules(chunk_dir, rules)
+    if barrier is not None:
+        barrier()  # chunks of other rules are gone before anyone reuses one
     starts = list(range(0, total, chunk_size))
     mine = [start for index, start in enumerate(starts) if index % num_processes == process_index]
     bar = tqdm(total=total, desc="detecting keypoints", unit="img", disable=not progress or process_index != 0)
@@ -179,6 +197,23 @@ def build_keypoint_cache(
     if barrier is not None:
         barrier()
     return KeypointCache.load(folder, fingerprint)
+
+
+def keypoint_rules_of(processor: Any) -> dict[str, Any]:
+    """The rules that decide a processor's keypoints (JSON-normalised, so a reloaded record compares equal)."""
+    rules = getattr(processor, "keypoint_rules", None)
+    if rules is None:
+        rules = {"processor": type(processor).__qualname__}
+    return json.loads(json.dumps(rules, sort_keys=True))
+
+
+def _discard_chunks_of_other_rules(chunk_dir: Path, rules: dict[str, Any]) -> None:
+    record = chunk_dir / RULES_FILE
+    if chunk_dir.is_dir() and (not record.is_file() or json.loads(record.read_text(encoding="utf-8")) != rules):
+        logger.warning("discarding unfinished keypoint chunks in %s: made under other keypoint rules", chunk_dir)
+        shutil.rmtree(chunk_dir)
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(rules, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _detect_rows(
@@ -248,8 +283,19 @@ def _merge_chunks(chunk_dir: Path, starts: list[int], fingerprint: dict[str, Any
     return KeypointCache(
         **{name: np.concatenate([part[name] for part in parts]) for name in ARRAYS},
         unreadable=unreadable,
-        meta={"fingerprint": fingerprint, "source": "detector", "processor": detector_settings},
+        meta={
+            "fingerprint": fingerprint,
+            "source": "detector",
+            "keypoint_rules": keypoint_rules_of(processor),
+            "processor": detector_settings,
+        },
     )
 
 
-__all__ = ["KeypointCache", "KeypointCacheMismatchError", "build_keypoint_cache", "dataset_fingerprint"]
+__all__ = [
+    "KeypointCache",
+    "KeypointCacheMismatchError",
+    "build_keypoint_cache",
+    "dataset_fingerprint",
+    "keypoint_rules_of",
+]

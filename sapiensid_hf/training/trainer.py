@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ from .dataset import (
     load_source_dataset,
     split_rows,
 )
+from .export import training_record
 from .keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerprint
 from .masking import MaskingSchedule
 from .optimization import build_optimizer, scheduled_lr, set_learning_rate
@@ -82,6 +84,7 @@ class TrainerProgress:
         self.skipped_samples = 0
         self.samples_seen = 0
         self.num_processes = 1
+        self.wall_time_s = 0.0  # training time of the segments before this one (resumed runs)
         self.config: dict[str, Any] = {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -214,6 +217,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- run
     def run(self, resume_from_checkpoint: str | None = None) -> TrainingResult:
         config, accelerator = self.config, self.accelerator
+        self._segment_start = time.monotonic()
         if accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.output_dir / "config.json")
@@ -384,6 +388,8 @@ class Trainer:
         entry["norm_mean"] = float(self.accelerator.unwrap_model(self.model).head.norm_mean)
         if self.accelerator.is_main_process:
             self.history.append(entry)
+            with (self.output_dir / "train_log.jsonl").open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
         self.accelerator.log({f"train/{key}": value for key, value in entry.items() if key != "step"}, step=step)
         return entry
 
@@ -392,6 +398,9 @@ class Trainer:
         path = self.output_dir / CHECKPOINT_DIR / f"{CHECKPOINT_PREFIX}{self.progress.step:08d}"
         self.progress.config = self.config.to_dict()
         self.progress.num_processes = accelerator.num_processes
+        now = time.monotonic()
+        self.progress.wall_time_s += now - self._segment_start
+        self._segment_start = now
         accelerator.save_state(str(path))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
@@ -428,6 +437,10 @@ class Trainer:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             backbone = accelerator.unwrap_model(self.model).backbone
+            wall_time = self.progress.wall_time_s + time.monotonic() - self._segment_start
+            backbone.config.training = training_record(
+                self.config, self.progress.step, accelerator.num_processes, wall_time
+            )
             backbone.save_pretrained(final_dir)
             self.processor.save_pretrained(final_dir)
             self.config.save(final_dir / "training_config.json")

@@ -1,0 +1,263 @@
+"""Development checks on the public identity photos of ../shared/data/identities (see its README).
+
+Three checks, each with the project's own protocol code:
+
+| check | queries / pairs | rule |
+| --- | --- | --- |
+| `cuhk03_val` | CUHK03 val: camera 0 shots against camera 1 shots (`cam0_to_cam1`), and the reverse | Market-1501 rule (every gallery image is from the other camera), rank-1 / mAP |
+| `conreid` | Con-ReID `query` against `bounding_box_test` | Market-1501 rule, rank-1 / mAP |
+| `lfw_fold7` | LFW View-2 fold 7 (`lfw/pairs_val.txt`, 600 pairs) | 10-fold verification accuracy (threshold chosen on the other 9 splits of the fold's pairs), TAR at FAR 1e-2 |
+
+Keypoints are detected once per set with the processor's detector and cached (keyed by the file list and
+the keypoint rules); embeddings use flip test-time augmentation as the evaluation runner does (one
+shared rule: `embedding.embed_batch`). A model folder can be scored beside the randomly initialised model
+of the same shape (`untrained_baseline`), the reference every number should be read against.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+
+from ..data import load_lfw_pairs, load_manifest, load_market1501
+from .distance import distance_matrix
+from .embedding import embed_batch
+from .ranking import evaluate_ranking
+from .roc import tar_at_far
+from .verification import verification_accuracy
+
+logger = logging.getLogger(__name__)
+
+DEV_CHECKS = ("cuhk03_val", "conreid", "lfw_fold7")
+UNTRAINED = "untrained (same shape)"
+
+
+class DevSetError(ValueError):
+    """The identities folder lacks a development set, or one of its images cannot be scored."""
+
+
+@dataclass
+class DevSet:
+    name: str
+    dataset: datasets.Dataset  # rows to embed (unique images)
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # verification: (row a, row b, same)
+
+
+def load_dev_sets(root: str | os.PathLike, checks: tuple[str, ...] = DEV_CHECKS) -> dict[str, DevSet]:
+    """The development sets of an identities folder (manifest.csv, cuhk03/, conreid/, lfw/)."""
+    root = Path(root)
+    unknown = sorted(set(checks) - set(DEV_CHECKS))
+    if unknown:
+        raise DevSetError(f"unknown development check(s) {', '.join(unknown)}; choose from {', '.join(DEV_CHECKS)}")
+    sets = {}
+    if "cuhk03_val" in checks:
+        val = load_manifest(root / "manifest.csv", splits=["val"])
+        sets["cuhk03_val"] = DevSet("cuhk03_val", val.filter(lambda source: source == "cuhk03", input_columns="source"))
+    if "conreid" in checks:
+        sets["conreid"] = DevSet("conreid", load_market1501(root / "conreid", ("query", "gallery")))
+    if "lfw_fold7" in checks:
+        pairs = load_lfw_pairs(root / "lfw" / "val", root / "lfw" / "pairs_val.txt")
+        paths = pairs["path"]
+        unique, inverse = np.unique(np.asarray(paths), return_inverse=True)
+        first_rows = [paths.index(path) for path in unique]
+        same = np.asarray(pairs["is_same"])[0::2]
+        sets["lfw_fold7"] = DevSet("lfw_fold7", pairs.select(first_rows), (inverse[0::2], inverse[1::2], same))
+    for dev in sets.values():
+        if len(dev.dataset) == 0:
+            raise DevSetError(f"{root}: the development set {dev.name} is empty")
+    return sets
+
+
+def dev_keypoints(dev: DevSet, processor: Any, cache_dir: str | os.PathLike, batch_size: int = 16) -> np.ndarray:
+    """(N, 19, 2) keypoints of a set's rows, detected once and cached in `cache_dir/<set name>`."""
+    from ..training.dataset import DatasetView
+    from ..training.keypoint_cache import build_keypoint_cache
+
+    view = DatasetView(dev.dataset)
+    cache = build_keypoint_cache(view.image, view.paths, processor, Path(cache_dir) / dev.name, batch_size=batch_size)
+    if cache.num_unreadable:
+        listed = ", ".join(entry["path"] for entry in cache.unreadable[:5])
+        raise DevSetError(f"{dev.name}: {cache.num_unreadable} image(s) cannot be read ({listed}); a score would be wrong")
+    return cache.keypoints
+
+
+@torch.no_grad()
+def embed_rows(
+    model: torch.nn.Module,
+    processor: Any,
+    dataset: datasets.Dataset,
+    keypoints: np.ndarray,
+    batch_size: int = 64,
+    flip: bool = True,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """(N, D) L2-normalised embeddings of every row, with the given keypoints (no detection)."""
+    images = [entry["path"] for entry in dataset.cast_column("image", datasets.Image(decode=False))["image"]]
+    model = model.to(device).eval()
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        features = processor(
+            images[start : start + batch_size], keypoints=keypoints[start : start + batch_size], return_tensors="pt"
+        )
+        chunks.append(embed_batch(model, features, torch.device(device), flip))
+    return torch.cat(chunks).numpy()
+
+
+def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20) -> dict[str, Any]:
+    """The check's metrics (fractions in [0, 1]) and its CMC curves / verification scores for the plots."""
+    columns = dev.dataset.select_columns([c for c in ("pid", "camid", "role") if c in dev.dataset.column_names])
+    pids, camids = np.asarray(columns["pid"]), np.asarray(columns["camid"])
+    if dev.name == "cuhk03_val":
+        results = {}
+        for name, query_cam, gallery_cam in (("cam0_to_cam1", 0, 1), ("cam1_to_cam0", 1, 0)):
+            results[name] = _ranking(embeddings, pids, camids, camids == query_cam, camids == gallery_cam, max_rank)
+        return results
+    if dev.name == "conreid":
+        roles = np.asarray(columns["role"])
+        return {"query_to_gallery": _ranking(embeddings, pids, camids, roles == "query", roles == "gallery", max_rank)}
+    first, second, same = dev.pairs
+    a, b = embeddings[first].astype(np.float64), embeddings[second].astype(np.float64)
+    scores = np.sum(a * b, axis=1)
+    verification = verification_accuracy(a, b, same, n_folds=10)
+    return {
+        "pairs": {
+            "accuracy": verification.accuracy,
+            "accuracy_std": verification.accuracy_std,
+            "tar@far=0.01": tar_at_far(same, scores, (1e-2,))[1e-2],
+            "num_pairs": int(len(same)),
+            "_scores": scores.tolist(),
+            "_labels": same.astype(int).tolist(),
+        }
+    }
+
+
+def _ranking(embeddings, pids, camids, is_query, is_gallery, max_rank) -> dict[str, Any]:
+    query, gallery = embeddings[is_query], embeddings[is_gallery]
+    distances = distance_matrix(query, gallery, metric="cosine")
+    result = evaluate_ranking(
+        distances, pids[is_query], pids[is_gallery], camids[is_query], camids[is_gallery], max_rank=max_rank
+    )
+    summary = result.to_dict(ranks=(1, 5, 10))
+    summary.update(num_queries=int(is_query.sum()), num_gallery=int(is_gallery.sum()), _cmc=result.cmc.tolist())
+    return summary
+
+
+def run_dev_checks(
+    models: dict[str, tuple[torch.nn.Module, Any]],
+    root: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    keypoint_cache_dir: str | os.PathLike | None = None,
+    checks: tuple[str, ...] = DEV_CHECKS,
+    batch_size: int = 64,
+    flip: bool = True,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Score every (model, processor) of `models` on the checks; writes results.json / results.md / plots.
+
+    Keypoints come from the first model's processor (every model is scored on the same keypoints).
+    """
+    from .report import plot_cmc, plot_roc
+
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(keypoint_cache_dir) if keypoint_cache_dir is not None else output / "keypoints"
+    sets = load_dev_sets(root, checks)
+    first_processor = next(iter(models.values()))[1]
+    keypoints = {name: dev_keypoints(dev, first_processor, cache_dir) for name, dev in sets.items()}
+    results: dict[str, Any] = {"identities_root": str(root), "flip": flip, "models": {}}
+    for label, (model, processor) in models.items():
+        per_model = {}
+        for name, dev in sets.items():
+            embeddings = embed_rows(model, processor, dev.dataset, keypoints[name], batch_size, flip, device)
+            per_model[name] = score_dev_set(dev, embeddings)
+            logger.info("%s / %s: %s", label, name, summary_line(per_model[name]))
+        results["models"][label] = per_model
+    files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
+    for name in sets:
+        if name == "lfw_fold7":
+            for index, (label, per_model) in enumerate(results["models"].items()):
+                pairs = per_model[name]["pairs"]
+                path = output / f"roc_lfw_fold7_{index}.png"
+                plot_roc(np.asarray(pairs["_labels"]), np.asarray(pairs["_scores"]), path, f"LFW fold 7: {label}")
+                files[f"roc_lfw_fold7_{index}"] = str(path)
+        else:
+            curves = {
+                f"{label}: {part}": np.asarray(values["_cmc"])
+                for label, per_model in results["models"].items()
+                for part, values in per_model[name].items()
+            }
+            files[f"cmc_{name}"] = str(plot_cmc(curves, output / f"cmc_{name}.png", f"{name}: CMC"))
+    results["files"] = files
+    public = _without_private(results)
+    (output / "results.json").write_text(json.dumps(public, indent=2) + "\n", encoding="utf-8")
+    (output / "results.md").write_text(dev_markdown(public), encoding="utf-8")
+    return public
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    parts = []
+    for part, values in metrics.items():
+        if "rank1" in values:
+            parts.append(f"{part} rank-1 {100 * values['rank1']:.1f} mAP {100 * values['mAP']:.1f}")
+        else:
+            parts.append(f"{part} acc {100 * values['accuracy']:.1f} TAR@1e-2 {100 * values['tar@far=0.01']:.1f}")
+    return "; ".join(parts)
+
+
+def headline(results: dict[str, Any], label: str) -> dict[str, float]:
+    """The figures a model is shipped on: CUHK03-val rank-1 (mean of both directions), LFW fold-7 accuracy."""
+    per_model = results["models"][label]
+    headline = {}
+    if "cuhk03_val" in per_model:
+        headline["cuhk03_val_rank1"] = float(np.mean([v["rank1"] for v in per_model["cuhk03_val"].values()]))
+    if "conreid" in per_model:
+        headline["conreid_rank1"] = per_model["conreid"]["query_to_gallery"]["rank1"]
+    if "lfw_fold7" in per_model:
+        headline["lfw_fold7_accuracy"] = per_model["lfw_fold7"]["pairs"]["accuracy"]
+    return headline
+
+
+def dev_markdown(results: dict[str, Any]) -> str:
+    labels = list(results["models"])
+    lines = ["| check | metric | " + " | ".join(labels) + " |", "| --- | --- |" + " --- |" * len(labels)]
+    first = results["models"][labels[0]]
+    for name, parts in first.items():
+        for part, values in parts.items():
+            metrics = ("rank1", "mAP") if "rank1" in values else ("accuracy", "tar@far=0.01")
+            for metric in metrics:
+                cells = [f"{100 * results['models'][label][name][part][metric]:.1f}" for label in labels]
+                lines.append(f"| {name} {part} | {metric} (%) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _without_private(results: Any) -> Any:
+    # CMC curves stay (plots are made from them); raw pair scores are dropped from results.json.
+    if isinstance(results, dict):
+        return {
+            ("cmc" if key == "_cmc" else key): _without_private(value)
+            for key, value in results.items()
+            if key not in ("_scores", "_labels")
+        }
+    return results
+
+
+__all__ = [
+    "DEV_CHECKS",
+    "DevSet",
+    "DevSetError",
+    "UNTRAINED",
+    "dev_keypoints",
+    "embed_rows",
+    "headline",
+    "load_dev_sets",
+    "run_dev_checks",
+    "score_dev_set",
+]

@@ -1,0 +1,84 @@
+"""What a trained model folder records about its training, and turning a checkpoint into a model folder.
+
+A folder counts as *trained* only when its config carries a `training` record (written here by the
+trainer, or by the official-checkpoint converter): being a folder says nothing about its weights.
+The record holds what a model card needs: the steps, the seed, the data source, the processes and
+the wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from .config import TrainingConfig
+from .recognition_model import build_backbone
+
+BACKBONE_PREFIX = "backbone."
+
+
+def training_record(
+    config: TrainingConfig, steps: int, num_processes: int, wall_time_s: float | None = None
+) -> dict[str, Any]:
+    """The `training` entry of a trained model's config.json."""
+    data = config.data
+    record: dict[str, Any] = {
+        "trainer": "sapiensid_hf.training",
+        "steps": int(steps),
+        "max_steps": int(config.schedule.max_steps),
+        "seed": int(config.seed),
+        "data": data.dataset_path or f"{data.loader}:{data.root}",
+        "loader_kwargs": dict(data.loader_kwargs),
+        "batch_size": int(config.batch_size),
+        "num_processes": int(num_processes),
+        "masking": config.masking.mode,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs" + (
+            f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+        ),
+    }
+    if wall_time_s is not None:
+        record["wall_time_s"] = round(float(wall_time_s), 1)
+    return record
+
+
+def export_checkpoint(checkpoint_dir: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
+    """A `save_pretrained` model folder (model + processor) from a trainer checkpoint.
+
+    The run's `config.json` (beside `checkpoints/`) rebuilds the model; the checkpoint's
+    `model.safetensors` gives the backbone weights (the AdaFace head is training-only and dropped).
+    """
+    from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+    checkpoint = Path(checkpoint_dir)
+    weights = checkpoint / "model.safetensors"
+    run_config = checkpoint.parent.parent / "config.json"
+    for needed in (weights, run_config):
+        if not needed.is_file():
+            raise FileNotFoundError(f"{checkpoint}: not a trainer checkpoint ({needed} is missing)")
+    config = TrainingConfig.from_file(run_config)
+    backbone = build_backbone(config.model)
+    state = load_file(str(weights))
+    backbone_state = {key[len(BACKBONE_PREFIX) :]: value for key, value in state.items() if key.startswith(BACKBONE_PREFIX)}
+    missing, unexpected = backbone.load_state_dict(backbone_state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights} does not match the run's model: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    complete = checkpoint / "COMPLETE"
+    step = json.loads(complete.read_text(encoding="utf-8"))["step"] if complete.is_file() else None
+    backbone.config.training = {**training_record(config, step or 0, num_processes=0), "checkpoint": checkpoint.name}
+    backbone.config.training.pop("num_processes")
+    output = Path(output_dir)
+    backbone.save_pretrained(output)
+    SapiensIDImageProcessor.from_model_config(backbone.config).save_pretrained(output)
+    return output
+
+
+__all__ = ["export_checkpoint", "training_record"]

@@ -100,6 +100,35 @@ class SapiensIDPipeline:
         return float(result.embeddings[0] @ result.embeddings[1])
 
 
+class ModelFolderError(ValueError):
+    """A model folder or hub repo that cannot give the weights it claims: refused, never half-loaded."""
+
+
+def load_model(source: str | os.PathLike) -> SapiensIDModel:
+    """`SapiensIDModel.from_pretrained(source)`, refusing a checkpoint whose tensors do not match the config
+    exactly (missing, unexpected or mismatched tensors would be random or ignored: silently wrong scores)."""
+    try:
+        model, info = SapiensIDModel.from_pretrained(source, output_loading_info=True)
+    except OSError:
+        raise
+    except Exception as error:  # a truncated file, a config transformers cannot read, a wrong model_type ...
+        raise ModelFolderError(f"{source}: not a loadable SapiensID model ({type(error).__name__}: {error})") from error
+    problems = []
+    for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"), ("mismatched_keys", "mismatched")):
+        names = sorted(str(name) for name in info.get(key) or ())
+        if names:
+            shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            problems.append(f"{len(names)} {what} tensor(s): {shown}")
+    if info.get("error_msgs"):
+        problems.append("; ".join(str(message) for message in info["error_msgs"]))
+    if problems:
+        raise ModelFolderError(
+            f"{source}: the weights do not match the model config ({'; '.join(problems)}); refusing to run with "
+            "randomly initialised or ignored tensors"
+        )
+    return model
+
+
 def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
     from .processing.image_processing_sapiensid import SapiensIDImageProcessor
 
@@ -144,7 +173,7 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str = "cpu", u
         return SapiensIDPipeline(network, load_processor(None, config), trained=False, device=device)
     if Path(source).exists() and not (Path(source) / "config.json").is_file():
         raise FileNotFoundError(f"{source}: not a model folder (no config.json); give a saved SapiensID folder or a hub id")
-    network = SapiensIDModel.from_pretrained(source)
+    network = load_model(source)
     trained = is_trained(network.config)
     if not trained:
         logger.warning(UNTRAINED_WARNING)

@@ -26,6 +26,7 @@ def model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_model")
     torch.manual_seed(0)
     model = SapiensIDModel(SapiensIDConfig.tiny())
+    model.config.training = {"trainer": "tests: a stand-in for trained weights"}  # counts as trained
     model.save_pretrained(folder)
     SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
     return folder
@@ -169,7 +170,7 @@ def test_compare_gives_the_pipeline_similarity_and_a_verdict(capsys, model_dir, 
 
 
 def test_compare_with_untrained_weights_says_so_loudly(capsys, photos):
-    status, out, err = run_cli(capsys, "compare", photos / QUERY, photos / OTHERS[0])
+    status, out, err = run_cli(capsys, "compare", photos / QUERY, photos / OTHERS[0], "--model", "untrained")
     assert status == 0
     assert "MEANINGLESS: untrained weights" in out
     assert err.count("NO TRAINED WEIGHTS") == 2  # a banner before and after the result
@@ -252,7 +253,7 @@ def test_search_refuses_a_gallery_from_another_model(capsys, tmp_path, model_dir
         (["compare", "{photos}/face_a_2.jpg", "{photos}/face_b_1.jpg", "--model", "{tmp}"], "no config.json"),
         (["search", "{photos}/face_a_2.jpg", "--gallery", "{tmp}/nowhere"], "nowhere: no such folder"),
         (["search", "{photos}/face_a_2.jpg", "--gallery", "{photos}", "--top-k", "0"], "--top-k"),
-        (["export-onnx", "-o", "{tmp}/m.onnx"], "needs a model"),
+        (["export-onnx", "--model", "untrained", "-o", "{tmp}/m.onnx"], "needs trained weights"),
         (["export-onnx", "--model", "{tmp}", "-o", "{tmp}/m.onnx", "--opset", "13"], "GridSample"),
         (["export-onnx", "--model", "{tmp}", "-o", "{tmp}/m.txt"], "must end in .onnx"),
     ],

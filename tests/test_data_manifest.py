@@ -8,7 +8,13 @@ import pytest
 from conftest import SHARED_DATA
 from PIL import Image
 
-from sapiensid_hf.data import DatasetLayoutError, load_lfw_pairs, load_manifest, load_market1501, read_lfw_pairs
+from sapiensid_hf.data import (
+    DatasetLayoutError,
+    load_lfw_pairs,
+    load_manifest,
+    load_market1501,
+    read_lfw_pairs,
+)
 
 IDENTITIES = SHARED_DATA / "identities"
 

@@ -11,7 +11,11 @@ import pytest
 from conftest import SHARED_DATA
 from PIL import Image
 
-from sapiensid_hf.processing.detector_assets import DetectorNotAvailableError, detector_dir, locate_detector_files
+from sapiensid_hf.processing.detector_assets import (
+    DetectorNotAvailableError,
+    detector_dir,
+    locate_detector_files,
+)
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_layout import BODY_POINTS
 from sapiensid_hf.processing.person_crop import clean_square, content_bounds, crop_roi_of, is_person_shaped

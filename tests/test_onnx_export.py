@@ -42,6 +42,7 @@ def model_dir(tmp_path_factory) -> Path:
             parameter.normal_(std=0.5)
         model.head.bn1.running_mean.normal_(std=0.1)
         model.head.bn1.running_var.uniform_(0.5, 2.0)
+    model.config.training = {"trainer": "tests: a stand-in for trained weights"}  # counts as trained
     model.save_pretrained(folder)
     SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
     return folder

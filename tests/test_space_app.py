@@ -49,7 +49,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     config = SapiensIDConfig.tiny()
     folder = tmp_path_factory.mktemp("space_tiny_model")
-    SapiensIDModel(config).save_pretrained(folder)
+    model = SapiensIDModel(config)
+    model.config.training = {"trainer": "tests: a stand-in for trained weights"}  # counts as trained
+    model.save_pretrained(folder)
     load_processor(None, config).save_pretrained(folder)
     return folder
 
@@ -210,7 +212,7 @@ def test_untrained_model_gets_a_warning_banner_and_a_trained_one_does_not(
     app_module, tiny_model_dir, monkeypatch
 ):
     monkeypatch.delenv("SAPIENSID_MODEL", raising=False)
-    untrained = app_module.build_demo(load_pipeline(None), examples_dir=None)
+    untrained = app_module.build_demo(load_pipeline("untrained"), examples_dir=None)
     trained = app_module.build_demo(load_pipeline(tiny_model_dir), examples_dir=None)
     assert UNTRAINED_WARNING in html_values(untrained)
     assert UNTRAINED_WARNING not in html_values(trained)

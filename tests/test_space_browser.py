@@ -32,8 +32,8 @@ def space():
     if not PEOPLE_DIR.is_dir():
         pytest.skip(f"real test photos not found at {PEOPLE_DIR}")
     app = load_app_module("sapiensid_space_app_browser")
-    # No model given: the untrained tiny model, so the page must carry the warning banner.
-    with served(app, load_pipeline(None)) as url:
+    # The untrained tiny model on purpose, so the page must carry the warning banner.
+    with served(app, load_pipeline("untrained")) as url:
         yield url, app
 
 

@@ -443,3 +443,24 @@ def test_data_loader_names_resolve_to_sapiensid_hf_data_loaders():
     assert _find_loader("market1501") is load_market1501
     with pytest.raises(ConfigError, match="available: .*market1501"):
         _find_loader("no_such_benchmark")
+
+
+def test_margin_warmup_ramps_the_adaface_margin_from_zero():
+    from sapiensid_hf.training.adaface import AdaFaceHead
+    from sapiensid_hf.training.optimization import margin_fraction
+
+    assert [margin_fraction(step, 4) for step in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert margin_fraction(0, 0) == 1.0
+    torch.manual_seed(0)
+    head = AdaFaceHead(8, 5, margin=0.4).eval()
+    embeddings, labels = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 4, 0])
+    cosine = torch.nn.functional.normalize(embeddings) @ torch.nn.functional.normalize(head.weight).T
+    head.margin_fraction = 0.0
+    plain = head(embeddings, labels)
+    # No margin: the logits are the scaled cosines (clamped as the head clamps them).
+    assert torch.allclose(plain.logits, 64.0 * cosine.clamp(-1 + 1e-3, 1 - 1e-3), atol=1e-4)
+    head.margin_fraction = 1.0
+    full = head(embeddings, labels)
+    rows = torch.arange(6)
+    assert (full.logits[rows, labels] < plain.logits[rows, labels]).all()  # the margin makes the target harder
+    assert (full.loss > plain.loss).all()

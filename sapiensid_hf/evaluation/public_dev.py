@@ -6,7 +6,7 @@ Three checks, each with the project's own protocol code:
 | --- | --- | --- |
 | `cuhk03_val` | CUHK03 val: camera 0 shots against camera 1 shots (`cam0_to_cam1`), and the reverse | Market-1501 rule (every gallery image is from the other camera), rank-1 / mAP |
 | `conreid` | Con-ReID `query` against `bounding_box_test` | Market-1501 rule, rank-1 / mAP |
-| `lfw_fold7` | LFW View-2 fold 7 (`lfw/pairs_val.txt`, 600 pairs) | 10-fold verification accuracy (threshold chosen on the other 9 splits of the fold's pairs), TAR at FAR 1e-2 |
+| `lfw_fold7` | LFW View-2 fold 7 (`lfw/pairs_val.txt`, 600 pairs) | 10-fold verification accuracy (threshold chosen on the other 9 splits of the fold's pairs, each split 30 same + 30 different pairs), TAR at FAR 1e-2 |
 
 Keypoints are detected once per set with the processor's detector and cached (keyed by the file list and
 the keypoint rules); embeddings use flip test-time augmentation as the evaluation runner does (one
@@ -124,6 +124,10 @@ def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20) -> di
         roles = np.asarray(columns["role"])
         return {"query_to_gallery": _ranking(embeddings, pids, camids, roles == "query", roles == "gallery", max_rank)}
     first, second, same = dev.pairs
+    # pairs.txt lists a fold's same-person pairs, then its different-person ones: interleave them so each
+    # of the 10 contiguous splits holds both kinds in the fold's proportion.
+    order = balanced_split_order(same)
+    first, second, same = first[order], second[order], same[order]
     a, b = embeddings[first].astype(np.float64), embeddings[second].astype(np.float64)
     scores = np.sum(a * b, axis=1)
     verification = verification_accuracy(a, b, same, n_folds=10)
@@ -137,6 +141,17 @@ def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20) -> di
             "_labels": same.astype(int).tolist(),
         }
     }
+
+
+def balanced_split_order(same: np.ndarray) -> np.ndarray:
+    """A pair order in which every contiguous tenth holds same- and different-person pairs in proportion:
+    pairs sorted by their rank within their kind divided by the kind's count (stable)."""
+    same = np.asarray(same, dtype=bool)
+    position = np.empty(len(same), dtype=np.float64)
+    for kind in (True, False):
+        members = np.flatnonzero(same == kind)
+        position[members] = (np.arange(len(members)) + 0.5) / max(len(members), 1)
+    return np.argsort(position, kind="stable")
 
 
 def _ranking(embeddings, pids, camids, is_query, is_gallery, max_rank) -> dict[str, Any]:
@@ -254,6 +269,7 @@ __all__ = [
     "DevSet",
     "DevSetError",
     "UNTRAINED",
+    "balanced_split_order",
     "dev_keypoints",
     "embed_rows",
     "headline",

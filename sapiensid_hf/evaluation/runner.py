@@ -68,14 +68,13 @@ def run_evaluation(
     Returns:
         The results dict written to results.json (on non-main processes of a multi-process launch: {}).
     """
-    from ..inference import load_processor
-    from ..modeling import SapiensIDModel
+    from ..inference import load_model, load_processor
 
     spec = get_benchmark(benchmark)
     output = Path(output_dir)
     state = PartialState()
     dataset = spec.load(Path(dataset_root), None if datasets_cache_dir is None else str(datasets_cache_dir))
-    model = SapiensIDModel.from_pretrained(model_path)
+    model = load_model(model_path)
     processor = processor if processor is not None else load_processor(model_path, model.config)
     embeddings = embed_dataset(
         model,
@@ -204,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"{PUBLIC_DEV}: do not score the untrained model of the same shape beside the model",
     )
+    parser.add_argument(
+        "--keypoint-cache",
+        default=None,
+        help=f"{PUBLIC_DEV}: folder of the detected keypoints, reused across runs (default: <output-dir>/keypoints)",
+    )
     return parser
 
 
@@ -215,6 +219,7 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
             args.dataset_root,
             args.output_dir,
             baseline=not args.no_baseline,
+            keypoint_cache_dir=args.keypoint_cache,
             batch_size=args.batch_size,
             flip=not args.no_flip,
             device=args.device or "cpu",
@@ -239,23 +244,26 @@ def run_public_dev(
     identities_root: str | os.PathLike,
     output_dir: str | os.PathLike,
     baseline: bool = True,
+    keypoint_cache_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
     flip: bool = True,
     device: str = "cpu",
 ) -> dict:
     """The development checks of `public_dev.py` for a model folder (and its untrained twin)."""
-    from ..inference import load_processor
+    from ..inference import load_model, load_processor
     from ..modeling import SapiensIDModel
     from .public_dev import UNTRAINED, run_dev_checks
 
-    model = SapiensIDModel.from_pretrained(model_path)
+    model = load_model(model_path)
     processor = load_processor(model_path, model.config)
     models = {Path(str(model_path)).name or str(model_path): (model, processor)}
     if baseline:
         with torch.random.fork_rng(devices=[]):  # the caller's random stream stays untouched
             torch.manual_seed(0)
             models[UNTRAINED] = (SapiensIDModel(model.config), processor)
-    results = run_dev_checks(models, identities_root, output_dir, batch_size=batch_size, flip=flip, device=device)
+    results = run_dev_checks(
+        models, identities_root, output_dir, keypoint_cache_dir, batch_size=batch_size, flip=flip, device=device
+    )
     results.update(benchmark=PUBLIC_DEV, model=str(model_path))
     return results
 

@@ -80,6 +80,9 @@ class AdaFaceHead(nn.Module):
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
         self.num_classes = num_classes
         self.margin = margin
+        # Fraction of `margin` in use: the trainer ramps it from 0 to 1 (`head.margin_warmup_steps`), since
+        # a full margin from random weights can leave a small model at chance (docs/training.md).
+        self.margin_fraction = 1.0
         self.h = h
         self.scale = scale
         self.t_alpha = t_alpha
@@ -123,8 +126,9 @@ class AdaFaceHead(nn.Module):
             scaler = self.margin_scaler(norms.detach())
             rows = torch.arange(len(labels), device=labels.device)
             theta = cosine[rows, targets].acos()
-            target_angle = (theta - self.margin * scaler).clamp(self.eps, math.pi - self.eps)
-            target_logit = target_angle.cos() - (self.margin + self.margin * scaler)
+            margin = self.margin * self.margin_fraction
+            target_angle = (theta - margin * scaler).clamp(self.eps, math.pi - self.eps)
+            target_logit = target_angle.cos() - (margin + margin * scaler)
             logits = cosine.index_put((rows, targets), target_logit) * self.scale
             loss = F.cross_entropy(logits, targets, reduction="none")
         return AdaFaceOutput(loss=loss, logits=logits, targets=targets, classes=classes, norms=norms.detach())

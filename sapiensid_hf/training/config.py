@@ -74,6 +74,7 @@ class HeadConfig:
     t_alpha: float = 0.01
     sample_rate: float = 1.0  # fraction of class centres in each step's softmax (partial FC); 1 = all
     lr_multiplier: float = 1.0
+    margin_warmup_steps: int = 0  # the margin ramps linearly from 0 to `margin` over these steps; 0 = full from the start
 
 
 @dataclass
@@ -234,6 +235,8 @@ class TrainingConfig:
             raise ConfigError("set exactly one of data.dataset_path (a saved datasets folder) and data.loader")
         if self.data.loader is not None and self.data.root is None:
             raise ConfigError(f"data.loader {self.data.loader!r} needs data.root (the dataset folder)")
+        if self.head.margin_warmup_steps < 0:
+            raise ConfigError(f"head.margin_warmup_steps must be >= 0, got {self.head.margin_warmup_steps}")
         if not 0 < self.head.sample_rate <= 1:
             raise ConfigError(f"head.sample_rate must be in (0, 1], got {self.head.sample_rate}")
         if len(self.optimizer.betas) != 2:

@@ -56,9 +56,14 @@ def scheduled_lr(step: int, base_lr: float, schedule: ScheduleConfig) -> float:
     return base_lr * (schedule.min_lr_ratio + (1 - schedule.min_lr_ratio) * shape)
 
 
+def margin_fraction(step: int, warmup_steps: int) -> float:
+    """Fraction of the AdaFace margin at `step` (0-based): linear from 1 / warmup_steps to 1, then 1."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
+
+
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_multiplier", 1.0)
 
 
-__all__ = ["build_optimizer", "parameter_groups", "scheduled_lr", "set_learning_rate"]
+__all__ = ["build_optimizer", "margin_fraction", "parameter_groups", "scheduled_lr", "set_learning_rate"]

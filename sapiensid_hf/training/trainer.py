@@ -47,7 +47,7 @@ from .dataset import (
 from .export import training_record
 from .keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerprint
 from .masking import MaskingSchedule
-from .optimization import build_optimizer, scheduled_lr, set_learning_rate
+from .optimization import build_optimizer, margin_fraction, scheduled_lr, set_learning_rate
 from .recognition_model import SapiensIDForRecognitionTraining, build_backbone
 from .samplers import IdentityBalancedOrder, MicroBatchSampler, ShuffledOrder, TrainingStream
 from .validation import validate
@@ -310,6 +310,8 @@ class Trainer:
         plan = self.schedule.at(step)
         lr = scheduled_lr(step, config.optimizer.lr, config.schedule) * plan.lr_factor
         set_learning_rate(self.optimizer, lr)
+        # A pure function of the step, like the lr: a resumed run uses the same margin.
+        accelerator.unwrap_model(self.model).head.margin_fraction = margin_fraction(step, config.head.margin_warmup_steps)
         losses, correct, norms = [], [], []
         accumulation = config.gradient_accumulation_steps
         for micro in range(accumulation):

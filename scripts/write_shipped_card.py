@@ -1,0 +1,158 @@
+"""Write pretrained/sapiensid-small/README.md (the model card) from the model folder and its dev results.
+
+    .venv/bin/python scripts/write_shipped_card.py --model pretrained/sapiensid-small \
+        --results outputs/public_dev_small/results.json --fp32-results outputs/public_dev_small_fp32/results.json
+
+Every figure in the card comes from those files (the config's `training` record, the development checks
+of `sapiensid evaluate --benchmark public-dev`), so the card cannot drift from the weights it describes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sapiensid_hf.evaluation.public_dev import UNTRAINED, dev_markdown, headline
+
+
+def card(config: dict, results: dict, fp32: dict | None, label: str, size_mb: float) -> str:
+    record = config["training"]
+    figures = headline(results, label)
+    untrained = headline(results, UNTRAINED) if UNTRAINED in results["models"] else {}
+    hours = record.get("wall_time_s", 0) / 3600
+    fp32_line = ""
+    if fp32 is not None:
+        reference = headline(fp32, next(iter(fp32["models"])))
+        moves = ", ".join(
+            f"{key} {100 * reference[key]:.1f} -> {100 * figures[key]:.1f}" for key in figures if key in reference
+        )
+        fp32_line = f"The weights are stored in float16 (loaded as float32); against the float32 weights: {moves}.\n"
+    return f"""---
+library_name: transformers
+pipeline_tag: image-feature-extraction
+license: other
+license_name: research-only-training-data
+tags:
+  - sapiensid
+  - person-re-identification
+  - face-recognition
+  - biometrics
+  - custom_code
+---
+
+# sapiensid-small
+
+A small SapiensID (Kim et al., CVPR 2025, arXiv 2504.04708) trained by the sapiensid-hf project on
+~15k public photos, so that the project's tools recognise people out of the box. **It is not the
+paper's model**: the authors trained a 24-layer, 384-px model on millions of images; this one has
+{config['num_hidden_layers']} layers of width {config['hidden_size']}, reads {config['image_size']}-px
+inputs and saw {record['steps']} steps of {record['batch_size']} images (at the reference kept-token
+count) on a CPU.
+
+## Architecture
+
+The full SapiensID architecture: Retina Patch (3 levels: full image, upper body, face; each resampled
+to {config['image_size']} px and cut into {config['patch_size']}-px patches, so face and body get finer
+patches), the Masked Recognition Model (trained with the variable masking ratio: one mask token with a
+log-count attention bias stands for the dropped tokens), keypoint relative position encoding, and the
+Semantic Attention Head ({config['head_queries_per_keypoint']} query per keypoint) with a
+{config['output_dim']}-d embedding. Weights: {size_mb:.1f} MB.
+{fp32_line}
+```python
+from transformers import AutoImageProcessor, AutoModel
+
+model = AutoModel.from_pretrained("pretrained/sapiensid-small", trust_remote_code=True).eval()
+processor = AutoImageProcessor.from_pretrained("pretrained/sapiensid-small", trust_remote_code=True)
+inputs = processor(["a.jpg", "b.jpg"], return_tensors="pt")     # runs the keypoint detector
+embeddings = model(**{{k: inputs[k] for k in processor.model_input_names}}).embeddings
+embeddings = embeddings / embeddings.norm(dim=-1, keepdim=True)
+print(float(embeddings[0] @ embeddings[1]))                    # cosine similarity
+```
+
+The processor's keypoint rules are version {config.get('keypoint_rules_version', 2)} (BlazePose +
+person-crop fallback + BlazeFace), the rules the model was trained with: keep them.
+
+## Training data (research use only)
+
+The training splits of `../shared/data/identities` (see its README): CUHK03 "labeled" pedestrian boxes
+(743 people, 7,239 boxes), Con-ReID construction-site workers (71 people, 2,371 boxes) and LFW
+deep-funneled news photos of public figures (978 people with 2+ photos, 4,982 photos), 14,592 photos of
+1,792 people, identity-balanced (4 images of each person per epoch). CUHK03 and LFW are distributed for
+research use only, so **these weights are for research use only**; CUHK03's authors ask that the
+students' privacy be respected. No photo of the development sets below was trained on.
+
+## How it was trained
+
+```bash
+sapiensid download-detector
+python examples/train.py --config examples/configs/small_public.yaml     # seed {record['seed']}
+```
+
+examples/configs/small_public.yaml: AdaFace (m 0.4, h 0.333, s 64), AdamW lr 1e-3, weight decay 0.05,
+cosine schedule with {record.get('max_steps', record['steps'])} steps, variable masking (kept fraction in
+[0.1, 1], mean 0.34, batch x n_ref / n_kept, lr x sqrt of the batch ratio), flip and colour jitter.
+Hardware: {record.get('machine', 'CPU')}, {record['num_processes']} process; training wall time
+{hours:.2f} h (the keypoint cache took ~11 min more).
+
+## Development checks
+
+`sapiensid evaluate --benchmark public-dev --dataset-root ../shared/data/identities --model
+pretrained/sapiensid-small` (flip test-time augmentation; keypoints from the processor), beside the
+randomly initialised model of the same shape:
+
+{dev_markdown(results)}
+Headline: CUHK03-val rank-1 {100 * figures.get('cuhk03_val_rank1', float('nan')):.1f} % (mean of both
+camera directions; untrained {100 * untrained.get('cuhk03_val_rank1', float('nan')):.1f} %), LFW fold-7
+accuracy {100 * figures.get('lfw_fold7_accuracy', float('nan')):.1f} % (untrained
+{100 * untrained.get('lfw_fold7_accuracy', float('nan')):.1f} %), Con-ReID rank-1
+{100 * figures.get('conreid_rank1', float('nan')):.1f} %.
+
+## Limits
+
+- A small model trained on ~15k photos: far below the paper's model, and far below any production
+  face or body recogniser. Expect errors, above all across clothing changes, poses and image
+  qualities unlike CUHK03 / Con-ReID / LFW.
+- The development sets are small (100 CUHK03 people, 61 Con-ReID people, 600 LFW pairs); the figures
+  carry a few points of sampling noise.
+- A photo in which the detector finds no person has no keypoints: the tools then withhold a verdict or
+  warn, since its embedding carries little identity.
+
+## Biometric caveats
+
+Recognising people affects their privacy and rights. Do not use this model to identify people without
+their consent, for surveillance, or for any decision about a person. LFW photographs public figures in
+the news and CUHK03 / Con-ReID people who were filmed for research: the model inherits their
+demographic and situational biases, which were not measured.
+
+## Citation
+
+```bibtex
+@inproceedings{{kim2025sapiensid,
+  title     = {{SapiensID: Foundation for Human Recognition}},
+  author    = {{Kim, Minchul and Ye, Dingqiang and Su, Yiyang and Liu, Feng and Liu, Xiaoming}},
+  booktitle = {{Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)}},
+  year      = {{2025}}
+}}
+```
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, type=Path)
+    parser.add_argument("--results", required=True, type=Path, help="public-dev results.json of the shipped weights")
+    parser.add_argument("--fp32-results", type=Path, default=None, help="the same for the float32 weights")
+    args = parser.parse_args()
+    config = json.loads((args.model / "config.json").read_text())
+    results = json.loads(args.results.read_text())
+    fp32 = json.loads(args.fp32_results.read_text()) if args.fp32_results else None
+    label = next(label for label in results["models"] if label != UNTRAINED)
+    size = (args.model / "model.safetensors").stat().st_size / 1e6
+    (args.model / "README.md").write_text(card(config, results, fp32, label, size), encoding="utf-8")
+    print(f"wrote {args.model / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,7 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from markdown_report import publish_section
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -27,9 +27,16 @@ from sapiensid_hf.pretrained import shipped_model_dir
 SHIPPED = REPO_ROOT / "pretrained" / "sapiensid-small"
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "dev_subset.json"
 IDENTITIES = SHARED_DATA / "identities"
-# Measured with the shipped weights on the fixture subset (docs/training.md); floors a few points under.
-CUHK03_RANK1_FLOOR = 0.0
-LFW_ACCURACY_FLOOR = 0.0
+# Under the shipping bar of the project (CUHK03-val rank-1 0.35, LFW fold-7 accuracy 0.70 on the full
+# sets); to be raised to a little under the shipped weights' measured subset figures when they land.
+CUHK03_RANK1_FLOOR = 0.30
+LFW_ACCURACY_FLOOR = 0.65
+
+# Until the trained folder lands (issue: the shipped model), these tests have nothing to check.
+pytestmark = pytest.mark.skipif(
+    not (SHIPPED / "model.safetensors").is_file(),
+    reason="pretrained/sapiensid-small has not been trained and shipped yet (docs/training.md, 'The shipped model')",
+)
 
 
 def test_the_shipped_folder_is_the_default_and_says_it_is_trained():

@@ -177,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Benchmarks: " + ", ".join(BENCHMARKS) + f", {PUBLIC_DEV} (the development checks on the "
         "identities folder of ../shared/data: CUHK03 val, Con-ReID, LFW fold 7; --dataset-root is that folder)",
     )
-    parser.add_argument("--model", required=True, help="saved SapiensID folder or hub id")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="saved SapiensID folder or hub id (default: $SAPIENSID_MODEL, else the shipped sapiensid-small)",
+    )
     parser.add_argument(
         "--dataset-root", required=True, help="benchmark folder (verification: the .bin file)"
     )
@@ -213,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_evaluation_from_args(args: argparse.Namespace) -> dict:
     """`run_evaluation` with the options of `build_parser()` (the CLI and examples/evaluate.py)."""
+    if args.model is None:
+        from ..inference import default_model_source
+
+        args.model = default_model_source()
+        if args.model is None:
+            raise SystemExit("sapiensid evaluate: no model: pass --model (or set $SAPIENSID_MODEL)")
     if args.benchmark == PUBLIC_DEV:
         return run_public_dev(
             args.model,

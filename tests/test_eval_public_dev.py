@@ -1,0 +1,116 @@
+"""Development checks (`--benchmark public-dev`): the sets, the scores on known embeddings, the run end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sapiensid_hf.evaluation.public_dev import (
+    UNTRAINED,
+    balanced_split_order,
+    headline,
+    load_dev_sets,
+    run_dev_checks,
+    score_dev_set,
+)
+from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+from sapiensid_hf.processing.keypoint_detector import KeypointResult
+
+
+def _image(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 32), (value, 255 - value, 40)).save(path)
+
+
+@pytest.fixture
+def identities(tmp_path):
+    """A miniature identities folder in the shared layout: 3 CUHK03-val people x 2 cameras, Con-ReID
+    query / gallery of 2 people, LFW val of 4 people with a 5 + 5 pairs file."""
+    root = tmp_path / "identities"
+    lines = ["path,identity,camera,source,split"]
+    for person in range(3):
+        for shot in (0, 1, 5, 6):
+            name = f"cuhk03/val/{person:04d}_{shot:02d}.jpg"
+            _image(root / name, 30 * person + shot)
+            lines.append(f"{name},cuhk03-val-{person:04d},{0 if shot < 5 else 1},cuhk03,val")
+    lines.append("lfw/val/Ann/Ann_0001.jpg,lfw-Ann,-1,lfw,val")  # val rows of another source are not CUHK03
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    for folder, names in (("query", ["0001_c1s1_000001.jpg", "0002_c1s1_000001.jpg"]),
+                          ("bounding_box_test", ["0001_c2s1_000002.jpg", "0002_c3s1_000002.jpg", "0003_c2s1_000001_1.jpg"])):  # fmt: skip
+        for index, name in enumerate(names):
+            _image(root / "conreid" / folder / name, 50 + index)
+    for name, count in (("Ann", 3), ("Bob", 3), ("Cy", 2), ("Dee", 2)):
+        for number in range(1, count + 1):
+            _image(root / "lfw" / "val" / name / f"{name}_{number:04d}.jpg", 10 * number)
+    pairs = ["1\t5", "Ann 1 2", "Ann 1 3", "Bob 1 2", "Bob 2 3", "Cy 1 2",
+             "Ann 1 Bob 1", "Ann 2 Cy 1", "Bob 3 Dee 1", "Cy 2 Dee 2", "Dee 1 Ann 3"]  # fmt: skip
+    (root / "lfw" / "pairs_val.txt").write_text("\n".join(pairs) + "\n")
+    return root
+
+
+def test_dev_sets_rows_and_pairs(identities):
+    sets = load_dev_sets(identities)
+    assert len(sets["cuhk03_val"].dataset) == 12 and set(sets["cuhk03_val"].dataset["source"]) == {"cuhk03"}
+    assert sorted(sets["conreid"].dataset["role"]) == ["gallery"] * 3 + ["query"] * 2
+    lfw = sets["lfw_fold7"]
+    paths = lfw.dataset["path"]
+    assert len(paths) == len(set(paths)) == 10  # each image embedded once, however many pairs use it
+    first, second, same = lfw.pairs
+    assert same.tolist() == [True] * 5 + [False] * 5
+    assert (paths[first[5]], paths[second[5]]) == ("Ann/Ann_0001.jpg", "Bob/Bob_0001.jpg")
+
+
+def test_scores_of_separable_embeddings_are_perfect(identities):
+    sets = load_dev_sets(identities)
+    for name, dev in sets.items():
+        if name == "lfw_fold7":
+            names = [path.split("/")[0] for path in dev.dataset["path"]]
+            identity = {person: index for index, person in enumerate(sorted(set(names)))}
+            labels = np.array([identity[person] for person in names])
+        else:
+            labels = np.asarray(dev.dataset["pid"])
+        embeddings = np.eye(8, dtype=np.float32)[labels]  # one direction per identity
+        scores = score_dev_set(dev, embeddings)
+        for part in scores.values():
+            if "rank1" in part:
+                assert part["rank1"] == 1.0 and part["mAP"] == 1.0
+            else:
+                assert part["accuracy"] == 1.0 and part["tar@far=0.01"] == 1.0
+
+
+def test_balanced_split_order_puts_both_kinds_in_every_tenth():
+    same = np.array([True] * 300 + [False] * 300)
+    tenths = same[balanced_split_order(same)].reshape(10, 60)
+    assert (tenths.sum(axis=1) == 30).all()
+    uneven = np.array([True] * 7 + [False] * 3)
+    assert sorted(balanced_split_order(uneven).tolist()) == list(range(10))
+
+
+class SquareCentreDetector:
+    def detect(self, image):
+        keypoints = np.full((19, 2), -1.0, np.float32)
+        keypoints[0] = (0.5, 0.3)
+        return KeypointResult(keypoints=keypoints, person_boxes=np.zeros((0, 4), np.float32), source="pose")
+
+
+def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_path):
+    torch.manual_seed(0)
+    config = SapiensIDConfig.tiny()
+    processor = SapiensIDImageProcessor.from_model_config(config, detector=SquareCentreDetector())
+    models = {"tiny": (SapiensIDModel(config), processor), UNTRAINED: (SapiensIDModel(config), processor)}
+    results = run_dev_checks(models, identities, tmp_path / "out", batch_size=4)
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert written["models"].keys() == {"tiny", UNTRAINED}
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| cuhk03_val cam0_to_cam1 | rank1 (%) |" in table and "| lfw_fold7 pairs | accuracy (%) |" in table
+    for key in ("cmc_cuhk03_val", "cmc_conreid", "roc_lfw_fold7_0", "roc_lfw_fold7_1"):
+        assert (tmp_path / "out" / results["files"][key].split("/")[-1]).is_file()
+    figures = headline(results, "tiny")
+    assert set(figures) == {"cuhk03_val_rank1", "conreid_rank1", "lfw_fold7_accuracy"}
+    assert all(0.0 <= value <= 1.0 for value in figures.values())
+    assert (tmp_path / "out" / "keypoints" / "cuhk03_val" / "meta.json").is_file()  # cached for the next run

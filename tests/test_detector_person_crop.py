@@ -9,13 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from detector_files import require_detector_files
 from PIL import Image
 
-from sapiensid_hf.processing.detector_assets import (
-    DetectorNotAvailableError,
-    detector_dir,
-    locate_detector_files,
-)
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_layout import BODY_POINTS
 from sapiensid_hf.processing.person_crop import clean_square, content_bounds, crop_roi_of, is_person_shaped
@@ -50,10 +46,7 @@ def test_content_bounds_trims_white_padding_and_black_bars():
 
 @pytest.fixture(scope="module")
 def processors():
-    try:
-        locate_detector_files()
-    except DetectorNotAvailableError as error:
-        pytest.skip(f"detector files not in {detector_dir()}; run `sapiensid download-detector` ({error})")
+    require_detector_files()
     return SapiensIDImageProcessor(person_crop_fallback=False), SapiensIDImageProcessor()
 
 

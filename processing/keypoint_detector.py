@@ -217,7 +217,7 @@ class BlazePoseDetector:
         with self._lock:
             people = self._find_people(image, self.min_detection_confidence)
             if people:
-                pixels = torch.tensor(image).permute(2, 0, 1).float().div_(255.0)
+                pixels = _as_pixels(image)
                 boxes = np.stack([person.upper_body_box for person in people])
                 for index, person in enumerate(people[: self.max_landmark_attempts]):
                     keypoints = self._landmarks(pixels, person.roi)
@@ -242,8 +242,7 @@ class BlazePoseDetector:
         cleaned = clean_square(image, bounds)
         if not self._find_people(cleaned, self.crop_min_detection_confidence):
             return None
-        pixels = torch.tensor(cleaned).permute(2, 0, 1).float().div_(255.0)
-        keypoints = self._landmarks(pixels, crop_roi_of(bounds, image.shape[0], POSE_ROI_SCALE))
+        keypoints = self._landmarks(_as_pixels(cleaned), crop_roi_of(bounds, image.shape[0], POSE_ROI_SCALE))
         if keypoints is None or visible(keypoints)[list(BODY_POINTS)].sum() < self.crop_min_body_points:
             return None
         box = bounds.normalized_box(image.shape[0])[None]
@@ -292,6 +291,11 @@ class BlazePoseDetector:
             min_score=self.min_detection_confidence,
         )
         return weighted_nms(detections, NMS_IOU_THRESHOLD)
+
+
+def _as_pixels(image: np.ndarray) -> torch.Tensor:
+    """(S, S, 3) uint8 -> (3, S, S) float in [0, 1], what `crop_roi` samples."""
+    return torch.tensor(image).permute(2, 0, 1).float().div_(255.0)
 
 
 def _box_areas(boxes: np.ndarray) -> np.ndarray:

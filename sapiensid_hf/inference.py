@@ -64,7 +64,8 @@ class SapiensIDPipeline:
         """One line naming the model, for what the tools print and save."""
         if self.source is None:
             return "untrained tiny model (random weights)"
-        if shipped_model_dir() is not None and Path(self.source) == shipped_model_dir():
+        shipped = shipped_model_dir()
+        if shipped is not None and Path(self.source) == shipped:
             return f"sapiensid-small (the shipped default model, {self.source})"
         return self.source if self.trained else f"{self.source} (UNTRAINED: its config has no training record)"
 
@@ -137,6 +138,14 @@ def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
     return SapiensIDImageProcessor.from_model_config(config)
 
 
+def untrained_model(config: SapiensIDConfig, seed: int = 0) -> SapiensIDModel:
+    """A randomly initialised model of `config`'s shape, from a private generator (the caller's random
+    stream is untouched): the baseline of every "untrained" figure and tool."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SapiensIDModel(config)
+
+
 def is_trained(config: Any) -> bool:
     """Whether a model config says its weights were trained or converted: a `training` record, written by
     the trainer (sapiensid_hf.training.export) or the official-checkpoint converter. A folder alone proves nothing."""
@@ -165,11 +174,8 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str = "cpu", u
     source = default_model_source(model)
     if source is None:
         logger.warning(UNTRAINED_WARNING)
-        # A private generator: building the untrained model must not reseed the caller's random stream.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            config = SapiensIDConfig.tiny() if untrained_size == "tiny" else SapiensIDConfig()
-            network = SapiensIDModel(config)
+        config = SapiensIDConfig.tiny() if untrained_size == "tiny" else SapiensIDConfig()
+        network = untrained_model(config)
         return SapiensIDPipeline(network, load_processor(None, config), trained=False, device=device)
     if Path(source).exists() and not (Path(source) / "config.json").is_file():
         raise FileNotFoundError(f"{source}: not a model folder (no config.json); give a saved SapiensID folder or a hub id")

@@ -122,9 +122,7 @@ def open_pipeline(model: str | None, device: str = "cpu") -> SapiensIDPipeline:
     argument that is neither an existing folder nor a hub id is refused before anything is loaded.
     """
     source = model if model is not None else os.environ.get(MODEL_ENV_VAR)
-    if source == UNTRAINED_SOURCE:
-        source = None
-    elif source is not None:
+    if source is not None and source != UNTRAINED_SOURCE:
         if not Path(source).expanduser().exists() and not looks_like_hub_id(source):
             raise CommandError(
                 f"model {source}: no such folder (give a saved SapiensID folder, a hub id 'owner/name' or "
@@ -132,15 +130,13 @@ def open_pipeline(model: str | None, device: str = "cpu") -> SapiensIDPipeline:
             )
         if Path(source).expanduser().exists():
             source = os.fspath(Path(source).expanduser())
-    else:
-        source = default_model_source()
     inference_logger = logging.getLogger("sapiensid_hf.inference")
     quiet = _DropUntrainedWarning()
     inference_logger.addFilter(quiet)
     try:
-        pipeline = load_pipeline(source if source is not None else UNTRAINED_SOURCE, device=device)
+        pipeline = load_pipeline(source, device=device)
     except OSError as error:
-        raise CommandError(f"model {source}: could not be loaded ({error})") from error
+        raise CommandError(f"model {source or default_model_source()}: could not be loaded ({error})") from error
     finally:
         inference_logger.removeFilter(quiet)
     print(f"model: {pipeline.description}", file=sys.stderr)

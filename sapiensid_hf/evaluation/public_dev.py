@@ -78,11 +78,12 @@ def load_dev_sets(root: str | os.PathLike, checks: tuple[str, ...] = DEV_CHECKS)
 
 def dev_keypoints(dev: DevSet, processor: Any, cache_dir: str | os.PathLike, batch_size: int = 16) -> np.ndarray:
     """(N, 19, 2) keypoints of a set's rows, detected once and cached in `cache_dir/<set name>`."""
-    from ..training.dataset import DatasetView
     from ..training.keypoint_cache import build_keypoint_cache
 
-    view = DatasetView(dev.dataset)
-    cache = build_keypoint_cache(view.image, view.paths, processor, Path(cache_dir) / dev.name, batch_size=batch_size)
+    images = _image_files(dev.dataset)
+    cache = build_keypoint_cache(
+        images.__getitem__, dev.dataset["path"], processor, Path(cache_dir) / dev.name, batch_size=batch_size
+    )
     if cache.num_unreadable:
         listed = ", ".join(entry["path"] for entry in cache.unreadable[:5])
         raise DevSetError(f"{dev.name}: {cache.num_unreadable} image(s) cannot be read ({listed}); a score would be wrong")
@@ -100,7 +101,7 @@ def embed_rows(
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """(N, D) L2-normalised embeddings of every row, with the given keypoints (no detection)."""
-    images = [entry["path"] for entry in dataset.cast_column("image", datasets.Image(decode=False))["image"]]
+    images = _image_files(dataset)
     model = model.to(device).eval()
     chunks = []
     for start in range(0, len(images), batch_size):
@@ -109,6 +110,11 @@ def embed_rows(
         )
         chunks.append(embed_batch(model, features, torch.device(device), flip))
     return torch.cat(chunks).numpy()
+
+
+def _image_files(dataset: datasets.Dataset) -> list[str]:
+    """The absolute image path of every row (the loaders store folder images by path), undecoded."""
+    return [entry["path"] for entry in dataset.cast_column("image", datasets.Image(decode=False))["image"]]
 
 
 def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20) -> dict[str, Any]:

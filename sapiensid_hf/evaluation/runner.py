@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from accelerate import PartialState
 
 from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
@@ -260,17 +259,14 @@ def run_public_dev(
     device: str = "cpu",
 ) -> dict:
     """The development checks of `public_dev.py` for a model folder (and its untrained twin)."""
-    from ..inference import load_model, load_processor
-    from ..modeling import SapiensIDModel
+    from ..inference import load_model, load_processor, untrained_model
     from .public_dev import UNTRAINED, run_dev_checks
 
     model = load_model(model_path)
     processor = load_processor(model_path, model.config)
     models = {Path(str(model_path)).name or str(model_path): (model, processor)}
     if baseline:
-        with torch.random.fork_rng(devices=[]):  # the caller's random stream stays untouched
-            torch.manual_seed(0)
-            models[UNTRAINED] = (SapiensIDModel(model.config), processor)
+        models[UNTRAINED] = (untrained_model(model.config), processor)
     results = run_dev_checks(
         models, identities_root, output_dir, keypoint_cache_dir, batch_size=batch_size, flip=flip, device=device
     )

@@ -24,7 +24,7 @@ BACKBONE_PREFIX = "backbone."
 
 
 def training_record(
-    config: TrainingConfig, steps: int, num_processes: int, wall_time_s: float | None = None
+    config: TrainingConfig, steps: int, num_processes: int | None = None, wall_time_s: float | None = None
 ) -> dict[str, Any]:
     """The `training` entry of a trained model's config.json."""
     data = config.data
@@ -36,13 +36,14 @@ def training_record(
         "data": data.dataset_path or f"{data.loader}:{data.root}",
         "loader_kwargs": dict(data.loader_kwargs),
         "batch_size": int(config.batch_size),
-        "num_processes": int(num_processes),
         "masking": config.masking.mode,
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs" + (
             f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
         ),
     }
+    if num_processes is not None:
+        record["num_processes"] = int(num_processes)
     if wall_time_s is not None:
         record["wall_time_s"] = round(float(wall_time_s), 1)
     return record
@@ -73,8 +74,7 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, output_dir: str | os.Pa
         )
     complete = checkpoint / "COMPLETE"
     step = json.loads(complete.read_text(encoding="utf-8"))["step"] if complete.is_file() else None
-    backbone.config.training = {**training_record(config, step or 0, num_processes=0), "checkpoint": checkpoint.name}
-    backbone.config.training.pop("num_processes")
+    backbone.config.training = {**training_record(config, step or 0), "checkpoint": checkpoint.name}
     output = Path(output_dir)
     backbone.save_pretrained(output)
     SapiensIDImageProcessor.from_model_config(backbone.config).save_pretrained(output)

@@ -109,11 +109,25 @@ def pair_check_text(check: dict) -> str:
     return "\n".join(lines)
 
 
-def save_similarity_csv(path: Path, names: Sequence[str], similarity: np.ndarray, warning: str) -> None:
+def display_names(paths: Sequence[Path]) -> list[str]:
+    """One distinct label per photo: the file name, with its folder where two photos share a name."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        counts[path.name] = counts.get(path.name, 0) + 1
+    names = [path.name if counts[path.name] == 1 else f"{path.parent.name}/{path.name}" for path in paths]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:  # the same folder name too: number them
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if names.count(name) == 1 else f"{name}#{seen[name]}")
+    return unique
+
+
+def save_similarity_csv(path: Path, names: Sequence[str], similarity: np.ndarray) -> None:
+    """A plain table (header row, then one row per photo) that csv readers and pandas read as is; the
+    untrained-model warning lives in detections.json and summary.md."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        if warning:
-            writer.writerow([f"# {warning}"])
         writer.writerow(["image", *names])
         for name, row in zip(names, similarity, strict=True):
             writer.writerow([name, *(f"{value:.6f}" for value in row)])
@@ -194,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
 
     # 1. Keypoints, ROIs and embeddings: one call does all three.
     result = pipeline.embed([os.fspath(path) for path in paths])
-    names = [path.name for path in paths]
+    names = display_names(paths)
     warning = "" if pipeline.trained else UNTRAINED_WARNING
 
     print("\nwhat the detector found (ROIs: face / upper body; the full image is always read):")
@@ -223,11 +237,11 @@ def run(args: argparse.Namespace) -> int:
     # 3. Save everything.
     output = args.output
     (output / "overlays").mkdir(parents=True, exist_ok=True)
-    save_similarity_csv(output / "similarity.csv", names, similarity, warning)
+    save_similarity_csv(output / "similarity.csv", names, similarity)
     save_heat_map(output / "similarity.png", names, similarity, pipeline.trained)
     for index, path in enumerate(paths):
         save_overlay(
-            output / "overlays" / f"{path.stem}.png",
+            output / "overlays" / f"{Path(names[index].replace('/', '__')).stem}.png",
             path,
             result,
             index,

@@ -16,9 +16,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
-from sapiensid_hf.training import ConfigError, TrainingConfig, TrainingDataError, TrainingDivergedError, train
+from sapiensid_hf.data.common import DatasetLayoutError
+from sapiensid_hf.training import (
+    ConfigError,
+    TrainingConfig,
+    TrainingDataError,
+    TrainingDivergedError,
+    TrainingInterrupted,
+    train,
+)
+from sapiensid_hf.training.keypoint_cache import KeypointCacheMismatchError
 from sapiensid_hf.training.launch import relaunch_cpu_processes
 
 
@@ -38,7 +48,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--resume_from_checkpoint",
         help='"latest" (newest complete checkpoint of the output dir; starts fresh if there is none) or a checkpoint folder',
     )
+    parser.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="start afresh in an output dir that holds another run, deleting its checkpoints, logs and final model",
+    )
     return parser.parse_args(argv)
+
+
+def _interrupt(_signal: int, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,13 +71,28 @@ def main(argv: list[str] | None = None) -> int:
     relaunched = relaunch_cpu_processes(__file__, sys.argv[1:] if argv is None else argv)
     if relaunched is not None:
         return relaunched
+    # SIGTERM (a scheduler, `kill`) ends the run like Ctrl-C: one line saying where to resume, no traceback.
+    signal.signal(signal.SIGTERM, _interrupt)
     overrides = list(args.overrides) + ([f"logging.output_dir={args.output_dir}"] if args.output_dir else [])
     try:
         config = TrainingConfig.from_file(args.config).with_overrides(overrides)
-        result = train(config, resume_from_checkpoint=args.resume_from_checkpoint)
-    except (ConfigError, TrainingDataError, TrainingDivergedError, FileNotFoundError) as error:
+        result = train(
+            config, resume_from_checkpoint=args.resume_from_checkpoint, overwrite_output_dir=args.overwrite_output_dir
+        )
+    except (
+        ConfigError, TrainingDataError, TrainingDivergedError, DatasetLayoutError, KeypointCacheMismatchError,
+        FileNotFoundError,
+    ) as error:  # fmt: skip
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as interrupted:
+        if is_main:
+            print(interrupted, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        if is_main:
+            print("interrupted before training started; nothing to resume", file=sys.stderr)
+        return 130
     if is_main:
         print(f"trained {result.steps} steps; model saved to {result.final_model_dir}")
         if result.validation:

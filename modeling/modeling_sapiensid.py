@@ -244,6 +244,18 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
             raise ValueError(f"roi_boxes must have shape ({batch}, 2, 4) (face, upper body), got {tuple(roi_boxes.shape)}")
         if pixel_mask is not None and pixel_mask.shape != (batch, size, size):
             raise ValueError(f"pixel_mask must have shape ({batch}, {size}, {size}), got {tuple(pixel_mask.shape)}")
+        for name, tensor in (("pixel_values", pixel_values), ("keypoints", keypoints), ("roi_boxes", roi_boxes)):
+            if tensor is not None and not tensor.is_floating_point():
+                raise TypeError(
+                    f"{name} must be a floating-point tensor, got {tensor.dtype}; use SapiensIDImageProcessor "
+                    "(it normalises uint8 pixels)"
+                )
+        # A NaN would flow silently into the embedding. Value checks are skipped while tracing / exporting,
+        # where they cannot be expressed; one pass over the inputs costs far less than the model.
+        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            for name, tensor in (("pixel_values", pixel_values), ("keypoints", keypoints), ("roi_boxes", roi_boxes)):
+                if tensor is not None and not bool(torch.isfinite(tensor).all()):
+                    raise ValueError(f"{name} contains NaN or infinite values ({int((~torch.isfinite(tensor)).sum())} of them)")
 
     def forward(
         self,

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
+from .commands.argument_types import cosine_threshold, positive_int, torch_device
 
 # Same starting point as the Space. An operating point, not a property of the model (see `compare --help`);
 # not tuned on anything.
@@ -71,9 +72,11 @@ DELEGATED = {
 
 def _add_model_options(parser: argparse.ArgumentParser, batch: bool = True) -> None:
     parser.add_argument("--model", metavar="PATH_OR_HUB_ID", help=MODEL_HELP)
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument(
+        "--device", type=torch_device, default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)"
+    )
     if batch:
-        parser.add_argument("--batch-size", type=int, default=8, help="images per model call (default: 8)")
+        parser.add_argument("--batch-size", type=positive_int, default=8, help="images per model call (default: 8)")
 
 
 def _add_embed(subparsers) -> None:
@@ -91,11 +94,13 @@ examples:
   sapiensid embed photos/ --output all.npy --skip-unreadable
 
 output formats (picked by the file name):
-  .npy       (N, D) float32 array; NAME.paths.txt beside it lists the images, one per line, same order
+  .npy       (N, D) float32 array; NAME.paths.txt beside it lists the images, one per line, same order;
+             NAME.meta.json: the model, its weights fingerprint, person_found per image
   .parquet   columns path, embedding (D float32), person_found, face_found, num_people; the schema
-             metadata names the model and whether its weights are trained
+             metadata names the model, its weights fingerprint and whether its weights are trained
 
-A photo where nobody is found still gets an embedding (of the whole picture); it is reported.""",
+The model reads a person at their keypoints: a photo where nobody is found has no identity embedding.
+It is reported, its row is marked person_found = false, and `search` leaves it out.""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -130,7 +135,7 @@ can accept; the default {DEFAULT_COMPARE_THRESHOLD:.2f} is only a starting point
     parser.add_argument("image_b", metavar="IMAGE_B")
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=cosine_threshold,
         default=DEFAULT_COMPARE_THRESHOLD,
         help=f"same person when score >= this (default: {DEFAULT_COMPARE_THRESHOLD:.2f})",
     )
@@ -164,7 +169,7 @@ examples:
         metavar="FOLDER_OR_EMBEDDINGS",
         help="folder of images, or a .npy/.parquet from `embed`",
     )
-    parser.add_argument("--top-k", "-k", type=int, default=5, help="matches listed per query (default: 5)")
+    parser.add_argument("--top-k", "-k", type=positive_int, default=5, help="matches listed per query (default: 5)")
     parser.add_argument(
         "--output-dir", "-o", metavar="DIR", help="write ranking.md, ranking.csv and ranking.png here"
     )

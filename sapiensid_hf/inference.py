@@ -96,9 +96,20 @@ class SapiensIDPipeline:
         return EmbeddingResult(**{key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]})
 
     def similarity(self, first: Any, second: Any) -> float:
-        """Cosine similarity of two images' embeddings."""
+        """Cosine similarity of two images' embeddings.
+
+        Raises `NoPersonFoundError` when the detector finds nobody in either image: the model reads a
+        person at their keypoints, so every such image has the same embedding and any score would be noise.
+        """
         result = self.embed([first, second])
+        nobody = [name for name, found in zip(("first", "second"), result.person_found, strict=True) if not found]
+        if nobody:
+            raise NoPersonFoundError(f"no person found in the {' and the '.join(nobody)} image: nothing to compare")
         return float(result.embeddings[0] @ result.embeddings[1])
+
+
+class NoPersonFoundError(ValueError):
+    """An image in which the detector found nobody was asked for an identity score."""
 
 
 class ModelFolderError(ValueError):

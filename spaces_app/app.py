@@ -140,8 +140,8 @@ class Detection:
     def summary(self, label: str) -> str:
         if not self.person_found:
             return (
-                f"{label}: no person found. The model fell back to the whole picture, so its score is "
-                "unreliable; use a photo where a person is clearly visible."
+                f"{label}: no person found. The model reads a person at their face and body points, so this "
+                "picture cannot be matched; use a photo where a person is clearly visible."
             )
         parts = [
             f"face {'found' if self.face_found else 'not visible'}",
@@ -229,11 +229,15 @@ class DemoHandlers:
             overlays.append(render_overlay(rgb, found, self.grid_size))
             messages.append(found.summary(label))
             if not found.person_found:
-                gr.Warning(f"No person found in {label}; the score is unreliable.")
-        # Rounded once, so the number on the page and the verdict always agree.
-        score = round(float(np.clip(result.embeddings[0] @ result.embeddings[1], -1.0, 1.0)), 4)
+                gr.Warning(f"No person found in {label}: nothing to compare.")
         if not self.pipeline.trained:
             messages.insert(0, UNTRAINED_WARNING)
+        nobody = [label for index, label in enumerate(("A", "B")) if not result.person_found[index]]
+        if nobody:  # no score, no verdict: both would be the same for any two such pictures
+            verdict = f"### Unknown\nNo person found in image {' and '.join(nobody)}."
+            return overlays[0], overlays[1], None, verdict, "\n".join(messages)
+        # Rounded once, so the number on the page and the verdict always agree.
+        score = round(float(np.clip(result.embeddings[0] @ result.embeddings[1], -1.0, 1.0)), 4)
         verdict = self.rethreshold(score, threshold)
         return overlays[0], overlays[1], score, verdict, "\n".join(messages)
 
@@ -275,7 +279,17 @@ class DemoHandlers:
             return *empty, message, cache
         query = Detection.from_result(query_result, 0)
         if not query.person_found:
-            gr.Warning("No person found in the query image; the ranking is unreliable.")
+            message = "\n".join([query.summary("Query"), *messages])
+            gr.Warning("No person found in the query image: nothing to search with.")
+            return [], [], render_overlay(query_rgb, query, self.grid_size), message, cache
+        nobody = [name for path, name in indexed if not cache[path]["person_found"]]
+        if nobody:
+            messages.append(f"Left out (no person found): {', '.join(nobody)}.")
+        indexed = [(path, name) for path, name in indexed if cache[path]["person_found"]]
+        if not indexed:
+            message = "\n".join(messages + ["No person was found in any gallery picture."])
+            gr.Warning(message)
+            return *empty, message, cache
         messages.insert(0, query.summary("Query"))
         if not self.pipeline.trained:
             messages.insert(0, UNTRAINED_WARNING)

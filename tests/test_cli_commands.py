@@ -232,6 +232,86 @@ def test_search_refuses_a_gallery_from_another_model(capsys, tmp_path, model_dir
     assert "7-d" in err and "same --model" in err
 
 
+def _picture_without_a_person(path: Path) -> Path:
+    """Smooth colour ramps: a real picture in which the detector finds nobody."""
+    ramp = np.linspace(0, 255, 300, dtype=np.uint8)
+    pixels = np.stack([np.tile(ramp, (200, 1)), np.tile(ramp[::-1], (200, 1)), np.full((200, 300), 90, np.uint8)], -1)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_compare_withholds_the_verdict_when_nobody_is_found(capsys, tmp_path, model_dir, photos):
+    wall = _picture_without_a_person(tmp_path / "wall.png")
+    other_wall = _picture_without_a_person(tmp_path / "other_wall.png")
+    status, out, err = run_cli(capsys, "compare", wall, other_wall, "--model", model_dir, "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    # Two such pictures would score exactly alike whatever they show: no score, no verdict.
+    assert result["score"] is None and result["same_person"] is None
+    assert result["verdict"] == "unknown: no person found in A and B"
+    status, out, _ = run_cli(capsys, "compare", photos / QUERY, wall, "--model", model_dir)
+    assert "verdict at threshold 0.30: unknown: no person found in B" in out
+    assert "cosine similarity: none" in out and "SAME PERSON" not in out and "DIFFERENT" not in out
+    assert "no identity embedding" in out and "whole picture" not in out
+
+
+def test_search_leaves_out_pictures_without_a_person(capsys, tmp_path, model_dir, photos):
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    shutil.copy(photos / QUERY, gallery / "copy.jpg")
+    _picture_without_a_person(gallery / "wall.png")
+    status, out, err = run_cli(capsys, "search", photos / QUERY, "--gallery", gallery, "--model", model_dir)
+    assert status == 0, err
+    assert "wall.png" not in out and "copy.jpg" in out
+    assert "wall.png: no person found" in err and "left out of the gallery" in err
+    wall = _picture_without_a_person(tmp_path / "query_wall.png")
+    status, _, err = run_cli(capsys, "search", wall, "--gallery", gallery, "--model", model_dir)
+    assert status == 1 and "no person found in any query image" in err
+
+
+def test_saved_embeddings_record_their_model_and_a_search_by_another_model_is_refused(
+    capsys, tmp_path, model_dir, photos
+):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos / QUERY, folder / "a.jpg")
+    _picture_without_a_person(folder / "b_wall.png")
+    for name in ("gallery.parquet", "gallery.npy"):
+        status, _, err = run_cli(capsys, "embed", folder, "-o", tmp_path / name, "--model", model_dir)
+        assert status == 0, err
+    table = pq.read_table(tmp_path / "gallery.parquet")
+    metadata = {key.decode(): value.decode() for key, value in table.schema.metadata.items()}
+    norms = np.linalg.norm(np.asarray(table.column("embedding").to_pylist()), axis=1)
+    assert table.column("person_found").to_pylist() == [True, False]
+    assert metadata["sapiensid.rows_without_person"] == "1"
+    assert metadata["sapiensid.l2_normalized"] == ("true" if np.allclose(norms, 1, atol=1e-4) else "false")
+    meta = json.loads((tmp_path / "gallery.meta.json").read_text())
+    assert meta["person_found"] == [True, False] and meta["weights_fingerprint"] == metadata["sapiensid.weights_fingerprint"]
+
+    other = tmp_path / "other_model"
+    torch.manual_seed(1)  # same shape and width, other weights
+    model = SapiensIDModel(SapiensIDConfig.tiny())
+    model.config.training = {"trainer": "tests: another stand-in"}
+    model.save_pretrained(other)
+    for name in ("gallery.parquet", "gallery.npy"):
+        status, _, err = run_cli(capsys, "search", photos / QUERY, "--gallery", tmp_path / name, "--model", other)
+        assert status == 1 and "was embedded by another model" in err and "same --model" in err
+        status, out, err = run_cli(capsys, "search", photos / QUERY, "--gallery", tmp_path / name, "--model", model_dir)
+        assert status == 0, err
+        assert "a.jpg" in out and "b_wall.png" not in out  # the row without a person is left out
+
+
+def test_a_file_name_with_a_line_break_is_not_written_to_the_paths_list(capsys, tmp_path, model_dir, photos):
+    odd = tmp_path / "two\nlines.jpg"
+    shutil.copy(photos / QUERY, odd)
+    status, _, err = run_cli(capsys, "embed", odd, "-o", tmp_path / "e.npy", "--model", model_dir)
+    assert status == 1 and "line break" in err and ".parquet" in err
+    assert not (tmp_path / "e.npy").exists()
+    status, _, err = run_cli(capsys, "embed", odd, "-o", tmp_path / "e.parquet", "--model", model_dir)
+    assert status == 0, err
+    assert pq.read_table(tmp_path / "e.parquet").column("path").to_pylist() == [str(odd)]
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input: a message naming the problem, exit status 1, no traceback
 # ----------------------------------------------------------------------------------------------
@@ -245,14 +325,12 @@ def test_search_refuses_a_gallery_from_another_model(capsys, tmp_path, model_dir
         (["embed", "{tmp}", "-o", "{tmp}/e.npy"], "holds no images"),
         (["compare", "{photos}/face_a_2.jpg", "{tmp}/nobody.jpg"], "nobody.jpg: no such file"),
         (["compare", "{photos}", "{photos}/face_a_2.jpg"], "is a folder"),
-        (["compare", "{photos}/face_a_2.jpg", "{photos}/face_b_1.jpg", "--threshold", "3"], "--threshold"),
         (
             ["compare", "{photos}/face_a_2.jpg", "{photos}/face_b_1.jpg", "--model", "{tmp}/no_model"],
             "no_model",
         ),
         (["compare", "{photos}/face_a_2.jpg", "{photos}/face_b_1.jpg", "--model", "{tmp}"], "no config.json"),
         (["search", "{photos}/face_a_2.jpg", "--gallery", "{tmp}/nowhere"], "nowhere: no such folder"),
-        (["search", "{photos}/face_a_2.jpg", "--gallery", "{photos}", "--top-k", "0"], "--top-k"),
         (["export-onnx", "--model", "untrained", "-o", "{tmp}/m.onnx"], "needs trained weights"),
         (["export-onnx", "--model", "{tmp}", "-o", "{tmp}/m.onnx", "--opset", "13"], "GridSample"),
         (["export-onnx", "--model", "{tmp}", "-o", "{tmp}/m.txt"], "must end in .onnx"),
@@ -278,3 +356,41 @@ def test_usage_error_exits_with_status_2(capsys):
         main(["embed", "photo.jpg"])  # --output missing
     assert exit_info.value.code == 2
     assert "--output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["compare", "a.jpg", "b.jpg", "--threshold", "3"], "--threshold: must be a cosine similarity between -1 and 1, got 3"),
+        (["compare", "a.jpg", "b.jpg", "--threshold", "nan"], "--threshold: must be a cosine similarity"),
+        (["search", "a.jpg", "--gallery", "g", "--top-k", "0"], "--top-k/-k: must be at least 1, got 0"),
+        (["embed", "a.jpg", "-o", "e.npy", "--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["embed", "a.jpg", "-o", "e.npy", "--batch-size", "two"], "--batch-size: expected a whole number"),
+        (["compare", "a.jpg", "b.jpg", "--device", "banana"], "'banana' is not a torch device; devices here: cpu"),
+        (["evaluate", "--dataset-root", "d", "--benchmark", "market1501", "--max-rank", "0"], "--max-rank: must be at least 1"),
+        (["evaluate", "--dataset-root", "d", "--benchmark", "market1501", "--device", "banana"], "not a torch device"),
+    ],
+)
+def test_bad_option_values_exit_2_before_any_work(capsys, argv, expected):
+    # --model points nowhere: had the command started, it would fail on the model instead.
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--model", "/nowhere/model"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and "nowhere" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_cuda_on_a_machine_without_it_names_the_devices_there(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "a.jpg", "b.jpg", "--device", "cuda"])
+    assert exit_info.value.code == 2
+    assert "'cuda': this torch build or machine has no CUDA device; devices here: cpu" in capsys.readouterr().err
+
+
+def test_pipeline_similarity_refuses_a_picture_without_a_person(tmp_path, pipeline, photos):
+    from sapiensid_hf.inference import NoPersonFoundError
+
+    wall = _picture_without_a_person(tmp_path / "wall.png")
+    with pytest.raises(NoPersonFoundError, match="no person found in the second image"):
+        pipeline.similarity(str(photos / QUERY), str(wall))

@@ -49,9 +49,8 @@ def test_untrained_run_writes_every_output_and_warns_everywhere(quickstart, phot
 
     with open(tmp_path / "similarity.csv", newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0][0].startswith("# NO TRAINED WEIGHTS")
-    assert rows[1] == ["image", *PHOTOS]
-    similarity = np.array([[float(value) for value in row[1:]] for row in rows[2:]])
+    assert rows[0] == ["image", *PHOTOS]  # a plain table: the warning is in detections.json / summary.md
+    similarity = np.array([[float(value) for value in row[1:]] for row in rows[1:]])
     np.testing.assert_allclose(similarity, similarity.T, atol=1e-6)
     np.testing.assert_allclose(np.diag(similarity), 1.0, atol=1e-5)
 
@@ -84,3 +83,18 @@ def test_a_given_model_runs_without_warnings(quickstart, photos, tmp_path, capsy
 def test_missing_images_fail_with_a_message(quickstart, tmp_path, capsys):
     assert quickstart.main(["--output", str(tmp_path), "--images", str(tmp_path / "nowhere")]) == 1
     assert "nowhere: no such file or folder" in capsys.readouterr().err
+
+
+def test_photos_with_the_same_file_name_keep_apart(quickstart, photos, tmp_path):
+    copies = []
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+        copies.append(tmp_path / folder / "person.jpg")
+        copies[-1].write_bytes(Path(photos[0]).read_bytes())
+    output = tmp_path / "out"
+    assert quickstart.main(["--output", str(output), "--images", *map(str, copies), photos[1], "--model", "untrained"]) == 0
+    header = (output / "similarity.csv").read_text().splitlines()[0]
+    assert header == f"image,first/person.jpg,second/person.jpg,{Path(photos[1]).name}"
+    assert sorted(path.name for path in (output / "overlays").iterdir()) == sorted(
+        ["first__person.png", "second__person.png", f"{Path(photos[1]).stem}.png"]
+    )

@@ -7,7 +7,6 @@ Skipped (with the reason) only when the detector files are not in the cache; CI 
 import io
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from sapiensid_hf.processing.detector_assets import (
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_layout import KEYPOINT_NAMES
 
-PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
 INDEX = {name: index for index, name in enumerate(KEYPOINT_NAMES)}
 FACE_FIVE = ("nose", "eye_1", "eye_2", "mouth_1", "mouth_2")
 # Generous face regions, normalised to each photo's padded square, read off the photos by eye.
@@ -45,8 +43,8 @@ def processor():
 
 
 @pytest.fixture(scope="module")
-def photos(processor):
-    out = processor([PEOPLE / name for name in PHOTOS])
+def photos(processor, people_dir):
+    out = processor([people_dir / name for name in PHOTOS])
     return {name: {key: value[index] for key, value in out.items()} for index, name in enumerate(PHOTOS)}
 
 
@@ -136,8 +134,8 @@ def test_a_photo_with_nobody_falls_back_to_the_full_image(processor):
     assert (out["person_box"] == -1).all() and out["keypoint_source"] == ["none"]
 
 
-def test_other_modes_of_a_face_photo_still_find_the_face(processor):
-    with Image.open(PEOPLE / "face_a_2.jpg") as photo:
+def test_other_modes_of_a_face_photo_still_find_the_face(processor, people_dir):
+    with Image.open(people_dir / "face_a_2.jpg") as photo:
         photo.load()
         rgba = photo.convert("RGBA")
         rgba.putalpha(200)
@@ -153,8 +151,8 @@ def test_other_modes_of_a_face_photo_still_find_the_face(processor):
             )
 
 
-def test_exif_rotated_photo_gives_the_same_keypoints(processor, photos):
-    with Image.open(PEOPLE / "face_a_2.jpg") as photo:
+def test_exif_rotated_photo_gives_the_same_keypoints(processor, photos, people_dir):
+    with Image.open(people_dir / "face_a_2.jpg") as photo:
         stored = photo.transpose(Image.Transpose.ROTATE_90)  # pixels stored sideways ...
         exif = Image.Exif()
         exif[0x0112] = 6  # ... with the tag that turns them upright
@@ -167,10 +165,10 @@ def test_exif_rotated_photo_gives_the_same_keypoints(processor, photos):
     np.testing.assert_allclose(out["keypoints"][0][both].numpy(), upright[both].numpy(), atol=0.02)
 
 
-def test_keypoints_do_not_depend_on_the_output_size_and_are_deterministic(processor, photos):
+def test_keypoints_do_not_depend_on_the_output_size_and_are_deterministic(processor, photos, people_dir):
     small = SapiensIDImageProcessor(size=96)
     small.detector = processor.detector
-    out = small(PEOPLE / "two_men.jpg")
+    out = small(people_dir / "two_men.jpg")
     np.testing.assert_array_equal(out["keypoints"][0].numpy(), photos["two_men.jpg"]["keypoints"].numpy())
 
 

@@ -96,6 +96,19 @@ def test_market1501_run_writes_tables_plots_and_reuses_the_cache(tiny_model, mar
     assert again["rankings"] == results["rankings"]
 
 
+def test_an_image_replaced_in_place_is_embedded_again(tiny_model, market_root, tmp_path):
+    out = tmp_path / "out"
+    kwargs = dict(batch_size=2, processor=processor_with(StandingPersonDetector()), datasets_cache_dir=tmp_path / "hf")
+    run_evaluation(tiny_model, market_root, "market1501", out, **kwargs)
+    # Same file name, other pixels: the listing is unchanged, the photo is not.
+    replaced = market_root / "bounding_box_test" / "0001_c2s1_000002_01.jpg"
+    picture(3).save(replaced)
+    run_evaluation(tiny_model, market_root, "market1501", out, **kwargs)
+    assert len(list((out / "embeddings").glob("*.npz"))) == 2  # a new key, not the stale file
+    cached = [np.load(p)["embeddings"] for p in sorted((out / "embeddings").glob("*.npz"))]
+    assert not np.allclose(cached[0], cached[1])
+
+
 def test_flip_changes_the_embedding_and_no_flip_is_cached_separately(tiny_model, market_root, tmp_path):
     out = tmp_path / "out"
     kwargs = dict(

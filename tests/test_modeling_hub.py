@@ -119,3 +119,14 @@ def test_bad_inputs_get_clear_errors():
         model(pixels, torch.full((2, 19, 2), -1.0), pixel_mask=torch.zeros(2, 96, 96))
     with pytest.raises(ValueError, match="multiple of patch_size"):
         SapiensIDConfig(image_size=100, patch_size=32)
+    # Values the model cannot score are refused, not turned into NaN embeddings or a torch internal error.
+    nan_pixels = pixels.clone()
+    nan_pixels[1, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"pixel_values contains NaN or infinite values \(1 of them\)"):
+        model(nan_pixels, torch.zeros(2, 19, 2))
+    keypoints = torch.full((2, 19, 2), -1.0)
+    keypoints[0, 3] = float("inf")
+    with pytest.raises(ValueError, match="keypoints contains NaN or infinite"):
+        model(pixels, keypoints)
+    with pytest.raises(TypeError, match="pixel_values must be a floating-point tensor, got torch.uint8"):
+        model(torch.zeros(2, 3, 96, 96, dtype=torch.uint8), torch.zeros(2, 19, 2))

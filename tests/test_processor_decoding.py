@@ -1,7 +1,6 @@
 """Decoding every supported input into RGB, and a clear error for every bad one."""
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,6 @@ from sapiensid_hf.processing.image_decoding import (
     load_rgb,
 )
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
-
-PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
 
 
 def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -107,8 +104,8 @@ def test_animated_images_use_the_first_frame():
     assert rgb[0, 0, 0] > 200 and rgb[0, 0, 2] < 50
 
 
-def test_path_bytes_and_pil_inputs_agree():
-    path = PEOPLE / "two_men.jpg"
+def test_path_bytes_and_pil_inputs_agree(people_dir):
+    path = people_dir / "two_men.jpg"
     from_path = _load(path)
     np.testing.assert_array_equal(from_path, _load(str(path)))
     np.testing.assert_array_equal(from_path, _load(path.read_bytes()))
@@ -175,13 +172,13 @@ def test_tiny_images_are_refused_and_small_ones_accepted():
     assert _load(np.zeros((MIN_IMAGE_SIDE, MIN_IMAGE_SIDE, 3), dtype=np.uint8)).shape == (8, 8, 3)
 
 
-def test_bad_files_name_the_file_and_the_problem(tmp_path):
+def test_bad_files_name_the_file_and_the_problem(tmp_path, people_dir):
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a picture")
     truncated = tmp_path / "truncated.jpg"
-    truncated.write_bytes((PEOPLE / "two_men.jpg").read_bytes()[:20000])
+    truncated.write_bytes((people_dir / "two_men.jpg").read_bytes()[:20000])
     corrupt = tmp_path / "corrupt.png"
     valid_png = _encode(Image.new("RGB", (64, 64), (10, 200, 30)), "PNG")
     corrupt.write_bytes(valid_png[:60] + bytes(range(256)) * 4 + valid_png[-12:])

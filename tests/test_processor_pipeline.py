@@ -1,7 +1,6 @@
 """The processor's outputs, settings, plug-in detectors and save / load, without the real detector."""
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,6 @@ from sapiensid_hf.processing.keypoint_layout import KEYPOINT_NAMES, empty_keypoi
 from sapiensid_hf.processing.retina_rois import compute_roi_boxes
 from sapiensid_hf.processing.visualization_sapiensid import visualize
 
-PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
 INDEX = {name: index for index, name in enumerate(KEYPOINT_NAMES)}
 
 

@@ -130,9 +130,23 @@ def test_compare_says_when_no_person_is_found(client, tmp_path):
     _, _, score, verdict, status = client.predict(
         upload(photo("face_a_1")), upload(blank), 0.3, api_name="/compare"
     )
-    assert -1.0 <= score <= 1.0  # the model still reads the whole picture ...
-    assert "Image B: no person found" in status  # ... and the page says the score is unreliable
+    # Every picture without a person gets the same embedding: no score, no verdict, and the page says why.
+    assert score is None
+    assert "Unknown" in verdict and "no person found in image B" in verdict
+    assert "Image B: no person found" in status and "cannot be matched" in status
     assert "Image A: face found" in status
+
+
+def test_search_leaves_out_gallery_pictures_without_a_person(client, tmp_path):
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((240, 320, 3), 200, dtype=np.uint8)).save(blank)
+    gallery = [upload(photo("face_a_1")), upload(photo("face_b_1")), upload(blank)]
+    results, table, _, status = client.predict(gallery, upload(photo("face_a_3")), 5, api_name="/search")
+    assert [row[1] for row in table["data"]] and "wall.png" not in [row[1] for row in table["data"]]
+    assert len(table["data"]) == 2 and "Left out (no person found): wall.png" in status
+    results, table, _, status = client.predict(gallery, upload(blank), 5, api_name="/search")
+    assert table["data"] == [] or table["data"] == [[]] or not table["data"]
+    assert "Query: no person found" in status
 
 
 # ---------------------------------------------------------------------------------------------

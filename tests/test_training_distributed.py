@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
-import torch
 from training_builders import REPO_ROOT, TINY_CONFIG, build_people_dataset
 
 
@@ -37,9 +38,57 @@ def test_two_cpu_processes_train_checkpoint_and_save(people_dir, tmp_path):
     checkpoint = output_dir / "checkpoints" / "step_00000004"
     assert (checkpoint / "COMPLETE").is_file()
     assert {path.name for path in checkpoint.glob("random_states_*.pkl")} == {"random_states_0.pkl", "random_states_1.pkl"}
-    progress = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=False)
+    assert not list(checkpoint.glob("custom_checkpoint_*.pkl"))  # progress is JSON: nothing to unpickle
+    progress = json.loads((checkpoint / "trainer_progress.json").read_text())
     assert progress["num_processes"] == 2 and progress["step"] == 4
     assert progress["samples_seen"] > 0
     assert (output_dir / "final_model" / "model.safetensors").is_file()
     validation = [json.loads(line) for line in (output_dir / "validation.jsonl").read_text().splitlines()]
     assert validation[-1]["step"] == 4 and 0.0 <= validation[-1]["rank1"] <= 1.0
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if text.encode() in handle.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def test_sigterm_stops_every_process_with_one_line_saying_where_to_resume(people_dir, tmp_path):
+    dataset_dir, cache_dir = build_people_dataset(people_dir, tmp_path / "data")
+    output_dir = tmp_path / "sigterm-run"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+        str(REPO_ROOT / "examples" / "train.py"), "--config", str(TINY_CONFIG),
+        "--set", f"data.dataset_path={dataset_dir}", "--set", f"data.keypoint_cache={cache_dir}",
+        "--output_dir", str(output_dir), "--set", "model.overrides={image_size: 64}", "--set", "batch_size=4",
+        "--set", "schedule.max_steps=100000", "--set", "logging.save_every_steps=2", "--set", "logging.log_every_steps=1",
+        "--set", "validation.source=none",
+    ]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 180
+        while not list((output_dir / "checkpoints").glob("step_*/COMPLETE")):
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[1][-3000:]
+            time.sleep(0.5)
+        launcher.send_signal(signal.SIGTERM)
+        _, stderr = launcher.communicate(timeout=90)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    deadline = time.monotonic() + 30
+    while _processes_mentioning(str(output_dir)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _processes_mentioning(str(output_dir))  # no worker, no torch.distributed.run left training
+    assert launcher.returncode != 0 and not (output_dir / "final_model").exists()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("interrupted at step")]
+    assert len(lines) == 1 and "resume with --resume_from_checkpoint latest" in lines[0], stderr[-3000:]

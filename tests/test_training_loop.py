@@ -12,7 +12,14 @@ from safetensors.torch import load_file
 from training_builders import TINY_CONFIG, build_people_dataset, reset_accelerate
 from transformers import AutoImageProcessor, AutoModel
 
-from sapiensid_hf.training import ConfigError, TrainingConfig, TrainingDataError, TrainingDivergedError, train
+from sapiensid_hf.training import (
+    ConfigError,
+    TrainingConfig,
+    TrainingDataError,
+    TrainingDivergedError,
+    TrainingInterrupted,
+    train,
+)
 from sapiensid_hf.training.recognition_model import SapiensIDForRecognitionTraining
 from sapiensid_hf.training.trainer import Trainer
 
@@ -93,7 +100,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(people_dataset,
         return original_step(self, step, batches)
 
     monkeypatch.setattr(Trainer, "_train_step", crash_at_step_five)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingInterrupted, match=r"interrupted at step 5 \(the last checkpoint is .*step_00000003\)"):
         train(interrupted)
     monkeypatch.setattr(Trainer, "_train_step", original_step)
     assert not (tmp_path / "interrupted" / "checkpoints" / "step_00000006").exists()
@@ -183,3 +190,49 @@ def test_checkpoint_progress_records_the_run(people_dataset, tmp_path):
     assert [path.name for path in checkpoints] == ["step_00000002"]  # older ones pruned
     assert json.loads((checkpoints[0] / "COMPLETE").read_text())["step"] == 2
     assert json.loads((tmp_path / "run" / "config.json").read_text())["batch_size"] == 8
+
+
+def test_a_fresh_run_refuses_a_used_output_dir_and_overwrite_starts_afresh(people_dataset, tmp_path):
+    config = tiny_config(people_dataset, tmp_path / "run", "schedule.max_steps=2", "logging.save_every_steps=1",
+                         "validation.source=none")  # fmt: skip
+    train(config)
+    reset_accelerate()
+    with pytest.raises(ConfigError, match=r"already holds another run \(checkpoints, final_model, .*--overwrite_output_dir"):
+        train(config)
+    reset_accelerate()
+    train(config.with_overrides(["schedule.max_steps=1"]), overwrite_output_dir=True)
+    run = tmp_path / "run"
+    assert [path.name for path in (run / "checkpoints").iterdir()] == ["step_00000001"]  # none of the old run's
+    assert len((run / "train_log.jsonl").read_text().splitlines()) == 1
+    assert json.loads((run / "final_model" / "config.json").read_text())["training"]["steps"] == 1
+
+
+class _RunsCodeWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return type(self.marker).touch, (self.marker,)  # unpickling creates the marker file
+
+
+def test_resume_never_unpickles_a_checkpoint(people_dataset, tmp_path):
+    config = tiny_config(people_dataset, tmp_path / "run", "schedule.max_steps=2", "logging.save_every_steps=1",
+                         "validation.source=none")  # fmt: skip
+    train(config)
+    checkpoint = tmp_path / "run" / "checkpoints" / "step_00000002"
+    progress = json.loads((checkpoint / "trainer_progress.json").read_text())
+    assert progress["step"] == 2 and not list(checkpoint.glob("custom_checkpoint_*"))
+    # A crafted folder in the layout of older checkpoints: a pickle that runs code when loaded.
+    (checkpoint / "trainer_progress.json").unlink()
+    marker = tmp_path / "pwned-by-checkpoint"
+    torch.save({"step": 2, "payload": _RunsCodeWhenUnpickled(marker)}, checkpoint / "custom_checkpoint_0.pkl")
+    reset_accelerate()
+    with pytest.raises(ConfigError, match="custom_checkpoint_0.pkl is not a plain progress record"):
+        train(config.with_overrides(["schedule.max_steps=3"]), resume_from_checkpoint="latest")
+    assert not marker.exists()
+    # An older checkpoint's plain progress pickle is read as data and converted to JSON.
+    torch.save(progress, checkpoint / "custom_checkpoint_0.pkl")
+    reset_accelerate()
+    assert train(config.with_overrides(["schedule.max_steps=3"]), resume_from_checkpoint="latest").steps == 3
+    assert json.loads((checkpoint / "trainer_progress.json").read_text()) == progress
+    assert not (checkpoint / "custom_checkpoint_0.pkl").exists()

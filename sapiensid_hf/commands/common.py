@@ -215,10 +215,15 @@ def embed_images(
     return EmbeddedImages(kept, _concatenate(results), skipped)
 
 
-def not_found_notes(paths: Sequence[Path], result: EmbeddingResult) -> list[str]:
-    """A line per image where the detector found nobody (its embedding then describes the whole picture)."""
+# The model pools its features at the person's keypoints (Semantic Attention Head): with no keypoint,
+# every picture gets the same embedding, so it says nothing about who is in it.
+NO_PERSON = "no person found, so it has no identity embedding (the model reads a person at their keypoints)"
+
+
+def not_found_notes(paths: Sequence[Path], result: EmbeddingResult, consequence: str = "") -> list[str]:
+    """A line per image where the detector found nobody; `consequence` says what the command does about it."""
     return [
-        f"no person found in {path}: its embedding comes from the whole picture and is unreliable"
+        f"{path}: {NO_PERSON}" + (f"; {consequence}" if consequence else "")
         for path, found in zip(paths, result.person_found, strict=True)
         if not found
     ]

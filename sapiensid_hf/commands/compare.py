@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ..inference import UNTRAINED_WARNING
-from .common import CommandError, banner, open_pipeline
+from .common import NO_PERSON, CommandError, banner, open_pipeline
 
 
 def _image_file(raw: str, label: str) -> Path:
@@ -24,7 +24,7 @@ def _image_file(raw: str, label: str) -> Path:
 
 def _describe(person_found: bool, face_found: bool, num_people: int) -> str:
     if not person_found:
-        return "no person found: the whole picture is used, the score is unreliable"
+        return NO_PERSON
     parts = ["face found" if face_found else "no face (body only)"]
     if num_people > 1:
         parts.append(f"{num_people} people, the most prominent one used")
@@ -37,8 +37,13 @@ def run(args: argparse.Namespace) -> int:
     first, second = _image_file(args.image_a, "A"), _image_file(args.image_b, "B")
     pipeline = open_pipeline(args.model, device=args.device)
     result = pipeline.embed([os.fspath(first), os.fspath(second)])
-    score = float(result.embeddings[0] @ result.embeddings[1])
-    same = score >= args.threshold
+    # Without a person in both pictures there is nothing to compare: withhold the score and the verdict.
+    nobody = [label for label, found in zip("AB", result.person_found, strict=True) if not found]
+    score = None if nobody else float(result.embeddings[0] @ result.embeddings[1])
+    same = None if score is None else score >= args.threshold
+    verdict = (
+        f"unknown: no person found in {' and '.join(nobody)}" if nobody else ("SAME PERSON" if same else "DIFFERENT PEOPLE")
+    )
 
     if args.json:
         print(
@@ -49,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
                     "score": score,
                     "threshold": args.threshold,
                     "same_person": same,
+                    "verdict": verdict,
                     "trained": pipeline.trained,
                     "person_found": [bool(value) for value in result.person_found],
                     "face_found": [bool(value) for value in result.face_found],
@@ -64,9 +70,8 @@ def run(args: argparse.Namespace) -> int:
                 int(result.num_people[index]),
             )
             print(f"image {label}: {path} ({details})")
-        print(f"cosine similarity: {score:.4f}")
-        verdict = "SAME PERSON" if same else "DIFFERENT PEOPLE"
-        suffix = "   <-- MEANINGLESS: untrained weights" if not pipeline.trained else ""
+        print("cosine similarity: " + ("none" if score is None else f"{score:.4f}"))
+        suffix = "   <-- MEANINGLESS: untrained weights" if not pipeline.trained and score is not None else ""
         print(f"verdict at threshold {args.threshold:.2f}: {verdict}{suffix}")
     if not pipeline.trained:
         banner(UNTRAINED_WARNING)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .common import collect_images, embed_images, model_label, not_found_notes, open_pipeline, untrained_note
-from .embedding_files import check_output_path, write_embeddings
+from .embedding_files import check_output_path, weights_fingerprint, write_embeddings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -17,9 +17,12 @@ def run(args: argparse.Namespace) -> int:
     pipeline = open_pipeline(args.model, device=args.device)
     embedded = embed_images(pipeline, paths, batch_size=args.batch_size, skip_unreadable=args.skip_unreadable)
     label = model_label(args.model, pipeline)
-    written = write_embeddings(output, embedded.paths, embedded.result, model=label, trained=pipeline.trained)
+    written = write_embeddings(
+        output, embedded.paths, embedded.result, model=label, trained=pipeline.trained,
+        fingerprint=weights_fingerprint(pipeline.model),
+    )  # fmt: skip
 
-    for note in not_found_notes(embedded.paths, embedded.result):
+    for note in not_found_notes(embedded.paths, embedded.result, "search leaves it out"):
         print(note, file=sys.stderr)
     count, dim = embedded.result.embeddings.shape
     print(f"embedded {count} image(s) -> {dim}-d L2-normalised embeddings")

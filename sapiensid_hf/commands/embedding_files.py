@@ -1,18 +1,27 @@
 """Embedding files written by `sapiensid embed` and read back by `sapiensid search --gallery`.
 
-- ``NAME.npy``: (N, D) float32 L2-normalised embeddings, row i for line i of ``NAME.paths.txt``.
+- ``NAME.npy``: (N, D) float32 L2-normalised embeddings, row i for line i of ``NAME.paths.txt``;
+  ``NAME.meta.json`` beside them holds what the parquet metadata holds, plus ``person_found`` per row.
 - ``NAME.parquet``: one row per image: ``path``, ``embedding`` (fixed-size list of D float32),
-  ``person_found``, ``face_found``, ``num_people``; the schema metadata names the model and says
-  whether its weights were trained.
+  ``person_found``, ``face_found``, ``num_people``; the schema metadata names the model, its weights
+  fingerprint, whether its weights were trained, and whether every row is unit-length.
+
+The fingerprint (sha256 over the model's weights) lets `search` refuse a gallery embedded by another
+model, which would otherwise rank garbage silently when both give the same width. A row whose image
+shows nobody has no identity embedding (see `commands.common.NO_PERSON`); `search` leaves it out.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..inference import EmbeddingResult
 from .common import CommandError
@@ -26,6 +35,29 @@ def paths_file(npy_path: Path) -> Path:
     return npy_path.with_name(npy_path.stem + ".paths.txt")
 
 
+def meta_file(npy_path: Path) -> Path:
+    """The JSON written beside an .npy embedding file (gallery.npy -> gallery.meta.json)."""
+    return npy_path.with_name(npy_path.stem + ".meta.json")
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 (first 16 hex digits) over every parameter and buffer, in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class SavedEmbeddings:
+    names: list[str]
+    embeddings: np.ndarray  # (N, D) float32
+    person_found: np.ndarray | None  # (N,) bool; None for files that do not say
+    model: str | None
+    fingerprint: str | None  # None for files written before fingerprints were recorded
+
+
 def check_output_path(path: Path) -> None:
     if path.suffix.lower() not in FORMATS:
         raise CommandError(
@@ -36,18 +68,39 @@ def check_output_path(path: Path) -> None:
 
 
 def write_embeddings(
-    path: Path, image_paths: Sequence[Path], result: EmbeddingResult, model: str, trained: bool
+    path: Path,
+    image_paths: Sequence[Path],
+    result: EmbeddingResult,
+    model: str,
+    trained: bool,
+    fingerprint: str,
 ) -> list[Path]:
     """Write the embeddings (and their image paths) in the format of `path`'s suffix; the files written."""
     check_output_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     names = [os.fspath(image) for image in image_paths]
     embeddings = np.ascontiguousarray(result.embeddings, dtype=np.float32)
+    norms = np.linalg.norm(embeddings, axis=1)
+    # True only when it is: the rows of pictures without a person need not be unit-length.
+    unit = bool(len(norms)) and bool(np.allclose(norms, 1.0, atol=1e-4))
+    person_found = result.person_found.astype(bool)
     if path.suffix.lower() == ".npy":
+        broken = [name for name in names if "\n" in name or "\r" in name]
+        if broken:
+            raise CommandError(
+                f"{broken[0]!r}: a file name with a line break cannot be listed in {paths_file(path).name} "
+                "(one path per line); rename it or write a .parquet file"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, embeddings)
         listing = paths_file(path)
         listing.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
-        return [path, listing]
+        meta = {
+            "model": model, "weights_fingerprint": fingerprint, "trained": trained, "l2_normalized": unit,
+            "person_found": person_found.tolist(),
+        }  # fmt: skip
+        meta_file(path).write_text(json.dumps(meta) + "\n", encoding="utf-8")
+        return [path, listing, meta_file(path)]
+    path.parent.mkdir(parents=True, exist_ok=True)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -56,22 +109,24 @@ def write_embeddings(
         {
             "path": pa.array(names, type=pa.string()),
             "embedding": pa.FixedSizeListArray.from_arrays(flat, embeddings.shape[1]),
-            "person_found": pa.array(result.person_found.astype(bool)),
+            "person_found": pa.array(person_found),
             "face_found": pa.array(result.face_found.astype(bool)),
             "num_people": pa.array(result.num_people.astype(np.int64)),
         }
     )
     metadata = {
         f"{METADATA_PREFIX}model": model,
+        f"{METADATA_PREFIX}weights_fingerprint": fingerprint,
         f"{METADATA_PREFIX}trained": "true" if trained else "false",
-        f"{METADATA_PREFIX}l2_normalized": "true",
+        f"{METADATA_PREFIX}l2_normalized": "true" if unit else "false",
+        f"{METADATA_PREFIX}rows_without_person": str(int((~person_found).sum())),
     }
     pq.write_table(table.replace_schema_metadata(metadata), path)
     return [path]
 
 
-def read_embeddings(path: Path) -> tuple[list[str], np.ndarray]:
-    """Image paths and (N, D) embeddings of a file written by `write_embeddings`."""
+def read_embeddings(path: Path) -> SavedEmbeddings:
+    """Image paths, (N, D) embeddings and what is known of their model, from `write_embeddings` files."""
     suffix = path.suffix.lower()
     if not path.is_file():
         raise CommandError(f"embedding file {path}: no such file")
@@ -83,6 +138,15 @@ def read_embeddings(path: Path) -> tuple[list[str], np.ndarray]:
             )
         embeddings = np.load(path, allow_pickle=False)
         names = listing.read_text(encoding="utf-8").splitlines()
+        meta = {}
+        if meta_file(path).is_file():
+            try:
+                meta = json.loads(meta_file(path).read_text(encoding="utf-8"))
+            except json.JSONDecodeError as error:
+                raise CommandError(f"{meta_file(path)}: not valid JSON ({error})") from error
+        found = meta.get("person_found")
+        person_found = None if found is None else np.asarray(found, dtype=bool)
+        model, fingerprint = meta.get("model"), meta.get("weights_fingerprint")
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -98,10 +162,17 @@ def read_embeddings(path: Path) -> tuple[list[str], np.ndarray]:
         names = table.column("path").to_pylist()
         flat = column.flatten().to_numpy(zero_copy_only=False)
         embeddings = flat.reshape(len(names), column.type.list_size)
+        found = table.column("person_found").to_pylist() if "person_found" in table.column_names else None
+        person_found = None if found is None else np.asarray(found, dtype=bool)
+        metadata = {key.decode(): value.decode() for key, value in (table.schema.metadata or {}).items()}
+        model = metadata.get(f"{METADATA_PREFIX}model")
+        fingerprint = metadata.get(f"{METADATA_PREFIX}weights_fingerprint")
     else:
         raise CommandError(f"embedding file {path}: expected .npy or .parquet")
     if embeddings.ndim != 2 or len(embeddings) != len(names):
         raise CommandError(
             f"{path}: {len(names)} image paths for embeddings of shape {embeddings.shape}; the files do not match"
         )
-    return names, embeddings.astype(np.float32, copy=False)
+    if person_found is not None and len(person_found) != len(names):
+        raise CommandError(f"{path}: person_found has {len(person_found)} rows for {len(names)} images")
+    return SavedEmbeddings(names, embeddings.astype(np.float32, copy=False), person_found, model, fingerprint)

@@ -17,10 +17,11 @@ from .common import (
     banner,
     collect_images,
     embed_images,
+    model_label,
     not_found_notes,
     open_pipeline,
 )
-from .embedding_files import FORMATS, read_embeddings
+from .embedding_files import FORMATS, read_embeddings, weights_fingerprint
 from .ranking_image import RankedRow, render_ranking
 
 SHORT_UNTRAINED_WARNING = "UNTRAINED MODEL (random weights): these scores carry no identity information"
@@ -39,15 +40,35 @@ def rank_gallery(
 def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.ndarray]:
     gallery = Path(args.gallery).expanduser()
     if gallery.is_file() and gallery.suffix.lower() in FORMATS:
-        names, embeddings = read_embeddings(gallery)
-        return names, embeddings
+        saved = read_embeddings(gallery)
+        fingerprint = weights_fingerprint(pipeline.model)
+        if saved.fingerprint is None:
+            print(
+                f"WARNING: {gallery} does not record which model embedded it (written by an older version); "
+                "if it was another model, these rankings are meaningless",
+                file=sys.stderr,
+            )
+        elif saved.fingerprint != fingerprint:
+            raise CommandError(
+                f"gallery {gallery} was embedded by another model ({saved.model}, weights {saved.fingerprint}); "
+                f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model"
+            )
+        keep = np.ones(len(saved.names), dtype=bool) if saved.person_found is None else saved.person_found
+        if not keep.any():
+            raise CommandError(f"gallery {gallery}: no person was found in any of its images, nothing to search")
+        names = [name for name, kept in zip(saved.names, keep, strict=True) if kept]
+        return names, saved.embeddings[keep]
     paths = collect_images([gallery], recursive=args.recursive, what="gallery")
-    embedded = _embed_and_report(args, pipeline, paths, "gallery")
-    return [os.fspath(path) for path in embedded.paths], embedded.result.embeddings
+    embedded = _embed_and_report(args, pipeline, paths, "gallery", "left out of the gallery")
+    found = embedded.result.person_found.astype(bool)
+    if not found.any():
+        raise CommandError(f"gallery {gallery}: no person found in any of its {len(found)} images, nothing to search")
+    names = [os.fspath(path) for path, keep in zip(embedded.paths, found, strict=True) if keep]
+    return names, embedded.result.embeddings[found]
 
 
 def _embed_and_report(
-    args: argparse.Namespace, pipeline, paths: list[Path], description: str
+    args: argparse.Namespace, pipeline, paths: list[Path], description: str, consequence: str
 ) -> EmbeddedImages:
     """Embed `paths` with the command's batch / skip options; say on stderr where nobody was found."""
     embedded = embed_images(
@@ -57,7 +78,7 @@ def _embed_and_report(
         skip_unreadable=args.skip_unreadable,
         description=description,
     )
-    for note in not_found_notes(embedded.paths, embedded.result):
+    for note in not_found_notes(embedded.paths, embedded.result, consequence):
         print(note, file=sys.stderr)
     return embedded
 
@@ -90,8 +111,12 @@ def run(args: argparse.Namespace) -> int:
     pipeline = open_pipeline(args.model, device=args.device)
 
     gallery_names, gallery_embeddings = _load_gallery(args, pipeline)
-    embedded = _embed_and_report(args, pipeline, queries, "queries")
-    query_embeddings = embedded.result.embeddings
+    embedded = _embed_and_report(args, pipeline, queries, "queries", "not searched")
+    searchable = embedded.result.person_found.astype(bool)
+    if not searchable.any():
+        raise CommandError("no person found in any query image: there is nothing to search with")
+    query_embeddings = embedded.result.embeddings[searchable]
+    query_paths = [path for path, keep in zip(embedded.paths, searchable, strict=True) if keep]
     if gallery_embeddings.shape[1] != query_embeddings.shape[1]:
         raise CommandError(
             f"gallery {gallery_arg} holds {gallery_embeddings.shape[1]}-d embeddings but this model gives "
@@ -103,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         RankedRow(
             os.fspath(query), [(gallery_names[j], float(s)) for j, s in zip(order[i], scores[i], strict=True)]
         )
-        for i, query in enumerate(embedded.paths)
+        for i, query in enumerate(query_paths)
     ]
     warning = "" if pipeline.trained else SHORT_UNTRAINED_WARNING
     table = _markdown(rows, warning)

@@ -7,8 +7,9 @@
 - Under `accelerate launch`, every process embeds a contiguous slice of the rows and the main process
   gathers them (Accelerate `PartialState.split_between_processes` + `gather_object`); in a plain
   Python process this is a no-op.
-- A cache file (npz) is keyed by the model, the processor settings, the dataset content and the flip
-  setting, so an unchanged re-run skips the model entirely.
+- A cache file (npz) is keyed by the model, the processor settings, the dataset content (its listing
+  plus the size and modification time of every image file it reads from disk) and the flip setting,
+  so an unchanged re-run skips the model entirely and an image replaced in place is embedded again.
 """
 
 from __future__ import annotations
@@ -42,6 +43,33 @@ class _ProcessImages:
         return self.processor([row["image"] for row in rows], return_tensors="pt")
 
 
+def image_file_stamps(dataset: datasets.Dataset) -> str:
+    """sha256 over (path, size, mtime) of every image the dataset reads from a file (lazy `image` paths).
+
+    The dataset fingerprint covers the listing only; this covers the files' contents as the file system
+    reports them, so replacing a photo in place changes the cache key. Embedded image bytes are part of
+    the dataset fingerprint already.
+    """
+    digest = hashlib.sha256()
+    if "image" not in dataset.column_names:
+        return digest.hexdigest()
+    images = dataset.data.column("image").combine_chunks()
+    if not hasattr(images.type, "get_field_index") or images.type.get_field_index("path") < 0:
+        return digest.hexdigest()
+    paths = images.field("path").to_pylist()
+    has_bytes = images.type.get_field_index("bytes") >= 0
+    stored = images.field("bytes").is_valid().to_pylist() if has_bytes else [False] * len(paths)
+    for path, in_table in zip(paths, stored, strict=True):
+        if in_table or path is None:
+            continue
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
 def embedding_cache_key(model: torch.nn.Module, processor: Any, dataset: datasets.Dataset, flip: bool) -> str:
     """Hex digest identifying (model weights, processor settings, dataset content, flip)."""
     source = str(getattr(model, "name_or_path", "") or "")
@@ -59,6 +87,7 @@ def embedding_cache_key(model: torch.nn.Module, processor: Any, dataset: dataset
         "config": model.config.to_json_string(use_diff=False),
         "processor": processor.to_json_string() if hasattr(processor, "to_json_string") else repr(processor),
         "dataset": dataset._fingerprint,
+        "image_files": image_file_stamps(dataset),
         "rows": len(dataset),
         "flip": flip,
     }

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from accelerate import PartialState
 
+from ..commands.argument_types import non_negative_int, positive_int, torch_device
 from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
 from .distance import aggregate_by_group, distance_matrix
 from .embedding import embed_dataset
@@ -188,18 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output-dir", default="outputs/evaluation", help="results, plots and the embedding cache"
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--no-flip", action="store_true", help="turn off flip test-time augmentation")
-    parser.add_argument("--max-rank", type=int, default=50)
+    parser.add_argument("--max-rank", type=positive_int, default=50, help="longest CMC curve reported (default: 50)")
     parser.add_argument(
-        "--num-workers", type=int, default=0, help="DataLoader workers for decoding + keypoints"
+        "--num-workers", type=non_negative_int, default=0, help="DataLoader workers for decoding + keypoints"
     )
     parser.add_argument(
         "--cache-dir", default=None, help="embedding cache (default: <output-dir>/embeddings)"
     )
     parser.add_argument("--no-cache", action="store_true", help="always recompute embeddings")
     parser.add_argument(
-        "--device", default=None, help="torch device (default: the Accelerate process device)"
+        "--device", type=torch_device, default=None, help="torch device (default: the Accelerate process device)"
     )
     parser.add_argument(
         "--no-baseline",

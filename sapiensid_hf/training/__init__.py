@@ -11,7 +11,7 @@ from .keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerp
 from .masking import MaskingSchedule, StepMasking
 from .recognition_model import SapiensIDForRecognitionTraining, build_backbone
 from .samplers import IdentityBalancedOrder, ShuffledOrder, TrainingStream
-from .trainer import TrainingDivergedError, TrainingResult, find_checkpoint, train
+from .trainer import TrainingDivergedError, TrainingInterrupted, TrainingResult, find_checkpoint, train
 
 __all__ = [
     "AdaFaceHead",
@@ -27,6 +27,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingDataError",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "TrainingResult",
     "TrainingStream",
     "build_backbone",

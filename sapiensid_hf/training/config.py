@@ -75,6 +75,8 @@ class HeadConfig:
     sample_rate: float = 1.0  # fraction of class centres in each step's softmax (partial FC); 1 = all
     lr_multiplier: float = 1.0
     margin_warmup_steps: int = 0  # the margin ramps linearly from 0 to `margin` over these steps; 0 = full from the start
+    triplet_weight: float = 0.0  # weight of a batch-hard triplet term added to AdaFace (training/triplet.py); 0 = off
+    triplet_margin: float = 0.3  # its margin, in distance between unit embeddings (0..2)
 
 
 @dataclass
@@ -237,6 +239,10 @@ class TrainingConfig:
             raise ConfigError(f"data.loader {self.data.loader!r} needs data.root (the dataset folder)")
         if self.head.margin_warmup_steps < 0:
             raise ConfigError(f"head.margin_warmup_steps must be >= 0, got {self.head.margin_warmup_steps}")
+        if self.head.triplet_weight < 0 or self.head.triplet_margin < 0:
+            raise ConfigError(
+                f"head.triplet_weight and head.triplet_margin must be >= 0, got {self.head.triplet_weight}, {self.head.triplet_margin}"
+            )
         if not 0 < self.head.sample_rate <= 1:
             raise ConfigError(f"head.sample_rate must be in (0, 1], got {self.head.sample_rate}")
         if len(self.optimizer.betas) != 2:

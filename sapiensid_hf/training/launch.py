@@ -15,8 +15,10 @@ Launchers that already start several processes (`torchrun`, `accelerate launch -
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -73,12 +75,48 @@ def relaunch_cpu_processes(script: str, arguments: Sequence[str]) -> int | None:
     if count <= 1:
         return None
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(count),
+        sys.executable, "-m", "sapiensid_hf.training.distributed_run", "--nproc_per_node", str(count),
         "--master_addr", os.environ.get("MASTER_ADDR", "127.0.0.1"), "--master_port", os.environ["MASTER_PORT"],
         script, *arguments,
     ]  # fmt: skip
     logger.info("accelerate launch --cpu started one process; starting %d gloo processes with torch.distributed.run", count)
-    return subprocess.run(command, env=dict(os.environ), check=False).returncode
+    # `accelerate launch` itself dies of a SIGTERM without passing it on: this process hears of it this way.
+    _die_with_parent()
+    return run_forwarding_signals(command)
 
 
-__all__ = ["relaunch_cpu_processes", "requested_processes", "started_by_accelerate_cpu_launcher"]
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """Get SIGTERM when the parent process dies, however it dies (Linux; elsewhere nothing happens)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def run_forwarding_signals(command: Sequence[str]) -> int:
+    """Run `command` in its own session, pass SIGINT / SIGTERM on to it, return its exit code.
+
+    Own session: a terminal's Ctrl-C reaches the child once, through us, not twice. The child also dies
+    with us (PR_SET_PDEATHSIG), so a killed launcher never leaves workers training on.
+    """
+    child = subprocess.Popen(list(command), env=dict(os.environ), start_new_session=True, preexec_fn=_die_with_parent)
+    previous = {number: signal.getsignal(number) for number in FORWARDED_SIGNALS}
+
+    def forward(number: int, _frame) -> None:
+        if child.poll() is None:
+            child.send_signal(number)
+
+    for number in FORWARDED_SIGNALS:
+        signal.signal(number, forward)
+    try:
+        return child.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+__all__ = ["relaunch_cpu_processes", "requested_processes", "run_forwarding_signals", "started_by_accelerate_cpu_launcher"]

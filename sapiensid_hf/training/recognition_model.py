@@ -10,6 +10,7 @@ from torch import nn
 from ..modeling import SapiensIDConfig, SapiensIDModel
 from .adaface import AdaFaceHead
 from .config import ConfigError, HeadConfig, ModelConfig
+from .triplet import batch_hard_triplet_loss
 
 
 def build_backbone(config: ModelConfig) -> SapiensIDModel:
@@ -30,10 +31,12 @@ def build_backbone(config: ModelConfig) -> SapiensIDModel:
 class SapiensIDForRecognitionTraining(nn.Module):
     """Backbone + margin head in one module, so data parallelism wraps (and syncs) both."""
 
-    def __init__(self, backbone: SapiensIDModel, head: AdaFaceHead):
+    def __init__(self, backbone: SapiensIDModel, head: AdaFaceHead, triplet_weight: float = 0.0, triplet_margin: float = 0.3):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.triplet_weight = triplet_weight
+        self.triplet_margin = triplet_margin
 
     @classmethod
     def with_adaface(cls, backbone: SapiensIDModel, head: HeadConfig, num_classes: int) -> SapiensIDForRecognitionTraining:
@@ -46,7 +49,7 @@ class SapiensIDForRecognitionTraining(nn.Module):
             t_alpha=head.t_alpha,
             sample_rate=head.sample_rate,
         )
-        return cls(backbone, adaface)
+        return cls(backbone, adaface, triplet_weight=head.triplet_weight, triplet_margin=head.triplet_margin)
 
     def forward(
         self,
@@ -59,7 +62,11 @@ class SapiensIDForRecognitionTraining(nn.Module):
         output = self.backbone(pixel_values=pixel_values, keypoints=keypoints, pixel_mask=pixel_mask, mask_ratio=mask_ratio)
         scored = self.head(output.embeddings, labels)
         correct = (scored.logits.argmax(dim=1) == scored.targets).float()
-        return {"loss": scored.loss, "correct": correct, "norms": scored.norms}
+        loss = scored.loss
+        if self.triplet_weight > 0:
+            triplet, _ = batch_hard_triplet_loss(output.embeddings, labels, self.triplet_margin)
+            loss = loss + self.triplet_weight * triplet
+        return {"loss": loss, "correct": correct, "norms": scored.norms}
 
 
 __all__ = ["SapiensIDForRecognitionTraining", "build_backbone"]

@@ -58,12 +58,26 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "step_"
 COMPLETE_MARKER = "COMPLETE"
 FINAL_MODEL_DIR = "final_model"
+# The trainer's own position in the run, as JSON: no load path of a checkpoint unpickles anything.
+PROGRESS_FILE = "trainer_progress.json"
+LEGACY_PROGRESS_FILE = "custom_checkpoint_0.pkl"  # checkpoints written before PROGRESS_FILE
+# What a run writes into its output folder: a fresh run into a folder holding any of them would mix two runs.
+RUN_ARTEFACTS = (CHECKPOINT_DIR, FINAL_MODEL_DIR, "validation.jsonl", "train_log.jsonl", "logs")
 # Config fields that may change when a run is resumed; every other field defines the run.
 RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "data.num_workers", "data.detector_batch_size")
 
 
 class TrainingDivergedError(RuntimeError):
     """The loss or the gradient became NaN / infinite."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C / SIGTERM during training: where the run stood and the checkpoint a resume continues from."""
+
+    def __init__(self, step: int, checkpoint: Path | None):
+        self.step, self.checkpoint = step, checkpoint
+        where = f"the last checkpoint is {checkpoint}" if checkpoint else "no checkpoint was saved yet"
+        super().__init__(f"interrupted at step {step} ({where}); resume with --resume_from_checkpoint latest")
 
 
 @dataclass
@@ -77,7 +91,7 @@ class TrainingResult:
 
 
 class TrainerProgress:
-    """Run position and counters, saved with every checkpoint (Accelerate custom state)."""
+    """Run position and counters, saved as JSON (PROGRESS_FILE) with every checkpoint."""
 
     def __init__(self) -> None:
         self.step = 0
@@ -94,6 +108,41 @@ class TrainerProgress:
         for key, value in state.items():
             setattr(self, key, value)
 
+    def save(self, checkpoint: Path) -> None:
+        (checkpoint / PROGRESS_FILE).write_text(json.dumps(self.state_dict(), indent=1) + "\n", encoding="utf-8")
+
+    def load(self, checkpoint: Path) -> None:
+        """Read PROGRESS_FILE, or an older checkpoint's pickle as plain data only (`migrate` turns it into JSON)."""
+        path, legacy = checkpoint / PROGRESS_FILE, checkpoint / LEGACY_PROGRESS_FILE
+        if path.is_file():
+            state = json.loads(path.read_text(encoding="utf-8"))
+        elif legacy.is_file():
+            try:
+                state = torch.load(legacy, map_location="cpu", weights_only=True)  # numbers and strings, no code
+            except Exception as error:
+                raise ConfigError(
+                    f"cannot resume {checkpoint}: {LEGACY_PROGRESS_FILE} is not a plain progress record ({error})"
+                ) from error
+        else:
+            raise ConfigError(f"cannot resume {checkpoint}: it has no {PROGRESS_FILE}")
+        if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+            raise ConfigError(f"cannot resume {checkpoint}: its progress record has no step")
+        self.load_state_dict(state)
+
+    def migrate(self, checkpoint: Path) -> None:
+        """Replace an older checkpoint's pickle by PROGRESS_FILE: Accelerate refuses a custom_checkpoint file
+        that no registered object claims."""
+        legacy = checkpoint / LEGACY_PROGRESS_FILE
+        if legacy.is_file():
+            self.save(checkpoint)
+            legacy.unlink()
+            logger.info("%s: progress converted to %s", checkpoint, PROGRESS_FILE)
+
+
+def used_output_entries(output_dir: str | Path) -> list[str]:
+    """The entries of an earlier run in `output_dir` (RUN_ARTEFACTS that exist)."""
+    return [name for name in RUN_ARTEFACTS if (Path(output_dir) / name).exists()]
+
 
 def find_checkpoint(output_dir: str | Path, which: str) -> Path | None:
     """"latest" -> the newest complete checkpoint of the run (None if there is none); else the given folder."""
@@ -108,9 +157,15 @@ def find_checkpoint(output_dir: str | Path, which: str) -> Path | None:
     return complete[-1] if complete else None
 
 
-def train(config: TrainingConfig, resume_from_checkpoint: str | None = None) -> TrainingResult:
-    """Train as the config says; `resume_from_checkpoint` = "latest" or a checkpoint folder."""
-    return Trainer(config).run(resume_from_checkpoint)
+def train(
+    config: TrainingConfig, resume_from_checkpoint: str | None = None, overwrite_output_dir: bool = False
+) -> TrainingResult:
+    """Train as the config says; `resume_from_checkpoint` = "latest" or a checkpoint folder.
+
+    A fresh run refuses an output folder that holds another run's files unless `overwrite_output_dir`,
+    which deletes those files (RUN_ARTEFACTS) first.
+    """
+    return Trainer(config).run(resume_from_checkpoint, overwrite_output_dir=overwrite_output_dir)
 
 
 class Trainer:
@@ -215,9 +270,12 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------------------------------- run
-    def run(self, resume_from_checkpoint: str | None = None) -> TrainingResult:
+    def run(self, resume_from_checkpoint: str | None = None, overwrite_output_dir: bool = False) -> TrainingResult:
         config, accelerator = self.config, self.accelerator
         self._segment_start = time.monotonic()
+        checkpoint = find_checkpoint(self.output_dir, resume_from_checkpoint) if resume_from_checkpoint else None
+        if checkpoint is None:
+            self._claim_output_dir(overwrite_output_dir)
         if accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.output_dir / "config.json")
@@ -228,10 +286,8 @@ class Trainer:
         model = SapiensIDForRecognitionTraining.with_adaface(backbone, config.head, self.train_rows.num_classes)
         optimizer = build_optimizer(model, config.optimizer, config.head)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
-        accelerator.register_for_checkpointing(self.progress)
         set_seed(config.seed, device_specific=True)  # different masking / drops on each process
 
-        checkpoint = find_checkpoint(self.output_dir, resume_from_checkpoint) if resume_from_checkpoint else None
         if checkpoint is not None:
             self._resume(checkpoint)
         elif resume_from_checkpoint:
@@ -241,7 +297,10 @@ class Trainer:
 
         if self.validation_rows is not None and config.validation.at_start and self.progress.step == 0:
             self._validate()
-        self._train(stream)
+        try:
+            self._train(stream)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(self.progress.step, find_checkpoint(self.output_dir, "latest")) from None
 
         if config.logging.save_every_steps and self.progress.step % config.logging.save_every_steps:
             self._save_checkpoint()
@@ -258,7 +317,28 @@ class Trainer:
             skipped_samples=self.progress.skipped_samples,
         )
 
+    def _claim_output_dir(self, overwrite: bool) -> None:
+        """A fresh run: refuse another run's files in the output folder, or delete them with `overwrite`."""
+        used = used_output_entries(self.output_dir)
+        if used and not overwrite:
+            raise ConfigError(
+                f"{self.output_dir} already holds another run ({', '.join(used)}); continue it with "
+                "--resume_from_checkpoint latest, choose another --output_dir, or pass --overwrite_output_dir to delete them"
+            )
+        self.accelerator.wait_for_everyone()  # every process has checked before anything is deleted
+        if used and self.accelerator.is_main_process:
+            logger.warning("--overwrite_output_dir: deleting %s of the earlier run in %s", ", ".join(used), self.output_dir)
+            for name in used:
+                path = self.output_dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        self.accelerator.wait_for_everyone()
+
     def _resume(self, checkpoint: Path) -> None:
+        self.progress.load(checkpoint)  # first: it refuses an unsafe folder before Accelerate reads anything
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            self.progress.migrate(checkpoint)
+        self.accelerator.wait_for_everyone()
         self.accelerator.load_state(str(checkpoint))
         saved = _flatten(self.progress.config)
         current = _flatten(self.config.to_dict())
@@ -406,6 +486,7 @@ class Trainer:
         accelerator.save_state(str(path))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            self.progress.save(path)
             (path / COMPLETE_MARKER).write_text(json.dumps({"step": self.progress.step}) + "\n", encoding="utf-8")
             complete = sorted(p for p in path.parent.glob(f"{CHECKPOINT_PREFIX}*") if (p / COMPLETE_MARKER).is_file())
             keep = max(1, self.config.logging.keep_last_checkpoints)

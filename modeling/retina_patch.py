@@ -134,7 +134,12 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
         visible = F.avg_pool2d(owned, self.patch_size).flatten(1) > 0.5
         visible = visible.reshape(batch, 3, -1)
         if pixel_mask is not None and self.config.use_foreground_mask:
-            content = F.avg_pool2d(pixel_mask[:, None].float(), self.patch_size).flatten(1) > 0.5
+            fraction = F.avg_pool2d(pixel_mask[:, None].float(), self.patch_size).flatten(1)
+            # A patch is content when more than half of it is. A very wide or tall photo can have no such
+            # patch (a 7:1 strip is 14 px high in a 96 px square): then its fullest patches count, so
+            # every photo keeps at least one full-image token. Ordinary photos are unaffected.
+            fullest = fraction.amax(dim=1, keepdim=True)
+            content = (fraction > 0.5) | ((fullest <= 0.5) & (fraction >= fullest) & (fraction > 0))
             # Out of place: the TorchScript ONNX exporter has no in-place `&=` on a slice.
             full_image = visible[:, FULL_IMAGE : FULL_IMAGE + 1] & content[:, None]
             visible = torch.cat([full_image, visible[:, FULL_IMAGE + 1 :]], dim=1)

@@ -21,7 +21,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from sapiensid_hf.inference import MODEL_ENV_VAR, UNTRAINED_WARNING, SapiensIDPipeline, load_pipeline
+from sapiensid_hf.commands.argument_types import positive_int, torch_device
+from sapiensid_hf.commands.common import looks_like_hub_id
+from sapiensid_hf.inference import (
+    MODEL_ENV_VAR,
+    UNTRAINED_SOURCE,
+    UNTRAINED_WARNING,
+    SapiensIDPipeline,
+    load_pipeline,
+)
 from sapiensid_hf.processing.detector_assets import DETECTOR_DIR_ENV, DetectorNotAvailableError
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError, load_rgb
 from sapiensid_hf.processing.square_resampling import detector_square
@@ -39,6 +47,7 @@ DEFAULT_EXAMPLES_DIR = REPO_ROOT.parent / "shared" / "data" / "people"
 MAX_UPLOAD_SIZE = "20mb"
 # Decoded-size limit for uploads; larger JPEGs are decoded at 1/2, 1/4 or 1/8 scale, others refused.
 MAX_IMAGE_PIXELS = 40_000_000
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_GALLERY_IMAGES = 100
 MAX_TOP_K = 20
 DEFAULT_TOP_K = 5
@@ -559,19 +568,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=positive_int,
         default=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
         help="port (default: $GRADIO_SERVER_PORT, else the first free one from 7860)",
     )
     parser.add_argument(
         "--share", action="store_true", help="also open a public gradio.live link (off by default)"
     )
-    parser.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="torch device for the model (default: cpu)")
     parser.add_argument(
         "--examples-dir", type=Path, default=DEFAULT_EXAMPLES_DIR, help="folder of example photos (*.jpg)"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=1, help="model calls run at the same time (default: 1)"
+        "--concurrency", type=positive_int, default=1, help="model calls run at the same time (default: 1)"
     )
     parser.add_argument(
         "--max-file-size", default=MAX_UPLOAD_SIZE, help=f"upload limit (default: {MAX_UPLOAD_SIZE})"
@@ -582,14 +591,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python spaces_app/app.py` and `sapiensid demo`."""
     args = parse_args(argv)
-    if args.concurrency < 1:
-        raise SystemExit(f"--concurrency must be at least 1, got {args.concurrency}")
+    model = args.model
+    if model is not None and model != UNTRAINED_SOURCE and not Path(model).expanduser().exists():
+        if not looks_like_hub_id(model):
+            raise SystemExit(f"sapiensid demo: --model {model}: no such folder (give a saved model folder or a hub id)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.host not in LOOPBACK_HOSTS:
+        logger.warning(
+            "listening on %s: anyone who can reach this address can use the demo and upload photos of people "
+            "(use --host 127.0.0.1 to keep it on this machine)",
+            args.host,
+        )
     if BUNDLED_DETECTOR_DIR.is_dir() and not os.environ.get(DETECTOR_DIR_ENV):
         os.environ[DETECTOR_DIR_ENV] = str(BUNDLED_DETECTOR_DIR)
     pipeline = load_pipeline(args.model, device=args.device)
     demo = build_demo(pipeline, examples_dir=args.examples_dir, concurrency_limit=args.concurrency)
-    launch_demo(demo, host=args.host, port=args.port, share=args.share, max_file_size=args.max_file_size)
+    try:
+        launch_demo(demo, host=args.host, port=args.port, share=args.share, max_file_size=args.max_file_size)
+    except OSError as error:  # Gradio's "Cannot find empty port" and bind failures
+        where = f"port {args.port}" if args.port else "no free port from 7860"
+        raise SystemExit(f"sapiensid demo: {where} on {args.host} could not be used ({error}); choose one with --port") from None
     return 0
 
 

@@ -81,6 +81,31 @@ def test_square_padding_drops_full_image_patches_and_nothing_else(model):
     assert (count[:, ~content] == 0).all()
 
 
+@pytest.mark.parametrize("strip_rows", [1, 8, 15])  # content rows of 384: 1/384 .. under half a 32-px patch
+def test_a_very_wide_photo_keeps_its_fullest_patches(strip_rows):
+    model = SapiensIDModel(SapiensIDConfig.tiny(image_size=384, patch_size=32)).eval()
+    size, patch = 384, 32
+    pixel_mask = torch.zeros(2, size, size, dtype=torch.long)
+    top = size // 2 - strip_rows // 2
+    pixel_mask[0, top : top + strip_rows] = 1  # a wide strip, centred like the processor pads it
+    pixel_mask[1, :, : size // 4] = 1  # an ordinary padded photo beside it
+    tokens = embed_tokens(model, POSES["all_missing"]().expand(2, -1, -1), pixel_mask)
+    grid = size // patch
+    strip = tokens.visible[0].reshape(3, grid, grid)[0]
+    # Only patch rows that hold the strip, all of the row that holds the most of it, nothing else.
+    rows = {row for row in range(grid) if pixel_mask[0, row * patch : (row + 1) * patch].any()}
+    fullest = max(rows, key=lambda row: int(pixel_mask[0, row * patch : (row + 1) * patch].sum()))
+    assert strip[fullest].all() and strip.sum() >= grid and set(strip.any(dim=1).nonzero().flatten().tolist()) <= rows
+    # The other photo's tokens follow the ordinary more-than-half rule.
+    expected = torch.zeros(grid, grid, dtype=torch.bool)
+    expected[:, : grid // 4] = True
+    assert torch.equal(tokens.visible[1].reshape(3, grid, grid)[0], expected)
+    with torch.no_grad():
+        pixels = torch.randn(2, 3, size, size)
+        embedding = model(pixels, POSES["all_missing"]().expand(2, -1, -1).contiguous(), pixel_mask=pixel_mask).embeddings
+    assert torch.isfinite(embedding).all()
+
+
 def test_missing_face_and_body_leave_only_the_full_image(model):
     tokens = embed_tokens(model, POSES["all_missing"]())
     grid_tokens = model.config.tokens_per_level

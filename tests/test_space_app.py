@@ -132,7 +132,7 @@ def test_compare_says_when_no_person_is_found(client, tmp_path):
     )
     # Every picture without a person gets the same embedding: no score, no verdict, and the page says why.
     assert score is None
-    assert "Unknown" in verdict and "no person found in image B" in verdict
+    assert "Unknown" in verdict and "No person found in image B" in verdict
     assert "Image B: no person found" in status and "cannot be matched" in status
     assert "Image A: face found" in status
 
@@ -281,3 +281,25 @@ def test_main_loads_the_model_and_launches_locally_with_an_upload_limit(
     assert (launched["host"], launched["port"], launched["share"]) == ("127.0.0.1", 7999, False)
     assert launched["max_file_size"] == app_module.MAX_UPLOAD_SIZE
     assert "compare" in {dependency.get("api_name") for dependency in launched["demo"].config["dependencies"]}
+
+
+def test_demo_command_line_names_the_problem(app_module, tiny_model_dir, caplog):
+    import socket
+
+    with pytest.raises(SystemExit, match="--model /nowhere/model: no such folder"):
+        app_module.main(["--model", "/nowhere/model"])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit, match=rf"port {port} on 127.0.0.1 could not be used .*choose one with --port"):
+            app_module.main(["--model", str(tiny_model_dir), "--port", str(port), "--examples-dir", str(tiny_model_dir)])
+    caplog.set_level("WARNING", logger="sapiensid_hf.space")
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit, match="choose one with --port"):
+            app_module.main(["--model", str(tiny_model_dir), "--host", "0.0.0.0", "--port", str(port),
+                             "--examples-dir", str(tiny_model_dir)])  # fmt: skip
+    assert "anyone who can reach this address can use the demo" in caplog.text

@@ -75,6 +75,11 @@ def _add_model_options(parser: argparse.ArgumentParser, batch: bool = True) -> N
     parser.add_argument(
         "--device", type=torch_device, default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)"
     )
+    parser.add_argument(
+        "--flip",
+        action="store_true",
+        help="flip test-time augmentation: add the mirrored view, as the evaluation does (about 2x model time)",
+    )
     if batch:
         parser.add_argument("--batch-size", type=positive_int, default=8, help="images per model call (default: 8)")
 

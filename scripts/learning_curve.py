@@ -5,7 +5,7 @@
         --plot docs/images/learning_curve_small.png --table outputs/sapiensid_small/learning_curve.json
 
 Each checkpoint is exported to a model folder (the AdaFace head dropped) and scored with
-`sapiensid_hf.evaluation.public_dev` on keypoints cached in <run>/dev_keypoints; finished points are kept
+`sapiensid_hf.evaluation.public_dev` on keypoints cached in --keypoint-cache (default <run>/dev_keypoints); finished points are kept
 in the table file, so the script can be re-run while the run goes on.
 """
 
@@ -29,6 +29,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--table", type=Path, default=None, help="json of the points (default: <run>/learning_curve.json)")
     parser.add_argument("--plot", type=Path, default=None, help="png of loss and dev metrics against step")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--keypoint-cache", type=Path, default=None, help="detected keypoints of the dev sets (default: <run>/dev_keypoints)"
+    )
     return parser.parse_args()
 
 
@@ -58,7 +61,7 @@ def plot(points: list[dict], losses: list[dict], path: Path) -> None:
     figure, (loss_axis, dev_axis) = plt.subplots(1, 2, figsize=(11, 4))
     steps = [entry["step"] for entry in losses]
     loss_axis.plot(steps, [entry["loss"] for entry in losses])
-    loss_axis.set(xlabel="step", ylabel="AdaFace loss", title="training loss")
+    loss_axis.set(xlabel="step", ylabel="loss (train_log.jsonl)", title="training loss")
     loss_axis.grid(True, alpha=0.3)
     for key, label in (("cuhk03_val_rank1", "CUHK03 val rank-1"), ("lfw_fold7_accuracy", "LFW fold 7 accuracy"),
                        ("conreid_rank1", "Con-ReID rank-1")):  # fmt: skip
@@ -87,7 +90,7 @@ def main() -> int:
         step = int(checkpoint.name.split("_")[1])
         if step in done or step % args.every:
             continue
-        figures = score_checkpoint(checkpoint, args.identities, tuple(args.checks), args.run / "dev_keypoints", args.batch_size)
+        figures = score_checkpoint(checkpoint, args.identities, tuple(args.checks), args.keypoint_cache or args.run / "dev_keypoints", args.batch_size)
         points.append({"step": step, **figures})
         points.sort(key=lambda point: point["step"])
         table.write_text(json.dumps(points, indent=1) + "\n")

@@ -16,7 +16,25 @@ from pathlib import Path
 from sapiensid_hf.evaluation.public_dev import UNTRAINED, dev_markdown, headline
 
 
-def card(config: dict, results: dict, fp32: dict | None, label: str, size_mb: float) -> str:
+def recipe_line(run: dict) -> str:
+    """The recipe, as the run's resolved config.json says it ran."""
+    head, optimizer, schedule, masking = run["head"], run["optimizer"], run["schedule"], run["masking"]
+    margin = f"AdaFace (m {head['margin']}, h {head['h']}, s {head['scale']}"
+    if head.get("margin_warmup_steps"):
+        margin += f", m ramped from 0 over the first {head['margin_warmup_steps']} steps"
+    margin += ")"
+    if head.get("triplet_weight"):
+        margin += f" + {head['triplet_weight']} x batch-hard triplet (margin {head['triplet_margin']})"
+    return (
+        f"{margin}, {optimizer['name']} lr {optimizer['lr']:g}, weight decay {optimizer['weight_decay']}, "
+        f"{schedule['decay']} schedule over {schedule['max_steps']} steps ({schedule['warmup_steps']} warm-up), "
+        f"{masking['mode']} masking (kept fraction in [{masking['min_kept_fraction']}, {masking['max_kept_fraction']}]), "
+        f"batch {run['batch_size']} at the reference kept-token count, identity-balanced sampling "
+        f"({run['data']['images_per_identity']} images per person per epoch), flip and colour jitter"
+    )
+
+
+def card(config: dict, run: dict, results: dict, fp32: dict | None, label: str, size_mb: float) -> str:
     record = config["training"]
     figures = headline(results, label)
     untrained = headline(results, UNTRAINED) if UNTRAINED in results["models"] else {}
@@ -89,10 +107,8 @@ sapiensid download-detector
 python examples/train.py --config examples/configs/small_public.yaml     # seed {record['seed']}
 ```
 
-examples/configs/small_public.yaml: AdaFace (m 0.4, h 0.333, s 64), AdamW lr 1e-3, weight decay 0.05,
-cosine schedule with {record.get('max_steps', record['steps'])} steps, variable masking (kept fraction in
-[0.1, 1], mean 0.34, batch x n_ref / n_kept, lr x sqrt of the batch ratio), flip and colour jitter.
-Hardware: {record.get('machine', 'CPU')}, {record['num_processes']} process; training wall time
+examples/configs/small_public.yaml: {recipe_line(run)}.
+Hardware: {record.get('machine', 'CPU')}, {record.get('num_processes', 1)} process; training wall time
 {hours:.2f} h (the keypoint cache took ~11 min more).
 
 ## Development checks
@@ -115,8 +131,9 @@ accuracy {100 * figures.get('lfw_fold7_accuracy', float('nan')):.1f} % (untraine
   qualities unlike CUHK03 / Con-ReID / LFW.
 - The development sets are small (100 CUHK03 people, 61 Con-ReID people, 600 LFW pairs); the figures
   carry a few points of sampling noise.
-- A photo in which the detector finds no person has no keypoints: the tools then withhold a verdict or
-  warn, since its embedding carries little identity.
+- A photo in which the detector finds no person has no keypoints, and the Semantic Attention Head
+  pools features at keypoints: such photos all get the same embedding. The tools withhold the verdict
+  (`compare`), leave them out (`search`) and mark them (`person_found = false`).
 
 ## Biometric caveats
 
@@ -143,13 +160,17 @@ def main() -> int:
     parser.add_argument("--model", required=True, type=Path)
     parser.add_argument("--results", required=True, type=Path, help="public-dev results.json of the shipped weights")
     parser.add_argument("--fp32-results", type=Path, default=None, help="the same for the float32 weights")
+    parser.add_argument(
+        "--run-config", type=Path, default=None, help="the run's resolved config (default: <model>/training_config.json)"
+    )
     args = parser.parse_args()
     config = json.loads((args.model / "config.json").read_text())
     results = json.loads(args.results.read_text())
     fp32 = json.loads(args.fp32_results.read_text()) if args.fp32_results else None
     label = next(label for label in results["models"] if label != UNTRAINED)
     size = (args.model / "model.safetensors").stat().st_size / 1e6
-    (args.model / "README.md").write_text(card(config, results, fp32, label, size), encoding="utf-8")
+    run = json.loads((args.run_config or args.model / "training_config.json").read_text())
+    (args.model / "README.md").write_text(card(config, run, results, fp32, label, size), encoding="utf-8")
     print(f"wrote {args.model / 'README.md'}")
     return 0
 

@@ -16,8 +16,8 @@ import torch
 from conftest import REPO_ROOT, SHARED_DATA
 from hub_isolation import run_without_package
 
+from sapiensid_hf.embedding_views import embed_batch
 from sapiensid_hf.evaluation.distance import distance_matrix
-from sapiensid_hf.evaluation.embedding import embed_batch
 from sapiensid_hf.evaluation.public_dev import balanced_split_order
 from sapiensid_hf.evaluation.ranking import evaluate_ranking
 from sapiensid_hf.evaluation.verification import verification_accuracy

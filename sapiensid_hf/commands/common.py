@@ -178,6 +178,7 @@ def embed_images(
     batch_size: int = 8,
     skip_unreadable: bool = False,
     description: str = "embedding",
+    flip: bool = False,
 ) -> EmbeddedImages:
     """Embed `paths` in batches of `batch_size` with a progress bar on stderr (shown on a terminal).
 
@@ -195,7 +196,7 @@ def embed_images(
         for start in range(0, len(paths), batch_size):
             batch = list(paths[start : start + batch_size])
             try:
-                results.append(pipeline.embed([os.fspath(path) for path in batch], batch_size=batch_size))
+                results.append(pipeline.embed([os.fspath(path) for path in batch], batch_size=batch_size, flip=flip))
                 kept.extend(batch)
             except SapiensIDInputError:
                 if not skip_unreadable:
@@ -203,7 +204,7 @@ def embed_images(
                 # Find the culprit(s): embed the batch one image at a time.
                 for path in batch:
                     try:
-                        results.append(pipeline.embed([os.fspath(path)]))
+                        results.append(pipeline.embed([os.fspath(path)], flip=flip))
                         kept.append(path)
                     except SapiensIDInputError as error:
                         skipped.append((path, str(error)))

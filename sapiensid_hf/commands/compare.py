@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--threshold must lie in [-1, 1] (a cosine similarity), got {args.threshold}")
     first, second = _image_file(args.image_a, "A"), _image_file(args.image_b, "B")
     pipeline = open_pipeline(args.model, device=args.device)
-    result = pipeline.embed([os.fspath(first), os.fspath(second)])
+    result = pipeline.embed([os.fspath(first), os.fspath(second)], flip=args.flip)
     # Without a person in both pictures there is nothing to compare: withhold the score and the verdict.
     nobody = [label for label, found in zip("AB", result.person_found, strict=True) if not found]
     score = None if nobody else float(result.embeddings[0] @ result.embeddings[1])

@@ -15,11 +15,13 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(output)
     paths = collect_images(args.inputs, recursive=args.recursive)
     pipeline = open_pipeline(args.model, device=args.device)
-    embedded = embed_images(pipeline, paths, batch_size=args.batch_size, skip_unreadable=args.skip_unreadable)
+    embedded = embed_images(
+        pipeline, paths, batch_size=args.batch_size, skip_unreadable=args.skip_unreadable, flip=args.flip
+    )
     label = model_label(args.model, pipeline)
     written = write_embeddings(
         output, embedded.paths, embedded.result, model=label, trained=pipeline.trained,
-        fingerprint=weights_fingerprint(pipeline.model),
+        fingerprint=weights_fingerprint(pipeline.model), flip=args.flip,
     )  # fmt: skip
 
     for note in not_found_notes(embedded.paths, embedded.result, "search leaves it out"):

@@ -56,6 +56,7 @@ class SavedEmbeddings:
     person_found: np.ndarray | None  # (N,) bool; None for files that do not say
     model: str | None
     fingerprint: str | None  # None for files written before fingerprints were recorded
+    flip: bool | None  # whether flip test-time augmentation was on; None when not recorded
 
 
 def check_output_path(path: Path) -> None:
@@ -74,6 +75,7 @@ def write_embeddings(
     model: str,
     trained: bool,
     fingerprint: str,
+    flip: bool = False,
 ) -> list[Path]:
     """Write the embeddings (and their image paths) in the format of `path`'s suffix; the files written."""
     check_output_path(path)
@@ -96,7 +98,7 @@ def write_embeddings(
         listing.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
         meta = {
             "model": model, "weights_fingerprint": fingerprint, "trained": trained, "l2_normalized": unit,
-            "person_found": person_found.tolist(),
+            "flip": flip, "person_found": person_found.tolist(),
         }  # fmt: skip
         meta_file(path).write_text(json.dumps(meta) + "\n", encoding="utf-8")
         return [path, listing, meta_file(path)]
@@ -120,6 +122,7 @@ def write_embeddings(
         f"{METADATA_PREFIX}trained": "true" if trained else "false",
         f"{METADATA_PREFIX}l2_normalized": "true" if unit else "false",
         f"{METADATA_PREFIX}rows_without_person": str(int((~person_found).sum())),
+        f"{METADATA_PREFIX}flip": "true" if flip else "false",
     }
     pq.write_table(table.replace_schema_metadata(metadata), path)
     return [path]
@@ -146,7 +149,7 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
                 raise CommandError(f"{meta_file(path)}: not valid JSON ({error})") from error
         found = meta.get("person_found")
         person_found = None if found is None else np.asarray(found, dtype=bool)
-        model, fingerprint = meta.get("model"), meta.get("weights_fingerprint")
+        model, fingerprint, flip = meta.get("model"), meta.get("weights_fingerprint"), meta.get("flip")
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -167,6 +170,7 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
         metadata = {key.decode(): value.decode() for key, value in (table.schema.metadata or {}).items()}
         model = metadata.get(f"{METADATA_PREFIX}model")
         fingerprint = metadata.get(f"{METADATA_PREFIX}weights_fingerprint")
+        flip = {"true": True, "false": False}.get(metadata.get(f"{METADATA_PREFIX}flip", ""))
     else:
         raise CommandError(f"embedding file {path}: expected .npy or .parquet")
     if embeddings.ndim != 2 or len(embeddings) != len(names):
@@ -175,4 +179,4 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
         )
     if person_found is not None and len(person_found) != len(names):
         raise CommandError(f"{path}: person_found has {len(person_found)} rows for {len(names)} images")
-    return SavedEmbeddings(names, embeddings.astype(np.float32, copy=False), person_found, model, fingerprint)
+    return SavedEmbeddings(names, embeddings.astype(np.float32, copy=False), person_found, model, fingerprint, flip)

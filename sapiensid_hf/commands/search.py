@@ -53,6 +53,12 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.nda
                 f"gallery {gallery} was embedded by another model ({saved.model}, weights {saved.fingerprint}); "
                 f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model"
             )
+        if saved.flip is not None and saved.flip != args.flip:
+            print(
+                f"note: {gallery} was embedded {'with' if saved.flip else 'without'} --flip and the queries are "
+                f"embedded {'with' if args.flip else 'without'} it; use the same setting for comparable scores",
+                file=sys.stderr,
+            )
         keep = np.ones(len(saved.names), dtype=bool) if saved.person_found is None else saved.person_found
         if not keep.any():
             raise CommandError(f"gallery {gallery}: no person was found in any of its images, nothing to search")
@@ -77,6 +83,7 @@ def _embed_and_report(
         batch_size=args.batch_size,
         skip_unreadable=args.skip_unreadable,
         description=description,
+        flip=args.flip,
     )
     for note in not_found_notes(embedded.paths, embedded.result, consequence):
         print(note, file=sys.stderr)

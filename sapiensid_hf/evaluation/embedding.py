@@ -23,12 +23,11 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from ..training.augmentation import flip_keypoints
+from ..embedding_views import embed_batch
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -92,25 +91,6 @@ def embedding_cache_key(model: torch.nn.Module, processor: Any, dataset: dataset
         "flip": flip,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-
-
-@torch.no_grad()
-def embed_batch(model: torch.nn.Module, features: Any, device: torch.device, flip: bool) -> torch.Tensor:
-    """L2-normalised embeddings of a processor batch; with `flip`, of the sum over the image and its mirror."""
-    pixel_values = features["pixel_values"].to(device)
-    keypoints = features["keypoints"]
-    pixel_mask = features["pixel_mask"].to(device)
-    embeddings = model(
-        pixel_values=pixel_values, keypoints=keypoints.to(device), pixel_mask=pixel_mask
-    ).embeddings
-    embeddings = embeddings.float()
-    if flip:
-        mirrored = torch.from_numpy(flip_keypoints(keypoints.cpu().numpy())).to(device)
-        flipped = model(
-            pixel_values=pixel_values.flip(-1), keypoints=mirrored, pixel_mask=pixel_mask.flip(-1)
-        )
-        embeddings = embeddings + flipped.embeddings.float()
-    return F.normalize(embeddings, dim=-1).cpu()
 
 
 def _embed_rows(

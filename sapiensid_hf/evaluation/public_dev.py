@@ -10,7 +10,7 @@ Three checks, each with the project's own protocol code:
 
 Keypoints are detected once per set with the processor's detector and cached (keyed by the file list and
 the keypoint rules); embeddings use flip test-time augmentation as the evaluation runner does (one
-shared rule: `embedding.embed_batch`). A model folder can be scored beside the randomly initialised model
+shared rule: `sapiensid_hf.embedding_views.embed_batch`). A model folder can be scored beside the randomly initialised model
 of the same shape (`untrained_baseline`), the reference every number should be read against.
 """
 
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from ..data import load_lfw_pairs, load_manifest, load_market1501
+from ..embedding_views import embed_batch
 from .distance import distance_matrix
-from .embedding import embed_batch
 from .ranking import evaluate_ranking
 from .roc import tar_at_far
 from .verification import verification_accuracy

@@ -137,6 +137,18 @@ class SapiensIDConfig(PretrainedConfig):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        sizes = {
+            "image_size": image_size, "num_channels": num_channels, "patch_size": patch_size,
+            "hidden_size": hidden_size, "num_hidden_layers": num_hidden_layers,
+            "num_attention_heads": num_attention_heads, "intermediate_size": intermediate_size,
+            "kprpe_grid_size": kprpe_grid_size, "kprpe_keypoint_dim": kprpe_keypoint_dim, "kprpe_mlp_dim": kprpe_mlp_dim,
+            "head_queries_per_keypoint": head_queries_per_keypoint, "head_depth": head_depth,
+            "head_num_heads": head_num_heads, "output_dim": output_dim,
+        }  # fmt: skip
+        for name, value in sizes.items():
+            # A string or a float here would fail deep inside a layer, and 0 or a negative size makes no model.
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         if image_size % patch_size:
             raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
         if hidden_size % num_attention_heads:

@@ -5,6 +5,7 @@ Shared by the CLI, the quickstart and the Space so they all load and embed the s
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -114,9 +115,35 @@ class ModelFolderError(ValueError):
     """A model folder or hub repo that cannot give the weights it claims: refused, never half-loaded."""
 
 
+# config.json keys a model folder may carry besides SapiensIDConfig's own fields.
+EXTRA_CONFIG_KEYS = frozenset({"training", "auto_map", "architectures", "transformers_version", "_name_or_path"})
+
+
+def unknown_config_fields(source: str | os.PathLike) -> list[str]:
+    """Keys of a local folder's config.json that SapiensIDConfig does not know (a typo is silently ignored
+    by transformers, so `hiddden_size: 64` would build a model of the default width)."""
+    path = Path(source) / "config.json"
+    if not path.is_file():
+        return []
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelFolderError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(saved, dict):
+        raise ModelFolderError(f"{path}: expected a JSON object, got {type(saved).__name__}")
+    if saved.get("model_type") != SapiensIDConfig.model_type:
+        raise ModelFolderError(f"{path}: model_type is {saved.get('model_type')!r}, not {SapiensIDConfig.model_type!r}")
+    known = set(SapiensIDConfig().to_dict()) | EXTRA_CONFIG_KEYS
+    return sorted(set(saved) - known)
+
+
 def load_model(source: str | os.PathLike) -> SapiensIDModel:
     """`SapiensIDModel.from_pretrained(source)`, refusing a checkpoint whose tensors do not match the config
-    exactly (missing, unexpected or mismatched tensors would be random or ignored: silently wrong scores)."""
+    exactly (missing, unexpected or mismatched tensors would be random or ignored: silently wrong scores),
+    and a local config.json with fields SapiensIDConfig does not know (typos) or another model_type."""
+    unknown = unknown_config_fields(source)
+    if unknown:
+        raise ModelFolderError(f"{Path(source) / 'config.json'}: unknown field(s) {', '.join(unknown)} (a typo?)")
     try:
         model, info = SapiensIDModel.from_pretrained(source, output_loading_info=True)
     except OSError:

@@ -59,3 +59,34 @@ def test_cli_refuses_the_folder_with_a_message_not_a_traceback(folder, capsys, p
     status = cli_main(["compare", image, image, "--model", str(folder)])
     err = capsys.readouterr().err
     assert status == 1 and "head.fc1.weight" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda config: config.update(hiddden_size=64), r"unknown field\(s\) hiddden_size \(a typo\?\)"),
+        (lambda config: config.update(hidden_size="thirty-two"), "hidden_size must be a whole number >= 1, got 'thirty-two'"),
+        (lambda config: config.update(num_hidden_layers=-2), "num_hidden_layers must be a whole number >= 1, got -2"),
+        (lambda config: config.update(output_dim=64.5), "output_dim must be a whole number >= 1, got 64.5"),
+        (lambda config: config.update(model_type="vit"), "model_type is 'vit', not 'sapiensid'"),
+    ],
+)
+def test_a_broken_config_is_refused_naming_the_field(folder, change, message):
+    import json
+
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match=message):
+        load_model(folder)
+
+
+def test_a_config_that_is_not_json_is_refused(folder, capsys, people_dir):
+    (folder / "config.json").write_text("{ not json")
+    with pytest.raises(ModelFolderError, match="config.json: not valid JSON"):
+        load_model(folder)
+    image = str(people_dir / "face_a_1.jpg")
+    assert cli_main(["compare", image, image, "--model", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err and "Traceback" not in err

@@ -81,14 +81,32 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
         loaded = load_file(str(path))
     else:
+        if path.stat().st_size == 0:
+            raise OfficialCheckpointError(f"checkpoint {path} is empty (0 bytes)")
         try:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # the pickle holds more than tensors: never unpickle it unsafely
-            raise OfficialCheckpointError(
-                f"checkpoint {path} cannot be loaded with torch.load(weights_only=True): {error}. "
-                "Save just its state dict (torch.save(model.state_dict(), ...)) in a trusted environment."
-            ) from error
+        except Exception as error:
+            raise OfficialCheckpointError(_unreadable_checkpoint_reason(path, error)) from error
     return canonical_official_keys(unwrap_state_dict(loaded, str(path)))
+
+
+def _unreadable_checkpoint_reason(path: Path, error: Exception) -> str:
+    """Why torch.load(weights_only=True) failed, in words that never suggest unpickling code.
+
+    torch's own message for a pickle holding objects advises weights_only=False; that runs arbitrary
+    code from the file, so it is not repeated here.
+    """
+    text = str(error)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"checkpoint {path} holds Python objects besides tensors (it holds {found.group(1)}); this converter never "
+            "unpickles code. Save just its state dict (torch.save(model.state_dict(), path)) where you trust the file, "
+            "and convert that."
+        )
+    detail = re.search(r"WeightsUnpickler error: \s*(\S[^\n]*)", text)
+    reason = detail.group(1) if detail else type(error).__name__
+    return f"checkpoint {path} is not a torch or safetensors checkpoint (torch.load could not read it: {reason})"
 
 
 def unwrap_state_dict(loaded: object, source: str) -> dict[str, torch.Tensor]:
@@ -391,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             kprpe_ratio=args.kprpe_ratio, private=args.private,
         )
     except (OfficialCheckpointError, FileNotFoundError) as error:
-        parser.exit(2, f"sapiensid convert-official: error: {error}\n")
+        parser.exit(1, f"sapiensid convert-official: error: {error}\n")  # a bad input, not a bad command line
     config = model.config
     print(
         f"converted {args.checkpoint} -> {args.out}: width {config.hidden_size}, {config.num_hidden_layers} layers, "

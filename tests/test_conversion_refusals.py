@@ -100,8 +100,20 @@ def test_not_a_sapiensid_checkpoint_is_refused(tmp_path):
 
 def test_pickles_with_objects_are_not_unpickled(tmp_path, official):
     torch.save({"state_dict": official, "trainer": NotATensor()}, tmp_path / "unsafe.pt")
-    with pytest.raises(OfficialCheckpointError, match=r"weights_only=True"):
+    with pytest.raises(OfficialCheckpointError, match=r"holds Python objects besides tensors .*NotATensor") as refused:
         load_official_state_dict(tmp_path / "unsafe.pt")
+    assert "weights_only=False" not in str(refused.value)  # never advise unpickling code
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", r"is empty \(0 bytes\)"), (bytes(range(256)) * 8, "is not a torch or safetensors checkpoint")],
+)
+def test_empty_and_garbage_files_get_a_reason(tmp_path, content, message):
+    (tmp_path / "model.pt").write_bytes(content)
+    with pytest.raises(OfficialCheckpointError, match=message) as refused:
+        load_official_state_dict(tmp_path / "model.pt")
+    assert "weights_only=False" not in str(refused.value)
 
 
 def test_missing_file_is_reported(tmp_path):
@@ -116,11 +128,17 @@ def test_cli_converts_and_reports(tmp_path, official, capsys):
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
-def test_cli_refusal_exits_2_with_the_list(tmp_path, official, capsys):
+def test_cli_refusal_exits_1_with_the_list(tmp_path, official, capsys):
     del official["net.head.attn.q_proj.weight"]
     torch.save(official, tmp_path / "model.pt")
     with pytest.raises(SystemExit) as caught:
         main([str(tmp_path / "model.pt"), "--out", str(tmp_path / "out")])
-    assert caught.value.code == 2
+    assert caught.value.code == 1  # a bad checkpoint is a failed command (1), not a bad command line (2)
     assert "missing keys: head.attention.q_proj.weight" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_checkpoint_exits_1(tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main([str(tmp_path / "nowhere.pt"), "--out", str(tmp_path / "out")])
+    assert caught.value.code == 1 and "nowhere.pt does not exist" in capsys.readouterr().err

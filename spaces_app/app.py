@@ -9,9 +9,11 @@ uploads are only used to answer the request (see the About tab).
 """
 
 import argparse
+import html
 import logging
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +112,12 @@ def read_upload(payload: Any, label: str) -> np.ndarray:
     try:
         return load_rgb(path, f"{label} ('{name}')", max_image_pixels=MAX_IMAGE_PIXELS)
     except SapiensIDInputError as error:
-        raise UploadError(str(error)) from error
+        message = str(error)
+        if "max_image_pixels" in message:  # a processor option: nothing a visitor of the page can change
+            message = re.sub(r"the processor's limit of ([\d.]+) MP \(`max_image_pixels`\)", r"this demo's limit of \1 MP", message)
+            message = message.replace("Downscale it first or raise `max_image_pixels`.", "Upload a smaller copy of it.")
+            message = message.replace("`max_image_pixels`", "the size limit")
+        raise UploadError(message) from error
     except MemoryError as error:
         raise UploadError(f"{label} ('{name}'): the image is too large to decode on this server.") from error
 
@@ -172,7 +179,8 @@ def render_overlay(rgb: np.ndarray, detection: Detection, grid_size: int) -> Ima
         detection.keypoints,
         detection.roi_boxes,
         grid_size,
-        detection.person_box,
+        # The yellow box marks the person chosen among several (the legend says so); one person needs no choice.
+        detection.person_box if detection.num_people > 1 else None,
         scale=1.0,
         label_points=False,
     )
@@ -389,7 +397,7 @@ def untrained_banner() -> str:
     return (
         '<div id="untrained-warning" role="alert" style="background:#b91c1c;color:#fff;padding:12px 16px;'
         'border-radius:8px;font-weight:600;font-size:1.05em">'
-        f"⚠ {UNTRAINED_WARNING} Every score and verdict on this page is meaningless.</div>"
+        f"⚠ {html.escape(UNTRAINED_WARNING.replace('`', ''))} Every score and verdict on this page is meaningless.</div>"
     )
 
 
@@ -433,7 +441,7 @@ def build_compare_tab(handlers: DemoHandlers, examples: dict[str, str]) -> None:
     gr.Markdown(OVERLAY_LEGEND)
     with gr.Row():
         score = gr.Number(
-            label="Cosine similarity (-1 to 1)", precision=4, interactive=False, elem_id="score"
+            value=None, label="Cosine similarity (-1 to 1)", precision=4, interactive=False, elem_id="score"
         )
         threshold = gr.Slider(
             -1.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold", elem_id="threshold"

@@ -122,6 +122,33 @@ def test_compare_refuses_an_oversized_image(client, app_module, tmp_path):
     _, _, score, _, status = client.predict(upload(photo("face_a_1")), upload(huge), 0.3, api_name="/compare")
     assert score is None
     assert "Image B ('huge.png')" in status and f"{side}x{side}" in status
+    # A visitor cannot change a processor option: the page names the demo's limit instead.
+    assert "this demo's limit of 40 MP" in status and "max_image_pixels" not in status
+
+
+def test_untrained_banner_is_plain_text_and_overlays_mark_a_chosen_person_only_among_several(app_module):
+    banner = app_module.untrained_banner()
+    assert "`" not in banner and "sapiensid convert-official" in banner
+    drawn = []
+    original = app_module.draw_retina
+
+    def record(square, keypoints, roi_boxes, grid_size, person_box, **kwargs):
+        drawn.append(person_box)
+        return original(square, keypoints, roi_boxes, grid_size, person_box, **kwargs)
+
+    app_module.draw_retina = record
+    try:
+        rgb = np.full((120, 80, 3), 128, dtype=np.uint8)
+        for people in (1, 3):
+            detection = app_module.Detection(
+                keypoints=np.full((19, 2), -1.0, dtype=np.float32), roi_boxes=np.full((2, 4), -1.0, dtype=np.float32),
+                person_box=np.array([0.2, 0.1, 0.8, 0.9], dtype=np.float32), person_found=True, face_found=False,
+                num_people=people,
+            )  # fmt: skip
+            app_module.render_overlay(rgb, detection, 6)
+    finally:
+        app_module.draw_retina = original
+    assert drawn[0] is None and drawn[1] is not None
 
 
 def test_compare_says_when_no_person_is_found(client, tmp_path):
@@ -228,8 +255,9 @@ def test_untrained_model_gets_a_warning_banner_and_a_trained_one_does_not(
     monkeypatch.delenv("SAPIENSID_MODEL", raising=False)
     untrained = app_module.build_demo(load_pipeline("untrained"), examples_dir=None)
     trained = app_module.build_demo(load_pipeline(tiny_model_dir), examples_dir=None)
-    assert UNTRAINED_WARNING in html_values(untrained)
-    assert UNTRAINED_WARNING not in html_values(trained)
+    shown = UNTRAINED_WARNING.replace("`", "")  # the banner is HTML: no markdown backticks
+    assert shown in html_values(untrained)
+    assert shown not in html_values(trained)
 
 
 def test_page_has_about_tab_with_paper_licence_and_privacy(app_module, tiny_model_dir):

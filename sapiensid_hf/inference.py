@@ -171,6 +171,13 @@ def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
 
     if source is not None and (Path(source) / "preprocessor_config.json").is_file():
         return SapiensIDImageProcessor.from_pretrained(source)
+    if source is not None and not Path(source).exists():
+        # A hub id: its repo's preprocessor_config.json (keypoint rules, size, normalisation) is what its
+        # weights expect. A repo without one gets the processor derived from the model config.
+        try:
+            return SapiensIDImageProcessor.from_pretrained(source)
+        except OSError as error:
+            logger.info("%s has no preprocessor_config.json (%s); using the processor of its model config", source, error)
     return SapiensIDImageProcessor.from_model_config(config)
 
 

@@ -90,3 +90,23 @@ def test_a_config_that_is_not_json_is_refused(folder, capsys, people_dir):
     assert cli_main(["compare", image, image, "--model", str(folder)]) == 1
     err = capsys.readouterr().err
     assert "not valid JSON" in err and "Traceback" not in err
+
+
+def test_a_hub_repo_gets_its_own_processor_config(monkeypatch):
+    from sapiensid_hf.inference import load_processor
+    from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+    config = SapiensIDConfig.tiny()
+    asked = []
+
+    def from_hub(source, *args, **kwargs):
+        asked.append(source)
+        if source == "owner/without-processor":
+            raise OSError("owner/without-processor does not appear to have a file named preprocessor_config.json")
+        return SapiensIDImageProcessor(size=64, person_crop_fallback=False)
+
+    monkeypatch.setattr(SapiensIDImageProcessor, "from_pretrained", staticmethod(from_hub))
+    processor = load_processor("owner/with-processor", config)
+    assert asked == ["owner/with-processor"] and processor.size["height"] == 64 and not processor.person_crop_fallback
+    fallback = load_processor("owner/without-processor", config)
+    assert fallback.size["height"] == config.image_size

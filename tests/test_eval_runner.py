@@ -146,3 +146,23 @@ def test_cli_entry_rejects_unknown_benchmarks(capsys):
     with pytest.raises(SystemExit):
         main(["--model", "m", "--dataset-root", "d", "--benchmark", "duke"])
     assert "invalid choice: 'duke'" in capsys.readouterr().err
+
+
+def test_no_valid_query_says_why_in_the_table_and_fails_the_command(tiny_model, tmp_path, monkeypatch, capsys):
+    import sapiensid_hf.evaluation.runner as runner
+
+    root = tmp_path / "market"
+    for folder, files in {"query": ["0001_c1s1_000001_00.jpg"], "bounding_box_test": ["0001_c1s1_000002_01.jpg", "0002_c1s1_000003_01.jpg"]}.items():
+        (root / folder).mkdir(parents=True)
+        for name in files:
+            picture(int(name[:4])).save(root / folder / name)
+    # The only true match shares the query's camera: the Market-1501 rule leaves no valid query.
+    results = run_evaluation(
+        tiny_model, root, "market1501", tmp_path / "out", batch_size=2, processor=processor_with(StandingPersonDetector()),
+        datasets_cache_dir=tmp_path / "hf",
+    )  # fmt: skip
+    table = runner.markdown_table(results)
+    assert "not scored (see below)" in table and "Not scored:" in table and "no query has a valid true match" in table
+    monkeypatch.setattr(runner, "run_evaluation_from_args", lambda args: results)
+    assert runner.main(["--model", str(tiny_model), "--dataset-root", str(root), "--benchmark", "market1501"]) == 1
+    assert "Not scored:" in capsys.readouterr().out

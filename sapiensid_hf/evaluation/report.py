@@ -29,9 +29,15 @@ def markdown_table(results: dict) -> str:
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for name, row in rankings.items():
-            counts = f"{row['num_queries']} ({row.get('num_valid_queries', '-')})"
-            cells = " | ".join(_percent(row.get(column)) for column in RANK_COLUMNS)
+            counts = f"{row['num_queries']} ({row.get('num_valid_queries', 0 if 'error' in row else '-')})"
+            if "error" in row:
+                cells = " | ".join(["not scored (see below)"] + ["-"] * (len(RANK_COLUMNS) - 1))
+            else:
+                cells = " | ".join(_percent(row.get(column)) for column in RANK_COLUMNS)
             lines.append(f"| {name} | {row['protocol']} | {counts} | {row['num_gallery']} | {cells} |")
+        unscored = [(name, row["error"]) for name, row in rankings.items() if "error" in row]
+        if unscored:
+            lines += ["", "Not scored:"] + [f"- {name}: {reason}" for name, reason in unscored]
     verification = results.get("verification")
     if verification:
         fars = [key for key in verification if key.startswith("tar@far=")]

@@ -287,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if results:
         print(markdown_table(results))
         print(f"written: {', '.join(results['files'].values())}")
+        rankings = results.get("rankings", {})
+        if rankings and all("error" in row for row in rankings.values()) and not results.get("verification"):
+            return 1  # nothing could be scored: the table says why, the exit status must not say success
     return 0
 
 

@@ -28,8 +28,11 @@ best score on the cleaned crop reaches `crop_min_detection_confidence`, the pose
 and at least `crop_min_body_points` of the 12 body points are confident. Source "crop".
 """
 
+import contextlib
 import importlib
 import math
+import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from os import PathLike
@@ -117,12 +120,32 @@ def _interpreter_class() -> type:
         ) from error
 
 
+@contextlib.contextmanager
+def _native_stderr_hidden():
+    """Hide what native code writes to file descriptor 2 meanwhile (LiteRT's C++ "Created TensorFlow Lite
+    XNNPACK delegate for CPU" line on every interpreter); $SAPIENSID_VERBOSE=1 shows it."""
+    if os.environ.get("SAPIENSID_VERBOSE", "") not in ("", "0"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class _TfliteModel:
     """One .tflite model with a single float input, returning its outputs by tensor name."""
 
     def __init__(self, path: Path, num_threads: int | None):
         self._interpreter = _interpreter_class()(model_path=str(path), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        with _native_stderr_hidden():
+            self._interpreter.allocate_tensors()
         self._input_index = self._interpreter.get_input_details()[0]["index"]
         self._outputs = {detail["name"]: detail["index"] for detail in self._interpreter.get_output_details()}
 

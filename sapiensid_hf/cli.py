@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sapiensid-hf {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show library progress bars and native log lines (hidden by default)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for add in OWN_COMMANDS.values():
         add(subparsers)
@@ -276,6 +279,19 @@ def _report_failure(command: str, error: BaseException) -> int:
     return 1
 
 
+def _quiet_libraries(verbose: bool) -> None:
+    """transformers' per-load "Loading weights" bars and LiteRT's native log lines are noise around a
+    command's own output; --verbose (or $SAPIENSID_VERBOSE=1) keeps them."""
+    if verbose:
+        os.environ["SAPIENSID_VERBOSE"] = "1"
+        return
+    if os.environ.get("SAPIENSID_VERBOSE", "") not in ("", "0"):
+        return
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
 def _run(command: str, action: Callable[[], int | None], debug: bool) -> int:
     try:
         status = action()
@@ -299,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if delegated is not None:
         global_options, command, rest = delegated
         args = parser.parse_args([*global_options, command])
+        _quiet_libraries(args.verbose)
         module = DELEGATED[command][0]
         return _run(command, lambda: importlib.import_module(module).main(rest), args.debug or _debug_env())
 
@@ -307,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     implementation = IMPLEMENTATIONS[args.command]
+    _quiet_libraries(args.verbose)
     return _run(
         args.command, lambda: importlib.import_module(implementation).run(args), args.debug or _debug_env()
     )

@@ -188,3 +188,14 @@ def test_changing_a_detector_setting_rebuilds_the_default_detector(processor, mo
     assert second is not first and second.min_keypoint_confidence == 0.9
     monkeypatch.setattr(os, "getpid", lambda: -12345)  # as seen from a forked worker
     assert tuned.detector is not second
+
+
+def test_native_detector_log_lines_are_hidden_unless_verbose(processor, people_dir, capfd, monkeypatch):
+    photo = people_dir / "two_men.jpg"
+    quiet = SapiensIDImageProcessor()
+    assert quiet(photo)["person_found"].tolist() == [True]
+    assert "XNNPACK" not in capfd.readouterr().err
+    monkeypatch.setenv("SAPIENSID_VERBOSE", "1")
+    verbose = SapiensIDImageProcessor()
+    assert verbose(photo)["person_found"].tolist() == [True]
+    assert "XNNPACK" in capfd.readouterr().err

@@ -348,22 +348,34 @@ def convert_official_checkpoint(
     num_attention_heads: int | None = None,
     kprpe_ratio: float = 1.9,
     private: bool = False,
+    overwrite: bool = False,
 ) -> SapiensIDModel:
     """Convert an official checkpoint into a folder that ``AutoModel.from_pretrained`` loads.
 
     The folder holds config.json, model.safetensors, the flat model code (trust_remote_code), the
     image processor config when available, and a model card. With `push_to_hub` (a repo id) the
-    folder is uploaded with huggingface_hub. Returns the converted model (eval mode).
+    folder's files written by this call (nothing else in it) are uploaded with huggingface_hub. `out_dir`
+    must not be the checkpoint's own folder, and must be empty or new unless `overwrite`. Returns the
+    converted model (eval mode).
     """
     from .model_card import render_model_card
 
     ckpt_path, out_dir = Path(ckpt_path), Path(out_dir)
+    source_dir = ckpt_path if ckpt_path.is_dir() else ckpt_path.parent
+    if out_dir.resolve() == source_dir.resolve():
+        raise OfficialCheckpointError(f"--out {out_dir} is the checkpoint's own folder: choose another output folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise OfficialCheckpointError(
+            f"--out {out_dir} is not empty ({len(list(out_dir.iterdir()))} entries); choose a new folder, or pass "
+            "--overwrite to write the converted files into it"
+        )
     official = load_official_state_dict(ckpt_path)
     config = infer_official_config(official, num_attention_heads=num_attention_heads, kprpe_ratio=kprpe_ratio)
     model = load_converted_model(convert_official_state_dict(official, config), config)
     # The record that makes the tools treat the folder as trained weights (see inference.is_trained).
     model.config.training = {"converted_from": "official SapiensID checkpoint", "checkpoint": ckpt_path.name}
     out_dir.mkdir(parents=True, exist_ok=True)
+    before = {path: path.stat().st_mtime_ns for path in out_dir.rglob("*") if path.is_file()}
     model.save_pretrained(out_dir)
     has_processor = save_image_processor(config, out_dir)
     card = render_model_card(
@@ -377,9 +389,18 @@ def convert_official_checkpoint(
     if push_to_hub:
         from huggingface_hub import HfApi
 
+        # Only what this conversion wrote: a file the user keeps in the folder is never published.
+        written = sorted(
+            path.relative_to(out_dir).as_posix()
+            for path in out_dir.rglob("*")
+            if path.is_file() and before.get(path) != path.stat().st_mtime_ns and "__pycache__" not in path.parts
+        )
         api = HfApi()
         api.create_repo(push_to_hub, private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(out_dir), repo_id=push_to_hub, commit_message="Convert official SapiensID weights")
+        api.upload_folder(
+            folder_path=str(out_dir), repo_id=push_to_hub, allow_patterns=written,
+            commit_message="Convert official SapiensID weights",
+        )  # fmt: skip
     return model
 
 
@@ -396,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload the folder to this hub repo (needs a login)")
     parser.add_argument("--private", action="store_true", help="create the hub repo as private")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder")
     parser.add_argument(
         "--num-heads",
         type=int,
@@ -406,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = convert_official_checkpoint(
             args.checkpoint, args.out, push_to_hub=args.push_to_hub, num_attention_heads=args.num_heads,
-            kprpe_ratio=args.kprpe_ratio, private=args.private,
+            kprpe_ratio=args.kprpe_ratio, private=args.private, overwrite=args.overwrite,
         )
     except (OfficialCheckpointError, FileNotFoundError) as error:
         parser.exit(1, f"sapiensid convert-official: error: {error}\n")  # a bad input, not a bad command line

@@ -142,3 +142,36 @@ def test_cli_missing_checkpoint_exits_1(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         main([str(tmp_path / "nowhere.pt"), "--out", str(tmp_path / "out")])
     assert caught.value.code == 1 and "nowhere.pt does not exist" in capsys.readouterr().err
+
+
+def test_output_folder_rules_and_only_written_files_are_uploaded(tmp_path, official, monkeypatch, capsys):
+    import huggingface_hub
+
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    torch.save(official, checkpoint / "model.pt")
+    with pytest.raises(SystemExit) as caught:
+        main([str(checkpoint / "model.pt"), "--out", str(checkpoint)])
+    assert caught.value.code == 1 and "is the checkpoint's own folder" in capsys.readouterr().err
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "my_notes.txt").write_text("private")
+    with pytest.raises(SystemExit) as caught:
+        main([str(checkpoint / "model.pt"), "--out", str(out)])
+    assert caught.value.code == 1 and "is not empty (1 entries)" in capsys.readouterr().err
+
+    uploads = []
+
+    class RecordingApi:
+        def create_repo(self, repo_id, **kwargs):
+            pass
+
+        def upload_folder(self, **kwargs):
+            uploads.append(kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    assert main([str(checkpoint / "model.pt"), "--out", str(out), "--overwrite", "--push-to-hub", "me/sapiensid"]) == 0
+    (upload,) = uploads
+    assert upload["repo_id"] == "me/sapiensid" and "my_notes.txt" not in upload["allow_patterns"]
+    assert {"config.json", "model.safetensors", "README.md", "modeling_sapiensid.py"} <= set(upload["allow_patterns"])
+    assert (out / "my_notes.txt").read_text() == "private"

@@ -300,7 +300,9 @@ def convert_official_state_dict(
         problems.append("shape mismatches: " + "; ".join(wrong))
     if problems:
         raise OfficialCheckpointError("refusing to convert the official checkpoint:\n  - " + "\n  - ".join(problems))
-    return {name: tensor.contiguous() for name, tensor in converted.items()}
+    # Float32 whatever the checkpoint stored: a float16 / bfloat16 file must not make the model compute in half
+    # precision on a CPU.
+    return {name: (tensor.float() if tensor.is_floating_point() else tensor).contiguous() for name, tensor in converted.items()}
 
 
 def _checked_position_table(pos_embed: torch.Tensor, config: SapiensIDConfig) -> torch.Tensor:
@@ -310,7 +312,9 @@ def _checked_position_table(pos_embed: torch.Tensor, config: SapiensIDConfig) ->
         raise OfficialCheckpointError(f"net.{POS_EMBED} has shape {tuple(pos_embed.shape)}, expected {expected_shape}")
     table = sincos_2d_position_table(config.grid_size, config.hidden_size)
     difference = (pos_embed[0, 1:].float() - table).abs().max().item()
-    if difference > POSITION_TABLE_TOLERANCE:
+    # A half-precision checkpoint stores the table rounded: allow that rounding (values lie in [-1, 1]).
+    tolerance = max(POSITION_TABLE_TOLERANCE, torch.finfo(pos_embed.dtype).eps) if pos_embed.is_floating_point() else POSITION_TABLE_TOLERANCE
+    if difference > tolerance:
         raise OfficialCheckpointError(
             f"net.{POS_EMBED} differs from the fixed 2-D sin-cos table by up to {difference:.3g}: the checkpoint was "
             "trained with a learned position table (pos_embed_type 'learned'), which this model does not support"

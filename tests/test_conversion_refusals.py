@@ -175,3 +175,16 @@ def test_output_folder_rules_and_only_written_files_are_uploaded(tmp_path, offic
     assert upload["repo_id"] == "me/sapiensid" and "my_notes.txt" not in upload["allow_patterns"]
     assert {"config.json", "model.safetensors", "README.md", "modeling_sapiensid.py"} <= set(upload["allow_patterns"])
     assert (out / "my_notes.txt").read_text() == "private"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_half_precision_checkpoint_converts_to_a_float32_model(tmp_path, official, dtype):
+    from sapiensid_hf.conversion import convert_official_checkpoint
+
+    reference = convert_official_checkpoint(FIXTURE_STATE_DICT, tmp_path / "fp32")
+    torch.save({name: tensor.to(dtype) for name, tensor in official.items()}, tmp_path / "half.pt")
+    # Its rounded sin-cos table is not mistaken for a learned one.
+    model = convert_official_checkpoint(tmp_path / "half.pt", tmp_path / "half")
+    assert {parameter.dtype for parameter in model.parameters()} == {torch.float32}
+    for name, tensor in reference.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor.to(dtype).float(), rtol=0, atol=0, msg=name)

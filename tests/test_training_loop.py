@@ -236,3 +236,24 @@ def test_resume_never_unpickles_a_checkpoint(people_dataset, tmp_path):
     assert train(config.with_overrides(["schedule.max_steps=3"]), resume_from_checkpoint="latest").steps == 3
     assert json.loads((checkpoint / "trainer_progress.json").read_text()) == progress
     assert not (checkpoint / "custom_checkpoint_0.pkl").exists()
+
+
+def test_resume_latest_without_a_checkpoint_restarts_cleanly(people_dataset, tmp_path, monkeypatch):
+    config = tiny_config(people_dataset, tmp_path / "run", "schedule.max_steps=3", "logging.save_every_steps=100",
+                         "validation.source=none", "logging.log_every_steps=1")  # fmt: skip
+    original_step = Trainer._train_step
+
+    def crash_at_step_two(self, step, batches):
+        if step == 2:
+            raise KeyboardInterrupt
+        return original_step(self, step, batches)
+
+    monkeypatch.setattr(Trainer, "_train_step", crash_at_step_two)
+    with pytest.raises(TrainingInterrupted, match="no checkpoint was saved yet"):
+        train(config)
+    monkeypatch.setattr(Trainer, "_train_step", original_step)
+    reset_accelerate()
+    result = train(config, resume_from_checkpoint="latest")  # what the message says to do
+    assert result.steps == 3
+    lines = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]  # one run's log, not two

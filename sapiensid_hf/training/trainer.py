@@ -275,7 +275,10 @@ class Trainer:
         self._segment_start = time.monotonic()
         checkpoint = find_checkpoint(self.output_dir, resume_from_checkpoint) if resume_from_checkpoint else None
         if checkpoint is None:
-            self._claim_output_dir(overwrite_output_dir)
+            # "latest" without a complete checkpoint restarts the same run from step 0: what an unfinished
+            # start left behind (logs, a half-written checkpoint) goes; a finished run is never deleted.
+            restart = resume_from_checkpoint == "latest" and not (self.output_dir / FINAL_MODEL_DIR).exists()
+            self._claim_output_dir(overwrite_output_dir or restart)
         if accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.output_dir / "config.json")
@@ -327,7 +330,7 @@ class Trainer:
             )
         self.accelerator.wait_for_everyone()  # every process has checked before anything is deleted
         if used and self.accelerator.is_main_process:
-            logger.warning("--overwrite_output_dir: deleting %s of the earlier run in %s", ", ".join(used), self.output_dir)
+            logger.warning("deleting %s of the earlier start in %s", ", ".join(used), self.output_dir)
             for name in used:
                 path = self.output_dir / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink()

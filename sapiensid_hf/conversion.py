@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -22,10 +23,20 @@ import torch
 from .modeling import SapiensIDConfig, SapiensIDModel
 from .modeling.keypoint_rpe import num_buckets
 from .modeling.retina_patch import sincos_2d_position_table
+from .official_model_yaml import (
+    MODEL_YAML,
+    OfficialYamlError,
+    apply_official_model_yaml,
+    official_kprpe_ratio,
+    read_official_model_yaml,
+)
+
+logger = logging.getLogger(__name__)
 
 # The official SapiensModel hardcodes 16 heads (face_vit_base); the qkv shapes cannot tell.
 OFFICIAL_NUM_HEADS = 16
 POSITION_TABLE_TOLERANCE = 1e-5
+DEFAULT_KPRPE_RATIO = 1.9  # the official value; model.yaml's rpe_config.ratio overrides it
 STATE_DICT_CONTAINERS = ("state_dict", "model_state_dict", "model")
 
 # Official name (without the "net." prefix) -> name in SapiensIDModel. Tensors copied unchanged.
@@ -61,7 +72,7 @@ class OfficialCheckpointError(ValueError):
 
 
 def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read an official checkpoint file (or a folder holding ``model.pt``) as a flat state dict.
+    """Read an official checkpoint file (or a folder holding ``model.pth`` / ``model.pt``) as a flat state dict.
 
     Accepts ``.safetensors`` and torch pickles (loaded with ``weights_only=True``), wrapped the
     ways the official ``BaseModel.load_state_dict_from_path`` unwraps them: under ``state_dict``,
@@ -69,10 +80,11 @@ def load_official_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if path.is_dir():
-        candidates = [path / "model.pt", path / "model.safetensors"]
+        # model.pth is the layout of the official eval.py (beside model.yaml).
+        candidates = [path / "model.pth", path / "model.pt", path / "model.safetensors"]
         found = [candidate for candidate in candidates if candidate.is_file()]
         if not found:
-            raise FileNotFoundError(f"checkpoint folder {path} has no model.pt or model.safetensors")
+            raise FileNotFoundError(f"checkpoint folder {path} has no model.pth, model.pt or model.safetensors")
         path = found[0]
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -350,11 +362,15 @@ def convert_official_checkpoint(
     out_dir: str | Path,
     push_to_hub: str | None = None,
     num_attention_heads: int | None = None,
-    kprpe_ratio: float = 1.9,
+    kprpe_ratio: float = DEFAULT_KPRPE_RATIO,
     private: bool = False,
     overwrite: bool = False,
 ) -> SapiensIDModel:
     """Convert an official checkpoint into a folder that ``AutoModel.from_pretrained`` loads.
+
+    A ``model.yaml`` beside the weights (the official eval.py layout) is read: its input normalisation,
+    padding, token and augmentation settings are applied, and a field that contradicts the weights or that
+    this model does not implement is refused by name (sapiensid_hf.official_model_yaml).
 
     The folder holds config.json, model.safetensors, the flat model code (trust_remote_code), the
     image processor config when available, and a model card. With `push_to_hub` (a repo id) the
@@ -374,7 +390,23 @@ def convert_official_checkpoint(
             "--overwrite to write the converted files into it"
         )
     official = load_official_state_dict(ckpt_path)
-    config = infer_official_config(official, num_attention_heads=num_attention_heads, kprpe_ratio=kprpe_ratio)
+    settings_path = source_dir / MODEL_YAML
+    try:
+        settings = read_official_model_yaml(settings_path) if settings_path.is_file() else {}
+    except OfficialYamlError as error:
+        raise OfficialCheckpointError(str(error)) from error
+    yaml_ratio = official_kprpe_ratio(settings)
+    if yaml_ratio is not None and kprpe_ratio != yaml_ratio and kprpe_ratio != DEFAULT_KPRPE_RATIO:
+        raise OfficialCheckpointError(f"--kprpe-ratio {kprpe_ratio} contradicts {settings_path}: rpe_config.ratio = {yaml_ratio}")
+    ratio = yaml_ratio if yaml_ratio is not None else kprpe_ratio
+    config = infer_official_config(official, num_attention_heads=num_attention_heads, kprpe_ratio=ratio)
+    if settings:
+        try:
+            applied = apply_official_model_yaml(config, settings, str(settings_path))
+            config = SapiensIDConfig(**config.to_dict())  # re-checks the applied values
+        except (OfficialYamlError, ValueError) as error:
+            raise OfficialCheckpointError(str(error)) from error
+        logger.info("applied from %s: %s", settings_path, ", ".join(applied))
     model = load_converted_model(convert_official_state_dict(official, config), config)
     # The record that makes the tools treat the folder as trained weights (see inference.is_trained).
     model.config.training = {"converted_from": "official SapiensID checkpoint", "checkpoint": ckpt_path.name}
@@ -417,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
         "model card. Every tensor is mapped and shape-checked; unknown or missing tensors stop the conversion.",
         epilog="example: sapiensid convert-official checkpoints/sapiensid_wb4m/model.pt --out sapiensid-wb4m",
     )
-    parser.add_argument("checkpoint", type=Path, help="official model.pt / .safetensors, or the folder holding model.pt")
+    parser.add_argument(
+        "checkpoint", type=Path,
+        help="official model.pth / model.pt / .safetensors, or the folder holding it (and model.yaml, as eval.py reads)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload the folder to this hub repo (needs a login)")
     parser.add_argument("--private", action="store_true", help="create the hub repo as private")
@@ -427,7 +462,10 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help=f"attention heads; read from the KP-RPE layer when present, else {OFFICIAL_NUM_HEADS} (the official value)",
     )
-    parser.add_argument("--kprpe-ratio", type=float, default=1.9, help="KP-RPE bucket ratio of the checkpoint (official 1.9)")
+    parser.add_argument(
+        "--kprpe-ratio", type=float, default=DEFAULT_KPRPE_RATIO,
+        help="KP-RPE bucket ratio of the checkpoint (official 1.9; model.yaml's rpe_config.ratio when present)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         model = convert_official_checkpoint(

@@ -29,6 +29,7 @@ from .detector_assets import DetectorNotAvailableError
 from .image_decoding import DEFAULT_MAX_IMAGE_PIXELS, SapiensIDInputError, describe_input, load_rgb
 from .keypoint_detector import (
     KEYPOINT_RULES_VERSION,
+    PERSON_CHOICES,
     SOURCE_GIVEN,
     BlazePoseDetector,
     KeypointDetector,
@@ -61,6 +62,7 @@ class SapiensIDImageProcessorKwargs(TypedDict, total=False):
     min_keypoint_confidence: float
     face_fallback: bool
     person_crop_fallback: bool
+    person_choice: str
     detector_cache_dir: str | None
 
 
@@ -72,6 +74,7 @@ _DETECTOR_SETTINGS = (
     "min_keypoint_confidence",
     "face_fallback",
     "person_crop_fallback",
+    "person_choice",
 )
 _CALL_SETTINGS = (
     "size",
@@ -104,6 +107,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         face_fallback (`bool`, defaults to `True`): run the face detector when no body is found.
         person_crop_fallback (`bool`, defaults to `True`): when the person detector finds nobody in a tall
             image, take the image as a crop of one person (re-identification crops; see person_crop.py).
+        person_choice (`str`, defaults to `"prominent"`): whose keypoints a photo of several people gives:
+            "prominent" (largest body area x detection score) or "confidence" (the highest detection score,
+            the official aligner's rule). Recorded in `keypoint_rules` when not the default.
         detector_cache_dir (`str`, *optional*): directory of the detector files (default:
             $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
         detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
@@ -145,6 +151,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         min_keypoint_confidence: float = 0.5,
         face_fallback: bool = True,
         person_crop_fallback: bool = True,
+        person_choice: str = "prominent",
         detector_cache_dir: str | None = None,
         detector: KeypointDetector | None = None,
         **kwargs,
@@ -166,6 +173,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         self.min_keypoint_confidence = float(min_keypoint_confidence)
         self.face_fallback = bool(face_fallback)
         self.person_crop_fallback = bool(person_crop_fallback)
+        if person_choice not in PERSON_CHOICES:
+            raise ValueError(f"person_choice must be one of {PERSON_CHOICES}, got {person_choice!r}")
+        self.person_choice = person_choice
         if recorded is not None and recorded != self.keypoint_rules_version:
             raise ValueError(
                 f"this processor config records keypoint_rules_version={recorded}, but its settings give "
@@ -205,7 +215,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         keypoints made under other rules must be detected again, not reused."""
         rules = {"version": self.keypoint_rules_version, "detector_max_side": self.detector_max_side}
         for name in _DETECTOR_SETTINGS:
-            if name != "detector_cache_dir":
+            # person_choice joined the rules later: recorded only when it is not the default, so caches
+            # made with the default rules stay valid.
+            if name != "detector_cache_dir" and not (name == "person_choice" and self.person_choice == "prominent"):
                 rules[name] = getattr(self, name)
         if self._detector is not None and self._detector_built_with is None:
             rules["detector"] = type(self._detector).__qualname__  # a plug-in detector
@@ -232,6 +244,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                 min_keypoint_confidence=self.min_keypoint_confidence,
                 face_fallback=self.face_fallback,
                 person_crop_fallback=self.person_crop_fallback,
+                person_choice=self.person_choice,
             )
             self._detector_built_with = wanted
         return self._detector

@@ -74,6 +74,7 @@ FACE_DETECTOR_STRIDES = (8, 16, 16, 16)
 NMS_IOU_THRESHOLD = 0.3
 
 SOURCE_NONE, SOURCE_POSE, SOURCE_CROP, SOURCE_FACE, SOURCE_GIVEN = "none", "pose", "crop", "face", "given"
+PERSON_CHOICES = ("prominent", "confidence")
 
 # Names the rules that turn an image into keypoints (detector models, fallbacks, thresholds): a keypoint
 # cache or a model folder built under other rules is detected again rather than reused.
@@ -179,6 +180,13 @@ def _model_input(image: np.ndarray, size: int, value_range: tuple[float, float])
     return (resized * ((high - low) / 255.0) + low)[None]
 
 
+def rank_people(people: list[_Person], person_choice: str) -> list[_Person]:
+    """People in the order the landmark model tries them (`person_choice`, see BlazePoseDetector)."""
+    if person_choice == "confidence":
+        return sorted(people, key=lambda person: -person.score)
+    return sorted(people, key=lambda person: -person.prominence)
+
+
 class BlazePoseDetector:
     """MediaPipe BlazePose Full with a BlazeFace short-range face fallback (see the module docstring).
 
@@ -196,6 +204,10 @@ class BlazePoseDetector:
         crop_min_body_points: least confident body points (of 12) to accept the crop's landmarks.
         max_landmark_attempts: people tried, most prominent first, until the landmark model confirms one.
         num_threads: threads for each model (None: the runtime's default).
+        person_choice: which of several people the keypoints describe: "prominent" (default: largest
+            body-ROI area x detection score, so the person the photo is about wins over a confident
+            bystander) or "confidence" (the highest detection score alone: the official aligner's rule
+            for its YOLOv8-pose detections). Faces found by the fallback follow the same rule.
     """
 
     def __init__(
@@ -211,7 +223,11 @@ class BlazePoseDetector:
         crop_min_aspect: float = 1.25,
         crop_min_detection_confidence: float = 0.1,
         crop_min_body_points: int = 4,
+        person_choice: str = "prominent",
     ):
+        if person_choice not in PERSON_CHOICES:
+            raise ValueError(f"person_choice must be one of {PERSON_CHOICES}, got {person_choice!r}")
+        self.person_choice = person_choice
         paths = locate_detector_files(cache_dir)
         self.min_detection_confidence = min_detection_confidence
         self.min_presence_confidence = min_presence_confidence
@@ -253,7 +269,8 @@ class BlazePoseDetector:
             if self.face_fallback:
                 faces = self._find_faces(image)
                 if len(faces):
-                    order = np.argsort(-(_box_areas(faces.boxes) * faces.scores), kind="stable")
+                    rank = faces.scores if self.person_choice == "confidence" else _box_areas(faces.boxes) * faces.scores
+                    order = np.argsort(-rank, kind="stable")
                     boxes = np.clip(faces.boxes[order], 0.0, 1.0).astype(np.float32)
                     return KeypointResult(from_blazeface(faces.keypoints[order[0]]), boxes, 0, SOURCE_FACE)
             return KeypointResult()
@@ -290,7 +307,7 @@ class BlazePoseDetector:
             )
             for index, points in enumerate(detections.keypoints)
         ]
-        return sorted(people, key=lambda person: -person.prominence)
+        return rank_people(people, self.person_choice)
 
     def _landmarks(self, pixels: torch.Tensor, roi: Roi) -> np.ndarray | None:
         crop = crop_roi(pixels, roi, POSE_LANDMARK_INPUT).numpy()

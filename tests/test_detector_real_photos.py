@@ -205,3 +205,35 @@ def test_native_detector_log_lines_are_hidden_unless_verbose(processor, people_d
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120)
         assert done.returncode == 0 and "[True]" in done.stdout, done.stderr[-2000:]
         assert ("XNNPACK" in done.stderr) is shown, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["couple.jpg"])  # the photo in which the person detector sees 2+ people
+def test_person_choice_rules_on_group_photos(processor, people_dir, name):
+    from sapiensid_hf.processing.square_resampling import detector_square
+
+    prominent = processor.detector
+    confident = SapiensIDImageProcessor(person_choice="confidence").detector
+    with Image.open(people_dir / name) as photo:
+        square = detector_square(np.asarray(photo.convert("RGB")), processor.detector_max_side)
+    by_prominence = prominent._find_people(square, 0.5)
+    by_confidence = confident._find_people(square, 0.5)
+    assert len(by_prominence) >= 2 and len(by_prominence) == len(by_confidence)
+    scores = [person.score for person in by_confidence]
+    assert scores == sorted(scores, reverse=True)  # the official rule: top detection score first
+    prominence = [person.prominence for person in by_prominence]
+    assert prominence == sorted(prominence, reverse=True)
+    out = SapiensIDImageProcessor(person_choice="confidence")(people_dir / name)
+    assert out["person_found"].tolist() == [True] and out["chosen_person"].tolist() == [0]
+    with pytest.raises(ValueError, match="person_choice must be one of"):
+        SapiensIDImageProcessor(person_choice="tallest")
+
+
+def test_the_two_person_rules_disagree_where_they_should():
+    from sapiensid_hf.processing.blaze_ops import Roi
+    from sapiensid_hf.processing.keypoint_detector import _Person, rank_people
+
+    box = np.zeros(4, dtype=np.float32)
+    near = _Person(score=0.70, roi=Roi(0.5, 0.5, 0.9, 0.0), upper_body_box=box)  # the person the photo is about
+    far = _Person(score=0.95, roi=Roi(0.1, 0.1, 0.2, 0.0), upper_body_box=box)  # a confident bystander
+    assert rank_people([far, near], "prominent") == [near, far]
+    assert rank_people([near, far], "confidence") == [far, near]

@@ -85,7 +85,7 @@ def test_recipe_same_seed_repeats_the_losses_and_records_training(small_manifest
     assert record["steps"] == 4 and record["seed"] == 0 and record["data"].startswith("manifest:")
     assert record["wall_time_s"] > 0
     model = SapiensIDModel.from_pretrained(first.final_model_dir)
-    assert is_trained(model.config) and model.config.output_dim == 512 and model.config.image_size == 128
+    assert is_trained(model.config) and model.config.output_dim == 512 and model.config.image_size == 96
     pipeline = load_pipeline(str(first.final_model_dir))
     assert pipeline.trained and pipeline.processor.person_crop_fallback
 

@@ -19,17 +19,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_cpu_processes_train_checkpoint_and_save(people_dir, tmp_path):
-    dataset_dir, cache_dir = build_people_dataset(people_dir, tmp_path / "data")
-    output_dir = tmp_path / "run"
+def two_process_command(dataset_dir, cache_dir, output_dir, *settings: str) -> list[str]:
+    """`accelerate launch --num_processes 2 --cpu examples/train.py` on the tiny config, plus `--set` settings."""
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
         str(REPO_ROOT / "examples" / "train.py"), "--config", str(TINY_CONFIG),
         "--set", f"data.dataset_path={dataset_dir}", "--set", f"data.keypoint_cache={cache_dir}",
         "--output_dir", str(output_dir), "--set", "model.overrides={image_size: 64}", "--set", "batch_size=4",
-        "--set", "schedule.max_steps=4", "--set", "logging.save_every_steps=2", "--set", "validation.max_images=24",
     ]  # fmt: skip
+    for setting in settings:
+        command += ["--set", setting]
+    return command
+
+
+def test_two_cpu_processes_train_checkpoint_and_save(people_dir, tmp_path):
+    dataset_dir, cache_dir = build_people_dataset(people_dir, tmp_path / "data")
+    output_dir = tmp_path / "run"
+    command = two_process_command(
+        dataset_dir, cache_dir, output_dir, "schedule.max_steps=4", "logging.save_every_steps=2", "validation.max_images=24"
+    )
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=240, cwd=tmp_path)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-6000:]
@@ -63,15 +72,10 @@ def _processes_mentioning(text: str) -> list[int]:
 def test_sigterm_stops_every_process_with_one_line_saying_where_to_resume(people_dir, tmp_path):
     dataset_dir, cache_dir = build_people_dataset(people_dir, tmp_path / "data")
     output_dir = tmp_path / "sigterm-run"
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-        str(REPO_ROOT / "examples" / "train.py"), "--config", str(TINY_CONFIG),
-        "--set", f"data.dataset_path={dataset_dir}", "--set", f"data.keypoint_cache={cache_dir}",
-        "--output_dir", str(output_dir), "--set", "model.overrides={image_size: 64}", "--set", "batch_size=4",
-        "--set", "schedule.max_steps=100000", "--set", "logging.save_every_steps=2", "--set", "logging.log_every_steps=1",
-        "--set", "validation.source=none",
-    ]  # fmt: skip
+    command = two_process_command(
+        dataset_dir, cache_dir, output_dir, "schedule.max_steps=100000", "logging.save_every_steps=2",
+        "logging.log_every_steps=1", "validation.source=none",
+    )  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, cwd=tmp_path)
     try:

@@ -12,11 +12,16 @@ CITATION = """@inproceedings{kim2025sapiensid,
   note      = {arXiv:2504.04708}
 }"""
 
-FRONT_MATTER = """---
+def front_matter(license_name: str) -> str:
+    """The hub card's YAML header; only the licence name differs between converted and trained weights."""
+    return FRONT_MATTER_TEMPLATE.format(license_name=license_name)
+
+
+FRONT_MATTER_TEMPLATE = """---
 library_name: transformers
 pipeline_tag: image-feature-extraction
 license: other
-license_name: sapiensid-weights-no-licence-granted
+license_name: {license_name}
 tags:
   - sapiensid
   - person-re-identification
@@ -67,7 +72,7 @@ def render_model_card(
         else "not recorded in the weights; the official value 16 was assumed"
     )
     return (
-        FRONT_MATTER
+        front_matter("sapiensid-weights-no-licence-granted")
         + f"""
 # SapiensID (converted official weights)
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from sapiensid_hf.evaluation.public_dev import UNTRAINED, dev_markdown, headline
+from sapiensid_hf.model_card import front_matter
 
 
 def recipe_line(run: dict) -> str:
@@ -46,19 +47,7 @@ def card(config: dict, run: dict, results: dict, fp32: dict | None, label: str, 
             f"{key} {100 * reference[key]:.1f} -> {100 * figures[key]:.1f}" for key in figures if key in reference
         )
         fp32_line = f"The weights are stored in float16 (loaded as float32); against the float32 weights: {moves}.\n"
-    return f"""---
-library_name: transformers
-pipeline_tag: image-feature-extraction
-license: other
-license_name: research-only-training-data
-tags:
-  - sapiensid
-  - person-re-identification
-  - face-recognition
-  - biometrics
-  - custom_code
----
-
+    return front_matter("research-only-training-data") + f"""
 # sapiensid-small
 
 A small SapiensID (Kim et al., CVPR 2025, arXiv 2504.04708) trained by the sapiensid-hf project on

@@ -15,6 +15,16 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+@pytest.fixture
+def fresh_accelerate():
+    """In-process training runs: forget Accelerate's process-wide state before and after the test."""
+    from training_builders import reset_accelerate
+
+    reset_accelerate()
+    yield
+    reset_accelerate()
+
+
 @pytest.fixture(scope="session")
 def people_dir() -> Path:
     if not PEOPLE_DIR.is_dir():

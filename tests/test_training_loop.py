@@ -23,12 +23,7 @@ from sapiensid_hf.training import (
 from sapiensid_hf.training.recognition_model import SapiensIDForRecognitionTraining
 from sapiensid_hf.training.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate():
-    reset_accelerate()
-    yield
-    reset_accelerate()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate")
 
 
 @pytest.fixture(scope="module")

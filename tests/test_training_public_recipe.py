@@ -20,11 +20,7 @@ RECIPE = REPO_ROOT / "examples" / "configs" / "small_public.yaml"
 IDENTITIES = SHARED_DATA / "identities"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate():
-    reset_accelerate()
-    yield
-    reset_accelerate()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate")
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,6 @@ def _describe(person_found: bool, face_found: bool, num_people: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not -1.0 <= args.threshold <= 1.0:
-        raise CommandError(f"--threshold must lie in [-1, 1] (a cosine similarity), got {args.threshold}")
     first, second = _image_file(args.image_a, "A"), _image_file(args.image_b, "B")
     pipeline = open_pipeline(args.model, device=args.device)
     result = pipeline.embed([os.fspath(first), os.fspath(second)], flip=args.flip)

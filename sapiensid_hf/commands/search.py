@@ -109,8 +109,6 @@ def _write_csv(path: Path, rows: list[RankedRow], warning: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.top_k < 1:
-        raise CommandError(f"--top-k must be at least 1, got {args.top_k}")
     queries = collect_images(args.queries, recursive=args.recursive, what="query")
     gallery_arg = Path(args.gallery).expanduser()
     if not gallery_arg.exists():

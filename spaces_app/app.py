@@ -23,7 +23,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from sapiensid_hf.commands.argument_types import positive_int, torch_device
+from sapiensid_cli.argument_types import positive_int, torch_device
 from sapiensid_hf.commands.common import looks_like_hub_id
 from sapiensid_hf.inference import (
     MODEL_ENV_VAR,

@@ -11,8 +11,8 @@ import torch
 from detector_files import require_detector_files
 from PIL import Image
 
+from sapiensid_cli import main
 from sapiensid_hf import SapiensIDConfig, SapiensIDModel
-from sapiensid_hf.cli import main
 from sapiensid_hf.inference import MODEL_ENV_VAR
 
 

@@ -3,6 +3,8 @@
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +14,8 @@ import torch
 from detector_files import require_detector_files
 from PIL import Image
 
+from sapiensid_cli import DEFAULT_COMPARE_THRESHOLD, DELEGATED, OWN_COMMANDS, main
 from sapiensid_hf import SapiensIDConfig, SapiensIDModel
-from sapiensid_hf.cli import DEFAULT_COMPARE_THRESHOLD, DELEGATED, OWN_COMMANDS, main
 from sapiensid_hf.inference import MODEL_ENV_VAR, load_pipeline
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 
@@ -86,6 +88,23 @@ def test_help_of_delegated_commands_is_their_own_parser(capsys, command):
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert f"usage: sapiensid {command}" in capsys.readouterr().out
+
+
+def test_help_and_argument_errors_import_neither_torch_nor_transformers():
+    # `sapiensid --help` once took 5 s because the parser lived inside the package that registers the
+    # Auto classes; the parser package must stay light.
+    probe = (
+        "import sys, sapiensid_cli\n"
+        "for argv in (['--help'], ['compare', '--top-k', '0', 'a.jpg', 'b.jpg']):\n"
+        "    try:\n"
+        "        sapiensid_cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(name for name in ('torch', 'transformers', 'sapiensid_hf') if name in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
 
 
 def test_no_command_prints_help_and_fails(capsys):

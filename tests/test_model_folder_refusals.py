@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from sapiensid_hf.cli import main as cli_main
+from sapiensid_cli import main as cli_main
 from sapiensid_hf.inference import ModelFolderError, load_model, load_pipeline
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from sapiensid_cli import main
 from sapiensid_hf import SapiensIDConfig, SapiensIDModel
-from sapiensid_hf.cli import main
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.onnx_export import (
     EXPORT_FUNCTIONS,

@@ -1,1 +1,1 @@
-"""Implementations of the `sapiensid` subcommands; `sapiensid_hf.cli` parses the arguments and imports one lazily."""
+"""Implementations of the `sapiensid` subcommands; `sapiensid_cli` parses the arguments and imports one lazily."""

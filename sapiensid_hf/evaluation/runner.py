@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from accelerate import PartialState
 
-from ..commands.argument_types import non_negative_int, positive_int, torch_device
+from sapiensid_cli.argument_types import non_negative_int, positive_int, torch_device
+
 from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
 from .distance import aggregate_by_group, distance_matrix
 from .embedding import embed_dataset

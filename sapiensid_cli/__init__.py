@@ -1,7 +1,9 @@
 """The `sapiensid` command: one entry point, one subcommand per job.
 
-This module only parses arguments; each subcommand's implementation (sapiensid_hf.commands.*, or the
-module a delegated command belongs to) is imported when that subcommand runs, so `--help` stays light.
+This package only parses arguments; each subcommand's implementation (sapiensid_hf.commands.*, or the
+module a delegated command belongs to) is imported when that subcommand runs. It lives outside
+`sapiensid_hf` on purpose: importing that package registers the Auto classes, which imports torch and
+transformers (seconds), and `sapiensid --help` or a bad argument should answer at once.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 
-from . import __version__
-from .commands.argument_types import cosine_threshold, positive_int, torch_device
+from .argument_types import cosine_threshold, positive_int, torch_device
 
 # Same starting point as the Space. An operating point, not a property of the model (see `compare --help`);
 # not tuned on anything.
@@ -249,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"sapiensid-hf {__version__}")
+    parser.add_argument("--version", action="version", version=f"sapiensid-hf {version('sapiensid-hf')}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
     parser.add_argument(
         "--verbose", action="store_true", help="show library progress bars and native log lines (hidden by default)"
@@ -299,7 +301,7 @@ def _run(command: str, action: Callable[[], int | None], debug: bool) -> int:
         print(f"sapiensid {command}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:
-        from .commands.common import is_user_error
+        from sapiensid_hf.commands.common import is_user_error
 
         if debug or not is_user_error(error):
             raise

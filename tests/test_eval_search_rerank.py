@@ -69,6 +69,49 @@ def test_distance_matrix_cosine_is_negative_cosine_similarity():
     np.testing.assert_allclose(distance_matrix(query, gallery, "euclidean").numpy(), [[1.0, 13.0, 2.0]])
 
 
+def torchreid_distance(query: torch.Tensor, gallery: torch.Tensor, metric: str) -> torch.Tensor:
+    """torchreid `metrics/distance.py` (`euclidean_squared_distance`, `cosine_distance`)."""
+    if metric == "cosine":
+        return 1 - torch.mm(
+            torch.nn.functional.normalize(query, p=2, dim=1), torch.nn.functional.normalize(gallery, p=2, dim=1).t()
+        )
+    m, n = query.size(0), gallery.size(0)
+    distmat = torch.pow(query, 2).sum(dim=1, keepdim=True).expand(m, n) + torch.pow(gallery, 2).sum(
+        dim=1, keepdim=True
+    ).expand(n, m).t()
+    return distmat.addmm_(query, gallery.t(), beta=1, alpha=-2)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("block_size", [7, 4096])  # ragged query blocks and one block
+def test_distance_matrix_equals_torchreid_formulation(metric, dtype, block_size):
+    generator = torch.Generator().manual_seed(3)
+    query = torch.randn(30, 64, generator=generator, dtype=dtype) * 3
+    gallery = torch.randn(45, 64, generator=generator, dtype=dtype)
+    got = distance_matrix(query, gallery, metric, block_size=block_size)
+    expected = torchreid_distance(query, gallery, metric) - (1 if metric == "cosine" else 0)
+    assert got.dtype == dtype and got.shape == (30, 45)
+    tolerance = 1e-4 if dtype == torch.float32 else 1e-10  # summation order only
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=0, atol=tolerance * (50 if metric == "euclidean" else 1))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_distance_matrix_refuses_non_finite_embeddings_naming_the_side(bad):
+    clean = np.ones((3, 4), dtype=np.float32)
+    dirty = clean.copy()
+    dirty[1, 2] = bad
+    with pytest.raises(ValueError, match="query contains NaN or infinite"):
+        distance_matrix(dirty, clean)
+    with pytest.raises(ValueError, match="gallery contains NaN or infinite"):
+        distance_matrix(clean, dirty, "euclidean")
+
+
+def test_distance_matrix_refuses_a_block_size_below_one():
+    with pytest.raises(ValueError, match="block_size must be at least 1"):
+        distance_matrix(np.eye(2), np.eye(2), block_size=0)
+
+
 def test_aggregate_by_group_averages_then_normalises_in_order_of_appearance():
     embeddings = np.array([[1.0, 0.0], [0.0, 5.0], [3.0, 0.0], [0.0, 1.0]])
     fused, first_rows = aggregate_by_group(embeddings, ["t2", "t1", "t2", "t1"])

@@ -185,6 +185,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         self.detector_cache_dir = os.fspath(detector_cache_dir) if detector_cache_dir is not None else None
         self._detector = None
         self._detector_built_with = None
+        self._detector_threads: int | None = None  # a runtime choice, not a setting: never saved
         if detector is not None:
             self.detector = detector
 
@@ -233,7 +234,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         one of its settings (detector_cache_dir, the min_*_confidence thresholds, face_fallback) changed
         or the processor is used in another process (e.g. a forked DataLoader worker)."""
         # The process id is part of the key: native interpreters are not carried across a fork.
-        wanted = (*(getattr(self, name) for name in _DETECTOR_SETTINGS), os.getpid())
+        wanted = (*(getattr(self, name) for name in _DETECTOR_SETTINGS), self._detector_threads, os.getpid())
         if self._detector is None or (
             self._detector_built_with is not None and self._detector_built_with != wanted
         ):
@@ -245,6 +246,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                 face_fallback=self.face_fallback,
                 person_crop_fallback=self.person_crop_fallback,
                 person_choice=self.person_choice,
+                num_threads=self._detector_threads,
             )
             self._detector_built_with = wanted
         return self._detector
@@ -257,6 +259,13 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             )
         self._detector = detector
         self._detector_built_with = None  # a plug-in is used as it is
+
+    def set_detector_threads(self, num_threads: int | None) -> None:
+        """Threads of each default-detector model (None: the runtime's default). A parallel job gives its
+        worker processes one thread each. Not saved with the processor; a plugged-in detector ignores it."""
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be at least 1 or None, got {num_threads}")
+        self._detector_threads = num_threads
 
     def __call__(
         self, images: Any, keypoints: Any = None, return_tensors: str | None = "pt", **kwargs

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 
-from .argument_types import cosine_threshold, positive_int, torch_device
+from .argument_types import cosine_threshold, positive_int, torch_device, worker_count
 
 # Same starting point as the Space. An operating point, not a property of the model (see `compare --help`);
 # not tuned on anything.
@@ -86,6 +86,17 @@ def _add_model_options(parser: argparse.ArgumentParser, batch: bool = True) -> N
         parser.add_argument("--batch-size", type=positive_int, default=8, help="images per model call (default: 8)")
 
 
+def _add_workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--num-workers",
+        type=worker_count,
+        default=None,
+        metavar="N",
+        help="processes that decode images and run the keypoint detector while the model embeds "
+        "(default: auto = one per core, at most 8; 0 = all in this process)",
+    )
+
+
 def _add_embed(subparsers) -> None:
     parser = subparsers.add_parser(
         "embed",
@@ -121,6 +132,7 @@ It is reported, its row is marked person_found = false, and `search` leaves it o
         help="leave out (and list) files that are not readable images",
     )
     _add_model_options(parser)
+    _add_workers_option(parser)
 
 
 def _add_compare(subparsers) -> None:
@@ -185,6 +197,7 @@ examples:
         "--skip-unreadable", action="store_true", help="leave out files that are not readable images"
     )
     _add_model_options(parser)
+    _add_workers_option(parser)
 
 
 def _add_export_onnx(subparsers) -> None:

@@ -30,6 +30,13 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, 0, "0 or more")
 
 
+def worker_count(text: str) -> int | None:
+    """A number of worker processes (0 = none, in this process) or "auto" (None: one per core, at most 8)."""
+    if text == "auto":
+        return None
+    return _whole_number(text, 0, "0 or more, or auto")
+
+
 def cosine_threshold(text: str) -> float:
     """A finite cosine similarity in [-1, 1]."""
     try:
@@ -78,4 +85,11 @@ def torch_device(text: str) -> str:
     return text
 
 
-__all__ = ["available_devices", "cosine_threshold", "non_negative_int", "positive_int", "torch_device"]
+__all__ = [
+    "available_devices",
+    "cosine_threshold",
+    "non_negative_int",
+    "positive_int",
+    "torch_device",
+    "worker_count",
+]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import torch
 
 from .embedding_views import embed_batch
 from .modeling import SapiensIDConfig, SapiensIDModel
+from .parallel_processing import process_images
 from .pretrained import shipped_model_dir
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,13 @@ class EmbeddingResult:
     face_found: np.ndarray  # (N,) bool
     person_box: np.ndarray  # (N, 4) box of the person the keypoints describe, normalised xyxy, -1 = none
     num_people: np.ndarray  # (N,) people the detector saw (-1 when keypoints were given)
+
+
+def concatenate_results(results: Sequence[EmbeddingResult]) -> EmbeddingResult:
+    """Rows of several results, in order, as one."""
+    return EmbeddingResult(
+        **{name: np.concatenate([getattr(result, name) for result in results]) for name in EmbeddingResult.__dataclass_fields__}
+    )
 
 
 class SapiensIDPipeline:
@@ -72,27 +80,44 @@ class SapiensIDPipeline:
         return self.source if self.trained else f"{self.source} (UNTRAINED: its config has no training record)"
 
     @torch.no_grad()
-    def embed(self, images: Sequence[Any], batch_size: int = 8, flip: bool = False) -> EmbeddingResult:
-        """Detect, build the retina ROIs and embed; `flip` adds the mirrored view (the evaluation rule,
-        `embedding_views.embed_batch`: about twice the model time, the detector runs once)."""
-        chunks: list[dict[str, np.ndarray]] = []
-        for start in range(0, len(images), batch_size):
-            batch = self.processor(list(images[start : start + batch_size]), return_tensors="pt")
-            embeddings = embed_batch(self.model, batch, self.device, flip)
-            chunks.append(
-                {
-                    "embeddings": embeddings.numpy(),
-                    "keypoints": batch["keypoints"].cpu().numpy(),
-                    "roi_boxes": batch["roi_boxes"].cpu().numpy(),
-                    "person_found": np.asarray(batch["person_found"], dtype=bool),
-                    "face_found": np.asarray(batch["face_found"], dtype=bool),
-                    "person_box": np.asarray(batch["person_box"], dtype=np.float32),
-                    "num_people": np.asarray(batch["num_people"], dtype=np.int64),
-                }
+    def embed_batches(
+        self, images: Sequence[Any], batch_size: int = 8, flip: bool = False, num_workers: int = 0
+    ) -> Iterator[tuple[list[int], EmbeddingResult | None, list[tuple[int, BaseException]]]]:
+        """Embeddings batch by batch, in order: (indices of the images embedded, their result, failures as
+        (index, exception)). `num_workers` processes decode and detect (parallel_processing) while the
+        model runs here; a failing image is reported, not raised, so the caller may skip it."""
+        for batch in process_images(self.processor, images, batch_size, num_workers):
+            if batch.features is None:
+                yield batch.indices, None, batch.failures
+                continue
+            features = batch.features
+            embeddings = embed_batch(self.model, features, self.device, flip)
+            result = EmbeddingResult(
+                embeddings=embeddings.numpy(),
+                keypoints=features["keypoints"].cpu().numpy(),
+                roi_boxes=features["roi_boxes"].cpu().numpy(),
+                person_found=np.asarray(features["person_found"], dtype=bool),
+                face_found=np.asarray(features["face_found"], dtype=bool),
+                person_box=np.asarray(features["person_box"], dtype=np.float32),
+                num_people=np.asarray(features["num_people"], dtype=np.int64),
             )
-        if not chunks:
+            yield batch.indices, result, batch.failures
+
+    def embed(
+        self, images: Sequence[Any], batch_size: int = 8, flip: bool = False, num_workers: int = 0
+    ) -> EmbeddingResult:
+        """Detect, build the retina ROIs and embed; `flip` adds the mirrored view (the evaluation rule,
+        `embedding_views.embed_batch`: about twice the model time, the detector runs once).
+        `num_workers` > 0 decodes and detects in that many worker processes. The first image that
+        cannot be read raises its error, naming it by its index in `images`."""
+        if len(images) == 0:
             raise ValueError("no images given")
-        return EmbeddingResult(**{key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]})
+        results = []
+        for _, result, failures in self.embed_batches(images, batch_size, flip, num_workers):
+            if failures:
+                raise failures[0][1]
+            results.append(result)
+        return concatenate_results(results)
 
     def similarity(self, first: Any, second: Any) -> float:
         """Cosine similarity of two images' embeddings.

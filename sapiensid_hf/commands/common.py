@@ -10,17 +10,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..inference import (
     MODEL_ENV_VAR,
     UNTRAINED_SOURCE,
     UNTRAINED_WARNING,
     EmbeddingResult,
     SapiensIDPipeline,
+    concatenate_results,
     default_model_source,
     load_pipeline,
 )
+from ..parallel_processing import default_num_workers
 from ..processing.detector_assets import DetectorNotAvailableError
 from ..processing.image_decoding import SapiensIDInputError
 
@@ -167,9 +167,9 @@ class EmbeddedImages:
     skipped: list[tuple[Path, str]]  # (path, reason) of images left out
 
 
-def _concatenate(results: Sequence[EmbeddingResult]) -> EmbeddingResult:
-    fields = results[0].__dataclass_fields__
-    return EmbeddingResult(**{name: np.concatenate([getattr(r, name) for r in results]) for name in fields})
+def resolve_workers(requested: int | None) -> int:
+    """--num-workers: None ("auto") = one per core (at most 8)."""
+    return default_num_workers() if requested is None else requested
 
 
 def embed_images(
@@ -179,8 +179,10 @@ def embed_images(
     skip_unreadable: bool = False,
     description: str = "embedding",
     flip: bool = False,
+    num_workers: int = 0,
 ) -> EmbeddedImages:
-    """Embed `paths` in batches of `batch_size` with a progress bar on stderr (shown on a terminal).
+    """Embed `paths` in batches of `batch_size` with a progress bar (images/s) on stderr (shown on a
+    terminal); `num_workers` processes decode and detect while the model runs in this one.
 
     An image the processor cannot read stops everything with its name and the problem, unless
     `skip_unreadable`, which leaves it out and records why.
@@ -189,31 +191,25 @@ def embed_images(
 
     if batch_size < 1:
         raise CommandError(f"--batch-size must be at least 1, got {batch_size}")
+    names = [os.fspath(path) for path in paths]
     kept: list[Path] = []
     results: list[EmbeddingResult] = []
     skipped: list[tuple[Path, str]] = []
     with tqdm(total=len(paths), desc=description, unit="img", disable=None, file=sys.stderr) as progress:
-        for start in range(0, len(paths), batch_size):
-            batch = list(paths[start : start + batch_size])
-            try:
-                results.append(pipeline.embed([os.fspath(path) for path in batch], batch_size=batch_size, flip=flip))
-                kept.extend(batch)
-            except SapiensIDInputError:
-                if not skip_unreadable:
-                    raise
-                # Find the culprit(s): embed the batch one image at a time.
-                for path in batch:
-                    try:
-                        results.append(pipeline.embed([os.fspath(path)], flip=flip))
-                        kept.append(path)
-                    except SapiensIDInputError as error:
-                        skipped.append((path, str(error)))
-            progress.update(len(batch))
+        for indices, result, failures in pipeline.embed_batches(names, batch_size, flip, num_workers):
+            for index, error in failures:
+                if not (skip_unreadable and isinstance(error, SapiensIDInputError)):
+                    raise error
+                skipped.append((paths[index], str(error)))
+            if result is not None:
+                results.append(result)
+                kept.extend(paths[index] for index in indices)
+            progress.update(len(indices) + len(failures))
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if not results:
         raise CommandError("none of the images could be read")
-    return EmbeddedImages(kept, _concatenate(results), skipped)
+    return EmbeddedImages(kept, concatenate_results(results), skipped)
 
 
 # The model pools its features at the person's keypoints (Semantic Attention Head): with no keypoint,

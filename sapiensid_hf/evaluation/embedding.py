@@ -28,6 +28,7 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from ..embedding_views import embed_batch
+from ..parallel_processing import one_thread_worker_init
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -109,6 +110,7 @@ def _embed_rows(
         shuffle=False,
         num_workers=num_workers,
         collate_fn=_ProcessImages(processor),
+        worker_init_fn=one_thread_worker_init if num_workers > 0 else None,
     )
     chunks = [
         embed_batch(model, features, device, flip)

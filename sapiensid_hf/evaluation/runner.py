@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from accelerate import PartialState
 
-from sapiensid_cli.argument_types import non_negative_int, positive_int, torch_device
+from sapiensid_cli.argument_types import positive_int, torch_device, worker_count
 
+from ..parallel_processing import default_num_workers
 from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
 from .distance import aggregate_by_group, distance_matrix
 from .embedding import embed_dataset
@@ -194,7 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-flip", action="store_true", help="turn off flip test-time augmentation")
     parser.add_argument("--max-rank", type=positive_int, default=50, help="longest CMC curve reported (default: 50)")
     parser.add_argument(
-        "--num-workers", type=non_negative_int, default=0, help="DataLoader workers for decoding + keypoints"
+        "--num-workers",
+        type=worker_count,
+        default=None,
+        metavar="N",
+        help="DataLoader workers that decode and detect keypoints (default: auto = one per core, at most 8, "
+        "shared among the processes of a launch; 0 = in the main process)",
     )
     parser.add_argument(
         "--cache-dir", default=None, help="embedding cache (default: <output-dir>/embeddings)"
@@ -214,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{PUBLIC_DEV}: folder of the detected keypoints, reused across runs (default: <output-dir>/keypoints)",
     )
     return parser
+
+
+def _resolve_workers(requested: int | None) -> int:
+    if requested is not None:
+        return requested
+    return max(1, default_num_workers() // PartialState().num_processes)
 
 
 def run_evaluation_from_args(args: argparse.Namespace) -> dict:
@@ -243,7 +255,7 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         flip=not args.no_flip,
         max_rank=args.max_rank,
-        num_workers=args.num_workers,
+        num_workers=_resolve_workers(args.num_workers),
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         device=args.device,

@@ -51,6 +51,7 @@ class DataConfig:
     train_roles: list[str] = field(default_factory=lambda: ["train"])
     keypoint_cache: str | None = None  # folder; built with the processor's detector when missing
     detector_batch_size: int = 16
+    detector_workers: int | None = None  # processes that detect while the cache is built; None = one per core (max 8)
     num_workers: int = 0
     identity_balanced: bool = False
     images_per_identity: int = 4
@@ -228,6 +229,8 @@ class TrainingConfig:
         _positive("gradient_accumulation_steps", self.gradient_accumulation_steps)
         _positive("schedule.max_steps", self.schedule.max_steps)
         _positive("data.detector_batch_size", self.data.detector_batch_size)
+        if self.data.detector_workers is not None and self.data.detector_workers < 0:
+            raise ConfigError(f"data.detector_workers must be 0 or more (or null = auto), got {self.data.detector_workers}")
         _positive("data.images_per_identity", self.data.images_per_identity)
         _positive("validation.batch_size", self.validation.batch_size)
         _positive("logging.log_every_steps", self.logging.log_every_steps)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..parallel_processing import default_num_workers, process_images
 from ..processing.detector_assets import DetectorNotAvailableError
 from ..processing.image_decoding import SapiensIDInputError
 
@@ -45,6 +46,8 @@ NUM_KEYPOINTS = 19
 ARRAYS = ("keypoints", "person_found", "face_found", "readable")
 CACHE_VERSION = 1
 RULES_FILE = "keypoint_rules.json"
+# What an image that cannot be decoded raises; recorded and skipped, never silently dropped.
+UNREADABLE_ERRORS = (SapiensIDInputError, RuntimeError, OSError, ValueError)
 
 
 class KeypointCacheMismatchError(ValueError):
@@ -136,6 +139,7 @@ def build_keypoint_cache(
     num_processes: int = 1,
     barrier: Callable[[], None] | None = None,
     progress: bool = True,
+    num_workers: int | None = None,
 ) -> KeypointCache:
     """Detect keypoints for every row and save the cache (or load it if it is already complete).
 
@@ -149,6 +153,8 @@ def build_keypoint_cache(
         process_index, num_processes, barrier: to build with several processes; each takes every
             num_processes-th chunk, `barrier` (e.g. `accelerator.wait_for_everyone`) syncs before the merge.
         progress: show a progress bar on process 0.
+        num_workers: worker processes that decode and detect (parallel_processing); None = the cores
+            this process may use (at most 8) shared among the `num_processes` building processes; 0 = here.
     """
     folder = Path(folder)
     fingerprint = dataset_fingerprint(paths)
@@ -173,6 +179,8 @@ def build_keypoint_cache(
         _discard_chunks_of_other_rules(chunk_dir, rules)
     if barrier is not None:
         barrier()  # chunks of other rules are gone before anyone reuses one
+    if num_workers is None:
+        num_workers = max(1, default_num_workers() // num_processes)
     starts = list(range(0, total, chunk_size))
     mine = [start for index, start in enumerate(starts) if index % num_processes == process_index]
     bar = tqdm(total=total, desc="detecting keypoints", unit="img", disable=not progress or process_index != 0)
@@ -180,7 +188,7 @@ def build_keypoint_cache(
         stop = min(total, start + chunk_size)
         target = chunk_dir / f"chunk_{start:010d}.npz"
         if not target.is_file():
-            _save_chunk(target, _detect_rows(images, paths, processor, range(start, stop), batch_size))
+            _save_chunk(target, _detect_rows(images, paths, processor, range(start, stop), batch_size, num_workers))
         bar.update((stop - start) * num_processes)
     bar.close()
     if barrier is not None:
@@ -216,8 +224,23 @@ def _discard_chunks_of_other_rules(chunk_dir: Path, rules: dict[str, Any]) -> No
     record.write_text(json.dumps(rules, sort_keys=True) + "\n", encoding="utf-8")
 
 
+class _ImageOfRow:
+    """offset within `rows` -> image (a class, not a lambda: picklable for spawned workers)."""
+
+    def __init__(self, images: Callable[[int], Any], rows: range):
+        self.images, self.rows = images, rows
+
+    def __call__(self, offset: int) -> Any:
+        return self.images(self.rows[offset])
+
+
 def _detect_rows(
-    images: Callable[[int], Any], paths: Sequence[str], processor: Any, rows: range, batch_size: int
+    images: Callable[[int], Any],
+    paths: Sequence[str],
+    processor: Any,
+    rows: range,
+    batch_size: int,
+    num_workers: int,
 ) -> dict[str, Any]:
     count = len(rows)
     result = {
@@ -228,38 +251,21 @@ def _detect_rows(
         "readable": np.zeros(count, dtype=bool),
         "unreadable": [],
     }
-    for offset in range(0, count, batch_size):
-        batch_rows = list(rows[offset : offset + batch_size])
-        try:
-            found = processor([images(row) for row in batch_rows], return_tensors="np")
-            outputs = [(index, found, position) for position, index in enumerate(range(offset, offset + len(batch_rows)))]
-        except DetectorNotAvailableError:
-            raise
-        except (SapiensIDInputError, RuntimeError, OSError, ValueError):
-            # One bad image fails the whole call: retry one by one to find it.
-            outputs = []
-            for index, row in zip(range(offset, offset + len(batch_rows)), batch_rows, strict=True):
-                single = _detect_one(images, paths, processor, row, result["unreadable"])
-                if single is not None:
-                    outputs.append((index, single, 0))
-        for index, found, position in outputs:
-            result["keypoints"][index] = found["keypoints"][position]
-            result["person_found"][index] = bool(found["person_found"][position])
-            result["face_found"][index] = bool(found["face_found"][position])
-            result["readable"][index] = True
+    batches = process_images(processor, _ImageOfRow(images, rows), batch_size, num_workers, count=count)
+    for batch in batches:
+        for offset, error in batch.failures:
+            if isinstance(error, DetectorNotAvailableError) or not isinstance(error, UNREADABLE_ERRORS):
+                raise error
+            row = rows[offset]
+            reason = f"{type(error).__name__}: {error}"
+            logger.warning("skipping unreadable image %s (row %d): %s", paths[row], row, reason)
+            result["unreadable"].append({"row": int(row), "path": str(paths[row]), "reason": reason})
+        for position, offset in enumerate(batch.indices):
+            result["keypoints"][offset] = batch.features["keypoints"][position].numpy()
+            result["person_found"][offset] = bool(batch.features["person_found"][position])
+            result["face_found"][offset] = bool(batch.features["face_found"][position])
+            result["readable"][offset] = True
     return result
-
-
-def _detect_one(images, paths, processor, row: int, unreadable: list[dict[str, Any]]):
-    try:
-        return processor([images(row)], return_tensors="np")
-    except DetectorNotAvailableError:
-        raise
-    except (SapiensIDInputError, RuntimeError, OSError, ValueError) as error:
-        reason = f"{type(error).__name__}: {error}"
-        logger.warning("skipping unreadable image %s (row %d): %s", paths[row], row, reason)
-        unreadable.append({"row": int(row), "path": str(paths[row]), "reason": reason})
-        return None
 
 
 def _save_chunk(target: Path, chunk: dict[str, Any]) -> None:

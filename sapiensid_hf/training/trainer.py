@@ -64,7 +64,8 @@ LEGACY_PROGRESS_FILE = "custom_checkpoint_0.pkl"  # checkpoints written before P
 # What a run writes into its output folder: a fresh run into a folder holding any of them would mix two runs.
 RUN_ARTEFACTS = (CHECKPOINT_DIR, FINAL_MODEL_DIR, "validation.jsonl", "train_log.jsonl", "logs")
 # Config fields that may change when a run is resumed; every other field defines the run.
-RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "data.num_workers", "data.detector_batch_size")
+RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "data.num_workers", "data.detector_batch_size",
+                     "data.detector_workers")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -218,6 +219,7 @@ class Trainer:
             self.processor,
             data.keypoint_cache,
             batch_size=data.detector_batch_size,
+            num_workers=data.detector_workers,
             process_index=accelerator.process_index,
             num_processes=accelerator.num_processes,
             barrier=accelerator.wait_for_everyone,

@@ -1,0 +1,175 @@
+"""Run the image processor (decode + keypoint detection + retina ROIs) over many images in worker
+processes, one image at a time per worker, and hand the results back in the caller's order, in batches.
+
+The processor is the slow part of embedding a folder (the detector alone is ~60 % of it) and it uses
+one core per image, so `sapiensid embed`, a gallery `search`, `evaluate` and the training keypoint
+cache spread it over a `torch.utils.data.DataLoader` with workers while the model runs in the main
+process. Workers take one image at a time (an even load on a short list) and the batches for the model
+are assembled in the main process, in order. Each worker builds its own detector interpreter (the processor rebuilds it in a new process)
+limited to one thread, as is torch inside it, so the workers do not oversubscribe the cores.
+
+A failing image never stops the others: its exception comes back with its index, and the caller
+decides (raise it, or skip it with `--skip-unreadable`). The features of one image do not depend on
+the other images of its batch, so results equal one processor call over the whole list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import BatchFeature
+
+from .processing.image_decoding import SapiensIDInputError
+
+# Names the processor gives an input in its messages: "image 0 (...)" for a one-image call.
+_SINGLE_IMAGE_NAME = "image 0 "
+
+
+@dataclass
+class ProcessedBatch:
+    """Processor outputs of the images of one batch that worked, plus the failures, by caller index."""
+
+    indices: list[int]
+    features: BatchFeature | None  # torch tensors for `indices`, in order; None when every image failed
+    failures: list[tuple[int, BaseException]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.indices) + len(self.failures)
+
+
+def default_num_workers() -> int:
+    """Worker processes for a large job: the cores this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+class _OneImageEach(torch.utils.data.Dataset):
+    """Item i = the processor run on image i alone (numpy outputs), or the exception it raised."""
+
+    def __init__(self, processor: Any, image_at: Callable[[int], Any], count: int, keypoints: np.ndarray | None):
+        self.processor = processor
+        self.image_at = image_at
+        self.count = count
+        self.keypoints = keypoints
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[int, dict[str, Any] | None, BaseException | None]:
+        try:
+            given = None if self.keypoints is None else self.keypoints[index : index + 1]
+            features = self.processor([self.image_at(index)], keypoints=given, return_tensors="np")
+            return index, dict(features), None
+        except Exception as error:  # returned, not raised: one bad file must not stop a worker's batch
+            return index, None, _renumbered(error, index)
+
+
+def _renumbered(error: BaseException, index: int) -> BaseException:
+    """The processor numbers inputs within its call; a one-image call says "image 0": use the caller's index."""
+    if isinstance(error, SapiensIDInputError) and str(error).startswith(_SINGLE_IMAGE_NAME):
+        renamed = type(error)(f"image {index} " + str(error)[len(_SINGLE_IMAGE_NAME) :])
+        renamed.__cause__ = error.__cause__
+        return renamed
+    return error
+
+
+def merge_features(parts: Sequence[dict[str, Any]]) -> BatchFeature:
+    """One batch from one-image processor outputs: arrays concatenated and made torch tensors, per-image
+    lists (person boxes, keypoint sources) joined."""
+    merged: dict[str, Any] = {}
+    for key in parts[0]:
+        values = [part[key] for part in parts]
+        if isinstance(values[0], np.ndarray):
+            merged[key] = torch.from_numpy(np.concatenate(values))
+        else:
+            merged[key] = [
+                torch.from_numpy(item) if isinstance(item, np.ndarray) else item for value in values for item in value
+            ]
+    return BatchFeature(data=merged)
+
+
+def _collate(items: list[tuple[int, dict[str, Any] | None, BaseException | None]]) -> ProcessedBatch:
+    good = [(index, features) for index, features, error in items if error is None]
+    failures = [(index, error) for index, _, error in items if error is not None]
+    features = merge_features([features for _, features in good]) if good else None
+    return ProcessedBatch([index for index, _ in good], features, failures)
+
+
+def one_thread_worker_init(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: torch and the detector on one thread in each worker."""
+    torch.set_num_threads(1)
+    dataset = torch.utils.data.get_worker_info().dataset
+    set_threads = getattr(dataset.processor, "set_detector_threads", None)
+    if set_threads is not None:
+        set_threads(1)
+
+
+def process_images(
+    processor: Any,
+    images: Sequence[Any] | Callable[[int], Any],
+    batch_size: int,
+    num_workers: int = 0,
+    count: int | None = None,
+    keypoints: np.ndarray | None = None,
+) -> Iterator[ProcessedBatch]:
+    """Processor outputs for `images` (a sequence, or a callable row -> image with `count` rows), in batches
+    of `batch_size` in order; `num_workers` processes do the work (0: this process).
+
+    `keypoints` (N, 19, 2), when given, are used instead of the detector, as in a processor call.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be 0 or more, got {num_workers}")
+    if callable(images) and not isinstance(images, Sequence):
+        if count is None:
+            raise ValueError("count is required when images is a callable")
+        image_at = images
+    else:
+        count = len(images)
+        image_at = images.__getitem__
+    dataset = _OneImageEach(processor, image_at, count, keypoints)
+    if num_workers == 0:
+        for start in range(0, count, batch_size):
+            yield _collate([dataset[index] for index in range(start, min(count, start + batch_size))])
+        return
+    # Workers take one image at a time (even load on a short list); batches are assembled here, in order.
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,  # the caller's order
+        num_workers=min(num_workers, max(1, count)),
+        collate_fn=_as_is,
+        worker_init_fn=one_thread_worker_init,
+        prefetch_factor=min(16, max(2, batch_size)),  # images each worker may run ahead
+    )
+    pending: list[tuple[int, dict[str, Any] | None, BaseException | None]] = []
+    for item in loader:
+        pending.append(item)
+        if len(pending) == batch_size:
+            yield _collate(pending)
+            pending = []
+    if pending:
+        yield _collate(pending)
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+__all__ = [
+    "ProcessedBatch",
+    "default_num_workers",
+    "merge_features",
+    "one_thread_worker_init",
+    "process_images",
+]

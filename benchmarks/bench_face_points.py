@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -112,6 +114,9 @@ def main() -> None:
                 f"{seconds / default_s:.2f} |"
             )
     lines += [
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; other jobs may share "
+        "the cores, so the time column is rough.",
         "",
         "The default stays `blazeface`: the shipped model was trained with it, and a model folder records the "
         "rule it expects (`face_points` joins the processor's `keypoint_rules` when it is not the default, so "

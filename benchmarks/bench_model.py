@@ -1,16 +1,21 @@
 """Model speed: masked training steps against the FLOP bound, inference against transformers' ViTModel.
 
     python benchmarks/bench_model.py [--depth 6] [--batch 8] [--repeats 3] [--write docs/benchmarks.md]
+                                     [--previous-code DIR]
 
 Train-step time (forward + backward) at several mask ratios is compared with the unmasked step in
 the same run, beside the FLOP ratio of the same configurations (torch's FLOP counter), so the
 figure of merit is (time speed-up) / (FLOP speed-up): 1.0 means masking saves exactly the work it
 removes. Inference embeddings/s is compared with a ViTModel of the same width, depth and token
-count. The backbone is full width (512, 16 heads, 384 px, 32 px patches); depth and the head's
+count, with 16 px patches (the usual ViT) and with 32 px patches (the same 3072-wide patch projection as
+the retina patches). `--previous-code DIR` also times the model code of another checkout (its
+`modeling/` folder, e.g. a `git worktree` of an older commit) with the same weights and inputs, and
+checks that both give the same embeddings. The backbone is full width (512, 16 heads, 384 px, 32 px patches); depth and the head's
 output size are reduced so a CPU run takes minutes (figures are ratios, so this is fair).
 """
 
 import argparse
+import importlib
 import math
 import sys
 import time
@@ -68,6 +73,7 @@ def main(argv=None) -> str:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write", type=Path, default=None, help="markdown file to update (section '## Model')")
+    parser.add_argument("--previous-code", type=Path, default=None, help="checkout whose modeling/ to compare with")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     config = SapiensIDConfig(num_hidden_layers=args.depth, output_dim=512, drop_path_rate=0.0)
@@ -91,20 +97,31 @@ def main(argv=None) -> str:
     with torch.no_grad():
         kept = int((model(pixels, keypoints).token_ids >= 0).sum(dim=1).float().mean())
         side = round(math.sqrt(kept))
-        vit = ViTModel(
-            ViTConfig(
-                hidden_size=config.hidden_size, num_hidden_layers=args.depth, num_attention_heads=config.num_attention_heads,
-                intermediate_size=config.intermediate_size, image_size=side * 16, patch_size=16, qkv_bias=False,
-            ),
-            add_pooling_layer=False,
-        ).eval()
-        vit_pixels = torch.randn(args.batch, 3, side * 16, side * 16)
+        vit_rates = {}
+        for patch in (16, 32):
+            vit = ViTModel(
+                ViTConfig(
+                    hidden_size=config.hidden_size, num_hidden_layers=args.depth, num_attention_heads=config.num_attention_heads,
+                    intermediate_size=config.intermediate_size, image_size=side * patch, patch_size=patch, qkv_bias=False,
+                ),
+                add_pooling_layer=False,
+            ).eval()
+            vit_pixels = torch.randn(args.batch, 3, side * patch, side * patch)
+            vit_rates[patch] = args.batch / timed(lambda: vit(vit_pixels), args.repeats)  # noqa: B023
         ours = timed(lambda: model(pixels, keypoints), args.repeats)
-        theirs = timed(lambda: vit(vit_pixels), args.repeats)
         # The same model without KP-RPE shows what the keypoint bias (a gather per layer) costs.
         plain = SapiensIDModel(SapiensIDConfig(**{**config.to_diff_dict(), "use_kprpe": False})).eval()
         without_kprpe = timed(lambda: plain(pixels, keypoints), args.repeats)
-    ours_rate, vit_rate, plain_rate = args.batch / ours, args.batch / theirs, args.batch / without_kprpe
+        previous = None
+        if args.previous_code is not None:
+            sys.path.insert(0, str(args.previous_code))
+            old_modeling = importlib.import_module("modeling")  # the other checkout's flat folder
+            old_model = old_modeling.SapiensIDModel(old_modeling.SapiensIDConfig(**config.to_diff_dict())).eval()
+            old_model.load_state_dict(model.state_dict())
+            difference = float((old_model(pixels, keypoints).embeddings - model(pixels, keypoints).embeddings).abs().max())
+            previous = (args.batch / timed(lambda: old_model(pixels, keypoints), args.repeats), difference)
+    ours_rate, plain_rate = args.batch / ours, args.batch / without_kprpe
+    vit_rate = vit_rates[16]
     print(f"inference: SapiensID {ours_rate:.2f} img/s ({kept} tokens), ViTModel {vit_rate:.2f} img/s ({side * side + 1} tokens)")
 
     lines = [
@@ -119,12 +136,27 @@ def main(argv=None) -> str:
     lines += [f"| {r:.2f} | {t} | {s:.3f} | {a:.2f}x | {b:.2f}x | {c:.2f} |" for r, t, s, a, b, c in rows]
     lines += [
         "",
-        f"Ratio 0 keeps every visible retina token (padded to the longest image). Inference: {ours_rate:.2f} embeddings/s "
-        f"against transformers' ViTModel with the same width, depth and {side * side + 1} tokens at {vit_rate:.2f} images/s "
-        f"in the same run: **{ours_rate / vit_rate:.2f}x**. Without KP-RPE the same model runs at {plain_rate:.2f} "
-        f"embeddings/s (**{plain_rate / vit_rate:.2f}x**): the per-layer keypoint bias (an MLP output per token and a "
-        "(B, 16, L, L) gather, which the official model also computes) is most of the gap; the rest is the retina "
-        "sampling, the 3072-wide patch projection and the head.",
+        f"Ratio 0 keeps every visible retina token (padded to the longest image). Inference, batch {args.batch}, same run:",
+        "",
+        "| model | tokens | embeddings / s | x ViTModel (16 px patches) |",
+        "| --- | --- | --- | --- |",
+        f"| transformers ViTModel, 16 px patches | {side * side + 1} | {vit_rate:.2f} | 1.00 |",
+        f"| transformers ViTModel, 32 px patches (a 3072-wide patch projection, as the retina patches) | {side * side + 1} | "
+        f"{vit_rates[32]:.2f} | {vit_rates[32] / vit_rate:.2f} |",
+        f"| SapiensID | {kept} + CLS + MASK | {ours_rate:.2f} | **{ours_rate / vit_rate:.2f}** |",
+        f"| SapiensID without KP-RPE | {kept} + CLS + MASK | {plain_rate:.2f} | {plain_rate / vit_rate:.2f} |",
+    ]
+    if previous is not None:
+        lines.append(
+            f"| SapiensID, code of {args.previous_code.name} (same weights; embeddings differ by at most "
+            f"{previous[1]:.1e}) | {kept} + CLS + MASK | {previous[0]:.2f} | {previous[0] / vit_rate:.2f} |"
+        )
+    lines += [
+        "",
+        "What SapiensID computes beyond a ViT of the same tokens: KP-RPE's per-layer bias (an MLP output of "
+        "H x buckets values per token and a (B, H, L, L) gather, which the official model also computes), "
+        "the retina sampling of three ROI levels, the 3072-wide patch projection and the Semantic Attention "
+        "Head; the profile is in the section below.",
         "",
     ]
     return publish_section(lines, SECTION, args.write)

@@ -35,6 +35,24 @@ def recipe_line(run: dict) -> str:
     )
 
 
+RECIPE = Path(__file__).resolve().parents[1] / "examples" / "configs" / "small_public.yaml"
+
+
+def continuation_command(run: dict) -> str:
+    """The resume line when the run went on past the recipe's schedule (a warm restart), else nothing."""
+    import yaml
+
+    planned = yaml.safe_load(RECIPE.read_text())["schedule"]["max_steps"]
+    reached = run["schedule"]["max_steps"]
+    if reached == planned:
+        return ""
+    return (
+        f"# then, from the recipe's final checkpoint, on to {reached} steps (a warm restart of the cosine schedule):\n"
+        f"python examples/train.py --config examples/configs/small_public.yaml --resume_from_checkpoint latest "
+        f"--set schedule.max_steps={reached}\n"
+    )
+
+
 def card(config: dict, run: dict, results: dict, fp32: dict | None, label: str, size_mb: float) -> str:
     record = config["training"]
     figures = headline(results, label)
@@ -94,7 +112,7 @@ students' privacy be respected. No photo of the development sets below was train
 ```bash
 sapiensid download-detector
 python examples/train.py --config examples/configs/small_public.yaml     # seed {record['seed']}
-```
+{continuation_command(run)}```
 
 examples/configs/small_public.yaml: {recipe_line(run)}.
 Hardware: {record.get('machine', 'CPU')}, {record.get('num_processes', 1)} process; training wall time

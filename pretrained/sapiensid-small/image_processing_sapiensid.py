@@ -1,0 +1,495 @@
+"""SapiensID image processor: any photo in, pixel values + 19 keypoints + retina ROI boxes out.
+
+Per image:
+
+1. Decode (file path, bytes, PIL, numpy, torch; EXIF orientation; every mode to RGB, see
+   image_decoding.py).
+2. ``pixel_values``: the official test transform (white square pad split as (wp // 2, wp - wp // 2),
+   bilinear resize without antialiasing to `size`, normalise with `image_mean` / `image_std`), and
+   ``pixel_mask`` (1 = real image, 0 = square padding).
+3. ``keypoints``: the keypoint detector (default BlazePose + BlazeFace fallback, see
+   keypoint_detector.py) on the padded square (an antialiased copy of at most `detector_max_side`
+   pixels), points outside the real image dropped, then the official conventions (keypoint_layout.py).
+   Or the caller's own keypoints via ``keypoints=``, used as given.
+4. ``roi_boxes``: face and upper-body boxes from the keypoints (retina_rois.py, shared with the model).
+
+No alignment step: the model reads the whole square and the keypoints say where the person is.
+"""
+
+import copy
+import os
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+import numpy as np
+import torch
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+from .detector_assets import DetectorNotAvailableError
+from .image_decoding import DEFAULT_MAX_IMAGE_PIXELS, SapiensIDInputError, describe_input, load_rgb
+from .keypoint_detector import (
+    FACE_POINT_SOURCES,
+    KEYPOINT_RULES_VERSION,
+    PERSON_CHOICES,
+    SOURCE_GIVEN,
+    BlazePoseDetector,
+    KeypointDetector,
+    KeypointResult,
+)
+from .keypoint_layout import MISSING, NUM_KEYPOINTS, apply_official_rules, drop_outside, visible
+from .retina_rois import compute_roi_boxes
+from .square_resampling import SquarePadding, detector_square, resample_padded_square
+
+# Outputs the model reads; the rest of the BatchFeature describes what the detector found.
+MODEL_INPUT_NAMES = ["pixel_values", "keypoints", "pixel_mask", "roi_boxes"]
+_KEYPOINT_TOLERANCE = 1e-3
+
+
+class SapiensIDImageProcessorKwargs(TypedDict, total=False):
+    """The processor's settings (what `from_pretrained(..., **kwargs)` may override)."""
+
+    size: int | dict[str, int]
+    image_mean: Sequence[float]
+    image_std: Sequence[float]
+    pad_fill: float
+    roi_padding: float
+    face_min_points: int
+    body_min_points: int
+    patch_size: int
+    detector_max_side: int
+    max_image_pixels: int
+    min_detection_confidence: float
+    min_presence_confidence: float
+    min_keypoint_confidence: float
+    face_fallback: bool
+    person_crop_fallback: bool
+    person_choice: str
+    face_points: str
+    detector_cache_dir: str | None
+
+
+# Settings of the default detector: attributes only (changing one rebuilds it), not per-call arguments.
+_DETECTOR_SETTINGS = (
+    "detector_cache_dir",
+    "min_detection_confidence",
+    "min_presence_confidence",
+    "min_keypoint_confidence",
+    "face_fallback",
+    "person_crop_fallback",
+    "person_choice",
+    "face_points",
+)
+# Detector settings that joined the keypoint rules after version 2: recorded only when not the default,
+# so caches and model folders made with the defaults stay valid.
+_LATER_RULES_DEFAULTS = {"person_choice": "prominent", "face_points": "blazeface"}
+_CALL_SETTINGS = (
+    "size",
+    "image_mean",
+    "image_std",
+    "pad_fill",
+    "roi_padding",
+    "face_min_points",
+    "body_min_points",
+    "detector_max_side",
+    "max_image_pixels",
+)
+
+
+class SapiensIDImageProcessor(BaseImageProcessor):
+    r"""Prepares any picture of a person for [`SapiensIDModel`], with no alignment step.
+
+    Args:
+        size (`int` or `dict`, defaults to 384): side of the square model input (``{"height": s, "width": s}``).
+        image_mean, image_std (`list[float]`, defaults to 0.5): normalisation after scaling to [0, 1].
+        pad_fill (`float`, defaults to 1.0): square-padding value in [0, 1] (white, official ``SquarePad(fill=1)``).
+        roi_padding (`float`, defaults to 0.3), face_min_points (`int`, defaults to 2), body_min_points
+            (`int`, defaults to 3): retina ROI rule of the official kp19 preprocessor.
+        patch_size (`int`, defaults to 32): retina patch size, for the visualisation's patch grid.
+        detector_max_side (`int`, defaults to 768): side of the detector's copy of the padded square.
+        max_image_pixels (`int`, defaults to 50_000_000): files above this are decoded at reduced
+            scale (JPEG) or refused (other formats).
+        min_detection_confidence, min_presence_confidence, min_keypoint_confidence (`float`, defaults to 0.5):
+            thresholds of the default detector; a keypoint below `min_keypoint_confidence` is -1.
+        face_fallback (`bool`, defaults to `True`): run the face detector when no body is found.
+        person_crop_fallback (`bool`, defaults to `True`): when the person detector finds nobody in a tall
+            image, take the image as a crop of one person (re-identification crops; see person_crop.py).
+        person_choice (`str`, defaults to `"prominent"`): whose keypoints a photo of several people gives:
+            "prominent" (largest body area x detection score) or "confidence" (the highest detection score,
+            the official aligner's rule). Recorded in `keypoint_rules` when not the default.
+        face_points (`str`, defaults to `"blazeface"`): where the five face points (eyes, nose, mouth
+            corners) come from: "blazeface" (BlazePose's, or BlazeFace's nose and eyes without mouth
+            corners when nobody is found) or "retinaface" (the official aligner's rule: RetinaFace on the
+            square head crop, or the whole image when nobody is found; needs onnxruntime and
+            `sapiensid download-detector --retinaface`). Recorded in `keypoint_rules` when not the default.
+        detector_cache_dir (`str`, *optional*): directory of the detector files (default:
+            $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
+        detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
+            (not saved by `save_pretrained`).
+
+    Calling it returns a [`BatchFeature`] with, for B images and S = size:
+
+    - ``pixel_values`` (B, 3, S, S) float32, ``pixel_mask`` (B, S, S) int64 (1 = image, 0 = padding),
+      ``keypoints`` (B, 19, 2) float32 (normalised to the square, -1 = missing), ``roi_boxes``
+      (B, 2, 4) float32 ([face, upper body] normalised xyxy, -1 rows = none; the full image is
+      always used): the model inputs, also listed in ``MODEL_INPUT_NAMES``.
+    - ``person_found`` (B,) bool: someone was found (body or face); ``face_found`` (B,) bool: a face
+      box exists; ``num_people`` (B,) int64: people the detector saw (-1 when keypoints were given);
+      ``chosen_person`` (B,) int64: index into ``person_boxes`` of the person the keypoints describe
+      (-1 if none); ``person_box`` (B, 4): that person's box (-1 if none); ``person_boxes``: list of
+      (P, 4) boxes, most prominent first; ``keypoint_source``: list of "pose", "face", "none", "given".
+
+    No person found is not an error: keypoints are all -1, ``person_found`` is False and the model
+    falls back to the full image only.
+    """
+
+    model_input_names = MODEL_INPUT_NAMES
+    valid_kwargs = SapiensIDImageProcessorKwargs
+
+    def __init__(
+        self,
+        size: int | dict[str, int] = 384,
+        image_mean: Sequence[float] = (0.5, 0.5, 0.5),
+        image_std: Sequence[float] = (0.5, 0.5, 0.5),
+        pad_fill: float = 1.0,
+        roi_padding: float = 0.3,
+        face_min_points: int = 2,
+        body_min_points: int = 3,
+        patch_size: int = 32,
+        detector_max_side: int = 768,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        min_detection_confidence: float = 0.5,
+        min_presence_confidence: float = 0.5,
+        min_keypoint_confidence: float = 0.5,
+        face_fallback: bool = True,
+        person_crop_fallback: bool = True,
+        person_choice: str = "prominent",
+        face_points: str = "blazeface",
+        detector_cache_dir: str | None = None,
+        detector: KeypointDetector | None = None,
+        **kwargs,
+    ):
+        recorded = kwargs.pop("keypoint_rules_version", None)
+        super().__init__(**kwargs)
+        self.size = {"height": _square_side(size), "width": _square_side(size)}
+        self.image_mean = [float(value) for value in image_mean]
+        self.image_std = [float(value) for value in image_std]
+        self.pad_fill = float(pad_fill)
+        self.roi_padding = float(roi_padding)
+        self.face_min_points = int(face_min_points)
+        self.body_min_points = int(body_min_points)
+        self.patch_size = int(patch_size)
+        self.detector_max_side = int(detector_max_side)
+        self.max_image_pixels = int(max_image_pixels)
+        self.min_detection_confidence = float(min_detection_confidence)
+        self.min_presence_confidence = float(min_presence_confidence)
+        self.min_keypoint_confidence = float(min_keypoint_confidence)
+        self.face_fallback = bool(face_fallback)
+        self.person_crop_fallback = bool(person_crop_fallback)
+        if person_choice not in PERSON_CHOICES:
+            raise ValueError(f"person_choice must be one of {PERSON_CHOICES}, got {person_choice!r}")
+        self.person_choice = person_choice
+        if face_points not in FACE_POINT_SOURCES:
+            raise ValueError(f"face_points must be one of {FACE_POINT_SOURCES}, got {face_points!r}")
+        self.face_points = face_points
+        if recorded is not None and recorded != self.keypoint_rules_version:
+            raise ValueError(
+                f"this processor config records keypoint_rules_version={recorded}, but its settings give "
+                f"version {self.keypoint_rules_version} (version 1 = person_crop_fallback off, "
+                f"{KEYPOINT_RULES_VERSION} = on): the model folder and the settings disagree"
+            )
+        self.detector_cache_dir = os.fspath(detector_cache_dir) if detector_cache_dir is not None else None
+        self._detector = None
+        self._detector_built_with = None
+        self._detector_threads: int | None = None  # a runtime choice, not a setting: never saved
+        if detector is not None:
+            self.detector = detector
+
+    @classmethod
+    def from_model_config(cls, config: Any, **kwargs) -> "SapiensIDImageProcessor":
+        """A processor matching a `SapiensIDConfig` (input size, normalisation, padding, ROI rule)."""
+        settings = {
+            "size": config.image_size,
+            "image_mean": config.image_mean,
+            "image_std": config.image_std,
+            "pad_fill": config.pad_fill,
+            "roi_padding": config.roi_padding,
+            "face_min_points": config.face_min_points,
+            "body_min_points": config.body_min_points,
+            "patch_size": config.patch_size,
+        }
+        settings.update(kwargs)
+        return cls(**settings)
+
+    @property
+    def keypoint_rules_version(self) -> int:
+        """1: scene person detector + face fallback; 2: adds the person-crop fallback."""
+        return KEYPOINT_RULES_VERSION if self.person_crop_fallback else 1
+
+    @property
+    def keypoint_rules(self) -> dict[str, Any]:
+        """What decides the detected keypoints (rules version, detector settings, detector input side):
+        keypoints made under other rules must be detected again, not reused."""
+        rules = {"version": self.keypoint_rules_version, "detector_max_side": self.detector_max_side}
+        for name in _DETECTOR_SETTINGS:
+            value = getattr(self, name)
+            if name != "detector_cache_dir" and _LATER_RULES_DEFAULTS.get(name, object()) != value:
+                rules[name] = value
+        if self._detector is not None and self._detector_built_with is None:
+            rules["detector"] = type(self._detector).__qualname__  # a plug-in detector
+        return rules
+
+    @property
+    def image_size(self) -> int:
+        return self.size["height"]
+
+    @property
+    def detector(self) -> KeypointDetector:
+        """The keypoint detector. The default BlazePose one is created on first use, and again whenever
+        one of its settings (detector_cache_dir, the min_*_confidence thresholds, face_fallback) changed
+        or the processor is used in another process (e.g. a forked DataLoader worker)."""
+        # The process id is part of the key: native interpreters are not carried across a fork.
+        wanted = (*(getattr(self, name) for name in _DETECTOR_SETTINGS), self._detector_threads, os.getpid())
+        if self._detector is None or (
+            self._detector_built_with is not None and self._detector_built_with != wanted
+        ):
+            self._detector = BlazePoseDetector(
+                cache_dir=self.detector_cache_dir,
+                min_detection_confidence=self.min_detection_confidence,
+                min_presence_confidence=self.min_presence_confidence,
+                min_keypoint_confidence=self.min_keypoint_confidence,
+                face_fallback=self.face_fallback,
+                person_crop_fallback=self.person_crop_fallback,
+                person_choice=self.person_choice,
+                face_points=self.face_points,
+                num_threads=self._detector_threads,
+            )
+            self._detector_built_with = wanted
+        return self._detector
+
+    @detector.setter
+    def detector(self, detector: KeypointDetector | None) -> None:
+        if detector is not None and not callable(getattr(detector, "detect", None)):
+            raise TypeError(
+                f"a detector needs a `detect(square_rgb_uint8) -> KeypointResult` method, got {detector!r}"
+            )
+        self._detector = detector
+        self._detector_built_with = None  # a plug-in is used as it is
+
+    def set_detector_threads(self, num_threads: int | None) -> None:
+        """Threads of each default-detector model (None: the runtime's default). A parallel job gives its
+        worker processes one thread each. Not saved with the processor; a plugged-in detector ignores it."""
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be at least 1 or None, got {num_threads}")
+        self._detector_threads = num_threads
+
+    def __call__(
+        self, images: Any, keypoints: Any = None, return_tensors: str | None = "pt", **kwargs
+    ) -> BatchFeature:
+        return self.preprocess(images, keypoints=keypoints, return_tensors=return_tensors, **kwargs)
+
+    def preprocess(
+        self, images: Any, keypoints: Any = None, return_tensors: str | None = "pt", **kwargs
+    ) -> BatchFeature:
+        """Process one image or a list / batch of images; see the class docstring for the outputs.
+
+        Args:
+            images: a file path, encoded bytes, PIL image, numpy array (HWC / CHW / HW) or torch tensor,
+                a list of those, or a 4-D array / tensor holding a batch.
+            keypoints: optional (B, 19, 2) (or (19, 2) for one image) keypoints normalised to the padded
+                square, -1 = missing, used instead of running the detector.
+            return_tensors: "pt" (default) or "np" / None for numpy arrays.
+            kwargs: a constructor setting overriding it for this call (not the detector's settings:
+                set those on the processor).
+        """
+        settings = self._call_settings(kwargs)
+        return_tensors = _tensor_type(return_tensors)
+        image_list = _as_image_list(images)
+        given = _validate_keypoints(keypoints, len(image_list)) if keypoints is not None else None
+        size = _square_side(settings["size"])
+        fill = settings["pad_fill"] * 255.0
+        mean = np.asarray(settings["image_mean"], dtype=np.float32)
+        std = np.asarray(settings["image_std"], dtype=np.float32)
+
+        pixel_values, pixel_masks, results = [], [], []
+        for index, image in enumerate(image_list):
+            name = describe_input(image, index)
+            rgb = load_rgb(image, name, settings["max_image_pixels"])
+            padding = SquarePadding.of(*rgb.shape[:2])
+            pixels = resample_padded_square(rgb, size, fill=fill) / 255.0
+            pixel_values.append(((pixels - mean) / std).transpose(2, 0, 1))
+            pixel_masks.append(padding.content_mask(size))
+            if given is not None:
+                results.append(KeypointResult(keypoints=given[index], source=SOURCE_GIVEN))
+            else:
+                results.append(self._detect(rgb, padding, settings, name))
+        return self._assemble(pixel_values, pixel_masks, results, settings, return_tensors)
+
+    def _call_settings(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(overrides) - set(_CALL_SETTINGS))
+        if unknown:
+            hint = (
+                " (detector settings are set on the processor, not per call)"
+                if set(unknown) & set(_DETECTOR_SETTINGS)
+                else ""
+            )
+            raise TypeError(
+                f"unexpected argument(s) {', '.join(unknown)}{hint}; per-call settings are {', '.join(_CALL_SETTINGS)}"
+            )
+        return {name: overrides.get(name, getattr(self, name)) for name in _CALL_SETTINGS}
+
+    def _detect(
+        self, rgb: np.ndarray, padding: SquarePadding, settings: dict[str, Any], name: str
+    ) -> KeypointResult:
+        square = detector_square(rgb, settings["detector_max_side"], fill=round(settings["pad_fill"] * 255))
+        try:
+            result = self.detector.detect(square)
+        except DetectorNotAvailableError:
+            raise
+        except Exception as error:
+            raise RuntimeError(
+                f"{name}: the keypoint detector failed ({type(error).__name__}: {error})"
+            ) from error
+        keypoints = np.asarray(result.keypoints, dtype=np.float32)
+        person_boxes = np.asarray(result.person_boxes, dtype=np.float32).reshape(-1, 4)
+        if keypoints.shape != (NUM_KEYPOINTS, 2):
+            raise ValueError(
+                f"the detector returned keypoints of shape {keypoints.shape}, expected ({NUM_KEYPOINTS}, 2)"
+            )
+        if not -1 <= result.chosen_person < len(person_boxes):
+            raise ValueError(
+                f"the detector returned chosen_person={result.chosen_person} for {len(person_boxes)} people"
+            )
+        keypoints = apply_official_rules(drop_outside(keypoints, padding.content_box()))
+        return KeypointResult(
+            keypoints=keypoints,
+            person_boxes=person_boxes,
+            chosen_person=result.chosen_person,
+            source=result.source,
+        )
+
+    def _assemble(
+        self,
+        pixel_values: list[np.ndarray],
+        pixel_masks: list[np.ndarray],
+        results: list[KeypointResult],
+        settings: dict[str, Any],
+        return_tensors: str,
+    ) -> BatchFeature:
+        keypoints = np.stack([result.keypoints for result in results]).astype(np.float32)
+        face_boxes, body_boxes = compute_roi_boxes(
+            torch.from_numpy(keypoints),
+            padding=settings["roi_padding"],
+            face_min_points=settings["face_min_points"],
+            body_min_points=settings["body_min_points"],
+        )
+        no_box = np.full(4, MISSING, dtype=np.float32)
+        data = {
+            "pixel_values": np.stack(pixel_values).astype(np.float32),
+            "pixel_mask": np.stack(pixel_masks).astype(np.int64),
+            "keypoints": keypoints,
+            "roi_boxes": torch.stack([face_boxes, body_boxes], dim=1).numpy(),
+            "person_found": visible(keypoints).any(axis=1),
+            "face_found": (face_boxes != MISSING).any(dim=1).numpy(),
+            "num_people": np.array(
+                [-1 if result.source == SOURCE_GIVEN else result.num_people for result in results],
+                dtype=np.int64,
+            ),
+            "chosen_person": np.array([result.chosen_person for result in results], dtype=np.int64),
+            "person_box": np.stack(
+                [
+                    result.person_boxes[result.chosen_person] if result.chosen_person >= 0 else no_box
+                    for result in results
+                ]
+            ).astype(np.float32),
+        }
+        features = BatchFeature(data=data, tensor_type=return_tensors)
+        convert = torch.from_numpy if return_tensors == "pt" else np.asarray
+        features["person_boxes"] = [convert(result.person_boxes.astype(np.float32)) for result in results]
+        features["keypoint_source"] = [result.source for result in results]
+        return features
+
+    def to_dict(self) -> dict[str, Any]:
+        # The detector object (model runtimes, possibly user code) is not a setting and is never saved.
+        output = {
+            key: copy.deepcopy(value) for key, value in self.__dict__.items() if not key.startswith("_")
+        }
+        output["image_processor_type"] = type(self).__name__
+        output["keypoint_rules_version"] = self.keypoint_rules_version
+        return output
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The default detector holds native interpreters; it is rebuilt lazily after unpickling.
+        state = self.__dict__.copy()
+        if state.get("_detector_built_with") is not None:
+            state["_detector"], state["_detector_built_with"] = None, None
+        return state
+
+
+def _tensor_type(return_tensors: str | None) -> str:
+    if return_tensors in ("pt", "np", None):
+        return return_tensors or "np"
+    raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+
+
+def _square_side(size: int | dict[str, int]) -> int:
+    if isinstance(size, int) and not isinstance(size, bool):
+        side = size
+    elif isinstance(size, dict) and {"height", "width"} <= set(size) and size["height"] == size["width"]:
+        side = int(size["height"])
+    elif isinstance(size, dict) and set(size) == {"shortest_edge"}:
+        side = int(size["shortest_edge"])
+    else:
+        raise ValueError(f"size must be an int or a square {{'height': s, 'width': s}} dict, got {size!r}")
+    if side < 1:
+        raise ValueError(f"size must be positive, got {side}")
+    return side
+
+
+def _as_image_list(images: Any) -> list[Any]:
+    if isinstance(images, list | tuple):
+        if not images:
+            raise SapiensIDInputError("no images given (empty list)")
+        for index, image in enumerate(images):
+            if isinstance(image, list | tuple):
+                raise SapiensIDInputError(
+                    f"image {index} is itself a {type(image).__name__}; pass a flat list of images"
+                )
+        return list(images)
+    ndim = getattr(images, "ndim", None)
+    if ndim == 4 and (isinstance(images, np.ndarray) or torch.is_tensor(images)):
+        if len(images) == 0:
+            raise SapiensIDInputError("no images given (empty batch)")
+        return list(images)
+    return [images]
+
+
+def _validate_keypoints(keypoints: Any, batch_size: int) -> np.ndarray:
+    if torch.is_tensor(keypoints):
+        keypoints = keypoints.detach().cpu().numpy()
+    try:
+        values = np.asarray(keypoints, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise SapiensIDInputError(f"keypoints could not be read as a float array ({error})") from error
+    if values.shape == (NUM_KEYPOINTS, 2) and batch_size == 1:
+        values = values[None]
+    if values.shape != (batch_size, NUM_KEYPOINTS, 2):
+        raise SapiensIDInputError(
+            f"keypoints must have shape ({batch_size}, {NUM_KEYPOINTS}, 2) for {batch_size} image(s), got {values.shape}"
+        )
+    missing = values == MISSING
+    if (missing[..., 0] != missing[..., 1]).any():
+        raise SapiensIDInputError("a missing keypoint must have both coordinates -1")
+    present = values[~missing]
+    if not np.isfinite(present).all():
+        raise SapiensIDInputError("keypoints must be finite")
+    if present.size and (present.min() < -_KEYPOINT_TOLERANCE or present.max() > 1 + _KEYPOINT_TOLERANCE):
+        raise SapiensIDInputError(
+            "keypoints must be normalised to the padded square ([0, 1]) or exactly -1 for a missing point; "
+            f"found values in [{present.min():g}, {present.max():g}]"
+        )
+    return np.where(missing, MISSING, np.clip(values, 0.0, 1.0)).astype(np.float32)
+
+
+SapiensIDImageProcessor.register_for_auto_class("AutoImageProcessor")
+
+__all__ = ["MODEL_INPUT_NAMES", "SapiensIDImageProcessor", "SapiensIDInputError"]

@@ -1,0 +1,161 @@
+"""Retina Patch: more, finer patches on the face and upper body, one non-overlapping cover of the image.
+
+Each ROI level (0 full image, 1 upper body, 2 face) is resampled to the model's input size and cut
+into the same `grid_size x grid_size` patches, so a small face gets as many patches as the whole
+image. A patch belongs to its level only where no higher-priority level covers it (more than half of
+its pixels), so the kept patches of all levels tile the image once. Positions come from sampling the
+global 2-D sin-cos table inside each ROI (plus an optional learnable per-level offset).
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configuration_sapiensid import SapiensIDConfig
+from .retina_rois import snap_roi_boxes
+
+FULL_IMAGE, UPPER_BODY, FACE = 0, 1, 2
+
+
+def sincos_2d_position_table(grid_size: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """(grid_size**2, dim) table: [sin x, cos x, sin y, cos y], row-major over the grid (official layout)."""
+    y, x = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
+    omega = torch.arange(dim // 4) / (dim // 4 - 1)
+    omega = 1.0 / (temperature**omega)
+    x = x.flatten()[:, None] * omega[None, :]
+    y = y.flatten()[:, None] * omega[None, :]
+    return torch.cat((x.sin(), x.cos(), y.sin(), y.cos()), dim=1).float()
+
+
+def box_sampling_grid(boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """grid_sample grid (N, size, size, 2) that resamples each normalised xyxy box to size x size."""
+    centers = (boxes[:, :2] + boxes[:, 2:]) / 2
+    extents = boxes[:, 2:] - boxes[:, :2]
+    steps = torch.linspace(-1, 1, size, device=boxes.device, dtype=torch.float32)
+    ys, xs = torch.meshgrid(steps, steps, indexing="ij")
+    xs = xs[None] * extents[:, 0, None, None] / 2 + centers[:, 0, None, None]
+    ys = ys[None] * extents[:, 1, None, None] / 2 + centers[:, 1, None, None]
+    return torch.stack([xs, ys], dim=-1) * 2 - 1
+
+
+def pixel_importance_map(level_boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, H, W) map of the highest ROI level whose box touches each pixel (level_boxes: (B, L, 4))."""
+    xs = torch.arange(width, device=level_boxes.device, dtype=torch.float32)
+    ys = torch.arange(height, device=level_boxes.device, dtype=torch.float32)
+    x1, y1, x2, y2 = (level_boxes[..., i, None] for i in range(4))
+    in_x = (xs + 1 > x1 * width) & (xs < x2 * width)  # (B, L, W)
+    in_y = (ys + 1 > y1 * height) & (ys < y2 * height)  # (B, L, H)
+    covered = in_y[..., :, None] & in_x[..., None, :]  # (B, L, H, W)
+    levels = torch.arange(level_boxes.shape[1], device=level_boxes.device, dtype=torch.float32)
+    return (covered.float() * levels[None, :, None, None]).amax(dim=1)
+
+
+@dataclass
+class RetinaTokens:
+    """All retina tokens of a batch, before the masked recognition model picks the ones it keeps."""
+
+    sampling_grid: torch.Tensor  # (B, 3, H, W, 2) where each level's resampled pixels come from
+    positions: torch.Tensor  # (B, T, D) sampled position embedding (+ level offset); T = 3 * grid_size**2
+    visible: torch.Tensor  # (B, T) bool: the token is its region's owner (and not square padding)
+    level_boxes: torch.Tensor  # (B, 3, 4) snapped boxes of the three levels
+    position_grid: torch.Tensor  # (1, D, g, g) the global position table as an image
+
+
+class SapiensIDRetinaPatchEmbeddings(nn.Module):
+    """Samples retina patches from the ROIs and embeds them; also owns cls / mask tokens and positions."""
+
+    def __init__(self, config: SapiensIDConfig):
+        super().__init__()
+        self.config = config
+        self.grid_size = config.grid_size
+        self.patch_size = config.patch_size
+        patch_dim = config.num_channels * config.patch_size**2
+        self.patch_projection = nn.Linear(patch_dim, config.hidden_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.mask_token = nn.Parameter(torch.zeros(1, config.hidden_size)) if config.use_mask_token else None
+        self.level_embed = nn.Parameter(torch.zeros(config.num_levels, config.hidden_size)) if config.use_level_embed else None
+        # Fixed (official: requires_grad False), so a non-persistent buffer rebuilt from the config.
+        self.register_buffer("position_table", self.build_position_table(), persistent=False)
+
+    def build_position_table(self) -> torch.Tensor:
+        return sincos_2d_position_table(self.grid_size, self.config.hidden_size)
+
+    def position_grid(self) -> torch.Tensor:
+        grid = self.grid_size
+        return self.position_table.t().reshape(1, -1, grid, grid)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        face_boxes: torch.Tensor,
+        body_boxes: torch.Tensor,
+        pixel_mask: torch.Tensor | None = None,
+    ) -> RetinaTokens:
+        batch, _, height, width = pixel_values.shape
+        face, body = snap_roi_boxes(face_boxes.float(), body_boxes.float(), self.grid_size)
+        full = torch.tensor([0.0, 0.0, 1.0, 1.0], device=face.device).expand(batch, 4)
+        level_boxes = torch.stack([full, body, face], dim=1)  # (B, 3, 4)
+        flat_boxes = level_boxes.reshape(-1, 4)
+
+        # Every level is resampled to the input size and cut into the same grid of patches; only the
+        # grid is built here, the pixels of the tokens actually kept are sampled later.
+        image_grid = box_sampling_grid(flat_boxes, height)
+        visible = self._visible_tokens(level_boxes, image_grid, height, width, pixel_mask)
+        positions = self._token_positions(level_boxes)
+        sampling_grid = image_grid.reshape(batch, 3, height, width, 2)
+        return RetinaTokens(sampling_grid, positions, visible, level_boxes, self.position_grid())
+
+    def token_pixels(self, pixel_values: torch.Tensor, sampling_grid: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+        """(B, N, C*p*p) pixels of the given tokens, bilinearly resampled from their ROI (nn.Unfold order).
+
+        Sampling only the kept tokens costs in proportion to them, which is what makes masking pay.
+        """
+        batch, channels = pixel_values.shape[:2]
+        patch, grid = self.patch_size, self.grid_size
+        cells = sampling_grid.reshape(batch, 3, grid, patch, grid, patch, 2).permute(0, 1, 2, 4, 3, 5, 6)
+        cells = cells.reshape(batch, 3 * grid * grid, patch * patch * 2)
+        picked = torch.gather(cells, 1, token_ids[..., None].expand(-1, -1, cells.shape[-1]))
+        count = token_ids.shape[1]
+        picked = picked.reshape(batch, count * patch, patch, 2).to(pixel_values.dtype)
+        sampled = F.grid_sample(pixel_values, picked, align_corners=False)  # (B, C, N*p, p)
+        sampled = sampled.reshape(batch, channels, count, patch, patch).permute(0, 2, 1, 3, 4)
+        return sampled.reshape(batch, count, channels * patch * patch)
+
+    def _visible_tokens(self, level_boxes, image_grid, height, width, pixel_mask) -> torch.Tensor:
+        batch = level_boxes.shape[0]
+        importance = pixel_importance_map(level_boxes, height, width)
+        importance = importance.repeat_interleave(3, dim=0)[:, None]
+        sampled = F.grid_sample(importance, image_grid, mode="nearest", align_corners=False)
+        levels = torch.arange(3, device=sampled.device, dtype=sampled.dtype).repeat(batch)
+        owned = (sampled == levels[:, None, None, None]).float()
+        # A patch belongs to a level when more than half of its pixels are that level's.
+        visible = F.avg_pool2d(owned, self.patch_size).flatten(1) > 0.5
+        visible = visible.reshape(batch, 3, -1)
+        if pixel_mask is not None and self.config.use_foreground_mask:
+            fraction = F.avg_pool2d(pixel_mask[:, None].float(), self.patch_size).flatten(1)
+            # A patch is content when more than half of it is. A very wide or tall photo can have no such
+            # patch (a 7:1 strip is 14 px high in a 96 px square): then its fullest patches count, so
+            # every photo keeps at least one full-image token. Ordinary photos are unaffected.
+            fullest = fraction.amax(dim=1, keepdim=True)
+            content = (fraction > 0.5) | ((fullest <= 0.5) & (fraction >= fullest) & (fraction > 0))
+            # Out of place: the TorchScript ONNX exporter has no in-place `&=` on a slice.
+            full_image = visible[:, FULL_IMAGE : FULL_IMAGE + 1] & content[:, None]
+            visible = torch.cat([full_image, visible[:, FULL_IMAGE + 1 :]], dim=1)
+        return visible.flatten(1)
+
+    def _token_positions(self, level_boxes: torch.Tensor) -> torch.Tensor:
+        batch, grid = level_boxes.shape[0], self.grid_size
+        table = self.position_grid()
+        # The full-image level uses the table itself (the official bilinear resize to the same size is
+        # the identity); the two ROI levels sample it inside their boxes.
+        roi_boxes = level_boxes[:, 1:].reshape(-1, 4)
+        roi_grid = box_sampling_grid(roi_boxes, grid).to(table.dtype)
+        in_rois = F.grid_sample(table.expand(roi_boxes.shape[0], -1, -1, -1), roi_grid, align_corners=False)
+        full = table.reshape(1, 1, -1, grid * grid).expand(batch, 1, -1, -1)
+        sampled = torch.cat([full, in_rois.reshape(batch, 2, -1, grid * grid)], dim=1)
+        positions = sampled.transpose(2, 3)  # (B, 3, g*g, D)
+        if self.level_embed is not None:
+            positions = positions + self.level_embed[None, :, None, :]
+        return positions.reshape(batch, 3 * grid * grid, -1)

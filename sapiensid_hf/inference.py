@@ -18,7 +18,7 @@ import torch
 
 from .embedding_views import embed_batch
 from .modeling import SapiensIDConfig, SapiensIDModel
-from .parallel_processing import process_images
+from .parallel_processing import model_threads_beside, process_images
 from .pretrained import shipped_model_dir
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ class SapiensIDPipeline:
                 yield batch.indices, None, batch.failures
                 continue
             features = batch.features
-            embeddings = embed_batch(self.model, features, self.device, flip)
+            with model_threads_beside(num_workers if self.device.type == "cpu" else 0):
+                embeddings = embed_batch(self.model, features, self.device, flip)
             result = EmbeddingResult(
                 embeddings=embeddings.numpy(),
                 keypoints=features["keypoints"].cpu().numpy(),

@@ -15,6 +15,7 @@ the other images of its batch, so results equal one processor call over the whol
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,13 +44,33 @@ class ProcessedBatch:
         return len(self.indices) + len(self.failures)
 
 
+def available_cores() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def default_num_workers() -> int:
     """Worker processes for a large job: the cores this process may use, at most 8."""
+    return max(1, min(8, available_cores()))
+
+
+@contextlib.contextmanager
+def model_threads_beside(num_workers: int) -> Iterator[None]:
+    """While `num_workers` processes decode and detect, the model in this process takes only the cores
+    they leave (at least one): measured on 2 cores with 2 workers, 1 model thread embeds 1.3x faster
+    than 2 (the workers are the bottleneck, and a second model thread takes a core from them)."""
+    if num_workers == 0:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(previous, available_cores() - num_workers)))
     try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class _OneImageEach(torch.utils.data.Dataset):
@@ -168,7 +189,9 @@ def _as_is(item: Any) -> Any:
 
 __all__ = [
     "ProcessedBatch",
+    "available_cores",
     "default_num_workers",
+    "model_threads_beside",
     "merge_features",
     "one_thread_worker_init",
     "process_images",

@@ -28,7 +28,7 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from ..embedding_views import embed_batch
-from ..parallel_processing import one_thread_worker_init
+from ..parallel_processing import model_threads_beside, one_thread_worker_init
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -112,10 +112,10 @@ def _embed_rows(
         collate_fn=_ProcessImages(processor),
         worker_init_fn=one_thread_worker_init if num_workers > 0 else None,
     )
-    chunks = [
-        embed_batch(model, features, device, flip)
-        for features in tqdm(loader, desc="embedding", unit="batch", disable=not show_progress)
-    ]
+    chunks = []
+    for features in tqdm(loader, desc="embedding", unit="batch", disable=not show_progress):
+        with model_threads_beside(num_workers if device.type == "cpu" else 0):
+            chunks.append(embed_batch(model, features, device, flip))
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.output_dim), np.float32)
 
 

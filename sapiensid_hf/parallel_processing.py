@@ -172,6 +172,9 @@ def process_images(
         collate_fn=_as_is,
         worker_init_fn=one_thread_worker_init,
         prefetch_factor=min(16, max(2, batch_size)),  # images each worker may run ahead
+        # The workers' seeds come from a private generator: starting workers must not draw from the global
+        # RNG, or a seeded training run would depend on whether its keypoint cache was already built.
+        generator=torch.Generator().manual_seed(0),
     )
     pending: list[tuple[int, dict[str, Any] | None, BaseException | None]] = []
     for item in loader:

@@ -346,8 +346,9 @@ def test_keypoint_cache_build_resumes_from_finished_chunks(tmp_path):
              person_found=first.person_found[:2], face_found=first.face_found[:2], readable=first.readable[:2],
              unreadable=np.asarray("[]"))  # fmt: skip
     detector = CountingDetector()
+    # num_workers=0: the counting detector counts calls made in this process.
     rebuilt = build_keypoint_cache(images.__getitem__, paths, SapiensIDImageProcessor(size=32, detector=detector), folder,
-                                   chunk_size=2, progress=False)  # fmt: skip
+                                   chunk_size=2, progress=False, num_workers=0)  # fmt: skip
     assert detector.calls == 2 and np.array_equal(rebuilt.keypoints, first.keypoints)
 
 
@@ -361,14 +362,14 @@ def test_keypoint_cache_made_under_other_rules_is_detected_again(tmp_path):
     assert meta["keypoint_rules"]["version"] == 1 and meta["keypoint_rules"]["person_crop_fallback"] is False
     detector = CountingDetector()
     current = SapiensIDImageProcessor(size=32, detector=detector)
-    rebuilt = build_keypoint_cache(images.__getitem__, paths, current, folder, progress=False)
+    rebuilt = build_keypoint_cache(images.__getitem__, paths, current, folder, progress=False, num_workers=0)
     assert detector.calls == 3  # every image detected again, not the old cache reused
     assert rebuilt.meta["keypoint_rules"] == keypoint_rules_of(current)
     # A cache without any rules record (made before rules were recorded) is not trusted either.
     meta = json.loads((folder / "meta.json").read_text())
     del meta["keypoint_rules"]
     (folder / "meta.json").write_text(json.dumps(meta))
-    build_keypoint_cache(images.__getitem__, paths, current, folder, progress=False)
+    build_keypoint_cache(images.__getitem__, paths, current, folder, progress=False, num_workers=0)
     assert detector.calls == 6
 
 

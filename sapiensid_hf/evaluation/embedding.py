@@ -111,6 +111,7 @@ def _embed_rows(
         num_workers=num_workers,
         collate_fn=_ProcessImages(processor),
         worker_init_fn=one_thread_worker_init if num_workers > 0 else None,
+        generator=torch.Generator().manual_seed(0),  # workers do not draw from the global RNG
     )
     chunks = []
     for features in tqdm(loader, desc="embedding", unit="batch", disable=not show_progress):

@@ -128,3 +128,21 @@ def test_worker_count_argument():
     with pytest.raises(Exception, match="0 or more, or auto"):
         worker_count("-1")
 
+
+
+def test_the_model_takes_the_cores_the_workers_leave_and_gives_them_back(monkeypatch):
+    from sapiensid_hf import parallel_processing
+
+    monkeypatch.setattr(parallel_processing, "available_cores", lambda: 4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with parallel_processing.model_threads_beside(3):
+            assert torch.get_num_threads() == 1
+        with parallel_processing.model_threads_beside(8):
+            assert torch.get_num_threads() == 1  # never fewer than one
+        with parallel_processing.model_threads_beside(0):
+            assert torch.get_num_threads() == 4  # no workers: untouched
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

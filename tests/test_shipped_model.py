@@ -116,3 +116,15 @@ def test_shipped_model_verifies_lfw_fold7_pairs(pipeline, subset):
     pairs, same = pairs[order], same[order]
     result = verification_accuracy(embeddings[pairs[:, 0]], embeddings[pairs[:, 1]], same, n_folds=10)
     assert result.accuracy >= LFW_ACCURACY_FLOOR and result.accuracy > 0.6
+
+
+def test_the_shipped_code_files_are_the_package_code():
+    # trust_remote_code users run these copies, package users run modeling/ and processing/: the two
+    # must be the same code, or the same weights would give different embeddings in the two ways.
+    stale = []
+    for copy in sorted(SHIPPED.glob("*.py")):
+        source = next((folder / copy.name for folder in (REPO_ROOT / "modeling", REPO_ROOT / "processing")
+                       if (folder / copy.name).is_file()), None)  # fmt: skip
+        if source is None or source.read_bytes() != copy.read_bytes():
+            stale.append(copy.name)
+    assert not stale, f"copy modeling/ and processing/ files over pretrained/sapiensid-small/: {stale}"

@@ -83,6 +83,13 @@ PERSON_CHOICES = ("prominent", "confidence")
 # are, or RetinaFace on the official head crop (face_points.py).
 FACE_POINT_SOURCES = ("blazeface", "retinaface")
 
+
+def require_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """`value` if it is one of `choices`; a ValueError naming the setting otherwise."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
 # Names the rules that turn an image into keypoints (detector models, fallbacks, thresholds): a keypoint
 # cache or a model folder built under other rules is detected again rather than reused.
 KEYPOINT_RULES_VERSION = 2
@@ -237,12 +244,8 @@ class BlazePoseDetector:
         person_choice: str = "prominent",
         face_points: str = "blazeface",
     ):
-        if person_choice not in PERSON_CHOICES:
-            raise ValueError(f"person_choice must be one of {PERSON_CHOICES}, got {person_choice!r}")
-        if face_points not in FACE_POINT_SOURCES:
-            raise ValueError(f"face_points must be one of {FACE_POINT_SOURCES}, got {face_points!r}")
-        self.person_choice = person_choice
-        self.face_points = face_points
+        self.person_choice = require_choice("person_choice", person_choice, PERSON_CHOICES)
+        self.face_points = require_choice("face_points", face_points, FACE_POINT_SOURCES)
         self._five_points = RetinaFaceFivePoints(cache_dir, num_threads) if face_points == "retinaface" else None
         paths = locate_detector_files(cache_dir)
         self.min_detection_confidence = min_detection_confidence

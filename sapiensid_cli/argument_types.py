@@ -25,11 +25,6 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1, "at least 1")
 
 
-def non_negative_int(text: str) -> int:
-    """An integer >= 0 (worker counts)."""
-    return _whole_number(text, 0, "0 or more")
-
-
 def worker_count(text: str) -> int | None:
     """A number of worker processes (0 = none, in this process) or "auto" (None: one per core, at most 8)."""
     if text == "auto":
@@ -88,7 +83,6 @@ def torch_device(text: str) -> str:
 __all__ = [
     "available_devices",
     "cosine_threshold",
-    "non_negative_int",
     "positive_int",
     "torch_device",
     "worker_count",

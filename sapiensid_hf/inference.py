@@ -91,7 +91,7 @@ class SapiensIDPipeline:
                 yield batch.indices, None, batch.failures
                 continue
             features = batch.features
-            with model_threads_beside(num_workers if self.device.type == "cpu" else 0):
+            with model_threads_beside(num_workers, self.device):
                 embeddings = embed_batch(self.model, features, self.device, flip)
             result = EmbeddingResult(
                 embeddings=embeddings.numpy(),

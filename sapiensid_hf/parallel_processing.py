@@ -39,10 +39,6 @@ class ProcessedBatch:
     features: BatchFeature | None  # torch tensors for `indices`, in order; None when every image failed
     failures: list[tuple[int, BaseException]] = field(default_factory=list)
 
-    @property
-    def size(self) -> int:
-        return len(self.indices) + len(self.failures)
-
 
 def available_cores() -> int:
     """The CPU cores this process may use."""
@@ -57,12 +53,20 @@ def default_num_workers() -> int:
     return max(1, min(8, available_cores()))
 
 
+def resolve_num_workers(requested: int | None, num_processes: int = 1) -> int:
+    """A `--num-workers` value: `requested`, or for None ("auto") the default shared among the
+    `num_processes` processes of a launch (at least one each)."""
+    if requested is not None:
+        return requested
+    return max(1, default_num_workers() // num_processes)
+
+
 @contextlib.contextmanager
-def model_threads_beside(num_workers: int) -> Iterator[None]:
-    """While `num_workers` processes decode and detect, the model in this process takes only the cores
-    they leave (at least one): measured on 2 cores with 2 workers, 1 model thread embeds 1.3x faster
-    than 2 (the workers are the bottleneck, and a second model thread takes a core from them)."""
-    if num_workers == 0:
+def model_threads_beside(num_workers: int, device: torch.device) -> Iterator[None]:
+    """While `num_workers` processes decode and detect, a model on the CPU takes only the cores they
+    leave (at least one): measured on 2 cores with 2 workers, 1 model thread embeds 1.3x faster than 2
+    (the workers are the bottleneck, and a second model thread takes a core from them)."""
+    if num_workers == 0 or device.type != "cpu":
         yield
         return
     previous = torch.get_num_threads()
@@ -76,19 +80,17 @@ def model_threads_beside(num_workers: int) -> Iterator[None]:
 class _OneImageEach(torch.utils.data.Dataset):
     """Item i = the processor run on image i alone (numpy outputs), or the exception it raised."""
 
-    def __init__(self, processor: Any, image_at: Callable[[int], Any], count: int, keypoints: np.ndarray | None):
+    def __init__(self, processor: Any, image_at: Callable[[int], Any], count: int):
         self.processor = processor
         self.image_at = image_at
         self.count = count
-        self.keypoints = keypoints
 
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, index: int) -> tuple[int, dict[str, Any] | None, BaseException | None]:
         try:
-            given = None if self.keypoints is None else self.keypoints[index : index + 1]
-            features = self.processor([self.image_at(index)], keypoints=given, return_tensors="np")
+            features = self.processor([self.image_at(index)], return_tensors="np")
             return index, dict(features), None
         except Exception as error:  # returned, not raised: one bad file must not stop a worker's batch
             return index, None, _renumbered(error, index)
@@ -140,13 +142,9 @@ def process_images(
     batch_size: int,
     num_workers: int = 0,
     count: int | None = None,
-    keypoints: np.ndarray | None = None,
 ) -> Iterator[ProcessedBatch]:
     """Processor outputs for `images` (a sequence, or a callable row -> image with `count` rows), in batches
-    of `batch_size` in order; `num_workers` processes do the work (0: this process).
-
-    `keypoints` (N, 19, 2), when given, are used instead of the detector, as in a processor call.
-    """
+    of `batch_size` in order; `num_workers` processes do the work (0: this process)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if num_workers < 0:
@@ -158,7 +156,7 @@ def process_images(
     else:
         count = len(images)
         image_at = images.__getitem__
-    dataset = _OneImageEach(processor, image_at, count, keypoints)
+    dataset = _OneImageEach(processor, image_at, count)
     if num_workers == 0:
         for start in range(0, count, batch_size):
             yield _collate([dataset[index] for index in range(start, min(count, start + batch_size))])
@@ -198,4 +196,5 @@ __all__ = [
     "merge_features",
     "one_thread_worker_init",
     "process_images",
+    "resolve_num_workers",
 ]

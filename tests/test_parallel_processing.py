@@ -137,12 +137,15 @@ def test_the_model_takes_the_cores_the_workers_leave_and_gives_them_back(monkeyp
     before = torch.get_num_threads()
     torch.set_num_threads(4)
     try:
-        with parallel_processing.model_threads_beside(3):
+        cpu = torch.device("cpu")
+        with parallel_processing.model_threads_beside(3, cpu):
             assert torch.get_num_threads() == 1
-        with parallel_processing.model_threads_beside(8):
+        with parallel_processing.model_threads_beside(8, cpu):
             assert torch.get_num_threads() == 1  # never fewer than one
-        with parallel_processing.model_threads_beside(0):
+        with parallel_processing.model_threads_beside(0, cpu):
             assert torch.get_num_threads() == 4  # no workers: untouched
+        with parallel_processing.model_threads_beside(3, torch.device("cuda")):
+            assert torch.get_num_threads() == 4  # the model is not on the CPU: untouched
         assert torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(before)

@@ -35,6 +35,7 @@ from .keypoint_detector import (
     BlazePoseDetector,
     KeypointDetector,
     KeypointResult,
+    require_choice,
 )
 from .keypoint_layout import MISSING, NUM_KEYPOINTS, apply_official_rules, drop_outside, visible
 from .retina_rois import compute_roi_boxes
@@ -185,12 +186,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         self.min_keypoint_confidence = float(min_keypoint_confidence)
         self.face_fallback = bool(face_fallback)
         self.person_crop_fallback = bool(person_crop_fallback)
-        if person_choice not in PERSON_CHOICES:
-            raise ValueError(f"person_choice must be one of {PERSON_CHOICES}, got {person_choice!r}")
-        self.person_choice = person_choice
-        if face_points not in FACE_POINT_SOURCES:
-            raise ValueError(f"face_points must be one of {FACE_POINT_SOURCES}, got {face_points!r}")
-        self.face_points = face_points
+        self.person_choice = require_choice("person_choice", person_choice, PERSON_CHOICES)
+        self.face_points = require_choice("face_points", face_points, FACE_POINT_SOURCES)
         if recorded is not None and recorded != self.keypoint_rules_version:
             raise ValueError(
                 f"this processor config records keypoint_rules_version={recorded}, but its settings give "

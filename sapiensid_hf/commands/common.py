@@ -20,7 +20,6 @@ from ..inference import (
     default_model_source,
     load_pipeline,
 )
-from ..parallel_processing import default_num_workers
 from ..processing.detector_assets import DetectorNotAvailableError
 from ..processing.image_decoding import SapiensIDInputError
 
@@ -165,11 +164,6 @@ class EmbeddedImages:
     paths: list[Path]  # the images embedded, in order (unreadable ones removed when skipped)
     result: EmbeddingResult
     skipped: list[tuple[Path, str]]  # (path, reason) of images left out
-
-
-def resolve_workers(requested: int | None) -> int:
-    """--num-workers: None ("auto") = one per core (at most 8)."""
-    return default_num_workers() if requested is None else requested
 
 
 def embed_images(

@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..parallel_processing import resolve_num_workers
 from .common import (
     collect_images,
     embed_images,
     model_label,
     not_found_notes,
     open_pipeline,
-    resolve_workers,
     untrained_note,
 )
 from .embedding_files import check_output_path, weights_fingerprint, write_embeddings
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline = open_pipeline(args.model, device=args.device)
     embedded = embed_images(
         pipeline, paths, batch_size=args.batch_size, skip_unreadable=args.skip_unreadable, flip=args.flip,
-        num_workers=resolve_workers(args.num_workers),
+        num_workers=resolve_num_workers(args.num_workers),
     )
     label = model_label(args.model, pipeline)
     written = write_embeddings(

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..inference import UNTRAINED_WARNING
+from ..parallel_processing import resolve_num_workers
 from .common import (
     CommandError,
     EmbeddedImages,
@@ -20,7 +21,6 @@ from .common import (
     model_label,
     not_found_notes,
     open_pipeline,
-    resolve_workers,
 )
 from .embedding_files import FORMATS, read_embeddings, weights_fingerprint
 from .ranking_image import RankedRow, render_ranking
@@ -85,7 +85,7 @@ def _embed_and_report(
         skip_unreadable=args.skip_unreadable,
         description=description,
         flip=args.flip,
-        num_workers=resolve_workers(args.num_workers),
+        num_workers=resolve_num_workers(args.num_workers),
     )
     for note in not_found_notes(embedded.paths, embedded.result, consequence):
         print(note, file=sys.stderr)

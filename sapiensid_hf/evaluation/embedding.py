@@ -115,7 +115,7 @@ def _embed_rows(
     )
     chunks = []
     for features in tqdm(loader, desc="embedding", unit="batch", disable=not show_progress):
-        with model_threads_beside(num_workers if device.type == "cpu" else 0):
+        with model_threads_beside(num_workers, device):
             chunks.append(embed_batch(model, features, device, flip))
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.output_dim), np.float32)
 

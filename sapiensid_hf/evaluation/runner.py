@@ -21,7 +21,7 @@ from accelerate import PartialState
 
 from sapiensid_cli.argument_types import positive_int, torch_device, worker_count
 
-from ..parallel_processing import default_num_workers
+from ..parallel_processing import resolve_num_workers
 from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
 from .distance import aggregate_by_group, distance_matrix
 from .embedding import embed_dataset
@@ -222,12 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve_workers(requested: int | None) -> int:
-    if requested is not None:
-        return requested
-    return max(1, default_num_workers() // PartialState().num_processes)
-
-
 def run_evaluation_from_args(args: argparse.Namespace) -> dict:
     """`run_evaluation` with the options of `build_parser()` (the CLI and examples/evaluate.py)."""
     if args.model is None:
@@ -255,7 +249,7 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         flip=not args.no_flip,
         max_rank=args.max_rank,
-        num_workers=_resolve_workers(args.num_workers),
+        num_workers=resolve_num_workers(args.num_workers, PartialState().num_processes),
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         device=args.device,

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..parallel_processing import default_num_workers, process_images
+from ..parallel_processing import process_images, resolve_num_workers
 from ..processing.detector_assets import DetectorNotAvailableError
 from ..processing.image_decoding import SapiensIDInputError
 
@@ -179,8 +179,7 @@ def build_keypoint_cache(
         _discard_chunks_of_other_rules(chunk_dir, rules)
     if barrier is not None:
         barrier()  # chunks of other rules are gone before anyone reuses one
-    if num_workers is None:
-        num_workers = max(1, default_num_workers() // num_processes)
+    num_workers = resolve_num_workers(num_workers, num_processes)
     starts = list(range(0, total, chunk_size))
     mine = [start for index, start in enumerate(starts) if index % num_processes == process_index]
     bar = tqdm(total=total, desc="detecting keypoints", unit="img", disable=not progress or process_index != 0)

@@ -16,10 +16,16 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
+from .attention_bias import (
+    attention_with_pair_bias,
+    fold_key_bias_into_buckets,
+    fold_key_bias_into_values,
+    pair_bias,
+)
 from .configuration_sapiensid import SapiensIDConfig
 from .keypoint_rpe import SapiensIDKeypointRPE
 from .masked_recognition import TokenSelection, gather_tokens, key_bias, select_tokens
-from .retina_patch import RetinaTokens, SapiensIDRetinaPatchEmbeddings
+from .retina_patch import RetinaTokens, SapiensIDRetinaPatchEmbeddings, grid_sample_float32
 from .retina_rois import MISSING, augment_boxes, augment_keypoints, compute_roi_boxes, drop_boxes
 from .semantic_attention_head import SapiensIDDifferentialAttention, SapiensIDSemanticAttentionHead
 
@@ -80,17 +86,26 @@ class SapiensIDAttention(nn.Module):
         self.proj_dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_bias: torch.Tensor, output_attentions: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        attention_bias: torch.Tensor,
+        bias_index: torch.Tensor | None = None,
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`attention_bias` is a logit bias broadcastable to (B, H, L, L); with `bias_index` (B, L, L) it is
+        (B, L, H, buckets) bucket values instead, and the pair (i, j) reads bucket bias_index[b, i, j]."""
         batch, length, dim = hidden_states.shape
         qkv = self.qkv(hidden_states).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         query, key, value = qkv.unbind(0)
         dropout = self.dropout if self.training else 0.0
         weights = None
         if output_attentions or self.config._attn_implementation == "eager":
-            logits = (query * self.scaling) @ key.transpose(-2, -1) + attention_bias
+            bias = attention_bias if bias_index is None else pair_bias(attention_bias, bias_index)
+            logits = (query * self.scaling) @ key.transpose(-2, -1) + bias
             weights = logits.softmax(dim=-1)
             context = F.dropout(weights, p=dropout, training=self.training) @ value
+        elif bias_index is not None:
+            context = attention_with_pair_bias(query, key, value, attention_bias, bias_index, dropout, self.scaling)
         else:
             context = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attention_bias.to(query.dtype), dropout_p=dropout, scale=self.scaling
@@ -124,9 +139,14 @@ class SapiensIDLayer(GradientCheckpointingLayer):
         self.drop_path = SapiensIDDropPath(drop_path)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_bias: torch.Tensor, output_attentions: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        attention_bias: torch.Tensor,
+        bias_index: torch.Tensor | None = None,
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attention(self.norm1(hidden_states), attention_bias, output_attentions)
+        # Tensors are passed positionally so reentrant gradient checkpointing sees them.
+        attended, weights = self.attention(self.norm1(hidden_states), attention_bias, bias_index, output_attentions)
         hidden_states = hidden_states + self.drop_path(attended)
         hidden_states = hidden_states + self.drop_path(self.mlp(self.norm2(hidden_states)))
         return hidden_states, weights
@@ -330,11 +350,12 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
     def embed_selected_tokens(
         self, pixel_values: torch.Tensor, tokens: RetinaTokens, selection: TokenSelection
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sequence [CLS, projected kept patches + positions, (MASK)] and the kept tokens' positions."""
+        """Sequence [CLS, projected kept patches + positions, (MASK)] and the kept tokens' float32 positions."""
         embeddings = self.embeddings
         pixels = embeddings.token_pixels(pixel_values, tokens.sampling_grid, selection.token_ids)
-        positions = gather_tokens(tokens.positions, selection.token_ids)
-        patches = embeddings.patch_projection(pixels.to(embeddings.patch_projection.weight.dtype)) + positions
+        positions = gather_tokens(tokens.positions, selection.token_ids)  # float32, also for the head's choices
+        dtype = embeddings.patch_projection.weight.dtype
+        patches = embeddings.patch_projection(pixels.to(dtype)) + positions.to(dtype)
         batch = patches.shape[0]
         parts = [embeddings.cls_token.expand(batch, -1, -1).to(patches.dtype), patches]
         if embeddings.mask_token is not None:
@@ -342,10 +363,10 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         return torch.cat(parts, dim=1), positions
 
     def keypoint_positions(self, keypoints: torch.Tensor, position_grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, K, D) position embedding sampled at each keypoint (zero when missing) and (B, K) missing flags."""
+        """(B, K, D) float32 position embedding sampled at each keypoint (zero when missing), (B, K) missing flags."""
         batch = keypoints.shape[0]
-        grid = (keypoints * 2 - 1)[:, :, None].to(position_grid.dtype)
-        sampled = F.grid_sample(position_grid.expand(batch, -1, -1, -1), grid, align_corners=True)
+        grid = (keypoints * 2 - 1)[:, :, None]
+        sampled = grid_sample_float32(position_grid.expand(batch, -1, -1, -1), grid, align_corners=True)
         missing = (keypoints == MISSING).all(dim=-1)
         return sampled[..., 0].transpose(1, 2), missing
 
@@ -361,20 +382,25 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
     ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
         """Run the transformer layers with the KP-RPE + mask-count + padding logit bias; then the final norm."""
         has_mask_token = self.embeddings.mask_token is not None
-        base_bias = key_bias(selection, has_mask_token, hidden_states.dtype)[:, None, None, :]
+        dtype = hidden_states.dtype
+        keys = key_bias(selection, has_mask_token, dtype)  # (B, L): padding -inf, mask token log(count)
         rpe = self.keypoint_rpe
         if rpe is not None:
             relations = rpe.relation_features(
                 token_positions, keypoint_positions, keypoints_missing, selection.valid, has_mask_token
             )
             buckets = rpe.token_buckets(selection.token_ids, has_mask_token)
+            bias_index = fold_key_bias_into_buckets(buckets, keys, has_mask_token, rpe.num_buckets)
         all_hidden = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for index, layer in enumerate(self.layers):
             if output_hidden_states:
                 all_hidden += (hidden_states,)
-            bias = base_bias if rpe is None else rpe.layer_bias(relations, buckets, index).to(hidden_states.dtype).add_(base_bias)
-            hidden_states, weights = layer(hidden_states, bias, output_attentions)
+            if rpe is None:
+                hidden_states, weights = layer(hidden_states, keys[:, None, None, :], None, output_attentions)
+            else:
+                values = fold_key_bias_into_values(rpe.bucket_values(relations, index).to(dtype), keys, has_mask_token)
+                hidden_states, weights = layer(hidden_states, values, bias_index, output_attentions)
             if output_attentions:
                 all_attentions += (weights,)
         hidden_states = self.layernorm(hidden_states)

@@ -21,12 +21,22 @@ FULL_IMAGE, UPPER_BODY, FACE = 0, 1, 2
 
 def sincos_2d_position_table(grid_size: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
     """(grid_size**2, dim) table: [sin x, cos x, sin y, cos y], row-major over the grid (official layout)."""
+    # float32 throughout, whatever torch's default dtype is (from_pretrained(dtype=...) changes it).
     y, x = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
-    omega = torch.arange(dim // 4) / (dim // 4 - 1)
+    omega = torch.arange(dim // 4, dtype=torch.float32) / (dim // 4 - 1)
     omega = 1.0 / (temperature**omega)
     x = x.flatten()[:, None] * omega[None, :]
     y = y.flatten()[:, None] * omega[None, :]
     return torch.cat((x.sin(), x.cos(), y.sin(), y.cos()), dim=1).float()
+
+
+def grid_sample_float32(values: torch.Tensor, grid: torch.Tensor, **options) -> torch.Tensor:
+    """F.grid_sample in float32 (values and coordinates), returned in the values' dtype.
+
+    A half-precision grid cannot address the image (bfloat16 steps are ~1.5 px of a 384 px side), and
+    torch's CPU kernel returns NaN for half-precision grids; a float32 model is unaffected (no copies).
+    """
+    return F.grid_sample(values.float(), grid.float(), **options).to(values.dtype)
 
 
 def box_sampling_grid(boxes: torch.Tensor, size: int) -> torch.Tensor:
@@ -57,10 +67,10 @@ class RetinaTokens:
     """All retina tokens of a batch, before the masked recognition model picks the ones it keeps."""
 
     sampling_grid: torch.Tensor  # (B, 3, H, W, 2) where each level's resampled pixels come from
-    positions: torch.Tensor  # (B, T, D) sampled position embedding (+ level offset); T = 3 * grid_size**2
+    positions: torch.Tensor  # (B, T, D) float32 sampled position embedding (+ level offset); T = 3 * grid_size**2
     visible: torch.Tensor  # (B, T) bool: the token is its region's owner (and not square padding)
     level_boxes: torch.Tensor  # (B, 3, 4) snapped boxes of the three levels
-    position_grid: torch.Tensor  # (1, D, g, g) the global position table as an image
+    position_grid: torch.Tensor  # (1, D, g, g) the global position table as an image (float32)
 
 
 class SapiensIDRetinaPatchEmbeddings(nn.Module):
@@ -81,6 +91,15 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
 
     def build_position_table(self) -> torch.Tensor:
         return sincos_2d_position_table(self.grid_size, self.config.hidden_size)
+
+    def _apply(self, fn, recurse=True):
+        # The table stays float32 when the model is cast to half precision: a small face ROI's neighbouring
+        # tokens differ in position by less than a bfloat16 step, and the head picks tokens by position.
+        super()._apply(fn, recurse)
+        table = self.position_table
+        if table.dtype != torch.float32 and table.device.type != "meta":
+            self.position_table = self.build_position_table().to(table.device)
+        return self
 
     def position_grid(self) -> torch.Tensor:
         grid = self.grid_size
@@ -118,8 +137,8 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
         cells = cells.reshape(batch, 3 * grid * grid, patch * patch * 2)
         picked = torch.gather(cells, 1, token_ids[..., None].expand(-1, -1, cells.shape[-1]))
         count = token_ids.shape[1]
-        picked = picked.reshape(batch, count * patch, patch, 2).to(pixel_values.dtype)
-        sampled = F.grid_sample(pixel_values, picked, align_corners=False)  # (B, C, N*p, p)
+        picked = picked.reshape(batch, count * patch, patch, 2)
+        sampled = grid_sample_float32(pixel_values, picked, align_corners=False)  # (B, C, N*p, p)
         sampled = sampled.reshape(batch, channels, count, patch, patch).permute(0, 2, 1, 3, 4)
         return sampled.reshape(batch, count, channels * patch * patch)
 
@@ -151,8 +170,8 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
         # The full-image level uses the table itself (the official bilinear resize to the same size is
         # the identity); the two ROI levels sample it inside their boxes.
         roi_boxes = level_boxes[:, 1:].reshape(-1, 4)
-        roi_grid = box_sampling_grid(roi_boxes, grid).to(table.dtype)
-        in_rois = F.grid_sample(table.expand(roi_boxes.shape[0], -1, -1, -1), roi_grid, align_corners=False)
+        roi_grid = box_sampling_grid(roi_boxes, grid)
+        in_rois = grid_sample_float32(table.expand(roi_boxes.shape[0], -1, -1, -1), roi_grid, align_corners=False)
         full = table.reshape(1, 1, -1, grid * grid).expand(batch, 1, -1, -1)
         sampled = torch.cat([full, in_rois.reshape(batch, 2, -1, grid * grid)], dim=1)
         positions = sampled.transpose(2, 3)  # (B, 3, g*g, D)

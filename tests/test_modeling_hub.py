@@ -14,6 +14,7 @@ HUB_FILES = {
     "model.safetensors",
     "configuration_sapiensid.py",
     "modeling_sapiensid.py",
+    "attention_bias.py",
     "retina_patch.py",
     "retina_rois.py",
     "masked_recognition.py",
@@ -59,6 +60,22 @@ def test_round_trip_is_bit_identical(saved):
     assert isinstance(loaded, SapiensIDModel)
     with torch.no_grad():
         assert torch.equal(loaded(pixels, keypoints).embeddings, reference)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_from_pretrained_in_half_precision_gives_the_float32_embeddings(saved, dtype):
+    # from_pretrained(dtype=...) keeps the rebuilt position table in float32 while the weights are half:
+    # every consumer of the positions has to cast (it used to fail with a dtype mismatch).
+    folder, _, pixels, keypoints, reference = saved
+    loaded = AutoModel.from_pretrained(folder, dtype=dtype).eval()
+    assert loaded.embeddings.patch_projection.weight.dtype == dtype
+    assert loaded.embeddings.position_table.dtype == torch.float32
+    with torch.no_grad():
+        embeddings = loaded(pixels.to(dtype), keypoints).embeddings
+    assert embeddings.dtype == dtype
+    assert torch.nn.functional.cosine_similarity(embeddings.float(), reference, dim=1).min() >= 0.999
+    # A cast after loading keeps the table in float32 too (rebuilt, not rounded).
+    assert torch.equal(loaded.float().to(dtype).embeddings.position_table, SapiensIDModel(saved[1].config).embeddings.position_table)
 
 
 def test_trust_remote_code_loads_where_the_package_is_not_importable(saved):

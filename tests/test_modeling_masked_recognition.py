@@ -45,7 +45,9 @@ def encode_with_copies(model, hidden, selection, positions, keypoint_positions, 
     zeros = torch.zeros(hidden.shape[0], 1, dtype=hidden.dtype)
     key_bias = torch.cat([zeros, padding, zeros.expand(-1, copies)], dim=1)[:, None, None, :]
     for index, layer in enumerate(model.layers):
-        hidden, _ = layer(hidden, rpe.layer_bias(relations, buckets, index) + key_bias)
+        values = rpe.bucket_values(relations, index)  # (B, L, H, buckets): the pair bias is a gather from it
+        pair_bias = torch.gather(values, 3, buckets[:, :, None, :].expand(-1, -1, values.shape[2], -1)).transpose(1, 2)
+        hidden, _ = layer(hidden, pair_bias + key_bias)
     return model.layernorm(hidden)
 
 

@@ -8,6 +8,7 @@ metrics fails here. Photos are read from ../shared/data/identities.
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -21,7 +22,7 @@ from sapiensid_hf.evaluation.distance import distance_matrix
 from sapiensid_hf.evaluation.public_dev import balanced_split_order
 from sapiensid_hf.evaluation.ranking import evaluate_ranking
 from sapiensid_hf.evaluation.verification import verification_accuracy
-from sapiensid_hf.inference import default_model_source, is_trained, load_pipeline
+from sapiensid_hf.inference import SapiensIDPipeline, default_model_source, is_trained, load_pipeline
 from sapiensid_hf.pretrained import shipped_model_dir
 
 SHIPPED = REPO_ROOT / "pretrained" / "sapiensid-small"
@@ -92,6 +93,17 @@ def _embed(pipeline, rows, batch_size=64) -> np.ndarray:
         )
         chunks.append(embed_batch(pipeline.model, features, torch.device("cpu"), flip=True))
     return torch.cat(chunks).numpy()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_shipped_model_in_half_precision_gives_the_float32_embeddings(pipeline, subset, dtype):
+    # Half precision once changed which token the head's nearest-position part reads (near ties in a
+    # bfloat16 similarity) and returned NaN from torch's CPU grid_sample: cosine 0.83 to float32.
+    rows = subset["cuhk03_val"][:24]
+    reference = torch.from_numpy(_embed(pipeline, rows))
+    half = SapiensIDPipeline(copy.deepcopy(pipeline.model).to(dtype), pipeline.processor, trained=True)
+    similarity = (torch.from_numpy(_embed(half, rows)) * reference).sum(dim=1)
+    assert similarity.min() >= 0.999, similarity.min()
 
 
 def test_shipped_model_reidentifies_cuhk03_val_people(pipeline, subset):

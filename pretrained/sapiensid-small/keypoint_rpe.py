@@ -40,8 +40,8 @@ def token_bucket_table(grid_size: int, num_levels: int, table_size: int, ratio: 
     lookup swaps them; the pair's offset on that grid is bucketed by the iRPE product rule.
     """
     alpha, beta, gamma = ratio, 2 * ratio, 8 * ratio
-    cells = torch.arange(grid_size, dtype=torch.int32)
-    normalised = (cells / (grid_size - 1)) * 2 - 1  # float32, as the official grid
+    cells = torch.arange(grid_size, dtype=torch.float32)
+    normalised = (cells / (grid_size - 1)) * 2 - 1  # float32 (as the official grid) whatever the default dtype
     on_table = torch.round(((normalised + 1) / 2) * (table_size - 1)).to(torch.int64)
     rows = on_table.repeat_interleave(grid_size).repeat(num_levels)
     cols = on_table.repeat(grid_size).repeat(num_levels)
@@ -85,6 +85,9 @@ class SapiensIDKeypointRPE(nn.Module):
         without materialising the (B, N, 19, D) offsets the official code builds.
         """
         projection = self.keypoint_projection
+        # Positions arrive in float32 (retina_patch keeps them so); the MLP runs in the model's dtype.
+        token_positions = token_positions.to(projection.weight.dtype)
+        keypoint_positions = keypoint_positions.to(projection.weight.dtype)
         token_part = projection(token_positions)  # (B, N, c) includes the bias
         keypoint_part = F.linear(keypoint_positions, projection.weight)  # (B, K, c)
         offsets = token_part[:, :, None] - keypoint_part[:, None]  # (B, N, K, c)
@@ -97,17 +100,13 @@ class SapiensIDKeypointRPE(nn.Module):
         offsets = torch.cat(pieces, dim=1).flatten(2)
         return F.relu(self.fc1(offsets))
 
-    def layer_bias(self, features: torch.Tensor, buckets: torch.Tensor, layer: int) -> torch.Tensor:
-        """(B, H, L, L) logit bias of one layer: a (B, L, H, L)-ordered tensor seen through a transpose.
+    def bucket_values(self, features: torch.Tensor, layer: int) -> torch.Tensor:
+        """(B, L, H, buckets) logit bias of one layer for every query, head and bucket.
 
-        Gathering in the layout the MLP writes (query, head, bucket) reads each query's buckets from one
-        contiguous row instead of a strided (B, H, L, bins) view: ~1.5x faster on CPU, the same values.
-        Attention reads the key axis, which stays contiguous, so the transposed view costs nothing there.
+        A pair's bias is its query's value at the pair's bucket (attention_bias.pair_bias). Only this
+        layer's rows of fc2 are applied: the other layers' outputs are never materialised together.
         """
         heads, bins = self.num_heads, self.num_buckets
         rows = slice(layer * heads * bins, (layer + 1) * heads * bins)
         per_bucket = F.linear(features, self.fc2.weight[rows], self.fc2.bias[rows])  # (B, L, H*bins)
-        batch, length, _ = per_bucket.shape
-        per_bucket = per_bucket.reshape(batch, length, heads, bins)
-        index = buckets[:, :, None, :].expand(-1, -1, heads, -1)  # (B, L, H, L)
-        return torch.gather(per_bucket, 3, index).transpose(1, 2)
+        return per_bucket.reshape(*per_bucket.shape[:2], heads, bins)

@@ -101,14 +101,21 @@ class SapiensIDSemanticAttentionHead(nn.Module):
         keypoint_positions: torch.Tensor,
         keypoints_missing: torch.Tensor,
     ) -> torch.Tensor:
-        """(B, 2*K*q, D) gated part features: attention-pooled ones, then nearest-position ones."""
-        queries = self.queries(keypoint_positions)
+        """(B, 2*K*q, D) gated part features: attention-pooled ones, then nearest-position ones.
+
+        Positions come in float32. The nearest token is chosen in float32 in any model dtype and under
+        autocast: neighbouring tokens of a small face ROI are closer than a half-precision step, so a
+        half-precision choice reads a different token (cosine 0.8 to the float32 embedding, measured).
+        """
+        dtype = self.query_embed.dtype
+        queries = self.queries(keypoint_positions.to(dtype))
         missing = keypoints_missing.repeat_interleave(self.queries_per_keypoint, dim=1)
-        pooled = self.attention(queries, token_positions, features, token_valid)
+        pooled = self.attention(queries, token_positions.to(dtype), features, token_valid)
         pooled = pooled.masked_fill(missing[..., None], 0.0)
 
-        with torch.no_grad():
-            similarity = F.normalize(token_positions, dim=-1) @ F.normalize(queries, dim=-1).transpose(1, 2)
+        with torch.no_grad(), torch.autocast(token_positions.device.type, enabled=False):
+            exact_queries = self.queries(keypoint_positions.float()).float()
+            similarity = F.normalize(token_positions.float(), dim=-1) @ F.normalize(exact_queries, dim=-1).transpose(1, 2)
             similarity = similarity.masked_fill(~token_valid[..., None], float("-inf"))
             nearest = similarity.argmax(dim=1)  # (B, K*q)
         picked = torch.gather(features, 1, nearest[..., None].expand(-1, -1, features.shape[-1]))

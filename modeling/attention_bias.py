@@ -1,0 +1,89 @@
+"""The encoder's attention-logit bias: the key bias (padding, mask-token count) and KP-RPE's pair bias.
+
+KP-RPE gives every (query, key) pair its own logit bias: the query's value at the pair's bucket. The
+bias is kept as (bucket values, bucket ids) and only turned into the (B, H, L, L) tensor attention
+reads when attention runs. On CPU that happens a few images at a time (one for the full-width model),
+so the bias attention reads is still in cache: writing the whole batch's bias and reading it back cost more memory traffic than the gather
+itself (the full-width model's bias is 10.5 MB an image and a layer). The key bias is folded into the
+bucket values as two extra buckets, so building the bias is one gather and no add; the numbers are the
+ones of gathering, then adding the key bias, and one image's attention does not depend on the others.
+"""
+
+import torch
+import torch.nn.functional as F
+
+# Extra buckets after the KP-RPE ones: padding keys read -inf, the mask token reads its own bucket's
+# value plus log(count). Every other key's bias is 0 (see masked_recognition.key_bias).
+PADDING_BUCKET = 0
+MASK_TOKEN_BUCKET = 1
+NUM_KEY_BIAS_BUCKETS = 2
+
+
+def fold_key_bias_into_buckets(buckets: torch.Tensor, key_bias: torch.Tensor, has_mask_token: bool, num_buckets: int) -> torch.Tensor:
+    """(B, L, L) bucket ids -> the same ids with padding keys and the mask-token key sent to the extra buckets."""
+    padding_keys = torch.isneginf(key_bias)[:, None, :]
+    folded = buckets.masked_fill(padding_keys, num_buckets + PADDING_BUCKET)
+    if has_mask_token:
+        folded[:, :, -1] = num_buckets + MASK_TOKEN_BUCKET
+    return folded
+
+
+def fold_key_bias_into_values(values: torch.Tensor, key_bias: torch.Tensor, has_mask_token: bool) -> torch.Tensor:
+    """(B, L, H, buckets) values -> (B, L, H, buckets + 2) with the padding and mask-token buckets appended.
+
+    The mask token's key sits in the last KP-RPE bucket (no position), so its folded value is that
+    bucket's value plus the key bias, added in the same dtype as the unfolded sum.
+    """
+    padding = values.new_full((*values.shape[:3], 1), float("-inf"))
+    if has_mask_token:
+        mask_token = values[..., -1:] + key_bias[:, -1, None, None, None].to(values.dtype)
+    else:
+        mask_token = torch.zeros_like(padding)  # never read: no key points at it
+    return torch.cat([values, padding, mask_token], dim=3)
+
+
+def pair_bias(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, H, L, L) bias values[b, i, h, index[b, i, j]], as a transposed view of a (B, L, H, L) gather.
+
+    Gathering in the layout the MLP writes (query, head, bucket) reads each query's buckets from one
+    contiguous row; attention reads the key axis, which stays contiguous in the transposed view.
+    """
+    expanded = index[:, :, None, :].expand(-1, -1, values.shape[2], -1)
+    return torch.gather(values, 3, expanded).transpose(1, 2)
+
+
+# Largest bias one attention call builds on CPU: small enough to stay in a desktop CPU's last-level cache.
+CPU_BIAS_BYTES_PER_CALL = 8 * 2**20
+
+
+def _builds_one_graph() -> bool:
+    # Exporters and compilers trace one graph for every batch size: a Python loop over the batch would
+    # freeze the traced batch size into it.
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+
+
+def samples_per_attention_call(query: torch.Tensor, values: torch.Tensor) -> int:
+    """How many images one attention call covers: the whole batch on accelerators and while exporting;
+    on CPU as many as keep the built bias under CPU_BIAS_BYTES_PER_CALL (at least one)."""
+    batch, heads, length = query.shape[:3]
+    if query.device.type != "cpu" or _builds_one_graph():
+        return batch
+    bytes_per_image = heads * length * length * values.element_size()
+    return max(1, min(batch, CPU_BIAS_BYTES_PER_CALL // bytes_per_image))
+
+
+def attention_with_pair_bias(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
+    dropout: float, scale: float, samples_per_call: int | None = None,
+) -> torch.Tensor:
+    """Scaled dot-product attention with the pair bias of `values` / `index`, built a few images at a time."""
+    batch = query.shape[0]
+    step = samples_per_call or samples_per_attention_call(query, values)
+    contexts = [
+        F.scaled_dot_product_attention(
+            query[start : start + step], key[start : start + step], value[start : start + step],
+            attn_mask=pair_bias(values[start : start + step], index[start : start + step]), dropout_p=dropout, scale=scale,
+        )
+        for start in range(0, batch, step)
+    ]
+    return contexts[0] if len(contexts) == 1 else torch.cat(contexts)

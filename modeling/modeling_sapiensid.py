@@ -352,7 +352,7 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequence [CLS, projected kept patches + positions, (MASK)] and the kept tokens' float32 positions."""
         embeddings = self.embeddings
-        pixels = embeddings.token_pixels(pixel_values, tokens.sampling_grid, selection.token_ids)
+        pixels = embeddings.token_pixels(pixel_values, tokens, selection.token_ids)
         positions = gather_tokens(tokens.positions, selection.token_ids)  # float32, also for the head's choices
         dtype = embeddings.patch_projection.weight.dtype
         patches = embeddings.patch_projection(pixels.to(dtype)) + positions.to(dtype)

@@ -161,7 +161,7 @@ def test_token_pixels_equal_resampling_each_roi_then_unfolding(model):
     faces, bodies = model.roi_boxes_from_keypoints(keypoints)
     tokens = model.embeddings(pixels, faces, bodies)
     every_token = torch.arange(3 * model.config.tokens_per_level)[None]
-    sampled = model.embeddings.token_pixels(pixels, tokens.sampling_grid, every_token)
+    sampled = model.embeddings.token_pixels(pixels, tokens, every_token)
     crops = torch.nn.functional.grid_sample(
         pixels.expand(3, -1, -1, -1), tokens.sampling_grid[0], align_corners=False
     )  # each level's ROI resized to the full input size

@@ -8,8 +8,8 @@ metrics fails here. Photos are read from ../shared/data/identities.
 
 from __future__ import annotations
 
-import copy
 import json
+from copy import deepcopy
 
 import numpy as np
 import pytest
@@ -101,7 +101,7 @@ def test_the_shipped_model_in_half_precision_gives_the_float32_embeddings(pipeli
     # bfloat16 similarity) and returned NaN from torch's CPU grid_sample: cosine 0.83 to float32.
     rows = subset["cuhk03_val"][:24]
     reference = torch.from_numpy(_embed(pipeline, rows))
-    half = SapiensIDPipeline(copy.deepcopy(pipeline.model).to(dtype), pipeline.processor, trained=True)
+    half = SapiensIDPipeline(deepcopy(pipeline.model).to(dtype), pipeline.processor, trained=True)
     similarity = (torch.from_numpy(_embed(half, rows)) * reference).sum(dim=1)
     assert similarity.min() >= 0.999, similarity.min()
 

@@ -39,15 +39,28 @@ def grid_sample_float32(values: torch.Tensor, grid: torch.Tensor, **options) -> 
     return F.grid_sample(values.float(), grid.float(), **options).to(values.dtype)
 
 
-def box_sampling_grid(boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """grid_sample grid (N, size, size, 2) that resamples each normalised xyxy box to size x size."""
+def box_sampling_axes(boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """grid_sample x and y coordinates (N, size) each that resample every normalised xyxy box to size x size.
+
+    The resampling grid of an axis-aligned box is separable: point (row, col) is (x[col], y[row]).
+    """
     centers = (boxes[:, :2] + boxes[:, 2:]) / 2
     extents = boxes[:, 2:] - boxes[:, :2]
     steps = torch.linspace(-1, 1, size, device=boxes.device, dtype=torch.float32)
-    ys, xs = torch.meshgrid(steps, steps, indexing="ij")
-    xs = xs[None] * extents[:, 0, None, None] / 2 + centers[:, 0, None, None]
-    ys = ys[None] * extents[:, 1, None, None] / 2 + centers[:, 1, None, None]
-    return torch.stack([xs, ys], dim=-1) * 2 - 1
+    xs = steps[None] * extents[:, 0, None] / 2 + centers[:, 0, None]
+    ys = steps[None] * extents[:, 1, None] / 2 + centers[:, 1, None]
+    return xs * 2 - 1, ys * 2 - 1
+
+
+def axes_to_grid(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """(..., W) x and (..., H) y coordinates -> the (..., H, W, 2) grid_sample grid they span."""
+    height, width = ys.shape[-1], xs.shape[-1]
+    return torch.stack([xs[..., None, :].expand(*xs.shape[:-1], height, width), ys[..., :, None].expand(*ys.shape[:-1], height, width)], dim=-1)
+
+
+def box_sampling_grid(boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """grid_sample grid (N, size, size, 2) that resamples each normalised xyxy box to size x size."""
+    return axes_to_grid(*box_sampling_axes(boxes, size))
 
 
 def pixel_importance_map(level_boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -66,11 +79,17 @@ def pixel_importance_map(level_boxes: torch.Tensor, height: int, width: int) -> 
 class RetinaTokens:
     """All retina tokens of a batch, before the masked recognition model picks the ones it keeps."""
 
-    sampling_grid: torch.Tensor  # (B, 3, H, W, 2) where each level's resampled pixels come from
+    sampling_x: torch.Tensor  # (B, 3, W) grid_sample x of each column of each level's resampled image
+    sampling_y: torch.Tensor  # (B, 3, H) and y of each row (an axis-aligned box's grid is separable)
     positions: torch.Tensor  # (B, T, D) float32 sampled position embedding (+ level offset); T = 3 * grid_size**2
     visible: torch.Tensor  # (B, T) bool: the token is its region's owner (and not square padding)
     level_boxes: torch.Tensor  # (B, 3, 4) snapped boxes of the three levels
     position_grid: torch.Tensor  # (1, D, g, g) the global position table as an image (float32)
+
+    @property
+    def sampling_grid(self) -> torch.Tensor:
+        """(B, 3, H, W, 2) grid_sample grid each level's resampled image comes from."""
+        return axes_to_grid(self.sampling_x, self.sampling_y)
 
 
 class SapiensIDRetinaPatchEmbeddings(nn.Module):
@@ -120,24 +139,31 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
 
         # Every level is resampled to the input size and cut into the same grid of patches; only the
         # grid is built here, the pixels of the tokens actually kept are sampled later.
-        image_grid = box_sampling_grid(flat_boxes, height)
-        visible = self._visible_tokens(level_boxes, image_grid, height, width, pixel_mask)
+        xs, ys = box_sampling_axes(flat_boxes, height)
+        visible = self._visible_tokens(level_boxes, axes_to_grid(xs, ys), height, width, pixel_mask)
         positions = self._token_positions(level_boxes)
-        sampling_grid = image_grid.reshape(batch, 3, height, width, 2)
-        return RetinaTokens(sampling_grid, positions, visible, level_boxes, self.position_grid())
+        sampling_x, sampling_y = xs.reshape(batch, 3, width), ys.reshape(batch, 3, height)
+        return RetinaTokens(sampling_x, sampling_y, positions, visible, level_boxes, self.position_grid())
 
-    def token_pixels(self, pixel_values: torch.Tensor, sampling_grid: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    def token_pixels(self, pixel_values: torch.Tensor, tokens: RetinaTokens, token_ids: torch.Tensor) -> torch.Tensor:
         """(B, N, C*p*p) pixels of the given tokens, bilinearly resampled from their ROI (nn.Unfold order).
 
-        Sampling only the kept tokens costs in proportion to them, which is what makes masking pay.
+        Sampling only the kept tokens costs in proportion to them, which is what makes masking pay. Each
+        token's p x p grid is built from its level's column and row coordinates, never from the full grid.
         """
         batch, channels = pixel_values.shape[:2]
         patch, grid = self.patch_size, self.grid_size
-        cells = sampling_grid.reshape(batch, 3, grid, patch, grid, patch, 2).permute(0, 1, 2, 4, 3, 5, 6)
-        cells = cells.reshape(batch, 3 * grid * grid, patch * patch * 2)
-        picked = torch.gather(cells, 1, token_ids[..., None].expand(-1, -1, cells.shape[-1]))
+        level, cell = token_ids // (grid * grid), token_ids % (grid * grid)
+        within = torch.arange(patch, device=token_ids.device)
+        side = grid * patch  # coordinates per level
+
+        def coordinates(axis: torch.Tensor, line: torch.Tensor) -> torch.Tensor:  # (B, N, p)
+            index = (level * side + line * patch)[..., None] + within
+            return torch.gather(axis.reshape(batch, -1), 1, index.flatten(1)).reshape(*index.shape)
+
+        xs, ys = coordinates(tokens.sampling_x, cell % grid), coordinates(tokens.sampling_y, cell // grid)
         count = token_ids.shape[1]
-        picked = picked.reshape(batch, count * patch, patch, 2)
+        picked = axes_to_grid(xs, ys).reshape(batch, count * patch, patch, 2)
         sampled = grid_sample_float32(pixel_values, picked, align_corners=False)  # (B, C, N*p, p)
         sampled = sampled.reshape(batch, channels, count, patch, patch).permute(0, 2, 1, 3, 4)
         return sampled.reshape(batch, count, channels * patch * patch)

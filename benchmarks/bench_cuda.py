@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from markdown_report import publish_section
+from timing import best_of_interleaved_rounds
 from transformers import ViTConfig, ViTModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -44,22 +44,6 @@ TRAIN_RATIOS = (0.0, 0.66)
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def best_times(steps: dict, repeats: int, device: torch.device) -> dict[str, float]:
-    """Best seconds of each step over `repeats` rounds that run every step once, in turn."""
-    for step in steps.values():
-        step()
-    synchronize(device)
-    best = dict.fromkeys(steps, math.inf)
-    for _ in range(repeats):
-        for name, step in steps.items():
-            synchronize(device)
-            start = time.perf_counter()
-            step()
-            synchronize(device)
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def model_inputs(batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +84,7 @@ def inference_rows(args, device: torch.device) -> tuple[list[str], dict[str, flo
         "ours_bf16": lambda: half_model(pixels.bfloat16(), keypoints),
     }
     with torch.no_grad():
-        seconds = best_times(steps, args.repeats, device)
+        seconds = best_of_interleaved_rounds(steps, args.repeats, lambda: synchronize(device))
         reference = F.normalize(model(pixels, keypoints).embeddings.float(), dim=-1)
         half = F.normalize(half_model(pixels.bfloat16(), keypoints).embeddings.float(), dim=-1)
     rate = {name: args.batch / value for name, value in seconds.items()}
@@ -150,7 +134,7 @@ def training_rows(args, device: torch.device) -> list[str]:
         return run
 
     steps = {(ratio, half): step(ratio, half) for ratio in TRAIN_RATIOS for half in (False, True)}
-    seconds = best_times(steps, max(1, args.repeats // 2), device)
+    seconds = best_of_interleaved_rounds(steps, max(1, args.repeats // 2), lambda: synchronize(device))
     rows = [
         f"Training step (forward with masking, AdaFace 1000 classes, backward, AdamW), batch {args.batch}, depth {args.depth}:",
         "",

@@ -18,11 +18,11 @@ import argparse
 import importlib
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
 from markdown_report import publish_section
+from timing import best_of_interleaved_rounds
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import ViTConfig, ViTModel
 
@@ -33,33 +33,6 @@ from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel  # noqa: E402
 
 MASK_RATIOS = (0.0, 0.33, 0.66, 0.8)
 SECTION = "## Model"
-
-
-def timed(step, repeats: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def timed_together(steps: dict, repeats: int) -> dict[str, float]:
-    """Best time of each step over `repeats` rounds that run every step once, in turn.
-
-    Interleaving keeps a slow minute of a shared machine from landing on one model only, so the ratios
-    between the steps are steadier than timing each model in its own block.
-    """
-    for step in steps.values():
-        step()  # warm-up
-    best = dict.fromkeys(steps, math.inf)
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def flops(step) -> int:
@@ -103,7 +76,7 @@ def main(argv=None) -> str:
     base_time = base_flops = None
     for ratio in MASK_RATIOS:
         step = train_step(model, pixels, keypoints, ratio)
-        seconds, work = timed(step, args.repeats), flops(step)
+        seconds, work = best_of_interleaved_rounds({"step": step}, args.repeats)["step"], flops(step)
         base_time, base_flops = base_time or seconds, base_flops or work
         speedup, flop_speedup = base_time / seconds, base_flops / work
         tokens = model(pixels, keypoints, mask_ratio=ratio).token_ids.shape[1]
@@ -137,7 +110,7 @@ def main(argv=None) -> str:
             old_model.load_state_dict(model.state_dict())
             difference = float((old_model(pixels, keypoints).embeddings - model(pixels, keypoints).embeddings).abs().max())
             steps["previous"] = lambda: old_model(pixels, keypoints)
-        seconds = timed_together(steps, args.repeats)
+        seconds = best_of_interleaved_rounds(steps, args.repeats)
     vit_rates = {patch: args.batch / seconds[f"vit{patch}"] for patch in (16, 32)}
     ours, without_kprpe = seconds["ours"], seconds["without_kprpe"]
     previous = (args.batch / seconds["previous"], difference) if difference is not None else None

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 # value plus log(count). Every other key's bias is 0 (see masked_recognition.key_bias).
 PADDING_BUCKET = 0
 MASK_TOKEN_BUCKET = 1
-NUM_KEY_BIAS_BUCKETS = 2
 
 
 def fold_key_bias_into_buckets(buckets: torch.Tensor, key_bias: torch.Tensor, has_mask_token: bool, num_buckets: int) -> torch.Tensor:
@@ -29,17 +28,15 @@ def fold_key_bias_into_buckets(buckets: torch.Tensor, key_bias: torch.Tensor, ha
 
 
 def fold_key_bias_into_values(values: torch.Tensor, key_bias: torch.Tensor, has_mask_token: bool) -> torch.Tensor:
-    """(B, L, H, buckets) values -> (B, L, H, buckets + 2) with the padding and mask-token buckets appended.
+    """(B, L, H, buckets) values -> the same with the padding bucket (and the mask-token bucket) appended.
 
     The mask token's key sits in the last KP-RPE bucket (no position), so its folded value is that
     bucket's value plus the key bias, added in the same dtype as the unfolded sum.
     """
-    padding = values.new_full((*values.shape[:3], 1), float("-inf"))
+    extra = [values.new_full((*values.shape[:3], 1), float("-inf"))]
     if has_mask_token:
-        mask_token = values[..., -1:] + key_bias[:, -1, None, None, None].to(values.dtype)
-    else:
-        mask_token = torch.zeros_like(padding)  # never read: no key points at it
-    return torch.cat([values, padding, mask_token], dim=3)
+        extra.append(values[..., -1:] + key_bias[:, -1, None, None, None].to(values.dtype))
+    return torch.cat([values, *extra], dim=3)
 
 
 def pair_bias(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

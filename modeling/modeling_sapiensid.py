@@ -93,7 +93,7 @@ class SapiensIDAttention(nn.Module):
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`attention_bias` is a logit bias broadcastable to (B, H, L, L); with `bias_index` (B, L, L) it is
-        (B, L, H, buckets) bucket values instead, and the pair (i, j) reads bucket bias_index[b, i, j]."""
+        (B, H, L, buckets) bucket values instead, and the pair (i, j) reads bucket bias_index[b, i, j]."""
         batch, length, dim = hidden_states.shape
         qkv = self.qkv(hidden_states).reshape(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         query, key, value = qkv.unbind(0)
@@ -118,7 +118,9 @@ class SapiensIDMLP(nn.Module):
     def __init__(self, config: SapiensIDConfig):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = ACT2FN[config.hidden_act]
+        # ReLU6 (the official activation) runs in place on fc1's output, a temporary: no second
+        # (B, L, intermediate) tensor to allocate and fill a layer. Its backward reads the output.
+        self.act = nn.ReLU6(inplace=True) if config.hidden_act == "relu6" else ACT2FN[config.hidden_act]
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 

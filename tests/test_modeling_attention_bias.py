@@ -44,6 +44,7 @@ def test_folded_key_bias_gives_exactly_the_gathered_bias_plus_the_key_bias(dtype
     index = fold_key_bias_into_buckets(buckets, keys, True, BUCKETS)
     folded = pair_bias(fold_key_bias_into_values(values, keys, True), index)
     assert folded.shape == (3, HEADS, 9, 9)
+    assert folded.is_contiguous()  # head-major values: CPU attention reads a contiguous mask fastest
     assert torch.equal(folded, expected)
     # The mask token's log(count) and the padding's -inf are in it, not just copies of the values.
     assert torch.isneginf(folded[1, :, :, 6:8]).all() and torch.isfinite(folded[0]).all()

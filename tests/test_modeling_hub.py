@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModel
 
 import sapiensid_hf  # noqa: F401  (registers the Auto classes)
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.modeling.modeling_sapiensid import SapiensIDMLP
 
 HUB_FILES = {
     "config.json",
@@ -129,6 +130,24 @@ def test_gradient_checkpointing_gives_the_same_gradients(use_reentrant):
     for plain, checkpointed in zip(*gradients, strict=True):
         assert plain.abs().max() > 0
         assert (checkpointed - plain).abs().max() <= 1e-4 * plain.abs().max()
+
+
+def test_the_in_place_relu6_gives_the_values_and_gradients_of_the_out_of_place_one():
+    torch.manual_seed(0)
+    mlp = SapiensIDMLP(SapiensIDConfig.tiny())
+    inputs = (20 * torch.randn(2, 5, mlp.fc1.in_features)).requires_grad_()
+    untouched = inputs.detach().clone()
+    output = mlp(inputs)
+    hidden = mlp.fc1(inputs)
+    assert (hidden < 0).any() and (hidden > 6).any()  # both clipped sides are exercised
+    reference = mlp.fc2(hidden.clamp(0, 6))
+    assert torch.equal(inputs.detach(), untouched)  # only fc1's temporary output is overwritten
+    assert torch.equal(output, reference)
+    upstream = torch.randn_like(output)
+    ours = torch.autograd.grad(output, (inputs, mlp.fc1.weight), upstream)
+    theirs = torch.autograd.grad(reference, (inputs, mlp.fc1.weight), upstream)
+    for mine, expected in zip(ours, theirs, strict=True):
+        assert torch.equal(mine, expected)
 
 
 def test_bad_inputs_get_clear_errors():

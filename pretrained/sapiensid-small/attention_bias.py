@@ -28,25 +28,31 @@ def fold_key_bias_into_buckets(buckets: torch.Tensor, key_bias: torch.Tensor, ha
 
 
 def fold_key_bias_into_values(values: torch.Tensor, key_bias: torch.Tensor, has_mask_token: bool) -> torch.Tensor:
-    """(B, L, H, buckets) values -> the same with the padding bucket (and the mask-token bucket) appended.
+    """(B, L, H, buckets) values, as the MLP writes them -> (B, H, L, buckets + extra), head-major.
 
-    The mask token's key sits in the last KP-RPE bucket (no position), so its folded value is that
-    bucket's value plus the key bias, added in the same dtype as the unfolded sum.
+    Appends the padding bucket (and the mask-token bucket). The mask token's key sits in the last KP-RPE
+    bucket (no position), so its folded value is that bucket's value plus the key bias, added in the
+    same dtype as the unfolded sum. The copy this needs anyway also moves the heads first: the bias
+    gathered from head-major values is a contiguous (B, H, L, L) tensor, and CPU attention reads a
+    contiguous mask much faster than a transposed one (59 vs 86 ms a full-width layer at batch 8).
     """
-    extra = [values.new_full((*values.shape[:3], 1), float("-inf"))]
+    batch, length, heads, buckets = values.shape
+    extra = 2 if has_mask_token else 1
+    folded = values.new_empty(batch, heads, length, buckets + extra)
+    by_head = values.transpose(1, 2)
+    folded[..., :buckets] = by_head
+    folded[..., buckets + PADDING_BUCKET] = float("-inf")
     if has_mask_token:
-        extra.append(values[..., -1:] + key_bias[:, -1, None, None, None].to(values.dtype))
-    return torch.cat([values, *extra], dim=3)
+        folded[..., buckets + MASK_TOKEN_BUCKET] = by_head[..., -1] + key_bias[:, -1, None, None].to(values.dtype)
+    return folded
 
 
 def pair_bias(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """(B, H, L, L) bias values[b, i, h, index[b, i, j]], as a transposed view of a (B, L, H, L) gather.
+    """(B, H, L, L) bias values[b, h, i, index[b, i, j]] from head-major (B, H, L, buckets) values.
 
-    Gathering in the layout the MLP writes (query, head, bucket) reads each query's buckets from one
-    contiguous row; attention reads the key axis, which stays contiguous in the transposed view.
+    One gather along the bucket axis; the index is shared by the heads (an expanded view, no copy).
     """
-    expanded = index[:, :, None, :].expand(-1, -1, values.shape[2], -1)
-    return torch.gather(values, 3, expanded).transpose(1, 2)
+    return torch.gather(values, 3, index[:, None].expand(-1, values.shape[1], -1, -1))
 
 
 # Largest bias one attention call builds on CPU: small enough to stay in a desktop CPU's last-level cache.

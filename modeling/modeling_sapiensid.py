@@ -118,15 +118,21 @@ class SapiensIDMLP(nn.Module):
     def __init__(self, config: SapiensIDConfig):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
-        # ReLU6 (the official activation) runs in place on fc1's output, a temporary: no second
-        # (B, L, intermediate) tensor to allocate and fill a layer. Its backward reads the output.
-        self.act = nn.ReLU6(inplace=True) if config.hidden_act == "relu6" else ACT2FN[config.hidden_act]
+        self.act = ACT2FN[config.hidden_act]
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.relu6 = config.hidden_act == "relu6"
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.dropout(self.act(self.fc1(hidden_states)))
-        return self.dropout(self.fc2(hidden_states))
+        hidden_states = self.fc1(hidden_states)
+        if self.relu6 and not hidden_states.requires_grad:
+            # Without autograd, ReLU6 (the official activation) runs in place on fc1's temporary output:
+            # no second (B, L, intermediate) tensor to allocate and fault in a layer. (With autograd, the
+            # in-place op measured slower: its backward copies.)
+            hidden_states = F.relu6(hidden_states, inplace=True)
+        else:
+            hidden_states = self.act(hidden_states)
+        return self.dropout(self.fc2(self.dropout(hidden_states)))
 
 
 class SapiensIDLayer(GradientCheckpointingLayer):

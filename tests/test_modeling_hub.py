@@ -132,16 +132,19 @@ def test_gradient_checkpointing_gives_the_same_gradients(use_reentrant):
         assert (checkpointed - plain).abs().max() <= 1e-4 * plain.abs().max()
 
 
-def test_the_in_place_relu6_gives_the_values_and_gradients_of_the_out_of_place_one():
+def test_the_mlp_activation_gives_relu6_values_and_gradients_in_place_or_not():
     torch.manual_seed(0)
     mlp = SapiensIDMLP(SapiensIDConfig.tiny())
-    inputs = (20 * torch.randn(2, 5, mlp.fc1.in_features)).requires_grad_()
-    untouched = inputs.detach().clone()
-    output = mlp(inputs)
+    inputs = 20 * torch.randn(2, 5, mlp.fc1.in_features)
     hidden = mlp.fc1(inputs)
     assert (hidden < 0).any() and (hidden > 6).any()  # both clipped sides are exercised
     reference = mlp.fc2(hidden.clamp(0, 6))
-    assert torch.equal(inputs.detach(), untouched)  # only fc1's temporary output is overwritten
+    untouched = inputs.clone()
+    with torch.no_grad():  # inference: ReLU6 runs in place on fc1's temporary output
+        assert torch.equal(mlp(inputs), reference)
+    assert torch.equal(inputs, untouched)
+    inputs.requires_grad_()
+    output, reference = mlp(inputs), mlp.fc2(mlp.fc1(inputs).clamp(0, 6))
     assert torch.equal(output, reference)
     upstream = torch.randn_like(output)
     ours = torch.autograd.grad(output, (inputs, mlp.fc1.weight), upstream)

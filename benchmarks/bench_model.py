@@ -151,7 +151,8 @@ def main(argv=None) -> str:
     lines = [
         SECTION,
         "",
-        f"`python benchmarks/bench_model.py --depth {args.depth} --batch {args.batch}` on {torch.get_num_threads()} CPU threads "
+        f"`python benchmarks/bench_model.py --depth {args.depth} --batch {args.batch} --repeats {args.repeats}"
+        f"{f' --previous-code {args.previous_code}' if args.previous_code else ''}` on {torch.get_num_threads()} CPU threads "
         f"(torch {torch.__version__}); width 512, 16 heads, 384 px, 32 px patches, depth {args.depth}, head output 512.",
         "",
         "| mask ratio | kept tokens | train step (s) | speed-up vs ratio 0 | FLOP-bound speed-up | fraction of FLOP bound |",

@@ -20,7 +20,6 @@ Absolute figures are printed (images/s), beside ratios to ViTModel measured in t
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -28,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from markdown_report import publish_section
 from timing import best_of_interleaved_rounds
-from transformers import ViTConfig, ViTModel
+from transformers import ViTModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from model_inputs import full_body, upper_body  # noqa: E402
+from bench_model import inputs, vit_like, vit_tokens  # noqa: E402
 
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel  # noqa: E402
 from sapiensid_hf.training import AdaFaceHead, SapiensIDForRecognitionTraining  # noqa: E402
@@ -47,9 +46,8 @@ def synchronize(device: torch.device) -> None:
 
 
 def model_inputs(batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    torch.manual_seed(0)
-    poses = [full_body(), upper_body()]
-    return torch.randn(batch, 3, size, size), torch.stack([poses[i % 2] for i in range(batch)])
+    torch.manual_seed(0)  # the same pixels for the CPU and the device run
+    return inputs(batch, size)
 
 
 def sapiensid(depth: int) -> SapiensIDModel:
@@ -68,13 +66,8 @@ def inference_rows(args, device: torch.device) -> tuple[list[str], dict[str, flo
     pixels, keypoints = pixels.to(device), keypoints.to(device)
     with torch.no_grad():
         kept = int((model(pixels, keypoints).token_ids >= 0).sum(dim=1).float().mean())
-    side = round(math.sqrt(kept))
-    vit = ViTModel(
-        ViTConfig(hidden_size=config.hidden_size, num_hidden_layers=args.depth, num_attention_heads=config.num_attention_heads,
-                  intermediate_size=config.intermediate_size, image_size=side * 16, patch_size=16, qkv_bias=False),
-        add_pooling_layer=False,
-    ).eval().to(device)  # fmt: skip
-    vit_pixels = torch.randn(args.batch, 3, side * 16, side * 16, device=device)
+    vit, vit_pixels = vit_like(config, kept, 16, args.batch)
+    vit, vit_pixels = vit.to(device), vit_pixels.to(device)
     half_model = sapiensid(args.depth).to(device).to(torch.bfloat16)
     half_vit = ViTModel(vit.config, add_pooling_layer=False).eval().to(device).to(torch.bfloat16)
     steps = {
@@ -90,7 +83,7 @@ def inference_rows(args, device: torch.device) -> tuple[list[str], dict[str, flo
     rate = {name: args.batch / value for name, value in seconds.items()}
     rows = [
         f"Inference, batch {args.batch}, depth {args.depth}, best of {args.repeats} interleaved rounds "
-        f"({kept} kept tokens + CLS + MASK; ViTModel {side * side + 1} tokens, 16 px patches):",
+        f"({kept} kept tokens + CLS + MASK; ViTModel {vit_tokens(vit)} tokens, 16 px patches):",
         "",
         "| model | dtype | embeddings / s | x ViTModel (same dtype) |",
         "| --- | --- | --- | --- |",

@@ -50,14 +50,20 @@ def inference_flops(forward) -> int:
         return flops(forward)
 
 
-def vit_like(config: SapiensIDConfig, tokens: int, patch: int) -> tuple[ViTModel, torch.Tensor]:
-    """transformers' ViTModel of SapiensID's width and depth with a square grid of about `tokens` patches, and an input for it."""
+def vit_like(config: SapiensIDConfig, tokens: int, patch: int, batch: int) -> tuple[ViTModel, torch.Tensor]:
+    """transformers' ViTModel of SapiensID's width and depth with a square grid of about `tokens` patches, and
+    a random batch for it."""
     side = round(math.sqrt(tokens))
     vit_config = ViTConfig(
         hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
         intermediate_size=config.intermediate_size, image_size=side * patch, patch_size=patch, qkv_bias=False,
     )
-    return ViTModel(vit_config, add_pooling_layer=False).eval(), torch.randn(1, 3, side * patch, side * patch)
+    return ViTModel(vit_config, add_pooling_layer=False).eval(), torch.randn(batch, 3, side * patch, side * patch)
+
+
+def vit_tokens(vit: ViTModel) -> int:
+    """Sequence length of a ViTModel: its patches and CLS."""
+    return vit.embeddings.patch_embeddings.num_patches + 1
 
 
 def official_size_flop_bound() -> float:
@@ -66,8 +72,8 @@ def official_size_flop_bound() -> float:
     pixels, keypoints = inputs(2, model.config.image_size)
     with torch.no_grad():
         kept = int((model(pixels, keypoints).token_ids >= 0).sum(dim=1).float().mean())
-    vit, vit_pixels = vit_like(model.config, kept, 16)
-    return inference_flops(lambda: vit(vit_pixels.expand(2, -1, -1, -1))) / inference_flops(lambda: model(pixels, keypoints))
+    vit, vit_pixels = vit_like(model.config, kept, 16, batch=2)
+    return inference_flops(lambda: vit(vit_pixels)) / inference_flops(lambda: model(pixels, keypoints))
 
 
 def inputs(batch: int, size: int):
@@ -114,12 +120,11 @@ def main(argv=None) -> str:
     model.eval()
     with torch.no_grad():
         kept = int((model(pixels, keypoints).token_ids >= 0).sum(dim=1).float().mean())
-        side = round(math.sqrt(kept))
         steps = {}
         for patch in (16, 32):
-            vit, vit_pixels = vit_like(config, kept, patch)
-            vit_pixels = vit_pixels.expand(args.batch, -1, -1, -1).contiguous()
+            vit, vit_pixels = vit_like(config, kept, patch, args.batch)
             steps[f"vit{patch}"] = lambda vit=vit, vit_pixels=vit_pixels: vit(vit_pixels)
+        vit_length = vit_tokens(vit)  # the same for both patch sizes
         steps["ours"] = lambda: model(pixels, keypoints)
         # The same model without KP-RPE shows what the keypoint bias (a gather per layer) costs.
         plain = SapiensIDModel(SapiensIDConfig(**{**config.to_diff_dict(), "use_kprpe": False})).eval()
@@ -146,7 +151,7 @@ def main(argv=None) -> str:
             f"{bound:.2f} | {rate / vit_rate / bound:.2f} |"
         )
 
-    print(f"inference: SapiensID {ours_rate:.2f} img/s ({kept} tokens), ViTModel {vit_rate:.2f} img/s ({side * side + 1} tokens)")
+    print(f"inference: SapiensID {ours_rate:.2f} img/s ({kept} tokens), ViTModel {vit_rate:.2f} img/s ({vit_length} tokens)")
 
     lines = [
         SECTION,
@@ -166,8 +171,8 @@ def main(argv=None) -> str:
         "",
         "| model | tokens | GFLOP / image | embeddings / s | x ViTModel (16 px patches) | FLOP bound (ViTModel's FLOPs / the model's) | fraction of FLOP bound |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        row("transformers ViTModel, 16 px patches", str(side * side + 1), "vit16"),
-        row("transformers ViTModel, 32 px patches (a 3072-wide patch projection, as the retina patches)", str(side * side + 1), "vit32"),
+        row("transformers ViTModel, 16 px patches", str(vit_length), "vit16"),
+        row("transformers ViTModel, 32 px patches (a 3072-wide patch projection, as the retina patches)", str(vit_length), "vit32"),
         row("SapiensID", f"{kept} + CLS + MASK", "ours"),
         row("SapiensID without KP-RPE", f"{kept} + CLS + MASK", "without_kprpe"),
     ]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 
 from sapiensid_hf.data.common import DatasetLayoutError
@@ -30,6 +29,7 @@ from sapiensid_hf.training import (
 )
 from sapiensid_hf.training.keypoint_cache import KeypointCacheMismatchError
 from sapiensid_hf.training.launch import relaunch_cpu_processes
+from sapiensid_hf.training.stop_signals import StopSignals
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,10 +56,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _interrupt(_signal: int, _frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     is_main = os.environ.get("RANK", "0") == "0"
@@ -72,7 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     if relaunched is not None:
         return relaunched
     # SIGTERM (a scheduler, `kill`) ends the run like Ctrl-C: one line saying where to resume, no traceback.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Only the first stop signal acts: the later ones a launcher or a terminal sends are recorded, never
+    # raised, also not during interpreter shutdown.
+    stop_signals = StopSignals().install()
+    try:
+        return _run(args, is_main)
+    finally:
+        stop_signals.run_ended()
+
+
+def _run(args: argparse.Namespace, is_main: bool) -> int:
     overrides = list(args.overrides) + ([f"logging.output_dir={args.output_dir}"] if args.output_dir else [])
     try:
         config = TrainingConfig.from_file(args.config).with_overrides(overrides)

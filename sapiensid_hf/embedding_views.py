@@ -9,12 +9,16 @@ pass: about twice the model time (the detector runs once).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .training.augmentation import flip_keypoints
+from .parallel_processing import model_threads_beside, process_images
+from .processing.keypoint_layout import flip_keypoints
 
 
 @torch.no_grad()
@@ -32,4 +36,41 @@ def embed_batch(model: torch.nn.Module, features: Any, device: torch.device, fli
     return F.normalize(embeddings, dim=-1).cpu()
 
 
-__all__ = ["embed_batch"]
+@dataclass
+class EmbeddedBatch:
+    """One batch of `embed_images`: the caller's indices that were embedded, their embeddings and
+    processor features (None when every image of the batch failed), and the failures by index."""
+
+    indices: list[int]
+    embeddings: torch.Tensor | None  # (len(indices), D) L2-normalised float32, on the CPU
+    features: Any
+    failures: list[tuple[int, BaseException]]
+
+
+def embed_images(
+    model: torch.nn.Module,
+    processor: Any,
+    images: Sequence[Any] | Callable[[int], Any],
+    batch_size: int,
+    device: torch.device,
+    flip: bool = False,
+    num_workers: int = 0,
+    count: int | None = None,
+    keypoints: np.ndarray | None = None,
+) -> Iterator[EmbeddedBatch]:
+    """Embeddings of many images, batch by batch in order: `num_workers` processes decode and detect
+    (`parallel_processing.process_images`: given `keypoints` skip the detector) while the model runs here
+    on the cores they leave. A failing image is reported with its index, not raised: the caller decides.
+
+    The one embedding loop of the project: `SapiensIDPipeline` (embed, search, the Space), the evaluation
+    runner and the development checks all call it, so they give the same numbers with any worker count.
+    """
+    for batch in process_images(processor, images, batch_size, num_workers, count=count, keypoints=keypoints):
+        embeddings = None
+        if batch.features is not None:
+            with model_threads_beside(num_workers, device):
+                embeddings = embed_batch(model, batch.features, device, flip)
+        yield EmbeddedBatch(batch.indices, embeddings, batch.features, batch.failures)
+
+
+__all__ = ["EmbeddedBatch", "embed_batch", "embed_images"]

@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .embedding_views import embed_batch
+from .embedding_views import embed_images
 from .modeling import SapiensIDConfig, SapiensIDModel
-from .parallel_processing import model_threads_beside, process_images
 from .pretrained import shipped_model_dir
 
 logger = logging.getLogger(__name__)
@@ -86,15 +85,13 @@ class SapiensIDPipeline:
         """Embeddings batch by batch, in order: (indices of the images embedded, their result, failures as
         (index, exception)). `num_workers` processes decode and detect (parallel_processing) while the
         model runs here; a failing image is reported, not raised, so the caller may skip it."""
-        for batch in process_images(self.processor, images, batch_size, num_workers):
-            if batch.features is None:
+        for batch in embed_images(self.model, self.processor, images, batch_size, self.device, flip, num_workers):
+            if batch.embeddings is None:
                 yield batch.indices, None, batch.failures
                 continue
             features = batch.features
-            with model_threads_beside(num_workers, self.device):
-                embeddings = embed_batch(self.model, features, self.device, flip)
             result = EmbeddingResult(
-                embeddings=embeddings.numpy(),
+                embeddings=batch.embeddings.numpy(),
                 keypoints=features["keypoints"].cpu().numpy(),
                 roi_boxes=features["roi_boxes"].cpu().numpy(),
                 person_found=np.asarray(features["person_found"], dtype=bool),

@@ -78,19 +78,24 @@ def model_threads_beside(num_workers: int, device: torch.device) -> Iterator[Non
 
 
 class _OneImageEach(torch.utils.data.Dataset):
-    """Item i = the processor run on image i alone (numpy outputs), or the exception it raised."""
+    """Item i = the processor run on image i alone (numpy outputs), or the exception it raised.
+    With `keypoints` (N, 19, 2), image i is read at keypoints[i] and nothing is detected."""
 
-    def __init__(self, processor: Any, image_at: Callable[[int], Any], count: int):
+    def __init__(
+        self, processor: Any, image_at: Callable[[int], Any], count: int, keypoints: np.ndarray | None = None
+    ):
         self.processor = processor
         self.image_at = image_at
         self.count = count
+        self.keypoints = keypoints
 
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, index: int) -> tuple[int, dict[str, Any] | None, BaseException | None]:
+        given = None if self.keypoints is None else self.keypoints[index : index + 1]
         try:
-            features = self.processor([self.image_at(index)], return_tensors="np")
+            features = self.processor([self.image_at(index)], keypoints=given, return_tensors="np")
             return index, dict(features), None
         except Exception as error:  # returned, not raised: one bad file must not stop a worker's batch
             return index, None, _renumbered(error, index)
@@ -127,8 +132,9 @@ def _collate(items: list[tuple[int, dict[str, Any] | None, BaseException | None]
     return ProcessedBatch([index for index, _ in good], features, failures)
 
 
-def one_thread_worker_init(worker_id: int) -> None:
-    """DataLoader `worker_init_fn`: torch and the detector on one thread in each worker."""
+def _one_thread_worker_init(worker_id: int) -> None:
+    """`worker_init_fn` of the loader `process_images` builds (its dataset is an `_OneImageEach`): torch
+    and the detector on one thread in each worker."""
     torch.set_num_threads(1)
     dataset = torch.utils.data.get_worker_info().dataset
     set_threads = getattr(dataset.processor, "set_detector_threads", None)
@@ -142,9 +148,14 @@ def process_images(
     batch_size: int,
     num_workers: int = 0,
     count: int | None = None,
+    keypoints: np.ndarray | None = None,
 ) -> Iterator[ProcessedBatch]:
     """Processor outputs for `images` (a sequence, or a callable row -> image with `count` rows), in batches
-    of `batch_size` in order; `num_workers` processes do the work (0: this process)."""
+    of `batch_size` in order; `num_workers` processes do the work (0: this process). `keypoints`
+    (count, 19, 2), when given, are used as the images' keypoints instead of detecting them.
+
+    This is the one path that runs the processor over many images: `sapiensid embed` / `search`, the
+    evaluation runner, the development checks and the training keypoint cache all come through here."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if num_workers < 0:
@@ -156,7 +167,9 @@ def process_images(
     else:
         count = len(images)
         image_at = images.__getitem__
-    dataset = _OneImageEach(processor, image_at, count)
+    if keypoints is not None and len(keypoints) != count:
+        raise ValueError(f"{len(keypoints)} keypoint rows given for {count} images")
+    dataset = _OneImageEach(processor, image_at, count, keypoints)
     if num_workers == 0:
         for start in range(0, count, batch_size):
             yield _collate([dataset[index] for index in range(start, min(count, start + batch_size))])
@@ -168,7 +181,7 @@ def process_images(
         shuffle=False,  # the caller's order
         num_workers=min(num_workers, max(1, count)),
         collate_fn=_as_is,
-        worker_init_fn=one_thread_worker_init,
+        worker_init_fn=_one_thread_worker_init,
         prefetch_factor=min(16, max(2, batch_size)),  # images each worker may run ahead
         # The workers' seeds come from a private generator: starting workers must not draw from the global
         # RNG, or a seeded training run would depend on whether its keypoint cache was already built.
@@ -194,7 +207,6 @@ __all__ = [
     "default_num_workers",
     "model_threads_beside",
     "merge_features",
-    "one_thread_worker_init",
     "process_images",
     "resolve_num_workers",
 ]

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from sapiensid_hf.modeling.configuration_sapiensid import FLIP_PAIRS
 from sapiensid_hf.modeling.configuration_sapiensid import KEYPOINT_NAMES as MODEL_KEYPOINT_NAMES
 from sapiensid_hf.processing import keypoint_layout as layout
 
@@ -16,6 +17,8 @@ def _points(**named):
 def test_layout_matches_the_model_config():
     assert layout.KEYPOINT_NAMES == tuple(MODEL_KEYPOINT_NAMES)
     assert layout.NUM_KEYPOINTS == len(MODEL_KEYPOINT_NAMES)
+    # flip_keypoints swaps the layout's pairs; the model's config states the same pairs.
+    assert tuple(layout.IMAGE_ORDERED_PAIRS + layout.LEFT_RIGHT_PAIRS) == FLIP_PAIRS
 
 
 def test_blazepose_mapping_takes_the_named_landmarks():

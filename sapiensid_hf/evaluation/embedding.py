@@ -1,6 +1,7 @@
 """Embeddings of a whole benchmark: batched, flip-augmented, cached on disk, split across processes.
 
-- Batches go through the image processor (in DataLoader workers when `num_workers > 0`) and the model.
+- Images go through the project's one embedding loop (`embedding_views.embed_images`: the processor in
+  worker processes when `num_workers > 0`, the model here), the same loop `sapiensid embed` uses.
 - Flip test-time augmentation as the official evaluators: embedding of the image plus embedding of the
   mirrored image (pixels, padding mask and keypoints mirrored, left/right keypoints swapped), then
   L2-normalised. Without flip the embedding is just L2-normalised.
@@ -27,20 +28,25 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from ..embedding_views import embed_batch
-from ..parallel_processing import model_threads_beside, one_thread_worker_init
+from ..embedding_views import embed_images
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
-class _ProcessImages:
-    """DataLoader collate function: decoded rows -> processor BatchFeature (picklable for workers)."""
+class BenchmarkImageError(ValueError):
+    """A benchmark image could not be read or processed: the benchmark is refused, not scored without it."""
 
-    def __init__(self, processor: Any):
-        self.processor = processor
 
-    def __call__(self, rows: list[dict]) -> Any:
-        return self.processor([row["image"] for row in rows], return_tensors="pt")
+class _ImageOfRow:
+    """row -> what the processor reads for it: the image file's path, or its bytes when the table holds
+    them (undecoded, so the processor's own decoding and error messages apply; picklable for workers)."""
+
+    def __init__(self, dataset: datasets.Dataset):
+        self.images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+
+    def __call__(self, row: int) -> Any:
+        image = self.images[row]["image"]
+        return image["bytes"] if image.get("bytes") is not None else image["path"]
 
 
 def image_file_stamps(dataset: datasets.Dataset) -> str:
@@ -104,19 +110,17 @@ def _embed_rows(
     num_workers: int,
     show_progress: bool,
 ) -> np.ndarray:
-    loader = torch.utils.data.DataLoader(
-        dataset.select_columns(["image"]),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        collate_fn=_ProcessImages(processor),
-        worker_init_fn=one_thread_worker_init if num_workers > 0 else None,
-        generator=torch.Generator().manual_seed(0),  # workers do not draw from the global RNG
-    )
     chunks = []
-    for features in tqdm(loader, desc="embedding", unit="batch", disable=not show_progress):
-        with model_threads_beside(num_workers, device):
-            chunks.append(embed_batch(model, features, device, flip))
+    progress = tqdm(total=len(dataset), desc="embedding", unit="img", disable=not show_progress)
+    batches = embed_images(
+        model, processor, _ImageOfRow(dataset), batch_size, device, flip, num_workers, count=len(dataset)
+    )
+    for batch in batches:
+        if batch.failures:
+            raise BenchmarkImageError(f"a benchmark image cannot be embedded, so no score would be right: {batch.failures[0][1]}")
+        chunks.append(batch.embeddings)
+        progress.update(len(batch.indices))
+    progress.close()
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.output_dim), np.float32)
 
 

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from ..data import load_lfw_pairs, load_manifest, load_market1501
-from ..embedding_views import embed_batch
+from ..embedding_views import embed_images
+from ..parallel_processing import resolve_num_workers
 from .distance import distance_matrix
 from .ranking import evaluate_ranking
 from .roc import tar_at_far
@@ -76,21 +77,24 @@ def load_dev_sets(root: str | os.PathLike, checks: tuple[str, ...] = DEV_CHECKS)
     return sets
 
 
-def dev_keypoints(dev: DevSet, processor: Any, cache_dir: str | os.PathLike, batch_size: int = 16) -> np.ndarray:
-    """(N, 19, 2) keypoints of a set's rows, detected once and cached in `cache_dir/<set name>`."""
+def dev_keypoints(
+    dev: DevSet, processor: Any, cache_dir: str | os.PathLike, batch_size: int = 16, num_workers: int | None = None
+) -> np.ndarray:
+    """(N, 19, 2) keypoints of a set's rows, detected once (in `num_workers` processes, None = auto) and
+    cached in `cache_dir/<set name>`."""
     from ..training.keypoint_cache import build_keypoint_cache
 
     images = _image_files(dev.dataset)
     cache = build_keypoint_cache(
-        images.__getitem__, dev.dataset["path"], processor, Path(cache_dir) / dev.name, batch_size=batch_size
-    )
+        images.__getitem__, dev.dataset["path"], processor, Path(cache_dir) / dev.name, batch_size=batch_size,
+        num_workers=num_workers,
+    )  # fmt: skip
     if cache.num_unreadable:
         listed = ", ".join(entry["path"] for entry in cache.unreadable[:5])
         raise DevSetError(f"{dev.name}: {cache.num_unreadable} image(s) cannot be read ({listed}); a score would be wrong")
     return cache.keypoints
 
 
-@torch.no_grad()
 def embed_rows(
     model: torch.nn.Module,
     processor: Any,
@@ -99,16 +103,17 @@ def embed_rows(
     batch_size: int = 64,
     flip: bool = True,
     device: str | torch.device = "cpu",
+    num_workers: int = 0,
 ) -> np.ndarray:
-    """(N, D) L2-normalised embeddings of every row, with the given keypoints (no detection)."""
+    """(N, D) L2-normalised embeddings of every row, with the given keypoints (no detection); `num_workers`
+    processes decode and resize (the project's one embedding loop, `embedding_views.embed_images`)."""
     images = _image_files(dataset)
     model = model.to(device).eval()
     chunks = []
-    for start in range(0, len(images), batch_size):
-        features = processor(
-            images[start : start + batch_size], keypoints=keypoints[start : start + batch_size], return_tensors="pt"
-        )
-        chunks.append(embed_batch(model, features, torch.device(device), flip))
+    for batch in embed_images(model, processor, images, batch_size, torch.device(device), flip, num_workers, keypoints=keypoints):
+        if batch.failures:
+            raise DevSetError(f"a development image cannot be embedded, so no score would be right: {batch.failures[0][1]}")
+        chunks.append(batch.embeddings)
     return torch.cat(chunks).numpy()
 
 
@@ -180,10 +185,12 @@ def run_dev_checks(
     batch_size: int = 64,
     flip: bool = True,
     device: str = "cpu",
+    num_workers: int | None = None,
 ) -> dict[str, Any]:
     """Score every (model, processor) of `models` on the checks; writes results.json / results.md / plots.
 
     Keypoints come from the first model's processor (every model is scored on the same keypoints).
+    `num_workers` processes decode and detect (None: auto, one per core, at most 8; 0: this process).
     """
     from .report import plot_cmc, plot_roc
 
@@ -192,12 +199,13 @@ def run_dev_checks(
     cache_dir = Path(keypoint_cache_dir) if keypoint_cache_dir is not None else output / "keypoints"
     sets = load_dev_sets(root, checks)
     first_processor = next(iter(models.values()))[1]
-    keypoints = {name: dev_keypoints(dev, first_processor, cache_dir) for name, dev in sets.items()}
+    num_workers = resolve_num_workers(num_workers)
+    keypoints = {name: dev_keypoints(dev, first_processor, cache_dir, num_workers=num_workers) for name, dev in sets.items()}
     results: dict[str, Any] = {"identities_root": str(root), "flip": flip, "models": {}}
     for label, (model, processor) in models.items():
         per_model = {}
         for name, dev in sets.items():
-            embeddings = embed_rows(model, processor, dev.dataset, keypoints[name], batch_size, flip, device)
+            embeddings = embed_rows(model, processor, dev.dataset, keypoints[name], batch_size, flip, device, num_workers)
             per_model[name] = score_dev_set(dev, embeddings)
             logger.info("%s / %s: %s", label, name, summary_line(per_model[name]))
         results["models"][label] = per_model

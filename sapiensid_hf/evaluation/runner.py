@@ -240,6 +240,7 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
             batch_size=args.batch_size,
             flip=not args.no_flip,
             device=args.device or "cpu",
+            num_workers=args.num_workers,
         )
     return run_evaluation(
         args.model,
@@ -265,8 +266,10 @@ def run_public_dev(
     batch_size: int = 64,
     flip: bool = True,
     device: str = "cpu",
+    num_workers: int | None = None,
 ) -> dict:
-    """The development checks of `public_dev.py` for a model folder (and its untrained twin)."""
+    """The development checks of `public_dev.py` for a model folder (and its untrained twin); `num_workers`
+    processes decode and detect (None: auto)."""
     from ..inference import load_model, load_processor, untrained_model
     from .public_dev import UNTRAINED, run_dev_checks
 
@@ -276,8 +279,9 @@ def run_public_dev(
     if baseline:
         models[UNTRAINED] = (untrained_model(model.config), processor)
     results = run_dev_checks(
-        models, identities_root, output_dir, keypoint_cache_dir, batch_size=batch_size, flip=flip, device=device
-    )
+        models, identities_root, output_dir, keypoint_cache_dir, batch_size=batch_size, flip=flip, device=device,
+        num_workers=num_workers,
+    )  # fmt: skip
     results.update(benchmark=PUBLIC_DEV, model=str(model_path))
     return results
 

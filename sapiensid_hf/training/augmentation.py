@@ -5,13 +5,8 @@ scale and drop) runs inside the model in training mode, on the device; this file
 pixels. Everything works on one sample in the padded square at model resolution: pixels (S, S, 3) in
 [0, 1], pixel mask (S, S), keypoints (19, 2) normalised to the square, -1 = missing.
 
-Flip and the keypoint conventions: a mirror maps x to 1 - x and turns every left/right pair around, so
-each pair in `FLIP_PAIRS` is swapped. That alone keeps "left = larger x" for ears and body pairs and
-"eye_1 / mouth_1 = smaller x" for the face pairs whenever both points of a pair are visible. For a pair
-with one visible point the processor's rules decide which slot it belongs to, so after the swap the
-flipped keypoints go through the same rules the processor applies to detections
-(`order_face_pairs`, `canonicalize_left_right`): the flipped sample's keypoints are what the detector
-pipeline would report for the flipped photo.
+The keypoint side of the flip (`flip_keypoints`) lives with the keypoint layout in processing/, where
+the flip-augmented evaluation uses it too.
 """
 
 from __future__ import annotations
@@ -20,26 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..modeling.configuration_sapiensid import FLIP_PAIRS
-from ..processing.keypoint_layout import canonicalize_left_right, order_face_pairs
+from ..processing.keypoint_layout import flip_keypoints
 
-MISSING = -1.0
 # ITU-R 601 luma weights, as torchvision's grayscale conversion.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def flip_keypoints(keypoints: np.ndarray) -> np.ndarray:
-    """(19, 2) or (B, 19, 2) keypoints of the horizontally mirrored square image."""
-    batch = np.asarray(keypoints, dtype=np.float32)
-    single = batch.ndim == 2
-    batch = batch[None] if single else batch
-    shown = (batch != MISSING).all(axis=-1)
-    flipped = batch.copy()
-    flipped[..., 0] = np.where(shown, 1.0 - batch[..., 0], MISSING)
-    first, second = (list(side) for side in zip(*FLIP_PAIRS, strict=True))
-    flipped[:, first + second] = flipped[:, second + first]
-    flipped = canonicalize_left_right(order_face_pairs(flipped))
-    return flipped[0] if single else flipped
 
 
 def flip_sample(

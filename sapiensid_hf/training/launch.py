@@ -98,25 +98,30 @@ def _die_with_parent() -> None:
 
 
 def run_forwarding_signals(command: Sequence[str]) -> int:
-    """Run `command` in its own session, pass SIGINT / SIGTERM on to it, return its exit code.
+    """Run `command` in its own session, pass the first SIGINT / SIGTERM on to it, return its exit code.
 
-    Own session: a terminal's Ctrl-C reaches the child once, through us, not twice. The child also dies
-    with us (PR_SET_PDEATHSIG), so a killed launcher never leaves workers training on.
+    Own session: a terminal's Ctrl-C reaches the child once, through us, not twice. Only the first stop
+    signal is passed on: a Ctrl-C is often followed by the SIGTERM of `accelerate launch` dying, and the
+    child is already stopping (it kills what does not stop). The child also dies with us
+    (PR_SET_PDEATHSIG), so a killed launcher never leaves workers training on.
     """
     child = subprocess.Popen(list(command), env=dict(os.environ), start_new_session=True, preexec_fn=_die_with_parent)
     previous = {number: signal.getsignal(number) for number in FORWARDED_SIGNALS}
+    forwarded: list[int] = []
 
     def forward(number: int, _frame) -> None:
-        if child.poll() is None:
+        if not forwarded and child.poll() is None:
             child.send_signal(number)
+        forwarded.append(number)
 
     for number in FORWARDED_SIGNALS:
         signal.signal(number, forward)
     try:
         return child.wait()
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        if not forwarded:  # once stopping, later signals stay recorded only (none raised during shutdown)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 __all__ = ["relaunch_cpu_processes", "requested_processes", "run_forwarding_signals", "started_by_accelerate_cpu_launcher"]

@@ -1,0 +1,47 @@
+"""Stop a training process once, quietly, however many stop signals reach it.
+
+A stop reaches a training process more than once in ordinary use: a terminal's Ctrl-C goes to the whole
+process group, `accelerate launch` dies and its child hears of it again through PR_SET_PDEATHSIG, and
+`torch.distributed.run` sends its workers a SIGTERM of its own while they are already on their way out.
+Python's default SIGINT handler (and a handler that simply raises) raises `KeyboardInterrupt` for each of
+them, and one that arrives during interpreter shutdown is raised inside an atexit callback (torch's
+library teardown, dynamo's compile-time dump), which prints "Exception ignored in atexit callback" with
+a traceback after the run's own one-line message.
+
+`StopSignals` turns the first SIGINT / SIGTERM into `KeyboardInterrupt` (the run saves nothing more and
+says where to resume) and only records the later ones; once the run has ended (`run_ended`), no signal
+raises anything any more.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """Install with `install()`; `received` lists every stop signal that arrived, in order."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._raise_on_first = True
+
+    def install(self) -> StopSignals:
+        for number in STOP_SIGNALS:
+            signal.signal(number, self._handle)
+        return self
+
+    def run_ended(self) -> None:
+        """From now on (the run finished or was stopped, the interpreter is about to shut down) a stop
+        signal is recorded and nothing else."""
+        self._raise_on_first = False
+
+    def _handle(self, number: int, _frame: FrameType | None) -> None:
+        self.received.append(number)
+        if len(self.received) == 1 and self._raise_on_first:
+            raise KeyboardInterrupt
+
+
+__all__ = ["STOP_SIGNALS", "StopSignals"]

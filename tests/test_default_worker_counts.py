@@ -1,0 +1,199 @@
+"""Every command that starts worker processes, run with the worker count a user gets by default (made at
+least 2 here, whatever this machine has), gives the numbers of the same command in one process.
+
+`sapiensid evaluate` once shipped broken with its default workers because every test passed
+`--num-workers 0`; these tests run the commands as a user types them and check that workers really ran.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from detector_files import require_detector_files
+from PIL import Image
+
+from sapiensid_cli import main
+from sapiensid_hf import SapiensIDConfig, SapiensIDModel, parallel_processing
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg", "couple.jpg", "street_bus.jpg")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    model = SapiensIDModel(SapiensIDConfig.tiny())
+    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
+    model.save_pretrained(folder)
+    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    return folder
+
+
+class WorkerCounts:
+    """The `num_workers` of every DataLoader built while the test runs."""
+
+    def __init__(self):
+        self.seen: list[int] = []
+
+    def most(self) -> int:
+        return max(self.seen, default=0)
+
+
+@pytest.fixture
+def two_cores(monkeypatch) -> WorkerCounts:
+    """The default ("auto") worker count is computed for 2 cores (2 workers); DataLoaders record their worker count."""
+    require_detector_files()
+    monkeypatch.setattr(parallel_processing, "available_cores", lambda: 2)
+    counts = WorkerCounts()
+    loader_class = torch.utils.data.DataLoader
+
+    class CountingLoader(loader_class):
+        def __init__(self, *args, **kwargs):
+            counts.seen.append(kwargs.get("num_workers", 0))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", CountingLoader)
+    return counts
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    status = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+def market_layout(people_dir: Path, root: Path) -> Path:
+    """Market-1501 file names over the real photos: person 1 has three photos (query + two gallery)."""
+    files = {
+        "query/0001_c1s1_000001_00.jpg": "face_a_1.jpg",
+        "query/0002_c1s1_000001_00.jpg": "two_men.jpg",
+        "bounding_box_test/0001_c2s1_000002_01.jpg": "face_a_2.jpg",
+        "bounding_box_test/0001_c3s1_000003_01.jpg": "face_a_3.jpg",
+        "bounding_box_test/0002_c2s1_000002_01.jpg": "street_bus.jpg",
+        "bounding_box_test/0003_c2s1_000002_01.jpg": "couple.jpg",
+        "bounding_box_test/0004_c3s1_000002_01.jpg": "face_b_1.jpg",
+    }
+    for name, photo in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(people_dir / photo, root / name)
+    return root
+
+
+def test_evaluate_with_default_workers_scores_what_one_process_scores(capsys, tmp_path, model_dir, people_dir, two_cores):
+    root = market_layout(people_dir, tmp_path / "market")
+    common = ("evaluate", "--model", model_dir, "--dataset-root", root, "--benchmark", "market1501", "--batch-size", 3)
+    status, output = run_cli(capsys, *common, "--output-dir", tmp_path / "default")
+    assert status == 0, output
+    assert two_cores.most() >= 2  # the default really started workers
+    status, output = run_cli(capsys, *common, "--output-dir", tmp_path / "serial", "--num-workers", "0")
+    assert status == 0, output
+
+    default = json.loads((tmp_path / "default" / "results.json").read_text())["rankings"]
+    serial = json.loads((tmp_path / "serial" / "results.json").read_text())["rankings"]
+    assert default.keys() == serial.keys() == {"overall"}
+    for metric in ("rank1", "mAP", "mINP", "num_queries", "num_gallery"):
+        assert default["overall"][metric] == pytest.approx(serial["overall"][metric], abs=1e-9), metric
+    assert default["overall"]["num_queries"] == 2 and default["overall"]["num_gallery"] == 5
+    [default_cache] = (tmp_path / "default" / "embeddings").glob("*.npz")
+    [serial_cache] = (tmp_path / "serial" / "embeddings").glob("*.npz")
+    np.testing.assert_allclose(np.load(default_cache)["embeddings"], np.load(serial_cache)["embeddings"], atol=1e-5)
+
+
+def test_evaluate_names_an_unreadable_benchmark_image_with_default_workers(capsys, tmp_path, model_dir, people_dir, two_cores):
+    root = market_layout(people_dir, tmp_path / "market")
+    broken = root / "bounding_box_test" / "0005_c2s1_000002_01.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    status, output = run_cli(
+        capsys, "evaluate", "--model", model_dir, "--dataset-root", root, "--benchmark", "market1501",
+        "--output-dir", tmp_path / "out",
+    )  # fmt: skip
+    assert status == 1
+    assert "no score would be right" in output and str(broken) in output and "Traceback" not in output
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def identities_layout(people_dir: Path, root: Path) -> Path:
+    """A miniature `../shared/data/identities` (the public-dev layout) over crops of the real photos:
+    CUHK03-val 3 people x 2 cameras, Con-ReID query / gallery, LFW val with a 5 + 5 pairs file."""
+    photos = [Image.open(people_dir / name).convert("RGB") for name in PHOTOS]
+
+    def save(relative: str, photo: int, shift: int) -> None:
+        image = photos[photo]
+        width, height = image.size
+        box = (shift * width // 20, 0, width - (3 - shift) * width // 20, height)
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        image.crop(box).save(root / relative)
+
+    lines = ["path,identity,camera,source,split"]
+    for person in range(3):
+        for shot in (0, 1, 5, 6):
+            name = f"cuhk03/val/{person:04d}_{shot:02d}.jpg"
+            save(name, person + 3, shot % 4)
+            lines.append(f"{name},cuhk03-val-{person:04d},{0 if shot < 5 else 1},cuhk03,val")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    for name, photo, shift in (("query/0001_c1s1_000001.jpg", 3, 0), ("query/0002_c1s1_000001.jpg", 4, 0),
+                               ("bounding_box_test/0001_c2s1_000002.jpg", 3, 2),
+                               ("bounding_box_test/0002_c3s1_000002.jpg", 4, 2),
+                               ("bounding_box_test/0003_c2s1_000001.jpg", 5, 1)):  # fmt: skip
+        save(f"conreid/{name}", photo, shift)
+    for name, photo, count in (("Ann", 0, 3), ("Bob", 2, 3), ("Cy", 3, 2), ("Dee", 4, 2)):
+        for number in range(1, count + 1):
+            save(f"lfw/val/{name}/{name}_{number:04d}.jpg", number - 1 if name == "Ann" else photo, number)
+    pairs = ["1\t5", "Ann 1 2", "Ann 1 3", "Bob 1 2", "Bob 2 3", "Cy 1 2",
+             "Ann 1 Bob 1", "Ann 2 Cy 1", "Bob 3 Dee 1", "Cy 2 Dee 2", "Dee 1 Ann 3"]  # fmt: skip
+    (root / "lfw" / "pairs_val.txt").write_text("\n".join(pairs) + "\n")
+    return root
+
+
+def test_public_dev_with_default_workers_scores_what_one_process_scores(capsys, tmp_path, model_dir, people_dir, two_cores):
+    root = identities_layout(people_dir, tmp_path / "identities")
+    common = ("evaluate", "--model", model_dir, "--dataset-root", root, "--benchmark", "public-dev", "--no-baseline")
+    status, output = run_cli(capsys, *common, "--output-dir", tmp_path / "default")
+    assert status == 0, output
+    assert two_cores.most() >= 2
+    status, output = run_cli(capsys, *common, "--output-dir", tmp_path / "serial", "--num-workers", "0")
+    assert status == 0, output
+
+    default = json.loads((tmp_path / "default" / "results.json").read_text())["models"]
+    serial = json.loads((tmp_path / "serial" / "results.json").read_text())["models"]
+    for check in ("cuhk03_val", "conreid", "lfw_fold7"):
+        for part, values in serial[model_dir.name][check].items():
+            for metric in ("rank1", "mAP", "accuracy", "tar@far=0.01"):
+                if metric in values:
+                    got = default[model_dir.name][check][part][metric]
+                    assert got == pytest.approx(values[metric], abs=1e-9), (check, part, metric)
+    for check in ("cuhk03_val", "conreid", "lfw_fold7"):  # the same keypoints, detected by workers or not
+        default_points = np.load(tmp_path / "default" / "keypoints" / check / "keypoints.npy")
+        serial_points = np.load(tmp_path / "serial" / "keypoints" / check / "keypoints.npy")
+        np.testing.assert_array_equal(default_points, serial_points)
+
+
+def test_embed_and_search_with_default_workers_give_the_one_process_numbers(capsys, tmp_path, model_dir, people_dir, two_cores):
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for name in PHOTOS:
+        shutil.copy(people_dir / name, gallery / name)
+    status, output = run_cli(capsys, "embed", gallery, "-o", tmp_path / "default.npy", "--model", model_dir)
+    assert status == 0, output
+    assert two_cores.most() >= 2
+    status, output = run_cli(
+        capsys, "embed", gallery, "-o", tmp_path / "serial.npy", "--model", model_dir, "--num-workers", "0"
+    )
+    assert status == 0, output
+    np.testing.assert_allclose(np.load(tmp_path / "default.npy"), np.load(tmp_path / "serial.npy"), atol=1e-5)
+
+    two_cores.seen.clear()
+    query = people_dir / "face_a_3.jpg"
+    rankings = []
+    for extra in ((), ("--num-workers", "0")):
+        status, output = run_cli(capsys, "search", query, "--gallery", gallery, "--top-k", 6, "--model", model_dir, *extra)
+        assert status == 0, output
+        rankings.append([line for line in output.splitlines() if str(gallery) in line])
+    assert two_cores.most() >= 2
+    assert rankings[0] == rankings[1] and len(rankings[0]) == len(PHOTOS)

@@ -47,6 +47,7 @@ examples:
   sapiensid search query.jpg --gallery gallery.parquet   # reuse embeddings made by `embed`
   sapiensid export-onnx --model sapiensid-base --output sapiensid.onnx
   sapiensid evaluate --help                        # the published benchmark protocols
+  sapiensid calibrate MODEL_DIR --dataset-root ../shared/data/identities   # record its thresholds
   sapiensid demo                                   # the Gradio page in your browser
 
 `sapiensid COMMAND --help` explains each command. Exit status: 0 success, 1 failure (the message
@@ -144,9 +145,12 @@ examples:
   sapiensid compare face.jpg full_body.jpg
   sapiensid compare a.jpg b.jpg --threshold 0.4 --json
 
-The threshold is an operating point, not a property of the model: raising it trades missed matches
-for fewer false matches. Choose it on labelled pairs from your own data at the false-match rate you
-can accept; the default {DEFAULT_COMPARE_THRESHOLD:.2f} is only a starting point and was not tuned.""",
+The threshold is an operating point of the model: raising it trades missed matches for fewer false
+matches. By default compare uses the threshold recorded in the model folder by `sapiensid calibrate`
+(best accuracy on the development pairs: for faces when both pictures show a face, for bodies
+otherwise) and prints which one and where it came from; a folder without one falls back to an untuned
+{DEFAULT_COMPARE_THRESHOLD:.2f}, said so. For your own use, choose it on labelled pairs of your data at
+the false-match rate you can accept, and pass it with --threshold.""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("image_a", metavar="IMAGE_A")
@@ -154,8 +158,8 @@ can accept; the default {DEFAULT_COMPARE_THRESHOLD:.2f} is only a starting point
     parser.add_argument(
         "--threshold",
         type=cosine_threshold,
-        default=DEFAULT_COMPARE_THRESHOLD,
-        help=f"same person when score >= this (default: {DEFAULT_COMPARE_THRESHOLD:.2f})",
+        default=None,
+        help="same person when score >= this (default: the model folder's calibrated threshold)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_model_options(parser, batch=False)
@@ -242,9 +246,40 @@ compared with PyTorch under onnxruntime on batches of 2 and 3 before the command
     )
 
 
+def _add_calibrate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="choose a model folder's same / different thresholds on the development pairs",
+        description=(
+            "Score the model on the development pairs of the shared identity photos (LFW fold 7 for faces, "
+            "CUHK03-val cross-camera pairs for bodies), choose its verification thresholds (best accuracy, "
+            "and false-accept rate 1e-2) and record them in the folder's config.json, where compare, the "
+            "Space and SapiensIDPipeline.verify read them."
+        ),
+        epilog="""\
+examples:
+  sapiensid calibrate pretrained/sapiensid-small --dataset-root ../shared/data/identities
+  sapiensid calibrate my_model --dataset-root ../shared/data/identities --keypoint-cache outputs/dev_keypoints""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="a saved SapiensID folder (its config.json is rewritten)")
+    parser.add_argument("--dataset-root", required=True, help="the identities folder (manifest.csv, cuhk03/, lfw/)")
+    parser.add_argument("--output-dir", default="outputs/calibration", help="development results (default: outputs/calibration)")
+    parser.add_argument("--keypoint-cache", default=None, help="detected keypoints, reused across runs (default: <output-dir>/keypoints)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per model call (default: 64)")
+    parser.add_argument(
+        "--num-workers", type=worker_count, default=None, metavar="N",
+        help="processes that decode and detect (default: auto = one per core, at most 8; 0 = in this process)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--device", type=torch_device, default="cpu", help="torch device, e.g. cpu, cuda (default: cpu)"
+    )
+
+
 OWN_COMMANDS: dict[str, Callable] = {
     "embed": _add_embed,
     "compare": _add_compare,
+    "calibrate": _add_calibrate,
     "search": _add_search,
     "export-onnx": _add_export_onnx,
 }

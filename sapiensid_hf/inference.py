@@ -117,6 +117,26 @@ class SapiensIDPipeline:
             results.append(result)
         return concatenate_results(results)
 
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """The model folder's calibrated verification thresholds (`sapiensid calibrate`), if it has them."""
+        return getattr(self.model.config, "calibration", None) or None
+
+    def verify(self, first: Any, second: Any, threshold: float | None = None, flip: bool = False) -> Verification:
+        """Same person or not: the cosine similarity of two pictures against a threshold, by default the
+        model's calibrated one for faces when both pictures show a face, for bodies otherwise
+        (`evaluation/calibration.py`; the returned threshold says which and where it came from). With
+        nobody found in a picture there is no score and no verdict."""
+        from .evaluation.calibration import choose_threshold
+
+        result = self.embed([first, second], flip=flip)
+        both_faces = bool(result.face_found.all())
+        chosen = choose_threshold(self.calibration, both_faces, self.description, threshold)
+        nobody = [name for name, found in zip(("first", "second"), result.person_found, strict=True) if not found]
+        score = None if nobody else float(result.embeddings[0] @ result.embeddings[1])
+        same = None if score is None else score >= chosen.value
+        return Verification(score=score, same=same, threshold=chosen, result=result, nobody=nobody)
+
     def similarity(self, first: Any, second: Any) -> float:
         """Cosine similarity of two images' embeddings.
 
@@ -130,6 +150,18 @@ class SapiensIDPipeline:
         return float(result.embeddings[0] @ result.embeddings[1])
 
 
+@dataclass
+class Verification:
+    """`SapiensIDPipeline.verify`: the score (None when nobody was found in a picture), the verdict at the
+    threshold, the threshold with its origin, and what the processor found."""
+
+    score: float | None
+    same: bool | None
+    threshold: Any  # evaluation.calibration.ChosenThreshold
+    result: EmbeddingResult
+    nobody: list[str]
+
+
 class NoPersonFoundError(ValueError):
     """An image in which the detector found nobody was asked for an identity score."""
 
@@ -139,7 +171,7 @@ class ModelFolderError(ValueError):
 
 
 # config.json keys a model folder may carry besides SapiensIDConfig's own fields.
-EXTRA_CONFIG_KEYS = frozenset({"training", "auto_map", "architectures", "transformers_version", "_name_or_path"})
+EXTRA_CONFIG_KEYS = frozenset({"training", "calibration", "auto_map", "architectures", "transformers_version", "_name_or_path"})
 
 
 def unknown_config_fields(source: str | os.PathLike) -> list[str]:

@@ -25,6 +25,7 @@ from PIL import Image
 
 from sapiensid_cli.argument_types import positive_int, torch_device
 from sapiensid_hf.commands.common import looks_like_hub_id
+from sapiensid_hf.evaluation.calibration import UNCALIBRATED_THRESHOLD
 from sapiensid_hf.inference import (
     MODEL_ENV_VAR,
     UNTRAINED_SOURCE,
@@ -54,7 +55,7 @@ MAX_GALLERY_IMAGES = 100
 MAX_TOP_K = 20
 DEFAULT_TOP_K = 5
 OVERLAY_SIDE = 640
-DEFAULT_THRESHOLD = 0.30
+DEFAULT_THRESHOLD = UNCALIBRATED_THRESHOLD  # shown before the first comparison, and for an uncalibrated model
 MODEL_CONCURRENCY_ID = "sapiensid-model"
 # Uploaded files and rendered overlays are deleted from Gradio's temporary folder: checked every 5
 # minutes, removed once older than 15 minutes (and all of them when the server restarts).
@@ -69,9 +70,11 @@ COMPARE_EXAMPLES = (
 SEARCH_EXAMPLE_QUERY = "face_a_1.jpg"
 
 THRESHOLD_NOTE = (
-    "The threshold is an **operating point**, not a property of the model: raising it trades missed "
-    "matches for fewer false matches. Choose it on labelled pairs from your own data at the false-match "
-    f"rate you can accept; the default {DEFAULT_THRESHOLD:.2f} is a starting point and was not tuned."
+    "The threshold is an **operating point** of the model: raising it trades missed matches for fewer "
+    "false matches. Each comparison starts at the model's **calibrated** threshold (`sapiensid calibrate`: "
+    "best accuracy on development pairs, for faces when both pictures show a face, for bodies otherwise; "
+    "the verdict says which). Move the slider to choose your own; for real use, choose it on labelled "
+    "pairs from your own data at the false-match rate you can accept."
 )
 OVERLAY_LEGEND = (
     "Overlays show the padded square the model reads: coloured dots are the 19 detected keypoints, the "
@@ -210,14 +213,15 @@ def failure_message(error: Exception) -> str:
     )
 
 
-def verdict_markdown(score: float | None, threshold: float, trained: bool = True) -> str:
-    """Same / different at `threshold`, or nothing when there is no score yet."""
+def verdict_markdown(score: float | None, threshold: float, trained: bool = True, origin: str | None = None) -> str:
+    """Same / different at `threshold` (and where the threshold came from), or nothing without a score."""
     if score is None or (isinstance(score, float) and math.isnan(score)):
         return ""
     same = score >= threshold
     text = (
         f"### {'Same person' if same else 'Different people'}\n"
-        f"cosine {score:.3f} {'≥' if same else '<'} threshold {threshold:.2f}"
+        f"cosine {score:.3f} {'≥' if same else '<'} threshold {threshold:.3f}"
+        + (f" ({origin})" if origin else "")
     )
     if not trained:
         text += "\n\n**Untrained weights: this verdict is meaningless.**"
@@ -231,15 +235,18 @@ class DemoHandlers:
         self.pipeline = pipeline
         self.grid_size = model_grid_size(pipeline)
 
-    def compare(self, image_a: Any, image_b: Any, threshold: float) -> tuple:
-        """Two uploads -> (overlay A, overlay B, cosine score, verdict, messages)."""
+    def compare(self, image_a: Any, image_b: Any) -> tuple:
+        """Two uploads -> (overlay A, overlay B, cosine score, verdict, messages, threshold, its origin):
+        the verdict is taken at the model's calibrated threshold (`SapiensIDPipeline.verify`)."""
         try:
             images = [read_upload(image_a, "Image A"), read_upload(image_b, "Image B")]
-            result = self.pipeline.embed(images)
+            verification = self.pipeline.verify(images[0], images[1])
         except Exception as error:  # every failure becomes a message in the page
             message = failure_message(error)
             gr.Warning(message)
-            return None, None, None, "", message
+            return None, None, None, "", message, gr.skip(), gr.skip()
+        result, chosen = verification.result, verification.threshold
+        origin = {"value": chosen.value, "origin": chosen.origin}
         overlays, messages = [], []
         for index, (rgb, label) in enumerate(zip(images, ("Image A", "Image B"), strict=True)):
             found = Detection.from_result(result, index)
@@ -252,15 +259,17 @@ class DemoHandlers:
         nobody = [label for index, label in enumerate(("A", "B")) if not result.person_found[index]]
         if nobody:  # no score, no verdict: both would be the same for any two such pictures
             verdict = f"### Unknown\nNo person found in image {' and '.join(nobody)}."
-            return overlays[0], overlays[1], None, verdict, "\n".join(messages)
+            return overlays[0], overlays[1], None, verdict, "\n".join(messages), chosen.value, origin
         # Rounded once, so the number on the page and the verdict always agree.
-        score = round(float(np.clip(result.embeddings[0] @ result.embeddings[1], -1.0, 1.0)), 4)
-        verdict = self.rethreshold(score, threshold)
-        return overlays[0], overlays[1], score, verdict, "\n".join(messages)
+        score = round(float(np.clip(verification.score, -1.0, 1.0)), 4)
+        verdict = self.rethreshold(score, chosen.value, origin)
+        return overlays[0], overlays[1], score, verdict, "\n".join(messages), chosen.value, origin
 
-    def rethreshold(self, score: float | None, threshold: float | None) -> str:
+    def rethreshold(self, score: float | None, threshold: float | None, chosen: dict | None = None) -> str:
+        """The verdict at the slider's threshold; it keeps the calibrated threshold's origin until moved."""
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        return verdict_markdown(score, threshold, self.pipeline.trained)
+        origin = chosen["origin"] if chosen and abs(float(chosen["value"]) - threshold) < 5e-4 else "set on the slider"
+        return verdict_markdown(score, threshold, self.pipeline.trained, origin)
 
     def search(self, gallery_images: Any, query_image: Any, top_k: float, cache: dict | None) -> tuple:
         """Gallery uploads + query upload -> (ranked gallery, result table, query overlay, messages, cache).
@@ -444,22 +453,23 @@ def build_compare_tab(handlers: DemoHandlers, examples: dict[str, str]) -> None:
             value=None, label="Cosine similarity (-1 to 1)", precision=4, interactive=False, elem_id="score"
         )
         threshold = gr.Slider(
-            -1.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold", elem_id="threshold"
+            -1.0, 1.0, value=DEFAULT_THRESHOLD, step=0.0001, label="Threshold", elem_id="threshold"
         )
     verdict = gr.Markdown(elem_id="verdict")
     status = gr.Textbox(label="Messages", interactive=False, lines=3, elem_id="compare-status")
     gr.Markdown(THRESHOLD_NOTE)
 
+    chosen_threshold = gr.State(None)  # the calibrated threshold of the last comparison and its origin
     compare_button.click(
         handlers.compare,
-        inputs=[image_a, image_b, threshold],
-        outputs=[overlay_a, overlay_b, score, verdict, status],
+        inputs=[image_a, image_b],
+        outputs=[overlay_a, overlay_b, score, verdict, status, threshold, chosen_threshold],
         api_name="compare",
         preprocess=False,  # uploads are decoded by `read_upload`, which explains what is wrong with them
         concurrency_id=MODEL_CONCURRENCY_ID,
     )
     threshold.change(
-        handlers.rethreshold, inputs=[score, threshold], outputs=verdict, api_visibility="private"
+        handlers.rethreshold, inputs=[score, threshold, chosen_threshold], outputs=verdict, api_visibility="private"
     )
 
 

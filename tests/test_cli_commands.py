@@ -174,7 +174,8 @@ def test_compare_gives_the_pipeline_similarity_and_a_verdict(capsys, model_dir, 
     result = json.loads(out)
     expected = pipeline.similarity(str(first), str(second))
     assert result["score"] == pytest.approx(expected, abs=1e-5)
-    assert result["threshold"] == DEFAULT_COMPARE_THRESHOLD
+    assert result["threshold"] == DEFAULT_COMPARE_THRESHOLD  # the test folder records no calibration
+    assert "untuned default" in result["threshold_origin"] and result["threshold_kind"] is None
     assert result["same_person"] == (result["score"] >= DEFAULT_COMPARE_THRESHOLD)
     assert result["trained"] is True
 
@@ -184,7 +185,8 @@ def test_compare_gives_the_pipeline_similarity_and_a_verdict(capsys, model_dir, 
         )
         assert status == 0
         assert f"cosine similarity: {expected:.4f}" in out
-        assert f"verdict at threshold {threshold:.2f}: {verdict}" in out
+        assert f"verdict at threshold {threshold:.3f}: {verdict}" in out
+        assert f"threshold: {threshold:.3f} (given with --threshold)" in out
         assert "MEANINGLESS" not in out
 
 
@@ -269,7 +271,7 @@ def test_compare_withholds_the_verdict_when_nobody_is_found(capsys, tmp_path, mo
     assert result["score"] is None and result["same_person"] is None
     assert result["verdict"] == "unknown: no person found in A and B"
     status, out, _ = run_cli(capsys, "compare", photos / QUERY, wall, "--model", model_dir)
-    assert "verdict at threshold 0.30: unknown: no person found in B" in out
+    assert "verdict at threshold 0.300: unknown: no person found in B" in out
     assert "cosine similarity: none" in out and "SAME PERSON" not in out and "DIFFERENT" not in out
     assert "no identity embedding" in out and "whole picture" not in out
 

@@ -80,13 +80,14 @@ def upload(path: Path):
 
 
 def test_compare_returns_cosine_score_verdict_and_overlays(client, app_module):
-    threshold = 0.3
-    overlay_a, overlay_b, score, verdict, status = client.predict(
-        upload(photo("face_a_2")), upload(photo("street_bus")), threshold, api_name="/compare"
+    overlay_a, overlay_b, score, verdict, status, threshold = client.predict(
+        upload(photo("face_a_2")), upload(photo("street_bus")), api_name="/compare"
     )
     assert isinstance(score, float) and -1.0 <= score <= 1.0
+    # The test model records no calibration: the untuned default is used, and the verdict says so.
+    assert threshold == app_module.DEFAULT_THRESHOLD
     expected = "Same person" if score >= threshold else "Different people"
-    assert expected in verdict and f"{threshold:.2f}" in verdict
+    assert expected in verdict and f"{threshold:.3f}" in verdict and "untuned default" in verdict
     assert "Image A:" in status and "Image B:" in status
     for overlay in (overlay_a, overlay_b):
         with Image.open(overlay) as picture:  # the padded square, drawn at the overlay size
@@ -95,14 +96,14 @@ def test_compare_returns_cosine_score_verdict_and_overlays(client, app_module):
 
 def test_compare_of_a_picture_with_itself_scores_one(client):
     picture = upload(photo("face_a_1"))
-    _, _, score, verdict, _ = client.predict(picture, picture, 0.99, api_name="/compare")
+    _, _, score, verdict, _, _ = client.predict(picture, picture, api_name="/compare")
     assert score == pytest.approx(1.0, abs=1e-3)
     assert "Same person" in verdict
 
 
 def test_compare_reports_a_text_file_named_jpg(client, not_an_image):
-    overlay_a, overlay_b, score, verdict, status = client.predict(
-        upload(not_an_image), upload(photo("face_a_1")), 0.3, api_name="/compare"
+    overlay_a, overlay_b, score, verdict, status, _ = client.predict(
+        upload(not_an_image), upload(photo("face_a_1")), api_name="/compare"
     )
     assert (overlay_a, overlay_b, score, verdict) == (None, None, None, "")
     assert "Image A ('holiday.jpg')" in status and "not an image" in status
@@ -110,7 +111,7 @@ def test_compare_reports_a_text_file_named_jpg(client, not_an_image):
 
 
 def test_compare_reports_a_missing_image(client):
-    _, _, score, _, status = client.predict(upload(photo("face_a_1")), None, 0.3, api_name="/compare")
+    _, _, score, _, status, _ = client.predict(upload(photo("face_a_1")), None, api_name="/compare")
     assert score is None
     assert status.startswith("Image B: no image given")
 
@@ -119,7 +120,7 @@ def test_compare_refuses_an_oversized_image(client, app_module, tmp_path):
     side = math.isqrt(app_module.MAX_IMAGE_PIXELS) + 100  # a PNG: not decodable at reduced scale
     huge = tmp_path / "huge.png"
     Image.new("L", (side, side), 128).save(huge)
-    _, _, score, _, status = client.predict(upload(photo("face_a_1")), upload(huge), 0.3, api_name="/compare")
+    _, _, score, _, status, _ = client.predict(upload(photo("face_a_1")), upload(huge), api_name="/compare")
     assert score is None
     assert "Image B ('huge.png')" in status and f"{side}x{side}" in status
     # A visitor cannot change a processor option: the page names the demo's limit instead.
@@ -154,9 +155,7 @@ def test_untrained_banner_is_plain_text_and_overlays_mark_a_chosen_person_only_a
 def test_compare_says_when_no_person_is_found(client, tmp_path):
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((240, 320, 3), 200, dtype=np.uint8)).save(blank)
-    _, _, score, verdict, status = client.predict(
-        upload(photo("face_a_1")), upload(blank), 0.3, api_name="/compare"
-    )
+    _, _, score, verdict, status, _ = client.predict(upload(photo("face_a_1")), upload(blank), api_name="/compare")
     # Every picture without a person gets the same embedding: no score, no verdict, and the page says why.
     assert score is None
     assert "Unknown" in verdict and "No person found in image B" in verdict
@@ -238,8 +237,9 @@ def test_search_reports_an_empty_gallery(client):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_verdict_follows_the_threshold(app_module):
+def test_verdict_follows_the_threshold_and_says_where_it_came_from(app_module):
     assert app_module.verdict_markdown(0.5, 0.5).startswith("### Same person")
+    assert app_module.verdict_markdown(0.5, 0.41, origin="faces, best accuracy").endswith("threshold 0.410 (faces, best accuracy)")
     assert app_module.verdict_markdown(0.49, 0.5).startswith("### Different people")
     assert app_module.verdict_markdown(None, 0.5) == ""
     assert "meaningless" in app_module.verdict_markdown(0.9, 0.5, trained=False)

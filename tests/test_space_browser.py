@@ -86,7 +86,9 @@ def test_compare_two_photos_in_the_browser(space, page, tmp_path):
     score = float(page.locator("#score input").input_value())
     assert -1.0 <= score <= 1.0
     verdict = page.locator("#verdict").inner_text()
-    assert ("Same person" if score >= app.DEFAULT_THRESHOLD else "Different people") in verdict
+    threshold = float(page.locator("#threshold input[type=number]").input_value())  # set by the comparison
+    assert threshold == app.DEFAULT_THRESHOLD and "untuned default" in verdict  # the test model is uncalibrated
+    assert ("Same person" if score >= threshold else "Different people") in verdict
     assert "Image A: face found" in page.locator("#compare-status textarea").input_value()
     # The overlays arrive in the same update; the browser may paint them a moment after the text.
     for overlay in ("#overlay-a img", "#overlay-b img"):
@@ -97,6 +99,7 @@ def test_compare_two_photos_in_the_browser(space, page, tmp_path):
     threshold_box.fill("1")
     threshold_box.press("Enter")
     wait_for_verdict(page, "Different people", tmp_path)
+    assert "set on the slider" in page.locator("#verdict").inner_text()
     assert float(page.locator("#score input").input_value()) == score
 
     screenshot = tmp_path / "space_compare.png"

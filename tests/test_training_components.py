@@ -275,6 +275,14 @@ def test_config_file_round_trip_and_overrides(tmp_path):
         ("data: {dataset_path: d}\nbatch_size: 1\n", "batch_size must be at least 2"),
         ("optimizer: {lr: 1}\n", "exactly one of data.dataset_path"),
         ("- a\n- b\n", "mapping at the top level"),
+        ("data: {dataset_path: d}\ndistill: {teacher: vgg}\n", "distill.teacher must be one of dlib_resnet_v1"),
+        ("data: {dataset_path: d}\ndistill: {teacher: dlib_resnet_v1}\n", "needs distill.teacher_cache"),
+        ("data: {dataset_path: d}\ndistill: {teacher: dlib_resnet_v1, teacher_cache: t, unlabelled_manifest: m}\n",
+         "needs distill.unlabelled_keypoint_cache and distill.unlabelled_teacher_cache"),
+        ("data: {dataset_path: d}\ndistill: {teacher: dlib_resnet_v1, teacher_cache: t, unlabelled_batch_size: 1}\n",
+         "unlabelled_batch_size must be at least 2"),
+        ("data: {dataset_path: d}\ndistill: {teacher: dlib_resnet_v1, teacher_cache: t, relation_weight: -1}\n",
+         "must be >= 0"),
     ],
 )
 def test_config_errors_name_the_field(tmp_path, text, message):

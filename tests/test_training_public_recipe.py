@@ -3,6 +3,7 @@ the trained folder records its training; a checkpoint exports to the same model.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -17,7 +18,9 @@ from sapiensid_hf.training import TrainingConfig, train
 from sapiensid_hf.training.export import export_checkpoint
 
 RECIPE = REPO_ROOT / "examples" / "configs" / "small_public.yaml"
+DISTILL_RECIPE = REPO_ROOT / "examples" / "configs" / "small_distill.yaml"
 IDENTITIES = SHARED_DATA / "identities"
+FACES = SHARED_DATA / "faces"
 
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate")
@@ -45,9 +48,9 @@ def small_manifest(tmp_path_factory):
     return manifest
 
 
-def recipe_config(manifest, output_dir, cache_dir, *overrides: str) -> TrainingConfig:
+def recipe_config(manifest, output_dir, cache_dir, *overrides: str, recipe=RECIPE) -> TrainingConfig:
     # The recipe's model, head, masking and optimiser; only the data, the run length and the batch shrink.
-    return TrainingConfig.from_file(RECIPE).with_overrides(
+    return TrainingConfig.from_file(recipe).with_overrides(
         [
             f"data.root={manifest}",
             f"data.loader_kwargs={{splits: [train], root: '{IDENTITIES}'}}",
@@ -91,6 +94,49 @@ def test_recipe_same_seed_repeats_the_losses_and_records_training(small_manifest
     assert again.config.training["steps"] == 4 and again.config.training["checkpoint"] == "step_00000004"
     for (name, value), (_, other) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
         assert torch.equal(value, other), name
+
+
+@pytest.fixture(scope="module")
+def unlabelled_faces(tmp_path_factory):
+    """8 unlabelled face photos of ../shared/data/faces (3 UTKFace, 3 Caltech, 2 FFHQ) in a manifest."""
+    if not (FACES / "manifest.csv").is_file():
+        pytest.skip(f"face photos not found at {FACES}")
+    lines = (FACES / "manifest.csv").read_text(encoding="utf-8").splitlines()
+    chosen = []
+    for source, count in (("utkface", 3), ("caltech", 3), ("ffhq", 2)):
+        chosen += [line for line in lines[1:] if f",{source}," in line][:count]
+    manifest = tmp_path_factory.mktemp("faces") / "manifest.csv"
+    manifest.write_text("\n".join([lines[0], *[f"{FACES}/{line}" for line in chosen]]) + "\n", encoding="utf-8")
+    return manifest
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason='the distill extra is not installed (pip install ".[distill]")')
+def test_distillation_recipe_same_seed_repeats_its_losses_and_ships_no_teacher_part(small_manifest, unlabelled_faces, tmp_path):
+    def config(output: str):
+        return recipe_config(
+            small_manifest, tmp_path / output, tmp_path / "keypoints",
+            f"distill.teacher_cache={tmp_path / 'teacher'}", f"distill.unlabelled_manifest={unlabelled_faces}",
+            f"distill.unlabelled_keypoint_cache={tmp_path / 'face_keypoints'}",
+            f"distill.unlabelled_teacher_cache={tmp_path / 'face_teacher'}", "distill.unlabelled_batch_size=4",
+            recipe=DISTILL_RECIPE,
+        )  # fmt: skip
+
+    first = train(config("a"))
+    reset_accelerate()
+    second = train(config("b"))
+    for name in ("loss", "distill_cosine", "distill_relation"):
+        values = [[entry[name] for entry in run.history] for run in (first, second)]
+        assert len(values[0]) == 4 and np.isfinite(values[0]).all(), name
+        assert values[0] == values[1], name  # bit-identical, the unlabelled stream included
+    assert all(0 < entry["distill_cosine"] <= 2 for entry in first.history)
+    meta = json.loads((tmp_path / "face_teacher" / "meta.json").read_text())
+    assert meta["rules"]["teacher"] == "dlib_resnet_v1" and meta["fingerprint"]["num_rows"] == 8
+    found = np.load(tmp_path / "face_teacher" / "found.npy")
+    assert found.sum() >= 6  # aligned face photos: the teacher finds nearly all
+    # The teacher projection trains but does not ship: the saved model is the plain backbone.
+    saved = SapiensIDModel.from_pretrained(first.final_model_dir)
+    assert not any("teacher" in name for name in saved.state_dict())
+    assert json.loads((first.final_model_dir / "training_config.json").read_text())["distill"]["teacher"] == "dlib_resnet_v1"
 
 
 def test_a_folder_without_a_training_record_counts_as_untrained(tmp_path, caplog):

@@ -34,11 +34,10 @@ def _describe(person_found: bool, face_found: bool, num_people: int) -> str:
 def run(args: argparse.Namespace) -> int:
     first, second = _image_file(args.image_a, "A"), _image_file(args.image_b, "B")
     pipeline = open_pipeline(args.model, device=args.device)
-    result = pipeline.embed([os.fspath(first), os.fspath(second)], flip=args.flip)
-    # Without a person in both pictures there is nothing to compare: withhold the score and the verdict.
+    verification = pipeline.verify(os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip)
+    result, score, same, threshold = verification.result, verification.score, verification.same, verification.threshold
+    # Without a person in both pictures there is nothing to compare: the score and the verdict are withheld.
     nobody = [label for label, found in zip("AB", result.person_found, strict=True) if not found]
-    score = None if nobody else float(result.embeddings[0] @ result.embeddings[1])
-    same = None if score is None else score >= args.threshold
     verdict = (
         f"unknown: no person found in {' and '.join(nobody)}" if nobody else ("SAME PERSON" if same else "DIFFERENT PEOPLE")
     )
@@ -50,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
                     "image_a": os.fspath(first),
                     "image_b": os.fspath(second),
                     "score": score,
-                    "threshold": args.threshold,
+                    "threshold": threshold.value,
+                    "threshold_kind": threshold.kind,
+                    "threshold_origin": threshold.origin,
                     "same_person": same,
                     "verdict": verdict,
                     "trained": pipeline.trained,
@@ -69,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
             )
             print(f"image {label}: {path} ({details})")
         print("cosine similarity: " + ("none" if score is None else f"{score:.4f}"))
+        print(f"threshold: {threshold.describe()}")
         suffix = "   <-- MEANINGLESS: untrained weights" if not pipeline.trained and score is not None else ""
-        print(f"verdict at threshold {args.threshold:.2f}: {verdict}{suffix}")
+        print(f"verdict at threshold {threshold.value:.3f}: {verdict}{suffix}")
     if not pipeline.trained:
         banner(UNTRAINED_WARNING)
     return 0

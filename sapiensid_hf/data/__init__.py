@@ -11,7 +11,7 @@ from .common import BASE_COLUMNS, DatasetLayoutError
 from .image_folder import load_image_folder
 from .lfw_pairs import FacePair, load_lfw_pairs, read_lfw_pairs
 from .ltcc import load_ltcc
-from .manifest import load_manifest
+from .manifest import load_manifest, load_unlabelled_manifest
 from .market1501 import load_market1501
 from .msmt17 import load_msmt17
 from .prcc import load_prcc
@@ -28,6 +28,7 @@ __all__ = [
     "load_lfw_pairs",
     "load_ltcc",
     "load_manifest",
+    "load_unlabelled_manifest",
     "load_market1501",
     "load_msmt17",
     "load_prcc",

@@ -11,6 +11,9 @@ Columns (header names, any order):
 | `split` or `role` | no | e.g. train / val / query / gallery -> `role` (one of the two, not both) |
 | `source` | no | where the row comes from (kept as a column, e.g. for per-source sampling) |
 
+`load_unlabelled_manifest` reads a manifest of photos without identities (only `path` is required, other
+columns are ignored): material for distillation, never identity classes; its rows get `pid` -1.
+
 Identities are numbered `pid` = 0..N-1 in sorted order of the identity strings over the whole
 manifest (before any split is selected), so a person keeps its pid whichever splits are loaded; the
 string stays in the `identity` column. Outfits get a global `clothes_id` in sorted order of
@@ -97,7 +100,37 @@ def load_manifest(
     return records_to_dataset(records, features, cache_dir)
 
 
-def _read_rows(manifest: Path) -> list[dict[str, Any]]:
+UNLABELLED_ROLE = "unlabelled"
+
+
+def load_unlabelled_manifest(
+    manifest: str | os.PathLike, root: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
+) -> datasets.Dataset:
+    """Photos without identities (a `path` column; other columns ignored), `pid` -1 and role "unlabelled".
+
+    A missing file, an empty path or a path listed twice raises `DatasetLayoutError` with the manifest line.
+    """
+    manifest = require_file(Path(manifest), "manifest")
+    root = Path(root) if root is not None else manifest.parent
+    records, seen = [], {}
+    for line, row in _numbered(_read_rows(manifest, required=("path",), optional=None)):
+        relative = str(row["path"] or "").strip()
+        if not relative:
+            raise DatasetLayoutError(f"{manifest}, line {line}: empty path")
+        if relative in seen:
+            raise DatasetLayoutError(f"{manifest}, line {line}: {relative} is listed twice (also on line {seen[relative]})")
+        seen[relative] = line
+        image = Path(relative) if Path(relative).is_absolute() else root / relative
+        if not image.is_file():
+            raise DatasetLayoutError(f"{manifest}, line {line}: the image {image} does not exist")
+        records.append(record(str(image.resolve()), relative, -1, role=UNLABELLED_ROLE))
+    return records_to_dataset(records, features_with(), cache_dir)
+
+
+def _read_rows(
+    manifest: Path, required: Sequence[str] = REQUIRED_COLUMNS, optional: Sequence[str] | None = OPTIONAL_COLUMNS
+) -> list[dict[str, Any]]:
+    """The manifest's rows; `optional` None accepts any other column."""
     suffix = manifest.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as parquet
@@ -118,14 +151,14 @@ def _read_rows(manifest: Path) -> list[dict[str, Any]]:
             raise DatasetLayoutError(f"{manifest}: not a readable UTF-8 CSV file ({error})") from error
     else:
         raise DatasetLayoutError(f"{manifest}: a manifest must be .csv, .tsv or .parquet, got {suffix or 'no suffix'}")
-    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-    unknown = [name for name in columns if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    missing = [name for name in required if name not in columns]
+    unknown = [] if optional is None else [name for name in columns if name not in (*required, *optional)]
     if missing or unknown:
         problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
             [f"unknown column(s) {', '.join(unknown)}"] if unknown else []
         )
         raise DatasetLayoutError(
-            f"{manifest}: {'; '.join(problems)} (columns: {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)})"
+            f"{manifest}: {'; '.join(problems)} (columns: {', '.join((*required, *(optional or ())))})"
         )
     if not rows:
         raise DatasetLayoutError(f"{manifest}: the manifest has no rows")

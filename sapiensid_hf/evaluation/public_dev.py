@@ -30,6 +30,7 @@ import torch
 from ..data import load_lfw_pairs, load_manifest, load_market1501
 from ..embedding_views import embed_images
 from ..parallel_processing import resolve_num_workers
+from .calibration import KindThresholds, calibration_record, cross_camera_pairs
 from .distance import distance_matrix
 from .ranking import evaluate_ranking
 from .roc import tar_at_far
@@ -201,14 +202,16 @@ def run_dev_checks(
     first_processor = next(iter(models.values()))[1]
     num_workers = resolve_num_workers(num_workers)
     keypoints = {name: dev_keypoints(dev, first_processor, cache_dir, num_workers=num_workers) for name, dev in sets.items()}
-    results: dict[str, Any] = {"identities_root": str(root), "flip": flip, "models": {}}
+    results: dict[str, Any] = {"identities_root": str(root), "flip": flip, "models": {}, "calibration": {}}
     for label, (model, processor) in models.items():
-        per_model = {}
+        per_model, embedded = {}, {}
         for name, dev in sets.items():
-            embeddings = embed_rows(model, processor, dev.dataset, keypoints[name], batch_size, flip, device, num_workers)
-            per_model[name] = score_dev_set(dev, embeddings)
+            embedded[name] = embed_rows(model, processor, dev.dataset, keypoints[name], batch_size, flip, device, num_workers)
+            per_model[name] = score_dev_set(dev, embedded[name])
             logger.info("%s / %s: %s", label, name, summary_line(per_model[name]))
         results["models"][label] = per_model
+        if {"cuhk03_val", "lfw_fold7"} <= set(sets):
+            results["calibration"][label] = dev_calibration(sets, embedded, label)
     files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
     for name in sets:
         if name == "lfw_fold7":
@@ -229,6 +232,18 @@ def run_dev_checks(
     (output / "results.json").write_text(json.dumps(public, indent=2) + "\n", encoding="utf-8")
     (output / "results.md").write_text(dev_markdown(public), encoding="utf-8")
     return public
+
+
+def dev_calibration(sets: dict[str, DevSet], embeddings: dict[str, np.ndarray], label: str) -> dict[str, Any]:
+    """The verification thresholds of `evaluation/calibration.py` from the LFW fold-7 pairs (faces) and the
+    cross-camera pairs of CUHK03-val (bodies)."""
+    first, second, same = sets["lfw_fold7"].pairs
+    faces = embeddings["lfw_fold7"]
+    face = KindThresholds.from_pairs(np.sum(faces[first] * faces[second], axis=1), same, balanced=False)
+    cuhk = sets["cuhk03_val"].dataset
+    scores, same = cross_camera_pairs(embeddings["cuhk03_val"], np.asarray(cuhk["pid"]), np.asarray(cuhk["camid"]))
+    body = KindThresholds.from_pairs(scores, same, balanced=True)
+    return calibration_record(face, body, f"sapiensid evaluate --benchmark public-dev ({label}, flip test-time augmentation)")
 
 
 def summary_line(metrics: dict[str, Any]) -> str:

@@ -286,6 +286,32 @@ def run_public_dev(
     return results
 
 
+def calibrate_model_folder(
+    model_dir: str | os.PathLike,
+    identities_root: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    keypoint_cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    num_workers: int | None = None,
+) -> dict[str, Any]:
+    """Choose the model's verification thresholds on the development pairs (`evaluation/calibration.py`)
+    and record them in the folder's config.json, where compare, the Space and the pipeline read them.
+    Returns the record; the development results are written to `output_dir` as by `public-dev`."""
+    from .calibration import record_calibration
+
+    if not Path(model_dir).is_dir():
+        raise FileNotFoundError(f"{model_dir}: calibrate needs a local model folder (its config.json is rewritten)")
+    results = run_public_dev(
+        model_dir, identities_root, output_dir, baseline=False, keypoint_cache_dir=keypoint_cache_dir,
+        batch_size=batch_size, device=device, num_workers=num_workers,
+    )  # fmt: skip
+    [record] = results["calibration"].values()
+    record["source"] += f"; results in {Path(output_dir) / 'results.json'}"
+    record_calibration(model_dir, record)
+    return record
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results = run_evaluation_from_args(args)

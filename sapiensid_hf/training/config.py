@@ -27,6 +27,7 @@ LR_SCALING_RULES = ("sqrt", "linear", "none")
 DECAY_SCHEDULES = ("cosine", "linear", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 VALIDATION_SOURCES = ("none", "holdout", "roles", "train")
+TEACHERS = ("dlib_resnet_v1",)
 
 
 class ConfigError(ValueError):
@@ -120,6 +121,31 @@ class MaskingConfig:
     max_batch_size: int | None = None  # None = 4 * batch_size
 
 
+@dataclass
+class DistillConfig:
+    """Distillation of a face-recognition teacher into the model's face path (training/distillation.py).
+
+    `teacher` null turns it off. The teacher's embedding of every training photo is computed once into
+    `teacher_cache`; photos where it finds no face get no teacher term. Unlabelled face photos
+    (`unlabelled_manifest`: a CSV / Parquet with a `path` column, no identities) add `unlabelled_batch_size`
+    photos to every step, with their keypoints in `unlabelled_keypoint_cache` and their teacher targets in
+    `unlabelled_teacher_cache`. Two terms, each on every photo with a target: `cosine_weight` x (1 - cosine
+    of the projected embedding and the teacher's), and `relation_weight` x (1 - the correlation of the
+    photos' pair similarities under the model and under the teacher: the model's own embeddings, so the
+    geometry of the space the tools score in is taught directly).
+    """
+
+    teacher: str | None = None  # "dlib_resnet_v1" (pip install "sapiensid-hf[distill]") or null = off
+    teacher_cache: str | None = None  # folder: the teacher's targets for the training dataset's rows
+    teacher_workers: int | None = None  # processes computing a teacher cache; None = one per core (max 8)
+    unlabelled_manifest: str | None = None
+    unlabelled_keypoint_cache: str | None = None
+    unlabelled_teacher_cache: str | None = None
+    unlabelled_batch_size: int = 32  # per process and step
+    cosine_weight: float = 1.0
+    relation_weight: float = 1.0
+
+
 # The augmentation section is the augmentation itself: its fields are the settings.
 AugmentationConfig = TrainingAugmentation
 
@@ -168,6 +194,7 @@ class TrainingConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
@@ -264,6 +291,30 @@ class TrainingConfig:
             raise ConfigError("validation.source 'holdout' needs validation.holdout_identities >= 1")
         if self.logging.save_every_steps < 0 or self.validation.every_steps < 0:
             raise ConfigError("logging.save_every_steps and validation.every_steps must be >= 0")
+        self._validate_distill()
+
+    def _validate_distill(self) -> None:
+        distill = self.distill
+        if distill.teacher is None:
+            return
+        _choice("distill.teacher", distill.teacher, TEACHERS)
+        if distill.teacher_cache is None:
+            raise ConfigError("distill.teacher needs distill.teacher_cache (a folder for the teacher's targets)")
+        if distill.unlabelled_manifest is not None and None in (
+            distill.unlabelled_keypoint_cache, distill.unlabelled_teacher_cache
+        ):
+            raise ConfigError(
+                "distill.unlabelled_manifest needs distill.unlabelled_keypoint_cache and distill.unlabelled_teacher_cache"
+            )
+        _positive("distill.unlabelled_batch_size", distill.unlabelled_batch_size)
+        if distill.unlabelled_batch_size < 2:
+            raise ConfigError("distill.unlabelled_batch_size must be at least 2 (BatchNorm in the embedding head)")
+        if distill.cosine_weight < 0 or distill.relation_weight < 0:
+            raise ConfigError(
+                f"distill.cosine_weight and distill.relation_weight must be >= 0, got {distill.cosine_weight}, {distill.relation_weight}"
+            )
+        if distill.teacher_workers is not None and distill.teacher_workers < 0:
+            raise ConfigError(f"distill.teacher_workers must be 0 or more (or null = auto), got {distill.teacher_workers}")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -346,6 +397,7 @@ __all__ = [
     "AugmentationConfig",
     "ConfigError",
     "DataConfig",
+    "DistillConfig",
     "HeadConfig",
     "LoggingConfig",
     "MaskingConfig",

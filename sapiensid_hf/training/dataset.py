@@ -236,28 +236,62 @@ class SampleReader:
         }
 
 
-class TrainingSamples(torch.utils.data.Dataset):
-    """Map-style dataset keyed by (training row, augmentation seed, step, micro-batch) from `MicroBatchSampler`."""
+@dataclass
+class TeacherTargets:
+    """The face teacher's embedding of each row of a view, and which rows have one to distil from. The
+    mirrored photo takes the photo's own target (a face and its mirror: cosine 0.99 under the teacher)."""
 
-    def __init__(self, reader: SampleReader, rows: RecognitionRows, augmentation: TrainingAugmentation):
+    embeddings: np.ndarray  # (N, teacher_dim) float32
+    found: np.ndarray  # (N,) bool
+
+    def attach(self, sample: dict[str, Any], row: int) -> None:
+        sample["teacher_embeddings"] = torch.from_numpy(np.ascontiguousarray(self.embeddings[row], dtype=np.float32))
+        sample["teacher_found"] = bool(self.found[row])
+
+
+class TrainingSamples(torch.utils.data.Dataset):
+    """Map-style dataset keyed by (training row, augmentation seed, step, micro-batch) from `MicroBatchSampler`.
+
+    With `teacher`, every sample also carries its teacher target (`TeacherTargets.attach`)."""
+
+    def __init__(
+        self,
+        reader: SampleReader,
+        rows: RecognitionRows,
+        augmentation: TrainingAugmentation,
+        teacher: TeacherTargets | None = None,
+    ):
         self.reader = reader
         self.rows = rows
         self.augmentation = augmentation
+        self.teacher = teacher
 
     def __len__(self) -> int:
         return len(self.rows.rows)
 
     def __getitem__(self, key: tuple[int, int, int, int]) -> dict[str, Any] | SkippedSample:
         index, seed, step, micro = key
-        row = int(self.rows.rows[index])
+        return self._sample(int(self.rows.rows[index]), int(self.rows.labels[index]), seed, step, micro)
+
+    def _sample(self, row: int, label: int, seed: int, step: int, micro: int) -> dict[str, Any] | SkippedSample:
         try:
             pixels, pixel_mask, keypoints = self.reader.read(row)
         except SAMPLE_ERRORS as error:
             return SkippedSample(row, self.reader.view.paths[row], f"{type(error).__name__}: {error}", step, micro)
         pixels, pixel_mask, keypoints = self.augmentation(pixels, pixel_mask, keypoints, np.random.default_rng(seed))
         sample = self.reader.to_tensors(pixels, pixel_mask, keypoints)
-        sample.update(labels=int(self.rows.labels[index]), row=row, step=step, micro=micro)
+        sample.update(labels=label, row=row, step=step, micro=micro)
+        if self.teacher is not None:
+            self.teacher.attach(sample, row)
         return sample
+
+
+class UnlabelledSamples(TrainingSamples):
+    """Photos without identities (label -1) that carry a teacher target, keyed like `TrainingSamples`
+    (by `unlabelled_stream`); `rows` are the view rows to draw from."""
+
+    def __init__(self, reader: SampleReader, rows: np.ndarray, augmentation: TrainingAugmentation, teacher: TeacherTargets):
+        super().__init__(reader, RecognitionRows(np.asarray(rows, np.int64), np.full(len(rows), -1), np.empty(0)), augmentation, teacher)
 
 
 class EvaluationSamples(torch.utils.data.Dataset):
@@ -298,6 +332,9 @@ def collate_samples(items: Sequence[dict[str, Any] | SkippedSample]) -> dict[str
         for name in ("labels", "row", "index"):
             if name in samples[0]:
                 batch[name] = torch.tensor([sample[name] for sample in samples], dtype=torch.int64)
+        if "teacher_embeddings" in samples[0]:
+            batch["teacher_embeddings"] = torch.stack([sample["teacher_embeddings"] for sample in samples])
+            batch["teacher_found"] = torch.tensor([sample["teacher_found"] for sample in samples], dtype=torch.bool)
     first = samples[0] if samples else (skipped[0] if skipped else None)
     batch["step"] = first["step"] if isinstance(first, dict) and "step" in first else getattr(first, "step", -1)
     batch["micro"] = first["micro"] if isinstance(first, dict) and "micro" in first else getattr(first, "micro", -1)
@@ -311,8 +348,10 @@ __all__ = [
     "RecognitionRows",
     "SampleReader",
     "SkippedSample",
+    "TeacherTargets",
     "TrainingDataError",
     "TrainingSamples",
+    "UnlabelledSamples",
     "ValidationRows",
     "collate_samples",
     "load_source_dataset",

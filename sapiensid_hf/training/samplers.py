@@ -22,17 +22,20 @@ from .masking import MaskingSchedule
 
 ORDER_STREAM = 1
 SAMPLE_SEED_STREAM = 2
+UNLABELLED_ORDER_STREAM = 5
+UNLABELLED_SEED_STREAM = 6
 
 
 class ShuffledOrder:
     """Every training row once per epoch, in a fresh random order."""
 
-    def __init__(self, num_rows: int, seed: int):
+    def __init__(self, num_rows: int, seed: int, stream: int = ORDER_STREAM):
         self.num_rows = num_rows
         self.seed = seed
+        self.stream = stream  # another stream number: an independent order from the same run seed
 
     def __call__(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, ORDER_STREAM, epoch]).permutation(self.num_rows)
+        return np.random.default_rng([self.seed, self.stream, epoch]).permutation(self.num_rows)
 
     @property
     def epoch_length(self) -> int:
@@ -90,6 +93,7 @@ class TrainingStream:
         num_processes, process_index: data-parallel layout.
         accumulation_steps: micro-batches per optimizer step.
         seed: run seed (for the per-sample augmentation seeds).
+        seed_stream: the random stream of the augmentation seeds (another stream for another data source).
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class TrainingStream:
         process_index: int = 0,
         accumulation_steps: int = 1,
         seed: int = 0,
+        seed_stream: int = SAMPLE_SEED_STREAM,
     ):
         largest = schedule.largest_batch_size * num_processes
         if epoch_length < largest:
@@ -116,6 +121,7 @@ class TrainingStream:
         self.process_index = process_index
         self.accumulation_steps = accumulation_steps
         self.seed = seed
+        self.seed_stream = seed_stream
 
     def micro_batches(self, start_step: int = 0) -> Iterator[MicroBatch]:
         """Micro-batches from `start_step` on (infinite); earlier steps are replayed without reading data."""
@@ -140,8 +146,37 @@ class TrainingStream:
         order = self.order(epoch)
         if len(order) != self.epoch_length:
             raise RuntimeError(f"epoch {epoch} has {len(order)} rows, expected {self.epoch_length}")
-        seeds = np.random.default_rng([self.seed, SAMPLE_SEED_STREAM, epoch]).integers(0, 2**63, size=len(order))
+        seeds = np.random.default_rng([self.seed, self.seed_stream, epoch]).integers(0, 2**63, size=len(order))
         return order, seeds
+
+
+@dataclass(frozen=True)
+class _FixedPlan:
+    batch_size: int
+
+
+class FixedBatchSize:
+    """A stand-in for the masking schedule where every step has the same per-process batch size (the
+    unlabelled distillation photos: a fixed number per step, whatever the step's token count)."""
+
+    def __init__(self, batch_size: int):
+        self.largest_batch_size = batch_size
+        self._plan = _FixedPlan(batch_size)
+
+    def at(self, step: int) -> _FixedPlan:
+        return self._plan
+
+
+def unlabelled_stream(
+    num_rows: int, batch_size: int, seed: int, num_processes: int = 1, process_index: int = 0, accumulation_steps: int = 1
+) -> TrainingStream:
+    """`batch_size` unlabelled photos per process and micro-batch, in shuffled epochs of their own: a pure
+    function of the run seed on streams of its own, so resuming replays it like the labelled stream."""
+    return TrainingStream(
+        ShuffledOrder(num_rows, seed, stream=UNLABELLED_ORDER_STREAM), num_rows, FixedBatchSize(batch_size),
+        num_processes=num_processes, process_index=process_index, accumulation_steps=accumulation_steps,
+        seed=seed, seed_stream=UNLABELLED_SEED_STREAM,
+    )  # fmt: skip
 
 
 class MicroBatchSampler:
@@ -162,4 +197,12 @@ class MicroBatchSampler:
         return max(0, self.stop_step - self.start_step) * self.stream.accumulation_steps
 
 
-__all__ = ["IdentityBalancedOrder", "MicroBatch", "MicroBatchSampler", "ShuffledOrder", "TrainingStream"]
+__all__ = [
+    "FixedBatchSize",
+    "IdentityBalancedOrder",
+    "MicroBatch",
+    "MicroBatchSampler",
+    "ShuffledOrder",
+    "TrainingStream",
+    "unlabelled_stream",
+]

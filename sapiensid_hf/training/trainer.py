@@ -27,29 +27,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
+from ..data.manifest import load_unlabelled_manifest
 from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
 from .config import ConfigError, TrainingConfig
 from .dataset import (
     DatasetView,
     RecognitionRows,
     SampleReader,
+    TeacherTargets,
     TrainingDataError,
     TrainingSamples,
+    UnlabelledSamples,
     collate_samples,
     load_source_dataset,
     split_rows,
 )
 from .export import training_record
+from .face_teacher import TEACHER_DIM, DlibFaceTeacher
 from .keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerprint
 from .masking import MaskingSchedule
 from .optimization import build_optimizer, margin_fraction, scheduled_lr, set_learning_rate
 from .recognition_model import SapiensIDForRecognitionTraining, build_backbone
-from .samplers import IdentityBalancedOrder, MicroBatchSampler, ShuffledOrder, TrainingStream
+from .samplers import (
+    IdentityBalancedOrder,
+    MicroBatchSampler,
+    ShuffledOrder,
+    TrainingStream,
+    unlabelled_stream,
+)
+from .teacher_cache import build_teacher_cache
 from .validation import validate
 
 logger = logging.getLogger(__name__)
@@ -65,7 +77,9 @@ LEGACY_PROGRESS_FILE = "custom_checkpoint_0.pkl"  # checkpoints written before P
 RUN_ARTEFACTS = (CHECKPOINT_DIR, FINAL_MODEL_DIR, "validation.jsonl", "train_log.jsonl", "logs")
 # Config fields that may change when a run is resumed; every other field defines the run.
 RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "data.num_workers", "data.detector_batch_size",
-                     "data.detector_workers")
+                     "data.detector_workers", "distill.teacher_workers")
+# Tensors a batch hands to the model, and how an unlabelled batch's join a labelled one's.
+MODEL_INPUTS = ("pixel_values", "keypoints", "pixel_mask", "labels", "teacher_embeddings", "teacher_found")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -202,6 +216,48 @@ class Trainer:
             "training on %d images of %d identities (%d unreadable images excluded)",
             len(train_rows.rows), train_rows.num_classes, cache.num_unreadable,
         )  # fmt: skip
+        self.teacher_targets: TeacherTargets | None = None
+        self.unlabelled: UnlabelledSamples | None = None
+        if config.distill.teacher is not None:
+            self._prepare_distillation(cache)
+
+    def _prepare_distillation(self, cache: KeypointCache) -> None:
+        """Teacher targets of the training rows (where the teacher and the keypoint detector both found a
+        face) and the unlabelled face photos that carry a target."""
+        distill, accelerator = self.config.distill, self.accelerator
+        teacher = DlibFaceTeacher()
+        self.teacher_targets = self._teacher_targets(self.view, distill.teacher_cache, teacher, cache.face_found)
+        trained = self.teacher_targets.found[self.train_rows.rows]
+        logger.info("distillation: %d of %d training images have a teacher target", int(trained.sum()), len(trained))
+        if distill.unlabelled_manifest is None:
+            return
+        with accelerator.main_process_first():
+            view = DatasetView(load_unlabelled_manifest(distill.unlabelled_manifest))
+        keypoints = build_keypoint_cache(
+            view.image, view.paths, self.processor, distill.unlabelled_keypoint_cache,
+            batch_size=self.config.data.detector_batch_size, num_workers=self.config.data.detector_workers,
+            process_index=accelerator.process_index, num_processes=accelerator.num_processes,
+            barrier=accelerator.wait_for_everyone, progress=self.config.logging.progress_bar,
+        )  # fmt: skip
+        targets = self._teacher_targets(view, distill.unlabelled_teacher_cache, teacher, keypoints.face_found & keypoints.readable)
+        rows = np.flatnonzero(targets.found)
+        if len(rows) < distill.unlabelled_batch_size * accelerator.num_processes:
+            raise TrainingDataError(
+                f"distill.unlabelled_manifest: only {len(rows)} of {len(view)} photos have a face found by both the "
+                f"teacher and the keypoint detector, fewer than one step takes ({distill.unlabelled_batch_size} per process)"
+            )
+        reader = SampleReader(view, keypoints.keypoints, self.processor)
+        self.unlabelled = UnlabelledSamples(reader, rows, self.config.augmentation, targets)
+        logger.info("distillation: %d of %d unlabelled photos have a teacher target", len(rows), len(view))
+
+    def _teacher_targets(self, view: DatasetView, folder: str, teacher: DlibFaceTeacher, face_found: np.ndarray) -> TeacherTargets:
+        """The teacher cache of a view (computed by the main process, read by all), kept where a face was found."""
+        with self.accelerator.main_process_first():
+            cache = build_teacher_cache(
+                [view.image(row) for row in range(len(view))], folder, teacher, names=view.paths,
+                num_workers=self.config.distill.teacher_workers, progress=self.config.logging.progress_bar,
+            )  # fmt: skip
+        return TeacherTargets(cache.embeddings, cache.found & face_found)
 
     def _keypoints(self) -> KeypointCache:
         data, accelerator = self.config.data, self.accelerator
@@ -259,8 +315,20 @@ class Trainer:
         )
 
     def _data_loader(self, stream: TrainingStream, start_step: int) -> torch.utils.data.DataLoader:
+        samples = TrainingSamples(self.reader, self.train_rows, self.config.augmentation, self.teacher_targets)
+        return self._loader(samples, stream, start_step)
+
+    def _unlabelled_loader(self, start_step: int) -> torch.utils.data.DataLoader:
+        config, accelerator = self.config, self.accelerator
+        stream = unlabelled_stream(
+            len(self.unlabelled), config.distill.unlabelled_batch_size, config.seed,
+            num_processes=accelerator.num_processes, process_index=accelerator.process_index,
+            accumulation_steps=config.gradient_accumulation_steps,
+        )  # fmt: skip
+        return self._loader(self.unlabelled, stream, start_step)
+
+    def _loader(self, samples: torch.utils.data.Dataset, stream: TrainingStream, start_step: int) -> torch.utils.data.DataLoader:
         config = self.config
-        samples = TrainingSamples(self.reader, self.train_rows, config.augmentation)
         return torch.utils.data.DataLoader(
             samples,
             batch_sampler=MicroBatchSampler(stream, start_step, config.schedule.max_steps),
@@ -288,7 +356,9 @@ class Trainer:
         backbone = build_backbone(config.model)
         self._prepare_data(backbone.config)
         stream = self._build_stream(backbone.config)
-        model = SapiensIDForRecognitionTraining.with_adaface(backbone, config.head, self.train_rows.num_classes)
+        model = SapiensIDForRecognitionTraining.with_adaface(
+            backbone, config.head, self.train_rows.num_classes, distill=config.distill, teacher_dim=TEACHER_DIM
+        )
         optimizer = build_optimizer(model, config.optimizer, config.head)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         set_seed(config.seed, device_specific=True)  # different masking / drops on each process
@@ -345,7 +415,8 @@ class Trainer:
             self.progress.migrate(checkpoint)
         self.accelerator.wait_for_everyone()
         self.accelerator.load_state(str(checkpoint))
-        saved = _flatten(self.progress.config)
+        # A field the checkpoint's config lacks (a section added since, e.g. distill) had its default then.
+        saved = {**_flatten(TrainingConfig().to_dict()), **_flatten(self.progress.config)}
         current = _flatten(self.config.to_dict())
         changed = sorted(
             key for key in set(saved) | set(current)
@@ -369,6 +440,8 @@ class Trainer:
         if start >= config.schedule.max_steps:
             return
         batches = iter(self._data_loader(stream, start))
+        # The unlabelled photos' own stream, read beside the labelled one (distillation only).
+        self._unlabelled_batches = iter(self._unlabelled_loader(start)) if self.unlabelled is not None else None
         bar = tqdm(
             total=config.schedule.max_steps, initial=start, desc="training", unit="step", dynamic_ncols=True,
             disable=not (accelerator.is_main_process and config.logging.progress_bar),
@@ -397,28 +470,25 @@ class Trainer:
         set_learning_rate(self.optimizer, lr)
         # A pure function of the step, like the lr: a resumed run uses the same margin.
         accelerator.unwrap_model(self.model).head.margin_fraction = margin_fraction(step, config.head.margin_warmup_steps)
-        losses, correct, norms = [], [], []
+        losses, correct, norms, distill = [], [], [], {"distill_cosine": [], "distill_relation": []}
         accumulation = config.gradient_accumulation_steps
         for micro in range(accumulation):
-            batch = next(batches)
-            if (batch["step"], batch["micro"]) != (step, micro):
-                raise RuntimeError(f"data stream out of step: expected step {step}.{micro}, got {batch['step']}.{batch['micro']}")
-            self._count_skipped(batch, step, micro)
+            batch = self._next_batch(batches, step, micro)
+            if self._unlabelled_batches is not None:
+                batch = _joined(batch, self._next_batch(self._unlabelled_batches, step, micro))
             sync = nullcontext() if micro == accumulation - 1 else accelerator.no_sync(self.model)
             with sync:
-                output = self.model(
-                    pixel_values=batch["pixel_values"].to(accelerator.device, non_blocking=True),
-                    keypoints=batch["keypoints"].to(accelerator.device, non_blocking=True),
-                    pixel_mask=batch["pixel_mask"].to(accelerator.device, non_blocking=True),
-                    labels=batch["labels"].to(accelerator.device, non_blocking=True),
-                    mask_ratio=plan.mask_ratio,
-                )
+                inputs = {name: batch[name].to(accelerator.device, non_blocking=True) for name in MODEL_INPUTS if name in batch}
+                output = self.model(**inputs, mask_ratio=plan.mask_ratio)
                 loss = output["loss"].mean()
                 self._check_finite(loss, step, micro, batch)
                 accelerator.backward(loss / accumulation)
             losses.append(loss.detach())
             correct.append(output["correct"].detach().mean())
             norms.append(output["norms"].mean())
+            for name, values in distill.items():
+                if name in output:
+                    values.append(output[name].detach())
         grad_norm = float("nan")
         if config.max_grad_norm is not None:
             grad_norm = float(accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm))
@@ -428,7 +498,9 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.samples_seen += plan.batch_size * accumulation * accelerator.num_processes
+        distilled = {name: float(torch.stack(values).mean()) for name, values in distill.items() if values}
         return {
+            **distilled,
             "loss": float(torch.stack(losses).mean()),
             "accuracy": float(torch.stack(correct).mean()),
             "embedding_norm": float(torch.stack(norms).mean()),
@@ -437,6 +509,13 @@ class Trainer:
             "batch_size": float(plan.batch_size),
             "grad_norm": grad_norm,
         }
+
+    def _next_batch(self, batches, step: int, micro: int) -> dict[str, Any]:
+        batch = next(batches)
+        if (batch["step"], batch["micro"]) != (step, micro):
+            raise RuntimeError(f"data stream out of step: expected step {step}.{micro}, got {batch['step']}.{batch['micro']}")
+        self._count_skipped(batch, step, micro)
+        return batch
 
     def _count_skipped(self, batch: dict[str, Any], step: int, micro: int) -> None:
         """Log this process's unreadable samples, count every process's, refuse an all-unreadable batch."""
@@ -537,6 +616,18 @@ class Trainer:
                 logger.warning("%d unreadable samples were skipped during training", self.progress.skipped_samples)
         accelerator.wait_for_everyone()
         return final_dir
+
+
+def _joined(labelled: dict[str, Any], unlabelled: dict[str, Any]) -> dict[str, Any]:
+    """One micro-batch of the labelled photos followed by the unlabelled ones (label -1): one forward pass,
+    so the embedding head's BatchNorm and data parallelism see a single batch."""
+    if unlabelled["size"] == 0:
+        return labelled
+    joined = dict(labelled)
+    for name in MODEL_INPUTS:
+        if name in unlabelled:  # the unlabelled photos' labels are UNLABELLED already
+            joined[name] = torch.cat([labelled[name], unlabelled[name]])
+    return joined
 
 
 def _finite_mean(values: list[float]) -> float:

@@ -1,0 +1,193 @@
+"""Verification thresholds chosen on development pairs, recorded in the model folder, used by the tools.
+
+A cosine threshold is an operating point of one model: the same number means different things for two
+models. So the model folder records its own (`config.calibration`), chosen on the development sets of
+`../shared/data/identities` (`sapiensid calibrate`), for the two kinds of picture the model reads:
+
+- faces: the LFW fold-7 pairs (300 same-person, 300 different-person);
+- bodies: every cross-camera pair of CUHK03-val (same person or not).
+
+For each kind, two thresholds: `best_accuracy` (the one that classifies the most pairs right; for the
+bodies, whose pairs are mostly different people, the best balanced accuracy, the mean of the two
+kinds' accuracies) and `far_1e-2` (the lowest threshold at which at most 1 % of the different-person
+pairs are accepted). `compare`, the Space and `SapiensIDPipeline.verify` use `best_accuracy` of faces when
+both pictures show a face, of bodies otherwise, and say which threshold they use and where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KINDS = ("face", "body")
+OPERATING_POINTS = ("best_accuracy", "far_1e-2")
+DEFAULT_OPERATING_POINT = "best_accuracy"
+# Used only for a model folder without a calibration record, and said to be untuned wherever shown.
+UNCALIBRATED_THRESHOLD = 0.30
+
+
+def best_accuracy_threshold(scores: np.ndarray, same: np.ndarray, balanced: bool = False) -> tuple[float, float]:
+    """(threshold, accuracy): the threshold t for which "same iff score >= t" is right most often (with
+    `balanced`, the mean of the same-pair and different-pair accuracies). t lies halfway between two
+    neighbouring scores, so it does not depend on ties at a pair's own score."""
+    scores, same = _checked(scores, same)
+    order = np.argsort(scores, kind="stable")
+    scores, same = scores[order], same[order]
+    # Accepting everything from position i on: same pairs below i are missed, different ones from i accepted.
+    missed = np.r_[0, np.cumsum(same)]
+    rejected_different = np.r_[0, np.cumsum(~same)]
+    if balanced:
+        accuracy = 0.5 * ((same.sum() - missed) / same.sum() + rejected_different / (~same).sum())
+    else:
+        accuracy = (same.sum() - missed + rejected_different) / len(same)
+    # Only cut between distinct scores (a cut inside a run of equal scores cannot be expressed as ">= t").
+    cuttable = np.r_[True, scores[1:] > scores[:-1], True]
+    best = int(np.flatnonzero(cuttable)[np.argmax(accuracy[cuttable])])
+    if best == 0:
+        threshold = scores[0] - 1e-6
+    elif best == len(scores):
+        threshold = scores[-1] + 1e-6
+    else:
+        threshold = 0.5 * (scores[best - 1] + scores[best])
+    return float(threshold), float(accuracy[best])
+
+
+def threshold_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> float:
+    """The lowest threshold t at which "score >= t" accepts at most `far` of the different-person pairs."""
+    scores, same = _checked(scores, same)
+    different = np.sort(scores[~same])[::-1]
+    allowed = int(np.floor(far * len(different)))  # different-person pairs that may be accepted
+    if allowed >= len(different):
+        return float(different[-1])
+    return float(np.nextafter(different[allowed], np.inf))  # strictly above the first one that must be refused
+
+
+def cross_camera_pairs(embeddings: np.ndarray, pids: np.ndarray, camids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, same) of every (camera-0 photo, camera-1 photo) pair; embeddings L2-normalised."""
+    first, second = camids == 0, camids == 1
+    scores = embeddings[first] @ embeddings[second].T
+    same = pids[first][:, None] == pids[second][None, :]
+    return scores.reshape(-1), same.reshape(-1)
+
+
+@dataclass
+class KindThresholds:
+    best_accuracy: float
+    accuracy: float  # at best_accuracy (balanced for the bodies)
+    far_1e_2: float
+    tar_at_far_1e_2: float
+    pairs: int
+    same_pairs: int
+
+    @classmethod
+    def from_pairs(cls, scores: np.ndarray, same: np.ndarray, balanced: bool) -> KindThresholds:
+        """Both thresholds to 4 decimals (what a slider shows exactly; the FAR one rounded up, so it still
+        accepts at most 1 %), with the accuracy and TAR measured at the rounded values."""
+        scores, same = _checked(scores, same)
+        threshold = round(best_accuracy_threshold(scores, same, balanced)[0], 4)
+        strict = math.ceil(threshold_at_far(scores, same, 1e-2) * 1e4) / 1e4
+        accept = scores >= threshold
+        if balanced:
+            accuracy = 0.5 * (accept[same].mean() + (~accept[~same]).mean())
+        else:
+            accuracy = (accept == same).mean()
+        return cls(threshold, float(accuracy), strict, float((scores[same] >= strict).mean()), len(same), int(same.sum()))
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "best_accuracy": self.best_accuracy,
+            "accuracy_at_best": round(self.accuracy, 6),
+            "far_1e-2": self.far_1e_2,
+            "tar_at_far_1e-2": round(self.tar_at_far_1e_2, 6),
+            "pairs": self.pairs,
+            "same_pairs": self.same_pairs,
+        }
+
+
+def calibration_record(face: KindThresholds, body: KindThresholds, source: str) -> dict[str, Any]:
+    """What a model folder's `config.calibration` holds."""
+    return {
+        "face": {**face.to_record(), "pairs_from": "LFW fold 7 (development pairs)", "accuracy": "plain"},
+        "body": {**body.to_record(), "pairs_from": "CUHK03 val, every cross-camera pair", "accuracy": "balanced"},
+        "default": DEFAULT_OPERATING_POINT,
+        "source": source,
+    }
+
+
+@dataclass
+class ChosenThreshold:
+    """The threshold a tool uses for one comparison, and the words that say where it came from."""
+
+    value: float
+    kind: str | None  # "face" / "body", None when uncalibrated or given by the user
+    origin: str
+
+    def describe(self) -> str:
+        return f"{self.value:.3f} ({self.origin})"
+
+
+def choose_threshold(calibration: dict[str, Any] | None, both_faces: bool, model_name: str, given: float | None = None) -> ChosenThreshold:
+    """The threshold for a comparison: the user's, else the model's calibrated one for faces (both pictures
+    show a face) or bodies, else the untuned fallback, said to be one."""
+    if given is not None:
+        return ChosenThreshold(float(given), None, "given with --threshold")
+    if not calibration:
+        return ChosenThreshold(
+            UNCALIBRATED_THRESHOLD, None,
+            f"untuned default: {model_name} records no calibrated threshold; run `sapiensid calibrate`",
+        )  # fmt: skip
+    kind = "face" if both_faces else "body"
+    point = calibration.get("default", DEFAULT_OPERATING_POINT)
+    record = calibration[kind]
+    reason = "both pictures show a face" if both_faces else "not both pictures show a face"
+    return ChosenThreshold(
+        float(record[point]), kind,
+        f"{kind}s, {point.replace('_', ' ')} on {record['pairs_from']}, recorded in {model_name}; {reason}",
+    )  # fmt: skip
+
+
+def record_calibration(model_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write `record` as `calibration` into the folder's config.json; the file is replaced whole (a killed
+    write leaves the previous one), and every other field stays as it was."""
+    config_file = Path(model_dir) / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{model_dir}: no config.json; calibrate a saved model folder")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["calibration"] = record
+    partial = config_file.with_name(config_file.name + ".partial")
+    partial.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, config_file)
+    return config_file
+
+
+def _checked(scores: Any, same: Any) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    same = np.asarray(same, dtype=bool).reshape(-1)
+    if scores.shape != same.shape:
+        raise ValueError(f"{scores.size} scores for {same.size} labels")
+    if not same.any() or same.all():
+        raise ValueError("calibration needs both same-person and different-person pairs")
+    if not np.isfinite(scores).all():
+        raise ValueError("the scores are not all finite")
+    return scores, same
+
+
+__all__ = [
+    "KINDS",
+    "OPERATING_POINTS",
+    "UNCALIBRATED_THRESHOLD",
+    "ChosenThreshold",
+    "KindThresholds",
+    "best_accuracy_threshold",
+    "calibration_record",
+    "choose_threshold",
+    "cross_camera_pairs",
+    "record_calibration",
+    "threshold_at_far",
+]

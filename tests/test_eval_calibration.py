@@ -1,0 +1,150 @@
+"""Calibrated verification thresholds: the rules on hand-worked pairs, the record in the model folder, and
+`compare` / `SapiensIDPipeline.verify` using it (faces when both pictures show a face, bodies otherwise)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from detector_files import require_detector_files
+from dev_layouts import identities_layout
+
+from sapiensid_cli import DEFAULT_COMPARE_THRESHOLD, main
+from sapiensid_hf import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.evaluation.calibration import (
+    UNCALIBRATED_THRESHOLD,
+    KindThresholds,
+    best_accuracy_threshold,
+    choose_threshold,
+    cross_camera_pairs,
+    record_calibration,
+    threshold_at_far,
+)
+from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+RECORD = {
+    "face": {"best_accuracy": 0.41, "far_1e-2": 0.55, "pairs_from": "LFW fold 7 (development pairs)"},
+    "body": {"best_accuracy": 0.23, "far_1e-2": 0.47, "pairs_from": "CUHK03 val, every cross-camera pair"},
+    "default": "best_accuracy",
+    "source": "tests",
+}
+
+
+def test_best_accuracy_threshold_cuts_between_scores_where_most_pairs_are_right():
+    scores = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.7, 0.8])
+    same = np.array([0, 1, 0, 0, 1, 1, 1], bool)
+    threshold, accuracy = best_accuracy_threshold(scores, same)
+    assert threshold == pytest.approx(0.475) and accuracy == pytest.approx(6 / 7)  # only the 0.2 pair is missed
+    # Balanced: 1 same vs 9 different pairs; accepting everything >= 0.25 gets both kinds fully right.
+    scores = np.array([0.1] * 8 + [0.2, 0.3])
+    same = np.array([0] * 9 + [1], bool)
+    threshold, accuracy = best_accuracy_threshold(scores, same, balanced=True)
+    assert threshold == pytest.approx(0.25) and accuracy == 1.0
+
+
+def test_a_tie_of_a_same_and_a_different_pair_is_never_split():
+    threshold, _ = best_accuracy_threshold(np.array([0.2, 0.5, 0.5, 0.9]), np.array([0, 0, 1, 1], bool))
+    assert threshold in (pytest.approx(0.35), pytest.approx(0.7))
+
+
+def test_threshold_at_far_accepts_at_most_that_share_of_the_different_pairs():
+    rng = np.random.default_rng(0)
+    different = rng.normal(0.0, 0.1, 1000)
+    same_scores = rng.normal(0.5, 0.1, 100)
+    scores = np.r_[different, same_scores]
+    same = np.r_[np.zeros(1000, bool), np.ones(100, bool)]
+    threshold = threshold_at_far(scores, same, 1e-2)
+    assert (different >= threshold).sum() == 10  # exactly 1 %: the 11th highest is just refused
+    assert (different >= np.nextafter(threshold, -np.inf)).sum() == 11
+    entry = KindThresholds.from_pairs(scores, same, balanced=True)  # recorded to 4 decimals, rounded up
+    assert threshold <= entry.far_1e_2 < threshold + 1e-4 and (different >= entry.far_1e_2).sum() <= 10
+    assert entry.tar_at_far_1e_2 == pytest.approx((same_scores >= entry.far_1e_2).mean())
+    assert entry.best_accuracy == round(entry.best_accuracy, 4)
+
+
+def test_cross_camera_pairs_are_every_camera_0_camera_1_pair():
+    embeddings = np.eye(4, dtype=np.float32)
+    scores, same = cross_camera_pairs(embeddings, np.array([1, 1, 2, 2]), np.array([0, 1, 0, 1]))
+    assert scores.tolist() == [0, 0, 0, 0] and same.tolist() == [True, False, False, True]
+
+
+def test_choose_threshold_says_which_one_and_where_it_came_from():
+    chosen = choose_threshold(RECORD, both_faces=True, model_name="m")
+    assert chosen.value == 0.41 and chosen.kind == "face" and "LFW fold 7" in chosen.origin and "recorded in m" in chosen.origin
+    chosen = choose_threshold(RECORD, both_faces=False, model_name="m")
+    assert chosen.value == 0.23 and chosen.kind == "body" and "not both pictures show a face" in chosen.origin
+    assert choose_threshold(RECORD, True, "m", given=0.5).origin == "given with --threshold"
+    fallback = choose_threshold(None, True, "m")
+    assert fallback.value == UNCALIBRATED_THRESHOLD == DEFAULT_COMPARE_THRESHOLD and "untuned" in fallback.origin
+
+
+@pytest.fixture(scope="module")
+def calibrated_dir(tmp_path_factory):
+    require_detector_files()
+    folder = tmp_path_factory.mktemp("calibrated")
+    torch.manual_seed(0)
+    model = SapiensIDModel(SapiensIDConfig.tiny())
+    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
+    model.save_pretrained(folder)
+    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    record_calibration(folder, RECORD)
+    return folder
+
+
+def test_compare_and_verify_use_the_recorded_threshold_of_the_kind_of_pictures(capsys, calibrated_dir, people_dir):
+    pipeline = load_pipeline(str(calibrated_dir))
+    assert pipeline.calibration == RECORD
+    for first, second in (("face_a_1.jpg", "face_a_2.jpg"), ("face_a_1.jpg", "street_bus.jpg")):
+        verification = pipeline.verify(str(people_dir / first), str(people_dir / second))
+        kind = "face" if verification.result.face_found.all() else "body"
+        assert verification.threshold.kind == kind and verification.threshold.value == RECORD[kind]["best_accuracy"]
+        assert verification.same == (verification.score >= RECORD[kind]["best_accuracy"])
+
+        status = main(["compare", str(people_dir / first), str(people_dir / second), "--model", str(calibrated_dir), "--json"])
+        shown = json.loads(capsys.readouterr().out)
+        assert status == 0 and shown["threshold"] == RECORD[kind]["best_accuracy"] and shown["threshold_kind"] == kind
+        assert shown["score"] == pytest.approx(verification.score, abs=1e-5) and "recorded in" in shown["threshold_origin"]
+    main(["compare", str(people_dir / "face_a_1.jpg"), str(people_dir / "face_a_2.jpg"), "--model", str(calibrated_dir)])
+    assert "threshold: 0.410 (faces, best accuracy on LFW fold 7" in capsys.readouterr().out
+
+
+def test_record_calibration_keeps_every_other_field_and_leaves_no_partial_file(calibrated_dir):
+    config = json.loads((calibrated_dir / "config.json").read_text())
+    assert config["calibration"] == RECORD and config["training"]["trainer"].startswith("tests")
+    assert not list(calibrated_dir.glob("*.partial"))
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        record_calibration(calibrated_dir / "nowhere", RECORD)
+
+
+def test_calibrate_command_records_thresholds_chosen_on_the_development_pairs(capsys, tmp_path, people_dir):
+    require_detector_files()
+    root = identities_layout(people_dir, tmp_path / "identities")
+    model_dir = tmp_path / "model"
+    torch.manual_seed(0)
+    SapiensIDModel(SapiensIDConfig.tiny()).save_pretrained(model_dir)
+    status = main(["calibrate", str(model_dir), "--dataset-root", str(root), "--output-dir", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    record = json.loads((model_dir / "config.json").read_text())["calibration"]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["calibration"][model_dir.name]["face"] == record["face"]
+    assert record["face"]["pairs"] == 10 and record["face"]["same_pairs"] == 5
+    assert record["body"]["pairs"] == 36 and record["body"]["same_pairs"] == 12  # 6 x 6 cross-camera, 3 people
+    for kind in ("face", "body"):
+        assert -1 <= record[kind]["best_accuracy"] <= 1 and 0.5 <= record[kind]["accuracy_at_best"] <= 1
+    assert "| face (LFW fold 7" in captured.out and "recorded in" in captured.out
+    assert load_pipeline(str(model_dir)).calibration == record
+    assert main(["calibrate", str(tmp_path / "missing"), "--dataset-root", str(root)]) == 1
+    assert "not a saved model folder" in capsys.readouterr().err
+
+
+def test_training_from_a_calibrated_folder_does_not_carry_its_thresholds_over(calibrated_dir):
+    from sapiensid_hf.training.config import ModelConfig
+    from sapiensid_hf.training.recognition_model import build_backbone
+
+    backbone = build_backbone(ModelConfig(pretrained=str(calibrated_dir)))
+    assert getattr(backbone.config, "calibration", None) is None
+    assert "calibration" not in backbone.config.to_dict()

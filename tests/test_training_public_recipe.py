@@ -118,6 +118,7 @@ def test_distillation_recipe_same_seed_repeats_its_losses_and_ships_no_teacher_p
             f"distill.teacher_cache={tmp_path / 'teacher'}", f"distill.unlabelled_manifest={unlabelled_faces}",
             f"distill.unlabelled_keypoint_cache={tmp_path / 'face_keypoints'}",
             f"distill.unlabelled_teacher_cache={tmp_path / 'face_teacher'}", "distill.unlabelled_batch_size=4",
+            f"data.image_cache={tmp_path / 'images'}", f"distill.unlabelled_image_cache={tmp_path / 'face_images'}",
             recipe=DISTILL_RECIPE,
         )  # fmt: skip
 
@@ -131,6 +132,7 @@ def test_distillation_recipe_same_seed_repeats_its_losses_and_ships_no_teacher_p
     assert all(0 < entry["distill_cosine"] <= 2 for entry in first.history)
     meta = json.loads((tmp_path / "face_teacher" / "meta.json").read_text())
     assert meta["rules"]["teacher"] == "dlib_resnet_v1" and meta["fingerprint"]["num_rows"] == 8
+    assert (tmp_path / "images" / "meta.json").is_file() and (tmp_path / "face_images" / "meta.json").is_file()
     found = np.load(tmp_path / "face_teacher" / "found.npy")
     assert found.sum() >= 6  # aligned face photos: the teacher finds nearly all
     # The teacher projection trains but does not ship: the saved model is the plain backbone.

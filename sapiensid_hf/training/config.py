@@ -51,6 +51,7 @@ class DataConfig:
     split: str | None = None  # key of a DatasetDict source
     train_roles: list[str] = field(default_factory=lambda: ["train"])
     keypoint_cache: str | None = None  # folder; built with the processor's detector when missing
+    image_cache: str | None = None  # folder: the photos pre-resized to the model's square (uint8), made once; null = decode every time
     detector_batch_size: int = 16
     detector_workers: int | None = None  # processes that detect while the cache is built; None = one per core (max 8)
     num_workers: int = 0
@@ -141,6 +142,7 @@ class DistillConfig:
     unlabelled_manifest: str | None = None
     unlabelled_keypoint_cache: str | None = None
     unlabelled_teacher_cache: str | None = None
+    unlabelled_image_cache: str | None = None  # as data.image_cache, for the unlabelled photos
     unlabelled_batch_size: int = 32  # per process and step
     cosine_weight: float = 1.0
     relation_weight: float = 1.0

@@ -212,17 +212,24 @@ class SkippedSample:
 
 
 class SampleReader:
-    """Decode + square-pad + resize one row with the processor and the row's known keypoints."""
+    """Decode + square-pad + resize one row with the processor and the row's known keypoints, or read the
+    square from a `ResizedImageCache` made once (the same square to within half a grey level)."""
 
-    def __init__(self, view: DatasetView, keypoints: np.ndarray, processor: Any):
+    def __init__(self, view: DatasetView, keypoints: np.ndarray, processor: Any, images: Any = None):
         self.view = view
         self.keypoints = keypoints
         self.processor = processor
+        self.images = images  # training/image_cache.ResizedImageCache, or None
         self.mean = np.asarray(processor.image_mean, dtype=np.float32)
         self.std = np.asarray(processor.image_std, dtype=np.float32)
 
     def read(self, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pixels (S, S, 3) in [0, 1], pixel mask (S, S), keypoints (19, 2)); raises on an unreadable image."""
+        if self.images is not None:
+            if not self.images.readable(row):
+                raise SapiensIDInputError(f"{self.view.paths[row]}: the photo could not be read when the image cache was made")
+            pixels, pixel_mask = self.images.square(row)
+            return pixels, pixel_mask, np.asarray(self.keypoints[row], dtype=np.float32)
         features = self.processor([self.view.image(row)], keypoints=self.keypoints[row][None], return_tensors="np")
         pixels = features["pixel_values"][0].transpose(1, 2, 0) * self.std + self.mean
         return pixels, features["pixel_mask"][0], features["keypoints"][0]

@@ -50,6 +50,7 @@ from .dataset import (
 )
 from .export import training_record
 from .face_teacher import TEACHER_DIM, DlibFaceTeacher
+from .image_cache import ResizedImageCache, build_image_cache
 from .keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerprint
 from .masking import MaskingSchedule
 from .optimization import build_optimizer, margin_fraction, scheduled_lr, set_learning_rate
@@ -77,7 +78,9 @@ LEGACY_PROGRESS_FILE = "custom_checkpoint_0.pkl"  # checkpoints written before P
 RUN_ARTEFACTS = (CHECKPOINT_DIR, FINAL_MODEL_DIR, "validation.jsonl", "train_log.jsonl", "logs")
 # Config fields that may change when a run is resumed; every other field defines the run.
 RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "data.num_workers", "data.detector_batch_size",
-                     "data.detector_workers", "distill.teacher_workers")
+                     "data.detector_workers", "distill.teacher_workers",
+                     # Speed only: a cached square differs from a decoded one by at most half a grey level.
+                     "data.image_cache", "distill.unlabelled_image_cache")
 # Tensors a batch hands to the model, and how an unlabelled batch's join a labelled one's.
 MODEL_INPUTS = ("pixel_values", "keypoints", "pixel_mask", "labels", "teacher_embeddings", "teacher_found")
 
@@ -211,7 +214,7 @@ class Trainer:
             self.view, cache.readable, config.data, config.validation, config.seed
         )
         self.train_rows: RecognitionRows = train_rows
-        self.reader = SampleReader(self.view, self.keypoints, self.processor)
+        self.reader = SampleReader(self.view, self.keypoints, self.processor, self._image_cache(self.view, config.data.image_cache))
         logger.info(
             "training on %d images of %d identities (%d unreadable images excluded)",
             len(train_rows.rows), train_rows.num_classes, cache.num_unreadable,
@@ -246,9 +249,19 @@ class Trainer:
                 f"distill.unlabelled_manifest: only {len(rows)} of {len(view)} photos have a face found by both the "
                 f"teacher and the keypoint detector, fewer than one step takes ({distill.unlabelled_batch_size} per process)"
             )
-        reader = SampleReader(view, keypoints.keypoints, self.processor)
+        reader = SampleReader(view, keypoints.keypoints, self.processor, self._image_cache(view, distill.unlabelled_image_cache))
         self.unlabelled = UnlabelledSamples(reader, rows, self.config.augmentation, targets)
         logger.info("distillation: %d of %d unlabelled photos have a teacher target", len(rows), len(view))
+
+    def _image_cache(self, view: DatasetView, folder: str | None) -> ResizedImageCache | None:
+        """The view's photos pre-resized to the model's square (made by the main process, read by all)."""
+        if folder is None:
+            return None
+        with self.accelerator.main_process_first():
+            return build_image_cache(
+                [view.image(row) for row in range(len(view))], view.paths, self.processor, folder,
+                num_workers=self.config.data.detector_workers, progress=self.config.logging.progress_bar,
+            )  # fmt: skip
 
     def _teacher_targets(self, view: DatasetView, folder: str, teacher: DlibFaceTeacher, face_found: np.ndarray) -> TeacherTargets:
         """The teacher cache of a view (computed by the main process, read by all), kept where a face was found."""

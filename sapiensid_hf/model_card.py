@@ -154,4 +154,29 @@ recognition benchmarks on data you are entitled to use, and studies of the model
     )
 
 
-__all__ = ["CITATION", "render_model_card"]
+def thresholds_section(config: dict) -> str:
+    """The card's "Verification thresholds" section from a config's `calibration` record (`sapiensid
+    calibrate`), or a line saying the folder has none."""
+    record = config.get("calibration")
+    if not record:
+        return (
+            "## Verification thresholds\n\nNot calibrated: `sapiensid compare` falls back to an untuned 0.30 and "
+            "says so. Run `sapiensid calibrate` on this folder to record its thresholds.\n"
+        )
+    rows = [
+        f"| {label} | {entry['pairs_from']} | {entry['pairs']:,} ({entry['same_pairs']:,}) | {entry['best_accuracy']:.4f} "
+        f"| {100 * entry['accuracy_at_best']:.1f} % ({entry['accuracy']}) | {entry['far_1e-2']:.4f} | {100 * entry['tar_at_far_1e-2']:.1f} % |"
+        for label, entry in (("faces", record["face"]), ("bodies", record["body"]))
+    ]
+    return (
+        "## Verification thresholds\n\n"
+        "Recorded in `config.json` (`calibration`) by `sapiensid calibrate`; `sapiensid compare`, the Space and "
+        "`SapiensIDPipeline.verify` use the best-accuracy threshold of faces when both pictures show a face, of "
+        "bodies otherwise, and print which. Chosen on development pairs only; for your own use, choose one on "
+        "labelled pairs of your data.\n\n"
+        "| pictures | pairs from | pairs (same person) | best-accuracy threshold | accuracy there | threshold at FAR 1e-2 | TAR there |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + f"\n\nSource: {record.get('source', 'unrecorded')}.\n"
+    )
+
+
+__all__ = ["CITATION", "render_model_card", "thresholds_section"]

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from sapiensid_hf.evaluation.public_dev import UNTRAINED, dev_markdown, headline
-from sapiensid_hf.model_card import front_matter
+from sapiensid_hf.model_card import front_matter, thresholds_section
 
 
 def recipe_line(run: dict) -> str:
@@ -131,6 +131,7 @@ accuracy {100 * figures.get('lfw_fold7_accuracy', float('nan')):.1f} % (untraine
 {100 * untrained.get('lfw_fold7_accuracy', float('nan')):.1f} %), Con-ReID rank-1
 {100 * figures.get('conreid_rank1', float('nan')):.1f} %.
 
+{thresholds_section(config)}
 ## Limits
 
 - A small model trained on ~15k photos: far below the paper's model, and far below any production

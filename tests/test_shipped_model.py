@@ -140,3 +140,14 @@ def test_the_shipped_code_files_are_the_package_code():
         if source is None or source.read_bytes() != copy.read_bytes():
             stale.append(copy.name)
     assert not stale, f"copy modeling/ and processing/ files over pretrained/sapiensid-small/: {stale}"
+
+
+def test_the_shipped_model_is_calibrated_and_its_card_shows_the_recorded_thresholds():
+    from sapiensid_hf.model_card import thresholds_section
+
+    config = json.loads((SHIPPED / "config.json").read_text())
+    record = config["calibration"]
+    for kind in ("face", "body"):
+        assert -1 < record[kind]["best_accuracy"] < record[kind]["far_1e-2"] < 1  # the strict one is higher
+    assert record["source"].startswith("sapiensid calibrate")
+    assert thresholds_section(config) in (SHIPPED / "README.md").read_text()  # the card cannot drift

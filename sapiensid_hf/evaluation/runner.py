@@ -10,6 +10,7 @@ Writes into the output folder: `results.json`, `results.md`, `cmc.png` (ranking 
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
 from collections.abc import Sequence
@@ -307,7 +308,10 @@ def calibrate_model_folder(
         batch_size=batch_size, device=device, num_workers=num_workers,
     )  # fmt: skip
     [record] = results["calibration"].values()
-    record["source"] += f"; results in {Path(output_dir) / 'results.json'}"
+    record["source"] = (
+        f"sapiensid calibrate {model_dir} --dataset-root {identities_root} (flip test-time augmentation, "
+        f"{datetime.date.today().isoformat()}); development results in {Path(output_dir) / 'results.json'}"
+    )
     record_calibration(model_dir, record)
     return record
 

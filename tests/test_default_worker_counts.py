@@ -18,19 +18,12 @@ from detector_files import require_detector_files
 from dev_layouts import PHOTOS, identities_layout
 
 from sapiensid_cli import main
-from sapiensid_hf import SapiensIDConfig, SapiensIDModel, parallel_processing
-from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+from sapiensid_hf import parallel_processing
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_model")
-    torch.manual_seed(0)
-    model = SapiensIDModel(SapiensIDConfig.tiny())
-    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
-    model.save_pretrained(folder)
-    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
-    return folder
+def model_dir(trained_tiny_model_dir) -> Path:
+    return trained_tiny_model_dir
 
 
 class WorkerCounts:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -23,7 +24,6 @@ from sapiensid_hf.evaluation.calibration import (
     threshold_at_far,
 )
 from sapiensid_hf.inference import load_pipeline
-from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 
 RECORD = {
     "face": {"best_accuracy": 0.41, "far_1e-2": 0.55, "pairs_from": "LFW fold 7 (development pairs)"},
@@ -82,14 +82,10 @@ def test_choose_threshold_says_which_one_and_where_it_came_from():
 
 
 @pytest.fixture(scope="module")
-def calibrated_dir(tmp_path_factory):
+def calibrated_dir(tmp_path_factory, trained_tiny_model_dir):
     require_detector_files()
-    folder = tmp_path_factory.mktemp("calibrated")
-    torch.manual_seed(0)
-    model = SapiensIDModel(SapiensIDConfig.tiny())
-    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
-    model.save_pretrained(folder)
-    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    folder = tmp_path_factory.mktemp("calibrated") / "model"
+    shutil.copytree(trained_tiny_model_dir, folder)
     record_calibration(folder, RECORD)
     return folder
 

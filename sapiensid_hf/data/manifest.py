@@ -71,15 +71,7 @@ def load_manifest(
         role = str(row.get(role_column) or "").strip() if role_column else ""
         if splits is not None and role not in splits:
             continue
-        relative = str(row["path"] or "").strip()
-        if not relative:
-            raise DatasetLayoutError(f"{manifest}, line {line}: empty path")
-        if relative in seen:
-            raise DatasetLayoutError(f"{manifest}, line {line}: {relative} is listed twice (also on line {seen[relative]})")
-        seen[relative] = line
-        image = Path(relative) if Path(relative).is_absolute() else root / relative
-        if not image.is_file():
-            raise DatasetLayoutError(f"{manifest}, line {line}: the image {image} does not exist")
+        relative, image = _listed_image(row, line, manifest, root, seen)
         identity = row["identity"].strip()
         clothes = str(row.get("clothes") or "").strip()
         records.append(
@@ -114,17 +106,24 @@ def load_unlabelled_manifest(
     root = Path(root) if root is not None else manifest.parent
     records, seen = [], {}
     for line, row in _numbered(_read_rows(manifest, required=("path",), optional=None)):
-        relative = str(row["path"] or "").strip()
-        if not relative:
-            raise DatasetLayoutError(f"{manifest}, line {line}: empty path")
-        if relative in seen:
-            raise DatasetLayoutError(f"{manifest}, line {line}: {relative} is listed twice (also on line {seen[relative]})")
-        seen[relative] = line
-        image = Path(relative) if Path(relative).is_absolute() else root / relative
-        if not image.is_file():
-            raise DatasetLayoutError(f"{manifest}, line {line}: the image {image} does not exist")
+        relative, image = _listed_image(row, line, manifest, root, seen)
         records.append(record(str(image.resolve()), relative, -1, role=UNLABELLED_ROLE))
     return records_to_dataset(records, features_with(), cache_dir)
+
+
+def _listed_image(row: dict[str, Any], line: int, manifest: Path, root: Path, seen: dict[str, int]) -> tuple[str, Path]:
+    """(the row's path as listed, the image file), refusing an empty path, a path listed twice (recorded in
+    `seen`) and a missing file, with the manifest line."""
+    relative = str(row["path"] or "").strip()
+    if not relative:
+        raise DatasetLayoutError(f"{manifest}, line {line}: empty path")
+    if relative in seen:
+        raise DatasetLayoutError(f"{manifest}, line {line}: {relative} is listed twice (also on line {seen[relative]})")
+    seen[relative] = line
+    image = Path(relative) if Path(relative).is_absolute() else root / relative
+    if not image.is_file():
+        raise DatasetLayoutError(f"{manifest}, line {line}: the image {image} does not exist")
+    return relative, image
 
 
 def _read_rows(

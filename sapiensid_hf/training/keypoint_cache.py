@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from ..parallel_processing import process_images, resolve_num_workers
 from ..processing.detector_assets import DetectorNotAvailableError
 from ..processing.image_decoding import SapiensIDInputError
+from .cache_files import read_cache_folder, read_cache_meta, write_cache_folder
 
 logger = logging.getLogger(__name__)
 
@@ -92,30 +93,19 @@ class KeypointCache:
         )
 
     def save(self, folder: str | os.PathLike) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ARRAYS:
-            np.save(folder / f"{name}.npy", getattr(self, name))
-        (folder / "unreadable.json").write_text(json.dumps(self.unreadable, indent=1) + "\n", encoding="utf-8")
-        meta = {"version": CACHE_VERSION, "num_rows": len(self), **self.meta}
-        # meta.json last: its presence marks a complete cache.
-        (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        arrays = {name: getattr(self, name) for name in ARRAYS}
+        write_cache_folder(folder, arrays, self.unreadable, self.meta, CACHE_VERSION)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, fingerprint: dict[str, Any] | None = None) -> KeypointCache:
         """Read a cache; with `fingerprint`, refuse one built for a different dataset."""
-        folder = Path(folder)
-        if not (folder / "meta.json").is_file():
-            raise FileNotFoundError(f"{folder} holds no complete keypoint cache (meta.json missing)")
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = read_cache_meta(folder, "keypoint cache")
         if fingerprint is not None and meta.get("fingerprint") != fingerprint:
             raise KeypointCacheMismatchError(
                 f"the keypoint cache in {folder} was built for a different dataset "
                 f"({meta.get('fingerprint')} vs {fingerprint}); delete it or point data.keypoint_cache elsewhere"
             )
-        arrays = {name: np.load(folder / f"{name}.npy") for name in ARRAYS}
-        unreadable = json.loads((folder / "unreadable.json").read_text(encoding="utf-8"))
-        meta = {key: value for key, value in meta.items() if key not in ("version", "num_rows")}
+        arrays, unreadable, meta = read_cache_folder(folder, ARRAYS, meta)
         return cls(**arrays, unreadable=unreadable, meta=meta)
 
 

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ..parallel_processing import resolve_num_workers
 from ..processing.image_decoding import load_rgb
+from .cache_files import read_cache_folder, read_cache_meta, write_cache_folder
 from .face_teacher import DlibFaceTeacher
 from .keypoint_cache import UNREADABLE_ERRORS, dataset_fingerprint
 
@@ -69,24 +70,15 @@ class TeacherCache:
         return self.meta.get("rules", {})
 
     def save(self, folder: str | os.PathLike) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ARRAYS:
-            np.save(folder / f"{name}.npy", getattr(self, name))
-        (folder / "unreadable.json").write_text(json.dumps(self.unreadable, indent=1) + "\n", encoding="utf-8")
-        meta = {"version": CACHE_VERSION, "num_rows": len(self), **self.meta}
-        # meta.json last: its presence marks a complete cache.
-        (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        arrays = {name: getattr(self, name) for name in ARRAYS}
+        write_cache_folder(folder, arrays, self.unreadable, self.meta, CACHE_VERSION)
 
     @classmethod
     def load(
         cls, folder: str | os.PathLike, fingerprint: dict[str, Any] | None = None, rules: dict[str, Any] | None = None
     ) -> TeacherCache:
         """Read a cache; refuse one of other photos (`fingerprint`) or other teacher rules (`rules`)."""
-        folder = Path(folder)
-        if not (folder / "meta.json").is_file():
-            raise FileNotFoundError(f"{folder} holds no complete teacher cache (meta.json missing)")
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = read_cache_meta(folder, "teacher cache")
         if fingerprint is not None and meta.get("fingerprint") != fingerprint:
             raise TeacherCacheMismatchError(
                 f"the teacher cache in {folder} was made for other photos ({meta.get('fingerprint')} vs "
@@ -97,9 +89,7 @@ class TeacherCache:
                 f"the teacher cache in {folder} was made under other teacher rules ({meta.get('rules')}, now "
                 f"{_normalised(rules)}): it is stale"
             )
-        arrays = {name: np.load(folder / f"{name}.npy") for name in ARRAYS}
-        unreadable = json.loads((folder / "unreadable.json").read_text(encoding="utf-8"))
-        meta = {key: value for key, value in meta.items() if key not in ("version", "num_rows")}
+        arrays, unreadable, meta = read_cache_folder(folder, ARRAYS, meta)
         return cls(**arrays, unreadable=unreadable, meta=meta)
 
 

@@ -111,6 +111,6 @@ def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_
     for key in ("cmc_cuhk03_val", "cmc_conreid", "roc_lfw_fold7_0", "roc_lfw_fold7_1"):
         assert (tmp_path / "out" / results["files"][key].split("/")[-1]).is_file()
     figures = headline(results, "tiny")
-    assert set(figures) == {"cuhk03_val_rank1", "conreid_rank1", "lfw_fold7_accuracy"}
+    assert set(figures) == {"cuhk03_val_rank1", "conreid_rank1", "lfw_fold7_accuracy", "lfw_fold7_tar@far=0.01"}
     assert all(0.0 <= value <= 1.0 for value in figures.values())
     assert (tmp_path / "out" / "keypoints" / "cuhk03_val" / "meta.json").is_file()  # cached for the next run

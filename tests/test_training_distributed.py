@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from process_tree import parent_of, processes_mentioning, send
 from training_builders import REPO_ROOT, TINY_CONFIG, build_people_dataset
 
 
@@ -56,34 +57,6 @@ def test_two_cpu_processes_train_checkpoint_and_save(people_dir, tmp_path):
     assert validation[-1]["step"] == 4 and 0.0 <= validation[-1]["rank1"] <= 1.0
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    if text.encode() in handle.read():
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _signal(pid: int, number: int) -> None:
-    try:
-        os.kill(pid, number)
-    except ProcessLookupError:  # it had already exited: nothing left to stop
-        pass
-
-
 def test_sigterm_stops_every_process_with_one_line_saying_where_to_resume(people_dir, tmp_path):
     """The user's SIGTERM to `accelerate launch`, then on purpose the extra stop signals a real stop brings
     (the launcher's child hears of its parent's death, torchrun signals workers that are already exiting):
@@ -101,25 +74,25 @@ def test_sigterm_stops_every_process_with_one_line_saying_where_to_resume(people
         while not list((output_dir / "checkpoints").glob("step_*/COMPLETE")):
             assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[1][-3000:]
             time.sleep(0.5)
-        running = [pid for pid in _processes_mentioning(str(output_dir)) if pid != launcher.pid]
-        relauncher = [pid for pid in running if _parent_of(pid) == launcher.pid]
-        torchrun = [pid for pid in running if _parent_of(pid) in relauncher]
-        workers = [pid for pid in running if _parent_of(pid) in torchrun]
+        running = [pid for pid in processes_mentioning(str(output_dir)) if pid != launcher.pid]
+        relauncher = [pid for pid in running if parent_of(pid) == launcher.pid]
+        torchrun = [pid for pid in running if parent_of(pid) in relauncher]
+        workers = [pid for pid in running if parent_of(pid) in torchrun]
         assert len(relauncher) == 1 and len(torchrun) == 1 and len(workers) == 2, running
         launcher.send_signal(signal.SIGTERM)
         for pid in relauncher:  # a second signal to the launcher side (Ctrl-C reaches it as well)
-            _signal(pid, signal.SIGINT)
+            send(pid, signal.SIGINT)
         for pid in workers:  # the workers get two signals of their own besides torchrun's
-            _signal(pid, signal.SIGTERM)
-            _signal(pid, signal.SIGINT)
+            send(pid, signal.SIGTERM)
+            send(pid, signal.SIGINT)
         _, stderr = launcher.communicate(timeout=90)
     finally:
         if launcher.poll() is None:
             launcher.kill()
     deadline = time.monotonic() + 45
-    while _processes_mentioning(str(output_dir)) and time.monotonic() < deadline:
+    while processes_mentioning(str(output_dir)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _processes_mentioning(str(output_dir))  # no worker, no torch.distributed.run left training
+    assert not processes_mentioning(str(output_dir))  # no worker, no torch.distributed.run left training
     assert launcher.returncode != 0 and not (output_dir / "final_model").exists()
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-3000:]
     lines = [line for line in stderr.splitlines() if line.startswith("interrupted at step")]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
+from process_tree import children_of, parent_of, send
+from training_builders import REPO_ROOT, TINY_CONFIG, build_people_dataset
 
 from sapiensid_hf.training.stop_signals import STOP_SIGNALS, StopSignals
 
@@ -33,3 +39,46 @@ def test_after_the_run_ended_no_signal_raises(restore_handlers):
     signal.raise_signal(signal.SIGTERM)
     assert stops.received == [signal.SIGINT, signal.SIGTERM]
 
+
+
+def test_data_workers_leave_a_stop_to_the_training_process(people_dir, tmp_path):
+    """`kill` of a job / a scheduler signals every process of the group, data workers included. A worker
+    ignores it (the training process stops it), so a stop signal reaching a worker first can never end
+    the run with "DataLoader worker ... killed by signal" instead of its one line: here the worker is
+    signalled alone and training goes on; then the whole group is stopped."""
+    dataset_dir, cache_dir = build_people_dataset(people_dir, tmp_path / "data")
+    output_dir = tmp_path / "run"
+    command = [
+        sys.executable, str(REPO_ROOT / "examples" / "train.py"), "--config", str(TINY_CONFIG),
+        "--set", f"data.dataset_path={dataset_dir}", "--set", f"data.keypoint_cache={cache_dir}",
+        "--output_dir", str(output_dir), "--set", "model.overrides={image_size: 64}", "--set", "batch_size=4",
+        "--set", "data.num_workers=1", "--set", "schedule.max_steps=100000", "--set", "logging.save_every_steps=2",
+        "--set", "validation.source=none",
+    ]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+                           cwd=tmp_path, start_new_session=True)  # fmt: skip
+
+    def wait_for_checkpoint(step: int) -> None:
+        deadline = time.monotonic() + 180
+        while not (output_dir / "checkpoints" / f"step_{step:08d}" / "COMPLETE").is_file():
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()[1][-3000:]
+            time.sleep(0.2)
+
+    try:
+        wait_for_checkpoint(2)
+        [worker] = children_of(run.pid, "train.py")  # the DataLoader worker
+        send(worker, signal.SIGTERM)
+        send(worker, signal.SIGINT)
+        reached = len(list((output_dir / "checkpoints").glob("step_*")))
+        wait_for_checkpoint(2 * (reached + 1))  # training went on past the signals
+        assert run.poll() is None and parent_of(worker) == run.pid  # the same worker, alive
+        os.killpg(run.pid, signal.SIGTERM)  # now the training process and its worker alike
+        _, stderr = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130
+    assert "Traceback" not in stderr and "killed by signal" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("interrupted at step")]
+    assert len(lines) == 1 and "resume with --resume_from_checkpoint latest" in lines[0], stderr[-3000:]

@@ -44,4 +44,13 @@ class StopSignals:
             raise KeyboardInterrupt
 
 
-__all__ = ["STOP_SIGNALS", "StopSignals"]
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """DataLoader `worker_init_fn`: a data worker ignores SIGINT / SIGTERM. A stop sent to the whole process
+    group (Ctrl-C, `kill` of a job, a scheduler) is the training process's to act on: it stops its workers
+    itself. A worker killed by the signal first would make the DataLoader raise "worker killed by signal"
+    over the run's own one-line message. (A worker whose parent dies still exits: torch's watchdog.)"""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+
+
+__all__ = ["STOP_SIGNALS", "StopSignals", "ignore_stop_signals"]

@@ -17,11 +17,7 @@ import torch
 from conftest import REPO_ROOT, SHARED_DATA
 from hub_isolation import run_without_package
 
-from sapiensid_hf.embedding_views import embed_batch
-from sapiensid_hf.evaluation.distance import distance_matrix
-from sapiensid_hf.evaluation.public_dev import balanced_split_order
-from sapiensid_hf.evaluation.ranking import evaluate_ranking
-from sapiensid_hf.evaluation.verification import verification_accuracy
+from sapiensid_hf.evaluation.public_dev import embed_rows_of_files, score_dev_subset
 from sapiensid_hf.inference import SapiensIDPipeline, default_model_source, is_trained, load_pipeline
 from sapiensid_hf.pretrained import shipped_model_dir
 
@@ -83,16 +79,9 @@ def pipeline():
 
 
 def _embed(pipeline, rows, batch_size=64) -> np.ndarray:
-    chunks = []
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        features = pipeline.processor(
-            [str(IDENTITIES / row["path"]) for row in batch],
-            keypoints=np.asarray([row["keypoints"] for row in batch], dtype=np.float32),
-            return_tensors="pt",
-        )
-        chunks.append(embed_batch(pipeline.model, features, torch.device("cpu"), flip=True))
-    return torch.cat(chunks).numpy()
+    images = [str(IDENTITIES / row["path"]) for row in rows]
+    keypoints = np.asarray([row["keypoints"] for row in rows], dtype=np.float32)
+    return embed_rows_of_files(pipeline.model, pipeline.processor, images, keypoints, batch_size)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -106,28 +95,20 @@ def test_the_shipped_model_in_half_precision_gives_the_float32_embeddings(pipeli
     assert similarity.min() >= 0.999, similarity.min()
 
 
-def test_shipped_model_reidentifies_cuhk03_val_people(pipeline, subset):
-    rows = subset["cuhk03_val"]
-    embeddings = _embed(pipeline, rows)
-    pids = np.array([row["pid"] for row in rows])
-    camids = np.array([row["camid"] for row in rows])
-    query, gallery = camids == 0, camids == 1
-    result = evaluate_ranking(
-        distance_matrix(embeddings[query], embeddings[gallery]), pids[query], pids[gallery], camids[query],
-        camids[gallery],
-    )  # fmt: skip
-    chance = 1 / len(np.unique(pids))
-    assert result.cmc[0] >= CUHK03_RANK1_FLOOR and result.cmc[0] > 5 * chance
+@pytest.fixture(scope="module")
+def subset_scores(pipeline, subset) -> dict[str, float]:
+    return score_dev_subset(pipeline.model, pipeline.processor, subset, IDENTITIES)
 
 
-def test_shipped_model_verifies_lfw_fold7_pairs(pipeline, subset):
-    embeddings = _embed(pipeline, subset["lfw_images"])
-    pairs = np.array([[a, b] for a, b, _ in subset["lfw_pairs"]])
-    same = np.array([flag for _, _, flag in subset["lfw_pairs"]])
-    order = balanced_split_order(same)  # every tenth: same and different pairs
-    pairs, same = pairs[order], same[order]
-    result = verification_accuracy(embeddings[pairs[:, 0]], embeddings[pairs[:, 1]], same, n_folds=10)
-    assert result.accuracy >= LFW_ACCURACY_FLOOR and result.accuracy > 0.6
+def test_shipped_model_reidentifies_cuhk03_val_people(subset_scores, subset):
+    chance = 1 / len({row["pid"] for row in subset["cuhk03_val"]})
+    rank1 = subset_scores["cuhk03_subset_rank1"]
+    assert rank1 >= CUHK03_RANK1_FLOOR and rank1 > 5 * chance
+
+
+def test_shipped_model_verifies_lfw_fold7_pairs(subset_scores):
+    accuracy = subset_scores["lfw_subset_accuracy"]
+    assert accuracy >= LFW_ACCURACY_FLOOR and accuracy > 0.6
 
 
 def test_the_shipped_code_files_are_the_package_code():

@@ -106,9 +106,22 @@ def embed_rows(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
 ) -> np.ndarray:
-    """(N, D) L2-normalised embeddings of every row, with the given keypoints (no detection); `num_workers`
+    """(N, D) L2-normalised embeddings of every row, with the given keypoints (no detection)."""
+    return embed_rows_of_files(model, processor, _image_files(dataset), keypoints, batch_size, flip, device, num_workers)
+
+
+def embed_rows_of_files(
+    model: torch.nn.Module,
+    processor: Any,
+    images: list[str],
+    keypoints: np.ndarray,
+    batch_size: int = 64,
+    flip: bool = True,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+) -> np.ndarray:
+    """(N, D) L2-normalised embeddings of image files at the given keypoints (no detection); `num_workers`
     processes decode and resize (the project's one embedding loop, `embedding_views.embed_images`)."""
-    images = _image_files(dataset)
     model = model.to(device).eval()
     chunks = []
     for batch in embed_images(model, processor, images, batch_size, torch.device(device), flip, num_workers, keypoints=keypoints):
@@ -271,6 +284,33 @@ def headline(results: dict[str, Any], label: str) -> dict[str, float]:
     return headline
 
 
+def score_dev_subset(model: torch.nn.Module, processor: Any, subset: dict[str, Any], identities_root: str | os.PathLike, batch_size: int = 64) -> dict[str, float]:
+    """The fixed development subset of tests/fixtures/dev_subset.json (50 CUHK03-val people, camera 0 ->
+    1; 200 LFW fold-7 pairs, 10-fold accuracy), on its recorded keypoints, with flip: the figures of the
+    shipped model's regression floors and of the learning-curve tables in docs/training.md."""
+    root = Path(identities_root)
+
+    def embed(rows: list[dict[str, Any]]) -> np.ndarray:
+        images = [str(root / row["path"]) for row in rows]
+        keypoints = np.asarray([row["keypoints"] for row in rows], dtype=np.float32)
+        return embed_rows_of_files(model, processor, images, keypoints, batch_size)
+
+    rows = subset["cuhk03_val"]
+    embeddings = embed(rows)
+    pids, camids = np.array([row["pid"] for row in rows]), np.array([row["camid"] for row in rows])
+    query, gallery = camids == 0, camids == 1
+    ranking = evaluate_ranking(
+        distance_matrix(embeddings[query], embeddings[gallery]), pids[query], pids[gallery], camids[query], camids[gallery]
+    )
+    faces = embed(subset["lfw_images"])
+    pairs = np.array([[a, b] for a, b, _ in subset["lfw_pairs"]])
+    same = np.array([flag for _, _, flag in subset["lfw_pairs"]])
+    order = balanced_split_order(same)  # every tenth: same and different pairs
+    pairs, same = pairs[order], same[order]
+    verification = verification_accuracy(faces[pairs[:, 0]], faces[pairs[:, 1]], same, n_folds=10)
+    return {"cuhk03_subset_rank1": float(ranking.cmc[0]), "lfw_subset_accuracy": float(verification.accuracy)}
+
+
 def dev_markdown(results: dict[str, Any]) -> str:
     labels = list(results["models"])
     lines = ["| check | metric | " + " | ".join(labels) + " |", "| --- | --- |" + " --- |" * len(labels)]
@@ -303,6 +343,8 @@ __all__ = [
     "balanced_split_order",
     "dev_keypoints",
     "embed_rows",
+    "embed_rows_of_files",
+    "score_dev_subset",
     "headline",
     "load_dev_sets",
     "run_dev_checks",

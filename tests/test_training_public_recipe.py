@@ -139,6 +139,8 @@ def test_distillation_recipe_same_seed_repeats_its_losses_and_ships_no_teacher_p
     saved = SapiensIDModel.from_pretrained(first.final_model_dir)
     assert not any("teacher" in name for name in saved.state_dict())
     assert json.loads((first.final_model_dir / "training_config.json").read_text())["distill"]["teacher"] == "dlib_resnet_v1"
+    record = saved.config.training
+    assert record["teacher"] == "dlib_resnet_v1" and record["unlabelled_photos"] == str(unlabelled_faces)
 
 
 def test_a_folder_without_a_training_record_counts_as_untrained(tmp_path, caplog):

@@ -42,6 +42,9 @@ def training_record(
             f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
         ),
     }
+    if config.distill.teacher is not None:  # what the model learned from besides its labelled photos
+        record["teacher"] = config.distill.teacher
+        record["unlabelled_photos"] = config.distill.unlabelled_manifest
     if num_processes is not None:
         record["num_processes"] = int(num_processes)
     if wall_time_s is not None:

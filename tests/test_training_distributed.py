@@ -11,6 +11,7 @@ import sys
 import time
 
 from process_tree import parent_of, processes_mentioning, send
+from run_watch import newest_checkpoint_step, wait_until
 from training_builders import REPO_ROOT, TINY_CONFIG, build_people_dataset
 
 
@@ -68,12 +69,10 @@ def test_sigterm_stops_every_process_with_one_line_saying_where_to_resume(people
         "logging.log_every_steps=1", "validation.source=none",
     )  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, cwd=tmp_path)
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+                                cwd=tmp_path, start_new_session=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 180
-        while not list((output_dir / "checkpoints").glob("step_*/COMPLETE")):
-            assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[1][-3000:]
-            time.sleep(0.5)
+        wait_until(lambda: newest_checkpoint_step(output_dir) > 0, launcher, 180, "a first checkpoint")
         running = [pid for pid in processes_mentioning(str(output_dir)) if pid != launcher.pid]
         relauncher = [pid for pid in running if parent_of(pid) == launcher.pid]
         torchrun = [pid for pid in running if parent_of(pid) in relauncher]

@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from process_tree import children_of, parent_of, send
+from run_watch import newest_checkpoint_step, wait_until
 from training_builders import REPO_ROOT, TINY_CONFIG, build_people_dataset
 
 from sapiensid_hf.training.stop_signals import STOP_SIGNALS, StopSignals
@@ -59,19 +59,13 @@ def test_data_workers_leave_a_stop_to_the_training_process(people_dir, tmp_path)
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
                            cwd=tmp_path, start_new_session=True)  # fmt: skip
 
-    def wait_for_checkpoint(step: int) -> None:
-        deadline = time.monotonic() + 180
-        while not (output_dir / "checkpoints" / f"step_{step:08d}" / "COMPLETE").is_file():
-            assert run.poll() is None and time.monotonic() < deadline, run.communicate()[1][-3000:]
-            time.sleep(0.2)
-
     try:
-        wait_for_checkpoint(2)
+        wait_until(lambda: newest_checkpoint_step(output_dir) >= 2, run, 180, "a first checkpoint")
         [worker] = children_of(run.pid, "train.py")  # the DataLoader worker
         send(worker, signal.SIGTERM)
         send(worker, signal.SIGINT)
-        reached = len(list((output_dir / "checkpoints").glob("step_*")))
-        wait_for_checkpoint(2 * (reached + 1))  # training went on past the signals
+        reached = newest_checkpoint_step(output_dir)
+        wait_until(lambda: newest_checkpoint_step(output_dir) > reached, run, 180, "training past the signals")
         assert run.poll() is None and parent_of(worker) == run.pid  # the same worker, alive
         os.killpg(run.pid, signal.SIGTERM)  # now the training process and its worker alike
         _, stderr = run.communicate(timeout=90)

@@ -2,11 +2,17 @@
 
 import pytest
 import torch
-from model_inputs import POSES, full_body
+from model_inputs import MISSING, POSES, face_close_up, full_body
 
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.modeling.retina_patch import sincos_2d_position_table
-from sapiensid_hf.modeling.retina_rois import compute_roi_boxes, official22_to_kp19
+from sapiensid_hf.modeling.retina_rois import (
+    FACE_POINTS,
+    UPPER_BODY_POINTS,
+    augment_keypoints,
+    compute_roi_boxes,
+    official22_to_kp19,
+)
 
 SAMPLES_PER_AXIS = 384 * 2  # sample points strictly inside pixels, off every patch boundary
 
@@ -167,3 +173,25 @@ def test_token_pixels_equal_resampling_each_roi_then_unfolding(model):
     )  # each level's ROI resized to the full input size
     unfolded = torch.nn.Unfold(kernel_size=patch, stride=patch)(crops).transpose(1, 2).reshape(1, -1, 3 * patch * patch)
     assert torch.equal(sampled, unfolded)
+
+
+def test_part_drops_take_a_part_from_the_batch_but_never_every_point_of_a_row():
+    """The official rule drops the face or the upper-body points of the whole batch. A face close-up has
+    no other point: emptied, it would get the same embedding as every other emptied face of the batch
+    (a whole training batch of faces collapsed to one vector, measured), so it keeps its points."""
+    close_up = face_close_up()
+    close_up[5:7] = MISSING  # the five face points only, as a face detector gives them
+    batch = torch.stack([full_body(), close_up, torch.full((19, 2), MISSING)])
+    dropped_parts = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        augmented = augment_keypoints(batch, point_drop_prob=0.0, part_drop_prob=1.0)
+        body_lost = tuple(i for i in range(19) if bool((augmented[0, i] == MISSING).all()))
+        assert body_lost in (FACE_POINTS, UPPER_BODY_POINTS)  # the official part drop, whole part
+        dropped_parts.add(body_lost)
+        assert torch.equal(augmented[1], batch[1])  # the close-up keeps its face
+        assert bool((augmented[2] == MISSING).all())  # a row without points stays without
+    assert dropped_parts == {FACE_POINTS, UPPER_BODY_POINTS}
+    torch.manual_seed(0)
+    every_point = augment_keypoints(batch, point_drop_prob=1.0, part_drop_prob=0.0)
+    assert torch.equal(every_point[:2], batch[:2])  # dropping every point would empty the rows

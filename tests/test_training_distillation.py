@@ -202,5 +202,14 @@ def test_relation_term_pulls_the_student_towards_the_teacher_geometry():
     assert float(relation_distillation(student, teacher).detach()) < 0.2 * first
 
 
+def test_relation_term_of_identical_rows_is_zero_with_a_finite_gradient():
+    """A batch whose rows are all alike (measured in a real run: every face row emptied of keypoints)
+    has no correlation to learn: no term, and never a NaN gradient that ends the run."""
+    student = torch.randn(1, 8).repeat(6, 1).requires_grad_()
+    loss = relation_distillation(student, torch.randn(6, 4))
+    loss.backward()
+    assert float(loss) == 0.0 and bool(torch.isfinite(student.grad).all())
+
+
 def test_the_projection_maps_the_embedding_to_the_teacher_size():
     assert TeacherProjection(512, 128)(torch.randn(3, 512)).shape == (3, 128)

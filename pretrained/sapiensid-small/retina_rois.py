@@ -133,8 +133,12 @@ def augment_keypoints(keypoints: torch.Tensor, point_drop_prob: float, part_drop
     """Training-time keypoint drops of the official kp19 preprocessor.
 
     Each point is dropped with `point_drop_prob`; with `part_drop_prob` the whole batch loses either
-    its face points or its upper-body points (the official rule draws once per batch).
+    its face points or its upper-body points (the official rule draws once per batch). One deviation:
+    a row that the drops would leave without any point keeps its points. The semantic head pools only
+    at keypoints, so such a row (a face close-up has face points only) would get the same embedding as
+    every other emptied row of the batch: nothing to learn from, and a collapsed batch of faces.
     """
+    original = keypoints
     keypoints = keypoints.clone()
     batch = keypoints.shape[0]
     if point_drop_prob > 0:
@@ -143,7 +147,12 @@ def augment_keypoints(keypoints: torch.Tensor, point_drop_prob: float, part_drop
     if part_drop_prob > 0 and torch.rand(()) < part_drop_prob:
         part = FACE_POINTS if torch.rand(()) < 0.5 else UPPER_BODY_POINTS
         keypoints[:, list(part)] = MISSING
-    return keypoints
+    emptied = _has_a_point(original) & ~_has_a_point(keypoints)
+    return torch.where(emptied[:, None, None], original, keypoints)
+
+
+def _has_a_point(keypoints: torch.Tensor) -> torch.Tensor:
+    return (keypoints != MISSING).any(dim=-1).any(dim=-1)
 
 
 def augment_boxes(boxes: torch.Tensor, shift_range: float, scale_range: float) -> torch.Tensor:

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+MIN_PAIR_VARIANCE = 1e-10
+
 
 class TeacherProjection(nn.Module):
     """Model embedding -> teacher space (training only)."""
@@ -40,10 +42,12 @@ def cosine_distillation(projected: torch.Tensor, teacher: torch.Tensor) -> torch
 
 def relation_distillation(embeddings: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """1 - Pearson correlation between the pairwise cosine similarities of `embeddings` and of `teacher`
-    (each pair once); 0 for fewer than 3 rows (fewer than 2 pairs have no correlation)."""
-    if len(embeddings) < 3:
+    (each pair once); 0 for fewer than 3 rows or for pair similarities that do not vary (no correlation)."""
+    similarities = _pair_similarities(embeddings.float()) if len(embeddings) >= 3 else None
+    # Pairs that are all alike (identical rows) have no correlation: no term, rather than a NaN gradient.
+    if similarities is None or float(similarities.detach().var(unbiased=False)) < MIN_PAIR_VARIANCE:
         return embeddings.sum() * 0.0
-    student = _standardised(_pair_similarities(embeddings.float()))
+    student = _standardised(similarities)
     with torch.no_grad():
         target = _standardised(_pair_similarities(teacher.float()))
     return 1.0 - (student * target).mean()
@@ -57,7 +61,7 @@ def _pair_similarities(points: torch.Tensor) -> torch.Tensor:
 
 def _standardised(values: torch.Tensor) -> torch.Tensor:
     centred = values - values.mean()
-    return centred / centred.pow(2).mean().sqrt().clamp_min(1e-6)
+    return centred / (centred.pow(2).mean() + 1e-12).sqrt()
 
 
 __all__ = ["TeacherProjection", "cosine_distillation", "relation_distillation"]

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from markdown_report import update_section  # noqa: E402
 
 from sapiensid_hf.training import TrainingConfig  # noqa: E402
-from sapiensid_hf.training.dataset import SampleReader  # noqa: E402
+from sapiensid_hf.training.dataset import MODEL_INPUTS, SampleReader, join_unlabelled  # noqa: E402
 from sapiensid_hf.training.face_teacher import TEACHER_DIM  # noqa: E402
 from sapiensid_hf.training.recognition_model import SapiensIDForRecognitionTraining, build_backbone  # noqa: E402
-from sapiensid_hf.training.trainer import MODEL_INPUTS, Trainer, _joined  # noqa: E402
+from sapiensid_hf.training.trainer import Trainer  # noqa: E402
 
 SECTION = "## Training data path"
 
@@ -92,7 +92,7 @@ def main() -> None:
     for step in range(args.steps):
         batch = next(batches)
         if unlabelled is not None:
-            batch = _joined(batch, next(unlabelled))
+            batch = join_unlabelled(batch, next(unlabelled))
         plan = trainer.schedule.at(step)
         start = time.perf_counter()
         output = model(**{name: batch[name] for name in MODEL_INPUTS if name in batch}, mask_ratio=plan.mask_ratio)

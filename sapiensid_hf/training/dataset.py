@@ -321,6 +321,10 @@ class EvaluationSamples(torch.utils.data.Dataset):
         return sample
 
 
+# The batch entries the recognition model takes as inputs.
+MODEL_INPUTS = ("pixel_values", "keypoints", "pixel_mask", "labels", "teacher_embeddings", "teacher_found")
+
+
 def collate_samples(items: Sequence[dict[str, Any] | SkippedSample]) -> dict[str, Any]:
     """Stack readable samples; unreadable ones travel along in `skipped` to be counted.
 
@@ -349,7 +353,20 @@ def collate_samples(items: Sequence[dict[str, Any] | SkippedSample]) -> dict[str
     return batch
 
 
+def join_unlabelled(labelled: dict[str, Any], unlabelled: dict[str, Any]) -> dict[str, Any]:
+    """One micro-batch of the labelled photos followed by the unlabelled ones (label -1): one forward pass,
+    so the embedding head's BatchNorm and data parallelism see a single batch."""
+    if unlabelled["size"] == 0:
+        return labelled
+    joined = dict(labelled)
+    for name in MODEL_INPUTS:
+        if name in unlabelled:  # the unlabelled photos' labels are UNLABELLED already
+            joined[name] = torch.cat([labelled[name], unlabelled[name]])
+    return joined
+
+
 __all__ = [
+    "MODEL_INPUTS",
     "DatasetView",
     "EvaluationSamples",
     "RecognitionRows",
@@ -361,6 +378,7 @@ __all__ = [
     "UnlabelledSamples",
     "ValidationRows",
     "collate_samples",
+    "join_unlabelled",
     "load_source_dataset",
     "split_rows",
 ]

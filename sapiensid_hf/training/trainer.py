@@ -37,6 +37,7 @@ from ..data.manifest import load_unlabelled_manifest
 from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
 from .config import ConfigError, TrainingConfig
 from .dataset import (
+    MODEL_INPUTS,
     DatasetView,
     RecognitionRows,
     SampleReader,
@@ -45,6 +46,7 @@ from .dataset import (
     TrainingSamples,
     UnlabelledSamples,
     collate_samples,
+    join_unlabelled,
     load_source_dataset,
     split_rows,
 )
@@ -83,7 +85,6 @@ RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "data.num_
                      # Speed only: a cached square differs from a decoded one by at most half a grey level.
                      "data.image_cache", "distill.unlabelled_image_cache")
 # Tensors a batch hands to the model, and how an unlabelled batch's join a labelled one's.
-MODEL_INPUTS = ("pixel_values", "keypoints", "pixel_mask", "labels", "teacher_embeddings", "teacher_found")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -498,7 +499,7 @@ class Trainer:
         for micro in range(accumulation):
             batch = self._next_batch(batches, step, micro)
             if self._unlabelled_batches is not None:
-                batch = _joined(batch, self._next_batch(self._unlabelled_batches, step, micro))
+                batch = join_unlabelled(batch, self._next_batch(self._unlabelled_batches, step, micro))
             sync = nullcontext() if micro == accumulation - 1 else accelerator.no_sync(self.model)
             with sync:
                 inputs = {name: batch[name].to(accelerator.device, non_blocking=True) for name in MODEL_INPUTS if name in batch}
@@ -639,18 +640,6 @@ class Trainer:
                 logger.warning("%d unreadable samples were skipped during training", self.progress.skipped_samples)
         accelerator.wait_for_everyone()
         return final_dir
-
-
-def _joined(labelled: dict[str, Any], unlabelled: dict[str, Any]) -> dict[str, Any]:
-    """One micro-batch of the labelled photos followed by the unlabelled ones (label -1): one forward pass,
-    so the embedding head's BatchNorm and data parallelism see a single batch."""
-    if unlabelled["size"] == 0:
-        return labelled
-    joined = dict(labelled)
-    for name in MODEL_INPUTS:
-        if name in unlabelled:  # the unlabelled photos' labels are UNLABELLED already
-            joined[name] = torch.cat([labelled[name], unlabelled[name]])
-    return joined
 
 
 def _finite_mean(values: list[float]) -> float:

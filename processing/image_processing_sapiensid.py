@@ -139,8 +139,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
       (-1 if none); ``person_box`` (B, 4): that person's box (-1 if none); ``person_boxes``: list of
       (P, 4) boxes, most prominent first; ``keypoint_source``: list of "pose", "face", "none", "given".
 
-    No person found is not an error: keypoints are all -1, ``person_found`` is False and the model
-    falls back to the full image only.
+    No person found is not an error here: keypoints are all -1 and ``person_found`` is False. The model's
+    semantic head pools at keypoints only, so every such image gets one and the same embedding, whatever
+    the photo: the tools refuse to score it, and so should any caller (check ``person_found``).
     """
 
     model_input_names = MODEL_INPUT_NAMES

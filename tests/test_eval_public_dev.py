@@ -98,6 +98,15 @@ class SquareCentreDetector:
         return KeypointResult(keypoints=keypoints, person_boxes=np.zeros((0, 4), np.float32), source="pose")
 
 
+class NobodyInDarkRedPhotos(SquareCentreDetector):
+    """Finds nobody in the fixture photos whose red channel goes below 15 (4 CUHK03 and 4 LFW photos)."""
+
+    def detect(self, image):
+        if np.asarray(image)[..., 0].min() < 15:  # the photo itself, not its square padding
+            return KeypointResult(keypoints=np.full((19, 2), -1.0, np.float32), person_boxes=np.zeros((0, 4), np.float32), source="none")
+        return super().detect(image)
+
+
 def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_path):
     torch.manual_seed(0)
     config = SapiensIDConfig.tiny()
@@ -114,3 +123,13 @@ def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_
     assert set(figures) == {"cuhk03_val_rank1", "conreid_rank1", "lfw_fold7_accuracy", "lfw_fold7_tar@far=0.01"}
     assert all(0.0 <= value <= 1.0 for value in figures.values())
     assert (tmp_path / "out" / "keypoints" / "cuhk03_val" / "meta.json").is_file()  # cached for the next run
+
+
+def test_the_results_say_how_many_photos_have_nobody_in_them(identities, tmp_path):
+    config = SapiensIDConfig.tiny()
+    processor = SapiensIDImageProcessor.from_model_config(config, detector=NobodyInDarkRedPhotos())
+    results = run_dev_checks({"tiny": (SapiensIDModel(config), processor)}, identities, tmp_path / "out", batch_size=4)
+    assert results["photos_without_person"] == {
+        "cuhk03_val": {"count": 4, "of": 12}, "conreid": {"count": 0, "of": 5}, "lfw_fold7": {"count": 4, "of": 10},
+    }  # fmt: skip
+    assert "cuhk03_val 4 of 12, conreid 0 of 5, lfw_fold7 4 of 10" in (tmp_path / "out" / "results.md").read_text()

@@ -215,7 +215,10 @@ def run_dev_checks(
     first_processor = next(iter(models.values()))[1]
     num_workers = resolve_num_workers(num_workers)
     keypoints = {name: dev_keypoints(dev, first_processor, cache_dir, num_workers=num_workers) for name, dev in sets.items()}
-    results: dict[str, Any] = {"identities_root": str(root), "flip": flip, "models": {}, "calibration": {}}
+    results: dict[str, Any] = {
+        "identities_root": str(root), "flip": flip, "models": {}, "calibration": {},
+        "photos_without_person": {name: photos_without_person(points) for name, points in keypoints.items()},
+    }  # fmt: skip
     for label, (model, processor) in models.items():
         per_model, embedded = {}, {}
         for name, dev in sets.items():
@@ -245,6 +248,13 @@ def run_dev_checks(
     (output / "results.json").write_text(json.dumps(public, indent=2) + "\n", encoding="utf-8")
     (output / "results.md").write_text(dev_markdown(public), encoding="utf-8")
     return public
+
+
+def photos_without_person(keypoints: np.ndarray) -> dict[str, int]:
+    """How many rows have no keypoint at all. The model gives every such photo one and the same
+    embedding (its semantic head pools at keypoints only); the protocols score them anyway, so the
+    results say how many there are."""
+    return {"count": int((~(keypoints != -1).any(axis=(1, 2))).sum()), "of": len(keypoints)}
 
 
 def dev_calibration(sets: dict[str, DevSet], embeddings: dict[str, np.ndarray], label: str) -> dict[str, Any]:
@@ -321,6 +331,10 @@ def dev_markdown(results: dict[str, Any]) -> str:
             for metric in metrics:
                 cells = [f"{100 * results['models'][label][name][part][metric]:.1f}" for label in labels]
                 lines.append(f"| {name} {part} | {metric} (%) | " + " | ".join(cells) + " |")
+    missing = results.get("photos_without_person", {})
+    if missing:
+        counts = ", ".join(f"{name} {entry['count']} of {entry['of']}" for name, entry in missing.items())
+        lines += ["", f"Photos in which the detector found nobody (scored, but every such photo gets the same embedding): {counts}."]
     return "\n".join(lines) + "\n"
 
 

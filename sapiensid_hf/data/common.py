@@ -36,6 +36,22 @@ class DatasetLayoutError(ValueError):
     """A benchmark folder or file does not have the layout its loader expects."""
 
 
+class UndecodedImages:
+    """A dataset's images as the processor reads them, row by row: the encoded bytes when the table holds
+    them, else the file path. Undecoded, so the processor's own decoding and error messages apply;
+    picklable, so data workers can take it."""
+
+    def __init__(self, dataset: datasets.Dataset):
+        self.images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, row: int) -> bytes | str:
+        image = self.images[int(row)]["image"]
+        return image["bytes"] if image.get("bytes") is not None else image["path"]
+
+
 def features_with(**extra: datasets.features.features.FeatureType) -> datasets.Features:
     """The base columns plus loader-specific ones."""
     return datasets.Features({**BASE_COLUMNS, **extra})

@@ -28,6 +28,7 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
+from ..data.common import UndecodedImages
 from ..embedding_views import embed_images
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -35,18 +36,6 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 class BenchmarkImageError(ValueError):
     """A benchmark image could not be read or processed: the benchmark is refused, not scored without it."""
-
-
-class _ImageOfRow:
-    """row -> what the processor reads for it: the image file's path, or its bytes when the table holds
-    them (undecoded, so the processor's own decoding and error messages apply; picklable for workers)."""
-
-    def __init__(self, dataset: datasets.Dataset):
-        self.images = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
-
-    def __call__(self, row: int) -> Any:
-        image = self.images[row]["image"]
-        return image["bytes"] if image.get("bytes") is not None else image["path"]
 
 
 def image_file_stamps(dataset: datasets.Dataset) -> str:
@@ -113,7 +102,7 @@ def _embed_rows(
     chunks = []
     progress = tqdm(total=len(dataset), desc="embedding", unit="img", disable=not show_progress)
     batches = embed_images(
-        model, processor, _ImageOfRow(dataset), batch_size, device, flip, num_workers, count=len(dataset)
+        model, processor, UndecodedImages(dataset), batch_size, device, flip, num_workers
     )
     for batch in batches:
         if batch.failures:

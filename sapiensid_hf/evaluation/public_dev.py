@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from ..data import load_lfw_pairs, load_manifest, load_market1501
+from ..data.common import UndecodedImages
 from ..embedding_views import embed_images
 from ..parallel_processing import resolve_num_workers
 from .calibration import KindThresholds, calibration_record, cross_camera_pairs
@@ -85,7 +87,7 @@ def dev_keypoints(
     cached in `cache_dir/<set name>`."""
     from ..training.keypoint_cache import build_keypoint_cache
 
-    images = _image_files(dev.dataset)
+    images = UndecodedImages(dev.dataset)
     cache = build_keypoint_cache(
         images.__getitem__, dev.dataset["path"], processor, Path(cache_dir) / dev.name, batch_size=batch_size,
         num_workers=num_workers,
@@ -107,13 +109,13 @@ def embed_rows(
     num_workers: int = 0,
 ) -> np.ndarray:
     """(N, D) L2-normalised embeddings of every row, with the given keypoints (no detection)."""
-    return embed_rows_of_files(model, processor, _image_files(dataset), keypoints, batch_size, flip, device, num_workers)
+    return embed_rows_of_files(model, processor, UndecodedImages(dataset), keypoints, batch_size, flip, device, num_workers)
 
 
 def embed_rows_of_files(
     model: torch.nn.Module,
     processor: Any,
-    images: list[str],
+    images: Sequence[Any],
     keypoints: np.ndarray,
     batch_size: int = 64,
     flip: bool = True,
@@ -129,11 +131,6 @@ def embed_rows_of_files(
             raise DevSetError(f"a development image cannot be embedded, so no score would be right: {batch.failures[0][1]}")
         chunks.append(batch.embeddings)
     return torch.cat(chunks).numpy()
-
-
-def _image_files(dataset: datasets.Dataset) -> list[str]:
-    """The absolute image path of every row (the loaders store folder images by path), undecoded."""
-    return [entry["path"] for entry in dataset.cast_column("image", datasets.Image(decode=False))["image"]]
 
 
 def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20) -> dict[str, Any]:

@@ -54,9 +54,11 @@ def main() -> None:
     parser.add_argument("--config", default="examples/configs/small_distill.yaml")
     parser.add_argument("--samples", type=int, default=256, help="photos read per path and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=12, help="model steps timed (the recipe's first ones)")
+    parser.add_argument("--steps", type=int, default=12, help="model steps (the recipe's first ones; the first 2 warm up, untimed)")
     parser.add_argument("--write", type=Path, default=None, help="markdown file whose section to replace")
     args = parser.parse_args()
+    if args.steps < 3:
+        parser.error(f"--steps: at least 3 (the first 2 warm up and are not timed), got {args.steps}")
 
     config = TrainingConfig.from_file(args.config)
     if config.data.image_cache is None:

@@ -127,6 +127,7 @@ def test_calibrate_command_records_thresholds_chosen_on_the_development_pairs(ca
     record = json.loads((model_dir / "config.json").read_text())["calibration"]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["calibration"][model_dir.name]["face"] == record["face"]
+    assert set(results["models"][model_dir.name]) == {"cuhk03_val", "lfw_fold7"}  # only the sets it chooses on
     assert record["face"]["pairs"] == 10 and record["face"]["same_pairs"] == 5
     assert record["body"]["pairs"] == 36 and record["body"]["same_pairs"] == 12  # 6 x 6 cross-camera, 3 people
     for kind in ("face", "body"):

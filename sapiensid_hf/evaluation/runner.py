@@ -268,11 +268,12 @@ def run_public_dev(
     flip: bool = True,
     device: str = "cpu",
     num_workers: int | None = None,
+    checks: tuple[str, ...] | None = None,
 ) -> dict:
-    """The development checks of `public_dev.py` for a model folder (and its untrained twin); `num_workers`
-    processes decode and detect (None: auto)."""
+    """The development checks of `public_dev.py` (`checks`, None: all) for a model folder (and its untrained
+    twin); `num_workers` processes decode and detect (None: auto)."""
     from ..inference import load_model, load_processor, untrained_model
-    from .public_dev import UNTRAINED, run_dev_checks
+    from .public_dev import DEV_CHECKS, UNTRAINED, run_dev_checks
 
     model = load_model(model_path)
     processor = load_processor(model_path, model.config)
@@ -280,11 +281,15 @@ def run_public_dev(
     if baseline:
         models[UNTRAINED] = (untrained_model(model.config), processor)
     results = run_dev_checks(
-        models, identities_root, output_dir, keypoint_cache_dir, batch_size=batch_size, flip=flip, device=device,
-        num_workers=num_workers,
+        models, identities_root, output_dir, keypoint_cache_dir, checks=checks or DEV_CHECKS, batch_size=batch_size,
+        flip=flip, device=device, num_workers=num_workers,
     )  # fmt: skip
     results.update(benchmark=PUBLIC_DEV, model=str(model_path))
     return results
+
+
+# The sets the thresholds are chosen on: LFW fold-7 pairs (faces), CUHK03-val cross-camera pairs (bodies).
+CALIBRATION_CHECKS = ("cuhk03_val", "lfw_fold7")
 
 
 def calibrate_model_folder(
@@ -305,7 +310,7 @@ def calibrate_model_folder(
         raise FileNotFoundError(f"{model_dir}: calibrate needs a local model folder (its config.json is rewritten)")
     results = run_public_dev(
         model_dir, identities_root, output_dir, baseline=False, keypoint_cache_dir=keypoint_cache_dir,
-        batch_size=batch_size, device=device, num_workers=num_workers,
+        batch_size=batch_size, device=device, num_workers=num_workers, checks=CALIBRATION_CHECKS,
     )  # fmt: skip
     [record] = results["calibration"].values()
     record["source"] = (

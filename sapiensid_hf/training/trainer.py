@@ -84,7 +84,6 @@ RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "data.num_
                      "data.detector_workers", "distill.teacher_workers",
                      # Speed only: a cached square differs from a decoded one by at most half a grey level.
                      "data.image_cache", "distill.unlabelled_image_cache")
-# Tensors a batch hands to the model, and how an unlabelled batch's join a labelled one's.
 
 
 class TrainingDivergedError(RuntimeError):

@@ -43,9 +43,11 @@ def cosine_distillation(projected: torch.Tensor, teacher: torch.Tensor) -> torch
 def relation_distillation(embeddings: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """1 - Pearson correlation between the pairwise cosine similarities of `embeddings` and of `teacher`
     (each pair once); 0 for fewer than 3 rows or for pair similarities that do not vary (no correlation)."""
-    similarities = _pair_similarities(embeddings.float()) if len(embeddings) >= 3 else None
+    if len(embeddings) < 3:
+        return embeddings.sum() * 0.0
+    similarities = _pair_similarities(embeddings.float())
     # Pairs that are all alike (identical rows) have no correlation: no term, rather than a NaN gradient.
-    if similarities is None or float(similarities.detach().var(unbiased=False)) < MIN_PAIR_VARIANCE:
+    if float(similarities.detach().var(unbiased=False)) < MIN_PAIR_VARIANCE:
         return embeddings.sum() * 0.0
     student = _standardised(similarities)
     with torch.no_grad():

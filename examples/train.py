@@ -4,6 +4,7 @@
     accelerate launch --num_processes 2 --cpu examples/train.py --config examples/configs/tiny_cpu.yaml
     python examples/train.py --config my.yaml --set optimizer.lr=3e-4 --set schedule.max_steps=20000
     python examples/train.py --config my.yaml --resume_from_checkpoint latest
+    python examples/train.py --config my.yaml --push_to_hub me/sapiensid-mine   # upload final_model/ at the end
 
 The config is a YAML / JSON file of sapiensid_hf.training.TrainingConfig (see examples/configs/base.yaml
 for every field with its meaning). The run writes OUTPUT_DIR/config.json, checkpoints/step_XXXXXXXX/,
@@ -52,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--overwrite_output_dir",
         action="store_true",
         help="start afresh in an output dir that holds another run, deleting its checkpoints, logs and final model",
+    )
+    parser.add_argument(
+        "--push_to_hub",
+        metavar="REPO_ID",
+        help="at the end, upload final_model/ (model files and a model card, never checkpoints or logs) to this Hub repository",
     )
     return parser.parse_args(argv)
 
@@ -104,6 +110,21 @@ def _run(args: argparse.Namespace, is_main: bool) -> int:
             print("validation:", {k: round(v, 4) for k, v in result.validation[-1].items()})
         if result.skipped_samples:
             print(f"{result.skipped_samples} unreadable samples were skipped (see the log)")
+        if args.push_to_hub:
+            return _push(result.final_model_dir, args.push_to_hub)
+    return 0
+
+
+def _push(final_model_dir, repo_id: str) -> int:
+    from sapiensid_hf.hub_push import push_model_folder
+
+    try:
+        plan = push_model_folder(final_model_dir, repo_id)
+    except (ValueError, OSError) as error:
+        print(f"error: the model is saved in {final_model_dir}, but the upload to {repo_id} failed: {error}", file=sys.stderr)
+        print(f"retry with: sapiensid push {final_model_dir} {repo_id}", file=sys.stderr)
+        return 1
+    print(f"uploaded {len(plan.files)} files of {final_model_dir} to {repo_id}")
     return 0
 
 

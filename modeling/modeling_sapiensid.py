@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
@@ -28,6 +27,7 @@ from .masked_recognition import TokenSelection, gather_tokens, key_bias, select_
 from .retina_patch import RetinaTokens, SapiensIDRetinaPatchEmbeddings, grid_sample_float32
 from .retina_rois import MISSING, augment_boxes, augment_keypoints, compute_roi_boxes, drop_boxes
 from .semantic_attention_head import SapiensIDDifferentialAttention, SapiensIDSemanticAttentionHead
+from .transformers_compat import init
 
 
 @dataclass
@@ -42,6 +42,9 @@ class SapiensIDModelOutput(ModelOutput):
         batch padding.
     roi_boxes (`torch.FloatTensor` of shape `(batch_size, 3, 4)`):
         Snapped full-image, upper-body and face boxes the patches were sampled from (zero-area if absent).
+    pooler_output (`torch.FloatTensor` of shape `(batch_size, output_dim)`):
+        The embeddings L2-normalised: the identity vector to compare by dot product, what `sapiensid embed`
+        writes and what the `image-feature-extraction` pipeline returns with `pool=True`.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*):
         Input of every layer and the output of the last one, each `(batch_size, sequence_length, hidden_size)`.
     attentions (`tuple(torch.FloatTensor)`, *optional*):
@@ -52,8 +55,21 @@ class SapiensIDModelOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
     token_ids: torch.LongTensor | None = None
     roi_boxes: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def refuse_images_without_person(person_found: torch.Tensor) -> None:
+    """ValueError naming the images (batch indices) in which the detector found nobody."""
+    person_found = torch.as_tensor(person_found).reshape(-1)
+    if not (torch.jit.is_tracing() or torch.compiler.is_compiling()) and not bool(person_found.all()):
+        nobody = [int(index) for index in torch.nonzero(~person_found.bool()).reshape(-1)]
+        raise ValueError(
+            f"no person was found in image(s) {nobody} of this batch of {person_found.numel()} (person_found is "
+            "False): without keypoints every such image gets the same embedding, so it cannot be compared to "
+            "anyone. Leave those images out, or call the model without `person_found` to embed them anyway."
+        )
 
 
 class SapiensIDDropPath(nn.Module):
@@ -291,6 +307,7 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         keypoints: torch.Tensor,
         pixel_mask: torch.Tensor | None = None,
         roi_boxes: torch.Tensor | None = None,
+        person_found: torch.Tensor | None = None,
         mask_ratio: float | None = None,
         keep_all_tokens: bool = False,
         output_attentions: bool | None = None,
@@ -307,6 +324,12 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
             1 on image content, 0 on square padding; full-image patches mostly in padding are dropped.
         roi_boxes (`torch.FloatTensor` of shape `(batch_size, 2, 4)`, *optional*):
             Face and upper-body boxes (normalised xyxy, -1 = none). Computed from `keypoints` when omitted.
+        person_found (`torch.BoolTensor` of shape `(batch_size,)`, *optional*):
+            Whether the processor's detector found a person in each image (the processor returns it, so
+            `model(**processor(images))` passes it). When given, an image without a person is refused with a
+            `ValueError` naming it: with no keypoints every such image gets the same embedding, which says
+            nothing about who is in it. Leave those images out, or call the model without this input to
+            embed them anyway.
         mask_ratio (`float`, *optional*):
             Fraction of retina tokens to drop. Defaults to `config.mask_ratio` in training and 0 (keep
             every visible token) in evaluation.
@@ -319,6 +342,8 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         output_hidden_states = output_hidden_states if output_hidden_states is not None else config.output_hidden_states
         return_dict = return_dict if return_dict is not None else config.return_dict
         self._check_inputs(pixel_values, keypoints, roi_boxes, pixel_mask)
+        if person_found is not None:
+            refuse_images_without_person(person_found)
         if mask_ratio is None:
             mask_ratio = config.mask_ratio if self.training else 0.0
 
@@ -350,6 +375,7 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
             last_hidden_state=encoded,
             token_ids=token_ids,
             roi_boxes=tokens.level_boxes,
+            pooler_output=F.normalize(embeddings.float(), dim=-1).to(embeddings.dtype),
             hidden_states=all_hidden,
             attentions=all_attentions,
         )

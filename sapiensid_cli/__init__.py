@@ -49,6 +49,7 @@ examples:
   sapiensid evaluate --help                        # the published benchmark protocols
   sapiensid calibrate MODEL_DIR --dataset-root ../shared/data/identities   # record its thresholds
   sapiensid demo                                   # the Gradio page in your browser
+  sapiensid push MODEL_DIR owner/name --dry-run    # what would go to the Hub (model files only)
 
 `sapiensid COMMAND --help` explains each command. Exit status: 0 success, 1 failure (the message
 says what and where), 2 bad command line.
@@ -276,12 +277,39 @@ examples:
     )
 
 
+def _add_push(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "push",
+        help="upload a model folder to the Hugging Face Hub (model files only)",
+        description=(
+            "Upload the model files of a saved folder to a Hub model repository (created if missing): weights, "
+            "config.json, preprocessor_config.json, training_config.json, the code files trust_remote_code "
+            "loads, and README.md. Checkpoints, logs and anything else in the folder stay. A folder without a "
+            "README.md gets a model card written from its training record; --results writes the development "
+            "checks into the card and its model-index. Log in first (`hf auth login` or $HF_TOKEN)."
+        ),
+        epilog="""\
+examples:
+  sapiensid push outputs/my_run/final_model me/sapiensid-mine --dry-run
+  sapiensid evaluate --benchmark public-dev --dataset-root ../shared/data/identities \\
+      --model outputs/my_run/final_model --output-dir outputs/dev_mine
+  sapiensid push outputs/my_run/final_model me/sapiensid-mine --results outputs/dev_mine/results.json""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="a saved SapiensID folder (e.g. OUTPUT_DIR/final_model)")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="the Hub model repository, 'owner/name'")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be uploaded; upload nothing")
+    parser.add_argument("--results", metavar="RESULTS_JSON", help="public-dev results.json of this model: its card's checks")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+
+
 OWN_COMMANDS: dict[str, Callable] = {
     "embed": _add_embed,
     "compare": _add_compare,
     "calibrate": _add_calibrate,
     "search": _add_search,
     "export-onnx": _add_export_onnx,
+    "push": _add_push,
 }
 IMPLEMENTATIONS = {name: "sapiensid_hf.commands." + name.replace("-", "_") for name in OWN_COMMANDS}
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+from huggingface_hub import EvalResult, ModelCardData
+
 from .modeling import SapiensIDConfig
 
 CITATION = """@inproceedings{kim2025sapiensid,
@@ -12,24 +17,91 @@ CITATION = """@inproceedings{kim2025sapiensid,
   note      = {arXiv:2504.04708}
 }"""
 
-def front_matter(license_name: str) -> str:
-    """The hub card's YAML header; only the licence name differs between converted and trained weights."""
-    return FRONT_MATTER_TEMPLATE.format(license_name=license_name)
+TAGS = ["sapiensid", "person-re-identification", "face-recognition", "biometrics", "custom_code"]
+# What the `datasets` field names for each data source a training record can hold.
+TRAINING_DATASETS = {
+    "identities": ["CUHK03 (labeled)", "Con-ReID", "LFW (deep-funneled)"],
+    "faces": ["UTKFace", "Caltech Web Faces", "FFHQ"],
+}
+OFFICIAL_DATASETS = ["WebBody (authors' web-image person dataset)"]
+# Teachers a training record can name: what the card says of each, never typed by hand per card.
+TEACHERS = {
+    "dlib_resnet_v1": {
+        "name": "dlib ResNet face descriptor v1 (dlib_face_recognition_resnet_model_v1.dat)",
+        "package": "face-recognition-models (weights released as CC0 by dlib's author) with dlib-bin (Boost)",
+        "use": "distillation target of the face path at training time only; not needed to run the model",
+    }
+}
+# public-dev check -> (card task name, dataset name, split): the model-index rows.
+DEV_RESULT_ROWS = {
+    "cuhk03_val": ("Person re-identification", "CUHK03 labeled, development people (both camera directions)", "val"),
+    "conreid": ("Person re-identification", "Con-ReID, development people (query -> gallery)", "val"),
+    "lfw_fold7": ("Face verification", "LFW deep-funneled, fold 7 pairs", "fold7"),
+}
 
 
-FRONT_MATTER_TEMPLATE = """---
-library_name: transformers
-pipeline_tag: image-feature-extraction
-license: other
-license_name: {license_name}
-tags:
-  - sapiensid
-  - person-re-identification
-  - face-recognition
-  - biometrics
-  - custom_code
----
-"""
+def front_matter(
+    license_name: str,
+    datasets: list[str] | None = None,
+    teacher: str | None = None,
+    results: dict[str, Any] | None = None,
+    label: str | None = None,
+    model_name: str | None = None,
+) -> str:
+    """The hub card's YAML header, written by huggingface_hub's `ModelCardData` (so the Hub reads it):
+    licence terms, `datasets`, the distillation teacher (`teachers`, this project's provenance field), and,
+    with `sapiensid evaluate --benchmark public-dev` results, `model-index` rows of the model `label`."""
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-feature-extraction",
+        license="other",
+        license_name=license_name,
+        tags=TAGS,
+        datasets=datasets or None,
+        model_name=model_name if results is not None else None,
+        eval_results=model_index_results(results, label) if results is not None else None,
+    )
+    if teacher is not None:
+        if teacher not in TEACHERS:
+            raise ValueError(f"unknown teacher {teacher!r}: the card knows {sorted(TEACHERS)}")
+        data.teachers = [dict(TEACHERS[teacher], id=teacher)]
+    return f"---\n{data.to_yaml()}\n---\n"
+
+
+def model_index_results(results: dict[str, Any], label: str | None = None) -> list[EvalResult]:
+    """The Hub's `model-index` rows from a public-dev results.json: rank-1 and mAP of the body sets,
+    accuracy and TAR at FAR 1e-2 of the face pairs, in percent, for the model `label` (default: the
+    first model that is not the untrained baseline)."""
+    models = results.get("models", {})
+    if label is None:
+        label = next((name for name in models if not name.startswith("untrained")), None)
+    if label not in models:
+        raise ValueError(f"no results for model {label!r} in these results (models: {sorted(models)})")
+    rows = []
+    for check, metrics in models[label].items():
+        if check not in DEV_RESULT_ROWS:
+            continue
+        task_name, dataset_name, split = DEV_RESULT_ROWS[check]
+        if check == "lfw_fold7":
+            pairs = metrics["pairs"]
+            values = [("accuracy", "Accuracy", pairs["accuracy"]), ("tar@far=0.01", "TAR at FAR 1e-2", pairs["tar@far=0.01"])]
+        else:
+            directions = list(metrics.values())
+            values = [
+                ("rank-1", "Rank-1", float(np.mean([d["rank1"] for d in directions]))),
+                ("mAP", "mAP", float(np.mean([d["mAP"] for d in directions]))),
+            ]
+        for metric_type, metric_name, value in values:
+            rows.append(
+                EvalResult(
+                    task_type="image-feature-extraction", task_name=task_name,
+                    dataset_type=check, dataset_name=dataset_name, dataset_split=split,
+                    metric_type=metric_type, metric_name=metric_name, metric_value=round(100 * float(value), 2),
+                )
+            )  # fmt: skip
+    if not rows:
+        raise ValueError(f"the results of {label!r} hold none of the development checks {sorted(DEV_RESULT_ROWS)}")
+    return rows
 
 USAGE_WITH_PROCESSOR = """```python
 from PIL import Image
@@ -72,7 +144,7 @@ def render_model_card(
         else "not recorded in the weights; the official value 16 was assumed"
     )
     return (
-        front_matter("sapiensid-weights-no-licence-granted")
+        front_matter("sapiensid-weights-no-licence-granted", datasets=OFFICIAL_DATASETS)
         + f"""
 # SapiensID (converted official weights)
 
@@ -95,8 +167,8 @@ The model needs 19 body and face keypoints per image (`-1` where a point is not 
 processor finds them with MediaPipe BlazePose / BlazeFace (files extracted by `sapiensid download-detector`
 from the `mediapipe` wheel), or takes yours via `processor(images, keypoints=...)`. The authors used
 YOLOv8-pose and a DFA face detector instead, so end-to-end accuracy here can differ from the paper's.
-Images without any keypoint all get the same embedding (the head reads features only at keypoints):
-check `person_found` in the processor output and leave those images out of matching.
+Images without any keypoint all get the same embedding (the head reads features only at keypoints), so
+`model(**inputs)` refuses them (the processor's `person_found` goes with the inputs): leave them out.
 
 ## Model details
 
@@ -179,4 +251,4 @@ def thresholds_section(config: dict) -> str:
     )
 
 
-__all__ = ["CITATION", "render_model_card", "thresholds_section"]
+__all__ = ["CITATION", "front_matter", "model_index_results", "render_model_card", "thresholds_section"]

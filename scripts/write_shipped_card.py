@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sapiensid_hf.evaluation.public_dev import UNTRAINED, dev_markdown, headline
 from sapiensid_hf.model_card import front_matter, thresholds_section
+from sapiensid_hf.trained_card import training_datasets
 
 
 def recipe_line(run: dict) -> str:
@@ -65,7 +66,11 @@ def card(config: dict, run: dict, results: dict, fp32: dict | None, label: str, 
             f"{key} {100 * reference[key]:.1f} -> {100 * figures[key]:.1f}" for key in figures if key in reference
         )
         fp32_line = f"The weights are stored in float16 (loaded as float32); against the float32 weights: {moves}.\n"
-    return front_matter("research-only-training-data") + f"""
+    header = front_matter(
+        "research-only-training-data", datasets=training_datasets(record), teacher=record.get("teacher"),
+        results=results, label=label, model_name="sapiensid-small",
+    )  # fmt: skip
+    return header + f"""
 # sapiensid-small
 
 A small SapiensID (Kim et al., CVPR 2025, arXiv 2504.04708) trained by the sapiensid-hf project on

@@ -159,6 +159,11 @@ def test_converted_folder_loads_with_trust_remote_code(tmp_path, fixture_inputs)
     card = (out / "README.md").read_text()
     assert "SapiensID: Foundation for Human Recognition" in card and "2504.04708" in card
     assert "Licence" in card and "Limits of biometric use" in card
+    from huggingface_hub import ModelCard
+
+    data = ModelCard(card).data  # the Hub's own parser reads the front matter
+    assert (data.library_name, data.pipeline_tag, data.license) == ("transformers", "image-feature-extraction", "other")
+    assert data.license_name == "sapiensid-weights-no-licence-granted" and data.datasets and data.eval_results is None
 
     data_path = tmp_path / "inputs.pt"
     torch.save({key: fixture_inputs[key] for key in ("pixel_values", "keypoints", "pixel_mask")}, data_path)

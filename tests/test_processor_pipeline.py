@@ -256,7 +256,13 @@ def test_outputs_feed_the_model(image):
     processor = SapiensIDImageProcessor.from_model_config(config)
     inputs = processor([image, image], keypoints=np.stack([_person_keypoints(), empty_keypoints()]))
     with torch.no_grad():
-        everything = model(**inputs).embeddings
-        model_inputs_only = model(**{name: inputs[name] for name in MODEL_INPUT_NAMES}).embeddings
-    assert everything.shape == (2, config.output_dim) and torch.isfinite(everything).all()
-    torch.testing.assert_close(everything, model_inputs_only)
+        # Everything the processor returns includes person_found: the image with nobody in it is refused.
+        with pytest.raises(ValueError, match=r"no person was found in image\(s\) \[1\] of this batch of 2"):
+            model(**inputs)
+        model_inputs_only = model(**{name: inputs[name] for name in MODEL_INPUT_NAMES})
+        with_a_person = model(**{name: value[:1] for name, value in inputs.items() if torch.is_tensor(value)})
+    embeddings = model_inputs_only.embeddings
+    assert embeddings.shape == (2, config.output_dim) and torch.isfinite(embeddings).all()
+    torch.testing.assert_close(with_a_person.embeddings, embeddings[:1])
+    # pooler_output: the embeddings L2-normalised (the image-feature-extraction pipeline's pool=True).
+    torch.testing.assert_close(model_inputs_only.pooler_output, torch.nn.functional.normalize(embeddings, dim=-1))

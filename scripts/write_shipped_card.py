@@ -36,25 +36,46 @@ def recipe_line(run: dict) -> str:
     )
 
 
-RECIPE = Path(__file__).resolve().parents[1] / "examples" / "configs" / "small_public.yaml"
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "examples" / "configs" / "small_distill.yaml"  # --recipe: the config file the run started from
 
 
-def continuation_command(run: dict) -> str:
+def continuation_command(run: dict, recipe: Path) -> str:
     """The resume line when the run went on past the recipe's schedule (a warm restart), else nothing."""
     import yaml
 
-    planned = yaml.safe_load(RECIPE.read_text())["schedule"]["max_steps"]
+    planned = yaml.safe_load(recipe.read_text())["schedule"]["max_steps"]
     reached = run["schedule"]["max_steps"]
     if reached == planned:
         return ""
     return (
         f"# then, from the recipe's final checkpoint, on to {reached} steps (a warm restart of the cosine schedule):\n"
-        f"python examples/train.py --config examples/configs/small_public.yaml --resume_from_checkpoint latest "
+        f"python examples/train.py --config {recipe.relative_to(REPO)} --resume_from_checkpoint latest "
         f"--set schedule.max_steps={reached}\n"
     )
 
 
-def card(config: dict, run: dict, results: dict, fp32: dict | None, label: str, size_mb: float) -> str:
+def teacher_paragraphs(record: dict, run: dict) -> str:
+    """What the model learned from besides its labelled photos: the unlabelled faces and the teacher."""
+    if not record.get("teacher"):
+        return ""
+    distill = run["distill"]
+    return f"""
+Besides them, **10,998 unlabelled face photos** of `../shared/data/faces` (UTKFace: non-commercial research
+only; Caltech 10k Web Faces: research use; FFHQ: CC BY-NC-SA 4.0), with no identity labels, served only
+the distillation terms.
+
+**Face teacher** (training time only; the model never needs it): dlib's ResNet face descriptor
+(`dlib_face_recognition_resnet_model_v1.dat` and the 5-point shape predictor, released by dlib's author
+into the public domain (CC0), from the `face-recognition-models` package; dlib itself from `dlib-bin`,
+Boost Software Licence; `pip install "sapiensid-hf[distill]"`). Its descriptor of each photo (and its
+mirror) where its face detector finds a face is a target for the model's face path: cosine to the
+teacher through a projection (weight {distill['cosine_weight']}) and relational distillation of the
+batch's similarity matrix (weight {distill['relation_weight']}), beside AdaFace and the triplet term.
+"""
+
+
+def card(config: dict, run: dict, results: dict, fp32: dict | None, label: str, size_mb: float, recipe: Path) -> str:
     record = config["training"]
     figures = headline(results, label)
     untrained = headline(results, UNTRAINED) if UNTRAINED in results["models"] else {}
@@ -74,7 +95,8 @@ def card(config: dict, run: dict, results: dict, fp32: dict | None, label: str, 
 # sapiensid-small
 
 A small SapiensID (Kim et al., CVPR 2025, arXiv 2504.04708) trained by the sapiensid-hf project on
-~15k public photos, so that the project's tools recognise people out of the box. **It is not the
+~15k labelled public photos{" and 11k unlabelled face photos, with a face teacher" if record.get("teacher") else ""}, so that
+the project's tools recognise people out of the box. **It is not the
 paper's model**: the authors trained a 24-layer, 384-px model on millions of images; this one has
 {config['num_hidden_layers']} layers of width {config['hidden_size']}, reads {config['image_size']}-px
 inputs and saw {record['steps']} steps of {record['batch_size']} images (at the reference kept-token
@@ -111,17 +133,17 @@ deep-funneled news photos of public figures (978 people with 2+ photos, 4,982 ph
 1,792 people, identity-balanced (4 images of each person per epoch). CUHK03 and LFW are distributed for
 research use only, so **these weights are for research use only**; CUHK03's authors ask that the
 students' privacy be respected. No photo of the development sets below was trained on.
-
+{teacher_paragraphs(record, run)}
 ## How it was trained
 
 ```bash
 sapiensid download-detector
-python examples/train.py --config examples/configs/small_public.yaml     # seed {record['seed']}
-{continuation_command(run)}```
+python examples/train.py --config {recipe.relative_to(REPO)}     # seed {record['seed']}
+{continuation_command(run, recipe)}```
 
-examples/configs/small_public.yaml: {recipe_line(run)}.
+{recipe.relative_to(REPO)}: {recipe_line(run)}.
 Hardware: {record.get('machine', 'CPU')}, {record.get('num_processes', 1)} process; training wall time
-{hours:.2f} h (the keypoint cache took ~11 min more).
+{hours:.2f} h (the keypoint cache took ~11 min more{", the teacher's cache ~1 h" if record.get("teacher") else ""}).
 
 ## Development checks
 
@@ -173,6 +195,7 @@ def main() -> int:
     parser.add_argument("--model", required=True, type=Path)
     parser.add_argument("--results", required=True, type=Path, help="public-dev results.json of the shipped weights")
     parser.add_argument("--fp32-results", type=Path, default=None, help="the same for the float32 weights")
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help=f"the config the run started from (default: {RECIPE.relative_to(REPO)})")
     parser.add_argument(
         "--run-config", type=Path, default=None, help="the run's resolved config (default: <model>/training_config.json)"
     )
@@ -183,7 +206,7 @@ def main() -> int:
     label = next(label for label in results["models"] if label != UNTRAINED)
     size = (args.model / "model.safetensors").stat().st_size / 1e6
     run = json.loads((args.run_config or args.model / "training_config.json").read_text())
-    (args.model / "README.md").write_text(card(config, run, results, fp32, label, size), encoding="utf-8")
+    (args.model / "README.md").write_text(card(config, run, results, fp32, label, size, args.recipe.resolve()), encoding="utf-8")
     print(f"wrote {args.model / 'README.md'}")
     return 0
 

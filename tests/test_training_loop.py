@@ -73,6 +73,12 @@ def test_tiny_model_learns_the_identities(people_dataset, tmp_path):
                           pixel_mask=inputs["pixel_mask"]).embeddings  # fmt: skip
     assert embedding.shape == (1, model.config.output_dim) and torch.isfinite(embedding).all()
     assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents*"))  # TensorBoard scalars
+    # Its model card comes from the training record (the Hub's parser reads it).
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(final / "README.md")
+    assert card.data.pipeline_tag == "image-feature-extraction" and card.data.license_name == "research-only-training-data"
+    assert "| steps | 80 of 80 |" in card.text and "| seed | 0 |" in card.text
 
 
 def read_checkpoint_weights(output_dir, step):

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..data.manifest import load_unlabelled_manifest
 from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
+from ..trained_card import write_trained_card
 from .config import ConfigError, TrainingConfig
 from .dataset import (
     MODEL_INPUTS,
@@ -634,7 +635,8 @@ class Trainer:
             backbone.save_pretrained(final_dir)
             self.processor.save_pretrained(final_dir)
             self.config.save(final_dir / "training_config.json")
-            logger.info("saved the trained model and processor to %s", final_dir)
+            write_trained_card(final_dir)  # README.md from the training record; `sapiensid push --results` adds the checks
+            logger.info("saved the trained model, processor and model card to %s", final_dir)
             if self.progress.skipped_samples:
                 logger.warning("%d unreadable samples were skipped during training", self.progress.skipped_samples)
         accelerator.wait_for_everyone()

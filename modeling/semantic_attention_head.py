@@ -88,6 +88,23 @@ class SapiensIDSemanticAttentionHead(nn.Module):
         self.fc2 = nn.Linear(config.output_dim, config.output_dim, bias=False)
         self.bn2 = nn.BatchNorm1d(config.output_dim, eps=config.head_batchnorm_eps)
 
+    def _apply(self, fn, recurse=True):
+        # A cast of the model (`.to(torch.bfloat16)`, `.half()`) leaves `query_embed` in float32: it decides
+        # which token the nearest-position part reads, an argmax that can be nearly tied. Only its device
+        # follows the model.
+        query = self._parameters.pop("query_embed")
+        try:
+            super()._apply(fn, recurse)
+        finally:
+            self._parameters["query_embed"] = query
+        target = fn(torch.empty(0, dtype=query.dtype, device=query.device)).device
+        if target != query.device:
+            moved = nn.Parameter(query.detach().to(target), requires_grad=query.requires_grad)
+            if query.grad is not None:
+                moved.grad = query.grad.to(target)
+            self._parameters["query_embed"] = moved
+        return self
+
     def queries(self, keypoint_positions: torch.Tensor) -> torch.Tensor:
         """(B, K*q, D): each keypoint's sampled position embedding, repeated, plus a learnable bias."""
         repeated = keypoint_positions.repeat_interleave(self.queries_per_keypoint, dim=1)
@@ -105,10 +122,12 @@ class SapiensIDSemanticAttentionHead(nn.Module):
 
         Positions come in float32. The nearest token is chosen in float32 in any model dtype and under
         autocast: neighbouring tokens of a small face ROI are closer than a half-precision step, so a
-        half-precision choice reads a different token (cosine 0.8 to the float32 embedding, measured).
+        half-precision choice reads a different token (cosine 0.8 to the float32 embedding, measured). For
+        the same reason the query bias itself stays float32 when the model is cast (`_apply`): rounded to
+        bfloat16 it moved a nearly tied choice of the shipped weights (cosine 0.96 on a CUHK03 crop).
         """
-        dtype = self.query_embed.dtype
-        queries = self.queries(keypoint_positions.to(dtype))
+        dtype = self.attention.q_proj.weight.dtype  # the model's dtype (the query bias stays float32)
+        queries = self.queries(keypoint_positions.to(dtype)).to(dtype)
         missing = keypoints_missing.repeat_interleave(self.queries_per_keypoint, dim=1)
         pooled = self.attention(queries, token_positions.to(dtype), features, token_valid)
         pooled = pooled.masked_fill(missing[..., None], 0.0)

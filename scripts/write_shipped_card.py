@@ -55,6 +55,12 @@ def continuation_command(run: dict, recipe: Path) -> str:
     )
 
 
+ABLATION_POINTER = (
+    "The same recipe without the teacher (recipe v2, the model shipped before) and the ablation at equal steps:\n"
+    "docs/training.md, 'Recipe v3'.\n"
+)
+
+
 def teacher_paragraphs(record: dict, run: dict) -> str:
     """What the model learned from besides its labelled photos: the unlabelled faces and the teacher."""
     if not record.get("teacher"):
@@ -157,7 +163,7 @@ camera directions; untrained {100 * untrained.get('cuhk03_val_rank1', float('nan
 accuracy {100 * figures.get('lfw_fold7_accuracy', float('nan')):.1f} % (untrained
 {100 * untrained.get('lfw_fold7_accuracy', float('nan')):.1f} %), Con-ReID rank-1
 {100 * figures.get('conreid_rank1', float('nan')):.1f} %.
-
+{ABLATION_POINTER if record.get("teacher") else ""}
 {thresholds_section(config)}
 ## Limits
 

@@ -102,3 +102,27 @@ def test_bucket_table_matches_the_official_grid_sample_lookup(grid, table_size):
     ours = token_bucket_table(grid, 3, table_size, 1.9)
     assert torch.equal(ours, official_bucket_lookup(grid, 3, table_size, 1.9))
     assert ours.max() < num_buckets(1.9) - 1  # the last bucket is reserved for CLS / mask tokens
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_cast_model_keeps_the_query_bias_in_float32(tmp_path, dtype):
+    # The query bias decides the nearest-position part (an argmax that can be nearly tied): a cast of the
+    # model, or loading it at a dtype, must not round it (the shipped weights lost 0.04 cosine on a crop).
+    torch.manual_seed(0)
+    model = SapiensIDModel(SapiensIDConfig.tiny()).eval()
+    with torch.no_grad():
+        model.head.query_embed.normal_(std=0.3)
+    exact = model.head.query_embed.detach().clone()
+    cast = model.to(dtype)
+    assert cast.head.query_embed.dtype == torch.float32 and torch.equal(cast.head.query_embed, exact)
+    assert cast.head.fc1.weight.dtype == dtype and cast.layers[0].mlp.fc1.weight.dtype == dtype
+    assert cast.to("meta").head.query_embed.device.type == "meta"  # the device still follows
+    model = SapiensIDModel(SapiensIDConfig.tiny())
+    with torch.no_grad():
+        model.head.query_embed.copy_(exact)
+    model.save_pretrained(tmp_path)
+    loaded = SapiensIDModel.from_pretrained(tmp_path, dtype=dtype)
+    assert loaded.head.query_embed.dtype == torch.float32 and torch.equal(loaded.head.query_embed, exact)
+    pixels, keypoints = torch.rand(2, 3, loaded.config.image_size, loaded.config.image_size), full_body()[None].repeat(2, 1, 1)
+    with torch.no_grad():
+        assert loaded.eval()(pixels.to(dtype), keypoints).embeddings.dtype == dtype

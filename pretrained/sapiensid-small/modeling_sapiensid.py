@@ -184,6 +184,8 @@ class SapiensIDPreTrainedModel(PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _no_split_modules = ["SapiensIDRetinaPatchEmbeddings", "SapiensIDLayer"]
+    # Loaded in float32 at any dtype: it decides the head's nearest-position choice (SemanticAttentionHead._apply).
+    _keep_in_fp32_modules_strict = ["query_embed"]
     _supports_sdpa = True
 
     @classmethod

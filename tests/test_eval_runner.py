@@ -27,6 +27,17 @@ class StandingPersonDetector:
         return KeypointResult(full_body().numpy(), box, chosen_person=0, source="pose")
 
 
+class NobodyInSomeDetector(StandingPersonDetector):
+    """Finds nobody in the image of identity 3 (its colour has almost no green), the person elsewhere."""
+
+    def detect(self, image):
+        pixels = np.asarray(image)
+        if ((pixels[..., 1] < 30) & (pixels[..., 2] > 60)).mean() > 0.1:
+            self.calls += 1
+            return KeypointResult(np.full((19, 2), -1.0, np.float32), np.zeros((0, 4), np.float32), source="none")
+        return super().detect(image)
+
+
 class FailingDetector:
     def detect(self, image):
         raise AssertionError("the embedding cache should have been used")
@@ -166,3 +177,19 @@ def test_no_valid_query_says_why_in_the_table_and_fails_the_command(tiny_model, 
     monkeypatch.setattr(runner, "run_evaluation_from_args", lambda args: results)
     assert runner.main(["--model", str(tiny_model), "--dataset-root", str(root), "--benchmark", "market1501"]) == 1
     assert "Not scored:" in capsys.readouterr().out
+
+
+def test_the_results_say_how_many_benchmark_photos_have_nobody_in_them(tiny_model, market_root, tmp_path):
+    out = tmp_path / "out"
+    kwargs = dict(batch_size=2, datasets_cache_dir=tmp_path / "hf")
+    results = run_evaluation(tiny_model, market_root, "market1501", out, processor=processor_with(NobodyInSomeDetector()), **kwargs)
+    # Identity 3 has one gallery photo and no query.
+    assert results["photos_without_person"] == {"query": {"count": 0, "of": 2}, "gallery": {"count": 1, "of": 3}}
+    assert json.loads((out / "results.json").read_text())["photos_without_person"] == results["photos_without_person"]
+    assert "found nobody (scored, but every such photo gets the same embedding): query 0 of 2, gallery 1 of 3." in (
+        out / "results.md"
+    ).read_text()
+    # The count is cached with the embeddings: a second run reads it without the detector.
+    again = run_evaluation(tiny_model, market_root, "market1501", out, processor=processor_with(FailingDetector()), **kwargs)
+    assert again["photos_without_person"] == results["photos_without_person"]
+

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,15 @@ def embedding_cache_key(model: torch.nn.Module, processor: Any, dataset: dataset
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass
+class DatasetEmbeddings:
+    """Every row's embedding, and whether the detector found a person in its image (without one, every
+    such image gets the same embedding: the results say how many there were)."""
+
+    embeddings: np.ndarray  # (N, output_dim) float32, L2-normalised
+    person_found: np.ndarray  # (N,) bool
+
+
 def _embed_rows(
     model: torch.nn.Module,
     processor: Any,
@@ -98,8 +108,8 @@ def _embed_rows(
     device: torch.device,
     num_workers: int,
     show_progress: bool,
-) -> np.ndarray:
-    chunks = []
+) -> DatasetEmbeddings:
+    chunks, found = [], []
     progress = tqdm(total=len(dataset), desc="embedding", unit="img", disable=not show_progress)
     batches = embed_images(
         model, processor, UndecodedImages(dataset), batch_size, device, flip, num_workers
@@ -108,9 +118,12 @@ def _embed_rows(
         if batch.failures:
             raise BenchmarkImageError(f"a benchmark image cannot be embedded, so no score would be right: {batch.failures[0][1]}")
         chunks.append(batch.embeddings)
+        found.append(np.asarray(batch.features["person_found"], dtype=bool).reshape(-1))
         progress.update(len(batch.indices))
     progress.close()
-    return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.output_dim), np.float32)
+    if not chunks:
+        return DatasetEmbeddings(np.zeros((0, model.config.output_dim), np.float32), np.zeros(0, dtype=bool))
+    return DatasetEmbeddings(torch.cat(chunks).numpy(), np.concatenate(found))
 
 
 def embed_dataset(
@@ -127,6 +140,20 @@ def embed_dataset(
 
     Every process of an `accelerate launch` gets the full array back.
     """
+    return embed_dataset_rows(model, processor, dataset, batch_size, flip, num_workers, cache_dir, device).embeddings
+
+
+def embed_dataset_rows(
+    model: torch.nn.Module,
+    processor: Any,
+    dataset: datasets.Dataset,
+    batch_size: int = 32,
+    flip: bool = True,
+    num_workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+) -> DatasetEmbeddings:
+    """`embed_dataset`, with each row's `person_found` beside its embedding (both cached together)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     state = PartialState()
@@ -134,7 +161,9 @@ def embed_dataset(
     if cache_dir is not None:
         cache_file = Path(cache_dir) / f"{embedding_cache_key(model, processor, dataset, flip)[:24]}.npz"
         if cache_file.is_file():
-            return np.load(cache_file)["embeddings"]
+            with np.load(cache_file) as cached:
+                if "person_found" in cached:  # older caches hold the embeddings only: made again
+                    return DatasetEmbeddings(cached["embeddings"], cached["person_found"])
 
     target = torch.device(device) if device is not None else state.device
     model = model.to(target).eval()
@@ -149,13 +178,16 @@ def embed_dataset(
             num_workers,
             state.is_main_process,
         )
-    embeddings = np.concatenate(gather_object([local]))
-    if len(embeddings) != len(dataset):
-        raise RuntimeError(f"gathered {len(embeddings)} embeddings for {len(dataset)} images")
+    parts = gather_object([local])
+    rows = DatasetEmbeddings(
+        np.concatenate([part.embeddings for part in parts]), np.concatenate([part.person_found for part in parts])
+    )
+    if len(rows.embeddings) != len(dataset):
+        raise RuntimeError(f"gathered {len(rows.embeddings)} embeddings for {len(dataset)} images")
     if cache_file is not None and state.is_main_process:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_name(cache_file.stem + ".partial.npz")
-        np.savez(partial, embeddings=embeddings)
+        np.savez(partial, embeddings=rows.embeddings, person_found=rows.person_found)
         os.replace(partial, cache_file)  # never leave a half-written cache behind
     state.wait_for_everyone()
-    return embeddings
+    return rows

@@ -50,6 +50,10 @@ def markdown_table(results: dict) -> str:
             + " | ".join(_percent(verification[k]) for k in fars)
             + " |",
         ]
+    missing = results.get("photos_without_person")
+    if missing:
+        counts = ", ".join(f"{role} {entry['count']} of {entry['of']}" for role, entry in missing.items())
+        lines += ["", f"Photos in which the detector found nobody (scored, but every such photo gets the same embedding): {counts}."]
     return "\n".join(lines) + "\n"
 
 

@@ -25,7 +25,7 @@ from sapiensid_cli.argument_types import positive_int, torch_device, worker_coun
 from ..parallel_processing import resolve_num_workers
 from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
 from .distance import aggregate_by_group, distance_matrix
-from .embedding import embed_dataset
+from .embedding import embed_dataset_rows
 from .ranking import evaluate_ranking
 from .report import markdown_table, plot_cmc, plot_roc, write_json
 from .roc import DEFAULT_FARS, tar_at_far
@@ -79,7 +79,7 @@ def run_evaluation(
     dataset = spec.load(Path(dataset_root), None if datasets_cache_dir is None else str(datasets_cache_dir))
     model = load_model(model_path)
     processor = processor if processor is not None else load_processor(model_path, model.config)
-    embeddings = embed_dataset(
+    embedded = embed_dataset_rows(
         model,
         processor,
         dataset,
@@ -91,6 +91,7 @@ def run_evaluation(
     )
     if not state.is_main_process:
         return {}
+    embeddings = embedded.embeddings
 
     output.mkdir(parents=True, exist_ok=True)
     columns = dataset.remove_columns("image").to_dict()
@@ -100,6 +101,8 @@ def run_evaluation(
         "dataset_root": str(dataset_root),
         "flip": flip,
         "num_images": len(dataset),
+        # Scored, but each gets the one embedding of "nobody": how many there were, per role.
+        "photos_without_person": _photos_without_person(embedded.person_found, dataset["role"]),
     }
     files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
     if spec.verification:
@@ -115,6 +118,14 @@ def run_evaluation(
     write_json(results, output / "results.json")
     (output / "results.md").write_text(markdown_table(results))
     return results
+
+
+def _photos_without_person(person_found: np.ndarray, roles: list[str]) -> dict[str, dict[str, int]]:
+    roles = np.asarray(roles)
+    return {
+        str(role): {"count": int((~person_found[roles == role]).sum()), "of": int((roles == role).sum())}
+        for role in dict.fromkeys(roles.tolist())
+    }
 
 
 def _rows(columns: dict[str, list], role: str) -> np.ndarray:

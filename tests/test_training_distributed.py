@@ -79,6 +79,10 @@ def test_sigterm_stops_every_process_with_one_line_saying_where_to_resume(people
         workers = [pid for pid in running if parent_of(pid) in torchrun]
         assert len(relauncher) == 1 and len(torchrun) == 1 and len(workers) == 2, running
         launcher.send_signal(signal.SIGTERM)
+        # The extra signals come after the launcher has begun to stop, as in a real stop. (Sent at the same
+        # instant, they can make the workers' line reach accelerate 1.16's stderr copier in the chunk its
+        # SIGTERM handler interrupts, and accelerate drops that chunk.)
+        time.sleep(0.5)
         for pid in relauncher:  # a second signal to the launcher side (Ctrl-C reaches it as well)
             send(pid, signal.SIGINT)
         for pid in workers:  # the workers get two signals of their own besides torchrun's

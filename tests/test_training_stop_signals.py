@@ -40,6 +40,29 @@ def test_after_the_run_ended_no_signal_raises(restore_handlers):
     assert stops.received == [signal.SIGINT, signal.SIGTERM]
 
 
+def test_the_torchrun_launcher_raises_for_the_first_stop_signal_only(restore_handlers, monkeypatch):
+    """A second signal while torchrun logs the first or stops its workers must not break out of that code
+    (it printed "--- Logging error ---" with a traceback and cut the workers' shutdown short)."""
+    from torch.distributed.elastic.multiprocessing import api as elastic_process_api
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    from sapiensid_hf.training import distributed_run
+
+    def install_like_torchrun(argv):
+        for number in (signal.SIGTERM, signal.SIGINT):  # torchrun looks the handler up by its module-level name
+            signal.signal(number, elastic_process_api._terminate_process_handler)
+        with pytest.raises(SignalException) as first:
+            signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)  # dropped: the shutdown the first one started goes on
+        signal.raise_signal(signal.SIGTERM)
+        raise first.value
+
+    monkeypatch.setattr(elastic_process_api, "_terminate_process_handler", elastic_process_api._terminate_process_handler)
+    monkeypatch.setattr(distributed_run, "torchrun_main", install_like_torchrun)
+    assert distributed_run.main([]) == 128 + signal.SIGTERM
+    handler = elastic_process_api._terminate_process_handler
+    assert handler.received == [signal.SIGTERM, signal.SIGINT, signal.SIGTERM]
+
 
 def test_data_workers_leave_a_stop_to_the_training_process(people_dir, tmp_path):
     """`kill` of a job / a scheduler signals every process of the group, data workers included. A worker

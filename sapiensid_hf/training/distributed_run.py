@@ -3,17 +3,41 @@
 On SIGTERM / SIGINT torchrun terminates its workers and then re-raises the signal as a SignalException
 with a traceback. The workers already print where the run stopped (examples/train.py), so here the
 exception becomes the conventional exit status 128 + signal number and nothing else.
+
+A real stop brings more than one signal (Ctrl-C reaches every process of the group, the launcher forwards
+its own). torchrun's handler raises on each of them, so a second one landing while torchrun logs the
+first or shuts its workers down breaks out of that code with a traceback ("--- Logging error ---") or
+cuts the shutdown short. Only the first signal is raised here; later ones are dropped while the
+shutdown it started runs to its end (torchrun's own timeout bounds it, then SIGKILL).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
+from torch.distributed.elastic.multiprocessing import api as elastic_process_api
 from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.run import main as torchrun_main
 
 
+class _FirstStopSignalOnly:
+    """A replacement for torchrun's signal handler that raises SignalException for the first signal only."""
+
+    def __init__(self) -> None:
+        self.received: list[signal.Signals] = []
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        stop = signal.Signals(signum)
+        self.received.append(stop)
+        if len(self.received) == 1:
+            raise SignalException(f"torchrun got signal: {stop.name}", sigval=stop)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # torchrun registers the handler by its module-level name when it starts the workers.
+    elastic_process_api._terminate_process_handler = _FirstStopSignalOnly()
     try:
         torchrun_main(argv)
     except SignalException as stopped:

@@ -9,6 +9,7 @@ from .detector_assets import DetectorNotAvailableError
 from .image_decoding import SapiensIDInputError
 from .image_processing_sapiensid import MODEL_INPUT_NAMES, SapiensIDImageProcessor
 from .keypoint_detector import BlazePoseDetector, KeypointDetector, KeypointResult
+from .people_in_image import PeopleInImage, Person
 from .visualization_sapiensid import visualize
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "DetectorNotAvailableError",
     "KeypointDetector",
     "KeypointResult",
+    "PeopleInImage",
+    "Person",
     "SapiensIDImageProcessor",
     "SapiensIDInputError",
     "visualize",

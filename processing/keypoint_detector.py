@@ -65,7 +65,29 @@ from .detector_assets import (
     locate_detector_files,
 )
 from .face_points import RetinaFaceFivePoints, square_head_box, with_face_points
-from .keypoint_layout import BODY_POINTS, empty_keypoints, from_blazeface, from_blazepose, visible
+from .keypoint_layout import (
+    BODY_POINTS,
+    drop_outside,
+    empty_keypoints,
+    from_blazeface,
+    from_blazepose,
+    visible,
+)
+from .people_detection import (
+    FACE_ONLY_MIN_SCORE,
+    Candidate,
+    FoundPerson,
+    confirmed_groups,
+    face_has_body,
+    face_person_box,
+    is_plausible_person,
+    keypoint_box,
+    merge_finds,
+    most_prominent_first,
+    same_body_candidate,
+    same_face_candidate,
+    search_windows,
+)
 from .person_crop import clean_square, content_bounds, crop_roi_of, is_person_shaped
 
 POSE_DETECTOR_INPUT = 224
@@ -265,13 +287,7 @@ class BlazePoseDetector:
         self._lock = threading.Lock()  # a litert interpreter must not run two calls at once
 
     def detect(self, image: np.ndarray) -> KeypointResult:
-        if (
-            image.dtype != np.uint8
-            or image.ndim != 3
-            or image.shape[2] != 3
-            or image.shape[0] != image.shape[1]
-        ):
-            raise ValueError(f"expected a square RGB uint8 image (S, S, 3), got {image.dtype} {image.shape}")
+        _require_square(image)
         with self._lock:
             result = self._body_keypoints(image)
             if self._five_points is not None:
@@ -279,6 +295,54 @@ class BlazePoseDetector:
             if result is None and self.face_fallback:
                 result = self._blazeface_points(image)
             return result if result is not None else KeypointResult()
+
+    def detect_people(self, image: np.ndarray) -> list[FoundPerson]:
+        """Every person in the square image, most prominent first (see people_detection.py): bodies from
+        the whole square and its tiles, then faces without a body. A tall crop of one person in which
+        nobody is found gets the person-crop fallback, as in `detect`. Face points are BlazePose's /
+        BlazeFace's whatever `face_points` says (the multi-person search has no RetinaFace step)."""
+        _require_square(image)
+        with self._lock:
+            pixels = _as_pixels(image)
+            bounds = content_bounds(image)
+            content = bounds.normalized_box(image.shape[0]) if bounds is not None else np.array([0, 0, 1, 1])
+            body_candidates: list[Candidate] = []
+            face_candidates: list[Candidate] = []
+            for window_index, window in enumerate(search_windows()):
+                rows, columns = window.pixels(image.shape[0])
+                view = np.ascontiguousarray(image[rows, columns])
+                for person in self._find_people(view, self.min_detection_confidence):
+                    roi = window.roi_to_square(person.roi)
+                    body_candidates.append(Candidate(window_index, person.score, roi=roi))
+                if self.face_fallback:
+                    found = self._find_faces(view)
+                    boxes, points = window.box_to_square(found.boxes), window.box_to_square(found.keypoints)
+                    for index in range(len(found)):
+                        face = Candidate(window_index, float(found.scores[index]), box=boxes[index], points=points[index])
+                        face_candidates.append(face)
+            bodies: list[FoundPerson] = []
+            for group in confirmed_groups(body_candidates, same_body_candidate):
+                best = max(group, key=lambda candidate: candidate.score)
+                keypoints = self._landmarks(pixels, best.roi)
+                if keypoints is None:
+                    continue
+                keypoints = drop_outside(keypoints, tuple(content))  # points on the padding
+                if is_plausible_person(keypoints, self.crop_min_body_points):
+                    bodies.append(FoundPerson(keypoints, keypoint_box(keypoints), best.score, SOURCE_POSE))
+            faces: list[FoundPerson] = []
+            for group in confirmed_groups(face_candidates, same_face_candidate):
+                best = max(group, key=lambda candidate: candidate.score)
+                if best.score < FACE_ONLY_MIN_SCORE:
+                    continue
+                keypoints = from_blazeface(best.points)
+                faces.append(FoundPerson(keypoints, face_person_box(best.box), best.score, SOURCE_FACE))
+            people = merge_finds(bodies)
+            people += merge_finds([face for face in faces if not face_has_body(face.box, people)])
+            if not people and self.person_crop_fallback:
+                crop = self._person_crop(image)
+                if crop is not None:
+                    people = [FoundPerson(crop.keypoints, crop.person_boxes[0], 1.0, SOURCE_CROP)]
+            return most_prominent_first(people)
 
     def _body_keypoints(self, image: np.ndarray) -> KeypointResult | None:
         people = self._find_people(image, self.min_detection_confidence)
@@ -381,6 +445,11 @@ def official_face_points(
     if not visible(keypoints).any():
         return KeypointResult()
     return KeypointResult(keypoints, np.clip(face.box, 0.0, 1.0)[None].astype(np.float32), 0, SOURCE_FACE)
+
+
+def _require_square(image: np.ndarray) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.shape[0] != image.shape[1]:
+        raise ValueError(f"expected a square RGB uint8 image (S, S, 3), got {image.dtype} {image.shape}")
 
 
 def _as_pixels(image: np.ndarray) -> torch.Tensor:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 
-from .argument_types import cosine_threshold, positive_int, torch_device, worker_count
+from .argument_types import cosine_threshold, non_negative_int, positive_int, torch_device, worker_count
 
 # Same starting point as the Space. An operating point, not a property of the model (see `compare --help`);
 # not tuned on anything.
@@ -105,6 +105,30 @@ def _add_many_images_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_people_options(parser: argparse.ArgumentParser, all_people_help: str, query_person: bool = False) -> None:
+    """Options of the commands that work on every person of a photo (embed, search)."""
+    people = parser.add_argument_group("every person in a photo")
+    people.add_argument("--all-people", action="store_true", help=all_people_help)
+    if query_person:
+        people.add_argument(
+            "--query-person",
+            type=non_negative_int,
+            default=0,
+            metavar="N",
+            help="with --all-people: search for person N of each query photo (0 = the most prominent, default)",
+        )
+    people.add_argument(
+        "--max-people", type=positive_int, default=20, metavar="N", help="at most N people per photo (default: 20)"
+    )
+    people.add_argument(
+        "--min-person-size",
+        type=positive_int,
+        default=48,
+        metavar="PIXELS",
+        help="skip (and count) people whose box is smaller than this, longer side (default: 48)",
+    )
+
+
 def _add_embed(subparsers) -> None:
     parser = subparsers.add_parser(
         "embed",
@@ -118,6 +142,7 @@ examples:
   sapiensid embed a.jpg b.jpg --output pair.npy          # writes pair.npy and pair.paths.txt
   sapiensid embed photos/ --recursive --output all.parquet
   sapiensid embed photos/ --output all.npy --skip-unreadable
+  sapiensid embed group.jpg street.jpg --all-people --output people.parquet   # one row per person
 
 output formats (picked by the file name):
   .npy       (N, D) float32 array; NAME.paths.txt beside it lists the images, one per line, same order;
@@ -133,6 +158,11 @@ It is reported, its row is marked person_found = false, and `search` leaves it o
         "inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and/or folders of images"
     )
     parser.add_argument("--output", "-o", required=True, metavar="FILE", help="FILE.npy or FILE.parquet")
+    _add_people_options(
+        parser,
+        "embed every person found in each photo, one row each (FILE.parquet: path, person_index, box, score, "
+        "body_found, face_found, keypoint_source, embedding); runs in this process (--num-workers unused)",
+    )
     _add_many_images_options(parser)
 
 
@@ -145,6 +175,7 @@ def _add_compare(subparsers) -> None:
 examples:
   sapiensid compare face.jpg full_body.jpg
   sapiensid compare a.jpg b.jpg --threshold 0.4 --json
+  sapiensid compare group.jpg team.jpg --all-pairs       # several people: the best pair, and every pair
 
 The threshold is an operating point of the model: raising it trades missed matches for fewer false
 matches. By default compare uses the threshold recorded in the model folder by `sapiensid calibrate`
@@ -163,6 +194,12 @@ the false-match rate you can accept, and pass it with --threshold.""",
         help="same person when score >= this (default: the model folder's calibrated threshold)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="compare every person of A with every person of B and print the whole matrix (a photo with "
+        "several people is compared this way anyway, reporting the best-matching pair)",
+    )
     _add_model_options(parser, batch=False)
 
 
@@ -197,6 +234,12 @@ examples:
         "--output-dir", "-o", metavar="DIR", help="write ranking.md, ranking.csv and ranking.png here"
     )
     _add_many_images_options(parser)
+    _add_people_options(
+        parser,
+        "rank people, not photos: every person found in the gallery photos (or a FILE.parquet from "
+        "`embed --all-people`), naming the photo and the person's box; the ranking picture boxes them",
+        query_person=True,
+    )
 
 
 def _add_export_onnx(subparsers) -> None:

@@ -25,6 +25,11 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1, "at least 1")
 
 
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (an index)."""
+    return _whole_number(text, 0, "0 or more")
+
+
 def worker_count(text: str) -> int | None:
     """A number of worker processes (0 = none, in this process) or "auto" (None: one per core, at most 8)."""
     if text == "auto":

@@ -18,6 +18,7 @@ import torch
 
 from .embedding_views import embed_images
 from .modeling import SapiensIDConfig, SapiensIDModel
+from .people_embedding import PeopleEmbeddings, embed_people
 from .pretrained import shipped_model_dir
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,26 @@ class SapiensIDPipeline:
                 raise failures[0][1]
             results.append(result)
         return concatenate_results(results)
+
+    def embed_people(
+        self,
+        images: Sequence[Any],
+        max_people: int = 20,
+        min_person_size: float = 48,
+        flip: bool = False,
+        batch_size: int = 8,
+    ) -> PeopleEmbeddings:
+        """Every person in each photo, one embedding each (people_embedding.py): the image index, the
+        person's box, keypoints, score and found flags, and the embedding of their crop. `embed` keeps one
+        person per photo."""
+        return embed_people(self, images, max_people, min_person_size, flip, batch_size)
+
+    def compare_people(self, first: Any, second: Any, threshold: float | None = None, flip: bool = False, pair=None):
+        """Every person of `first` against every person of `second` (people_compare.py): the scores, the
+        best-matching pair (or `pair`) and its verdict at the threshold `verify` would use."""
+        from .people_compare import compare_people
+
+        return compare_people(self, first, second, threshold=threshold, flip=flip, pair=pair)
 
     @property
     def calibration(self) -> dict[str, Any] | None:

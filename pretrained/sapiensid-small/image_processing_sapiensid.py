@@ -43,6 +43,8 @@ from .keypoint_detector import (
     require_choice,
 )
 from .keypoint_layout import MISSING, NUM_KEYPOINTS, apply_official_rules, drop_outside, visible
+from .people_detection import FoundPerson
+from .people_in_image import DEFAULT_MAX_PEOPLE, DEFAULT_MIN_PERSON_SIZE, PeopleInImage, people_in_photo
 from .person_crop import ContentBounds  # noqa: F401
 from .retina_rois import compute_roi_boxes
 from .square_resampling import SquarePadding, detector_square, resample_padded_square
@@ -327,6 +329,39 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             else:
                 results.append(self._detect(rgb, padding, settings, name))
         return self._assemble(pixel_values, pixel_masks, results, settings, return_tensors)
+
+    def detect_people(
+        self,
+        image: Any,
+        max_people: int = DEFAULT_MAX_PEOPLE,
+        min_person_size: float = DEFAULT_MIN_PERSON_SIZE,
+    ) -> PeopleInImage:
+        """Every person in one photo, most prominent first (people_in_image.py, people_detection.py).
+
+        Each person has a box and 19 keypoints in the photo's pixels, a detection score, and whether the
+        body and the face were seen. People whose box is smaller than `min_person_size` pixels (longer
+        side) are skipped and counted; at most `max_people` are returned (`cap_reached` says so).
+        `Person.crop_box` is the part of the photo to embed that person from.
+        """
+        name = describe_input(image, 0)
+        rgb = load_rgb(image, name, self.max_image_pixels)
+        find_everyone = getattr(self.detector, "detect_people", None)
+        if find_everyone is None:
+            raise TypeError(
+                f"the keypoint detector {type(self.detector).__name__} finds one person per image; "
+                "detect_people needs a detector with a detect_people method (the default BlazePose detector)"
+            )
+        square = detector_square(rgb, self.detector_max_side, fill=round(self.pad_fill * 255))
+        try:
+            finds = find_everyone(square)
+        except DetectorNotAvailableError:
+            raise
+        except Exception as error:
+            raise RuntimeError(f"{name}: the keypoint detector failed ({type(error).__name__}: {error})") from error
+        finds = [
+            FoundPerson(apply_official_rules(find.keypoints), find.box, find.score, find.source) for find in finds
+        ]
+        return people_in_photo(finds, rgb.shape[0], rgb.shape[1], max_people, min_person_size)
 
     def _call_settings(self, overrides: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(overrides) - set(_CALL_SETTINGS))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..inference import UNTRAINED_WARNING
 from .common import NO_PERSON, CommandError, banner, open_pipeline
+from .compare_people import run_people_compare
 
 
 def _image_file(raw: str, label: str) -> Path:
@@ -34,6 +35,8 @@ def _describe(person_found: bool, face_found: bool, num_people: int) -> str:
 def run(args: argparse.Namespace) -> int:
     first, second = _image_file(args.image_a, "A"), _image_file(args.image_b, "B")
     pipeline = open_pipeline(args.model, device=args.device)
+    if args.all_pairs or any(len(pipeline.processor.detect_people(path).people) > 1 for path in (first, second)):
+        return run_people_compare(args, first, second, pipeline)
     verification = pipeline.verify(os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip)
     result, score, same, threshold = verification.result, verification.score, verification.same, verification.threshold
     # Without a person in both pictures there is nothing to compare: the score and the verdict are withheld.

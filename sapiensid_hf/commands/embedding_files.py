@@ -168,6 +168,11 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
         found = table.column("person_found").to_pylist() if "person_found" in table.column_names else None
         person_found = None if found is None else np.asarray(found, dtype=bool)
         metadata = {key.decode(): value.decode() for key, value in (table.schema.metadata or {}).items()}
+        if metadata.get(f"{METADATA_PREFIX}rows") == "people":
+            raise CommandError(
+                f"{path}: written by `sapiensid embed --all-people` (one row per person, not per photo); "
+                "a gallery of photos comes from `sapiensid embed` without --all-people"
+            )
         model = metadata.get(f"{METADATA_PREFIX}model")
         fingerprint = metadata.get(f"{METADATA_PREFIX}weights_fingerprint")
         flip = {"true": True, "false": False}.get(metadata.get(f"{METADATA_PREFIX}flip", ""))

@@ -18,12 +18,20 @@ TILE_BACKGROUND = (235, 235, 235)
 QUERY_COLOR = (30, 110, 255)
 TEXT_COLOR = (20, 20, 20)
 WARNING_BACKGROUND = (200, 0, 0)
+BOX_COLOR = (255, 200, 0)
+EXIF_ORIENTATION = 0x0112
+ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # a quarter turn: width and height swap
 
 
 @dataclass
 class RankedRow:
     query: str
     matches: list[tuple[str, float]]  # (gallery image, cosine similarity), best first
+    query_box: tuple[float, float, float, float] | None = None  # the person searched for, photo pixels
+    match_boxes: list[tuple[float, float, float, float]] | None = None  # the matched person in each photo
+
+    def match_box(self, index: int) -> tuple[float, float, float, float] | None:
+        return None if self.match_boxes is None else self.match_boxes[index]
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -33,17 +41,26 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def thumbnail(path: str) -> Image.Image:
-    """The image upright and fitted into a THUMB x THUMB tile (a grey tile if it cannot be opened)."""
+def thumbnail(path: str, box: tuple[float, float, float, float] | None = None) -> Image.Image:
+    """The image upright and fitted into a THUMB x THUMB tile (a grey tile if it cannot be opened), with
+    `box` (in the upright photo's pixels) drawn around the person it marks."""
     tile = Image.new("RGB", (THUMB, THUMB), TILE_BACKGROUND)
     try:
         with Image.open(path) as image:
+            full_width, full_height = image.size
+            if image.getexif().get(EXIF_ORIENTATION, 1) in ROTATED_ORIENTATIONS:
+                full_width = full_height  # upright, the photo's width is its stored height
             image.draft("RGB", (2 * THUMB, 2 * THUMB))  # JPEG: decode at reduced scale, much faster
             picture = ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, UnidentifiedImageError):
         return tile
     picture.thumbnail((THUMB, THUMB), Image.Resampling.BILINEAR)
-    tile.paste(picture, ((THUMB - picture.width) // 2, (THUMB - picture.height) // 2))
+    left, top = (THUMB - picture.width) // 2, (THUMB - picture.height) // 2
+    tile.paste(picture, (left, top))
+    if box is not None:
+        scale = picture.width / full_width
+        x0, y0, x1, y1 = (left + box[0] * scale, top + box[1] * scale, left + box[2] * scale, top + box[3] * scale)
+        ImageDraw.Draw(tile).rectangle((x0, y0, x1, y1), outline=BOX_COLOR, width=3)
     return tile
 
 
@@ -73,11 +90,11 @@ def render_ranking(rows: Sequence[RankedRow], warning: str = "") -> Image.Image:
         draw.text((GAP, 10), warning, fill=(255, 255, 255), font=header_font)
     for index, row in enumerate(rows):
         top = header + GAP + index * (THUMB + CAPTION + GAP)
-        canvas.paste(thumbnail(row.query), (GAP, top))
+        canvas.paste(thumbnail(row.query, row.query_box), (GAP, top))
         draw.rectangle((GAP - 3, top - 3, GAP + THUMB + 2, top + THUMB + 2), outline=QUERY_COLOR, width=3)
         _caption(draw, GAP, top + THUMB, ["query", os.path.basename(row.query)], font, QUERY_COLOR)
         for rank, (match, score) in enumerate(row.matches, start=1):
             left = GAP + QUERY_GAP + rank * (THUMB + GAP)
-            canvas.paste(thumbnail(match), (left, top))
+            canvas.paste(thumbnail(match, row.match_box(rank - 1)), (left, top))
             _caption(draw, left, top + THUMB, [f"#{rank}  cos {score:.3f}", os.path.basename(match)], font)
     return canvas

@@ -24,6 +24,7 @@ from .common import (
 )
 from .embedding_files import FORMATS, read_embeddings, weights_fingerprint
 from .ranking_image import RankedRow, render_ranking
+from .search_people import run_people_search
 
 SHORT_UNTRAINED_WARNING = "UNTRAINED MODEL (random weights): these scores carry no identity information"
 TABLE_COLUMNS = ("query", "rank", "score", "gallery_image")
@@ -116,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
     if not gallery_arg.exists():
         raise CommandError(f"gallery {gallery_arg}: no such folder or embedding file")
     pipeline = open_pipeline(args.model, device=args.device)
+    if args.all_people:
+        return run_people_search(args, queries, pipeline)
+    if args.query_person:
+        raise CommandError("--query-person picks one of the people of a query photo: it needs --all-people")
 
     gallery_names, gallery_embeddings = _load_gallery(args, pipeline)
     embedded = _embed_and_report(args, pipeline, queries, "queries", "not searched")

@@ -1,0 +1,243 @@
+"""Every person in a photo, measured: detection on the shared photos, person search in composed scenes, cost.
+
+    python benchmarks/bench_people.py [--model DIR] [--scenes 30] [--write docs/benchmarks.md]
+
+1. Detection. On the photos of ../shared/data/people, the people a person would count (head positions
+   marked by hand below, partly hidden people included) against the people `detect_people` finds: a
+   found box is right when it holds a marked head no other box took, false otherwise.
+2. Person search in scenes. Canvases composed from development people the model never trained on:
+   CUHK03-val pedestrians (2-6 per 1280 x 720 canvas, 300-450 px tall, feet on a common ground line, a
+   grey wall with noise behind them), and LFW fold-7 faces (2-4 photos side by side). Each person's other
+   photo (CUHK03: the other camera; LFW: another photo) is the query. Scene-level top-1 = the best match
+   among every person found in every canvas is the right person with the right box (IoU >= 0.5 with
+   where the photo was pasted). Crop-level top-1 = the same queries against the pasted photos themselves,
+   one per gallery entry, same model, same run. The goal is scene-level >= 0.9 x crop-level.
+3. Cost: seconds per photo of `detect_people` and of `embed_people`, and per person, on this machine.
+
+Seeded (`--seed`); the shipped model by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from markdown_report import publish_section
+from PIL import Image
+
+from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.people_search import PeopleGallery, rank_people
+
+SECTION = "## Every person in a photo: detection, search in scenes, cost"
+REPO = Path(__file__).resolve().parents[1]
+PEOPLE = REPO.parent / "shared" / "data" / "people"
+IDENTITIES = REPO.parent / "shared" / "data" / "identities"
+# Head centres (photo pixels) of every person a person would count, marked by hand; people cut by the
+# frame count when their head or most of their body is in it.
+MARKED_HEADS = {
+    "couple.jpg": [(768, 936), (1738, 677)],
+    "face_a_1.jpg": [(708, 657)],
+    "face_a_2.jpg": [(773, 466)],
+    "face_a_3.jpg": [(879, 810)],
+    "face_b_1.jpg": [(776, 809)],
+    "selfie-many-people.jpg": [(33, 290), (25, 490), (160, 390), (265, 190), (440, 180), (570, 150), (540, 470)],
+    "street_bus.jpg": [(139, 442), (287, 449), (793, 422), (27, 675)],
+    "two_men.jpg": [(561, 283), (957, 180)],
+}
+
+
+def detection_rows(pipeline) -> tuple[list[str], dict[str, int]]:
+    lines = ["| photo | people marked | found | right | false | missed |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    totals = {"marked": 0, "found": 0, "right": 0, "false": 0}
+    for name, heads in MARKED_HEADS.items():
+        found = pipeline.processor.detect_people(PEOPLE / name).people
+        taken: set[int] = set()
+        right = 0
+        for person in found:
+            x0, y0, x1, y1 = person.box
+            inside = [i for i, (x, y) in enumerate(heads) if x0 <= x <= x1 and y0 <= y <= y1 and i not in taken]
+            if inside:
+                centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+                taken.add(min(inside, key=lambda i: np.hypot(heads[i][0] - centre[0], heads[i][1] - centre[1])))
+                right += 1
+        false = len(found) - right
+        lines.append(f"| {name} | {len(heads)} | {len(found)} | {right} | {false} | {len(heads) - right} |")
+        for key, value in (("marked", len(heads)), ("found", len(found)), ("right", right), ("false", false)):
+            totals[key] += value
+    lines.append(
+        f"| **all** | {totals['marked']} | {totals['found']} | {totals['right']} | {totals['false']} | "
+        f"{totals['marked'] - totals['right']} |"
+    )
+    return lines, totals
+
+
+def development_pairs(source: str, rng: random.Random) -> list[tuple[str, str, str]]:
+    """(identity, gallery photo, query photo): CUHK03-val across cameras, LFW val across photos."""
+    rows = list(csv.DictReader(open(IDENTITIES / "manifest.csv", encoding="utf-8")))
+    split = "val"
+    by_identity: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["source"] == source and row["split"] == split:
+            by_identity.setdefault(row["identity"], []).append(row)
+    pairs = []
+    for identity, photos in sorted(by_identity.items()):
+        if source == "cuhk03":
+            cameras = {camera: [p for p in photos if p["camera"] == camera] for camera in ("0", "1")}
+            if not cameras["0"] or not cameras["1"]:
+                continue
+            gallery, query = rng.choice(cameras["1"]), rng.choice(cameras["0"])
+        else:
+            if len(photos) < 2:
+                continue
+            gallery, query = rng.sample(photos, 2)
+        pairs.append((identity, str(IDENTITIES / gallery["path"]), str(IDENTITIES / query["path"])))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def compose_scenes(pairs, kind: str, count: int, rng: random.Random) -> list[tuple[np.ndarray, list[tuple[str, tuple]]]]:
+    """Canvases holding the gallery photos of `pairs` (each person once); (canvas, [(identity, box)])."""
+    scenes, cursor = [], 0
+    for _ in range(count):
+        people = rng.randint(2, 6) if kind == "bodies" else rng.randint(2, 4)
+        chosen = pairs[cursor : cursor + people]
+        cursor += people
+        if len(chosen) < 2:
+            break
+        wall = np.full((720, 1280, 3), 150, dtype=np.float32) + np.asarray(rng.choices(range(-12, 13), k=3), np.float32)
+        noise = np.random.default_rng(rng.randrange(2**31)).normal(0, 6, wall.shape)
+        canvas = np.clip(wall + noise, 0, 255).astype(np.uint8)
+        placed, slot_width = [], 1280 // len(chosen)
+        for index, (identity, gallery, _) in enumerate(chosen):
+            photo = Image.open(gallery).convert("RGB")
+            height = rng.randint(300, 450) if kind == "bodies" else 300
+            width = round(photo.width * height / photo.height)
+            photo = photo.resize((width, height), Image.Resampling.BILINEAR)
+            left = index * slot_width + rng.randint(0, max(0, slot_width - width))
+            top = (680 - height) if kind == "bodies" else 210
+            left = min(left, 1280 - width)
+            canvas[top : top + height, left : left + width] = np.asarray(photo)
+            placed.append((identity, (left, top, left + width, top + height)))
+        scenes.append((canvas, placed))
+    return scenes
+
+
+def box_iou(first, second) -> float:
+    low = np.maximum(first[:2], second[:2])
+    high = np.minimum(first[2:], second[2:])
+    intersection = float(np.prod(np.clip(high - low, 0, None)))
+    area = lambda box: float((box[2] - box[0]) * (box[3] - box[1]))  # noqa: E731
+    return intersection / (area(first) + area(second) - intersection)
+
+
+def scene_search(pipeline, kind: str, source: str, scenes_wanted: int, seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    pairs = development_pairs(source, rng)
+    scenes = compose_scenes(pairs, kind, scenes_wanted, rng)
+    pasted = [(identity, box, scene_index) for scene_index, (_, people) in enumerate(scenes) for identity, box in people]
+    lookup = {identity: (gallery, query) for identity, gallery, query in pairs}
+    identities = [identity for identity, _, _ in pasted]
+
+    started = time.perf_counter()
+    found = pipeline.embed_people([canvas for canvas, _ in scenes])
+    scene_seconds = time.perf_counter() - started
+    gallery = PeopleGallery.from_people([f"scene {i}" for i in range(len(scenes))], found)
+    queries = pipeline.embed([lookup[identity][1] for identity in identities])
+    crops = pipeline.embed([lookup[identity][0] for identity in identities])
+
+    scene_right = crop_right = searched = 0
+    for index, (_, box, scene_index) in enumerate(pasted):
+        if not queries.person_found[index]:
+            continue  # a query with nobody in it has nothing to search with, in both searches alike
+        searched += 1
+        best = rank_people(queries.embeddings[index], gallery, 1)
+        if best:
+            match = best[0].person
+            same_scene = match.path == f"scene {scene_index}"
+            scene_right += int(same_scene and box_iou(np.array(match.box), np.array(box)) >= 0.5)
+        usable = crops.person_found
+        scores = np.where(usable, crops.embeddings @ queries.embeddings[index], -np.inf)
+        crop_right += int(int(np.argmax(scores)) == index)
+    people_found = len(found.rows)
+    return {
+        "scenes": len(scenes), "people pasted": len(pasted), "people found": people_found, "queries": searched,
+        "scene top-1": scene_right / max(searched, 1), "crop top-1": crop_right / max(searched, 1),
+        "s per scene": scene_seconds / max(len(scenes), 1), "s per person": scene_seconds / max(people_found, 1),
+    }  # fmt: skip
+
+
+def cost_rows(pipeline, repeats: int) -> list[str]:
+    photos = sorted(PEOPLE.glob("*.jpg"))
+    pipeline.processor.detect_people(photos[0])  # load the detector models first
+    started = time.perf_counter()
+    for _ in range(repeats):
+        for photo in photos:
+            pipeline.processor.detect_people(photo)
+    detect = (time.perf_counter() - started) / (repeats * len(photos))
+    started = time.perf_counter()
+    single = pipeline.embed([str(photo) for photo in photos])
+    single_seconds = (time.perf_counter() - started) / len(photos)
+    started = time.perf_counter()
+    people = pipeline.embed_people(photos)
+    people_seconds = time.perf_counter() - started
+    return [
+        "| step | seconds | ratio to the single-person `embed` of a photo |",
+        "| --- | ---: | ---: |",
+        f"| single-person `embed`, per photo (baseline) | {single_seconds:.2f} | 1.00x |",
+        f"| `detect_people`, per photo | {detect:.2f} | {detect / single_seconds:.2f}x |",
+        f"| `embed_people`, per photo | {people_seconds / len(photos):.2f} | {people_seconds / len(photos) / single_seconds:.2f}x |",
+        f"| `embed_people`, per person ({len(people.rows)} people in {len(photos)} photos) | "
+        f"{people_seconds / max(len(people.rows), 1):.2f} | {people_seconds / max(len(people.rows), 1) / single_seconds:.2f}x |",
+        f"({len(single.embeddings)} photos of ../shared/data/people, torch threads {torch.get_num_threads()})",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    parser.add_argument("--scenes", type=int, default=30, help="canvases per kind (default: 30)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=2, help="timing repeats of the detection (default: 2)")
+    parser.add_argument("--write", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    pipeline = load_pipeline(args.model)
+
+    detection, totals = detection_rows(pipeline)
+    bodies = scene_search(pipeline, "bodies", "cuhk03", args.scenes, args.seed)
+    faces = scene_search(pipeline, "faces", "lfw", args.scenes, args.seed)
+    lines = [
+        SECTION,
+        "",
+        f"`python benchmarks/bench_people.py --scenes {args.scenes} --seed {args.seed}` with {pipeline.description}, "
+        f"on {platform.machine()} ({torch.get_num_threads()} torch threads). docs/people.md explains the method.",
+        "",
+        f"**Detection** on ../shared/data/people (heads marked by hand in the script): {totals['right']} of "
+        f"{totals['marked']} people found, {totals['false']} false boxes.",
+        "",
+        *detection,
+        "",
+        "**Person search in composed scenes** (development people only; ratio = scene-level / crop-level top-1, "
+        "same queries, same model, same run):",
+        "",
+        "| scenes | canvases | people pasted / found | queries | crop-level top-1 | scene-level top-1 (right person, IoU >= 0.5) | ratio | s per canvas |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, result in (("CUHK03-val pedestrians, 2-6 per canvas", bodies), ("LFW fold-7 faces, 2-4 per canvas", faces)):
+        ratio = result["scene top-1"] / result["crop top-1"] if result["crop top-1"] else float("nan")
+        lines.append(
+            f"| {label} | {result['scenes']} | {result['people pasted']} / {result['people found']} | {result['queries']} | "
+            f"{result['crop top-1']:.3f} | {result['scene top-1']:.3f} | {ratio:.2f}x | {result['s per scene']:.2f} |"
+        )
+    lines += ["", "**Cost** on this machine:", "", *cost_rows(pipeline, args.repeats)]
+    publish_section(lines, SECTION, args.write)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Every person in a photo, in the photo's pixels: what `SapiensIDImageProcessor.detect_people` returns.
+
+The detector searches its square copy of the photo (people_detection.py); here its finds are mapped to
+the photo's pixels, people below a minimum size are skipped and counted, and the list is capped. Each
+person also gets the crop a single-person embedding is made from: the person with a margin, cut from
+the full-resolution photo, framed like the pictures the model was trained on (a pedestrian crop for a
+body, an LFW-like head-and-shoulders frame for a face alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .keypoint_layout import MISSING, visible
+from .people_detection import FoundPerson
+from .square_resampling import SquarePadding
+
+DEFAULT_MAX_PEOPLE = 20
+# Below this many pixels (the longer side of the person's box) nobody can be recognised: skipped, counted.
+DEFAULT_MIN_PERSON_SIZE = 48
+BODY_CROP_MARGIN = 0.1  # of the box's side, on each side: a re-identification crop's framing
+FACE_CROP_SCALE = 2.0  # an LFW photo is about twice as wide as the face in it
+
+
+@dataclass
+class Person:
+    """One person in a photo.
+
+    Attributes:
+        box: (x0, y0, x1, y1) in the photo's pixels, around the visible person.
+        keypoints: (19, 2) float32 in the photo's pixels, -1 where missing.
+        score: the detector's score for this person (the face detector's for a face alone).
+        body_found: body points were found (not only a face).
+        face_found: at least two of the face points were found.
+        source: "pose" (the body detector), "face" (a face without a body) or "crop" (a photo that is a
+            crop of one person).
+    """
+
+    box: tuple[float, float, float, float]
+    keypoints: np.ndarray
+    score: float
+    body_found: bool
+    face_found: bool
+    source: str
+
+    def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The part of the photo this person is embedded from (integer pixels, inside the photo)."""
+        x0, y0, x1, y1 = self.box
+        if self.body_found:
+            margin = BODY_CROP_MARGIN * max(x1 - x0, y1 - y0)
+            x0, y0, x1, y1 = x0 - margin, y0 - margin, x1 + margin, y1 + margin
+        else:
+            center_x, center_y = (x0 + x1) / 2, (y0 + y1) / 2
+            half = FACE_CROP_SCALE * max(x1 - x0, y1 - y0) / 2
+            x0, y0, x1, y1 = center_x - half, center_y - half, center_x + half, center_y + half
+        left, top = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+        right, bottom = min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1)))
+        return left, top, max(right, left + 1), max(bottom, top + 1)
+
+
+@dataclass
+class PeopleInImage:
+    """The people found in one photo, most prominent first.
+
+    Attributes:
+        people: at most `max_people` of them.
+        width, height: the photo's size in pixels.
+        found: how many people the detector found, before the size limit and the cap.
+        too_small: how many of them were skipped for being smaller than `min_person_size` pixels.
+        max_people: the cap this list was made with.
+    """
+
+    people: list[Person] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+    found: int = 0
+    too_small: int = 0
+    max_people: int = DEFAULT_MAX_PEOPLE
+
+    @property
+    def cap_reached(self) -> bool:
+        return self.found - self.too_small > len(self.people)
+
+    def summary(self) -> str:
+        """One line for the tools to print: how many people, and what was left out and why."""
+        if not self.found:
+            return "nobody found"
+        text = f"{len(self.people)} {'person' if len(self.people) == 1 else 'people'}"
+        left_out = []
+        if self.too_small:
+            left_out.append(f"{self.too_small} too small to recognise")
+        if self.cap_reached:
+            left_out.append(f"{self.found - self.too_small - len(self.people)} more beyond max_people={self.max_people}")
+        return text + (f" ({'; '.join(left_out)} left out)" if left_out else "")
+
+
+def to_photo_pixels(points: np.ndarray, padding: SquarePadding) -> np.ndarray:
+    """(..., 2) points normalised to the padded square -> the photo's pixels (missing points stay -1)."""
+    points = np.asarray(points, dtype=np.float32)
+    pixels = points * padding.side - np.array([padding.left, padding.top], dtype=np.float32)
+    return np.where(visible(points)[..., None], pixels, MISSING).astype(np.float32)
+
+
+def people_in_photo(
+    finds: list[FoundPerson],
+    height: int,
+    width: int,
+    max_people: int = DEFAULT_MAX_PEOPLE,
+    min_person_size: float = DEFAULT_MIN_PERSON_SIZE,
+) -> PeopleInImage:
+    """The detector's finds (normalised to the padded square of a `height` x `width` photo, most prominent
+    first) as people in the photo's pixels, with the size limit and the cap applied."""
+    if max_people < 1:
+        raise ValueError(f"max_people must be at least 1, got {max_people}")
+    padding = SquarePadding.of(height, width)
+    people, too_small = [], 0
+    for find in finds:
+        corners = to_photo_pixels(np.asarray(find.box, dtype=np.float32).reshape(2, 2), padding)
+        x0, y0 = np.clip(corners[0], 0, [width, height])
+        x1, y1 = np.clip(corners[1], 0, [width, height])
+        if max(x1 - x0, y1 - y0) < min_person_size:
+            too_small += 1
+            continue
+        if len(people) < max_people:
+            box = (float(x0), float(y0), float(x1), float(y1))
+            keypoints = to_photo_pixels(find.keypoints, padding)
+            people.append(Person(box, keypoints, find.score, find.body_found, find.face_found, find.source))
+    return PeopleInImage(people, width, height, len(finds), too_small, max_people)
+
+
+def keypoints_in_crop(person: Person, crop: tuple[int, int, int, int]) -> np.ndarray:
+    """The person's keypoints normalised to the padded square of their crop (what the processor takes
+    as `keypoints=`); points outside the crop are missing."""
+    left, top, right, bottom = crop
+    padding = SquarePadding.of(bottom - top, right - left)
+    shown = visible(person.keypoints)
+    inside = (
+        shown
+        & (person.keypoints[:, 0] >= left)
+        & (person.keypoints[:, 0] <= right)
+        & (person.keypoints[:, 1] >= top)
+        & (person.keypoints[:, 1] <= bottom)
+    )
+    offset = np.array([left - padding.left, top - padding.top], dtype=np.float32)
+    normalised = (person.keypoints - offset) / padding.side
+    return np.where(inside[:, None], normalised, MISSING).astype(np.float32)
+
+
+__all__ = [
+    "DEFAULT_MAX_PEOPLE",
+    "DEFAULT_MIN_PERSON_SIZE",
+    "PeopleInImage",
+    "Person",
+    "keypoints_in_crop",
+    "people_in_photo",
+    "to_photo_pixels",
+]

@@ -1,0 +1,127 @@
+"""The file `sapiensid embed --all-people` writes: one parquet row per person found, not per photo.
+
+Columns: ``path``, ``person_index`` (0 = the photo's most prominent person), ``box`` (x0, y0, x1, y1 in
+the photo's pixels), ``score``, ``body_found``, ``face_found``, ``keypoint_source`` ("redetected" /
+"given", see people_embedding.py), ``embedding`` (D float32, L2-normalised). The schema metadata is an
+image file's (model, weights fingerprint, trained, flip) plus ``sapiensid.rows = "people"`` and, per
+photo, what was left out. A photo with nobody in it has no row. The file is written next to its final
+name and moved there in one step, so a killed write leaves the previous file whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..people_embedding import PeopleEmbeddings
+from ..people_search import GalleryPerson, PeopleGallery
+from .common import CommandError
+
+ROWS_KEY = "sapiensid.rows"
+PEOPLE_ROWS = "people"
+
+
+def write_people_parquet(
+    path: Path,
+    image_paths: Sequence[Path],
+    people: PeopleEmbeddings,
+    model: str,
+    trained: bool,
+    fingerprint: str,
+    flip: bool = False,
+) -> Path:
+    """Write one row per person of `people` (whose image indices point into `image_paths`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.suffix.lower() != ".parquet":
+        raise CommandError(f"output {path}: --all-people writes one row per person with its box: give FILE.parquet")
+    rows = people.rows
+    dimension = people.embeddings.shape[1] if rows else 0
+    flat = pa.array(people.embeddings.reshape(-1) if rows else np.zeros(0, np.float32), type=pa.float32())
+    boxes = np.asarray([row.person.box for row in rows], dtype=np.float32).reshape(-1)
+    table = pa.table(
+        {
+            "path": pa.array([os.fspath(image_paths[row.image_index]) for row in rows], type=pa.string()),
+            "person_index": pa.array([row.person_index for row in rows], type=pa.int64()),
+            "box": pa.FixedSizeListArray.from_arrays(pa.array(boxes, type=pa.float32()), 4),
+            "score": pa.array([row.person.score for row in rows], type=pa.float32()),
+            "body_found": pa.array([row.person.body_found for row in rows], type=pa.bool_()),
+            "face_found": pa.array([row.person.face_found for row in rows], type=pa.bool_()),
+            "keypoint_source": pa.array([row.keypoint_source for row in rows], type=pa.string()),
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, max(dimension, 1)) if rows else pa.array(
+                [], type=pa.list_(pa.float32(), 1)
+            ),
+        }
+    )
+    photos = {
+        os.fspath(image_paths[index]): found.summary() for index, found in enumerate(people.images)
+    }
+    metadata = {
+        ROWS_KEY: PEOPLE_ROWS,
+        "sapiensid.model": model,
+        "sapiensid.weights_fingerprint": fingerprint,
+        "sapiensid.trained": "true" if trained else "false",
+        "sapiensid.l2_normalized": "true",
+        "sapiensid.flip": "true" if flip else "false",
+        "sapiensid.photos": json.dumps(photos),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    try:
+        pq.write_table(table.replace_schema_metadata(metadata), temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+@dataclass
+class SavedPeople:
+    """A people file read back: the gallery and what is known of the model that embedded it."""
+
+    gallery: PeopleGallery
+    model: str | None
+    fingerprint: str | None
+    flip: bool | None
+
+
+def read_people_parquet(path: Path) -> SavedPeople:
+    """The people gallery written by `write_people_parquet`; a clear error for any other file."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise CommandError(f"people file {path}: no such file")
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # pyarrow raises several types for a file that is not parquet
+        raise CommandError(f"{path}: not a readable parquet file ({error})") from error
+    metadata = {key.decode(): value.decode() for key, value in (table.schema.metadata or {}).items()}
+    if metadata.get(ROWS_KEY) != PEOPLE_ROWS:
+        raise CommandError(
+            f"{path}: one row per photo (written by `sapiensid embed` without --all-people); "
+            "a gallery of people comes from `sapiensid embed PHOTOS --all-people --output FILE.parquet`"
+        )
+    missing = {"path", "person_index", "box", "embedding"} - set(table.column_names)
+    if missing:
+        raise CommandError(f"{path}: a people file without the column(s) {', '.join(sorted(missing))}")
+    paths = table.column("path").to_pylist()
+    indices = table.column("person_index").to_pylist()
+    boxes = table.column("box").to_pylist()
+    embeddings = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32).reshape(len(paths), -1)
+    people = [GalleryPerson(name, int(index), tuple(box)) for name, index, box in zip(paths, indices, boxes, strict=True)]
+    flip = {"true": True, "false": False}.get(metadata.get("sapiensid.flip", ""))
+    return SavedPeople(
+        PeopleGallery(people, embeddings), metadata.get("sapiensid.model"), metadata.get("sapiensid.weights_fingerprint"), flip
+    )
+
+
+__all__ = ["SavedPeople", "read_people_parquet", "write_people_parquet"]

@@ -1,0 +1,123 @@
+"""`sapiensid search --all-people`: rank people, not photos (people_search.py), name the photo and the box."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+from ..inference import UNTRAINED_WARNING, NoPersonFoundError
+from ..people_search import PeopleGallery, PeopleSearchResult, search_people
+from .common import CommandError, banner, collect_images, model_label
+from .embed import embed_people_in_photos
+from .embedding_files import weights_fingerprint
+from .people_files import read_people_parquet
+from .ranking_image import RankedRow, render_ranking
+
+TABLE_COLUMNS = ("query", "query_person", "rank", "score", "gallery_image", "person", "box")
+
+
+def run_people_search(args: argparse.Namespace, queries: list[Path], pipeline) -> int:
+    gallery = _load_people_gallery(args, pipeline)
+    results: list[PeopleSearchResult] = []
+    for query in queries:
+        try:
+            results += search_people(
+                pipeline, [query], gallery, query_person=args.query_person, top_k=args.top_k, flip=args.flip,
+                max_people=args.max_people, min_person_size=args.min_person_size,
+            )  # fmt: skip
+        except NoPersonFoundError as error:
+            print(f"{error}; not searched", file=sys.stderr)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+    if not results:
+        raise CommandError("no person found in any query image: there is nobody to search for")
+    for result in results:
+        which = "the most prominent" if args.query_person == 0 else f"--query-person {args.query_person}"
+        print(f"{result.query}: searching for person {args.query_person} of {result.people_in_query} ({which})", file=sys.stderr)
+    warning = "" if pipeline.trained else "UNTRAINED MODEL (random weights): these scores carry no identity information"
+    table = _markdown(results, warning)
+    print(table, end="")
+    if args.output_dir is not None:
+        output_dir = Path(args.output_dir).expanduser()
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "ranking.md").write_text(table, encoding="utf-8")
+        _write_csv(output_dir / "ranking.csv", results, warning)
+        render_ranking([_ranked_row(result) for result in results], warning).save(output_dir / "ranking.png")
+        for name in ("ranking.md", "ranking.csv", "ranking.png"):
+            print(f"wrote {output_dir / name}")
+    if not pipeline.trained:
+        banner(UNTRAINED_WARNING)
+    return 0
+
+
+def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
+    source = Path(args.gallery).expanduser()
+    if source.is_file():
+        saved = read_people_parquet(source)
+        fingerprint = weights_fingerprint(pipeline.model)
+        if saved.fingerprint != fingerprint:
+            raise CommandError(
+                f"gallery {source} was embedded by another model ({saved.model}, weights {saved.fingerprint}); "
+                f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model"
+            )
+        if saved.flip is not None and saved.flip != args.flip:
+            print(f"note: {source} was embedded {'with' if saved.flip else 'without'} --flip, the queries "
+                  f"{'with' if args.flip else 'without'} it", file=sys.stderr)  # fmt: skip
+        gallery = saved.gallery
+    else:
+        photos = collect_images([source], recursive=args.recursive, what="gallery")
+        found, kept, _ = embed_people_in_photos(
+            pipeline, photos, args.max_people, args.min_person_size, args.flip, args.batch_size, args.skip_unreadable
+        )
+        for path, people in zip(kept, found.images, strict=True):
+            if not people.people:
+                print(f"{path}: {people.summary()}; nobody from it in the gallery", file=sys.stderr)
+        gallery = PeopleGallery.from_people(kept, found)
+    if not len(gallery):
+        raise CommandError(f"gallery {source}: no person was found in any of its photos, nothing to search")
+    return gallery
+
+
+def _box_text(box) -> str:
+    return "(" + ", ".join(f"{round(value)}" for value in box) + ")"
+
+
+def _markdown(results: list[PeopleSearchResult], warning: str) -> str:
+    lines = [f"**{warning}**", ""] if warning else []
+    lines += ["| query | query person | rank | score | gallery image | person | box |",
+              "| --- | ---: | ---: | ---: | --- | ---: | --- |"]  # fmt: skip
+    for result in results:
+        for rank, match in enumerate(result.matches, start=1):
+            lines.append(
+                f"| {result.query} | {result.query_person.person_index} | {rank} | {match.score:.4f} | "
+                f"{match.person.path} | {match.person.person_index} | {_box_text(match.person.box)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(path: Path, results: list[PeopleSearchResult], warning: str) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(TABLE_COLUMNS + (("warning",) if warning else ()))
+        for result in results:
+            for rank, match in enumerate(result.matches, start=1):
+                writer.writerow(
+                    [result.query, result.query_person.person_index, rank, f"{match.score:.6f}", match.person.path,
+                     match.person.person_index, " ".join(f"{value:.1f}" for value in match.person.box)]
+                    + ([warning] if warning else [])
+                )  # fmt: skip
+
+
+def _ranked_row(result: PeopleSearchResult) -> RankedRow:
+    return RankedRow(
+        os.fspath(result.query),
+        [(match.person.path, match.score) for match in result.matches],
+        query_box=result.query_person.person.box,
+        match_boxes=[match.person.box for match in result.matches],
+    )
+
+
+__all__ = ["run_people_search"]

@@ -1,0 +1,77 @@
+"""Compare two photos that hold several people: every person of one against every person of the other.
+
+`compare_people` embeds each person (people_embedding.py), scores all pairs, and reports the
+best-matching pair with a verdict at the threshold `SapiensIDPipeline.verify` would use for those two
+people (the calibrated face threshold when both show a face, the body one otherwise). `sapiensid compare`
+takes this path when a photo holds more than one person; the Space lets the visitor pick a person on
+each side (`pair`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .inference import NoPersonFoundError
+from .people_embedding import PersonEmbedding
+
+
+@dataclass
+class PeopleComparison:
+    """All pairs of people of photos A and B, and the verdict for the pair asked for (the best one by default)."""
+
+    people_a: list[PersonEmbedding]
+    people_b: list[PersonEmbedding]
+    scores: np.ndarray  # (len(people_a), len(people_b)) cosine similarities
+    pair: tuple[int, int]  # the pair the verdict is about: the best-matching one unless chosen
+    threshold: Any  # evaluation.calibration.ChosenThreshold for that pair
+
+    @property
+    def score(self) -> float:
+        return float(self.scores[self.pair])
+
+    @property
+    def same(self) -> bool:
+        return self.score >= self.threshold.value
+
+
+def compare_people(
+    pipeline: Any,
+    first: Any,
+    second: Any,
+    threshold: float | None = None,
+    flip: bool = False,
+    pair: tuple[int, int] | None = None,
+    max_people: int = 20,
+    min_person_size: float = 48,
+) -> PeopleComparison:
+    """Every person of `first` against every person of `second`; `pair` = (person in A, person in B)
+    picks the pair the verdict is about (default: the best-matching pair). Raises `NoPersonFoundError`
+    naming the photo where nobody was found."""
+    from .evaluation.calibration import choose_threshold
+
+    found = pipeline.embed_people([first, second], max_people=max_people, min_person_size=min_person_size, flip=flip)
+    people_a, people_b = found.people_of(0), found.people_of(1)
+    nobody = [label for label, people in (("A", people_a), ("B", people_b)) if not people]
+    if nobody:
+        raise NoPersonFoundError(f"no person found in photo {' and '.join(nobody)}: nothing to compare")
+    scores = _matrix(people_a) @ _matrix(people_b).T
+    if pair is None:
+        pair = tuple(int(index) for index in np.unravel_index(int(np.argmax(scores)), scores.shape))
+    elif not (0 <= pair[0] < len(people_a) and 0 <= pair[1] < len(people_b)):
+        raise ValueError(
+            f"person pair {pair} asked, but photo A holds {len(people_a)} and photo B {len(people_b)} people"
+        )
+    both_faces = people_a[pair[0]].person.face_found and people_b[pair[1]].person.face_found
+    chosen = choose_threshold(pipeline.calibration, both_faces, pipeline.description, threshold)
+    return PeopleComparison(people_a, people_b, scores, pair, chosen)
+
+
+def _matrix(people: Sequence[PersonEmbedding]) -> np.ndarray:
+    return np.stack([person.embedding for person in people]).astype(np.float32)
+
+
+__all__ = ["PeopleComparison", "compare_people"]

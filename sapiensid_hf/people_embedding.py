@@ -1,0 +1,128 @@
+"""One embedding per person in each photo: `SapiensIDPipeline.embed_people` and `sapiensid embed --all-people`.
+
+Each person found by `SapiensIDImageProcessor.detect_people` is cut from the full-resolution photo with
+a margin (`Person.crop_box`) and embedded through the normal single-person path: the processor detects
+again on the crop, so the model sees the kind of picture it was trained on, and the embedding equals
+`pipeline.embed([crop])`. When the detector's choice in the crop is somebody else (a crowd) or nobody,
+the person's own keypoints, mapped into the crop, are used instead (`keypoint_source` "given"): a person
+is never embedded from another person's keypoints, and a box without keypoints never gets a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .embedding_views import embed_images
+from .processing.image_decoding import describe_input, load_rgb
+from .processing.keypoint_layout import apply_official_rules, visible
+from .processing.people_detection import FoundPerson, is_same_person, keypoint_box
+from .processing.people_in_image import (
+    DEFAULT_MAX_PEOPLE,
+    DEFAULT_MIN_PERSON_SIZE,
+    PeopleInImage,
+    Person,
+    keypoints_in_crop,
+)
+
+KEYPOINTS_REDETECTED, KEYPOINTS_GIVEN = "redetected", "given"
+
+
+@dataclass
+class PersonEmbedding:
+    """One person of one photo and their identity embedding (L2-normalised float32)."""
+
+    image_index: int
+    person_index: int  # 0 = the most prominent person of that photo
+    person: Person
+    crop_box: tuple[int, int, int, int]
+    embedding: np.ndarray
+    keypoint_source: str  # "redetected" (the single-person path on the crop) or "given" (the person's own)
+
+
+@dataclass
+class PeopleEmbeddings:
+    """Every person embedded, photo by photo, and what was found in each photo."""
+
+    rows: list[PersonEmbedding] = field(default_factory=list)
+    images: list[PeopleInImage] = field(default_factory=list)
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """(people, D) in row order."""
+        if not self.rows:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([row.embedding for row in self.rows]).astype(np.float32)
+
+    def people_of(self, image_index: int) -> list[PersonEmbedding]:
+        return [row for row in self.rows if row.image_index == image_index]
+
+
+def embed_people(
+    pipeline: Any,
+    images: Sequence[Any],
+    max_people: int = DEFAULT_MAX_PEOPLE,
+    min_person_size: float = DEFAULT_MIN_PERSON_SIZE,
+    flip: bool = False,
+    batch_size: int = 8,
+) -> PeopleEmbeddings:
+    """Detect every person in each photo and embed each one from their crop (see the module docstring).
+
+    A photo with nobody in it contributes no row (its `PeopleInImage.summary()` says "nobody found").
+    The first photo that cannot be read raises its error, naming it.
+    """
+    if len(images) == 0:
+        raise ValueError("no images given")
+    processor = pipeline.processor
+    result = PeopleEmbeddings()
+    crops, owners = [], []
+    for image_index, image in enumerate(images):
+        rgb = load_rgb(image, describe_input(image, image_index), processor.max_image_pixels)
+        found = processor.detect_people(rgb, max_people=max_people, min_person_size=min_person_size)
+        result.images.append(found)
+        for person_index, person in enumerate(found.people):
+            left, top, right, bottom = person.crop_box(found.width, found.height)
+            crops.append(np.ascontiguousarray(rgb[top:bottom, left:right]))
+            owners.append((image_index, person_index, person, (left, top, right, bottom)))
+    if not crops:
+        return result
+
+    redetected = _embed(pipeline, crops, flip, batch_size)
+    own_keypoints = np.stack([apply_official_rules(keypoints_in_crop(person, box)) for _, _, person, box in owners])
+    wrong = [index for index in range(len(crops)) if not _same_person(own_keypoints[index], redetected[1][index])]
+    embeddings, sources = redetected[0].copy(), [KEYPOINTS_REDETECTED] * len(crops)
+    if wrong:
+        given, _ = _embed(pipeline, [crops[index] for index in wrong], flip, batch_size, own_keypoints[wrong])
+        for row, index in enumerate(wrong):
+            embeddings[index], sources[index] = given[row], KEYPOINTS_GIVEN
+    for index, (image_index, person_index, person, box) in enumerate(owners):
+        result.rows.append(PersonEmbedding(image_index, person_index, person, box, embeddings[index], sources[index]))
+    return result
+
+
+def _embed(
+    pipeline: Any, crops: list[np.ndarray], flip: bool, batch_size: int, keypoints: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings, keypoints used) of the crops, through the one embedding loop of the project."""
+    embeddings, used = [], []
+    batches = embed_images(pipeline.model, pipeline.processor, crops, batch_size, pipeline.device, flip, keypoints=keypoints)
+    for batch in batches:
+        if batch.failures:
+            raise batch.failures[0][1]
+        embeddings.append(batch.embeddings.numpy())
+        used.append(np.asarray(batch.features["keypoints"], dtype=np.float32))
+    return np.concatenate(embeddings), np.concatenate(used)
+
+
+def _same_person(own: np.ndarray, redetected: np.ndarray) -> bool:
+    """The detector, run again on the crop, chose the person the crop was cut for."""
+    own_box, other_box = keypoint_box(own), keypoint_box(redetected)
+    if own_box is None or other_box is None or not visible(redetected).any():
+        return False
+    return is_same_person(FoundPerson(own, own_box, 1.0, "pose"), FoundPerson(redetected, other_box, 1.0, "pose"))
+
+
+__all__ = ["KEYPOINTS_GIVEN", "KEYPOINTS_REDETECTED", "PeopleEmbeddings", "PersonEmbedding", "embed_people"]

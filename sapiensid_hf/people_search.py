@@ -1,0 +1,121 @@
+"""Find a person among the people of many photos: `sapiensid search --all-people`, the Space and Python.
+
+The gallery holds one entry per person found (`PeopleGallery`, from photos or from the parquet file of
+`sapiensid embed --all-people`); a query photo may itself hold several people, and `query_person` picks
+one (0 = the most prominent). A query photo with nobody in it, or fewer people than `query_person`,
+is refused with its name: there is nobody to search for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .inference import NoPersonFoundError
+from .people_embedding import PeopleEmbeddings, PersonEmbedding
+
+
+@dataclass
+class GalleryPerson:
+    """One person of the gallery: the photo, which of its people, and where."""
+
+    path: str
+    person_index: int
+    box: tuple[float, float, float, float]
+
+
+@dataclass
+class PeopleGallery:
+    """The people to search among, and their (P, D) L2-normalised embeddings in the same order."""
+
+    people: list[GalleryPerson]
+    embeddings: np.ndarray
+
+    @classmethod
+    def from_people(cls, photos: Sequence[Any], found: PeopleEmbeddings) -> PeopleGallery:
+        """The gallery of `found` = `embed_people(photos)`; a photo is named by its path (or "image i")."""
+        people = [
+            GalleryPerson(_name(photos[row.image_index], row.image_index), row.person_index, row.person.box)
+            for row in found.rows
+        ]
+        return cls(people, found.embeddings)
+
+    def __len__(self) -> int:
+        return len(self.people)
+
+
+@dataclass
+class PersonMatch:
+    person: GalleryPerson
+    score: float  # cosine similarity
+
+
+@dataclass
+class PeopleSearchResult:
+    """One query: the photo, the person searched for (and how many people its photo holds), the matches."""
+
+    query: str
+    query_person: PersonEmbedding
+    people_in_query: int
+    matches: list[PersonMatch]
+
+
+def pick_query_person(found: PeopleEmbeddings, image_index: int, query_person: int, name: str) -> PersonEmbedding:
+    """The `query_person`-th person (0 = most prominent) of photo `image_index`, or a clear error."""
+    people = found.people_of(image_index)
+    if not people:
+        raise NoPersonFoundError(f"{name}: no person found in the query photo: there is nobody to search for")
+    if not 0 <= query_person < len(people):
+        raise ValueError(
+            f"{name}: --query-person {query_person} asked, but the photo holds {len(people)} "
+            f"{'person' if len(people) == 1 else 'people'} (0 to {len(people) - 1})"
+        )
+    return people[query_person]
+
+
+def rank_people(query: np.ndarray, gallery: PeopleGallery, top_k: int) -> list[PersonMatch]:
+    """The gallery's people by cosine similarity to `query`, best first; ties keep gallery order."""
+    if not len(gallery):
+        return []
+    scores = gallery.embeddings @ query
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    return [PersonMatch(gallery.people[index], float(scores[index])) for index in order]
+
+
+def search_people(
+    pipeline: Any,
+    queries: Sequence[Any],
+    gallery: PeopleGallery,
+    query_person: int = 0,
+    top_k: int = 5,
+    flip: bool = False,
+    max_people: int = 20,
+    min_person_size: float = 48,
+) -> list[PeopleSearchResult]:
+    """For each query photo, its `query_person` ranked against every person of `gallery`."""
+    if gallery.embeddings.ndim != 2 or not len(gallery):
+        raise ValueError("the gallery holds nobody: no person was found in any of its photos")
+    found = pipeline.embed_people(queries, max_people=max_people, min_person_size=min_person_size, flip=flip)
+    results = []
+    for index, query in enumerate(queries):
+        name = _name(query, index)
+        person = pick_query_person(found, index, query_person, name)
+        if person.embedding.shape[0] != gallery.embeddings.shape[1]:
+            raise ValueError(
+                f"the gallery holds {gallery.embeddings.shape[1]}-d embeddings but this model gives "
+                f"{person.embedding.shape[0]}-d ones: embed the gallery with the same model"
+            )
+        matches = rank_people(person.embedding, gallery, top_k)
+        results.append(PeopleSearchResult(name, person, len(found.people_of(index)), matches))
+    return results
+
+
+def _name(photo: Any, index: int) -> str:
+    return os.fspath(photo) if isinstance(photo, str | os.PathLike) else f"image {index}"
+
+
+__all__ = ["GalleryPerson", "PeopleGallery", "PeopleSearchResult", "PersonMatch", "pick_query_person", "rank_people", "search_people"]

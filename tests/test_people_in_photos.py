@@ -1,0 +1,317 @@
+"""Every person in a photo: detection on the real photos of ../shared/data/people, one embedding per
+person, the cap / size limit / nobody cases, and `sapiensid embed --all-people`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from detector_files import require_detector_files
+from PIL import Image
+
+from sapiensid_cli import main
+from sapiensid_hf import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+from sapiensid_hf.processing.keypoint_detector import KeypointResult
+from sapiensid_hf.processing.people_detection import Candidate, confirmed_groups, search_windows
+from sapiensid_hf.processing.people_in_image import (
+    Person,
+    keypoints_in_crop,
+    people_in_photo,
+    to_photo_pixels,
+)
+from sapiensid_hf.processing.square_resampling import SquarePadding
+
+
+@pytest.fixture(scope="module")
+def processor():
+    require_detector_files()
+    return SapiensIDImageProcessor()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    require_detector_files()
+    folder = tmp_path_factory.mktemp("tiny_people_model")
+    torch.manual_seed(0)
+    model = SapiensIDModel(SapiensIDConfig.tiny())
+    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
+    model.save_pretrained(folder)
+    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    return load_pipeline(folder)
+
+
+def box_iou(first, second) -> float:
+    low = np.maximum(first[:2], second[:2])
+    high = np.minimum(first[2:], second[2:])
+    intersection = float(np.prod(np.clip(high - low, 0, None)))
+    area = lambda box: float((box[2] - box[0]) * (box[3] - box[1]))  # noqa: E731
+    return intersection / (area(first) + area(second) - intersection)
+
+
+# ----------------------------------------------------------------------------------------------
+# Detection on real photos
+# ----------------------------------------------------------------------------------------------
+
+
+def test_the_two_people_standing_in_the_street_scene_get_a_tall_box_each(processor, people_dir):
+    found = processor.detect_people(people_dir / "street_bus.jpg")
+    assert len(found.people) >= 2 and (found.width, found.height) == (810, 1080)
+    standing = found.people[:2]
+    for person in standing:
+        x0, y0, x1, y1 = person.box
+        assert person.body_found and y1 - y0 > 1.8 * (x1 - x0)  # a whole standing body
+        assert 300 < y0 < 500 and 800 < y1 < 1000  # head at the bus window, feet on the pavement
+        shown = person.keypoints[:, 0] >= 0  # every keypoint lies inside its box, in the photo's pixels
+        assert ((person.keypoints[shown] >= [x0, y0]) & (person.keypoints[shown] <= [x1, y1])).all()
+    centres = sorted((person.box[0] + person.box[2]) / 2 for person in standing)
+    assert centres[0] < 200 < centres[1] < 350  # the man in the light coat, then the man in black
+    assert box_iou(np.array(standing[0].box), np.array(standing[1].box)) < 0.3
+
+
+def test_both_men_are_found_and_nobody_else(processor, people_dir):
+    found = processor.detect_people(people_dir / "two_men.jpg")
+    assert len(found.people) == 2 and found.found == 2 and not found.cap_reached
+    left, right = sorted(found.people, key=lambda person: person.box[0])
+    assert (left.box[0] + left.box[2]) / 2 < 640 < (right.box[0] + right.box[2]) / 2
+    assert all(person.body_found and person.face_found for person in found.people)
+    assert found.summary() == "2 people"
+
+
+def test_the_group_selfie_yields_several_people_with_faces(processor, people_dir):
+    found = processor.detect_people(people_dir / "selfie-many-people.jpg")
+    assert len(found.people) >= 3
+    assert sum(person.face_found for person in found.people) >= 3
+    boxes = [np.array(person.box) for person in found.people]
+    assert all(box_iou(boxes[i], boxes[j]) < 0.5 for i in range(len(boxes)) for j in range(i))  # no duplicates
+
+
+def test_a_close_up_is_one_person(processor, people_dir):
+    for name in ("face_a_1.jpg", "face_b_1.jpg"):
+        found = processor.detect_people(people_dir / name)
+        assert len(found.people) == 1 and found.people[0].face_found, name
+
+
+def test_the_cap_and_the_size_limit_are_applied_and_said(processor, people_dir):
+    capped = processor.detect_people(people_dir / "two_men.jpg", max_people=1)
+    assert len(capped.people) == 1 and capped.cap_reached
+    assert capped.summary() == "1 person (1 more beyond max_people=1 left out)"
+    tiny = processor.detect_people(people_dir / "two_men.jpg", min_person_size=5000)
+    assert tiny.people == [] and tiny.too_small == tiny.found == 2 and not tiny.cap_reached
+    assert tiny.summary() == "0 people (2 too small to recognise left out)"
+
+
+def test_a_photo_with_nobody_gives_no_person(processor):
+    sky = np.zeros((300, 400, 3), dtype=np.uint8)
+    sky[:] = (90, 140, 220)
+    found = processor.detect_people(sky)
+    assert found.people == [] and found.found == 0 and found.summary() == "nobody found"
+
+
+def test_a_detector_that_sees_one_person_is_refused_clearly():
+    class OnePersonDetector:
+        def detect(self, image):
+            return KeypointResult()
+
+    with pytest.raises(TypeError, match="OnePersonDetector finds one person per image"):
+        SapiensIDImageProcessor(detector=OnePersonDetector()).detect_people(np.zeros((64, 64, 3), np.uint8))
+
+
+# ----------------------------------------------------------------------------------------------
+# Geometry and bookkeeping
+# ----------------------------------------------------------------------------------------------
+
+
+def test_the_search_windows_cover_the_square_with_overlapping_tiles():
+    windows = list(search_windows())
+    assert len(windows) == 1 + 4 + 9 and windows[0].side == 1.0
+    for window in windows:
+        assert 0 <= window.left <= 1 - window.side + 1e-9 and 0 <= window.top <= 1 - window.side + 1e-9
+    grid = np.linspace(0.005, 0.995, 60)
+    for cells, tiles in ((2, windows[1:5]), (3, windows[5:])):
+        covered = [
+            any(t.left <= x <= t.left + t.side and t.top <= y <= t.top + t.side for t in tiles) for x in grid for y in grid
+        ]
+        assert all(covered), cells
+
+
+def test_a_candidate_is_kept_when_the_whole_square_or_two_windows_saw_it():
+    same = lambda a, b: abs(a.score - b.score) < 0.05  # noqa: E731  (stand-in: near scores = same find)
+    candidates = [Candidate(0, 0.9), Candidate(3, 0.6), Candidate(5, 0.61), Candidate(7, 0.3)]
+    groups = confirmed_groups(candidates, same)
+    assert [[member.window for member in group] for group in groups] == [[0], [5, 3]]
+
+
+def test_photo_pixels_and_crop_keypoints_round_trip():
+    padding = SquarePadding.of(300, 500)  # a wide photo: padding above and below
+    normalised = np.array([[0.5, 0.5], [-1.0, -1.0], [0.1, 0.3]], dtype=np.float32)
+    pixels = to_photo_pixels(normalised, padding)
+    assert np.allclose(pixels[0], [250, 150]) and (pixels[1] == -1).all() and np.allclose(pixels[2], [50, 50])
+    keypoints = np.full((19, 2), -1.0, dtype=np.float32)
+    keypoints[0], keypoints[7], keypoints[8] = (120, 60), (100, 100), (140, 100)
+    person = Person((90.0, 40.0, 150.0, 200.0), keypoints, 0.9, True, True, "pose")
+    crop = (80, 30, 160, 210)  # 80 x 180: padded to 180, 50 px on the left
+    in_crop = keypoints_in_crop(person, crop)
+    assert np.allclose(in_crop[0], [(120 - 80 + 50) / 180, (60 - 30) / 180])
+    assert (in_crop[1] == -1).all()
+    assert keypoints_in_crop(person, (130, 30, 160, 210))[0, 0] == -1  # outside the crop: missing
+
+
+def test_people_in_photo_counts_what_it_leaves_out():
+    from sapiensid_hf.processing.people_detection import FoundPerson
+
+    def find(size: float) -> FoundPerson:
+        keypoints = np.full((19, 2), -1.0, dtype=np.float32)
+        keypoints[7:9] = (0.5, 0.5)
+        return FoundPerson(keypoints, np.array([0.1, 0.1, 0.1 + size, 0.1 + size], np.float32), 0.8, "pose")
+
+    found = people_in_photo([find(0.5), find(0.4), find(0.01), find(0.3)], 1000, 1000, max_people=2)
+    assert [round(person.box[2] - person.box[0]) for person in found.people] == [500, 400]
+    assert (found.found, found.too_small, found.cap_reached) == (4, 1, True)
+    with pytest.raises(ValueError, match="max_people"):
+        people_in_photo([], 10, 10, max_people=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# One embedding per person
+# ----------------------------------------------------------------------------------------------
+
+
+def test_each_person_is_embedded_like_a_single_person_crop(pipeline, people_dir):
+    result = pipeline.embed_people([people_dir / "two_men.jpg", people_dir / "street_bus.jpg"])
+    assert [row.image_index for row in result.rows][:2] == [0, 0] and len(result.images) == 2
+    assert np.allclose(np.linalg.norm(result.embeddings, axis=1), 1.0, atol=1e-5)
+    photo = np.asarray(Image.open(people_dir / "two_men.jpg").convert("RGB"))
+    for row in result.people_of(0):
+        left, top, right, bottom = row.crop_box
+        assert row.crop_box == row.person.crop_box(1280, 720)
+        assert left <= row.person.box[0] and row.person.box[2] <= right
+        single = pipeline.embed([np.ascontiguousarray(photo[top:bottom, left:right])])
+        if row.keypoint_source == "redetected":
+            np.testing.assert_allclose(row.embedding, single.embeddings[0], atol=1e-5)
+
+
+def test_a_person_pasted_into_a_scene_is_found_there(pipeline, people_dir):
+    """The man in the light coat, cut from the street scene, pasted onto a plain canvas beside another
+    photo's people: his row in the composed scene is the closest to his own crop."""
+    street = np.asarray(Image.open(people_dir / "street_bus.jpg").convert("RGB"))
+    own = pipeline.embed_people([street])
+    man = own.people_of(0)[0]
+    left, top, right, bottom = man.crop_box
+    cut = street[top:bottom, left:right]
+    scene = np.asarray(Image.open(people_dir / "two_men.jpg").convert("RGB").resize((1280, 720))).copy()
+    scale = 600 / cut.shape[0]
+    pasted = np.asarray(Image.fromarray(cut).resize((round(cut.shape[1] * scale), 600)))
+    scene_canvas = np.full((720, 1280 + pasted.shape[1] + 40, 3), 200, dtype=np.uint8)
+    scene_canvas[:, :1280] = scene
+    scene_canvas[60 : 60 + 600, 1300 : 1300 + pasted.shape[1]] = pasted
+    found = pipeline.embed_people([scene_canvas])
+    similarities = found.embeddings @ man.embedding
+    best = found.rows[int(np.argmax(similarities))]
+    assert best.person.box[0] > 1280 - 20  # the person on the right of the canvas, where he was pasted
+    assert len(found.rows) >= 3
+
+
+def test_a_photo_with_nobody_has_no_row(pipeline):
+    sky = np.full((240, 320, 3), 128, dtype=np.uint8)
+    result = pipeline.embed_people([sky])
+    assert result.rows == [] and result.images[0].summary() == "nobody found"
+    assert result.embeddings.shape == (0, 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def test_embed_all_people_writes_one_row_per_person(pipeline, people_dir, tmp_path, capsys, monkeypatch):
+    model_dir = pipeline.source
+    output = tmp_path / "people.parquet"
+    sky = tmp_path / "sky.png"
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(sky)
+    status = main(["embed", str(people_dir / "two_men.jpg"), str(sky), "--all-people", "--output", str(output),
+                   "--model", str(model_dir)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    table = pq.read_table(output)
+    assert table.column("path").to_pylist() == [str(people_dir / "two_men.jpg")] * 2
+    assert table.column("person_index").to_pylist() == [0, 1]
+    embeddings = np.stack(table.column("embedding").to_pylist())
+    direct = pipeline.embed_people([people_dir / "two_men.jpg"])
+    np.testing.assert_allclose(embeddings, direct.embeddings, atol=1e-6)
+    np.testing.assert_allclose(np.stack(table.column("box").to_pylist()), [row.person.box for row in direct.rows], atol=1e-3)
+    assert "embedded 2 people in 2 photo(s)" in captured.out and f"{sky}: nobody found" in captured.err
+    assert table.schema.metadata[b"sapiensid.rows"] == b"people"
+
+    # a person file is not a gallery of photos, and one row per person needs a parquet file
+    assert main(["search", str(people_dir / "face_a_1.jpg"), "--gallery", str(output), "--model", str(model_dir)]) != 0
+    assert "--all-people" in capsys.readouterr().err
+    assert main(["embed", str(sky), "--all-people", "--output", str(tmp_path / "p.npy"), "--model", str(model_dir)]) != 0
+    assert "give FILE.parquet" in capsys.readouterr().err
+
+
+def test_search_all_people_ranks_people_names_the_box_and_picks_the_query_person(
+    pipeline, people_dir, tmp_path, capsys
+):
+    model = str(pipeline.source)
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for name in ("two_men.jpg", "street_bus.jpg"):
+        (gallery / name).write_bytes((people_dir / name).read_bytes())
+    query = people_dir / "street_bus.jpg"
+    status = main(["search", str(query), "--gallery", str(gallery), "--all-people", "--query-person", "1",
+                   "--output-dir", str(tmp_path / "out"), "--model", model])  # fmt: skip
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    own = pipeline.embed_people([query]).rows[1]  # person 1 of the query photo
+    first = next(line for line in captured.out.splitlines() if line.startswith(f"| {query} | 1 | 1 |"))
+    cells = [cell.strip() for cell in first.strip("|").split("|")]
+    assert float(cells[3]) == pytest.approx(1.0, abs=1e-4)  # the same person, found in the gallery's copy
+    assert cells[4] == str(gallery / "street_bus.jpg") and cells[5] == "1"
+    assert cells[6] == "(" + ", ".join(f"{round(value)}" for value in own.person.box) + ")"
+    assert "searching for person 1 of 2" in captured.err
+    assert (tmp_path / "out" / "ranking.png").is_file()
+
+    # the same ranking from the people file of `embed --all-people`
+    people_file = tmp_path / "gallery.parquet"
+    assert main(["embed", str(gallery), "--all-people", "--output", str(people_file), "--model", model]) == 0
+    capsys.readouterr()
+    assert main(["search", str(query), "--gallery", str(people_file), "--all-people", "--query-person", "1",
+                 "--model", model]) == 0  # fmt: skip
+    assert first in capsys.readouterr().out
+
+    # a query person the photo does not hold, a query with nobody, a photo gallery file
+    assert main(["search", str(query), "--gallery", str(people_file), "--all-people", "--query-person", "7",
+                 "--model", model]) != 0  # fmt: skip
+    assert "--query-person 7 asked, but the photo holds 2 people" in capsys.readouterr().err
+    sky = tmp_path / "sky.png"
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(sky)
+    assert main(["search", str(sky), "--gallery", str(people_file), "--all-people", "--model", model]) != 0
+    err = capsys.readouterr().err
+    assert f"{sky}: no person found in the query photo" in err and "nobody to search for" in err
+    assert main(["search", str(query), "--gallery", str(gallery), "--query-person", "1", "--model", model]) != 0
+    assert "it needs --all-people" in capsys.readouterr().err
+
+
+def test_compare_on_photos_with_several_people_reports_the_best_pair(pipeline, people_dir, capsys):
+    import json
+
+    first, second = people_dir / "two_men.jpg", people_dir / "street_bus.jpg"
+    status = main(["compare", str(first), str(second), "--json", "--model", str(pipeline.source)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    report = json.loads(captured.out)
+    found = pipeline.embed_people([first, second])
+    expected = found.embeddings[:2] @ found.embeddings[2:].T
+    np.testing.assert_allclose(report["scores"], expected, atol=1e-5)
+    best = np.unravel_index(np.argmax(expected), expected.shape)
+    assert report["pair"] == [int(best[0]), int(best[1])] and report["score"] == pytest.approx(expected.max(), abs=1e-5)
+    assert report["same_person"] == (report["score"] >= report["threshold"])
+    assert len(report["people_a"]) == 2 and report["people_a"][0]["person"] == 0
+
+    assert main(["compare", str(first), str(second), "--all-pairs", "--model", str(pipeline.source)]) == 0
+    out = capsys.readouterr().out
+    assert f"best-matching pair: person {best[0]} of A and person {best[1]} of B" in out
+    assert "all pairs (rows: people of A, columns: people of B):" in out and "the best of" in out

@@ -11,7 +11,8 @@
    photo (CUHK03: the other camera; LFW: another photo) is the query. Scene-level top-1 = the best match
    among every person found in every canvas is the right person with the right box (IoU >= 0.5 with
    where the photo was pasted). Crop-level top-1 = the same queries against the pasted photos themselves,
-   one per gallery entry, same model, same run. The goal is scene-level >= 0.9 x crop-level.
+   one per gallery entry, same model, same run. The goal is scene-level >= 0.9 x crop-level. (An LFW
+   photo holds background around the face: there the found box must lie mostly inside the pasted photo.)
 3. Cost: seconds per photo of `detect_people` and of `embed_people`, and per person, on this machine.
 
 Seeded (`--seed`); the shipped model by default.
@@ -136,6 +137,16 @@ def box_iou(first, second) -> float:
     return intersection / (area(first) + area(second) - intersection)
 
 
+def right_place(found: np.ndarray, pasted: np.ndarray, kind: str) -> bool:
+    """A pedestrian crop is the person's box (IoU >= 0.5); an LFW photo holds a face and shoulders with
+    background around them, so there the found box must lie mostly (>= 50 %) inside the pasted photo."""
+    if kind == "bodies":
+        return box_iou(found, pasted) >= 0.5
+    low, high = np.maximum(found[:2], pasted[:2]), np.minimum(found[2:], pasted[2:])
+    inside = float(np.prod(np.clip(high - low, 0, None)))
+    return inside >= 0.5 * float(np.prod(found[2:] - found[:2]))
+
+
 def scene_search(pipeline, kind: str, source: str, scenes_wanted: int, seed: int) -> dict[str, float]:
     rng = random.Random(seed)
     pairs = development_pairs(source, rng)
@@ -160,7 +171,7 @@ def scene_search(pipeline, kind: str, source: str, scenes_wanted: int, seed: int
         if best:
             match = best[0].person
             same_scene = match.path == f"scene {scene_index}"
-            scene_right += int(same_scene and box_iou(np.array(match.box), np.array(box)) >= 0.5)
+            scene_right += int(same_scene and right_place(np.array(match.box), np.array(box), kind))
         usable = crops.person_found
         scores = np.where(usable, crops.embeddings @ queries.embeddings[index], -np.inf)
         crop_right += int(int(np.argmax(scores)) == index)
@@ -226,7 +237,7 @@ def main() -> None:
         "**Person search in composed scenes** (development people only; ratio = scene-level / crop-level top-1, "
         "same queries, same model, same run):",
         "",
-        "| scenes | canvases | people pasted / found | queries | crop-level top-1 | scene-level top-1 (right person, IoU >= 0.5) | ratio | s per canvas |",
+        "| scenes | canvases | people pasted / found | queries | crop-level top-1 | scene-level top-1 (right person, right place) | ratio | s per canvas |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, result in (("CUHK03-val pedestrians, 2-6 per canvas", bodies), ("LFW fold-7 faces, 2-4 per canvas", faces)):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .keypoint_layout import MISSING, visible
+from .keypoint_layout import LEFT_HIP, MISSING, visible
 from .people_detection import FoundPerson
 from .square_resampling import SquarePadding
 
@@ -21,6 +21,9 @@ DEFAULT_MAX_PEOPLE = 20
 # Below this many pixels (the longer side of the person's box) nobody can be recognised: skipped, counted.
 DEFAULT_MIN_PERSON_SIZE = 48
 BODY_CROP_MARGIN = 0.1  # of the box's side, on each side: a re-identification crop's framing
+# A head and shoulders: the box hugs the face and shoulder points, and a portrait photo shows more
+# around them (hair, neck, background); measured on LFW scenes in benchmarks/bench_people.py.
+PORTRAIT_CROP_MARGIN = 0.25
 FACE_CROP_SCALE = 2.0  # an LFW photo is about twice as wide as the face in it
 
 
@@ -45,11 +48,17 @@ class Person:
     face_found: bool
     source: str
 
+    @property
+    def whole_body(self) -> bool:
+        """Hips, knees or ankles were found: more than a head and shoulders."""
+        return bool(visible(self.keypoints)[LEFT_HIP:].any())
+
     def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
         """The part of the photo this person is embedded from (integer pixels, inside the photo)."""
         x0, y0, x1, y1 = self.box
         if self.body_found:
-            margin = BODY_CROP_MARGIN * max(x1 - x0, y1 - y0)
+            share = BODY_CROP_MARGIN if self.whole_body else PORTRAIT_CROP_MARGIN
+            margin = share * max(x1 - x0, y1 - y0)
             x0, y0, x1, y1 = x0 - margin, y0 - margin, x1 + margin, y1 + margin
         else:
             center_x, center_y = (x0 + x1) / 2, (y0 + y1) / 2

@@ -121,3 +121,36 @@ def visualize(
     if path is not None:
         canvas.save(os.fspath(path), format="PNG")
     return canvas
+
+
+OTHER_PERSON_COLOR = (255, 255, 255)
+
+
+def draw_people(
+    rgb: np.ndarray, people: Sequence[Any], chosen: int | None = None, max_side: int | None = 640
+) -> Image.Image:
+    """The photo with every person's box numbered (0 = most prominent), the `chosen` one in yellow with its
+    keypoints; `people` are `Person`s of `SapiensIDImageProcessor.detect_people` (photo pixels).
+    Scaled so that the longer side is at most `max_side`."""
+    picture = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+    scale = 1.0
+    if max_side is not None and max(picture.size) > max_side:
+        scale = max_side / max(picture.size)
+        picture = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(picture)
+    width = max(2, round(max(picture.size) / 200))
+    for index, person in enumerate(people):
+        box = [value * scale for value in person.box]
+        color = PERSON_COLOR if index == chosen else OTHER_PERSON_COLOR
+        draw.rectangle(box, outline=(0, 0, 0), width=width + 2)
+        draw.rectangle(box, outline=color, width=width)
+        label = str(index)
+        text_box = draw.textbbox((box[0] + width + 2, box[1] + width + 2), label)
+        draw.rectangle([text_box[0] - 3, text_box[1] - 3, text_box[2] + 3, text_box[3] + 3], fill=(0, 0, 0))
+        draw.text((box[0] + width + 2, box[1] + width + 2), label, fill=color)
+        if index == chosen:
+            for x, y in np.asarray(person.keypoints, dtype=np.float32):
+                if x != MISSING and y != MISSING:
+                    radius = width + 1
+                    draw.ellipse([x * scale - radius, y * scale - radius, x * scale + radius, y * scale + radius], fill=color)
+    return picture

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .inference import NoPersonFoundError
-from .people_embedding import PersonEmbedding
+from .people_embedding import PersonChoiceError, PersonEmbedding
 
 
 @dataclass
@@ -44,13 +44,14 @@ def compare_people(
     second: Any,
     threshold: float | None = None,
     flip: bool = False,
-    pair: tuple[int, int] | None = None,
+    pair: tuple[int | None, int | None] | None = None,
     max_people: int = 20,
     min_person_size: float = 48,
 ) -> PeopleComparison:
     """Every person of `first` against every person of `second`; `pair` = (person in A, person in B)
-    picks the pair the verdict is about (default: the best-matching pair). Raises `NoPersonFoundError`
-    naming the photo where nobody was found."""
+    picks the pair the verdict is about (default: the best-matching pair; a None side: the best match of
+    the person chosen on the other side). Raises `NoPersonFoundError` naming the photo where nobody was
+    found, ValueError for a person number the photo does not hold."""
     from .evaluation.calibration import choose_threshold
 
     found = pipeline.embed_people([first, second], max_people=max_people, min_person_size=min_person_size, flip=flip)
@@ -59,19 +60,32 @@ def compare_people(
     if nobody:
         raise NoPersonFoundError(f"no person found in photo {' and '.join(nobody)}: nothing to compare")
     scores = _matrix(people_a) @ _matrix(people_b).T
-    if pair is None:
-        pair = tuple(int(index) for index in np.unravel_index(int(np.argmax(scores)), scores.shape))
-    elif not (0 <= pair[0] < len(people_a) and 0 <= pair[1] < len(people_b)):
-        raise ValueError(
-            f"person pair {pair} asked, but photo A holds {len(people_a)} and photo B {len(people_b)} people"
-        )
+    pair = _chosen_pair(scores, pair)
     both_faces = people_a[pair[0]].person.face_found and people_b[pair[1]].person.face_found
     chosen = choose_threshold(pipeline.calibration, both_faces, pipeline.description, threshold)
     return PeopleComparison(people_a, people_b, scores, pair, chosen)
+
+
+def _chosen_pair(scores: np.ndarray, pair: tuple[int | None, int | None] | None) -> tuple[int, int]:
+    """The pair asked for; a None side is filled with the best match of the other side (both None: the
+    best-matching pair of all)."""
+    first, second = pair if pair is not None else (None, None)
+    for side, (index, count) in enumerate(((first, scores.shape[0]), (second, scores.shape[1]))):
+        if index is not None and not 0 <= index < count:
+            raise PersonChoiceError(
+                f"person {index} of photo {'AB'[side]} asked, but it holds {count} {'person' if count == 1 else 'people'}"
+            )
+    if first is None and second is None:
+        first, second = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    elif first is None:
+        first = int(np.argmax(scores[:, second]))
+    elif second is None:
+        second = int(np.argmax(scores[first]))
+    return int(first), int(second)
 
 
 def _matrix(people: Sequence[PersonEmbedding]) -> np.ndarray:
     return np.stack([person.embedding for person in people]).astype(np.float32)
 
 
-__all__ = ["PeopleComparison", "compare_people"]
+__all__ = ["PeopleComparison", "PersonChoiceError", "compare_people"]

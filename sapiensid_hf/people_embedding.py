@@ -31,6 +31,10 @@ from .processing.people_in_image import (
 KEYPOINTS_REDETECTED, KEYPOINTS_GIVEN = "redetected", "given"
 
 
+class PersonChoiceError(ValueError):
+    """A person number (`--query-person`, a pair to compare) that the photo does not hold."""
+
+
 @dataclass
 class PersonEmbedding:
     """One person of one photo and their identity embedding (L2-normalised float32)."""
@@ -125,4 +129,4 @@ def _same_person(own: np.ndarray, redetected: np.ndarray) -> bool:
     return is_same_person(FoundPerson(own, own_box, 1.0, "pose"), FoundPerson(redetected, other_box, 1.0, "pose"))
 
 
-__all__ = ["KEYPOINTS_GIVEN", "KEYPOINTS_REDETECTED", "PeopleEmbeddings", "PersonEmbedding", "embed_people"]
+__all__ = ["KEYPOINTS_GIVEN", "KEYPOINTS_REDETECTED", "PeopleEmbeddings", "PersonChoiceError", "PersonEmbedding", "embed_people"]

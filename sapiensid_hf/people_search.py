@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .inference import NoPersonFoundError
-from .people_embedding import PeopleEmbeddings, PersonEmbedding
+from .people_embedding import PeopleEmbeddings, PersonChoiceError, PersonEmbedding
 
 
 @dataclass
@@ -70,8 +70,8 @@ def pick_query_person(found: PeopleEmbeddings, image_index: int, query_person: i
     if not people:
         raise NoPersonFoundError(f"{name}: no person found in the query photo: there is nobody to search for")
     if not 0 <= query_person < len(people):
-        raise ValueError(
-            f"{name}: --query-person {query_person} asked, but the photo holds {len(people)} "
+        raise PersonChoiceError(
+            f"{name}: query person {query_person} asked, but the photo holds {len(people)} "
             f"{'person' if len(people) == 1 else 'people'} (0 to {len(people) - 1})"
         )
     return people[query_person]

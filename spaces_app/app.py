@@ -30,13 +30,16 @@ from sapiensid_hf.inference import (
     MODEL_ENV_VAR,
     UNTRAINED_SOURCE,
     UNTRAINED_WARNING,
+    NoPersonFoundError,
     SapiensIDPipeline,
     load_pipeline,
 )
+from sapiensid_hf.people_embedding import PersonChoiceError
+from sapiensid_hf.people_search import pick_query_person
 from sapiensid_hf.processing.detector_assets import DETECTOR_DIR_ENV, DetectorNotAvailableError
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError, load_rgb
 from sapiensid_hf.processing.square_resampling import detector_square
-from sapiensid_hf.processing.visualization_sapiensid import draw_retina
+from sapiensid_hf.processing.visualization_sapiensid import draw_people, draw_retina
 
 logger = logging.getLogger("sapiensid_hf.space")
 
@@ -57,6 +60,7 @@ DEFAULT_TOP_K = 5
 OVERLAY_SIDE = 640
 DEFAULT_THRESHOLD = UNCALIBRATED_THRESHOLD  # shown before the first comparison, and for an uncalibrated model
 MODEL_CONCURRENCY_ID = "sapiensid-model"
+PEOPLE_CACHE_PREFIX = "people:"  # search-cache entries holding every person of a gallery picture
 # Uploaded files and rendered overlays are deleted from Gradio's temporary folder: checked every 5
 # minutes, removed once older than 15 minutes (and all of them when the server restarts).
 DELETE_CACHE = (300, 900)
@@ -80,7 +84,8 @@ OVERLAY_LEGEND = (
     "Overlays show the padded square the model reads: coloured dots are the 19 detected keypoints, the "
     "**grey grid** the full-image patches, the **blue** grid the upper-body ROI and the **red** grid the "
     "face ROI (each ROI is re-sampled at the same number of patches, so small faces get fine patches), "
-    "the **yellow** box the person that was chosen when there are several."
+    "the **yellow** box the person that was chosen when there are several. When a picture holds several "
+    "people, every person found gets a numbered box instead, and the two people compared are yellow."
 )
 
 
@@ -189,6 +194,28 @@ def render_overlay(rgb: np.ndarray, detection: Detection, grid_size: int) -> Ima
     )
 
 
+def _person_number(value: float | None) -> int | None:
+    """A person number typed on the page: None for "best match" (-1, empty)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or int(value) < 0:
+        return None
+    return int(value)
+
+
+def _seen(person: Any) -> str:
+    if person.face_found and person.body_found:
+        return "face and body"
+    return "face only" if person.face_found else "body only, no face"
+
+
+def people_overlay(rgb: np.ndarray, people: Sequence[Any], chosen: int | None) -> Image.Image:
+    """The photo with every person's numbered box (the `chosen` one yellow), on the same white square as
+    the single-person overlays."""
+    picture = draw_people(rgb, people, chosen, OVERLAY_SIDE)
+    square = Image.new("RGB", (OVERLAY_SIDE, OVERLAY_SIDE), (255, 255, 255))
+    square.paste(picture, ((OVERLAY_SIDE - picture.width) // 2, (OVERLAY_SIDE - picture.height) // 2))
+    return square
+
+
 def model_grid_size(pipeline: SapiensIDPipeline) -> int:
     config = pipeline.model.config
     return config.image_size // config.patch_size
@@ -201,7 +228,7 @@ def model_grid_size(pipeline: SapiensIDPipeline) -> int:
 
 def failure_message(error: Exception) -> str:
     """The message shown for an error raised while handling a request."""
-    if isinstance(error, UploadError | SapiensIDInputError):
+    if isinstance(error, UploadError | SapiensIDInputError | NoPersonFoundError | PersonChoiceError):
         return str(error)
     if isinstance(error, DetectorNotAvailableError):
         return (
@@ -235,11 +262,18 @@ class DemoHandlers:
         self.pipeline = pipeline
         self.grid_size = model_grid_size(pipeline)
 
-    def compare(self, image_a: Any, image_b: Any) -> tuple:
+    def compare(self, image_a: Any, image_b: Any, person_a: float | None = -1, person_b: float | None = -1) -> tuple:
         """Two uploads -> (overlay A, overlay B, cosine score, verdict, messages, threshold, its origin):
-        the verdict is taken at the model's calibrated threshold (`SapiensIDPipeline.verify`)."""
+        the verdict is taken at the model's calibrated threshold (`SapiensIDPipeline.verify`). When a
+        picture holds several people, or a person is chosen (`person_a` / `person_b` >= 0, the numbers on
+        the overlays), every person is compared (`SapiensIDPipeline.compare_people`): the best-matching
+        pair, or the chosen people."""
         try:
             images = [read_upload(image_a, "Image A"), read_upload(image_b, "Image B")]
+            chosen_people = (_person_number(person_a), _person_number(person_b))
+            several = [len(self.pipeline.processor.detect_people(rgb).people) > 1 for rgb in images]
+            if any(several) or chosen_people != (None, None):
+                return self._compare_people(images, chosen_people)
             verification = self.pipeline.verify(images[0], images[1])
         except Exception as error:  # every failure becomes a message in the page
             message = failure_message(error)
@@ -265,20 +299,67 @@ class DemoHandlers:
         verdict = self.rethreshold(score, chosen.value, origin)
         return overlays[0], overlays[1], score, verdict, "\n".join(messages), chosen.value, origin
 
+    def _compare_people(self, images: list[np.ndarray], chosen_people: tuple[int | None, int | None]) -> tuple:
+        """Every person of A against every person of B: numbered boxes on both overlays, the pair used in yellow."""
+        comparison = self.pipeline.compare_people(images[0], images[1], pair=chosen_people)
+        chosen = comparison.threshold
+        origin = {"value": chosen.value, "origin": chosen.origin}
+        overlays = [
+            people_overlay(rgb, [row.person for row in people], index)
+            for rgb, people, index in zip(
+                images, (comparison.people_a, comparison.people_b), comparison.pair, strict=True
+            )
+        ]
+        first, second = comparison.pair
+        how = "the best-matching pair" if chosen_people == (None, None) else "the people chosen"
+        messages = [
+            f"Image {label}: {len(people)} {'person' if len(people) == 1 else 'people'} found (numbered on the "
+            f"picture); person {index} compared ({_seen(people[index].person)})."
+            for label, people, index in (("A", comparison.people_a, first), ("B", comparison.people_b, second))
+        ]
+        messages.append(
+            f"Compared {how}: person {first} of A with person {second} of B (yellow boxes). Type a person's "
+            "number under a picture to compare another; -1 picks the best match."
+        )
+        if comparison.scores.size > 1:
+            messages.append(
+                f"The best of {comparison.scores.size} pairs: a threshold set for one pair lets more false matches "
+                "through when the best of many is taken."
+            )
+        if not self.pipeline.trained:
+            messages.insert(0, UNTRAINED_WARNING)
+        score = round(float(np.clip(comparison.score, -1.0, 1.0)), 4)
+        verdict = self.rethreshold(score, chosen.value, origin)
+        return overlays[0], overlays[1], score, verdict, "\n".join(messages), chosen.value, origin
+
     def rethreshold(self, score: float | None, threshold: float | None, chosen: dict | None = None) -> str:
         """The verdict at the slider's threshold; it keeps the calibrated threshold's origin until moved."""
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         origin = chosen["origin"] if chosen and abs(float(chosen["value"]) - threshold) < 5e-4 else "set on the slider"
         return verdict_markdown(score, threshold, self.pipeline.trained, origin)
 
-    def search(self, gallery_images: Any, query_image: Any, top_k: float, cache: dict | None) -> tuple:
+    def search(
+        self,
+        gallery_images: Any,
+        query_image: Any,
+        top_k: float,
+        cache: dict | None,
+        every_person: bool = False,
+        query_person: float | None = 0,
+    ) -> tuple:
         """Gallery uploads + query upload -> (ranked gallery, result table, query overlay, messages, cache).
+
+        With `every_person`, every person found in the gallery photos is a gallery entry (people_search.py)
+        and the query is its `query_person`-th person (0 = most prominent); the matches are shown with the
+        matched person boxed.
 
         `cache` maps an upload's server path (Gradio names uploads by content hash) to its embedding
         and detection, so repeated queries against one gallery embed each picture once.
         """
         cache = dict(cache or {})
         empty = ([], [], None)
+        if every_person:
+            return self._search_people(gallery_images, query_image, top_k, cache, query_person)
         try:
             query_rgb = read_upload(query_image, "Query image")
             gallery = [upload_path_and_name(payload) for payload in (gallery_images or [])]
@@ -332,6 +413,61 @@ class DemoHandlers:
             ranked.append((path, f"#{rank} {name} · {score:.3f}"))
             table.append([rank, name, round(score, 4), entry["person_found"], entry["face_found"]])
         overlay = render_overlay(query_rgb, query, self.grid_size)
+        return ranked, table, overlay, "\n".join(messages), cache
+
+    def _search_people(self, gallery_images: Any, query_image: Any, top_k: float, cache: dict, query_person: Any) -> tuple:
+        """`search` with every person of the gallery photos as an entry (see `search`)."""
+        try:
+            query_rgb = read_upload(query_image, "Query image")
+            gallery = [entry for entry in map(upload_path_and_name, gallery_images or []) if entry is not None]
+            if not gallery:
+                raise UploadError("Gallery: no images given. Upload the pictures to search among.")
+            if len(gallery) > MAX_GALLERY_IMAGES:
+                raise UploadError(f"Gallery: {len(gallery)} files given; this demo searches at most {MAX_GALLERY_IMAGES}.")
+            messages, people = [], []
+            for index, (path, name) in enumerate(gallery, start=1):
+                key = PEOPLE_CACHE_PREFIX + path
+                if key not in cache:
+                    try:
+                        rgb = read_upload({"path": path, "orig_name": name}, f"Gallery file {index}")
+                    except UploadError as error:
+                        messages.append(f"Skipped: {error}")
+                        continue
+                    found = self.pipeline.embed_people([rgb])
+                    cache[key] = [(row.person, row.embedding) for row in found.rows]
+                if not cache[key]:
+                    messages.append(f"Left out (no person found): {name}.")
+                people += [(path, name, number, person, embedding) for number, (person, embedding) in enumerate(cache[key])]
+            cache = {key: value for key, value in cache.items() if key.removeprefix(PEOPLE_CACHE_PREFIX) in dict(gallery)}
+            query_found = self.pipeline.embed_people([query_rgb])
+            number = _person_number(query_person) or 0
+            query = pick_query_person(query_found, 0, number, "Query image")
+        except Exception as error:  # every failure becomes a message in the page
+            message = failure_message(error)
+            gr.Warning(message)
+            return [], [], None, message, cache
+        if not people:
+            message = "\n".join(messages + ["No person was found in any gallery picture."])
+            gr.Warning(message)
+            return [], [], None, message, cache
+        embeddings = np.stack([embedding for *_, embedding in people])
+        scores = np.clip(embeddings @ query.embedding, -1.0, 1.0)
+        count = max(1, min(int(top_k or DEFAULT_TOP_K), MAX_TOP_K, len(people)))
+        ranked, table = [], []
+        for rank, position in enumerate(np.argsort(-scores, kind="stable")[:count], start=1):
+            path, name, person_number, person, _ = people[position]
+            score = float(scores[position])
+            others = [entry[3] for entry in people if entry[0] == path]
+            picture = draw_people(read_upload({"path": path, "orig_name": name}, name), others, person_number, OVERLAY_SIDE)
+            ranked.append((picture, f"#{rank} {name} · person {person_number} · {score:.3f}"))
+            table.append([rank, f"{name} (person {person_number})", round(score, 4), True, person.face_found])
+        people_in_query = len(query_found.people_of(0))
+        messages.insert(0, f"Query: {people_in_query} {'person' if people_in_query == 1 else 'people'} found; "
+                           f"searching for person {query.person_index} (yellow box), among {len(people)} people "
+                           f"in {len(gallery)} gallery pictures.")  # fmt: skip
+        if not self.pipeline.trained:
+            messages.insert(0, UNTRAINED_WARNING)
+        overlay = people_overlay(query_rgb, [row.person for row in query_found.people_of(0)], query.person_index)
         return ranked, table, overlay, "\n".join(messages), cache
 
     def _index_gallery(self, gallery: Sequence[tuple[str, str]], cache: dict) -> list[str]:
@@ -439,6 +575,15 @@ def build_compare_tab(handlers: DemoHandlers, examples: dict[str, str]) -> None:
             example_labels=[label for _, _, label in pairs],
             label="Example pairs (real photos)",
         )
+    with gr.Row():
+        person_a = gr.Number(
+            value=-1, precision=0, minimum=-1, label="Person in A (number on the picture; -1: best match)",
+            elem_id="person-a",
+        )
+        person_b = gr.Number(
+            value=-1, precision=0, minimum=-1, label="Person in B (number on the picture; -1: best match)",
+            elem_id="person-b",
+        )
     compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
     with gr.Row():
         overlay_a = gr.Image(
@@ -462,7 +607,7 @@ def build_compare_tab(handlers: DemoHandlers, examples: dict[str, str]) -> None:
     chosen_threshold = gr.State(None)  # the calibrated threshold of the last comparison and its origin
     compare_button.click(
         handlers.compare,
-        inputs=[image_a, image_b],
+        inputs=[image_a, image_b, person_a, person_b],
         outputs=[overlay_a, overlay_b, score, verdict, status, threshold, chosen_threshold],
         api_name="compare",
         preprocess=False,  # uploads are decoded by `read_upload`, which explains what is wrong with them
@@ -495,6 +640,15 @@ def build_search_tab(handlers: DemoHandlers, examples: dict[str, str]) -> None:
             label="Example gallery",
         )
     top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Top k", elem_id="top-k")
+    with gr.Row():
+        every_person = gr.Checkbox(
+            value=False, label="Search every person in the gallery pictures (group photos, street scenes)",
+            elem_id="every-person",
+        )
+        query_person = gr.Number(
+            value=0, precision=0, minimum=0, label="Query person (number on the query picture; 0 = most prominent)",
+            elem_id="query-person",
+        )
     search_button = gr.Button("Search", variant="primary", elem_id="search-button")
     results = gr.Gallery(label="Best matches", columns=5, height=360, elem_id="search-results")
     with gr.Row():
@@ -510,7 +664,7 @@ def build_search_tab(handlers: DemoHandlers, examples: dict[str, str]) -> None:
     cache = gr.State({})
     search_button.click(
         handlers.search,
-        inputs=[gallery_files, query, top_k, cache],
+        inputs=[gallery_files, query, top_k, cache, every_person, query_person],
         outputs=[results, table, query_overlay, status, cache],
         api_name="search",
         preprocess=False,  # see the Compare tab

@@ -142,6 +142,10 @@ def test_a_candidate_is_kept_when_the_whole_square_or_two_windows_saw_it():
     candidates = [Candidate(0, 0.9), Candidate(3, 0.6), Candidate(5, 0.61), Candidate(7, 0.3)]
     groups = confirmed_groups(candidates, same)
     assert [[member.window for member in group] for group in groups] == [[0], [5, 3]]
+    # below the strong score a person needs three windows: blurred people and people seen from behind
+    weak = [Candidate(4, 0.35), Candidate(6, 0.34), Candidate(8, 0.33), Candidate(1, 0.12), Candidate(2, 0.11)]
+    groups = confirmed_groups(weak + [Candidate(0, 0.9)], same, strong_score=0.5)
+    assert [[member.window for member in group] for group in groups] == [[0], [4, 6, 8]]
 
 
 def test_photo_pixels_and_crop_keypoints_round_trip():
@@ -285,7 +289,7 @@ def test_search_all_people_ranks_people_names_the_box_and_picks_the_query_person
     # a query person the photo does not hold, a query with nobody, a photo gallery file
     assert main(["search", str(query), "--gallery", str(people_file), "--all-people", "--query-person", "7",
                  "--model", model]) != 0  # fmt: skip
-    assert "--query-person 7 asked, but the photo holds 2 people" in capsys.readouterr().err
+    assert "query person 7 asked, but the photo holds 2 people" in capsys.readouterr().err
     sky = tmp_path / "sky.png"
     Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(sky)
     assert main(["search", str(sky), "--gallery", str(people_file), "--all-people", "--model", model]) != 0

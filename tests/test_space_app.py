@@ -331,3 +331,49 @@ def test_demo_command_line_names_the_problem(app_module, tiny_model_dir, caplog)
             app_module.main(["--model", str(tiny_model_dir), "--host", "0.0.0.0", "--port", str(port),
                              "--examples-dir", str(tiny_model_dir)])  # fmt: skip
     assert "anyone who can reach this address can use the demo" in caplog.text
+
+
+def test_compare_on_photos_with_several_people_uses_the_best_pair_or_the_chosen_people(
+    client, app_module, tiny_model_dir
+):
+    pipeline = load_pipeline(tiny_model_dir)
+    expected = pipeline.compare_people(str(photo("two_men")), str(photo("street_bus")))
+    overlay_a, _, score, verdict, status, _ = client.predict(
+        upload(photo("two_men")), upload(photo("street_bus")), api_name="/compare"
+    )
+    assert score == pytest.approx(expected.score, abs=1e-4)
+    first, second = expected.pair
+    assert f"Compared the best-matching pair: person {first} of A with person {second} of B" in status
+    assert "Image A: 2 people found (numbered on the picture)" in status and "the best of" in status
+    with Image.open(overlay_a) as picture:
+        assert picture.size == (app_module.OVERLAY_SIDE, app_module.OVERLAY_SIDE)
+
+    # the visitor picks person 1 in A; B's person is then A's person 1's best match
+    _, _, score, _, status, _ = client.predict(
+        upload(photo("two_men")), upload(photo("street_bus")), 1, -1, api_name="/compare"
+    )
+    row = expected.scores[1]
+    assert score == pytest.approx(float(row.max()), abs=1e-4)
+    assert f"person 1 of A with person {int(np.argmax(row))} of B" in status and "the people chosen" in status
+
+    _, _, score, verdict, status, _ = client.predict(
+        upload(photo("two_men")), upload(photo("street_bus")), 5, -1, api_name="/compare"
+    )
+    assert score is None and "person 5 of photo A asked, but it holds 2 people" in status
+
+
+def test_search_every_person_ranks_people_and_boxes_the_match(client, tiny_model_dir):
+    pipeline = load_pipeline(tiny_model_dir)
+    gallery = [upload(photo("two_men")), upload(photo("street_bus")), upload(photo("face_b_1"))]
+    results, table, overlay, status = client.predict(
+        gallery, upload(photo("street_bus")), 5, True, 1, api_name="/search"
+    )
+    own = pipeline.embed_people([str(photo("street_bus"))]).rows[1]
+    assert table["data"][0][1] == "street_bus.jpg (person 1)" and table["data"][0][2] == pytest.approx(1.0, abs=1e-3)
+    assert len(table["data"]) == 5  # 2 + 2 + 1 people in the gallery
+    assert "searching for person 1 (yellow box), among 5 people in 3 gallery pictures" in status
+    assert results[0]["caption"].startswith("#1 street_bus.jpg · person 1")
+    assert own.person.face_found == table["data"][0][4]
+
+    _, _, _, status = client.predict(gallery, upload(photo("street_bus")), 5, True, 4, api_name="/search")
+    assert "query person 4 asked, but the photo holds 2 people" in status

@@ -105,3 +105,32 @@ def test_compare_two_photos_in_the_browser(space, page, tmp_path):
     screenshot = tmp_path / "space_compare.png"
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000
+
+
+def test_compare_photos_with_several_people_in_the_browser(space, page, tmp_path):
+    url, _ = space
+    page.goto(url)
+    page.wait_for_selector("#compare-button")
+    page.locator("#image-a input[type=file]").set_input_files(str(PEOPLE_DIR / "two_men.jpg"))
+    page.locator("#image-b input[type=file]").set_input_files(str(PEOPLE_DIR / "street_bus.jpg"))
+    page.locator("#image-a img").first.wait_for()
+    page.locator("#image-b img").first.wait_for()
+    page.click("#compare-button")
+    wait_for_verdict(page, "threshold", tmp_path)
+    status = page.locator("#compare-status textarea").input_value()
+    assert "Image A: 2 people found (numbered on the picture)" in status
+    assert "Compared the best-matching pair" in status
+    for overlay in ("#overlay-a img", "#overlay-b img"):
+        page.locator(overlay).first.wait_for(state="visible", timeout=30_000)
+
+    # the visitor types person 1 under A: that person is compared with their best match in B
+    person_a = page.locator("#person-a input")
+    person_a.fill("1")
+    person_a.press("Tab")
+    page.click("#compare-button")
+    page.wait_for_function(
+        "() => (document.querySelector('#compare-status textarea')?.value || '').includes('the people chosen')",
+        timeout=RESULT_TIMEOUT_MS,
+    )
+    assert "person 1 of A with person" in page.locator("#compare-status textarea").input_value()
+    page.screenshot(path=str(tmp_path / "space_people.png"), full_page=True)

@@ -75,6 +75,7 @@ from .keypoint_layout import (
 )
 from .people_detection import (
     FACE_ONLY_MIN_SCORE,
+    WEAK_BODY_SCORE,
     Candidate,
     FoundPerson,
     confirmed_groups,
@@ -311,7 +312,7 @@ class BlazePoseDetector:
             for window_index, window in enumerate(search_windows()):
                 rows, columns = window.pixels(image.shape[0])
                 view = np.ascontiguousarray(image[rows, columns])
-                for person in self._find_people(view, self.min_detection_confidence):
+                for person in self._find_people(view, min(WEAK_BODY_SCORE, self.min_detection_confidence)):
                     roi = window.roi_to_square(person.roi)
                     body_candidates.append(Candidate(window_index, person.score, roi=roi))
                 if self.face_fallback:
@@ -321,7 +322,7 @@ class BlazePoseDetector:
                         face = Candidate(window_index, float(found.scores[index]), box=boxes[index], points=points[index])
                         face_candidates.append(face)
             bodies: list[FoundPerson] = []
-            for group in confirmed_groups(body_candidates, same_body_candidate):
+            for group in confirmed_groups(body_candidates, same_body_candidate, self.min_detection_confidence):
                 best = max(group, key=lambda candidate: candidate.score)
                 keypoints = self._landmarks(pixels, best.roi)
                 if keypoints is None:

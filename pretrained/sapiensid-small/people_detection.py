@@ -24,6 +24,10 @@ from .keypoint_layout import BODY_POINTS, EYE_1, EYE_2, FACE_POINTS, NOSE, visib
 TILE_GRIDS = (2, 3)
 WHOLE_SQUARE = 0  # index of the first window, the whole square
 MIN_WINDOWS_SEEN = 2
+MIN_WINDOWS_SEEN_WEAK = 3
+# Body hits from this score on are kept for the weak rule above (the strong rule uses the detector's
+# own threshold, 0.5).
+WEAK_BODY_SCORE = 0.3
 TILE_WIDTH_IN_CELLS = 1.5
 # Two finds are one person when their keypoint boxes overlap this much (intersection over union) ...
 SAME_PERSON_IOU = 0.4
@@ -107,10 +111,14 @@ def same_face_candidate(first: Candidate, second: Candidate) -> bool:
     return box_overlaps(first.box, second.box)[0] >= SAME_PERSON_IOU
 
 
-def confirmed_groups(candidates: list[Candidate], same: Callable[[Candidate, Candidate], bool]) -> list[list[Candidate]]:
+def confirmed_groups(
+    candidates: list[Candidate], same: Callable[[Candidate, Candidate], bool], strong_score: float = 0.0
+) -> list[list[Candidate]]:
     """Candidates grouped by `same` (each joins the first group holding a match, best score first), kept
-    when the whole square saw them or at least MIN_WINDOWS_SEEN windows did. A real person is seen from
-    every window that holds them; the detector's false hits on texture come from one window."""
+    when a hit of at least `strong_score` was seen by the whole square or by MIN_WINDOWS_SEEN windows, or
+    when weaker hits were seen by MIN_WINDOWS_SEEN_WEAK windows. A real person is seen from every window
+    that holds them (a person seen from behind, or blurred, often only weakly); the detector's false hits
+    on texture come from one window."""
     groups: list[list[Candidate]] = []
     for candidate in sorted(candidates, key=lambda candidate: -candidate.score):
         group = next((group for group in groups if any(same(candidate, member) for member in group)), None)
@@ -118,12 +126,15 @@ def confirmed_groups(candidates: list[Candidate], same: Callable[[Candidate, Can
             groups.append([candidate])
         else:
             group.append(candidate)
-    return [
-        group
-        for group in groups
-        if any(member.window == WHOLE_SQUARE for member in group)
-        or len({member.window for member in group}) >= MIN_WINDOWS_SEEN
-    ]
+    kept = []
+    for group in groups:
+        strong = [member for member in group if member.score >= strong_score]
+        strong_windows = {member.window for member in strong}
+        if WHOLE_SQUARE in strong_windows or len(strong_windows) >= MIN_WINDOWS_SEEN:
+            kept.append(group)
+        elif len({member.window for member in group}) >= MIN_WINDOWS_SEEN_WEAK:
+            kept.append(group)
+    return kept
 
 
 @dataclass
@@ -292,6 +303,7 @@ __all__ = [
     "Window",
     "box_overlaps",
     "FACE_ONLY_MIN_SCORE",
+    "WEAK_BODY_SCORE",
     "face_has_body",
     "face_person_box",
     "is_plausible_person",

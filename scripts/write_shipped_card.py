@@ -81,7 +81,36 @@ batch's similarity matrix (weight {distill['relation_weight']}), beside AdaFace 
 """
 
 
-def card(config: dict, run: dict, results: dict, fp32: dict | None, label: str, size_mb: float, recipe: Path) -> str:
+def peer_section(peer: dict | None, results: dict, label: str) -> str:
+    """The ReID peer trained on the same body photos (../shared/peers/osnet), beside this model."""
+    if not peer:
+        return ""
+    figures = headline(results, label)
+    figures["conreid_map"] = results["models"][label]["conreid"]["query_to_gallery"]["mAP"]
+    rows = [
+        ("CUHK03-val rank-1, cam 0 -> 1 / cam 1 -> 0 (mean)", "cuhk03_val"),
+        ("Con-ReID query -> gallery rank-1 / mAP", "conreid"),
+    ]
+    ours = {
+        "cuhk03_val": f"{100 * figures.get('cuhk03_val_rank1', float('nan')):.1f} %",
+        "conreid": f"{100 * figures.get('conreid_rank1', float('nan')):.1f} / {100 * figures.get('conreid_map', float('nan')):.1f}",
+    }
+    table = "\n".join(f"| {name} | {ours[key]} | {peer[key]} |" for name, key in rows)
+    return f"""
+## Beside a re-identification network trained on the same photos
+
+{peer['description']}
+
+| check | sapiensid-small | {peer['name']} |
+| --- | --- | --- |
+{table}
+"""
+
+
+def card(
+    config: dict, run: dict, results: dict, fp32: dict | None, label: str, size_mb: float, recipe: Path,
+    peer: dict | None = None,
+) -> str:  # fmt: skip
     record = config["training"]
     figures = headline(results, label)
     untrained = headline(results, UNTRAINED) if UNTRAINED in results["models"] else {}
@@ -163,7 +192,7 @@ camera directions; untrained {100 * untrained.get('cuhk03_val_rank1', float('nan
 accuracy {100 * figures.get('lfw_fold7_accuracy', float('nan')):.1f} % (untrained
 {100 * untrained.get('lfw_fold7_accuracy', float('nan')):.1f} %), Con-ReID rank-1
 {100 * figures.get('conreid_rank1', float('nan')):.1f} %.
-{ABLATION_POINTER if record.get("teacher") else ""}
+{ABLATION_POINTER if record.get("teacher") else ""}{peer_section(peer, results, label)}
 {thresholds_section(config)}
 ## Limits
 
@@ -205,14 +234,19 @@ def main() -> int:
     parser.add_argument(
         "--run-config", type=Path, default=None, help="the run's resolved config (default: <model>/training_config.json)"
     )
+    parser.add_argument(
+        "--peer", type=Path, default=None,
+        help="JSON of the ReID peer's figures: name, description, cuhk03_val and conreid (display strings)",
+    )  # fmt: skip
     args = parser.parse_args()
+    peer = json.loads(args.peer.read_text()) if args.peer else None
     config = json.loads((args.model / "config.json").read_text())
     results = json.loads(args.results.read_text())
     fp32 = json.loads(args.fp32_results.read_text()) if args.fp32_results else None
     label = next(label for label in results["models"] if label != UNTRAINED)
     size = (args.model / "model.safetensors").stat().st_size / 1e6
     run = json.loads((args.run_config or args.model / "training_config.json").read_text())
-    (args.model / "README.md").write_text(card(config, run, results, fp32, label, size, args.recipe.resolve()), encoding="utf-8")
+    (args.model / "README.md").write_text(card(config, run, results, fp32, label, size, args.recipe.resolve(), peer), encoding="utf-8")
     print(f"wrote {args.model / 'README.md'}")
     return 0
 

@@ -225,11 +225,17 @@ examples:
     parser.add_argument(
         "--gallery",
         "-g",
-        required=True,
+        default=None,
         metavar="FOLDER_OR_EMBEDDINGS",
-        help="folder of images, or a .npy/.parquet from `embed`",
+        help="folder of images, or a .npy/.parquet from `embed` (or search an index with --index)",
     )
     parser.add_argument("--top-k", "-k", type=positive_int, default=5, help="matches listed per query (default: 5)")
+    parser.add_argument(
+        "--index", metavar="FOLDER", default=None,
+        help="search a photo index made by `sapiensid index build` instead of a gallery (same model)",
+    )  # fmt: skip
+    parser.add_argument("--nprobe", type=positive_int, default=None, help="with --index of an IVF type: lists visited")
+    parser.add_argument("--ef-search", type=positive_int, default=None, help="with --index of an HNSW type: efSearch")
     parser.add_argument(
         "--output-dir", "-o", metavar="DIR", help="write ranking.md, ranking.csv and ranking.png here"
     )
@@ -346,6 +352,51 @@ examples:
     parser.add_argument("--private", action="store_true", help="create the repository as private")
 
 
+def _add_index(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "index",
+        help="a persistent, searchable index of a photo collection (build, add, remove, info)",
+        description=(
+            "Embed a photo collection once into an index folder (faiss, exact inner product by default), add new "
+            "or changed photos later (by content hash), remove photos, and search it with "
+            "`sapiensid search QUERY --index FOLDER`. Writes are atomic: a killed write leaves the previous "
+            "index searchable; a second writer is refused while one holds the index."
+        ),
+        epilog="""\
+examples:
+  sapiensid index build album/ --recursive --output album.sidx
+  sapiensid index build album/ --output people.sidx --all-people      # one row per person
+  sapiensid index add album.sidx new_photos/
+  sapiensid index remove album.sidx album/old.jpg     # or --missing: the files that are gone
+  sapiensid index info album.sidx
+  sapiensid search me.jpg --index album.sidx --top-k 10""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    build = actions.add_parser("build", help="embed photos into a new index")
+    build.add_argument("photos", nargs="+", metavar="IMAGE_OR_FOLDER")
+    build.add_argument("--output", "-o", dest="index", required=True, metavar="FOLDER", help="the index folder, e.g. album.sidx")
+    build.add_argument("--all-people", action="store_true", help="one row per person found (default: one per photo)")
+    build.add_argument(
+        "--index-type", default="Flat", metavar="FACTORY",
+        help="faiss factory string (default: Flat, exact); e.g. IVF1024,Flat or HNSW32 for large collections",
+    )  # fmt: skip
+    add = actions.add_parser("add", help="embed new or changed photos into an index")
+    add.add_argument("index", metavar="FOLDER")
+    add.add_argument("photos", nargs="+", metavar="IMAGE_OR_FOLDER")
+    for action in (build, add):
+        action.add_argument("--recursive", "-r", action="store_true", help="also take images in sub-folders")
+        action.add_argument("--num-workers", type=worker_count, default=None, metavar="N",
+                            help="processes that decode and detect (default: auto; 0 = in this process)")  # fmt: skip
+        _add_model_options(action, batch=False)
+    remove = actions.add_parser("remove", help="remove photos from an index")
+    remove.add_argument("index", metavar="FOLDER")
+    remove.add_argument("photos", nargs="*", metavar="IMAGE")
+    remove.add_argument("--missing", action="store_true", help="also remove every indexed photo whose file is gone")
+    info = actions.add_parser("info", help="what an index holds")
+    info.add_argument("index", metavar="FOLDER")
+
+
 OWN_COMMANDS: dict[str, Callable] = {
     "embed": _add_embed,
     "compare": _add_compare,
@@ -353,6 +404,7 @@ OWN_COMMANDS: dict[str, Callable] = {
     "search": _add_search,
     "export-onnx": _add_export_onnx,
     "push": _add_push,
+    "index": _add_index,
 }
 IMPLEMENTATIONS = {name: "sapiensid_hf.commands." + name.replace("-", "_") for name in OWN_COMMANDS}
 

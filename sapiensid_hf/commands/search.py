@@ -24,6 +24,7 @@ from .common import (
 )
 from .embedding_files import FORMATS, read_embeddings, weights_fingerprint
 from .ranking_image import RankedRow, render_ranking
+from .search_index import run_index_search
 from .search_people import run_people_search
 
 SHORT_UNTRAINED_WARNING = "UNTRAINED MODEL (random weights): these scores carry no identity information"
@@ -113,6 +114,11 @@ def _write_csv(path: Path, rows: list[RankedRow], warning: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     queries = collect_images(args.queries, recursive=args.recursive, what="query")
+    if (args.gallery is None) == (args.index is None):
+        raise CommandError("search needs either --gallery (photos or an embedding file) or --index (a photo index)")
+    if args.index is not None:
+        pipeline = open_pipeline(args.model, device=args.device)
+        return run_index_search(args, queries, pipeline)
     gallery_arg = Path(args.gallery).expanduser()
     if not gallery_arg.exists():
         raise CommandError(f"gallery {gallery_arg}: no such folder or embedding file")

@@ -1,0 +1,72 @@
+"""`sapiensid search QUERY --index FOLDER`: rank the rows of a photo index (photo_index/) for each query."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..inference import UNTRAINED_WARNING
+from ..photo_index import PhotoIndex
+from .common import CommandError, banner
+from .ranking_image import RankedRow, render_ranking
+
+
+def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) -> int:
+    index = PhotoIndex.open(Path(args.index).expanduser())
+    index.check_model(pipeline)
+    if index.manifest.flip != args.flip:
+        print(f"note: the index was embedded {'with' if index.manifest.flip else 'without'} --flip and the queries "
+              f"{'with' if args.flip else 'without'} it", file=sys.stderr)  # fmt: skip
+    per_person = index.manifest.per_person
+    searched, vectors, boxes = [], [], []
+    if per_person or args.all_people:
+        found = pipeline.embed_people(queries, flip=args.flip)
+        for number, query in enumerate(queries):
+            people = found.people_of(number)
+            if len(people) <= args.query_person:
+                print(f"{query}: {'no person found' if not people else f'no person {args.query_person}'}; not searched", file=sys.stderr)
+                continue
+            searched.append(query)
+            vectors.append(people[args.query_person].embedding)
+            boxes.append(people[args.query_person].person.box)
+    else:
+        result = pipeline.embed([os.fspath(query) for query in queries], flip=args.flip)
+        for number, query in enumerate(queries):
+            if not result.person_found[number]:
+                print(f"{query}: no person found; not searched", file=sys.stderr)
+                continue
+            searched.append(query)
+            vectors.append(result.embeddings[number])
+            boxes.append(None)
+    if not searched:
+        raise CommandError("no person found in any query image: there is nothing to search with")
+    import numpy as np
+
+    hits = index.search(np.stack(vectors), args.top_k, nprobe=args.nprobe, ef_search=args.ef_search)
+    warning = "" if pipeline.trained else "UNTRAINED MODEL (random weights): these scores carry no identity information"
+    lines = [f"**{warning}**", ""] if warning else []
+    lines += ["| query | rank | score | photo | person | box |", "| --- | ---: | ---: | --- | ---: | --- |"]
+    for query, query_hits in zip(searched, hits, strict=True):
+        for rank, hit in enumerate(query_hits, start=1):
+            person = "" if hit.person_index < 0 else str(hit.person_index)
+            box = "" if hit.box is None else "(" + ", ".join(f"{round(v)}" for v in hit.box) + ")"
+            lines.append(f"| {query} | {rank} | {hit.score:.4f} | {hit.path} | {person} | {box} |")
+    table = "\n".join(lines) + "\n"
+    print(table, end="")
+    if args.output_dir is not None:
+        output_dir = Path(args.output_dir).expanduser()
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "ranking.md").write_text(table, encoding="utf-8")
+        rows = [
+            RankedRow(os.fspath(query), [(hit.path, hit.score) for hit in query_hits], query_box=box,
+                      match_boxes=[hit.box for hit in query_hits])  # fmt: skip
+            for query, query_hits, box in zip(searched, hits, boxes, strict=True)
+        ]
+        render_ranking(rows, warning).save(output_dir / "ranking.png")
+        for name in ("ranking.md", "ranking.png"):
+            print(f"wrote {output_dir / name}")
+    if not pipeline.trained:
+        banner(UNTRAINED_WARNING)
+    return 0

@@ -1,0 +1,197 @@
+"""The on-disk form of a photo index (`sapiensid index`), written so that a killed write loses nothing.
+
+An index is a folder (by convention ``NAME.sidx``):
+
+    NAME.sidx/CURRENT            the name of the complete version in use, replaced in one step
+    NAME.sidx/LOCK               held (flock) by the one process that writes
+    NAME.sidx/v000003/manifest.json   model label, weights fingerprint, flip, dimension, index type, rows
+    NAME.sidx/v000003/rows.parquet    path, content_hash, person_index, box, person_found, face_found, embedding
+    NAME.sidx/v000003/index.faiss     the faiss index over the rows' embeddings, row i = faiss id i
+
+A writer builds the next version in a new folder, syncs it, and only then points CURRENT at it; older
+versions are deleted afterwards. A process killed at any moment leaves CURRENT naming a complete version,
+so the index stays searchable as it was. Readers read CURRENT once and use that version only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "sapiensid-photo-index"
+FORMAT_VERSION = 1
+CURRENT, LOCK = "CURRENT", "LOCK"
+MANIFEST, ROWS, FAISS_FILE = "manifest.json", "rows.parquet", "index.faiss"
+
+
+class PhotoIndexError(ValueError):
+    """An index folder that cannot be used: missing, corrupt, of another model, or busy. The message names
+    the folder and the problem."""
+
+
+@dataclass
+class Manifest:
+    model: str
+    weights_fingerprint: str
+    flip: bool
+    dimension: int
+    index_type: str  # a faiss factory string, e.g. "Flat", "IVF256,Flat", "HNSW32"
+    per_person: bool  # rows are people (--all-people) or photos
+    rows: int
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+
+@dataclass
+class Rows:
+    """The index's rows, in faiss id order."""
+
+    paths: list[str]
+    content_hashes: list[str]
+    person_index: np.ndarray  # (N,) int64, -1 for a per-photo row
+    boxes: np.ndarray  # (N, 4) float32 in the photo's pixels, -1 when unknown
+    person_found: np.ndarray  # (N,) bool
+    face_found: np.ndarray  # (N,) bool
+    embeddings: np.ndarray  # (N, D) float32, L2-normalised
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def take(self, keep: np.ndarray) -> Rows:
+        keep = np.asarray(keep)
+        pick = np.flatnonzero(keep) if keep.dtype == bool else keep
+        return Rows(
+            [self.paths[i] for i in pick], [self.content_hashes[i] for i in pick], self.person_index[pick],
+            self.boxes[pick], self.person_found[pick], self.face_found[pick], self.embeddings[pick],
+        )  # fmt: skip
+
+    @classmethod
+    def concatenate(cls, first: Rows, second: Rows) -> Rows:
+        return cls(
+            first.paths + second.paths, first.content_hashes + second.content_hashes,
+            np.concatenate([first.person_index, second.person_index]), np.concatenate([first.boxes, second.boxes]),
+            np.concatenate([first.person_found, second.person_found]), np.concatenate([first.face_found, second.face_found]),
+            np.concatenate([first.embeddings, second.embeddings]).astype(np.float32),
+        )  # fmt: skip
+
+    @classmethod
+    def empty(cls, dimension: int) -> Rows:
+        return cls([], [], np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, bool), np.zeros(0, bool),
+                   np.zeros((0, dimension), np.float32))  # fmt: skip
+
+
+@contextmanager
+def writer_lock(folder: Path) -> Iterator[None]:
+    """Hold the index's write lock; a second writer is refused at once, naming the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PhotoIndexError(f"index {folder}: another process is writing it; try again when it has finished") from None
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def current_version(folder: Path) -> Path:
+    """The complete version CURRENT names, or a clear error."""
+    if not folder.is_dir():
+        raise PhotoIndexError(f"index {folder}: no such folder (make one with `sapiensid index build`)")
+    pointer = folder / CURRENT
+    if not pointer.is_file():
+        raise PhotoIndexError(f"index {folder}: not a photo index (no {CURRENT} file)")
+    version = folder / pointer.read_text(encoding="utf-8").strip()
+    for name in (MANIFEST, ROWS, FAISS_FILE):
+        if not (version / name).is_file():
+            raise PhotoIndexError(f"index {folder}: {version.name}/{name} is missing; the index is damaged")
+    return version
+
+
+def read_manifest(version: Path) -> Manifest:
+    try:
+        data = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+        manifest = Manifest(**data)
+    except (json.JSONDecodeError, TypeError) as error:
+        raise PhotoIndexError(f"{version / MANIFEST}: not a photo-index manifest ({error})") from error
+    if manifest.format != FORMAT or manifest.format_version > FORMAT_VERSION:
+        raise PhotoIndexError(f"{version / MANIFEST}: format {manifest.format} v{manifest.format_version} is not readable here")
+    return manifest
+
+
+def read_rows(version: Path, manifest: Manifest) -> Rows:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(version / ROWS)
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        raise PhotoIndexError(f"{version / ROWS}: cannot be read ({error}); the index is damaged") from error
+    embeddings = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32).reshape(table.num_rows, -1)
+    if table.num_rows != manifest.rows or (table.num_rows and embeddings.shape[1] != manifest.dimension):
+        raise PhotoIndexError(
+            f"{version / ROWS}: {table.num_rows} rows of dimension {embeddings.shape[1] if table.num_rows else '?'}, "
+            f"the manifest says {manifest.rows} of {manifest.dimension}; the index is damaged"
+        )
+    return Rows(
+        table.column("path").to_pylist(), table.column("content_hash").to_pylist(),
+        np.asarray(table.column("person_index").to_pylist(), np.int64),
+        np.asarray(table.column("box").to_pylist(), np.float32).reshape(-1, 4),
+        np.asarray(table.column("person_found").to_pylist(), bool), np.asarray(table.column("face_found").to_pylist(), bool),
+        embeddings if table.num_rows else np.zeros((0, manifest.dimension), np.float32),
+    )  # fmt: skip
+
+
+def write_version(folder: Path, manifest: Manifest, rows: Rows, faiss_index) -> Path:
+    """Write the next version completely, then point CURRENT at it (the caller holds `writer_lock`)."""
+    import faiss
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    existing = sorted(path.name for path in folder.glob("v[0-9]*") if path.is_dir())
+    number = int(existing[-1][1:]) + 1 if existing else 1
+    version = folder / f"v{number:06d}"
+    version.mkdir()
+    flat = pa.array(rows.embeddings.reshape(-1), type=pa.float32())
+    table = pa.table({
+        "path": pa.array(rows.paths, type=pa.string()),
+        "content_hash": pa.array(rows.content_hashes, type=pa.string()),
+        "person_index": pa.array(rows.person_index.astype(np.int64)),
+        "box": pa.FixedSizeListArray.from_arrays(pa.array(rows.boxes.reshape(-1), type=pa.float32()), 4),
+        "person_found": pa.array(rows.person_found.astype(bool)),
+        "face_found": pa.array(rows.face_found.astype(bool)),
+        "embedding": pa.FixedSizeListArray.from_arrays(flat, manifest.dimension),
+    })  # fmt: skip
+    pq.write_table(table, version / ROWS)
+    faiss.write_index(faiss_index, str(version / FAISS_FILE))
+    (version / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
+    for name in (ROWS, FAISS_FILE, MANIFEST):
+        _fsync(version / name)
+    _fsync(version)
+    pointer = folder / (CURRENT + ".partial")
+    pointer.write_text(version.name + "\n", encoding="utf-8")
+    _fsync(pointer)
+    os.replace(pointer, folder / CURRENT)
+    _fsync(folder)
+    for old in existing:  # only once CURRENT names the new version
+        shutil.rmtree(folder / old, ignore_errors=True)
+    return version
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+__all__ = ["PhotoIndexError", "Manifest", "Rows", "current_version", "read_manifest", "read_rows", "write_version", "writer_lock"]

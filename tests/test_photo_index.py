@@ -1,0 +1,215 @@
+"""`sapiensid index` on real photos: build / add / remove / search equal exact search, atomic writes, refusals."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from detector_files import require_detector_files
+from PIL import Image
+
+from sapiensid_cli import main
+from sapiensid_hf import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.photo_index import PhotoIndex, PhotoIndexError, add_to_index, build_index, remove_from_index
+from sapiensid_hf.photo_index.store import writer_lock
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg")
+MORE = ("face_a_3.jpg", "street_bus.jpg")
+
+
+def tiny_model(folder: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    model = SapiensIDModel(SapiensIDConfig.tiny())
+    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
+    model.save_pretrained(folder)
+    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    require_detector_files()
+    return tiny_model(tmp_path_factory.mktemp("index_model"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_dir):
+    return load_pipeline(model_dir)
+
+
+@pytest.fixture
+def album(people_dir, tmp_path) -> Path:
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for name in PHOTOS:
+        shutil.copy(people_dir / name, folder / name)
+    return folder
+
+
+def exact_ranking(pipeline, query: Path, photos: list[Path]) -> list[tuple[str, float]]:
+    embedded = pipeline.embed([str(query)] + [str(photo) for photo in photos])
+    scores = embedded.embeddings[1:] @ embedded.embeddings[0]
+    order = np.argsort(-scores, kind="stable")
+    return [(str(photos[i].resolve()), float(scores[i])) for i in order]
+
+
+def index_ranking(folder: Path, pipeline, query: Path, k: int) -> list[tuple[str, float]]:
+    index = PhotoIndex.open(folder)
+    vector = pipeline.embed([str(query)]).embeddings
+    return [(hit.path, hit.score) for hit in index.search(vector, k)[0]]
+
+
+def assert_same_ranking(first, second):
+    assert [path for path, _ in first] == [path for path, _ in second]
+    np.testing.assert_allclose([s for _, s in first], [s for _, s in second], atol=1e-5)
+
+
+def test_build_add_remove_search_equal_exact_search(pipeline, album, people_dir, tmp_path):
+    folder = tmp_path / "album.sidx"
+    report = build_index(pipeline, sorted(album.iterdir()), folder)
+    assert report.rows == 4 and report.searchable == 4
+    query = people_dir / "face_a_3.jpg"
+    assert_same_ranking(index_ranking(folder, pipeline, query, 10), exact_ranking(pipeline, query, sorted(album.iterdir())))
+
+    for name in MORE:  # two new photos: only they are embedded
+        shutil.copy(people_dir / name, album / name)
+    report = add_to_index(pipeline, folder, sorted(album.iterdir()))
+    assert len(report.added) == 2 and report.unchanged == 4 and report.rows == 6
+    assert_same_ranking(index_ranking(folder, pipeline, query, 10), exact_ranking(pipeline, query, sorted(album.iterdir())))
+
+    # a changed file is embedded again and replaces its row; an unchanged one is left alone
+    Image.open(people_dir / "face_b_1.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(album / "face_b_1.jpg")
+    report = add_to_index(pipeline, folder, sorted(album.iterdir()))
+    assert report.replaced == [str((album / "face_b_1.jpg").resolve())] and report.unchanged == 5 and report.rows == 6
+    assert_same_ranking(index_ranking(folder, pipeline, query, 10), exact_ranking(pipeline, query, sorted(album.iterdir())))
+
+    report = remove_from_index(folder, [album / "two_men.jpg"])
+    assert report.rows == 5
+    (album / "two_men.jpg").rename(tmp_path / "two_men.jpg")  # out of the album, or the next add takes it back
+    (album / "face_a_1.jpg").unlink()  # gone from disk: reported by add, removed by --missing
+    report = add_to_index(pipeline, folder, sorted(album.iterdir()))
+    assert report.missing == [str((album / "face_a_1.jpg").resolve())]
+    report = remove_from_index(folder, missing=True)
+    assert report.removed == [str((album / "face_a_1.jpg").resolve())] and report.rows == 4
+    assert_same_ranking(index_ranking(folder, pipeline, query, 10), exact_ranking(pipeline, query, sorted(album.iterdir())))
+    assert len(list(folder.glob("v[0-9]*"))) == 1  # older versions are cleaned up
+
+
+def test_the_command_line_builds_adds_and_searches_an_index(model_dir, album, people_dir, tmp_path, capsys):
+    folder = tmp_path / "cli.sidx"
+    unreadable = album / "notes.jpg"
+    unreadable.write_text("not an image")
+    assert main(["index", "build", str(album), "--output", str(folder), "--model", str(model_dir)]) == 0
+    captured = capsys.readouterr()  # an unreadable photo is skipped and named, never silently
+    assert f"skipped {unreadable.resolve()}" in captured.err and "4 rows, 4 with a person" in captured.out
+    unreadable.unlink()
+    shutil.copy(people_dir / "face_a_3.jpg", album / "face_a_3.jpg")
+    (album / "broken.png").write_bytes(b"\x89PNG broken")
+    assert main(["index", "add", str(folder), str(album), "--model", str(model_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "embedded 1 photo(s)" in captured.out and "skipped" in captured.err and "broken.png" in captured.err
+    assert main(["index", "info", str(folder)]) == 0
+    assert "rows: 5 (photos) from 5 photo(s)" in capsys.readouterr().out
+    query = people_dir / "face_a_3.jpg"
+    assert main(["search", str(query), "--index", str(folder), "--top-k", "2", "--model", str(model_dir)]) == 0
+    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {query} | 1 |"))
+    assert "| 1.0000 |" in first and str((album / "face_a_3.jpg").resolve()) in first
+
+
+def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, tmp_path):
+    folder = tmp_path / "people.sidx"
+    build_index(pipeline, [people_dir / "two_men.jpg", people_dir / "street_bus.jpg"], folder, all_people=True)
+    index = PhotoIndex.open(folder)
+    assert index.manifest.per_person and len(index.rows) == 4
+    own = pipeline.embed_people([people_dir / "street_bus.jpg"]).rows[1]
+    hit = index.search(own.embedding[None], 1)[0][0]
+    assert hit.path.endswith("street_bus.jpg") and hit.person_index == 1 and hit.score == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(hit.box, own.person.box, atol=1e-3)
+
+
+def test_another_models_index_is_refused_by_name(pipeline, album, tmp_path):
+    folder = tmp_path / "album.sidx"
+    build_index(pipeline, sorted(album.iterdir()), folder)
+    other = load_pipeline(tiny_model(tmp_path / "other_model", seed=1))
+    with pytest.raises(PhotoIndexError, match="was embedded by another model"):
+        PhotoIndex.open(folder).check_model(other)
+    with pytest.raises(PhotoIndexError, match="was embedded by another model"):
+        add_to_index(other, folder, sorted(album.iterdir()))
+
+
+def test_a_second_writer_is_refused_and_a_damaged_index_is_named(pipeline, album, tmp_path):
+    folder = tmp_path / "album.sidx"
+    build_index(pipeline, sorted(album.iterdir()), folder)
+    with writer_lock(folder), pytest.raises(PhotoIndexError, match="another process is writing it"):
+        add_to_index(pipeline, folder, sorted(album.iterdir()))
+    with pytest.raises(PhotoIndexError, match="already exists"):
+        build_index(pipeline, sorted(album.iterdir()), folder)
+    version = next(folder.glob("v[0-9]*"))
+    rows = version / "rows.parquet"
+    rows.write_bytes(rows.read_bytes()[:100])  # truncated
+    with pytest.raises(PhotoIndexError, match="rows.parquet: cannot be read"):
+        PhotoIndex.open(folder)
+    (folder / "CURRENT").unlink()
+    with pytest.raises(PhotoIndexError, match="not a photo index"):
+        PhotoIndex.open(folder)
+    with pytest.raises(PhotoIndexError, match="no such folder"):
+        PhotoIndex.open(tmp_path / "nowhere.sidx")
+
+
+def test_an_ivf_index_needs_enough_rows_to_train(pipeline, album, tmp_path):
+    with pytest.raises(PhotoIndexError, match="must be trained on at least 64 rows"):
+        build_index(pipeline, sorted(album.iterdir()), tmp_path / "ivf.sidx", index_type="IVF64,Flat")
+    with pytest.raises(PhotoIndexError, match="not a faiss factory string"):
+        build_index(pipeline, sorted(album.iterdir()), tmp_path / "bad.sidx", index_type="NoSuchIndex")
+
+
+@pytest.mark.parametrize("moment", ["rows written", "just before CURRENT moves"])
+def test_an_add_killed_mid_write_leaves_the_previous_index_searchable(model_dir, pipeline, album, people_dir, tmp_path, moment):
+    folder = tmp_path / "album.sidx"
+    build_index(pipeline, sorted(album.iterdir()), folder)
+    query = people_dir / "face_a_3.jpg"
+    before = index_ranking(folder, pipeline, query, 10)
+    shutil.copy(people_dir / "face_a_3.jpg", album / "new.jpg")
+    # The writer kills itself with SIGKILL at `moment` (no cleanup runs, as with `kill -9`).
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        from pathlib import Path
+        import pyarrow.parquet as pq
+        from sapiensid_hf.inference import load_pipeline
+        from sapiensid_hf.photo_index import add_to_index
+
+        moment = {moment!r}
+        if moment == "rows written":
+            original = pq.write_table
+            def write_then_die(*args, **kwargs):
+                original(*args, **kwargs)
+                os.kill(os.getpid(), signal.SIGKILL)
+            pq.write_table = write_then_die
+        else:
+            real_replace = os.replace
+            def die_instead(source, target):
+                if str(target).endswith("CURRENT"):
+                    os.kill(os.getpid(), signal.SIGKILL)
+                real_replace(source, target)
+            os.replace = die_instead
+        pipeline = load_pipeline({str(model_dir)!r})
+        add_to_index(pipeline, Path({str(folder)!r}), sorted(Path({str(album)!r}).iterdir()))
+    """)
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert completed.returncode == -signal.SIGKILL, completed.stderr[-2000:]
+    assert index_ranking(folder, pipeline, query, 10) == before  # the old version, whole
+    assert len(list(folder.glob("v[0-9]*"))) == 2  # the dead writer's partial version is left beside it
+    report = add_to_index(pipeline, folder, sorted(album.iterdir()))  # the next writer goes on normally
+    assert report.added == [str((album / "new.jpg").resolve())] and report.rows == 5
+    assert len(list(folder.glob("v[0-9]*"))) == 1

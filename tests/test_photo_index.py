@@ -213,3 +213,21 @@ def test_an_add_killed_mid_write_leaves_the_previous_index_searchable(model_dir,
     report = add_to_index(pipeline, folder, sorted(album.iterdir()))  # the next writer goes on normally
     assert report.added == [str((album / "new.jpg").resolve())] and report.rows == 5
     assert len(list(folder.glob("v[0-9]*"))) == 1
+
+
+def test_the_index_as_a_datasets_column_with_its_faiss_search(pipeline, album, people_dir, tmp_path):
+    from sapiensid_hf.photo_index.datasets_view import add_cosine_faiss_index, index_as_dataset
+
+    folder = tmp_path / "album.sidx"
+    build_index(pipeline, sorted(album.iterdir()), folder)
+    dataset = index_as_dataset(folder)
+    add_cosine_faiss_index(dataset)
+    query = pipeline.embed([str(people_dir / "face_a_3.jpg")]).embeddings[0]
+    scores, examples = dataset.get_nearest_examples("embedding", query, k=3)
+    expected = index_ranking(folder, pipeline, people_dir / "face_a_3.jpg", 3)
+    assert examples["path"] == [path for path, _ in expected]
+    np.testing.assert_allclose(scores, [score for _, score in expected], atol=1e-5)
+    dataset.save_faiss_index("embedding", tmp_path / "embedding.faiss")  # and back
+    reloaded = index_as_dataset(folder)
+    reloaded.load_faiss_index("embedding", tmp_path / "embedding.faiss")
+    assert reloaded.get_nearest_examples("embedding", query, k=3)[1]["path"] == examples["path"]

@@ -397,6 +397,33 @@ examples:
     info.add_argument("index", metavar="FOLDER")
 
 
+def _add_cluster(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cluster",
+        help="group the photos (or people) of a collection into identities, without labels",
+        description=(
+            "Embed the photos (or, with --all-people, every person in them), join two rows whose cosine "
+            "similarity reaches the threshold, and group them (Chinese whispers by default; connected "
+            "components as the plain alternative). Writes clusters.json, a folder of links and a contact "
+            "sheet per cluster, and seen_once/ for the rest."
+        ),
+        epilog="""\
+examples:
+  sapiensid cluster album/ --output-dir people/
+  sapiensid cluster album/ --output-dir people/ --all-people --threshold 0.4""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    parser.add_argument("--output-dir", "-o", required=True, metavar="FOLDER", help="a new (or empty) folder")
+    parser.add_argument("--all-people", action="store_true", help="cluster every person found, not one per photo")
+    parser.add_argument(
+        "--threshold", type=cosine_threshold, default=None,
+        help="join two rows from this cosine on (default: the model's calibrated threshold at FAR 1e-2)",
+    )  # fmt: skip
+    parser.add_argument("--method", choices=("chinese-whispers", "components"), default="chinese-whispers")
+    _add_many_images_options(parser)
+
+
 OWN_COMMANDS: dict[str, Callable] = {
     "embed": _add_embed,
     "compare": _add_compare,
@@ -405,6 +432,7 @@ OWN_COMMANDS: dict[str, Callable] = {
     "export-onnx": _add_export_onnx,
     "push": _add_push,
     "index": _add_index,
+    "cluster": _add_cluster,
 }
 IMPLEMENTATIONS = {name: "sapiensid_hf.commands." + name.replace("-", "_") for name in OWN_COMMANDS}
 

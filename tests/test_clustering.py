@@ -1,0 +1,91 @@
+"""Clustering without labels: the two methods, the scores, and `sapiensid cluster` on real photos."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from detector_files import require_detector_files
+
+from sapiensid_cli import main
+from sapiensid_hf import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.clustering import bcubed_scores, cluster_embeddings, pairwise_scores
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+
+def on_circle(degrees) -> np.ndarray:
+    radians = np.radians(np.asarray(degrees, dtype=np.float64))
+    return np.stack([np.cos(radians), np.sin(radians)], axis=1).astype(np.float32)
+
+
+def test_a_bridge_between_two_people_merges_components_but_not_chinese_whispers():
+    # two tight groups 60 degrees apart, and one picture half-way that is close to both
+    embeddings = on_circle([0, 5, 10, 35, 60, 65, 70, 150])
+    threshold = float(np.cos(np.radians(27)))
+    components = cluster_embeddings(embeddings, threshold, "components")
+    assert [list(cluster) for cluster in components.clusters] == [[0, 1, 2, 3, 4, 5, 6]]
+    whispers = cluster_embeddings(embeddings, threshold, "chinese-whispers")
+    clusters = sorted(sorted(cluster.tolist()) for cluster in whispers.clusters)
+    assert len(clusters) == 2 and {0, 1, 2} <= set(clusters[0]) and {4, 5, 6} <= set(clusters[1])
+    assert whispers.singletons.tolist() == [7]  # seen once
+    again = cluster_embeddings(embeddings, threshold, "chinese-whispers")
+    assert np.array_equal(again.labels, whispers.labels)  # seeded: the same answer every time
+
+
+def test_pairwise_and_bcubed_scores_on_a_worked_example():
+    truth = np.array([0, 0, 1, 1])
+    predicted = np.array([0, 0, 0, -1])  # three together, the fourth seen once
+    pairs = pairwise_scores(predicted, truth)
+    assert pairs["precision"] == pytest.approx(1 / 3) and pairs["recall"] == pytest.approx(1 / 2)
+    cubed = bcubed_scores(predicted, truth)
+    assert cubed["precision"] == pytest.approx((2 / 3 + 2 / 3 + 1 / 3 + 1) / 4)
+    assert cubed["recall"] == pytest.approx((1 + 1 + 0.5 + 0.5) / 4)
+    perfect = bcubed_scores(np.array([0, 0, 1, 1]), truth)
+    assert perfect == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="method must be one of"):
+        cluster_embeddings(on_circle([0, 1]), 0.5, "kmeans")
+    with pytest.raises(ValueError, match="threshold is a cosine"):
+        cluster_embeddings(on_circle([0, 1]), 1.5)
+
+
+def test_cluster_command_writes_the_assignment_folders_and_sheets(people_dir, tmp_path, capsys):
+    require_detector_files()
+    model_dir = tmp_path / "model"
+    torch.manual_seed(0)
+    model = SapiensIDModel(SapiensIDConfig.tiny())
+    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
+    model.save_pretrained(model_dir)
+    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(model_dir)
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in ("face_a_1.jpg", "face_b_1.jpg", "two_men.jpg"):
+        (album / name).write_bytes((people_dir / name).read_bytes())
+    (album / "face_a_1_copy.jpg").write_bytes((people_dir / "face_a_1.jpg").read_bytes())  # the same picture twice
+    output = tmp_path / "people"
+    status = main(["cluster", str(album), "--output-dir", str(output), "--threshold", "0.999", "--model", str(model_dir)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    record = json.loads((output / "clusters.json").read_text())
+    assert [sorted(member["path"].rsplit("/", 1)[1] for member in cluster) for cluster in record["clusters"]] == [
+        ["face_a_1.jpg", "face_a_1_copy.jpg"]
+    ]
+    assert len(record["seen_once"]) == 2 and record["threshold"] == 0.999
+    assert sorted(link.name for link in (output / "person_000").iterdir()) == ["0000_face_a_1.jpg", "0001_face_a_1_copy.jpg"]
+    assert (output / "person_000" / "0000_face_a_1.jpg").resolve() == (album / "face_a_1.jpg").resolve()
+    assert (output / "person_000.jpg").stat().st_size > 1000 and (output / "seen_once.jpg").is_file()
+    assert "1 people seen more than once, 2 seen once, from 4 photos" in captured.out
+
+    # every person of the photos, and a folder that is not empty is refused
+    people = tmp_path / "people_rows"
+    assert main(["cluster", str(album), "--all-people", "--output-dir", str(people), "--threshold", "0.999",
+                 "--model", str(model_dir)]) == 0  # fmt: skip
+    rows = json.loads((people / "clusters.json").read_text())
+    assert rows["rows"] == "people" and any("box" in member for member in rows["seen_once"])
+    capsys.readouterr()
+    assert main(["cluster", str(album), "--output-dir", str(output), "--model", str(model_dir)]) != 0
+    assert "is not empty" in capsys.readouterr().err

@@ -1,0 +1,147 @@
+"""Clustering quality on the development people: Chinese whispers against connected components, one run.
+
+    python benchmarks/bench_clustering.py [--model DIR] [--conreid-people 40] [--write docs/benchmarks.md]
+
+Sets (people the model never trained on): LFW fold 7 (faces), CUHK03-val (bodies, two cameras), a
+Con-ReID subset (the query people, at most 12 photos each), and LFW + CUHK03-val mixed. Embeddings as
+`sapiensid evaluate --benchmark public-dev` makes them (flip, keypoints from the shared cache
+outputs/dev_keypoints when present). Each method at the model's calibrated thresholds (faces / bodies,
+best accuracy and FAR 1e-2): pairwise and BCubed F1, and the number of clusters (two or more photos) plus
+photos seen once against the true number of people. The ratio column is BCubed F1 against connected
+components at the same threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from markdown_report import publish_section
+
+from sapiensid_hf.clustering import bcubed_scores, cluster_embeddings, pairwise_scores
+from sapiensid_hf.commands.embedding_files import weights_fingerprint
+from sapiensid_hf.evaluation.public_dev import dev_keypoints, embed_rows, load_dev_sets
+from sapiensid_hf.inference import load_pipeline
+
+SECTION = "## Clustering the development people"
+REPO = Path(__file__).resolve().parents[1]
+IDENTITIES = REPO.parent / "shared" / "data" / "identities"
+
+
+def conreid_subset(dev, people: int, per_person: int, seed: int) -> np.ndarray:
+    """Rows of the first `people` query identities (sorted), at most `per_person` photos each."""
+    pids = np.asarray(dev.dataset["pid"])
+    roles = np.asarray(dev.dataset["role"])
+    chosen = sorted(set(pids[roles == "query"].tolist()))[:people]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for pid in chosen:
+        members = np.flatnonzero(pids == pid)
+        rows += sorted(rng.choice(members, size=min(per_person, len(members)), replace=False).tolist())
+    return np.asarray(rows)
+
+
+def load_cached(path: Path, fingerprint: str, conreid_people: int) -> dict:
+    """Embeddings of an earlier run of this benchmark with the same weights and subset, if any."""
+    if not path.is_file():
+        return {}
+    stored = np.load(path, allow_pickle=False)
+    if str(stored["fingerprint"]) != fingerprint or int(stored["conreid_people"]) != conreid_people:
+        return {}
+    return {name: (stored[f"{name}_embeddings"], stored[f"{name}_labels"]) for name in ("lfw_fold7", "cuhk03_val", "conreid")}
+
+
+def save_cached(path: Path, fingerprint: str, conreid_people: int, data: dict) -> None:
+    arrays = {f"{name}_{part}": value for name, (embeddings, labels) in data.items()
+              for part, value in (("embeddings", embeddings), ("labels", labels))}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, fingerprint=fingerprint, conreid_people=conreid_people, **arrays)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--conreid-people", type=int, default=40)
+    parser.add_argument("--keypoint-cache", type=Path, default=REPO / "outputs" / "dev_keypoints")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=REPO / "outputs" / "bench_clustering_embeddings.npz",
+                        help="embeddings kept between runs (same weights and subset only)")
+    parser.add_argument(
+        "--thresholds",
+        type=lambda text: [float(v) for v in text.split(",")],
+        default=[0.5, 0.6, 0.7],
+        help="fixed thresholds measured beside the calibrated ones (default: 0.5,0.6,0.7)",
+    )
+    parser.add_argument("--write", type=Path, default=None)
+    args = parser.parse_args()
+    pipeline = load_pipeline(args.model)
+    calibration = pipeline.calibration
+    if not calibration:
+        raise SystemExit(
+            f"{pipeline.description} records no calibrated thresholds: run `sapiensid calibrate` first"
+        )
+    sets = load_dev_sets(IDENTITIES)
+    data = load_cached(args.cache, weights_fingerprint(pipeline.model), args.conreid_people)
+    for name in () if data else ("lfw_fold7", "cuhk03_val", "conreid"):
+        dev = sets[name]
+        keypoints = dev_keypoints(dev, pipeline.processor, args.keypoint_cache, num_workers=0)
+        rows = (
+            conreid_subset(dev, args.conreid_people, 12, args.seed)
+            if name == "conreid"
+            else np.arange(len(dev.dataset))
+        )
+        subset = dev.dataset.select(rows.tolist())
+        embeddings = embed_rows(pipeline.model, pipeline.processor, subset, keypoints[rows], flip=True)
+        found = (keypoints[rows] != -1).all(axis=-1).any(axis=-1)  # a photo with nobody is not clustered
+        labels = np.asarray([f"{name}:{pid}" for pid in subset["pid"]])
+        data[name] = (embeddings[found], labels[found])
+    save_cached(args.cache, weights_fingerprint(pipeline.model), args.conreid_people, data)
+    data["lfw + cuhk03 (mixed)"] = tuple(
+        np.concatenate(parts) for parts in zip(data["lfw_fold7"], data["cuhk03_val"], strict=True)
+    )
+
+    lines = [
+        SECTION, "",
+        f"`python benchmarks/bench_clustering.py --conreid-people {args.conreid_people} --seed {args.seed}` with "
+        f"{pipeline.description}; thresholds from its calibration record. Clusters = groups of two or more, "
+        "seen once = singletons. Ratio = BCubed F1 of the method / of connected components at the same threshold.",
+        "",
+        "| set | photos / people | threshold | method | pairwise P / R / F1 | BCubed P / R / F1 | clusters + seen once | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    for name, (embeddings, labels) in data.items():
+        people = len(set(labels.tolist()))
+        kinds = (
+            ("face",)
+            if name == "lfw_fold7"
+            else ("body",)
+            if name in ("cuhk03_val", "conreid")
+            else ("face", "body")
+        )
+        thresholds = [(f"{kind}s {point.replace('_', ' ')}", float(calibration[kind][point]))
+                      for kind in kinds for point in ("best_accuracy", "far_1e-2")]  # fmt: skip
+        thresholds += [("fixed", value) for value in args.thresholds]
+        for origin, threshold in thresholds:
+            scores = {}
+            for method in ("components", "chinese-whispers"):
+                clustering = cluster_embeddings(embeddings, threshold, method, seed=args.seed)
+                pairs, cubed = (
+                    pairwise_scores(clustering.labels, labels),
+                    bcubed_scores(clustering.labels, labels),
+                )
+                scores[method] = cubed["f1"]
+                ratio = cubed["f1"] / scores["components"] if scores["components"] else float("nan")
+                lines.append(
+                    f"| {name} | {len(labels)} / {people} | {origin} {threshold:.3f} | {method} | "
+                    f"{pairs['precision']:.2f} / {pairs['recall']:.2f} / {pairs['f1']:.2f} | "
+                    f"{cubed['precision']:.2f} / {cubed['recall']:.2f} / {cubed['f1']:.2f} | "
+                    f"{len(clustering.clusters)} + {len(clustering.singletons)} | {ratio:.2f}x |"
+                )
+    lines += ["", f"(torch threads {torch.get_num_threads()})"]
+    publish_section(lines, SECTION, args.write)
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,7 @@ from PIL import Image
 
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.people_search import PeopleGallery, rank_people
+from sapiensid_hf.processing.people_detection import box_overlaps
 
 SECTION = "## Every person in a photo: detection, search in scenes, cost"
 REPO = Path(__file__).resolve().parents[1]
@@ -127,14 +128,6 @@ def compose_scenes(pairs, kind: str, count: int, rng: random.Random) -> list[tup
             placed.append((identity, (left, top, left + width, top + height)))
         scenes.append((canvas, placed))
     return scenes
-
-
-def box_iou(first, second) -> float:
-    low = np.maximum(first[:2], second[:2])
-    high = np.minimum(first[2:], second[2:])
-    intersection = float(np.prod(np.clip(high - low, 0, None)))
-    area = lambda box: float((box[2] - box[0]) * (box[3] - box[1]))  # noqa: E731
-    return intersection / (area(first) + area(second) - intersection)
 
 
 def right_place(found: np.ndarray, pasted: np.ndarray, kind: str) -> bool:
@@ -252,3 +245,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def box_iou(first, second) -> float:
+    """Intersection over union of two xyxy boxes (processing/people_detection.box_overlaps)."""
+    return box_overlaps(np.asarray(first, dtype=np.float32), np.asarray(second, dtype=np.float32))[0]

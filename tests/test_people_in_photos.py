@@ -15,7 +15,7 @@ from sapiensid_hf import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_detector import KeypointResult
-from sapiensid_hf.processing.people_detection import Candidate, confirmed_groups, search_windows
+from sapiensid_hf.processing.people_detection import Candidate, box_overlaps, confirmed_groups, search_windows
 from sapiensid_hf.processing.people_in_image import (
     Person,
     keypoints_in_crop,
@@ -41,14 +41,6 @@ def pipeline(tmp_path_factory):
     model.save_pretrained(folder)
     SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
     return load_pipeline(folder)
-
-
-def box_iou(first, second) -> float:
-    low = np.maximum(first[:2], second[:2])
-    high = np.minimum(first[2:], second[2:])
-    intersection = float(np.prod(np.clip(high - low, 0, None)))
-    area = lambda box: float((box[2] - box[0]) * (box[3] - box[1]))  # noqa: E731
-    return intersection / (area(first) + area(second) - intersection)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,3 +311,8 @@ def test_compare_on_photos_with_several_people_reports_the_best_pair(pipeline, p
     out = capsys.readouterr().out
     assert f"best-matching pair: person {best[0]} of A and person {best[1]} of B" in out
     assert "all pairs (rows: people of A, columns: people of B):" in out and "the best of" in out
+
+
+def box_iou(first, second) -> float:
+    """Intersection over union of two xyxy boxes (processing/people_detection.box_overlaps)."""
+    return box_overlaps(np.asarray(first, dtype=np.float32), np.asarray(second, dtype=np.float32))[0]

@@ -11,7 +11,6 @@ the index's model (weights fingerprint) and refuses any other by name.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..commands.embedding_files import weights_fingerprint
+from ..processing.detector_assets import file_sha256
 from ..processing.image_decoding import SapiensIDInputError
 from .store import (
     Manifest,
@@ -37,11 +37,8 @@ FAISS_FILE_NAME = "index.faiss"
 
 
 def content_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The sha256 of the file: `add` re-embeds a photo whose bytes changed."""
+    return file_sha256(Path(path))
 
 
 @dataclass

@@ -346,8 +346,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         name = describe_input(image, 0)
         rgb = load_rgb(image, name, self.max_image_pixels)
         find_everyone = getattr(self.detector, "detect_people", None)
-        if find_everyone is None:
-            raise TypeError(
+        if find_everyone is None:  # a ValueError: the tools report it as a message, not a traceback
+            raise ValueError(
                 f"the keypoint detector {type(self.detector).__name__} finds one person per image; "
                 "detect_people needs a detector with a detect_people method (the default BlazePose detector)"
             )

@@ -107,7 +107,7 @@ def test_a_detector_that_sees_one_person_is_refused_clearly():
         def detect(self, image):
             return KeypointResult()
 
-    with pytest.raises(TypeError, match="OnePersonDetector finds one person per image"):
+    with pytest.raises(ValueError, match="OnePersonDetector finds one person per image"):
         SapiensIDImageProcessor(detector=OnePersonDetector()).detect_people(np.zeros((64, 64, 3), np.uint8))
 
 

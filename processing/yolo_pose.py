@@ -23,7 +23,18 @@ import numpy as np
 from .detector_assets import DetectorNotAvailableError
 from .face_points import RetinaFaceFivePoints
 from .keypoint_detector import SOURCE_POSE, KeypointResult, official_face_points
-from .keypoint_layout import EYE_1, EYE_2, LEFT_EAR, LEFT_SHOULDER, MISSING, NOSE, RIGHT_EAR, empty_keypoints
+from .keypoint_layout import (
+    EYE_1,
+    EYE_2,
+    LEFT_EAR,
+    LEFT_SHOULDER,
+    MISSING,
+    NOSE,
+    RIGHT_EAR,
+    empty_keypoints,
+    visible,
+)
+from .people_detection import FoundPerson, most_prominent_first
 
 # COCO-17: nose, left eye, right eye, left ear, right ear, then shoulders, elbows, wrists, hips, knees,
 # ankles (left before right), the same body order as the 19-point layout's last 12.
@@ -100,6 +111,27 @@ class YoloPoseDetector:
         if self._five_points is not None:
             return official_face_points(self._five_points, image, result)
         return result if result is not None else KeypointResult()
+
+
+    def detect_people(self, image: np.ndarray) -> list[FoundPerson]:
+        """Every person YOLOv8-pose finds (it is a multi-person detector: no tiling needed), most prominent
+        first, each with the official five face points when `face_points="retinaface"`."""
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.shape[0] != image.shape[1]:
+            raise ValueError(f"expected a square RGB uint8 image (S, S, 3), got {image.dtype} {image.shape}")
+        prediction = self._model(np.ascontiguousarray(image[..., ::-1]), verbose=False)[0]
+        if prediction.keypoints is None or len(prediction.boxes.conf) == 0:
+            return []
+        points = np.asarray(_numpy(prediction.keypoints.xyn), dtype=np.float32)
+        boxes = np.clip(np.asarray(_numpy(prediction.boxes.xyxyn), dtype=np.float32).reshape(-1, 4), 0, 1)
+        scores = np.asarray(_numpy(prediction.boxes.conf), dtype=np.float32).reshape(-1)
+        people = []
+        for person_points, box, score in zip(points, boxes, scores, strict=True):
+            keypoints = keypoints_from_coco17(person_points)
+            if self._five_points is not None:
+                keypoints = official_face_points(self._five_points, image, KeypointResult(keypoints, box[None], 0, SOURCE_POSE)).keypoints
+            if visible(keypoints).any():
+                people.append(FoundPerson(keypoints, box, float(score), SOURCE_POSE))
+        return most_prominent_first(people)
 
 
 def _numpy(value: Any) -> np.ndarray:

@@ -123,3 +123,17 @@ def test_with_retinaface_the_stubbed_body_points_get_the_official_five_face_poin
     keypoints = SapiensIDImageProcessor(size=96, detector=detector)([photo], return_tensors="np")["keypoints"][0]
     assert visible(keypoints[[NOSE, EYE_1, EYE_2, MOUTH_1, MOUTH_2]]).all()
     np.testing.assert_array_equal(keypoints[LEFT_SHOULDER:], found[LEFT_SHOULDER:])
+
+
+def test_every_person_yolo_finds_is_a_person_of_detect_people():
+    stub = StubYolo(prediction([coco_person(), coco_person(0.2)], [0.6, 0.9]))
+    processor = SapiensIDImageProcessor(detector=YoloPoseDetector(model=stub, face_points=None))
+    found = processor.detect_people(np.zeros((100, 200, 3), dtype=np.uint8), min_person_size=1)
+    assert len(found.people) == 2 and found.found == 2
+    assert all(person.body_found and person.source == "pose" for person in found.people)
+    # boxes in the photo's pixels: the 200 x 200 square holds the photo 50 px down
+    boxes = sorted(person.box for person in found.people)
+    assert boxes[0][0] == pytest.approx(0.2 * 200, abs=1e-3)  # x: the square's x is the photo's
+    assert (boxes[0][1], boxes[0][3]) == (0.0, 100.0)  # y 0.1-0.9 of the square reaches past the photo: clipped to it
+    nobody = YoloPoseDetector(model=StubYolo(prediction([], [])), face_points=None)
+    assert nobody.detect_people(np.zeros((64, 64, 3), dtype=np.uint8)) == []

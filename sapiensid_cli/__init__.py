@@ -236,6 +236,7 @@ examples:
     )  # fmt: skip
     parser.add_argument("--nprobe", type=positive_int, default=None, help="with --index of an IVF type: lists visited")
     parser.add_argument("--ef-search", type=positive_int, default=None, help="with --index of an HNSW type: efSearch")
+    _add_backend_options(parser)
     parser.add_argument(
         "--output-dir", "-o", metavar="DIR", help="write ranking.md, ranking.csv and ranking.png here"
     )
@@ -352,6 +353,15 @@ examples:
     parser.add_argument("--private", action="store_true", help="create the repository as private")
 
 
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend", choices=("faiss", "milvus"), default="faiss",
+        help="faiss: an index folder (default); milvus: a Milvus collection, FOLDER being its URI "
+        "(http://host:19530, or a local file for milvus-lite; pip install \"sapiensid-hf[milvus]\")",
+    )  # fmt: skip
+    parser.add_argument("--collection", default="sapiensid_photos", help="the Milvus collection (default: sapiensid_photos)")
+
+
 def _add_index(subparsers) -> None:
     parser = subparsers.add_parser(
         "index",
@@ -369,7 +379,8 @@ examples:
   sapiensid index add album.sidx new_photos/
   sapiensid index remove album.sidx album/old.jpg     # or --missing: the files that are gone
   sapiensid index info album.sidx
-  sapiensid search me.jpg --index album.sidx --top-k 10""",
+  sapiensid search me.jpg --index album.sidx --top-k 10
+  sapiensid index build album/ --output http://milvus:19530 --backend milvus   # the same rows in Milvus""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="index_command", metavar="ACTION", required=True)
@@ -395,6 +406,8 @@ examples:
     remove.add_argument("--missing", action="store_true", help="also remove every indexed photo whose file is gone")
     info = actions.add_parser("info", help="what an index holds")
     info.add_argument("index", metavar="FOLDER")
+    for action in (build, add, remove, info):
+        _add_backend_options(action)
 
 
 def _add_cluster(subparsers) -> None:

@@ -12,6 +12,8 @@ from .common import CommandError, collect_images, model_label, open_pipeline
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.backend == "milvus":
+        return _run_milvus(args)
     folder = Path(args.index).expanduser()
     if args.index_command == "info":
         return _info(folder)
@@ -30,6 +32,30 @@ def run(args: argparse.Namespace) -> int:
     else:
         report = add_to_index(pipeline, folder, photos, num_workers=workers)
     return _report(report)
+
+
+def _run_milvus(args: argparse.Namespace) -> int:
+    """The same actions on a Milvus collection (photo_index/milvus_backend.py): --output / FOLDER is its URI."""
+    from ..photo_index.milvus_backend import MilvusPhotoIndex
+
+    index = MilvusPhotoIndex(args.index, args.collection)
+    if args.index_command == "info":
+        manifest, stored = index.manifest, index.stored()
+        print(f"Milvus {args.index}, collection {args.collection}")
+        print(f"  model: {manifest.model} (weights {manifest.weights_fingerprint})")
+        print(f"  rows: {len(stored)} ({'people' if manifest.per_person else 'photos'}), "
+              f"{sum(bool(row['person_found']) for row in stored)} with a person; {manifest.dimension}-d")  # fmt: skip
+        return 0
+    if args.index_command == "remove":
+        if args.missing:
+            raise CommandError("--missing works with the faiss index only; name the photos to remove")
+        return _report(index.remove([Path(p).expanduser() for p in args.photos]))
+    photos = collect_images(args.photos, recursive=args.recursive)
+    pipeline = open_pipeline(args.model, device=args.device)
+    if args.index_command == "build":
+        return _report(index.build(pipeline, photos, all_people=args.all_people, flip=args.flip,
+                                   model_label=model_label(args.model, pipeline)))  # fmt: skip
+    return _report(index.add(pipeline, photos))
 
 
 def _report(report: BuildReport) -> int:

@@ -14,7 +14,12 @@ from .ranking_image import RankedRow, render_ranking
 
 
 def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) -> int:
-    index = PhotoIndex.open(Path(args.index).expanduser())
+    if args.backend == "milvus":
+        from ..photo_index.milvus_backend import MilvusPhotoIndex
+
+        index = MilvusPhotoIndex(args.index, args.collection)
+    else:
+        index = PhotoIndex.open(Path(args.index).expanduser())
     index.check_model(pipeline)
     if index.manifest.flip != args.flip:
         print(f"note: the index was embedded {'with' if index.manifest.flip else 'without'} --flip and the queries "
@@ -44,7 +49,8 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
         raise CommandError("no person found in any query image: there is nothing to search with")
     import numpy as np
 
-    hits = index.search(np.stack(vectors), args.top_k, nprobe=args.nprobe, ef_search=args.ef_search)
+    settings = {} if args.backend == "milvus" else {"nprobe": args.nprobe, "ef_search": args.ef_search}
+    hits = index.search(np.stack(vectors), args.top_k, **settings)
     warning = "" if pipeline.trained else "UNTRAINED MODEL (random weights): these scores carry no identity information"
     lines = [f"**{warning}**", ""] if warning else []
     lines += ["| query | rank | score | photo | person | box |", "| --- | ---: | ---: | --- | ---: | --- |"]

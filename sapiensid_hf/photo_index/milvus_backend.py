@@ -1,0 +1,192 @@
+"""The same photo index in Milvus: a collection that can outgrow one machine, with no code change.
+
+`pymilvus.MilvusClient(uri)` talks to a Milvus server or cluster (``http://host:19530``) or, for a local
+file path (``album.db``), to milvus-lite embedded in this process: the same client API, so what is tested
+against milvus-lite runs against a server. Install with ``pip install "sapiensid-hf[milvus]"``.
+
+Collection schema (one row per photo or person, as the faiss index's rows.parquet):
+``id`` (INT64, primary: row number), ``vector`` (FLOAT_VECTOR, the L2-normalised embedding, inner-product
+metric = cosine), ``path``, ``content_hash`` (VARCHAR), ``person_index`` (INT64, -1 per photo), ``box``
+(FLOAT_VECTOR of 4, photo pixels; -1 when unknown), ``person_found`` / ``face_found`` (BOOL). The collection's
+property "sapiensid.manifest" holds the manifest (model, weights fingerprint, flip, dimension, per-person) as JSON; search
+checks the model by it and refuses another, as the faiss index does. Rows without a person are stored (so
+`add` knows the photo) and filtered out of every search.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..commands.embedding_files import weights_fingerprint
+from .index import BuildReport, SearchHit, content_hash, embed_rows
+from .store import Manifest, PhotoIndexError, Rows
+
+DEFAULT_COLLECTION = "sapiensid_photos"
+MANIFEST_PROPERTY = "sapiensid.manifest"  # a collection property: the manifest as JSON
+OUTPUT_FIELDS = ["path", "content_hash", "person_index", "box", "person_found", "face_found"]
+
+
+def _client(uri: str):
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as error:
+        raise PhotoIndexError('the Milvus backend needs pymilvus (pip install "sapiensid-hf[milvus]")') from error
+    return MilvusClient(uri)
+
+
+class MilvusPhotoIndex:
+    """A photo index stored in the Milvus collection `collection` at `uri`."""
+
+    def __init__(self, uri: str, collection: str = DEFAULT_COLLECTION):
+        self.uri, self.collection = os.fspath(uri), collection
+        self.client = _client(self.uri)
+
+    # -- manifest -------------------------------------------------------------------------------------
+
+    @property
+    def exists(self) -> bool:
+        return self.client.has_collection(self.collection)
+
+    @property
+    def manifest(self) -> Manifest:
+        if not self.exists:
+            raise PhotoIndexError(f"Milvus {self.uri}: no collection {self.collection!r} (make one with `sapiensid index build --backend milvus`)")
+        properties = self.client.describe_collection(self.collection).get("properties", {}) or {}
+        try:
+            return Manifest(**json.loads(properties.get(MANIFEST_PROPERTY, "")))
+        except (json.JSONDecodeError, TypeError) as error:
+            raise PhotoIndexError(f"Milvus {self.uri}: collection {self.collection!r} is not a sapiensid photo index") from error
+
+    def check_model(self, pipeline: Any) -> None:
+        manifest, fingerprint = self.manifest, weights_fingerprint(pipeline.model)
+        if manifest.weights_fingerprint != fingerprint:
+            raise PhotoIndexError(
+                f"Milvus collection {self.collection!r} at {self.uri} was embedded by another model ({manifest.model}, "
+                f"weights {manifest.weights_fingerprint}); this is {pipeline.description} (weights {fingerprint})"
+            )
+
+    # -- rows ------------------------------------------------------------------------------------------
+
+    def _create(self, manifest: Manifest) -> None:
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=manifest.dimension)
+        schema.add_field("path", DataType.VARCHAR, max_length=4096)
+        schema.add_field("content_hash", DataType.VARCHAR, max_length=64)
+        schema.add_field("person_index", DataType.INT64)
+        schema.add_field("box", DataType.FLOAT_VECTOR, dim=4)
+        schema.add_field("person_found", DataType.BOOL)
+        schema.add_field("face_found", DataType.BOOL)
+        index_params = self.client.prepare_index_params()
+        index_params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        index_params.add_index(field_name="box", index_type="FLAT", metric_type="L2")
+        self.client.create_collection(self.collection, schema=schema, index_params=index_params)
+        self._set_manifest(manifest)
+
+    def _set_manifest(self, manifest: Manifest) -> None:
+        self.client.alter_collection_properties(self.collection, properties={MANIFEST_PROPERTY: json.dumps(asdict(manifest))})
+
+    def _insert(self, rows: Rows, first_id: int) -> None:
+        if not len(rows):
+            return
+        records = [
+            {
+                "id": first_id + i, "vector": rows.embeddings[i].tolist(), "path": rows.paths[i],
+                "content_hash": rows.content_hashes[i], "person_index": int(rows.person_index[i]),
+                "box": rows.boxes[i].tolist(), "person_found": bool(rows.person_found[i]), "face_found": bool(rows.face_found[i]),
+            }
+            for i in range(len(rows))
+        ]  # fmt: skip
+        self.client.insert(self.collection, records)
+        self.client.flush(self.collection)
+
+    def stored(self) -> list[dict]:
+        """Every row's id, path and content hash."""
+        return self.client.query(self.collection, filter="id >= 0", output_fields=["id", "path", "content_hash", "person_found"])
+
+    # -- the jobs --------------------------------------------------------------------------------------
+
+    def build(self, pipeline: Any, photos: list[Path], all_people: bool = False, flip: bool = False, model_label: str | None = None) -> BuildReport:
+        if self.exists:
+            raise PhotoIndexError(f"Milvus {self.uri}: collection {self.collection!r} already exists: use `sapiensid index add`")
+        photos = [Path(photo).resolve() for photo in photos]
+        rows, skipped = embed_rows(pipeline, photos, all_people, flip)
+        if not len(rows):
+            raise PhotoIndexError("none of the photos could be read: nothing to index")
+        manifest = Manifest(
+            model=model_label or pipeline.description, weights_fingerprint=weights_fingerprint(pipeline.model), flip=flip,
+            dimension=rows.embeddings.shape[1], index_type="milvus FLAT IP", per_person=all_people, rows=len(rows),
+        )  # fmt: skip
+        self._create(manifest)
+        self._insert(rows, 0)
+        return BuildReport(Path(self.uri), len(rows), int(rows.person_found.sum()), added=sorted(set(rows.paths)), skipped=skipped)
+
+    def add(self, pipeline: Any, photos: list[Path]) -> BuildReport:
+        self.check_model(pipeline)
+        manifest = self.manifest
+        known = {row["path"]: row["content_hash"] for row in self.stored()}
+        todo, changed, unchanged, skipped = [], [], 0, []
+        for photo in (Path(photo).resolve() for photo in photos):
+            name = os.fspath(photo)
+            try:
+                digest = content_hash(photo)
+            except OSError as error:
+                skipped.append((name, str(error)))
+                continue
+            if known.get(name) == digest:
+                unchanged += 1
+                continue
+            todo.append(photo)
+            changed += [name] if name in known else []
+        rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip)
+        embedded = sorted(set(rows.paths))
+        if embedded:
+            self._delete_paths(embedded)
+            next_id = max((row["id"] for row in self.stored()), default=-1) + 1
+            self._insert(rows, next_id)
+        stored = self.stored()
+        self._set_manifest(Manifest(**{**asdict(manifest), "rows": len(stored)}))
+        return BuildReport(Path(self.uri), len(stored), sum(bool(row["person_found"]) for row in stored), added=embedded,
+                           replaced=sorted(set(changed) & set(embedded)), unchanged=unchanged, skipped=skipped + failed)  # fmt: skip
+
+    def remove(self, photos: list[str | os.PathLike]) -> BuildReport:
+        targets = sorted({os.fspath(Path(photo).resolve()) for photo in photos})
+        manifest = self.manifest
+        self._delete_paths(targets)
+        stored = self.stored()
+        self._set_manifest(Manifest(**{**asdict(manifest), "rows": len(stored)}))
+        return BuildReport(Path(self.uri), len(stored), sum(bool(row["person_found"]) for row in stored), removed=targets)
+
+    def _delete_paths(self, paths: list[str]) -> None:
+        if paths:
+            self.client.delete(self.collection, filter=f"path in {json.dumps(paths)}")
+            self.client.flush(self.collection)
+
+    def search(self, queries: np.ndarray, top_k: int) -> list[list[SearchHit]]:
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if queries.shape[1] != self.manifest.dimension:
+            raise PhotoIndexError(f"Milvus collection {self.collection!r} holds {self.manifest.dimension}-d embeddings, the queries are {queries.shape[1]}-d")
+        answers = self.client.search(
+            self.collection, data=queries.tolist(), limit=top_k, filter="person_found == true",
+            output_fields=OUTPUT_FIELDS, search_params={"metric_type": "IP"}, anns_field="vector",
+        )  # fmt: skip
+        results = []
+        for answer in answers:
+            hits = []
+            for match in answer:
+                entity = match["entity"]
+                box = tuple(float(v) for v in entity["box"]) if entity["person_index"] >= 0 else None
+                hits.append(SearchHit(entity["path"], int(entity["person_index"]), box, float(match["distance"]), int(match["id"])))
+            results.append(hits)
+        return results
+
+
+__all__ = ["DEFAULT_COLLECTION", "MilvusPhotoIndex"]

@@ -1,0 +1,89 @@
+"""The Milvus backend (milvus-lite: the same client API as a Milvus server) gives what the faiss index gives."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from detector_files import require_detector_files
+from PIL import Image
+
+from sapiensid_cli import main
+from sapiensid_hf import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.photo_index import PhotoIndex, PhotoIndexError, build_index
+from sapiensid_hf.photo_index.milvus_backend import MilvusPhotoIndex
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg", "street_bus.jpg")
+
+
+def tiny_model(folder: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    model = SapiensIDModel(SapiensIDConfig.tiny())
+    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
+    model.save_pretrained(folder)
+    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    require_detector_files()
+    return tiny_model(tmp_path_factory.mktemp("milvus_model"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_dir):
+    return load_pipeline(model_dir)
+
+
+def hits_of(results):
+    return [[(hit.path, hit.person_index, round(hit.score, 5)) for hit in hits] for hits in results]
+
+
+@pytest.mark.parametrize("all_people", [False, True])
+def test_milvus_lite_equals_the_faiss_index(pipeline, people_dir, tmp_path, all_people):
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in PHOTOS[:4]:
+        shutil.copy(people_dir / name, album / name)
+    photos = sorted(album.iterdir())
+    build_index(pipeline, photos, tmp_path / "album.sidx", all_people=all_people)
+    milvus = MilvusPhotoIndex(str(tmp_path / "album.db"))
+    milvus.build(pipeline, photos, all_people=all_people)
+    queries = pipeline.embed([str(people_dir / "face_a_3.jpg"), str(people_dir / "street_bus.jpg")]).embeddings
+    faiss_hits = PhotoIndex.open(tmp_path / "album.sidx").search(queries, 10)
+    assert hits_of(milvus.search(queries, 10)) == hits_of(faiss_hits)
+
+    # grow and shrink both the same way: an unchanged photo is skipped, a changed one replaced
+    shutil.copy(people_dir / PHOTOS[4], album / PHOTOS[4])
+    Image.open(people_dir / "face_b_1.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(album / "face_b_1.jpg")
+    from sapiensid_hf.photo_index import add_to_index, remove_from_index
+
+    first = add_to_index(pipeline, tmp_path / "album.sidx", sorted(album.iterdir()))
+    second = milvus.add(pipeline, sorted(album.iterdir()))
+    assert (second.added, second.replaced, second.unchanged) == (first.added, first.replaced, first.unchanged)
+    remove_from_index(tmp_path / "album.sidx", [album / "two_men.jpg"])
+    milvus.remove([album / "two_men.jpg"])
+    faiss_hits = PhotoIndex.open(tmp_path / "album.sidx").search(queries, 10)
+    assert hits_of(milvus.search(queries, 10)) == hits_of(faiss_hits)
+    assert milvus.manifest.rows == len(PhotoIndex.open(tmp_path / "album.sidx").rows)
+
+
+def test_another_model_is_refused_and_the_cli_searches_milvus(pipeline, model_dir, people_dir, tmp_path, capsys):
+    uri = str(tmp_path / "people.db")
+    assert main(["index", "build", str(people_dir / "face_a_1.jpg"), str(people_dir / "face_a_2.jpg"), "--output", uri,
+                 "--backend", "milvus", "--model", str(model_dir)]) == 0  # fmt: skip
+    capsys.readouterr()
+    query = people_dir / "face_a_2.jpg"
+    assert main(["search", str(query), "--index", uri, "--backend", "milvus", "--top-k", "1", "--model", str(model_dir)]) == 0
+    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {query} | 1 |"))
+    assert "| 1.0000 |" in first and str(query.resolve()) in first
+    other = load_pipeline(tiny_model(tmp_path / "other", seed=1))
+    with pytest.raises(PhotoIndexError, match="was embedded by another model"):
+        MilvusPhotoIndex(uri).check_model(other)
+    with pytest.raises(PhotoIndexError, match="no collection 'nothing_here'"):
+        _ = MilvusPhotoIndex(uri, "nothing_here").manifest

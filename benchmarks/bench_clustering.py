@@ -21,9 +21,8 @@ import torch
 from markdown_report import publish_section
 
 from sapiensid_hf.clustering import bcubed_scores, cluster_embeddings, pairwise_scores
-from sapiensid_hf.commands.embedding_files import weights_fingerprint
 from sapiensid_hf.evaluation.public_dev import dev_keypoints, embed_rows, load_dev_sets
-from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.inference import load_pipeline, weights_fingerprint
 
 SECTION = "## Clustering the development people"
 REPO = Path(__file__).resolve().parents[1]

@@ -5,6 +5,7 @@ Shared by the CLI, the quickstart and the Space so they all load and embed the s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,6 +31,16 @@ UNTRAINED_WARNING = (
     "checkpoint (`sapiensid convert-official`) or pass --model with a trained folder / hub id."
 )
 UNTRAINED_SOURCE = "untrained"  # --model untrained: a randomly initialised tiny model, on purpose
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 (first 16 hex digits) over every parameter and buffer, in name order: which weights embedded
+    a file or an index, so that another model's queries are refused."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -125,18 +136,21 @@ class SapiensIDPipeline:
         min_person_size: float = 48,
         flip: bool = False,
         batch_size: int = 8,
+        detections: Sequence[Any] | None = None,
     ) -> PeopleEmbeddings:
         """Every person in each photo, one embedding each (people_embedding.py): the image index, the
         person's box, keypoints, score and found flags, and the embedding of their crop. `embed` keeps one
-        person per photo."""
-        return embed_people(self, images, max_people, min_person_size, flip, batch_size)
+        person per photo. `detections`: `processor.detect_people` of each photo, when already run."""
+        return embed_people(self, images, max_people, min_person_size, flip, batch_size, detections)
 
-    def compare_people(self, first: Any, second: Any, threshold: float | None = None, flip: bool = False, pair=None):
+    def compare_people(
+        self, first: Any, second: Any, threshold: float | None = None, flip: bool = False, pair=None, detections=None
+    ):
         """Every person of `first` against every person of `second` (people_compare.py): the scores, the
         best-matching pair (or `pair`) and its verdict at the threshold `verify` would use."""
         from .people_compare import compare_people
 
-        return compare_people(self, first, second, threshold=threshold, flip=flip, pair=pair)
+        return compare_people(self, first, second, threshold=threshold, flip=flip, pair=pair, detections=detections)
 
     @property
     def calibration(self) -> dict[str, Any] | None:

@@ -47,14 +47,17 @@ def compare_people(
     pair: tuple[int | None, int | None] | None = None,
     max_people: int = 20,
     min_person_size: float = 48,
+    detections: Sequence[Any] | None = None,
 ) -> PeopleComparison:
     """Every person of `first` against every person of `second`; `pair` = (person in A, person in B)
     picks the pair the verdict is about (default: the best-matching pair; a None side: the best match of
-    the person chosen on the other side). Raises `NoPersonFoundError` naming the photo where nobody was
+    the person chosen on the other side). `detections`: the two photos' `detect_people`, if already run. Raises `NoPersonFoundError` naming the photo where nobody was
     found, ValueError for a person number the photo does not hold."""
     from .evaluation.calibration import choose_threshold
 
-    found = pipeline.embed_people([first, second], max_people=max_people, min_person_size=min_person_size, flip=flip)
+    found = pipeline.embed_people(
+        [first, second], max_people=max_people, min_person_size=min_person_size, flip=flip, detections=detections
+    )
     people_a, people_b = found.people_of(0), found.people_of(1)
     nobody = [label for label, people in (("A", people_a), ("B", people_b)) if not people]
     if nobody:

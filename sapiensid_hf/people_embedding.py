@@ -72,20 +72,27 @@ def embed_people(
     min_person_size: float = DEFAULT_MIN_PERSON_SIZE,
     flip: bool = False,
     batch_size: int = 8,
+    detections: Sequence[PeopleInImage] | None = None,
 ) -> PeopleEmbeddings:
     """Detect every person in each photo and embed each one from their crop (see the module docstring).
 
-    A photo with nobody in it contributes no row (its `PeopleInImage.summary()` says "nobody found").
-    The first photo that cannot be read raises its error, naming it.
+    `detections`: `processor.detect_people` of each photo when the caller has it already (it is not run
+    again). A photo with nobody in it contributes no row (its `PeopleInImage.summary()` says "nobody
+    found"). The first photo that cannot be read raises its error, naming it.
     """
     if len(images) == 0:
         raise ValueError("no images given")
+    if detections is not None and len(detections) != len(images):
+        raise ValueError(f"{len(detections)} detections given for {len(images)} images")
     processor = pipeline.processor
     result = PeopleEmbeddings()
     crops, owners = [], []
     for image_index, image in enumerate(images):
         rgb = load_rgb(image, describe_input(image, image_index), processor.max_image_pixels)
-        found = processor.detect_people(rgb, max_people=max_people, min_person_size=min_person_size)
+        if detections is not None:
+            found = detections[image_index]
+        else:
+            found = processor.detect_people(rgb, max_people=max_people, min_person_size=min_person_size)
         result.images.append(found)
         for person_index, person in enumerate(found.people):
             left, top, right, bottom = person.crop_box(found.width, found.height)

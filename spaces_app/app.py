@@ -271,9 +271,9 @@ class DemoHandlers:
         try:
             images = [read_upload(image_a, "Image A"), read_upload(image_b, "Image B")]
             chosen_people = (_person_number(person_a), _person_number(person_b))
-            several = [len(self.pipeline.processor.detect_people(rgb).people) > 1 for rgb in images]
-            if any(several) or chosen_people != (None, None):
-                return self._compare_people(images, chosen_people)
+            detections = [self.pipeline.processor.detect_people(rgb) for rgb in images]
+            if any(len(found.people) > 1 for found in detections) or chosen_people != (None, None):
+                return self._compare_people(images, chosen_people, detections)
             verification = self.pipeline.verify(images[0], images[1])
         except Exception as error:  # every failure becomes a message in the page
             message = failure_message(error)
@@ -299,9 +299,11 @@ class DemoHandlers:
         verdict = self.rethreshold(score, chosen.value, origin)
         return overlays[0], overlays[1], score, verdict, "\n".join(messages), chosen.value, origin
 
-    def _compare_people(self, images: list[np.ndarray], chosen_people: tuple[int | None, int | None]) -> tuple:
+    def _compare_people(
+        self, images: list[np.ndarray], chosen_people: tuple[int | None, int | None], detections: list[Any]
+    ) -> tuple:
         """Every person of A against every person of B: numbered boxes on both overlays, the pair used in yellow."""
-        comparison = self.pipeline.compare_people(images[0], images[1], pair=chosen_people)
+        comparison = self.pipeline.compare_people(images[0], images[1], pair=chosen_people, detections=detections)
         chosen = comparison.threshold
         origin = {"value": chosen.value, "origin": chosen.origin}
         overlays = [

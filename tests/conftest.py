@@ -36,16 +36,9 @@ def people_dir() -> Path:
 def trained_tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random model saved with its processor and a stand-in training record, so the tools treat it
     as trained weights. Shared by the session: copy it before changing it."""
-    from sapiensid_hf import SapiensIDConfig, SapiensIDModel
-    from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+    from tiny_models import save_trained_tiny_model
 
-    folder = tmp_path_factory.mktemp("trained_tiny_model")
-    torch.manual_seed(0)
-    model = SapiensIDModel(SapiensIDConfig.tiny())
-    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
-    model.save_pretrained(folder)
-    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
-    return folder
+    return save_trained_tiny_model(tmp_path_factory.mktemp("trained_tiny_model"))
 
 
 @pytest.fixture(autouse=True)

@@ -6,13 +6,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from detector_files import require_detector_files
 
 from sapiensid_cli import main
-from sapiensid_hf import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.clustering import bcubed_scores, cluster_embeddings, pairwise_scores
-from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 
 
 def on_circle(degrees) -> np.ndarray:
@@ -53,14 +50,9 @@ def test_bad_settings_are_refused():
         cluster_embeddings(on_circle([0, 1]), 1.5)
 
 
-def test_cluster_command_writes_the_assignment_folders_and_sheets(people_dir, tmp_path, capsys):
+def test_cluster_command_writes_the_assignment_folders_and_sheets(people_dir, trained_tiny_model_dir, tmp_path, capsys):
     require_detector_files()
-    model_dir = tmp_path / "model"
-    torch.manual_seed(0)
-    model = SapiensIDModel(SapiensIDConfig.tiny())
-    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
-    model.save_pretrained(model_dir)
-    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(model_dir)
+    model_dir = trained_tiny_model_dir
     album = tmp_path / "album"
     album.mkdir()
     for name in ("face_a_1.jpg", "face_b_1.jpg", "two_men.jpg"):

@@ -6,12 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 from detector_files import require_detector_files
 from PIL import Image
 
 from sapiensid_cli import main
-from sapiensid_hf import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_detector import KeypointResult
@@ -32,15 +30,9 @@ def processor():
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
+def pipeline(trained_tiny_model_dir):
     require_detector_files()
-    folder = tmp_path_factory.mktemp("tiny_people_model")
-    torch.manual_seed(0)
-    model = SapiensIDModel(SapiensIDConfig.tiny())
-    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
-    model.save_pretrained(folder)
-    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
-    return load_pipeline(folder)
+    return load_pipeline(trained_tiny_model_dir)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -316,3 +308,19 @@ def test_compare_on_photos_with_several_people_reports_the_best_pair(pipeline, p
 def box_iou(first, second) -> float:
     """Intersection over union of two xyxy boxes (processing/people_detection.box_overlaps)."""
     return box_overlaps(np.asarray(first, dtype=np.float32), np.asarray(second, dtype=np.float32))[0]
+
+
+def test_detections_already_made_are_used_as_they_are(pipeline, people_dir):
+    photos = [people_dir / "two_men.jpg", people_dir / "street_bus.jpg"]
+    detections = [pipeline.processor.detect_people(photo) for photo in photos]
+    calls = []
+    original = pipeline.processor.detect_people
+    pipeline.processor.detect_people = lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs)
+    try:
+        given = pipeline.embed_people(photos, detections=detections)
+    finally:
+        del pipeline.processor.detect_people
+    assert calls == []  # not detected a second time
+    np.testing.assert_allclose(given.embeddings, pipeline.embed_people(photos).embeddings, atol=1e-6)
+    with pytest.raises(ValueError, match="1 detections given for 2 images"):
+        pipeline.embed_people(photos, detections=detections[:1])

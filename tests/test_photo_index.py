@@ -12,34 +12,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from detector_files import require_detector_files
 from PIL import Image
+from tiny_models import save_trained_tiny_model
 
 from sapiensid_cli import main
-from sapiensid_hf import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.photo_index import PhotoIndex, PhotoIndexError, add_to_index, build_index, remove_from_index
 from sapiensid_hf.photo_index.store import writer_lock
-from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 
 PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg")
 MORE = ("face_a_3.jpg", "street_bus.jpg")
 
 
-def tiny_model(folder: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    model = SapiensIDModel(SapiensIDConfig.tiny())
-    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
-    model.save_pretrained(folder)
-    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
+def model_dir(trained_tiny_model_dir) -> Path:
     require_detector_files()
-    return tiny_model(tmp_path_factory.mktemp("index_model"), seed=0)
+    return trained_tiny_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +129,7 @@ def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, t
 def test_another_models_index_is_refused_by_name(pipeline, album, tmp_path):
     folder = tmp_path / "album.sidx"
     build_index(pipeline, sorted(album.iterdir()), folder)
-    other = load_pipeline(tiny_model(tmp_path / "other_model", seed=1))
+    other = load_pipeline(save_trained_tiny_model(tmp_path / "other_model", seed=1))
     with pytest.raises(PhotoIndexError, match="was embedded by another model"):
         PhotoIndex.open(folder).check_model(other)
     with pytest.raises(PhotoIndexError, match="was embedded by another model"):

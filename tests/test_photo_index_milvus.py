@@ -6,33 +6,22 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from detector_files import require_detector_files
 from PIL import Image
+from tiny_models import save_trained_tiny_model
 
 from sapiensid_cli import main
-from sapiensid_hf import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.photo_index import PhotoIndex, PhotoIndexError, build_index
 from sapiensid_hf.photo_index.milvus_backend import MilvusPhotoIndex
-from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 
 PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg", "street_bus.jpg")
 
 
-def tiny_model(folder: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    model = SapiensIDModel(SapiensIDConfig.tiny())
-    model.config.training = {"trainer": "tests: a stand-in for trained weights"}
-    model.save_pretrained(folder)
-    SapiensIDImageProcessor.from_model_config(model.config).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
+def model_dir(trained_tiny_model_dir) -> Path:
     require_detector_files()
-    return tiny_model(tmp_path_factory.mktemp("milvus_model"), seed=0)
+    return trained_tiny_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +71,7 @@ def test_another_model_is_refused_and_the_cli_searches_milvus(pipeline, model_di
     assert main(["search", str(query), "--index", uri, "--backend", "milvus", "--top-k", "1", "--model", str(model_dir)]) == 0
     first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {query} | 1 |"))
     assert "| 1.0000 |" in first and str(query.resolve()) in first
-    other = load_pipeline(tiny_model(tmp_path / "other", seed=1))
+    other = load_pipeline(save_trained_tiny_model(tmp_path / "other", seed=1))
     with pytest.raises(PhotoIndexError, match="was embedded by another model"):
         MilvusPhotoIndex(uri).check_model(other)
     with pytest.raises(PhotoIndexError, match="no collection 'nothing_here'"):

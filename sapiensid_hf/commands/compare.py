@@ -35,8 +35,9 @@ def _describe(person_found: bool, face_found: bool, num_people: int) -> str:
 def run(args: argparse.Namespace) -> int:
     first, second = _image_file(args.image_a, "A"), _image_file(args.image_b, "B")
     pipeline = open_pipeline(args.model, device=args.device)
-    if args.all_pairs or any(len(pipeline.processor.detect_people(path).people) > 1 for path in (first, second)):
-        return run_people_compare(args, first, second, pipeline)
+    detections = [pipeline.processor.detect_people(path) for path in (first, second)]
+    if args.all_pairs or any(len(found.people) > 1 for found in detections):
+        return run_people_compare(args, first, second, pipeline, detections)
     verification = pipeline.verify(os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip)
     result, score, same, threshold = verification.result, verification.score, verification.same, verification.threshold
     # Without a person in both pictures there is nothing to compare: the score and the verdict are withheld.

@@ -13,9 +13,11 @@ from ..people_embedding import PersonEmbedding
 from .common import CommandError, banner
 
 
-def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipeline) -> int:
+def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipeline, detections=None) -> int:
     try:
-        comparison = pipeline.compare_people(os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip)
+        comparison = pipeline.compare_people(
+            os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip, detections=detections
+        )
     except NoPersonFoundError as error:
         raise CommandError(str(error)) from error
     verdict = "SAME PERSON" if comparison.same else "DIFFERENT PEOPLE"

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..inference import weights_fingerprint
 from ..parallel_processing import resolve_num_workers
 from ..people_embedding import PeopleEmbeddings
 from ..processing.image_decoding import SapiensIDInputError
@@ -18,7 +19,7 @@ from .common import (
     open_pipeline,
     untrained_note,
 )
-from .embedding_files import check_output_path, weights_fingerprint, write_embeddings
+from .embedding_files import check_output_path, write_embeddings
 from .people_files import write_people_parquet
 
 

@@ -13,7 +13,6 @@ shows nobody has no identity embedding (see `commands.common.NO_PERSON`); `searc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..inference import EmbeddingResult
 from .common import CommandError
@@ -38,15 +36,6 @@ def paths_file(npy_path: Path) -> Path:
 def meta_file(npy_path: Path) -> Path:
     """The JSON written beside an .npy embedding file (gallery.npy -> gallery.meta.json)."""
     return npy_path.with_name(npy_path.stem + ".meta.json")
-
-
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 (first 16 hex digits) over every parameter and buffer, in name order."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inference import UNTRAINED_WARNING
+from ..inference import UNTRAINED_WARNING, weights_fingerprint
 from ..parallel_processing import resolve_num_workers
 from .common import (
     CommandError,
@@ -22,7 +22,7 @@ from .common import (
     not_found_notes,
     open_pipeline,
 )
-from .embedding_files import FORMATS, read_embeddings, weights_fingerprint
+from .embedding_files import FORMATS, read_embeddings
 from .ranking_image import RankedRow, render_ranking
 from .search_index import run_index_search
 from .search_people import run_people_search

@@ -8,11 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from ..inference import UNTRAINED_WARNING, NoPersonFoundError
+from ..inference import UNTRAINED_WARNING, NoPersonFoundError, weights_fingerprint
 from ..people_search import PeopleGallery, PeopleSearchResult, search_people
 from .common import CommandError, banner, collect_images, model_label
 from .embed import embed_people_in_photos
-from .embedding_files import weights_fingerprint
 from .people_files import read_people_parquet
 from .ranking_image import RankedRow, render_ranking
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..commands.embedding_files import weights_fingerprint
+from ..inference import weights_fingerprint
 from ..processing.detector_assets import file_sha256
 from ..processing.image_decoding import SapiensIDInputError
 from .store import (
@@ -230,6 +230,28 @@ def build_index(
     return BuildReport(folder, len(rows), int(rows.person_found.sum()), added=sorted(set(rows.paths)), skipped=skipped)
 
 
+def photos_to_embed(
+    photos: Sequence[Path], known: dict[str, str]
+) -> tuple[list[Path], list[str], int, list[tuple[str, str]]]:
+    """Which of `photos` (absolute paths) an add must embed, given the indexed path -> sha256: (new or
+    changed photos, the changed ones' names, how many are unchanged, (name, reason) of unreadable files)."""
+    todo, changed, unchanged, skipped = [], [], 0, []
+    for photo in photos:
+        name = os.fspath(photo)
+        try:
+            digest = content_hash(photo)
+        except OSError as error:
+            skipped.append((name, str(error)))
+            continue
+        if known.get(name) == digest:
+            unchanged += 1
+            continue
+        todo.append(Path(photo))
+        if name in known:
+            changed.append(name)
+    return todo, changed, unchanged, skipped
+
+
 def add_to_index(pipeline: Any, folder: str | os.PathLike, photos: Sequence[Path], num_workers: int = 0) -> BuildReport:
     """Embed the photos that are new or whose file changed (sha256) and write the next version."""
     folder = Path(folder)
@@ -237,21 +259,7 @@ def add_to_index(pipeline: Any, folder: str | os.PathLike, photos: Sequence[Path
     with writer_lock(folder):
         index = PhotoIndex.open(folder)
         index.check_model(pipeline)
-        known = dict(zip(index.rows.paths, index.rows.content_hashes, strict=True))
-        todo, changed, unchanged, skipped = [], [], 0, []
-        for photo in photos:
-            name = os.fspath(photo)
-            try:
-                digest = content_hash(photo)
-            except OSError as error:
-                skipped.append((name, str(error)))
-                continue
-            if known.get(name) == digest:
-                unchanged += 1
-                continue
-            todo.append(Path(photo))
-            if name in known:
-                changed.append(name)
+        todo, changed, unchanged, skipped = photos_to_embed(photos, dict(zip(index.rows.paths, index.rows.content_hashes, strict=True)))
         manifest = index.manifest
         new_rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip, num_workers)
         skipped += failed
@@ -285,4 +293,4 @@ def remove_from_index(folder: str | os.PathLike, photos: Sequence[str | os.PathL
     return BuildReport(folder, len(rows), int(rows.person_found.sum()), removed=sorted(targets))
 
 
-__all__ = ["BuildReport", "PhotoIndex", "SearchHit", "add_to_index", "build_index", "content_hash", "remove_from_index"]
+__all__ = ["BuildReport", "PhotoIndex", "SearchHit", "add_to_index", "build_index", "content_hash", "photos_to_embed", "remove_from_index"]

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..commands.embedding_files import weights_fingerprint
-from .index import BuildReport, SearchHit, content_hash, embed_rows
+from ..inference import weights_fingerprint
+from .index import BuildReport, SearchHit, embed_rows, photos_to_embed
 from .store import Manifest, PhotoIndexError, Rows
 
 DEFAULT_COLLECTION = "sapiensid_photos"
@@ -133,19 +133,7 @@ class MilvusPhotoIndex:
         self.check_model(pipeline)
         manifest = self.manifest
         known = {row["path"]: row["content_hash"] for row in self.stored()}
-        todo, changed, unchanged, skipped = [], [], 0, []
-        for photo in (Path(photo).resolve() for photo in photos):
-            name = os.fspath(photo)
-            try:
-                digest = content_hash(photo)
-            except OSError as error:
-                skipped.append((name, str(error)))
-                continue
-            if known.get(name) == digest:
-                unchanged += 1
-                continue
-            todo.append(photo)
-            changed += [name] if name in known else []
+        todo, changed, unchanged, skipped = photos_to_embed([Path(photo).resolve() for photo in photos], known)
         rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip)
         embedded = sorted(set(rows.paths))
         if embedded:

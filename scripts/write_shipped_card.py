@@ -183,8 +183,9 @@ Hardware: {record.get('machine', 'CPU')}, {record.get('num_processes', 1)} proce
 ## Development checks
 
 `sapiensid evaluate --benchmark public-dev --dataset-root ../shared/data/identities --model
-pretrained/sapiensid-small` (flip test-time augmentation; keypoints from the processor), beside the
-randomly initialised model of the same shape:
+pretrained/sapiensid-small` (flip test-time augmentation; keypoints from the processor; the CUHK03-val and
+Con-ReID crops in which the detector finds nobody get the standing-person prior, docs/evaluation.md), beside
+the randomly initialised model of the same shape:
 
 {dev_markdown(results)}
 Headline: CUHK03-val rank-1 {100 * figures.get('cuhk03_val_rank1', float('nan')):.1f} % (mean of both
@@ -203,7 +204,9 @@ accuracy {100 * figures.get('lfw_fold7_accuracy', float('nan')):.1f} % (untraine
   carry a few points of sampling noise.
 - A photo in which the detector finds no person has no keypoints, and the Semantic Attention Head
   pools features at keypoints: such photos all get the same embedding. The tools withhold the verdict
-  (`compare`), leave them out (`search`) and mark them (`person_found = false`).
+  (`compare`), leave them out (`search`) and mark them (`person_found = false`). For a gallery known to
+  hold crops of one person each (re-identification data), the processor's `standing_person_prior=True`
+  gives such a crop the keypoints of a standing person filling it; never for arbitrary photos.
 
 ## Biometric caveats
 

@@ -16,10 +16,12 @@ from sapiensid_hf.evaluation.public_dev import (
     load_dev_sets,
     run_dev_checks,
     score_dev_set,
+    with_crop_prior,
 )
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_detector import KeypointResult
+from sapiensid_hf.processing.standing_person_prior import standing_person_keypoints
 
 
 def _image(path, value):
@@ -132,4 +134,19 @@ def test_the_results_say_how_many_photos_have_nobody_in_them(identities, tmp_pat
     assert results["photos_without_person"] == {
         "cuhk03_val": {"count": 4, "of": 12}, "conreid": {"count": 0, "of": 5}, "lfw_fold7": {"count": 4, "of": 10},
     }  # fmt: skip
-    assert "cuhk03_val 4 of 12, conreid 0 of 5, lfw_fold7 4 of 10" in (tmp_path / "out" / "results.md").read_text()
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "cuhk03_val 4 of 12, conreid 0 of 5; scored with the keypoints of a standing person filling the crop" in table
+    assert "lfw_fold7 4 of 10; scored, but every such photo gets the same embedding" in table
+    assert results["standing_person_prior"] == ["cuhk03_val", "conreid"]
+
+
+def test_person_crops_without_keypoints_get_a_standing_person_on_the_photo(identities):
+    cuhk03 = load_dev_sets(identities, ("cuhk03_val",))["cuhk03_val"]
+    detected = np.full((12, 19, 2), -1.0, np.float32)
+    detected[0, 7] = (0.5, 0.3)  # one row has a detected shoulder: kept as it is
+    keypoints = with_crop_prior(cuhk03, detected)
+    np.testing.assert_array_equal(keypoints[0], detected[0])
+    # The fixture photos are 16 x 32: centred in a 32-pixel square, x from 0.25 to 0.75.
+    expected = standing_person_keypoints((0.25, 0.0, 0.75, 1.0))
+    for row in range(1, 12):
+        np.testing.assert_allclose(keypoints[row], expected)

@@ -147,6 +147,7 @@ def test_verification_run_with_a_bin_file(tiny_model, tmp_path):
         processor=processor_with(StandingPersonDetector()), datasets_cache_dir=tmp_path / "hf",
     )  # fmt: skip
     verification = results["verification"]
+    assert results["standing_person_prior"] is False  # face pairs are not person crops
     assert verification["num_pairs"] == 10
     assert 0 <= verification["accuracy"] <= 1 and "tar@far=0.1" in verification
     assert (tmp_path / "out" / "roc.png").is_file()
@@ -181,15 +182,36 @@ def test_no_valid_query_says_why_in_the_table_and_fails_the_command(tiny_model, 
 
 def test_the_results_say_how_many_benchmark_photos_have_nobody_in_them(tiny_model, market_root, tmp_path):
     out = tmp_path / "out"
-    kwargs = dict(batch_size=2, datasets_cache_dir=tmp_path / "hf")
+    kwargs = dict(batch_size=2, datasets_cache_dir=tmp_path / "hf", standing_person_prior=False)
     results = run_evaluation(tiny_model, market_root, "market1501", out, processor=processor_with(NobodyInSomeDetector()), **kwargs)
     # Identity 3 has one gallery photo and no query.
     assert results["photos_without_person"] == {"query": {"count": 0, "of": 2}, "gallery": {"count": 1, "of": 3}}
+    assert results["standing_person_prior"] is False
     assert json.loads((out / "results.json").read_text())["photos_without_person"] == results["photos_without_person"]
-    assert "found nobody (scored, but every such photo gets the same embedding): query 0 of 2, gallery 1 of 3." in (
+    assert "found nobody: query 0 of 2, gallery 1 of 3; scored, but every such photo gets the same embedding." in (
         out / "results.md"
     ).read_text()
     # The count is cached with the embeddings: a second run reads it without the detector.
     again = run_evaluation(tiny_model, market_root, "market1501", out, processor=processor_with(FailingDetector()), **kwargs)
     assert again["photos_without_person"] == results["photos_without_person"]
 
+
+def test_reid_crops_without_a_person_get_the_standing_person_prior_by_default(tiny_model, market_root, tmp_path):
+    kwargs = dict(batch_size=2, datasets_cache_dir=tmp_path / "hf")
+    processor = processor_with(NobodyInSomeDetector())
+    results = run_evaluation(tiny_model, market_root, "market1501", tmp_path / "prior", processor=processor, **kwargs)
+    assert results["standing_person_prior"] is True and processor.standing_person_prior is False  # a copy was set
+    assert results["photos_without_person"] == {"query": {"count": 0, "of": 2}, "gallery": {"count": 1, "of": 3}}
+    assert "gallery 1 of 3; scored with the keypoints of a standing person filling the crop" in (
+        tmp_path / "prior" / "results.md"
+    ).read_text()
+    without = run_evaluation(
+        tiny_model, market_root, "market1501", tmp_path / "none", processor=processor, standing_person_prior=False, **kwargs
+    )
+    assert without["standing_person_prior"] is False
+    # The prior changes that gallery photo's embedding, and only it.
+    prior, none = (np.load(next((tmp_path / run / "embeddings").glob("*.npz"))) for run in ("prior", "none"))
+    assert prior["keypoint_prior"].sum() == 1 and not none["keypoint_prior"].any()
+    assert prior["person_found"].all() and none["person_found"].sum() == 4
+    changed = ~np.isclose(prior["embeddings"], none["embeddings"], atol=1e-6).all(axis=1)
+    assert changed.tolist() == prior["keypoint_prior"].tolist()

@@ -15,6 +15,10 @@ from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImagePro
 from sapiensid_hf.processing.keypoint_detector import KeypointResult
 from sapiensid_hf.processing.people_detection import Candidate, box_overlaps, confirmed_groups, search_windows
 from sapiensid_hf.processing.people_in_image import (
+    BODY_CROP_MARGIN,
+    FACE_FRAME_EYE_DISTANCE,
+    FACE_FRAME_EYES_AT,
+    PORTRAIT_CROP_MARGIN,
     Person,
     keypoints_in_crop,
     people_in_photo,
@@ -147,6 +151,28 @@ def test_photo_pixels_and_crop_keypoints_round_trip():
     assert keypoints_in_crop(person, (130, 30, 160, 210))[0, 0] == -1  # outside the crop: missing
 
 
+def test_a_head_and_shoulders_is_cut_as_an_lfw_photo_of_that_face_and_a_whole_body_with_its_margin():
+    keypoints = np.full((19, 2), -1.0, dtype=np.float32)
+    keypoints[1], keypoints[2] = (380, 200), (420, 200)  # eyes 40 px apart
+    keypoints[7], keypoints[8] = (330, 300), (470, 300)  # shoulders
+    portrait = Person((320.0, 150.0, 480.0, 320.0), keypoints, 0.9, True, True, "pose")
+    side = 40 / FACE_FRAME_EYE_DISTANCE  # the eyes take the share of the frame they take in LFW photos
+    left, top = 400 - FACE_FRAME_EYES_AT[0] * side, 200 - FACE_FRAME_EYES_AT[1] * side
+    expected = (int(np.floor(left)), int(np.floor(top)), int(np.ceil(left + side)), int(np.ceil(top + side)))
+    assert portrait.crop_box(1000, 1000) == expected
+    assert portrait.crop_box(450, 1000)[2] == 450  # inside the photo
+    walking = keypoints.copy()
+    walking[13:15] = (360, 500), (440, 500)  # hips: a whole body keeps the re-identification framing
+    body = Person((320.0, 150.0, 480.0, 700.0), walking, 0.9, True, True, "pose")
+    margin = BODY_CROP_MARGIN * 550
+    assert body.crop_box(1000, 1000) == (int(np.floor(320 - margin)), int(np.floor(150 - margin)), int(np.ceil(480 + margin)), int(np.ceil(700 + margin)))
+    no_eyes = keypoints.copy()
+    no_eyes[1:3] = -1  # without both eyes: the portrait margin around the box
+    margin = PORTRAIT_CROP_MARGIN * 170
+    assert Person((320.0, 150.0, 480.0, 320.0), no_eyes, 0.9, True, True, "pose").crop_box(1000, 1000) == (
+        int(np.floor(320 - margin)), int(np.floor(150 - margin)), int(np.ceil(480 + margin)), int(np.ceil(320 + margin)))  # fmt: skip
+
+
 def test_people_in_photo_counts_what_it_leaves_out():
     from sapiensid_hf.processing.people_detection import FoundPerson
 
@@ -175,7 +201,11 @@ def test_each_person_is_embedded_like_a_single_person_crop(pipeline, people_dir)
     for row in result.people_of(0):
         left, top, right, bottom = row.crop_box
         assert row.crop_box == row.person.crop_box(1280, 720)
-        assert left <= row.person.box[0] and row.person.box[2] <= right
+        eyes = row.person.keypoints[1:3]
+        if row.person.whole_body or (eyes == -1).any():  # the box with a margin; a portrait framed on its face
+            assert left <= row.person.box[0] and row.person.box[2] <= right
+        else:
+            assert (eyes[:, 0] > left).all() and (eyes[:, 0] < right).all() and (eyes[:, 1] > top).all()
         single = pipeline.embed([np.ascontiguousarray(photo[top:bottom, left:right])])
         if row.keypoint_source == "redetected":
             np.testing.assert_allclose(row.embedding, single.embeddings[0], atol=1e-5)

@@ -220,3 +220,34 @@ def test_the_index_as_a_datasets_column_with_its_faiss_search(pipeline, album, p
     reloaded = index_as_dataset(folder)
     reloaded.load_faiss_index("embedding", tmp_path / "embedding.faiss")
     assert reloaded.get_nearest_examples("embedding", query, k=3)[1]["path"] == examples["path"]
+
+
+def test_two_launched_processes_build_and_grow_the_same_index_as_one(model_dir, pipeline, album, people_dir, tmp_path):
+    """`accelerate launch --num_processes 2 -m sapiensid_cli index build / add`: each process embeds half the
+    photos, the main process writes; the rows equal a one-process build's."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "sapiensid_cli"]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    launched = tmp_path / "launched.sidx"
+    built = subprocess.run(launch + ["index", "build", str(album), "--output", str(launched), "--model", str(model_dir)],
+                           capture_output=True, text=True, env=environment, timeout=300)  # fmt: skip
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-4000:]
+    assert built.stdout.count(f"index {launched}: 4 rows") == 1  # one report, from the writer
+    for name in MORE:
+        shutil.copy(people_dir / name, album / name)
+    grown = subprocess.run(launch + ["index", "add", str(launched), str(album), "--model", str(model_dir)],
+                           capture_output=True, text=True, env=environment, timeout=300)  # fmt: skip
+    assert grown.returncode == 0, grown.stdout[-2000:] + grown.stderr[-4000:]
+    assert "embedded 2 photo(s)" in grown.stdout and "4 photo(s) already indexed and unchanged" in grown.stdout
+
+    build_index(pipeline, sorted(album.iterdir()), tmp_path / "one.sidx")
+    two, one = PhotoIndex.open(launched).rows, PhotoIndex.open(tmp_path / "one.sidx").rows
+    assert sorted(two.paths) == sorted(one.paths)
+    order_two, order_one = np.argsort(two.paths), np.argsort(one.paths)
+    np.testing.assert_allclose(two.embeddings[order_two], one.embeddings[order_one], atol=1e-5)
+    assert two.content_hashes[order_two[0]] == one.content_hashes[order_one[0]]

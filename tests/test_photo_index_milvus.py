@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from tiny_models import save_trained_tiny_model
 from sapiensid_cli import main
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.photo_index import PhotoIndex, PhotoIndexError, build_index
-from sapiensid_hf.photo_index.milvus_backend import MilvusPhotoIndex
+from sapiensid_hf.photo_index.milvus_backend import WRITER_PROPERTY, MilvusPhotoIndex
 
 PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg", "street_bus.jpg")
 
@@ -76,3 +78,54 @@ def test_another_model_is_refused_and_the_cli_searches_milvus(pipeline, model_di
         MilvusPhotoIndex(uri).check_model(other)
     with pytest.raises(PhotoIndexError, match="no collection 'nothing_here'"):
         _ = MilvusPhotoIndex(uri, "nothing_here").manifest
+
+
+def _two_photo_collection(pipeline, people_dir, tmp_path):
+    album = tmp_path / "album"
+    album.mkdir()
+    for name in ("face_a_1.jpg", "face_b_1.jpg"):
+        shutil.copy(people_dir / name, album / name)
+    milvus = MilvusPhotoIndex(str(tmp_path / "album.db"))
+    milvus.build(pipeline, sorted(album.iterdir()))
+    return album, milvus
+
+
+def _set_lease(milvus, holder, expires):
+    lease = {"token": "theirs", "holder": holder, "expires": expires}
+    milvus.client.alter_collection_properties(milvus.collection, properties={WRITER_PROPERTY: json.dumps(lease)})
+
+
+def test_a_second_writer_is_refused_while_the_lease_is_held_and_a_dead_writers_lease_expires(pipeline, people_dir, tmp_path):
+    album, milvus = _two_photo_collection(pipeline, people_dir, tmp_path)
+    _set_lease(milvus, "elsewhere pid 7", time.time() + 600)
+    with pytest.raises(PhotoIndexError, match="is being written by elsewhere pid 7"):
+        milvus.add(pipeline, sorted(album.iterdir()))
+    with pytest.raises(PhotoIndexError, match="is being written by elsewhere pid 7"):
+        milvus.remove([album / "face_a_1.jpg"])
+    assert milvus.manifest.rows == 2  # nothing was written
+    _set_lease(milvus, "elsewhere pid 7", time.time() - 1)  # that writer died an hour ago
+    assert milvus.remove([album / "face_a_1.jpg"]).rows == 1
+    assert json.loads(milvus._properties()[WRITER_PROPERTY]) == {}  # released
+
+
+def test_a_killed_add_loses_nothing_and_the_next_write_keeps_the_newest_rows(pipeline, people_dir, tmp_path, monkeypatch):
+    album, milvus = _two_photo_collection(pipeline, people_dir, tmp_path)
+    Image.open(people_dir / "face_b_1.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(album / "face_b_1.jpg")
+    real_delete = milvus._delete_ids
+
+    def killed(ids):
+        if ids:
+            raise KeyboardInterrupt("killed between the insert and the delete")
+        real_delete(ids)
+
+    monkeypatch.setattr(milvus, "_delete_ids", killed)
+    with pytest.raises(KeyboardInterrupt):
+        milvus.add(pipeline, sorted(album.iterdir()))
+    rows = milvus.stored()
+    assert len(rows) == 3 and len({row["content_hash"] for row in rows if row["path"].endswith("face_b_1.jpg")}) == 2
+    monkeypatch.setattr(milvus, "_delete_ids", real_delete)
+    report = milvus.add(pipeline, sorted(album.iterdir()))
+    assert report.added == [] and report.unchanged == 2 and report.rows == 2  # the stale row is gone
+    build_index(pipeline, sorted(album.iterdir()), tmp_path / "fresh.sidx")
+    queries = pipeline.embed([str(people_dir / "face_a_3.jpg")]).embeddings
+    assert hits_of(milvus.search(queries, 10)) == hits_of(PhotoIndex.open(tmp_path / "fresh.sidx").search(queries, 10))

@@ -48,6 +48,7 @@ from .people_in_image import DEFAULT_MAX_PEOPLE, DEFAULT_MIN_PERSON_SIZE, People
 from .person_crop import ContentBounds  # noqa: F401
 from .retina_rois import compute_roi_boxes
 from .square_resampling import SquarePadding, detector_square, resample_padded_square
+from .standing_person_prior import SOURCE_PRIOR, standing_person_keypoints
 
 # Outputs the model reads; the rest of the BatchFeature describes what the detector found.
 MODEL_INPUT_NAMES = ["pixel_values", "keypoints", "pixel_mask", "roi_boxes"]
@@ -75,6 +76,7 @@ class SapiensIDImageProcessorKwargs(TypedDict, total=False):
     person_choice: str
     face_points: str
     detector_cache_dir: str | None
+    standing_person_prior: bool
 
 
 # Settings of the default detector: attributes only (changing one rebuilds it), not per-call arguments.
@@ -101,6 +103,7 @@ _CALL_SETTINGS = (
     "body_min_points",
     "detector_max_side",
     "max_image_pixels",
+    "standing_person_prior",
 )
 
 
@@ -130,6 +133,10 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             corners when nobody is found) or "retinaface" (the official aligner's rule: RetinaFace on the
             square head crop, or the whole image when nobody is found; needs onnxruntime and
             `sapiensid download-detector --retinaface`). Recorded in `keypoint_rules` when not the default.
+        standing_person_prior (`bool`, defaults to `False`): declare every image a crop of one standing person
+            (re-identification data): an image in which the detector finds nobody gets the body points of
+            an upright person filling it (standing_person_prior.py; ``keypoint_source`` "prior") instead of
+            no keypoints. Never turn it on for arbitrary photos: it guesses a person.
         detector_cache_dir (`str`, *optional*): directory of the detector files (default:
             $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
         detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
@@ -145,7 +152,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
       box exists; ``num_people`` (B,) int64: people the detector saw (-1 when keypoints were given);
       ``chosen_person`` (B,) int64: index into ``person_boxes`` of the person the keypoints describe
       (-1 if none); ``person_box`` (B, 4): that person's box (-1 if none); ``person_boxes``: list of
-      (P, 4) boxes, most prominent first; ``keypoint_source``: list of "pose", "face", "none", "given".
+      (P, 4) boxes, most prominent first; ``keypoint_source``: list of "pose", "crop", "face", "none",
+      "given", or "prior" (the standing-person prior).
 
     No person found is not an error here: keypoints are all -1 and ``person_found`` is False. The model's
     semantic head pools at keypoints only, so every such image gets one and the same embedding, whatever
@@ -175,6 +183,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         person_choice: str = "prominent",
         face_points: str = "blazeface",
         detector_cache_dir: str | None = None,
+        standing_person_prior: bool = False,
         detector: KeypointDetector | None = None,
         **kwargs,
     ):
@@ -197,6 +206,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         self.person_crop_fallback = bool(person_crop_fallback)
         self.person_choice = require_choice("person_choice", person_choice, PERSON_CHOICES)
         self.face_points = require_choice("face_points", face_points, FACE_POINT_SOURCES)
+        self.standing_person_prior = bool(standing_person_prior)
         if recorded is not None and recorded != self.keypoint_rules_version:
             raise ValueError(
                 f"this processor config records keypoint_rules_version={recorded}, but its settings give "
@@ -242,6 +252,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                 rules[name] = value
         if self._detector is not None and self._detector_built_with is None:
             rules["detector"] = type(self._detector).__qualname__  # a plug-in detector
+        if self.standing_person_prior:  # cached keypoints would hold guessed people
+            rules["standing_person_prior"] = True
         return rules
 
     @property
@@ -328,6 +340,10 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                 results.append(KeypointResult(keypoints=given[index], source=SOURCE_GIVEN))
             else:
                 results.append(self._detect(rgb, padding, settings, name))
+                if settings["standing_person_prior"] and not visible(results[-1].keypoints).any():
+                    # The caller declared the image a person crop: its extent is the person's.
+                    prior = standing_person_keypoints(padding.content_box())
+                    results[-1] = KeypointResult(keypoints=prior, person_boxes=results[-1].person_boxes, source=SOURCE_PRIOR)
         return self._assemble(pixel_values, pixel_masks, results, settings, return_tensors)
 
     def detect_people(

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..inference import EmbeddingResult
+from .atomic_files import file_digest, write_atomically
 from .common import CommandError
 
 FORMATS = (".npy", ".parquet")
@@ -81,17 +82,18 @@ def write_embeddings(
                 f"{broken[0]!r}: a file name with a line break cannot be listed in {paths_file(path).name} "
                 "(one path per line); rename it or write a .parquet file"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, embeddings)
+        # Each file is replaced whole; the meta file, written last, holds the digests of the other two, so
+        # a write killed between files is refused at read time instead of pairing rows with wrong paths.
         listing = paths_file(path)
-        listing.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+        write_atomically(path, lambda temporary: _save_npy(temporary, embeddings))
+        write_atomically(listing, lambda temporary: Path(temporary).write_text("".join(f"{name}\n" for name in names), encoding="utf-8"))
         meta = {
             "model": model, "weights_fingerprint": fingerprint, "trained": trained, "l2_normalized": unit,
             "flip": flip, "person_found": person_found.tolist(),
+            "embeddings_sha256": file_digest(path), "paths_sha256": file_digest(listing),
         }  # fmt: skip
-        meta_file(path).write_text(json.dumps(meta) + "\n", encoding="utf-8")
+        write_atomically(meta_file(path), lambda temporary: Path(temporary).write_text(json.dumps(meta) + "\n", encoding="utf-8"))
         return [path, listing, meta_file(path)]
-    path.parent.mkdir(parents=True, exist_ok=True)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -113,8 +115,13 @@ def write_embeddings(
         f"{METADATA_PREFIX}rows_without_person": str(int((~person_found).sum())),
         f"{METADATA_PREFIX}flip": "true" if flip else "false",
     }
-    pq.write_table(table.replace_schema_metadata(metadata), path)
+    write_atomically(path, lambda temporary: pq.write_table(table.replace_schema_metadata(metadata), temporary))
     return [path]
+
+
+def _save_npy(target: str, embeddings: np.ndarray) -> None:
+    with open(target, "wb") as handle:  # a file object: np.save would add ".npy" to the temporary name
+        np.save(handle, embeddings)
 
 
 def read_embeddings(path: Path) -> SavedEmbeddings:
@@ -136,6 +143,12 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
                 meta = json.loads(meta_file(path).read_text(encoding="utf-8"))
             except json.JSONDecodeError as error:
                 raise CommandError(f"{meta_file(path)}: not valid JSON ({error})") from error
+        for file, key in ((path, "embeddings_sha256"), (listing, "paths_sha256")):
+            if key in meta and file_digest(file) != meta[key]:
+                raise CommandError(
+                    f"{path}: {file.name} is not the file {meta_file(path).name} was written with (a write was "
+                    "interrupted, or the file was changed by hand): embed again"
+                )
         found = meta.get("person_found")
         person_found = None if found is None else np.asarray(found, dtype=bool)
         model, fingerprint, flip = meta.get("model"), meta.get("weights_fingerprint"), meta.get("flip")

@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from accelerate import PartialState
+
 from ..parallel_processing import resolve_num_workers
 from ..photo_index import BuildReport, PhotoIndex, add_to_index, build_index, remove_from_index
+from ..photo_index.process_split import is_writer
 from .common import CommandError, collect_images, model_label, open_pipeline
 
 
@@ -23,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
         return _report(remove_from_index(folder, [Path(p).expanduser() for p in args.photos], missing=args.missing))
     photos = collect_images(args.photos, recursive=args.recursive)
     pipeline = open_pipeline(args.model, device=args.device)
-    workers = resolve_num_workers(args.num_workers)
+    # Under `accelerate launch` every process embeds a slice (photo_index/process_split.py): cores are shared.
+    workers = resolve_num_workers(args.num_workers, PartialState().num_processes)
     if args.index_command == "build":
         report = build_index(
             pipeline, photos, folder, all_people=args.all_people, flip=args.flip, index_type=args.index_type,
@@ -31,13 +35,18 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     else:
         report = add_to_index(pipeline, folder, photos, num_workers=workers)
-    return _report(report)
+    return _report(report) if is_writer() else 0  # one report per launch
 
 
 def _run_milvus(args: argparse.Namespace) -> int:
     """The same actions on a Milvus collection (photo_index/milvus_backend.py): --output / FOLDER is its URI."""
     from ..photo_index.milvus_backend import MilvusPhotoIndex
 
+    if PartialState().num_processes > 1:
+        raise CommandError(
+            "--backend milvus embeds in one process; under `accelerate launch` build a faiss index (the default "
+            "backend), or run the Milvus command without a launch"
+        )
     index = MilvusPhotoIndex(args.index, args.collection)
     if args.index_command == "info":
         manifest, stored = index.manifest, index.stored()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..people_embedding import PeopleEmbeddings
 from ..people_search import GalleryPerson, PeopleGallery
+from .atomic_files import write_atomically
 from .common import CommandError
 
 ROWS_KEY = "sapiensid.rows"
@@ -72,15 +72,7 @@ def write_people_parquet(
         "sapiensid.flip": "true" if flip else "false",
         "sapiensid.photos": json.dumps(photos),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    try:
-        pq.write_table(table.replace_schema_metadata(metadata), temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    write_atomically(path, lambda temporary: pq.write_table(table.replace_schema_metadata(metadata), temporary))
     return path
 
 

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ..data.common import UndecodedImages
 from ..embedding_views import embed_images
+from ..processing.standing_person_prior import SOURCE_PRIOR
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -92,11 +93,18 @@ def embedding_cache_key(model: torch.nn.Module, processor: Any, dataset: dataset
 
 @dataclass
 class DatasetEmbeddings:
-    """Every row's embedding, and whether the detector found a person in its image (without one, every
-    such image gets the same embedding: the results say how many there were)."""
+    """Every row's embedding, whether its image has keypoints (without, every such image gets the same
+    embedding: the results say how many there were), and whether they are the processor's standing-person
+    prior (the detector found nobody in a person crop; processing/standing_person_prior.py)."""
 
     embeddings: np.ndarray  # (N, output_dim) float32, L2-normalised
     person_found: np.ndarray  # (N,) bool
+    keypoint_prior: np.ndarray  # (N,) bool
+
+    @property
+    def detector_found_nobody(self) -> np.ndarray:
+        """(N,) bool: rows in which the detector found nobody (prior keypoints or none at all)."""
+        return ~self.person_found | self.keypoint_prior
 
 
 def _embed_rows(
@@ -109,7 +117,7 @@ def _embed_rows(
     num_workers: int,
     show_progress: bool,
 ) -> DatasetEmbeddings:
-    chunks, found = [], []
+    chunks, found, prior = [], [], []
     progress = tqdm(total=len(dataset), desc="embedding", unit="img", disable=not show_progress)
     batches = embed_images(
         model, processor, UndecodedImages(dataset), batch_size, device, flip, num_workers
@@ -119,11 +127,13 @@ def _embed_rows(
             raise BenchmarkImageError(f"a benchmark image cannot be embedded, so no score would be right: {batch.failures[0][1]}")
         chunks.append(batch.embeddings)
         found.append(np.asarray(batch.features["person_found"], dtype=bool).reshape(-1))
+        prior.append(np.array([source == SOURCE_PRIOR for source in batch.features["keypoint_source"]], dtype=bool))
         progress.update(len(batch.indices))
     progress.close()
     if not chunks:
-        return DatasetEmbeddings(np.zeros((0, model.config.output_dim), np.float32), np.zeros(0, dtype=bool))
-    return DatasetEmbeddings(torch.cat(chunks).numpy(), np.concatenate(found))
+        none = np.zeros(0, dtype=bool)
+        return DatasetEmbeddings(np.zeros((0, model.config.output_dim), np.float32), none, none)
+    return DatasetEmbeddings(torch.cat(chunks).numpy(), np.concatenate(found), np.concatenate(prior))
 
 
 def embed_dataset(
@@ -153,7 +163,8 @@ def embed_dataset_rows(
     cache_dir: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
 ) -> DatasetEmbeddings:
-    """`embed_dataset`, with each row's `person_found` beside its embedding (both cached together)."""
+    """`embed_dataset`, with each row's `person_found` and `keypoint_prior` beside its embedding (cached
+    together)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     state = PartialState()
@@ -162,8 +173,8 @@ def embed_dataset_rows(
         cache_file = Path(cache_dir) / f"{embedding_cache_key(model, processor, dataset, flip)[:24]}.npz"
         if cache_file.is_file():
             with np.load(cache_file) as cached:
-                if "person_found" in cached:  # older caches hold the embeddings only: made again
-                    return DatasetEmbeddings(cached["embeddings"], cached["person_found"])
+                if "keypoint_prior" in cached:  # older caches lack the row flags: made again
+                    return DatasetEmbeddings(cached["embeddings"], cached["person_found"], cached["keypoint_prior"])
 
     target = torch.device(device) if device is not None else state.device
     model = model.to(target).eval()
@@ -180,14 +191,16 @@ def embed_dataset_rows(
         )
     parts = gather_object([local])
     rows = DatasetEmbeddings(
-        np.concatenate([part.embeddings for part in parts]), np.concatenate([part.person_found for part in parts])
+        np.concatenate([part.embeddings for part in parts]),
+        np.concatenate([part.person_found for part in parts]),
+        np.concatenate([part.keypoint_prior for part in parts]),
     )
     if len(rows.embeddings) != len(dataset):
         raise RuntimeError(f"gathered {len(rows.embeddings)} embeddings for {len(dataset)} images")
     if cache_file is not None and state.is_main_process:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_name(cache_file.stem + ".partial.npz")
-        np.savez(partial, embeddings=rows.embeddings, person_found=rows.person_found)
+        np.savez(partial, embeddings=rows.embeddings, person_found=rows.person_found, keypoint_prior=rows.keypoint_prior)
         os.replace(partial, cache_file)  # never leave a half-written cache behind
     state.wait_for_everyone()
     return rows

@@ -32,15 +32,22 @@ from ..data import load_lfw_pairs, load_manifest, load_market1501
 from ..data.common import UndecodedImages
 from ..embedding_views import embed_images
 from ..parallel_processing import resolve_num_workers
+from ..processing.image_decoding import load_rgb
+from ..processing.square_resampling import SquarePadding
+from ..processing.standing_person_prior import with_standing_person_prior
 from .calibration import KindThresholds, calibration_record, cross_camera_pairs
 from .distance import distance_matrix
 from .ranking import evaluate_ranking
+from .report import nobody_rule
 from .roc import tar_at_far
 from .verification import verification_accuracy
 
 logger = logging.getLogger(__name__)
 
 DEV_CHECKS = ("cuhk03_val", "conreid", "lfw_fold7")
+# Sets whose every photo is a crop of one person: where the detector finds nobody, the standing-person
+# prior places the keypoints (processing/standing_person_prior.py). Never the face pairs.
+PERSON_CROP_CHECKS = ("cuhk03_val", "conreid")
 UNTRAINED = "untrained (same shape)"
 
 
@@ -197,11 +204,15 @@ def run_dev_checks(
     flip: bool = True,
     device: str = "cpu",
     num_workers: int | None = None,
+    standing_person_prior: bool = True,
 ) -> dict[str, Any]:
     """Score every (model, processor) of `models` on the checks; writes results.json / results.md / plots.
 
     Keypoints come from the first model's processor (every model is scored on the same keypoints).
     `num_workers` processes decode and detect (None: auto, one per core, at most 8; 0: this process).
+    `standing_person_prior`: the photos of the person-crop sets (`PERSON_CROP_CHECKS`) in which the detector
+    finds nobody get the keypoints of a standing person filling the crop; off, they get none (and so all
+    one embedding). Either way `photos_without_person` counts them.
     """
     from .report import plot_cmc, plot_roc
 
@@ -215,7 +226,10 @@ def run_dev_checks(
     results: dict[str, Any] = {
         "identities_root": str(root), "flip": flip, "models": {}, "calibration": {},
         "photos_without_person": {name: photos_without_person(points) for name, points in keypoints.items()},
+        "standing_person_prior": [name for name in PERSON_CROP_CHECKS if standing_person_prior and name in sets],
     }  # fmt: skip
+    for name in results["standing_person_prior"]:
+        keypoints[name] = with_crop_prior(sets[name], keypoints[name])
     for label, (model, processor) in models.items():
         per_model, embedded = {}, {}
         for name, dev in sets.items():
@@ -247,10 +261,22 @@ def run_dev_checks(
     return public
 
 
+def with_crop_prior(dev: DevSet, keypoints: np.ndarray) -> np.ndarray:
+    """A person-crop set's keypoints with the standing-person prior on its rows without any: placed on the
+    photo's extent in its padded square, decoded as the processor decodes it (EXIF orientation included)."""
+    images = UndecodedImages(dev.dataset)
+
+    def crop_box_of(row: int) -> tuple[float, float, float, float]:
+        rgb = load_rgb(images[row], f"{dev.name} row {row}")
+        return SquarePadding.of(*rgb.shape[:2]).content_box()
+
+    return with_standing_person_prior(keypoints, crop_box_of)[0]
+
+
 def photos_without_person(keypoints: np.ndarray) -> dict[str, int]:
-    """How many rows have no keypoint at all. The model gives every such photo one and the same
-    embedding (its semantic head pools at keypoints only); the protocols score them anyway, so the
-    results say how many there are."""
+    """How many rows have no detected keypoint at all. Without the standing-person prior the model gives
+    every such photo one and the same embedding (its semantic head pools at keypoints only); the protocols
+    score them anyway, so the results say how many there are."""
     return {"count": int((~(keypoints != -1).any(axis=(1, 2))).sum()), "of": len(keypoints)}
 
 
@@ -330,8 +356,11 @@ def dev_markdown(results: dict[str, Any]) -> str:
                 lines.append(f"| {name} {part} | {metric} (%) | " + " | ".join(cells) + " |")
     missing = results.get("photos_without_person", {})
     if missing:
-        counts = ", ".join(f"{name} {entry['count']} of {entry['of']}" for name, entry in missing.items())
-        lines += ["", f"Photos in which the detector found nobody (scored, but every such photo gets the same embedding): {counts}."]
+        with_prior = results.get("standing_person_prior", [])
+        for rule, names in ((True, [n for n in missing if n in with_prior]), (False, [n for n in missing if n not in with_prior])):
+            if names:
+                counts = ", ".join(f"{name} {missing[name]['count']} of {missing[name]['of']}" for name in names)
+                lines += ["", f"Photos in which the detector found nobody: {counts}; {nobody_rule(rule)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -348,6 +377,7 @@ def _without_private(results: Any) -> Any:
 
 __all__ = [
     "DEV_CHECKS",
+    "PERSON_CROP_CHECKS",
     "DevSet",
     "DevSetError",
     "UNTRAINED",
@@ -360,4 +390,5 @@ __all__ = [
     "load_dev_sets",
     "run_dev_checks",
     "score_dev_set",
+    "with_crop_prior",
 ]

@@ -53,8 +53,15 @@ def markdown_table(results: dict) -> str:
     missing = results.get("photos_without_person")
     if missing:
         counts = ", ".join(f"{role} {entry['count']} of {entry['of']}" for role, entry in missing.items())
-        lines += ["", f"Photos in which the detector found nobody (scored, but every such photo gets the same embedding): {counts}."]
+        lines += ["", f"Photos in which the detector found nobody: {counts}; {nobody_rule(results.get('standing_person_prior', False))}."]
     return "\n".join(lines) + "\n"
+
+
+def nobody_rule(standing_person_prior: bool) -> str:
+    """How the photos in which the detector found nobody were scored."""
+    if standing_person_prior:
+        return "scored with the keypoints of a standing person filling the crop (the standing-person prior)"
+    return "scored, but every such photo gets the same embedding"
 
 
 def _pyplot():

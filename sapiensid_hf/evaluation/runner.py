@@ -10,6 +10,7 @@ Writes into the output folder: `results.json`, `results.md`, `cmc.png` (ranking 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import logging
 import os
@@ -51,6 +52,7 @@ def run_evaluation(
     device: str | None = None,
     processor: Any = None,
     datasets_cache_dir: str | os.PathLike | None = None,
+    standing_person_prior: bool = True,
 ) -> dict:
     """Embed a benchmark with a model and score it under the benchmark's published protocols.
 
@@ -67,6 +69,10 @@ def run_evaluation(
         device: torch device (default: the Accelerate process device).
         processor: an image processor to use instead of the model folder's (e.g. one with a custom detector).
         datasets_cache_dir: cache folder of `datasets` for the loaded benchmark table.
+        standing_person_prior: on the re-identification benchmarks (every image a crop of one person), a
+            crop in which the detector finds nobody gets the keypoints of a standing person filling it
+            (processing/standing_person_prior.py) instead of the one "nobody" embedding. Never on
+            verification pairs.
 
     Returns:
         The results dict written to results.json (on non-main processes of a multi-process launch: {}).
@@ -79,6 +85,10 @@ def run_evaluation(
     dataset = spec.load(Path(dataset_root), None if datasets_cache_dir is None else str(datasets_cache_dir))
     model = load_model(model_path)
     processor = processor if processor is not None else load_processor(model_path, model.config)
+    use_prior = standing_person_prior and not spec.verification and hasattr(processor, "standing_person_prior")
+    if use_prior != processor.standing_person_prior:
+        processor = copy.copy(processor)  # the caller's processor keeps its setting
+        processor.standing_person_prior = use_prior
     embedded = embed_dataset_rows(
         model,
         processor,
@@ -101,8 +111,9 @@ def run_evaluation(
         "dataset_root": str(dataset_root),
         "flip": flip,
         "num_images": len(dataset),
-        # Scored, but each gets the one embedding of "nobody": how many there were, per role.
-        "photos_without_person": _photos_without_person(embedded.person_found, dataset["role"]),
+        # How many there were, per role, and how they were scored (the prior, or the one "nobody" embedding).
+        "photos_without_person": _photos_without_person(embedded.detector_found_nobody, dataset["role"]),
+        "standing_person_prior": use_prior,
     }
     files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
     if spec.verification:
@@ -120,10 +131,10 @@ def run_evaluation(
     return results
 
 
-def _photos_without_person(person_found: np.ndarray, roles: list[str]) -> dict[str, dict[str, int]]:
+def _photos_without_person(found_nobody: np.ndarray, roles: list[str]) -> dict[str, dict[str, int]]:
     roles = np.asarray(roles)
     return {
-        str(role): {"count": int((~person_found[roles == role]).sum()), "of": int((roles == role).sum())}
+        str(role): {"count": int(found_nobody[roles == role].sum()), "of": int((roles == role).sum())}
         for role in dict.fromkeys(roles.tolist())
     }
 
@@ -231,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"{PUBLIC_DEV}: folder of the detected keypoints, reused across runs (default: <output-dir>/keypoints)",
     )
+    parser.add_argument(
+        "--no-standing-person-prior",
+        action="store_true",
+        help="re-identification crops in which the detector finds nobody get no keypoints (every such crop the "
+        "same embedding) instead of those of a standing person filling the crop (the default for person-crop "
+        "benchmarks; never used on face pairs)",
+    )
     return parser
 
 
@@ -253,6 +271,7 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
             flip=not args.no_flip,
             device=args.device or "cpu",
             num_workers=args.num_workers,
+            standing_person_prior=not args.no_standing_person_prior,
         )
     return run_evaluation(
         args.model,
@@ -266,6 +285,7 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         device=args.device,
+        standing_person_prior=not args.no_standing_person_prior,
     )
 
 
@@ -280,9 +300,11 @@ def run_public_dev(
     device: str = "cpu",
     num_workers: int | None = None,
     checks: tuple[str, ...] | None = None,
+    standing_person_prior: bool = True,
 ) -> dict:
     """The development checks of `public_dev.py` (`checks`, None: all) for a model folder (and its untrained
-    twin); `num_workers` processes decode and detect (None: auto)."""
+    twin); `num_workers` processes decode and detect (None: auto); `standing_person_prior`: see
+    `run_dev_checks`."""
     from ..inference import load_model, load_processor, untrained_model
     from .public_dev import DEV_CHECKS, UNTRAINED, run_dev_checks
 
@@ -293,7 +315,7 @@ def run_public_dev(
         models[UNTRAINED] = (untrained_model(model.config), processor)
     results = run_dev_checks(
         models, identities_root, output_dir, keypoint_cache_dir, checks=checks or DEV_CHECKS, batch_size=batch_size,
-        flip=flip, device=device, num_workers=num_workers,
+        flip=flip, device=device, num_workers=num_workers, standing_person_prior=standing_person_prior,
     )  # fmt: skip
     results.update(benchmark=PUBLIC_DEV, model=str(model_path))
     return results

@@ -22,6 +22,7 @@ import numpy as np
 from ..inference import weights_fingerprint
 from ..processing.detector_assets import file_sha256
 from ..processing.image_decoding import SapiensIDInputError
+from .process_split import embed_rows_in_every_process, is_writer, wait_for_the_writer, writer_lock_if_writer
 from .store import (
     Manifest,
     PhotoIndexError,
@@ -218,15 +219,17 @@ def build_index(
         raise PhotoIndexError(f"index {folder} already exists: add photos with `sapiensid index add`, or remove the folder")
     if folder.exists() and not folder.is_dir():
         raise PhotoIndexError(f"index {folder}: a file is in the way")
-    with writer_lock(folder):
-        rows, skipped = embed_rows(pipeline, photos, all_people, flip, num_workers)
+    with writer_lock_if_writer(folder):
+        rows, skipped = embed_rows_in_every_process(embed_rows, pipeline, photos, all_people, flip, num_workers)
         if not len(rows):
             raise PhotoIndexError("none of the photos could be read: nothing to index")
         manifest = Manifest(
             model=model_label or pipeline.description, weights_fingerprint=weights_fingerprint(pipeline.model),
             flip=flip, dimension=rows.embeddings.shape[1], index_type=index_type, per_person=all_people, rows=len(rows),
         )  # fmt: skip
-        write_version(folder, manifest, rows, build_faiss_index(rows, index_type))
+        if is_writer():
+            write_version(folder, manifest, rows, build_faiss_index(rows, index_type))
+    wait_for_the_writer()
     return BuildReport(folder, len(rows), int(rows.person_found.sum()), added=sorted(set(rows.paths)), skipped=skipped)
 
 
@@ -256,20 +259,21 @@ def add_to_index(pipeline: Any, folder: str | os.PathLike, photos: Sequence[Path
     """Embed the photos that are new or whose file changed (sha256) and write the next version."""
     folder = Path(folder)
     photos = [Path(photo).resolve() for photo in photos]
-    with writer_lock(folder):
+    with writer_lock_if_writer(folder):
         index = PhotoIndex.open(folder)
         index.check_model(pipeline)
         todo, changed, unchanged, skipped = photos_to_embed(photos, dict(zip(index.rows.paths, index.rows.content_hashes, strict=True)))
         manifest = index.manifest
-        new_rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip, num_workers)
+        new_rows, failed = embed_rows_in_every_process(embed_rows, pipeline, todo, manifest.per_person, manifest.flip, num_workers)
         skipped += failed
         embedded = set(new_rows.paths)
         keep = np.asarray([path not in embedded for path in index.rows.paths], bool)
         rows = Rows.concatenate(index.rows.take(keep), new_rows)
         missing = sorted({path for path in rows.paths if not Path(path).exists()})
-        if todo and embedded:
+        if todo and embedded and is_writer():
             manifest = Manifest(**{**manifest.__dict__, "rows": len(rows)})
             write_version(folder, manifest, rows, build_faiss_index(rows, manifest.index_type))
+    wait_for_the_writer()
     return BuildReport(folder, len(rows), int(rows.person_found.sum()), added=sorted(embedded),
                        replaced=sorted(set(changed) & embedded), unchanged=unchanged, skipped=skipped, missing=missing)  # fmt: skip
 

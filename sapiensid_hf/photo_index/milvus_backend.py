@@ -11,12 +11,28 @@ metric = cosine), ``path``, ``content_hash`` (VARCHAR), ``person_index`` (INT64,
 property "sapiensid.manifest" holds the manifest (model, weights fingerprint, flip, dimension, per-person) as JSON; search
 checks the model by it and refuses another, as the faiss index does. Rows without a person are stored (so
 `add` knows the photo) and filtered out of every search.
+
+Writers. Milvus has no transactions, so two rules keep a collection right:
+
+- **One writer at a time**: build, add and remove hold a lease, the collection property
+  "sapiensid.writer" (a random token, who holds it, until when). A second writer finds it and is refused,
+  naming the holder; a lease whose writer died expires after `LEASE_SECONDS`. Milvus has no compare-and-set,
+  so the lease is written, then read back: two writers starting within the same few milliseconds can
+  still both pass (a documented limit; one writing service avoids it).
+- **A killed add loses nothing**: the changed photos' new rows are inserted (ids after every stored id)
+  before their previous rows are deleted by id. Killed in between, a photo has rows of two contents for
+  a moment; the next add or remove keeps the newest content's rows (the highest ids) and deletes the rest.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,6 +45,8 @@ from .store import Manifest, PhotoIndexError, Rows
 
 DEFAULT_COLLECTION = "sapiensid_photos"
 MANIFEST_PROPERTY = "sapiensid.manifest"  # a collection property: the manifest as JSON
+WRITER_PROPERTY = "sapiensid.writer"  # a collection property: the writer's lease as JSON
+LEASE_SECONDS = 3600.0  # a writer that died without releasing its lease blocks others this long at most
 OUTPUT_FIELDS = ["path", "content_hash", "person_index", "box", "person_found", "face_found"]
 
 
@@ -94,6 +112,30 @@ class MilvusPhotoIndex:
     def _set_manifest(self, manifest: Manifest) -> None:
         self.client.alter_collection_properties(self.collection, properties={MANIFEST_PROPERTY: json.dumps(asdict(manifest))})
 
+    def _properties(self) -> dict[str, str]:
+        return self.client.describe_collection(self.collection).get("properties", {}) or {}
+
+    @contextmanager
+    def writer_lease(self) -> Iterator[None]:
+        """Hold the collection's writer lease for the block; a second writer is refused at once."""
+        holder = json.loads(self._properties().get(WRITER_PROPERTY) or "{}")
+        if holder and holder.get("expires", 0) > time.time():
+            raise PhotoIndexError(
+                f"Milvus collection {self.collection!r} at {self.uri} is being written by {holder.get('holder')} "
+                f"(lease until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(holder['expires']))}); "
+                "a second writer is refused: try again when it is done"
+            )
+        lease = {"token": uuid.uuid4().hex, "holder": f"{socket.gethostname()} pid {os.getpid()}", "expires": time.time() + LEASE_SECONDS}
+        self.client.alter_collection_properties(self.collection, properties={WRITER_PROPERTY: json.dumps(lease)})
+        if json.loads(self._properties().get(WRITER_PROPERTY) or "{}").get("token") != lease["token"]:
+            raise PhotoIndexError(f"Milvus collection {self.collection!r} at {self.uri}: another writer took the lease at the same moment; try again")
+        try:
+            yield
+        finally:
+            current = json.loads(self._properties().get(WRITER_PROPERTY) or "{}")
+            if current.get("token") == lease["token"]:
+                self.client.alter_collection_properties(self.collection, properties={WRITER_PROPERTY: "{}"})
+
     def _insert(self, rows: Rows, first_id: int) -> None:
         if not len(rows):
             return
@@ -112,6 +154,23 @@ class MilvusPhotoIndex:
         """Every row's id, path and content hash."""
         return self.client.query(self.collection, filter="id >= 0", output_fields=["id", "path", "content_hash", "person_found"])
 
+    def _newest_rows(self) -> list[dict]:
+        """The stored rows, without those an interrupted add left behind: per path, the rows of the content
+        written last (that of its highest id); the others are deleted."""
+        stored = self.stored()
+        newest: dict[str, tuple[int, str]] = {}
+        for row in stored:
+            if row["id"] > newest.get(row["path"], (-1, ""))[0]:
+                newest[row["path"]] = (row["id"], row["content_hash"])
+        stale = [row["id"] for row in stored if row["content_hash"] != newest[row["path"]][1]]
+        self._delete_ids(stale)
+        return [row for row in stored if row["content_hash"] == newest[row["path"]][1]]
+
+    def _delete_ids(self, ids: list[int]) -> None:
+        if ids:
+            self.client.delete(self.collection, ids=[int(i) for i in ids])
+            self.client.flush(self.collection)
+
     # -- the jobs --------------------------------------------------------------------------------------
 
     def build(self, pipeline: Any, photos: list[Path], all_people: bool = False, flip: bool = False, model_label: str | None = None) -> BuildReport:
@@ -126,31 +185,36 @@ class MilvusPhotoIndex:
             dimension=rows.embeddings.shape[1], index_type="milvus FLAT IP", per_person=all_people, rows=len(rows),
         )  # fmt: skip
         self._create(manifest)
-        self._insert(rows, 0)
+        with self.writer_lease():
+            self._insert(rows, 0)
         return BuildReport(Path(self.uri), len(rows), int(rows.person_found.sum()), added=sorted(set(rows.paths)), skipped=skipped)
 
     def add(self, pipeline: Any, photos: list[Path]) -> BuildReport:
         self.check_model(pipeline)
         manifest = self.manifest
-        known = {row["path"]: row["content_hash"] for row in self.stored()}
-        todo, changed, unchanged, skipped = photos_to_embed([Path(photo).resolve() for photo in photos], known)
-        rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip)
-        embedded = sorted(set(rows.paths))
-        if embedded:
-            self._delete_paths(embedded)
-            next_id = max((row["id"] for row in self.stored()), default=-1) + 1
-            self._insert(rows, next_id)
-        stored = self.stored()
-        self._set_manifest(Manifest(**{**asdict(manifest), "rows": len(stored)}))
+        with self.writer_lease():
+            before = self._newest_rows()
+            known = {row["path"]: row["content_hash"] for row in before}
+            todo, changed, unchanged, skipped = photos_to_embed([Path(photo).resolve() for photo in photos], known)
+            rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip)
+            embedded = sorted(set(rows.paths))
+            if embedded:
+                # New rows first, then the previous ones by id: killed in between, nothing is lost.
+                self._insert(rows, max((row["id"] for row in before), default=-1) + 1)
+                self._delete_ids([row["id"] for row in before if row["path"] in set(embedded)])
+            stored = self.stored()
+            self._set_manifest(Manifest(**{**asdict(manifest), "rows": len(stored)}))
         return BuildReport(Path(self.uri), len(stored), sum(bool(row["person_found"]) for row in stored), added=embedded,
                            replaced=sorted(set(changed) & set(embedded)), unchanged=unchanged, skipped=skipped + failed)  # fmt: skip
 
     def remove(self, photos: list[str | os.PathLike]) -> BuildReport:
         targets = sorted({os.fspath(Path(photo).resolve()) for photo in photos})
         manifest = self.manifest
-        self._delete_paths(targets)
-        stored = self.stored()
-        self._set_manifest(Manifest(**{**asdict(manifest), "rows": len(stored)}))
+        with self.writer_lease():
+            self._newest_rows()
+            self._delete_paths(targets)
+            stored = self.stored()
+            self._set_manifest(Manifest(**{**asdict(manifest), "rows": len(stored)}))
         return BuildReport(Path(self.uri), len(stored), sum(bool(row["person_found"]) for row in stored), removed=targets)
 
     def _delete_paths(self, paths: list[str]) -> None:
@@ -177,4 +241,4 @@ class MilvusPhotoIndex:
         return results
 
 
-__all__ = ["DEFAULT_COLLECTION", "MilvusPhotoIndex"]
+__all__ = ["DEFAULT_COLLECTION", "LEASE_SECONDS", "MilvusPhotoIndex"]

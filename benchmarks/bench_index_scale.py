@@ -86,6 +86,10 @@ def fitted(rows: int, queries: int, seed: int, fit_file: Path) -> tuple[np.ndarr
     return vectors.astype(np.float32), asked.astype(np.float32), note
 
 
+def family_of(factory: str) -> str:
+    return "ivf" if factory.startswith("IVF") else "hnsw" if factory.startswith("HNSW") else "flat"
+
+
 def timed_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
     started = time.perf_counter()
     _, ids = index.search(queries, k)
@@ -106,6 +110,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", type=Path, default=None)
     parser.add_argument("--distribution", choices=("isotropic", "fitted"), default="isotropic")
+    parser.add_argument("--families", default="ivf,hnsw", help="approximate index families beside Flat (default: ivf,hnsw)")
     parser.add_argument("--fit-embeddings", type=Path, default=Path(__file__).resolve().parents[1] / "outputs" / "bench_clustering_embeddings.npz",
                         help="labelled real embeddings (NAME_embeddings / NAME_labels arrays) for --distribution fitted")  # fmt: skip
     args = parser.parse_args()
@@ -119,13 +124,16 @@ def main() -> None:
                 np.ones(len(vectors), bool), np.ones(len(vectors), bool), vectors)  # fmt: skip
     lists = int(4 * np.sqrt(args.rows))
     variants = [("Flat", {}), (f"IVF{lists},Flat", {"nprobe": 16}), (f"IVF{lists},Flat", {"nprobe": 64}),
-                (f"IVF{lists},Flat", {"nprobe": 128}), ("HNSW32", {"efSearch": 32}), ("HNSW32", {"efSearch": 64}),
+                (f"IVF{lists},Flat", {"nprobe": 128}), ("HNSW32", {"efSearch": 32}), ("HNSW32", {"efSearch": 40}), ("HNSW32", {"efSearch": 48}), ("HNSW32", {"efSearch": 64}),
                 ("HNSW32", {"efSearch": 128})]  # fmt: skip
+    families = set(args.families.split(","))
+    variants = [(factory, setting) for factory, setting in variants if factory == "Flat" or family_of(factory) in families]
     heading = section_heading(args.rows) + ("" if args.distribution == "isotropic" else ", fitted to real embeddings")
+    heading += "" if args.families == "ivf,hnsw" else f" ({args.families} only)"
     lines = [
         heading, "",
         f"`python benchmarks/bench_index_scale.py --rows {args.rows} --dimension {args.dimension} --queries {args.queries} "
-        f"--distribution {args.distribution}` on {platform.machine()}, faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads. "
+        f"--distribution {args.distribution} --families {args.families}` on {platform.machine()}, faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads. "
         f"Synthetic clustered unit vectors ({PHOTOS_PER_IDENTITY} per identity on average, so a query's 10 nearest are real matches; "
         f"{described}); recall against Flat in the same run.", "",
         "| index type | search setting | build s | memory MB | queries/s | speed vs Flat | recall@1 | recall@10 |",

@@ -130,6 +130,11 @@ def compose_scenes(pairs, kind: str, count: int, rng: random.Random) -> list[tup
     return scenes
 
 
+def box_iou(first, second) -> float:
+    """Intersection over union of two xyxy boxes (processing/people_detection.box_overlaps)."""
+    return box_overlaps(np.asarray(first, dtype=np.float32), np.asarray(second, dtype=np.float32))[0]
+
+
 def right_place(found: np.ndarray, pasted: np.ndarray, kind: str) -> bool:
     """A pedestrian crop is the person's box (IoU >= 0.5); an LFW photo holds a face and shoulders with
     background around them, so there the found box must lie mostly (>= 50 %) inside the pasted photo."""
@@ -245,8 +250,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def box_iou(first, second) -> float:
-    """Intersection over union of two xyxy boxes (processing/people_detection.box_overlaps)."""
-    return box_overlaps(np.asarray(first, dtype=np.float32), np.asarray(second, dtype=np.float32))[0]

@@ -90,10 +90,15 @@ def family_of(factory: str) -> str:
     return "ivf" if factory.startswith("IVF") else "hnsw" if factory.startswith("HNSW") else "flat"
 
 
-def timed_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-    started = time.perf_counter()
-    _, ids = index.search(queries, k)
-    return ids, len(queries) / (time.perf_counter() - started)
+def timed_search(index, queries: np.ndarray, k: int, repeats: int = 3) -> tuple[np.ndarray, float]:
+    """The ids found and the queries/s of the fastest of `repeats` searches of the whole batch (a shared
+    machine only ever slows a run down, so the fastest is the least disturbed)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        _, ids = index.search(queries, k)
+        best = min(best, time.perf_counter() - started)
+    return ids, len(queries) / best
 
 
 def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
@@ -135,7 +140,7 @@ def main() -> None:
         f"`python benchmarks/bench_index_scale.py --rows {args.rows} --dimension {args.dimension} --queries {args.queries} "
         f"--distribution {args.distribution} --families {args.families}` on {platform.machine()}, faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads. "
         f"Synthetic clustered unit vectors ({PHOTOS_PER_IDENTITY} per identity on average, so a query's 10 nearest are real matches; "
-        f"{described}); recall against Flat in the same run.", "",
+        f"{described}); recall against Flat in the same run; queries/s: the fastest of 3 searches of the batch.", "",
         "| index type | search setting | build s | memory MB | queries/s | speed vs Flat | recall@1 | recall@10 |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]  # fmt: skip

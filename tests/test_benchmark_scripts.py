@@ -1,0 +1,39 @@
+"""The benchmark scripts run as scripts: the `__main__` block comes last (a function defined below it does
+not exist yet when `main()` runs), and the index benchmark runs end to end on a small collection."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(path for path in BENCHMARKS.glob("*.py"))
+
+
+def _is_main_block(node: ast.stmt) -> bool:
+    return isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) and "__main__" in ast.unparse(node.test)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
+def test_the_main_block_is_the_last_statement(script):
+    body = ast.parse(script.read_text(encoding="utf-8")).body
+    blocks = [index for index, node in enumerate(body) if _is_main_block(node)]
+    assert blocks in ([], [len(body) - 1]), f"{script.name}: code after its `if __name__ == '__main__':` block"
+
+
+def test_the_index_benchmark_runs_as_a_script(tmp_path):
+    report = tmp_path / "report.md"
+    report.write_text("# Benchmarks\n")
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_index_scale.py"), "--rows", "2000", "--queries", "20",
+         "--families", "hnsw", "--write", str(report)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    written = report.read_text()
+    assert "## Photo index at scale: exact against approximate search, 2,000 rows (hnsw only)" in written
+    assert "| Flat | exact |" in written and "| HNSW32 | efSearch 48 |" in written

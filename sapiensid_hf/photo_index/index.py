@@ -165,7 +165,7 @@ def embed_rows(
 ) -> tuple[Rows, list[tuple[str, str]]]:
     """Rows for `photos` (unreadable ones skipped and returned with the reason)."""
     dimension = int(pipeline.model.config.output_dim)
-    rows, skipped = Rows.empty(dimension), []
+    parts, skipped = [Rows.empty(dimension)], []
     if all_people:
         for photo in photos:
             try:
@@ -175,7 +175,7 @@ def embed_rows(
                 skipped.append((os.fspath(photo), str(error)))
                 continue
             if not found.rows:  # remembered, not searchable
-                rows = Rows.concatenate(rows, _no_person_row(photo, digest, dimension))
+                parts.append(_no_person_row(photo, digest, dimension))
                 continue
             part = Rows(
                 [os.fspath(photo)] * len(found.rows), [digest] * len(found.rows),
@@ -184,8 +184,8 @@ def embed_rows(
                 np.ones(len(found.rows), bool), np.asarray([row.person.face_found for row in found.rows], bool),
                 found.embeddings,
             )  # fmt: skip
-            rows = Rows.concatenate(rows, part)
-        return rows, skipped
+            parts.append(part)
+        return Rows.concatenate(*parts), skipped
     names = [os.fspath(photo) for photo in photos]
     for indices, result, failures in pipeline.embed_batches(names, 8, flip, num_workers):
         for index, error in failures:
@@ -199,8 +199,8 @@ def embed_rows(
             np.full((len(indices), 4), -1, np.float32), result.person_found.astype(bool), result.face_found.astype(bool),
             result.embeddings.astype(np.float32),
         )  # fmt: skip
-        rows = Rows.concatenate(rows, part)
-    return rows, skipped
+        parts.append(part)
+    return Rows.concatenate(*parts), skipped
 
 
 def _no_person_row(photo: Path, digest: str, dimension: int) -> Rows:

@@ -34,10 +34,7 @@ def embed_rows_in_every_process(
     with state.split_between_processes(list(photos)) as mine:
         part = embed_rows(pipeline, mine, all_people, flip, num_workers)
     parts = gather_object([part])  # in process order: the slices are contiguous, so in photo order
-    rows = parts[0][0]
-    for more, _ in parts[1:]:
-        rows = Rows.concatenate(rows, more)
-    return rows, [entry for _, skipped in parts for entry in skipped]
+    return Rows.concatenate(*(rows for rows, _ in parts)), [entry for _, skipped in parts for entry in skipped]
 
 
 def is_writer() -> bool:

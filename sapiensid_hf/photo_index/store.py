@@ -74,12 +74,13 @@ class Rows:
         )  # fmt: skip
 
     @classmethod
-    def concatenate(cls, first: Rows, second: Rows) -> Rows:
+    def concatenate(cls, *parts: Rows) -> Rows:
+        """One Rows of `parts` in order (at least one), copied once: join a loop's parts at its end."""
         return cls(
-            first.paths + second.paths, first.content_hashes + second.content_hashes,
-            np.concatenate([first.person_index, second.person_index]), np.concatenate([first.boxes, second.boxes]),
-            np.concatenate([first.person_found, second.person_found]), np.concatenate([first.face_found, second.face_found]),
-            np.concatenate([first.embeddings, second.embeddings]).astype(np.float32),
+            [path for part in parts for path in part.paths], [digest for part in parts for digest in part.content_hashes],
+            np.concatenate([part.person_index for part in parts]), np.concatenate([part.boxes for part in parts]),
+            np.concatenate([part.person_found for part in parts]), np.concatenate([part.face_found for part in parts]),
+            np.concatenate([part.embeddings for part in parts]).astype(np.float32),
         )  # fmt: skip
 
     @classmethod

@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, default=None)
     parser.add_argument("--distribution", choices=("isotropic", "fitted"), default="isotropic")
     parser.add_argument("--families", default="ivf,hnsw", help="approximate index families beside Flat (default: ivf,hnsw)")
+    parser.add_argument("--hnsw-links", default="32", help="HNSW graph degrees M to build, comma-separated (default: 32)")
     parser.add_argument("--fit-embeddings", type=Path, default=Path(__file__).resolve().parents[1] / "outputs" / "bench_clustering_embeddings.npz",
                         help="labelled real embeddings (NAME_embeddings / NAME_labels arrays) for --distribution fitted")  # fmt: skip
     args = parser.parse_args()
@@ -128,17 +129,18 @@ def main() -> None:
     rows = Rows([""] * len(vectors), [""] * len(vectors), np.full(len(vectors), -1), np.zeros((len(vectors), 4), np.float32),
                 np.ones(len(vectors), bool), np.ones(len(vectors), bool), vectors)  # fmt: skip
     lists = int(4 * np.sqrt(args.rows))
-    variants = [("Flat", {}), (f"IVF{lists},Flat", {"nprobe": 16}), (f"IVF{lists},Flat", {"nprobe": 64}),
-                (f"IVF{lists},Flat", {"nprobe": 128}), ("HNSW32", {"efSearch": 32}), ("HNSW32", {"efSearch": 40}), ("HNSW32", {"efSearch": 48}), ("HNSW32", {"efSearch": 64}),
-                ("HNSW32", {"efSearch": 128})]  # fmt: skip
+    variants = [("Flat", {})] + [(f"IVF{lists},Flat", {"nprobe": nprobe}) for nprobe in (16, 64, 128)]
+    for links in (int(m) for m in args.hnsw_links.split(",")):
+        variants += [(f"HNSW{links}", {"efSearch": ef}) for ef in (32, 40, 48, 64, 128)]
     families = set(args.families.split(","))
     variants = [(factory, setting) for factory, setting in variants if factory == "Flat" or family_of(factory) in families]
     heading = section_heading(args.rows) + ("" if args.distribution == "isotropic" else ", fitted to real embeddings")
     heading += "" if args.families == "ivf,hnsw" else f" ({args.families} only)"
+    heading += "" if args.hnsw_links == "32" else f", HNSW M {args.hnsw_links}"
     lines = [
         heading, "",
         f"`python benchmarks/bench_index_scale.py --rows {args.rows} --dimension {args.dimension} --queries {args.queries} "
-        f"--distribution {args.distribution} --families {args.families}` on {platform.machine()}, faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads. "
+        f"--distribution {args.distribution} --families {args.families} --hnsw-links {args.hnsw_links}` on {platform.machine()}, faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads. "
         f"Synthetic clustered unit vectors ({PHOTOS_PER_IDENTITY} per identity on average, so a query's 10 nearest are real matches; "
         f"{described}); recall against Flat in the same run; queries/s: the fastest of 3 searches of the batch.", "",
         "| index type | search setting | build s | memory MB | queries/s | speed vs Flat | recall@1 | recall@10 |",

@@ -94,6 +94,29 @@ def test_build_add_remove_search_equal_exact_search(pipeline, album, people_dir,
     assert len(list(folder.glob("v[0-9]*"))) == 1  # older versions are cleaned up
 
 
+def test_an_add_of_new_photos_grows_the_index_in_place_and_a_replacement_builds_it_again(
+    pipeline, album, people_dir, tmp_path, monkeypatch
+):
+    from sapiensid_hf.photo_index import index as index_module
+
+    folder = tmp_path / "album.sidx"
+    build_index(pipeline, sorted(album.iterdir()), folder, index_type="HNSW32")
+    built = []
+    real_build = index_module.build_faiss_index
+    monkeypatch.setattr(index_module, "build_faiss_index", lambda rows, kind: built.append(kind) or real_build(rows, kind))
+    for name in MORE:
+        shutil.copy(people_dir / name, album / name)
+    add_to_index(pipeline, folder, sorted(album.iterdir()))
+    assert built == []  # grown in place
+    query = people_dir / "face_a_3.jpg"
+    assert_same_ranking(index_ranking(folder, pipeline, query, 10), exact_ranking(pipeline, query, sorted(album.iterdir())))
+    assert PhotoIndex.open(folder).manifest.index_type == "HNSW32"
+    Image.open(people_dir / "face_b_1.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(album / "face_b_1.jpg")
+    add_to_index(pipeline, folder, sorted(album.iterdir()))
+    assert built == ["HNSW32"]  # a replaced row renumbers the collection
+    assert_same_ranking(index_ranking(folder, pipeline, query, 10), exact_ranking(pipeline, query, sorted(album.iterdir())))
+
+
 def test_the_command_line_builds_adds_and_searches_an_index(model_dir, album, people_dir, tmp_path, capsys):
     folder = tmp_path / "cli.sidx"
     unreadable = album / "notes.jpg"

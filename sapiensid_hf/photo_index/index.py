@@ -3,9 +3,10 @@
 Rows are photos (one embedding each, the single-person path) or, with `all_people`, people
 (people_embedding.py). A photo with nobody in it keeps a row (so `add` knows it has seen it) but is
 not searchable. Each row records the sha256 of its file: `add` embeds only new or changed files and
-replaces a changed file's rows. The faiss index is rebuilt from the stored embeddings at every write
-(exact inner product on unit vectors, "Flat", by default; any faiss factory string, e.g.
-"IVF1024,Flat" or "HNSW32", trained on the collection itself). Searching checks that the query model is
+replaces a changed file's rows. An `add` of new photos only grows the faiss index in place; a write that
+replaces or removes rows builds it again from the stored embeddings (exact inner product on unit vectors,
+"Flat", by default; any faiss factory string, e.g. "IVF1024,Flat" or "HNSW32", trained on the collection
+itself). Searching checks that the query model is
 the index's model (weights fingerprint) and refuses any other by name.
 """
 
@@ -88,6 +89,17 @@ def build_faiss_index(rows: Rows, index_type: str):
     if len(vectors):
         index.add_with_ids(vectors, searchable.astype(np.int64))
     return index
+
+
+def grown_faiss_index(faiss_index: Any, new_rows: Rows, first_id: int) -> Any:
+    """`faiss_index` with the searchable rows of `new_rows` added under ids from `first_id` on: the same
+    index a build of all the rows gives for Flat (exact), and for HNSW / IVF without the cost of building
+    a million rows again (an IVF index keeps the lists trained on the rows it was built with)."""
+    searchable = np.flatnonzero(new_rows.person_found)
+    if len(searchable):
+        vectors = np.ascontiguousarray(new_rows.embeddings[searchable], dtype=np.float32)
+        faiss_index.add_with_ids(vectors, (searchable + first_id).astype(np.int64))
+    return faiss_index
 
 
 def _training_rows_needed(base) -> int:
@@ -272,7 +284,11 @@ def add_to_index(pipeline: Any, folder: str | os.PathLike, photos: Sequence[Path
         missing = sorted({path for path in rows.paths if not Path(path).exists()})
         if todo and embedded and is_writer():
             manifest = Manifest(**{**manifest.__dict__, "rows": len(rows)})
-            write_version(folder, manifest, rows, build_faiss_index(rows, manifest.index_type))
+            if keep.all():  # only new photos: the rows keep their numbers, the index grows in place
+                faiss_index = grown_faiss_index(index.faiss_index, new_rows, first_id=len(index.rows))
+            else:  # replaced rows renumber the collection: the index is built again
+                faiss_index = build_faiss_index(rows, manifest.index_type)
+            write_version(folder, manifest, rows, faiss_index)
     wait_for_the_writer()
     return BuildReport(folder, len(rows), int(rows.person_found.sum()), added=sorted(embedded),
                        replaced=sorted(set(changed) & embedded), unchanged=unchanged, skipped=skipped, missing=missing)  # fmt: skip

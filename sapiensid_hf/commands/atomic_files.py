@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -21,12 +20,3 @@ def write_atomically(path: Path, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes: ties files written together (an .npy and its image list) to each other."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

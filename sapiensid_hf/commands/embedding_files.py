@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..inference import EmbeddingResult
-from .atomic_files import file_digest, write_atomically
+from ..processing.detector_assets import file_sha256
+from .atomic_files import write_atomically
 from .common import CommandError
 
 FORMATS = (".npy", ".parquet")
@@ -90,7 +91,7 @@ def write_embeddings(
         meta = {
             "model": model, "weights_fingerprint": fingerprint, "trained": trained, "l2_normalized": unit,
             "flip": flip, "person_found": person_found.tolist(),
-            "embeddings_sha256": file_digest(path), "paths_sha256": file_digest(listing),
+            "embeddings_sha256": file_sha256(path), "paths_sha256": file_sha256(listing),
         }  # fmt: skip
         write_atomically(meta_file(path), lambda temporary: Path(temporary).write_text(json.dumps(meta) + "\n", encoding="utf-8"))
         return [path, listing, meta_file(path)]
@@ -144,7 +145,7 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
             except json.JSONDecodeError as error:
                 raise CommandError(f"{meta_file(path)}: not valid JSON ({error})") from error
         for file, key in ((path, "embeddings_sha256"), (listing, "paths_sha256")):
-            if key in meta and file_digest(file) != meta[key]:
+            if key in meta and file_sha256(file) != meta[key]:
                 raise CommandError(
                     f"{path}: {file.name} is not the file {meta_file(path).name} was written with (a write was "
                     "interrupted, or the file was changed by hand): embed again"

@@ -96,6 +96,12 @@ def _add_many_images_options(parser: argparse.ArgumentParser) -> None:
     )
     _add_model_options(parser)
     parser.add_argument(
+        "--person-crops",
+        action="store_true",
+        help="every image is a crop of one person (re-identification data): one in which the detector finds "
+        "nobody gets the keypoints of a standing person filling it instead of no embedding; never for other photos",
+    )
+    parser.add_argument(
         "--num-workers",
         type=worker_count,
         default=None,

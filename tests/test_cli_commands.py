@@ -438,3 +438,19 @@ def test_flip_is_the_evaluation_rule_everywhere(capsys, tmp_path, model_dir, pho
     assert table.schema.metadata[b"sapiensid.flip"] == b"true"
     status, _, err = run_cli(capsys, "search", first, "--gallery", tmp_path / "f.parquet", "--model", model_dir)
     assert status == 0 and "embedded with --flip and the queries are embedded without it" in err
+
+
+def test_person_crops_give_a_crop_without_a_detected_person_a_standing_persons_keypoints(capsys, tmp_path, model_dir, photos):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    shutil.copy(photos / QUERY, folder / "a.jpg")
+    _picture_without_a_person(folder / "b_wall.png")
+    status, _, err = run_cli(capsys, "embed", folder, "-o", tmp_path / "crops.parquet", "--model", model_dir, "--person-crops")
+    assert status == 0, err
+    assert "--person-crops: every image is taken as a crop of one person" in err
+    assert pq.read_table(tmp_path / "crops.parquet").column("person_found").to_pylist() == [True, True]
+    status, _, err = run_cli(capsys, "embed", folder, "-o", tmp_path / "plain.parquet", "--model", model_dir)
+    assert pq.read_table(tmp_path / "plain.parquet").column("person_found").to_pylist() == [True, False]
+    for command in (["embed", folder, "-o", tmp_path / "p.parquet"], ["search", photos / QUERY, "--gallery", folder]):
+        status, _, err = run_cli(capsys, *command, "--model", model_dir, "--person-crops", "--all-people")
+        assert status == 1 and "--person-crops says every image is one person" in err

@@ -113,9 +113,10 @@ def looks_like_hub_id(text: str) -> bool:
     return len(parts) == 2 and all(parts) and not text.startswith((".", "~")) and "\\" not in text
 
 
-def open_pipeline(model: str | None, device: str = "cpu") -> SapiensIDPipeline:
+def open_pipeline(model: str | None, device: str = "cpu", person_crops: bool = False) -> SapiensIDPipeline:
     """Load the model and its processor: `model` (folder or hub id), else $SAPIENSID_MODEL, else the shipped
-    sapiensid-small; `untrained` gives a randomly initialised tiny model on purpose.
+    sapiensid-small; `untrained` gives a randomly initialised tiny model on purpose. `person_crops`: every
+    image is a crop of one person (`--person-crops`): the processor's standing-person prior is on.
 
     Says on stderr which model is used, and prints a banner when its weights are untrained. A model
     argument that is neither an existing folder nor a hub id is refused before anything is loaded.
@@ -139,6 +140,13 @@ def open_pipeline(model: str | None, device: str = "cpu") -> SapiensIDPipeline:
     finally:
         inference_logger.removeFilter(quiet)
     print(f"model: {pipeline.description}", file=sys.stderr)
+    if person_crops:
+        pipeline.processor.standing_person_prior = True
+        print(
+            "--person-crops: every image is taken as a crop of one person; one in which the detector finds nobody "
+            "gets the keypoints of a standing person filling it",
+            file=sys.stderr,
+        )
     if not pipeline.trained:
         banner(UNTRAINED_WARNING)
     return pipeline

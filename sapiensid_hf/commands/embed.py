@@ -27,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output).expanduser()
     check_output_path(output)
     paths = collect_images(args.inputs, recursive=args.recursive)
-    pipeline = open_pipeline(args.model, device=args.device)
+    if args.all_people and args.person_crops:
+        raise CommandError("--person-crops says every image is one person; --all-people looks for every person: choose one")
+    pipeline = open_pipeline(args.model, device=args.device, person_crops=args.person_crops)
     if args.all_people:
         return _run_all_people(args, output, paths, pipeline)
     embedded = embed_images(

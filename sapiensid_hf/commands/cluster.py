@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..clustering import cluster_embeddings
 from ..parallel_processing import resolve_num_workers
-from .common import CommandError, collect_images, embed_images, model_label, open_pipeline
+from .common import CommandError, collect_images, embed_images, model_label, open_pipeline, person_crops_of
 from .embed import embed_people_in_photos
 from .ranking_image import THUMB, thumbnail
 
@@ -34,9 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if output.exists() and any(output.iterdir()):
         raise CommandError(f"output folder {output} is not empty: choose a new one (cluster writes links and sheets there)")
     photos = collect_images(args.inputs, recursive=args.recursive)
-    if args.all_people and args.person_crops:
-        raise CommandError("--person-crops says every image is one person; --all-people looks for every person: choose one")
-    pipeline = open_pipeline(args.model, device=args.device, person_crops=args.person_crops)
+    pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args))
     if args.all_people:
         found, kept, _ = embed_people_in_photos(pipeline, photos, 20, 48, args.flip, 8, args.skip_unreadable)
         members = [(os.fspath(kept[row.image_index]), row.person_index, row.person.box, row.person.face_found) for row in found.rows]

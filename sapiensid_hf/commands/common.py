@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -111,6 +112,14 @@ def looks_like_hub_id(text: str) -> bool:
     """'owner/name' (one slash, no leading '.', '/' or '~'): what the hub could resolve."""
     parts = text.split("/")
     return len(parts) == 2 and all(parts) and not text.startswith((".", "~")) and "\\" not in text
+
+
+def person_crops_of(args: argparse.Namespace) -> bool:
+    """`--person-crops`, refused beside `--all-people`: one says every image is one person, the other looks
+    for every person in it."""
+    if args.person_crops and getattr(args, "all_people", False):
+        raise CommandError("--person-crops says every image is one person; --all-people looks for every person: choose one")
+    return args.person_crops
 
 
 def open_pipeline(model: str | None, device: str = "cpu", person_crops: bool = False) -> SapiensIDPipeline:

@@ -17,6 +17,7 @@ from .common import (
     model_label,
     not_found_notes,
     open_pipeline,
+    person_crops_of,
     untrained_note,
 )
 from .embedding_files import check_output_path, write_embeddings
@@ -27,9 +28,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output).expanduser()
     check_output_path(output)
     paths = collect_images(args.inputs, recursive=args.recursive)
-    if args.all_people and args.person_crops:
-        raise CommandError("--person-crops says every image is one person; --all-people looks for every person: choose one")
-    pipeline = open_pipeline(args.model, device=args.device, person_crops=args.person_crops)
+    pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args))
     if args.all_people:
         return _run_all_people(args, output, paths, pipeline)
     embedded = embed_images(

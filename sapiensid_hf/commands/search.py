@@ -21,6 +21,7 @@ from .common import (
     model_label,
     not_found_notes,
     open_pipeline,
+    person_crops_of,
 )
 from .embedding_files import FORMATS, read_embeddings
 from .ranking_image import RankedRow, render_ranking
@@ -116,15 +117,13 @@ def run(args: argparse.Namespace) -> int:
     queries = collect_images(args.queries, recursive=args.recursive, what="query")
     if (args.gallery is None) == (args.index is None):
         raise CommandError("search needs either --gallery (photos or an embedding file) or --index (a photo index)")
-    if args.all_people and args.person_crops:
-        raise CommandError("--person-crops says every image is one person; --all-people looks for every person: choose one")
     if args.index is not None:
-        pipeline = open_pipeline(args.model, device=args.device, person_crops=args.person_crops)
+        pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args))
         return run_index_search(args, queries, pipeline)
     gallery_arg = Path(args.gallery).expanduser()
     if not gallery_arg.exists():
         raise CommandError(f"gallery {gallery_arg}: no such folder or embedding file")
-    pipeline = open_pipeline(args.model, device=args.device, person_crops=args.person_crops)
+    pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args))
     if args.all_people:
         return run_people_search(args, queries, pipeline)
     if args.query_person:

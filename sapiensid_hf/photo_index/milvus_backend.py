@@ -75,9 +75,8 @@ class MilvusPhotoIndex:
     def manifest(self) -> Manifest:
         if not self.exists:
             raise PhotoIndexError(f"Milvus {self.uri}: no collection {self.collection!r} (make one with `sapiensid index build --backend milvus`)")
-        properties = self.client.describe_collection(self.collection).get("properties", {}) or {}
         try:
-            return Manifest(**json.loads(properties.get(MANIFEST_PROPERTY, "")))
+            return Manifest(**json.loads(self._properties().get(MANIFEST_PROPERTY, "")))
         except (json.JSONDecodeError, TypeError) as error:
             raise PhotoIndexError(f"Milvus {self.uri}: collection {self.collection!r} is not a sapiensid photo index") from error
 
@@ -115,10 +114,14 @@ class MilvusPhotoIndex:
     def _properties(self) -> dict[str, str]:
         return self.client.describe_collection(self.collection).get("properties", {}) or {}
 
+    def _lease(self) -> dict:
+        """The writer lease as stored: {} when nobody holds it."""
+        return json.loads(self._properties().get(WRITER_PROPERTY) or "{}")
+
     @contextmanager
     def writer_lease(self) -> Iterator[None]:
         """Hold the collection's writer lease for the block; a second writer is refused at once."""
-        holder = json.loads(self._properties().get(WRITER_PROPERTY) or "{}")
+        holder = self._lease()
         if holder and holder.get("expires", 0) > time.time():
             raise PhotoIndexError(
                 f"Milvus collection {self.collection!r} at {self.uri} is being written by {holder.get('holder')} "
@@ -127,13 +130,12 @@ class MilvusPhotoIndex:
             )
         lease = {"token": uuid.uuid4().hex, "holder": f"{socket.gethostname()} pid {os.getpid()}", "expires": time.time() + LEASE_SECONDS}
         self.client.alter_collection_properties(self.collection, properties={WRITER_PROPERTY: json.dumps(lease)})
-        if json.loads(self._properties().get(WRITER_PROPERTY) or "{}").get("token") != lease["token"]:
+        if self._lease().get("token") != lease["token"]:
             raise PhotoIndexError(f"Milvus collection {self.collection!r} at {self.uri}: another writer took the lease at the same moment; try again")
         try:
             yield
         finally:
-            current = json.loads(self._properties().get(WRITER_PROPERTY) or "{}")
-            if current.get("token") == lease["token"]:
+            if self._lease().get("token") == lease["token"]:
                 self.client.alter_collection_properties(self.collection, properties={WRITER_PROPERTY: "{}"})
 
     def _insert(self, rows: Rows, first_id: int) -> None:

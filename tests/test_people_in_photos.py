@@ -18,6 +18,7 @@ from sapiensid_hf.processing.people_in_image import (
     BODY_CROP_MARGIN,
     FACE_FRAME_EYE_DISTANCE,
     FACE_FRAME_EYES_AT,
+    FACE_FRAME_FACE_SIZE,
     PORTRAIT_CROP_MARGIN,
     Person,
     keypoints_in_crop,
@@ -161,6 +162,16 @@ def test_a_head_and_shoulders_is_cut_as_an_lfw_photo_of_that_face_and_a_whole_bo
     expected = (int(np.floor(left)), int(np.floor(top)), int(np.ceil(left + side)), int(np.ceil(top + side)))
     assert portrait.crop_box(1000, 1000) == expected
     assert portrait.crop_box(450, 1000)[2] == 450  # inside the photo
+    with_mouth = keypoints.copy()
+    with_mouth[3], with_mouth[4] = (385, 230), (415, 230)  # mouth 30 px below the eyes: the face size sets the frame
+    side = np.hypot(40, 30) / FACE_FRAME_FACE_SIZE
+    left, top = 400 - FACE_FRAME_EYES_AT[0] * side, 200 - FACE_FRAME_EYES_AT[1] * side
+    framed = Person((320.0, 150.0, 480.0, 320.0), with_mouth, 0.9, True, True, "pose").crop_box(1000, 1000)
+    assert framed == (int(np.floor(left)), int(np.floor(top)), int(np.ceil(left + side)), int(np.ceil(top + side)))
+    turned = with_mouth.copy()
+    turned[1, 0], turned[2, 0] = 385, 415  # a turned head: the eyes narrow to 3/4, the frame less
+    narrowed = Person((320.0, 150.0, 480.0, 320.0), turned, 0.9, True, True, "pose").crop_box(1000, 1000)
+    assert 0.80 < (narrowed[2] - narrowed[0]) / (framed[2] - framed[0]) < 0.90
     walking = keypoints.copy()
     walking[13:15] = (360, 500), (440, 500)  # hips: a whole body keeps the re-identification framing
     body = Person((320.0, 150.0, 480.0, 700.0), walking, 0.9, True, True, "pose")

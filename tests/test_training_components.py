@@ -31,6 +31,7 @@ from sapiensid_hf.training import (
     flip_sample,
     photometric_jitter,
 )
+from sapiensid_hf.training.augmentation import TrainingAugmentation, reframe_sample
 from sapiensid_hf.training.keypoint_cache import KeypointCacheMismatchError, keypoint_rules_of
 from sapiensid_hf.training.masking import mask_ratio_for, solve_exponential_rate, truncated_exponential_mean
 from sapiensid_hf.training.optimization import scheduled_lr
@@ -203,6 +204,66 @@ def test_photometric_jitter_changes_content_only_and_stays_in_range():
     assert np.allclose(jittered[content == 1][:, 0], jittered[content == 1][:, 1])  # grayscale
 
 
+def test_reframing_without_a_change_is_the_identity_and_a_tighter_cut_zooms_about_the_centre():
+    pixels = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    mask = np.ones((16, 16), dtype=np.int64)
+    keypoints = full_body().numpy()
+    same = reframe_sample(pixels, mask, keypoints, 1.0)
+    np.testing.assert_allclose(same[0], pixels, atol=1e-6)
+    assert np.array_equal(same[1], mask) and np.allclose(same[2], keypoints)
+    points = np.full((19, 2), -1.0, dtype=np.float32)
+    points[0], points[1], points[2] = (0.5, 0.5), (0.3, 0.6), (0.2, 0.2)
+    _, _, zoomed = reframe_sample(pixels, mask, points, 0.5)  # the middle half of the square
+    np.testing.assert_allclose(zoomed[:3], [(0.5, 0.5), (0.1, 0.7), (-1, -1)], atol=1e-6)  # (0.2, 0.2) left the window
+    assert (zoomed[3:] == -1).all()
+
+
+def test_reframing_moves_a_marked_pixel_exactly_as_its_keypoint():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        pixels = np.zeros((48, 48, 3), dtype=np.float32)
+        row, column = rng.integers(12, 36, size=2)
+        pixels[row - 1 : row + 2, column - 1 : column + 2] = 1.0  # a bright 3 x 3 dot
+        points = np.full((19, 2), -1.0, dtype=np.float32)
+        points[7] = ((column + 0.5) / 48, (row + 0.5) / 48)
+        scale, shift = rng.uniform(0.85, 1.15), tuple(rng.uniform(-0.08, 0.08, size=2))
+        moved, _, moved_points = reframe_sample(pixels, np.ones((48, 48), np.int64), points, scale, shift)
+        weights = moved[..., 0] / moved[..., 0].sum()
+        centre = ((weights * np.arange(48)[None, :]).sum(), (weights * np.arange(48)[:, None]).sum())  # (x, y)
+        np.testing.assert_allclose(centre, moved_points[7] * 48 - 0.5, atol=0.3)
+
+
+def test_a_wider_cut_continues_the_picture_as_its_mirror_or_as_a_flat_wall_that_counts_as_content():
+    pixels = np.random.default_rng(1).random((20, 20, 3)).astype(np.float32)
+    mask = np.ones((20, 20), dtype=np.int64)
+    mask[:, 16:] = 0  # square padding at the right: stays padding where the mirror brings it back
+    keypoints = full_body().numpy()
+    mirrored, mirrored_mask, _ = reframe_sample(pixels, mask, keypoints, 2.0)
+    np.testing.assert_allclose(mirrored[5:15, 5:15], (pixels[0::2, 0::2] + pixels[1::2, 1::2] + pixels[0::2, 1::2] + pixels[1::2, 0::2])[:10, :10] / 4, atol=1e-5)
+    np.testing.assert_allclose(mirrored[5:15, 4], mirrored[5:15, 5], atol=1e-6)  # the mirror continues the edge
+    assert not mirrored_mask[:, 13:17].any() and mirrored_mask[5:15, 5:13].all()
+    wall = np.array([0.2, 0.4, 0.6], dtype=np.float32)
+    walled, walled_mask, walled_points = reframe_sample(pixels, mask, keypoints, 2.0, fill=wall)
+    assert np.allclose(walled[:5], wall) and np.allclose(walled[:, :5], wall) and walled_mask[:5].all()
+    shown = (keypoints >= 0).all(axis=1)
+    np.testing.assert_allclose(walled_points[shown], (keypoints[shown] - 0.5) / 2 + 0.5, atol=1e-6)
+
+
+def test_reframing_off_by_default_draws_nothing_and_on_it_changes_the_sample():
+    pixels = np.random.default_rng(2).random((16, 16, 3)).astype(np.float32)
+    mask, keypoints = np.ones((16, 16), dtype=np.int64), full_body().numpy()
+    default = TrainingAugmentation()
+    assert default.reframe_prob == 0.0
+    augmented = default(pixels, mask, keypoints, np.random.default_rng(7))
+    rng = np.random.default_rng(7)  # the draws of recipes v1-v3, trained before reframing existed
+    expected = flip_sample(pixels, mask, keypoints) if rng.random() < 0.5 else (pixels, mask, keypoints)
+    expected = (photometric_jitter(expected[0], expected[1], rng, 0.2, 0.2, 0.2, 0.05), expected[1], expected[2])
+    for got, want in zip(augmented, expected, strict=True):
+        assert np.array_equal(got, want)
+    reframed = TrainingAugmentation(reframe_prob=1.0, flip_prob=0.0)(pixels, mask, keypoints, np.random.default_rng(7))
+    assert not np.allclose(reframed[2], keypoints) and reframed[0].shape == pixels.shape
+
+
 # ----------------------------------------------------------------------------------------- samplers
 
 
@@ -283,6 +344,8 @@ def test_config_file_round_trip_and_overrides(tmp_path):
          "unlabelled_batch_size must be at least 2"),
         ("data: {dataset_path: d}\ndistill: {teacher: dlib_resnet_v1, teacher_cache: t, relation_weight: -1}\n",
          "must be >= 0"),
+        ("data: {dataset_path: d}\naugmentation: {reframe_prob: 1.5}\n", "augmentation.reframe_prob must lie in"),
+        ("data: {dataset_path: d}\naugmentation: {reframe_scale: 1.0}\n", "augmentation.reframe_scale must lie in"),
     ],
 )
 def test_config_errors_name_the_field(tmp_path, text, message):

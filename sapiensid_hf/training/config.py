@@ -294,6 +294,17 @@ class TrainingConfig:
         if self.logging.save_every_steps < 0 or self.validation.every_steps < 0:
             raise ConfigError("logging.save_every_steps and validation.every_steps must be >= 0")
         self._validate_distill()
+        self._validate_augmentation()
+
+    def _validate_augmentation(self) -> None:
+        augmentation = self.augmentation
+        for name in ("flip_prob", "grayscale_prob", "reframe_prob", "reframe_flat_prob"):
+            if not 0.0 <= getattr(augmentation, name) <= 1.0:
+                raise ConfigError(f"augmentation.{name} must lie in [0, 1], got {getattr(augmentation, name)}")
+        if not 0.0 <= augmentation.reframe_scale < 1.0:
+            raise ConfigError(f"augmentation.reframe_scale must lie in [0, 1), got {augmentation.reframe_scale}")
+        if not 0.0 <= augmentation.reframe_shift < 0.5:
+            raise ConfigError(f"augmentation.reframe_shift must lie in [0, 0.5), got {augmentation.reframe_shift}")
 
     def _validate_distill(self) -> None:
         distill = self.distill

@@ -25,12 +25,13 @@ import numpy as np
 import torch
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
-# The three `noqa: F401` imports: transformers 4.x copies a local model folder's code into its module cache
+# The four `noqa: F401` imports: transformers 4.x copies a local model folder's code into its module cache
 # by this file's own relative imports only (5.x, and 4.x from a hub repository, follow them recursively),
 # so the files keypoint_detector.py needs are named here too.
 from .blaze_ops import Roi  # noqa: F401
 from .detector_assets import DetectorNotAvailableError
 from .face_points import RetinaFaceFivePoints  # noqa: F401
+from .hog_pedestrians import pedestrian_rois  # noqa: F401
 from .image_decoding import DEFAULT_MAX_IMAGE_PIXELS, SapiensIDInputError, describe_input, load_rgb
 from .keypoint_detector import (
     FACE_POINT_SOURCES,

@@ -65,6 +65,7 @@ from .detector_assets import (
     locate_detector_files,
 )
 from .face_points import RetinaFaceFivePoints, square_head_box, with_face_points
+from .hog_pedestrians import pedestrian_rois
 from .keypoint_layout import (
     BODY_POINTS,
     drop_outside,
@@ -82,6 +83,7 @@ from .people_detection import (
     face_has_body,
     face_person_box,
     is_plausible_person,
+    is_same_person,
     keypoint_box,
     merge_finds,
     most_prominent_first,
@@ -249,6 +251,9 @@ class BlazePoseDetector:
             nose and eyes, without mouth corners, when nobody is found) or "retinaface" (the official
             aligner's rule: RetinaFace on the square head crop, or on the whole image when nobody is
             found, gives all five; below face score 0.5 they are dropped; see face_points.py).
+        pedestrian_search: `detect_people` also looks for upright people by their silhouette (OpenCV's
+            HOG people detector, hog_pedestrians.py), which finds pedestrians seen from behind; the
+            single-person `detect` never uses it.
     """
 
     def __init__(
@@ -266,6 +271,7 @@ class BlazePoseDetector:
         crop_min_body_points: int = 4,
         person_choice: str = "prominent",
         face_points: str = "blazeface",
+        pedestrian_search: bool = True,
     ):
         self.person_choice = require_choice("person_choice", person_choice, PERSON_CHOICES)
         self.face_points = require_choice("face_points", face_points, FACE_POINT_SOURCES)
@@ -280,6 +286,7 @@ class BlazePoseDetector:
         self.crop_min_aspect = crop_min_aspect
         self.crop_min_detection_confidence = crop_min_detection_confidence
         self.crop_min_body_points = crop_min_body_points
+        self.pedestrian_search = pedestrian_search
         self._pose_detector = _TfliteModel(paths[POSE_DETECTION.filename], num_threads)
         self._pose_landmarker = _TfliteModel(paths[POSE_LANDMARK_FULL.filename], num_threads)
         self._face_detector = _TfliteModel(paths[FACE_DETECTION_SHORT_RANGE.filename], num_threads)
@@ -299,7 +306,8 @@ class BlazePoseDetector:
 
     def detect_people(self, image: np.ndarray) -> list[FoundPerson]:
         """Every person in the square image, most prominent first (see people_detection.py): bodies from
-        the whole square and its tiles, then faces without a body. A tall crop of one person in which
+        the whole square and its tiles, upright people found by their silhouette (hog_pedestrians.py;
+        `pedestrian_search`), then faces without a body. A tall crop of one person in which
         nobody is found gets the person-crop fallback, as in `detect`. Face points are BlazePose's /
         BlazeFace's whatever `face_points` says (the multi-person search has no RetinaFace step)."""
         _require_square(image)
@@ -338,6 +346,8 @@ class BlazePoseDetector:
                 keypoints = from_blazeface(best.points)
                 faces.append(FoundPerson(keypoints, face_person_box(best.box), best.score, SOURCE_FACE))
             people = merge_finds(bodies)
+            if self.pedestrian_search:
+                people += self._pedestrians(pixels, image, tuple(content), people)
             people += merge_finds([face for face in faces if not face_has_body(face.box, people)])
             if not people and self.person_crop_fallback:
                 crop = self._person_crop(image)
@@ -406,16 +416,40 @@ class BlazePoseDetector:
         ]
         return rank_people(people, self.person_choice)
 
+    def _pedestrians(
+        self, pixels: torch.Tensor, image: np.ndarray, content: tuple[float, ...], found: list[FoundPerson]
+    ) -> list[FoundPerson]:
+        """Upright people the face-anchored search missed (seen from behind, blurred): HOG boxes
+        (hog_pedestrians.py) fitted by the landmark model, kept when the fit is a plausible body that is
+        nobody in `found`. Their score is the landmark model's presence."""
+        people: list[FoundPerson] = []
+        for roi in pedestrian_rois(image):
+            keypoints, presence = self._landmark_fit(pixels, roi)
+            if keypoints is None:
+                continue
+            keypoints = drop_outside(keypoints, content)
+            if not is_plausible_person(keypoints, self.crop_min_body_points):
+                continue
+            person = FoundPerson(keypoints, keypoint_box(keypoints), presence, SOURCE_POSE)
+            if not any(is_same_person(person, other) for other in found + people):
+                people.append(person)
+        return people
+
     def _landmarks(self, pixels: torch.Tensor, roi: Roi) -> np.ndarray | None:
+        return self._landmark_fit(pixels, roi)[0]
+
+    def _landmark_fit(self, pixels: torch.Tensor, roi: Roi) -> tuple[np.ndarray | None, float]:
+        """(the 19 keypoints of the person in the ROI, or None below the presence threshold; the presence)."""
         crop = crop_roi(pixels, roi, POSE_LANDMARK_INPUT).numpy()
         outputs = self._pose_landmarker(crop[None])
-        if float(outputs["Identity_1"].ravel()[0]) < self.min_presence_confidence:
-            return None
+        person_presence = float(outputs["Identity_1"].ravel()[0])
+        if person_presence < self.min_presence_confidence:
+            return None, person_presence
         points, visibility, presence = decode_landmarks(
             outputs["Identity"][0], outputs["Identity_3"][0], POSE_LANDMARK_INPUT, POSE_NUM_LANDMARKS
         )
         confident = (visibility >= self.min_keypoint_confidence) & (presence >= self.min_keypoint_confidence)
-        return from_blazepose(project_from_roi(points, roi), confident)
+        return from_blazepose(project_from_roi(points, roi), confident), person_presence
 
     def _find_faces(self, image: np.ndarray) -> Detections:
         outputs = self._face_detector(_model_input(image, FACE_DETECTOR_INPUT, (-1.0, 1.0)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import SHARED_DATA
 from detector_files import require_detector_files
 from PIL import Image
 
@@ -19,6 +20,9 @@ from sapiensid_hf.processing.people_in_image import (
     FACE_FRAME_EYE_DISTANCE,
     FACE_FRAME_EYES_AT,
     FACE_FRAME_FACE_SIZE,
+    PEDESTRIAN_FRAME_ABOVE_SHOULDERS,
+    PEDESTRIAN_FRAME_BELOW_ANKLES,
+    PEDESTRIAN_FRAME_WIDTH,
     PORTRAIT_CROP_MARGIN,
     Person,
     keypoints_in_crop,
@@ -152,6 +156,73 @@ def test_photo_pixels_and_crop_keypoints_round_trip():
     assert keypoints_in_crop(person, (130, 30, 160, 210))[0, 0] == -1  # outside the crop: missing
 
 
+# Six CUHK03 development pedestrians side by side on a wall (a scene of benchmarks/bench_people.py):
+# photo and where it is pasted (x0, y0, x1, y1). Three of them are seen from behind or blurred.
+PEDESTRIAN_SCENE = (
+    ("cuhk03/val/0027_06.jpg", (82, 254, 208, 680)),
+    ("cuhk03/val/0011_05.jpg", (294, 263, 421, 680)),
+    ("cuhk03/val/0066_09.jpg", (473, 269, 595, 680)),
+    ("cuhk03/val/0087_06.jpg", (661, 243, 795, 680)),
+    ("cuhk03/val/0055_07.jpg", (900, 327, 1016, 680)),
+    ("cuhk03/val/0018_09.jpg", (1083, 230, 1234, 680)),
+)
+
+
+def _pedestrian_scene() -> np.ndarray:
+    identities = SHARED_DATA / "identities"
+    if not identities.is_dir():
+        pytest.skip(f"development photos not found at {identities}")
+    canvas = np.clip(150 + np.random.default_rng(0).normal(0, 6, (720, 1280, 3)), 0, 255).astype(np.uint8)
+    for path, (x0, y0, x1, y1) in PEDESTRIAN_SCENE:
+        photo = Image.open(identities / path).convert("RGB").resize((x1 - x0, y1 - y0), Image.Resampling.BILINEAR)
+        canvas[y0:y1, x0:x1] = np.asarray(photo)
+    return canvas
+
+
+def _people_on_pasted_photos(people) -> tuple[int, int]:
+    """(pasted pedestrians found with a box of IoU >= 0.5, found boxes that are nobody pasted)."""
+    pasted = [np.array(box, np.float32) for _, box in PEDESTRIAN_SCENE]
+    matched = [max(range(len(pasted)), key=lambda i: box_overlaps(np.array(p.box, np.float32), pasted[i])[0]) for p in people]
+    right = {i for p, i in zip(people, matched, strict=True) if box_overlaps(np.array(p.box, np.float32), pasted[i])[0] >= 0.5}
+    return len(right), sum(box_overlaps(np.array(p.box, np.float32), pasted[i])[0] < 0.5 for p, i in zip(people, matched, strict=True))
+
+
+def test_pedestrians_seen_from_behind_are_found_by_their_silhouette(processor):
+    canvas = _pedestrian_scene()
+    detector = processor.detector
+    assert detector.pedestrian_search  # on by default
+    found = processor.detect_people(canvas)
+    assert _people_on_pasted_photos(found.people) == (6, 0)
+    assert all(person.body_found for person in found.people)
+    try:
+        detector.pedestrian_search = False
+        face_anchored_only = processor.detect_people(canvas)
+    finally:
+        detector.pedestrian_search = True
+    right, false = _people_on_pasted_photos(face_anchored_only.people)
+    assert right <= 4 and false == 0  # the face-anchored search alone misses people the silhouette finds
+
+
+def test_the_silhouette_search_finds_nobody_on_a_plain_wall_and_names_opencv_when_it_is_missing(monkeypatch):
+    import importlib
+
+    from sapiensid_hf.processing import hog_pedestrians
+    from sapiensid_hf.processing.detector_assets import DetectorNotAvailableError
+
+    wall = np.clip(150 + np.random.default_rng(1).normal(0, 6, (768, 768, 3)), 0, 255).astype(np.uint8)
+    assert hog_pedestrians.pedestrian_rois(wall) == []
+    real_import = importlib.import_module
+
+    def without_opencv(name, *args):
+        if name == "cv2":
+            raise ImportError("No module named 'cv2'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(hog_pedestrians.importlib, "import_module", without_opencv)
+    with pytest.raises(DetectorNotAvailableError, match="pip install opencv-python-headless"):
+        hog_pedestrians.pedestrian_rois(wall)
+
+
 def test_a_head_and_shoulders_is_cut_as_an_lfw_photo_of_that_face_and_a_whole_body_with_its_margin():
     keypoints = np.full((19, 2), -1.0, dtype=np.float32)
     keypoints[1], keypoints[2] = (380, 200), (420, 200)  # eyes 40 px apart
@@ -177,6 +248,14 @@ def test_a_head_and_shoulders_is_cut_as_an_lfw_photo_of_that_face_and_a_whole_bo
     body = Person((320.0, 150.0, 480.0, 700.0), walking, 0.9, True, True, "pose")
     margin = BODY_CROP_MARGIN * 550
     assert body.crop_box(1000, 1000) == (int(np.floor(320 - margin)), int(np.floor(150 - margin)), int(np.ceil(480 + margin)), int(np.ceil(700 + margin)))
+    standing = walking.copy()
+    standing[17:19] = (365, 800), (435, 800)  # ankles: cut as a re-identification crop of this person is
+    body_height = 800 - 300
+    frame = Person((320.0, 150.0, 480.0, 850.0), standing, 0.9, True, True, "pose").crop_box(1000, 1000)
+    half_width = PEDESTRIAN_FRAME_WIDTH * body_height / 2
+    assert frame == (
+        int(np.floor(400 - half_width)), int(np.floor(300 - PEDESTRIAN_FRAME_ABOVE_SHOULDERS * body_height)),
+        int(np.ceil(400 + half_width)), int(np.ceil(800 + PEDESTRIAN_FRAME_BELOW_ANKLES * body_height)))  # fmt: skip
     no_eyes = keypoints.copy()
     no_eyes[1:3] = -1  # without both eyes: the portrait margin around the box
     margin = PORTRAIT_CROP_MARGIN * 170

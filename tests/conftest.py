@@ -41,6 +41,24 @@ def trained_tiny_model_dir(tmp_path_factory) -> Path:
     return save_trained_tiny_model(tmp_path_factory.mktemp("trained_tiny_model"))
 
 
+@pytest.fixture(scope="module")
+def model_dir(trained_tiny_model_dir) -> Path:
+    """The trained tiny model, for tests that also run the real keypoint detector (skipped without it).
+    Modules that need another model define their own `model_dir`."""
+    from detector_files import require_detector_files
+
+    require_detector_files()
+    return trained_tiny_model_dir
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_dir):
+    """`load_pipeline(model_dir)`, one per test module (a test that changes it restores it)."""
+    from sapiensid_hf.inference import load_pipeline
+
+    return load_pipeline(model_dir)
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     torch.manual_seed(0)

@@ -11,7 +11,6 @@ from detector_files import require_detector_files
 from PIL import Image
 
 from sapiensid_cli import main
-from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_detector import KeypointResult
 from sapiensid_hf.processing.people_detection import Candidate, box_overlaps, confirmed_groups, search_windows
@@ -36,12 +35,6 @@ from sapiensid_hf.processing.square_resampling import SquarePadding
 def processor():
     require_detector_files()
     return SapiensIDImageProcessor()
-
-
-@pytest.fixture(scope="module")
-def pipeline(trained_tiny_model_dir):
-    require_detector_files()
-    return load_pipeline(trained_tiny_model_dir)
 
 
 # ----------------------------------------------------------------------------------------------

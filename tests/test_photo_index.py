@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detector_files import require_detector_files
 from PIL import Image
 from tiny_models import save_trained_tiny_model
 
@@ -23,17 +22,6 @@ from sapiensid_hf.photo_index.store import writer_lock
 
 PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg")
 MORE = ("face_a_3.jpg", "street_bus.jpg")
-
-
-@pytest.fixture(scope="module")
-def model_dir(trained_tiny_model_dir) -> Path:
-    require_detector_files()
-    return trained_tiny_model_dir
-
-
-@pytest.fixture(scope="module")
-def pipeline(model_dir):
-    return load_pipeline(model_dir)
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import pytest
-from detector_files import require_detector_files
 from PIL import Image
 from tiny_models import save_trained_tiny_model
 
@@ -18,17 +16,6 @@ from sapiensid_hf.photo_index import PhotoIndex, PhotoIndexError, build_index
 from sapiensid_hf.photo_index.milvus_backend import WRITER_PROPERTY, MilvusPhotoIndex
 
 PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg", "street_bus.jpg")
-
-
-@pytest.fixture(scope="module")
-def model_dir(trained_tiny_model_dir) -> Path:
-    require_detector_files()
-    return trained_tiny_model_dir
-
-
-@pytest.fixture(scope="module")
-def pipeline(model_dir):
-    return load_pipeline(model_dir)
 
 
 def hits_of(results):

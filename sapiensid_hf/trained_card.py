@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .atomic_files import write_text_atomically
 from .evaluation.public_dev import dev_markdown
 from .model_card import CITATION, TEACHERS, TRAINING_DATASETS, front_matter, thresholds_section
 
@@ -117,10 +118,7 @@ def write_trained_card(model_dir: str | Path, results: dict[str, Any] | None = N
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     path = folder / "README.md"
     text = render_trained_card(config, folder.resolve().name, results=results, repo_id=repo_id)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)  # a killed write leaves the previous card whole
-    return path
+    return write_text_atomically(path, text)
 
 
 __all__ = ["render_trained_card", "training_datasets", "write_trained_card"]

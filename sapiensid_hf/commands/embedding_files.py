@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_files import write_atomically, write_text_atomically
 from ..inference import EmbeddingResult
 from ..processing.detector_assets import file_sha256
-from .atomic_files import write_atomically
 from .common import CommandError
 
 FORMATS = (".npy", ".parquet")
@@ -87,13 +87,13 @@ def write_embeddings(
         # a write killed between files is refused at read time instead of pairing rows with wrong paths.
         listing = paths_file(path)
         write_atomically(path, lambda temporary: _save_npy(temporary, embeddings))
-        write_atomically(listing, lambda temporary: Path(temporary).write_text("".join(f"{name}\n" for name in names), encoding="utf-8"))
+        write_text_atomically(listing, "".join(f"{name}\n" for name in names))
         meta = {
             "model": model, "weights_fingerprint": fingerprint, "trained": trained, "l2_normalized": unit,
             "flip": flip, "person_found": person_found.tolist(),
             "embeddings_sha256": file_sha256(path), "paths_sha256": file_sha256(listing),
         }  # fmt: skip
-        write_atomically(meta_file(path), lambda temporary: Path(temporary).write_text(json.dumps(meta) + "\n", encoding="utf-8"))
+        write_text_atomically(meta_file(path), json.dumps(meta) + "\n")
         return [path, listing, meta_file(path)]
     import pyarrow as pa
     import pyarrow.parquet as pq

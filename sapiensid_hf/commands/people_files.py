@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_files import write_atomically
 from ..people_embedding import PeopleEmbeddings
 from ..people_search import GalleryPerson, PeopleGallery
-from .atomic_files import write_atomically
 from .common import CommandError
 
 ROWS_KEY = "sapiensid.rows"

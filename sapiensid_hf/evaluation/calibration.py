@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic_files import write_json_atomically
+
 KINDS = ("face", "body")
 OPERATING_POINTS = ("best_accuracy", "far_1e-2")
 DEFAULT_OPERATING_POINT = "best_accuracy"
@@ -160,10 +162,7 @@ def record_calibration(model_dir: str | os.PathLike, record: dict[str, Any]) -> 
         raise FileNotFoundError(f"{model_dir}: no config.json; calibrate a saved model folder")
     config = json.loads(config_file.read_text(encoding="utf-8"))
     config["calibration"] = record
-    partial = config_file.with_name(config_file.name + ".partial")
-    partial.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(partial, config_file)
-    return config_file
+    return write_json_atomically(config_file, config)
 
 
 def _checked(scores: Any, same: Any) -> tuple[np.ndarray, np.ndarray]:

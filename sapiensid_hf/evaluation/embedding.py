@@ -29,6 +29,7 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
+from ..atomic_files import save_npz_atomically
 from ..data.common import UndecodedImages
 from ..embedding_views import embed_images
 from ..processing.standing_person_prior import SOURCE_PRIOR
@@ -198,9 +199,6 @@ def embed_dataset_rows(
     if len(rows.embeddings) != len(dataset):
         raise RuntimeError(f"gathered {len(rows.embeddings)} embeddings for {len(dataset)} images")
     if cache_file is not None and state.is_main_process:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_name(cache_file.stem + ".partial.npz")
-        np.savez(partial, embeddings=rows.embeddings, person_found=rows.person_found, keypoint_prior=rows.keypoint_prior)
-        os.replace(partial, cache_file)  # never leave a half-written cache behind
+        save_npz_atomically(cache_file, embeddings=rows.embeddings, person_found=rows.person_found, keypoint_prior=rows.keypoint_prior)
     state.wait_for_everyone()
     return rows

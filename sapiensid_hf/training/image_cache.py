@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..atomic_files import save_npz_atomically
 from ..parallel_processing import resolve_num_workers
 from ..processing.image_decoding import load_rgb
 from ..processing.square_resampling import SquarePadding, resample_padded_square
@@ -103,9 +104,7 @@ def build_image_cache(
     with ProcessPoolExecutor(workers) if workers else _InThisProcess() as pool:
         for start, pixels, sizes in pool.map(_resize_chunk, jobs):
             target = chunk_dir / f"chunk_{start:010d}.npz"
-            partial = target.with_name(target.stem + ".partial.npz")
-            np.savez(partial, pixels=pixels, sizes=sizes)
-            os.replace(partial, target)  # a killed build never leaves half a chunk
+            save_npz_atomically(target, pixels=pixels, sizes=sizes)
             bar.update(1)
     bar.close()
     side = rules["side"]

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..atomic_files import save_npz_atomically
 from ..parallel_processing import process_images, resolve_num_workers
 from ..processing.detector_assets import DetectorNotAvailableError
 from ..processing.image_decoding import SapiensIDInputError
@@ -258,10 +259,8 @@ def _detect_rows(
 
 
 def _save_chunk(target: Path, chunk: dict[str, Any]) -> None:
-    temporary = target.with_suffix(".partial.npz")
     arrays = {key: value for key, value in chunk.items() if key != "unreadable"}
-    np.savez(temporary, unreadable=np.asarray(json.dumps(chunk["unreadable"])), **arrays)
-    os.replace(temporary, target)
+    save_npz_atomically(target, unreadable=np.asarray(json.dumps(chunk["unreadable"])), **arrays)
 
 
 def _merge_chunks(chunk_dir: Path, starts: list[int], fingerprint: dict[str, Any], processor: Any) -> KeypointCache:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..atomic_files import save_npz_atomically
 from ..parallel_processing import resolve_num_workers
 from ..processing.image_decoding import load_rgb
 from .cache_files import read_cache_folder, read_cache_meta, write_cache_folder
@@ -197,10 +198,8 @@ def _embed_chunk(job: tuple[Any, list[Any], list[str], int]) -> tuple[int, dict[
 def _save_chunks(results: Any, chunk_dir: Path, bar: Any) -> None:
     for start, chunk in results:
         target = chunk_dir / _chunk_name(start)
-        partial = target.with_name(target.stem + ".partial.npz")
         arrays = {name: chunk[name] for name in ARRAYS}
-        np.savez(partial, unreadable=np.asarray(json.dumps(chunk["unreadable"])), **arrays)
-        os.replace(partial, target)  # a killed build never leaves half a chunk behind
+        save_npz_atomically(target, unreadable=np.asarray(json.dumps(chunk["unreadable"])), **arrays)
         bar.update(len(chunk["found"]))
 
 

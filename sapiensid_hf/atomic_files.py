@@ -1,0 +1,67 @@
+"""Files that are replaced whole or not at all: a killed write leaves the previous file as it was.
+
+Every file the project writes for later reading (embedding files, caches, a model folder's config.json and
+card, detector files) goes through `write_atomically`: the content is written to a hidden file beside the
+target, then moved over it in one step (os.replace is atomic on one file system).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call `write(temporary_path)` for a hidden file beside `path`, then move it over `path` in one step;
+    on any failure (`write` raising included) the temporary file is removed and `path` is untouched.
+
+    The temporary name ends with `path`'s suffix, so writers that add a missing suffix (np.savez adds
+    ".npz") write where they are told. The file gets the permissions a plain `open` would give it (or the
+    previous file's), not mkstemp's owner-only ones.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.chmod(temporary, _mode_for(path))
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    return write_atomically(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+
+
+def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
+    return write_atomically(path, lambda temporary: Path(temporary).write_bytes(data))
+
+
+def write_json_atomically(path: str | os.PathLike, value: Any) -> Path:
+    return write_text_atomically(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def save_npz_atomically(path: str | os.PathLike, **arrays: Any) -> Path:
+    """np.savez(path, **arrays), replaced whole."""
+    return write_atomically(path, lambda temporary: np.savez(temporary, **arrays))
+
+
+def _mode_for(path: Path) -> int:
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+__all__ = ["save_npz_atomically", "write_atomically", "write_bytes_atomically", "write_json_atomically", "write_text_atomically"]

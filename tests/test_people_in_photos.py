@@ -19,6 +19,7 @@ from sapiensid_hf.processing.people_in_image import (
     FACE_FRAME_EYE_DISTANCE,
     FACE_FRAME_EYES_AT,
     FACE_FRAME_FACE_SIZE,
+    FACE_FRAME_TIGHTENING,
     PEDESTRIAN_FRAME_ABOVE_SHOULDERS,
     PEDESTRIAN_FRAME_BELOW_ANKLES,
     PEDESTRIAN_FRAME_WIDTH,
@@ -217,22 +218,28 @@ def test_the_silhouette_search_finds_nobody_on_a_plain_wall_and_names_opencv_whe
         hog_pedestrians.pedestrian_rois(wall)
 
 
+def expected_face_frame(eyes_at: tuple[float, float], lfw_side: float) -> tuple[int, int, int, int]:
+    """The LFW photo square around eyes at `eyes_at`, tightened about its centre, in integer pixels."""
+    middle_x = eyes_at[0] + (0.5 - FACE_FRAME_EYES_AT[0]) * lfw_side
+    middle_y = eyes_at[1] + (0.5 - FACE_FRAME_EYES_AT[1]) * lfw_side
+    half = FACE_FRAME_TIGHTENING * lfw_side / 2
+    return (int(np.floor(middle_x - half)), int(np.floor(middle_y - half)), int(np.ceil(middle_x + half)), int(np.ceil(middle_y + half)))
+
+
 def test_a_head_and_shoulders_is_cut_as_an_lfw_photo_of_that_face_and_a_whole_body_with_its_margin():
     keypoints = np.full((19, 2), -1.0, dtype=np.float32)
     keypoints[1], keypoints[2] = (380, 200), (420, 200)  # eyes 40 px apart
     keypoints[7], keypoints[8] = (330, 300), (470, 300)  # shoulders
     portrait = Person((320.0, 150.0, 480.0, 320.0), keypoints, 0.9, True, True, "pose")
-    side = 40 / FACE_FRAME_EYE_DISTANCE  # the eyes take the share of the frame they take in LFW photos
-    left, top = 400 - FACE_FRAME_EYES_AT[0] * side, 200 - FACE_FRAME_EYES_AT[1] * side
-    expected = (int(np.floor(left)), int(np.floor(top)), int(np.ceil(left + side)), int(np.ceil(top + side)))
-    assert portrait.crop_box(1000, 1000) == expected
+    # The eyes take the share of the frame they take in LFW photos; the frame is then tightened about its
+    # centre by FACE_FRAME_TIGHTENING.
+    assert portrait.crop_box(1000, 1000) == expected_face_frame(eyes_at=(400, 200), lfw_side=40 / FACE_FRAME_EYE_DISTANCE)
     assert portrait.crop_box(450, 1000)[2] == 450  # inside the photo
     with_mouth = keypoints.copy()
     with_mouth[3], with_mouth[4] = (385, 230), (415, 230)  # mouth 30 px below the eyes: the face size sets the frame
-    side = np.hypot(40, 30) / FACE_FRAME_FACE_SIZE
-    left, top = 400 - FACE_FRAME_EYES_AT[0] * side, 200 - FACE_FRAME_EYES_AT[1] * side
     framed = Person((320.0, 150.0, 480.0, 320.0), with_mouth, 0.9, True, True, "pose").crop_box(1000, 1000)
-    assert framed == (int(np.floor(left)), int(np.floor(top)), int(np.ceil(left + side)), int(np.ceil(top + side)))
+    assert framed == expected_face_frame(eyes_at=(400, 200), lfw_side=np.hypot(40, 30) / FACE_FRAME_FACE_SIZE)
+    assert 0.85 < (framed[2] - framed[0]) / (np.hypot(40, 30) / FACE_FRAME_FACE_SIZE) < 0.95  # 10 % tighter
     turned = with_mouth.copy()
     turned[1, 0], turned[2, 0] = 385, 415  # a turned head: the eyes narrow to 3/4, the frame less
     narrowed = Person((320.0, 150.0, 480.0, 320.0), turned, 0.9, True, True, "pose").crop_box(1000, 1000)

@@ -23,7 +23,9 @@ def hits_of(results):
 
 
 @pytest.mark.parametrize("all_people", [False, True])
-def test_milvus_lite_equals_the_faiss_index(pipeline, people_dir, tmp_path, all_people):
+def test_milvus_lite_equals_the_faiss_index(pipeline, people_dir, tmp_path, all_people, monkeypatch, capfd):
+    # Stored rows are read 2 at a time: every write below reads them across several pages.
+    monkeypatch.setattr("sapiensid_hf.photo_index.milvus_backend.STORED_PAGE_ROWS", 2)
     album = tmp_path / "album"
     album.mkdir()
     for name in PHOTOS[:4]:
@@ -49,6 +51,9 @@ def test_milvus_lite_equals_the_faiss_index(pipeline, people_dir, tmp_path, all_
     faiss_hits = PhotoIndex.open(tmp_path / "album.sidx").search(queries, 10)
     assert hits_of(milvus.search(queries, 10)) == hits_of(faiss_hits)
     assert milvus.manifest.rows == len(PhotoIndex.open(tmp_path / "album.sidx").rows)
+    stored_ids = [row["id"] for row in milvus.stored()]
+    assert len(stored_ids) == len(set(stored_ids)) == milvus.manifest.rows > 2
+    assert "client-side ts" not in capfd.readouterr().err  # milvus-lite's note on every read is not shown
 
 
 def test_another_model_is_refused_and_the_cli_searches_milvus(pipeline, model_dir, people_dir, tmp_path, capsys):

@@ -27,6 +27,7 @@ Writers. Milvus has no transactions, so two rules keep a collection right:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -57,6 +58,27 @@ def _client(uri: str):
         raise PhotoIndexError('the Milvus backend needs pymilvus (pip install "sapiensid-hf[milvus]")') from error
     return MilvusClient(uri)
 
+
+# Rows per page when every stored row is read (well under a Milvus server's 16,384 rows a query).
+STORED_PAGE_ROWS = 4096
+
+
+class _DropClientSideTimestampNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "use client-side ts" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_client_side_timestamp() -> Iterator[None]:
+    """milvus-lite gives a query iterator no server timestamp, and pymilvus warns about it on stderr at
+    every read; the iterator then pins the client's clock instead, which is right for one writer."""
+    note = _DropClientSideTimestampNote()
+    logger = logging.getLogger("pymilvus.client.iterator.query_iterator")
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
 
 class MilvusPhotoIndex:
     """A photo index stored in the Milvus collection `collection` at `uri`."""
@@ -153,8 +175,17 @@ class MilvusPhotoIndex:
         self.client.flush(self.collection)
 
     def stored(self) -> list[dict]:
-        """Every row's id, path and content hash."""
-        return self.client.query(self.collection, filter="id >= 0", output_fields=["id", "path", "content_hash", "person_found"])
+        """Every row's id, path and content hash, read in pages (a Milvus server caps what one query returns)."""
+        fields = ["id", "path", "content_hash", "person_found"]
+        with _quiet_client_side_timestamp():
+            pages = self.client.query_iterator(self.collection, batch_size=STORED_PAGE_ROWS, filter="id >= 0", output_fields=fields)
+            rows: list[dict] = []
+            try:
+                while page := pages.next():
+                    rows.extend(page)
+            finally:
+                pages.close()
+        return rows
 
     def _newest_rows(self) -> list[dict]:
         """The stored rows, without those an interrupted add left behind: per path, the rows of the content

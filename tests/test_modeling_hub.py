@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModel
 import sapiensid_hf  # noqa: F401  (registers the Auto classes)
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.modeling.modeling_sapiensid import SapiensIDMLP
+from sapiensid_hf.training.recognition_model import enable_activation_checkpointing
 
 HUB_FILES = {
     "config.json",
@@ -110,12 +111,14 @@ def test_sdpa_and_eager_attention_agree(saved):
 
 
 @pytest.mark.parametrize("use_reentrant", [False, True])
-def test_gradient_checkpointing_gives_the_same_gradients(use_reentrant):
+def test_gradient_checkpointing_gives_the_same_gradients(use_reentrant, monkeypatch):
     # Reentrant checkpointing only sees tensors passed positionally: the KP-RPE bucket values reach the
     # layer that way, so KP-RPE's own weights must get the same gradient too.
     config = SapiensIDConfig.tiny(drop_path_rate=0.0)
     pixels = torch.randn(4, 3, 96, 96)
     keypoints = torch.stack([full_body(), upper_body(), face_close_up(), full_body(0.4)])
+    mlp_runs, mlp_forward = [], SapiensIDMLP.forward
+    monkeypatch.setattr(SapiensIDMLP, "forward", lambda self, hidden: mlp_runs.append(1) or mlp_forward(self, hidden))
     gradients = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
@@ -123,9 +126,12 @@ def test_gradient_checkpointing_gives_the_same_gradients(use_reentrant):
         with torch.no_grad():  # zero-initialised: give KP-RPE's output layer weights so fc1 gets a gradient
             model.keypoint_rpe.fc2.weight.normal_(std=0.05)
         if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
+            enable_activation_checkpointing(model, use_reentrant=use_reentrant)
+        mlp_runs.clear()
         torch.manual_seed(1)  # same masking and augmentation draws
         model(pixels, keypoints).embeddings.square().mean().backward()
+        # Checkpointed, every layer runs again in the backward pass (module hooks do not see that re-run).
+        assert len(mlp_runs) == config.num_hidden_layers * (2 if checkpointing else 1)
         gradients.append([model.layers[0].attention.qkv.weight.grad.clone(), model.keypoint_rpe.fc1.weight.grad.clone()])
     for plain, checkpointed in zip(*gradients, strict=True):
         assert plain.abs().max() > 0

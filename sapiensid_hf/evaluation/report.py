@@ -92,7 +92,8 @@ def plot_cmc(curves: dict[str, np.ndarray], path: Path, title: str) -> Path:
     axis.set_ylabel("matching rate (%)")
     axis.set_title(title)
     axis.grid(True, alpha=0.3)
-    axis.legend(loc="lower right")
+    if curves:  # no curve (no query could be scored): an empty plot without a legend
+        axis.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -29,8 +29,18 @@ def build_backbone(config: ModelConfig) -> SapiensIDModel:
         except TypeError as error:
             raise ConfigError(f"model.overrides: {error}") from error
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(model)
     return model
+
+
+def enable_activation_checkpointing(model: nn.Module, **kwargs: Any) -> None:
+    """Recompute each encoder layer's activations in the backward pass instead of keeping them. transformers
+    5.x names this `activation_checkpointing_enable` and deprecates `gradient_checkpointing_enable` (gone in
+    v6); the project supports transformers >= 5.0, so the older name serves where the new one is missing."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs or None)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or None)
 
 
 class SapiensIDForRecognitionTraining(nn.Module):

@@ -119,7 +119,8 @@ def main() -> None:
             if name in ("cuhk03_val", "conreid")
             else ("face", "body")
         )
-        thresholds = [(f"{kind}s {point.replace('_', ' ')}", float(calibration[kind][point]))
+        plural = {"face": "faces", "body": "bodies"}
+        thresholds = [(f"{plural[kind]} {point.replace('_', ' ')}", float(calibration[kind][point]))
                       for kind in kinds for point in ("best_accuracy", "far_1e-2")]  # fmt: skip
         thresholds += [("fixed", value) for value in args.thresholds]
         for origin, threshold in thresholds:

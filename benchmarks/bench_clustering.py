@@ -103,7 +103,8 @@ def main() -> None:
 
     lines = [
         SECTION, "",
-        f"`python benchmarks/bench_clustering.py --conreid-people {args.conreid_people} --seed {args.seed}` with "
+        f"`python benchmarks/bench_clustering.py --conreid-people {args.conreid_people} --seed {args.seed} "
+        f"--thresholds {','.join(f'{value:g}' for value in args.thresholds)}` with "
         f"{pipeline.description}; thresholds from its calibration record. Clusters = groups of two or more, "
         "seen once = singletons. Ratio = BCubed F1 of the method / of connected components at the same threshold.",
         "",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,11 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> P
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(handle)
+    temporary = _new_file_beside(path)
     try:
         write(temporary)
-        os.chmod(temporary, _mode_for(path))
+        if path.exists():
+            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -56,12 +57,18 @@ def save_npz_atomically(path: str | os.PathLike, **arrays: Any) -> Path:
     return write_atomically(path, lambda temporary: np.savez(temporary, **arrays))
 
 
-def _mode_for(path: Path) -> int:
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def _new_file_beside(path: Path) -> str:
+    """A new hidden file next to `path`, created as `open` would create it (0o666 less the umask, which the
+    system applies; mkstemp would make it owner-only, and reading the umask means setting it, which races
+    with other threads)."""
+    for _ in range(100):
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.partial{path.suffix}"
+        try:
+            os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return str(temporary)
+    raise FileExistsError(f"{path.parent}: no free temporary name beside {path.name}")
 
 
 __all__ = ["save_npz_atomically", "write_atomically", "write_bytes_atomically", "write_json_atomically", "write_text_atomically"]

@@ -22,9 +22,9 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> P
     """Call `write(temporary_path)` for a hidden file beside `path`, then move it over `path` in one step;
     on any failure (`write` raising included) the temporary file is removed and `path` is untouched.
 
-    The temporary name ends with `path`'s suffix, so writers that add a missing suffix (np.savez adds
-    ".npz") write where they are told. The file gets the permissions a plain `open` would give it (or the
-    previous file's), not mkstemp's owner-only ones.
+    The temporary name ends with `path`'s suffix, for writers that choose a format by it; numpy, which
+    adds its suffix to a name without it (case-sensitively), is given a file object instead. The file gets
+    the permissions a plain `open` would give it (or the previous file's), not mkstemp's owner-only ones.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,12 @@ def write_json_atomically(path: str | os.PathLike, value: Any) -> Path:
 
 def save_npz_atomically(path: str | os.PathLike, **arrays: Any) -> Path:
     """np.savez(path, **arrays), replaced whole."""
-    return write_atomically(path, lambda temporary: np.savez(temporary, **arrays))
+
+    def save(temporary: str) -> None:
+        with open(temporary, "wb") as handle:  # a file object: np.savez adds ".npz" to a name without it
+            np.savez(handle, **arrays)
+
+    return write_atomically(path, save)
 
 
 def _new_file_beside(path: Path) -> str:

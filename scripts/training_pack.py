@@ -35,7 +35,8 @@ from PIL import Image
 from sapiensid_hf.training import TrainingConfig
 
 PACK_VERSION = 1
-# (name in the pack, the config's manifest key, its cache keys: keypoints, images, teacher)
+CACHE_KINDS = ("keypoints", "images", "teacher")
+# (name in the pack, the config's manifest key, its cache keys in CACHE_KINDS order)
 SETS = (
     ("identities", "data.root", ("data.keypoint_cache", "data.image_cache", "distill.teacher_cache")),
     ("faces", "distill.unlabelled_manifest",
@@ -55,8 +56,10 @@ def _manifest_rows(manifest: Path, splits: list[str] | None) -> tuple[list[str],
         return list(reader.fieldnames or []), rows
 
 
-def _folder_bytes(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    return {path.name: np.frombuffer(path.read_bytes(), np.uint8) for path in sorted(folder.iterdir()) if path.is_file() and path.name not in skip}
+def _folder_files(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Every file of a cache folder as raw bytes, keyed "file:NAME" (`_write_folder` writes them back)."""
+    return {f"file:{path.name}": np.frombuffer(path.read_bytes(), np.uint8)
+            for path in sorted(folder.iterdir()) if path.is_file() and path.name not in skip}  # fmt: skip
 
 
 def _pack_images(folder: Path, quality: int) -> dict[str, np.ndarray]:
@@ -67,15 +70,13 @@ def _pack_images(folder: Path, quality: int) -> dict[str, np.ndarray]:
         Image.fromarray(np.asarray(square)).save(buffer, "WEBP", quality=quality)
         encoded.append(buffer.getvalue())
         offsets.append(offsets[-1] + len(encoded[-1]))
-    files = _folder_bytes(folder, skip=("pixels.npy",))
     return {"webp": np.frombuffer(b"".join(encoded), np.uint8), "offsets": np.asarray(offsets, np.int64),
-            "side": np.asarray(pixels.shape[1]), **{f"file:{name}": data for name, data in files.items()}}  # fmt: skip
+            "side": np.asarray(pixels.shape[1]), **_folder_files(folder, skip=("pixels.npy",))}  # fmt: skip
 
 
 def _pack_teacher(folder: Path) -> dict[str, np.ndarray]:
-    files = _folder_bytes(folder, skip=("embeddings.npy",))
     embeddings = np.load(folder / "embeddings.npy")
-    return {"embeddings_float16": embeddings.astype(np.float16), **{f"file:{name}": data for name, data in files.items()}}
+    return {"embeddings_float16": embeddings.astype(np.float16), **_folder_files(folder, skip=("embeddings.npy",))}
 
 
 def pack(config: str | TrainingConfig, output: Path, quality: int = 80) -> dict:
@@ -86,9 +87,9 @@ def pack(config: str | TrainingConfig, output: Path, quality: int = 80) -> dict:
         shutil.rmtree(output)
     output.mkdir(parents=True)
     record = {"version": PACK_VERSION, "config": config_path, "webp_quality": quality, "sets": {}}
-    for name, manifest_key, (keypoint_key, image_key, teacher_key) in SETS:
+    for name, manifest_key, cache_keys in SETS:
         manifest = _setting(config, manifest_key)
-        caches = {kind: _setting(config, key) for kind, key in zip(("keypoints", "images", "teacher"), (keypoint_key, image_key, teacher_key), strict=True)}
+        caches = {kind: _setting(config, key) for kind, key in zip(CACHE_KINDS, cache_keys, strict=True)}
         if manifest is None:
             continue
         missing = [f"{kind} ({folder})" for kind, folder in caches.items() if folder is None or not (Path(folder) / "meta.json").is_file()]
@@ -100,11 +101,10 @@ def pack(config: str | TrainingConfig, output: Path, quality: int = 80) -> dict:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
-        keypoint_files = _folder_bytes(Path(caches["keypoints"]))
-        np.savez_compressed(output / f"{name}_keypoints.npz", **{f"file:{file}": data for file, data in keypoint_files.items()})
+        np.savez_compressed(output / f"{name}_keypoints.npz", **_folder_files(Path(caches["keypoints"])))
         np.savez(output / f"{name}_images.npz", **_pack_images(Path(caches["images"]), quality))
         np.savez_compressed(output / f"{name}_teacher.npz", **_pack_teacher(Path(caches["teacher"])))
-        record["sets"][name] = {"rows": len(rows), "manifest_key": manifest_key, "cache_keys": [keypoint_key, image_key, teacher_key]}
+        record["sets"][name] = {"rows": len(rows), "manifest_key": manifest_key, "cache_keys": list(cache_keys)}
     record["sha256"] = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(output.iterdir())}
     (output / "pack.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
@@ -112,9 +112,9 @@ def pack(config: str | TrainingConfig, output: Path, quality: int = 80) -> dict:
 
 def _write_folder(arrays: np.lib.npyio.NpzFile, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for key in arrays.files:
-        if key.startswith("file:"):
-            (folder / key.removeprefix("file:")).write_bytes(arrays[key].tobytes())
+    # meta.json last: as when a cache is built here, its presence marks a complete cache.
+    for key in sorted((key for key in arrays.files if key.startswith("file:")), key=lambda key: key == "file:meta.json"):
+        (folder / key.removeprefix("file:")).write_bytes(arrays[key].tobytes())
 
 
 def unpack(pack_dir: Path, root: Path) -> list[str]:
@@ -133,24 +133,24 @@ def unpack(pack_dir: Path, root: Path) -> list[str]:
                 placeholder = manifest.parent / row["path"]
                 placeholder.parent.mkdir(parents=True, exist_ok=True)
                 placeholder.touch()  # empty: the photos did not travel
-        folders = [root / kind / name for kind in ("keypoints", "images", "teacher")]
+        folders = {kind: root / kind / name for kind in CACHE_KINDS}
         with np.load(pack_dir / f"{name}_keypoints.npz") as arrays:
-            _write_folder(arrays, folders[0])
+            _write_folder(arrays, folders["keypoints"])
         with np.load(pack_dir / f"{name}_images.npz") as arrays:
             webp, offsets, side = arrays["webp"], arrays["offsets"], int(arrays["side"])
-            folders[1].mkdir(parents=True, exist_ok=True)
+            folders["images"].mkdir(parents=True, exist_ok=True)
             shape = (len(offsets) - 1, side, side, 3)
-            pixels = np.lib.format.open_memmap(folders[1] / "pixels.npy", mode="w+", dtype=np.uint8, shape=shape)
+            pixels = np.lib.format.open_memmap(folders["images"] / "pixels.npy", mode="w+", dtype=np.uint8, shape=shape)
             for row in range(len(offsets) - 1):
                 pixels[row] = np.asarray(Image.open(io.BytesIO(webp[offsets[row] : offsets[row + 1]].tobytes())).convert("RGB"))
             pixels.flush()
             del pixels
-            _write_folder(arrays, folders[1])
+            _write_folder(arrays, folders["images"])
         with np.load(pack_dir / f"{name}_teacher.npz") as arrays:
-            _write_folder(arrays, folders[2])
-            np.save(folders[2] / "embeddings.npy", arrays["embeddings_float16"].astype(np.float32))
+            _write_folder(arrays, folders["teacher"])
+            np.save(folders["teacher"] / "embeddings.npy", arrays["embeddings_float16"].astype(np.float32))
         overrides.append(f"{info['manifest_key']}={manifest}")
-        overrides += [f"{key}={folder}" for key, folder in zip(info["cache_keys"], folders, strict=True)]
+        overrides += [f"{key}={folder}" for key, folder in zip(info["cache_keys"], folders.values(), strict=True)]
     (root / "overrides.txt").write_text(" ".join(f"--set {item}" for item in overrides) + "\n", encoding="utf-8")
     return overrides
 

@@ -35,7 +35,9 @@ def test_a_write_killed_midway_leaves_the_previous_file_whole_and_no_temporary_f
 def test_npz_arrays_land_at_the_asked_name_even_without_its_suffix_being_added_twice(tmp_path):
     target = tmp_path / "chunks" / "chunk_0000000000.npz"  # the folder is made
     save_npz_atomically(target, pixels=np.ones((2, 3), np.uint8), sizes=np.array([[3, 2]]))
-    assert sorted(path.name for path in target.parent.iterdir()) == ["chunk_0000000000.npz"]
+    shouted = save_npz_atomically(tmp_path / "chunks" / "CHUNK.NPZ", pixels=np.zeros(2))  # numpy adds ".npz" to this name
+    assert sorted(path.name for path in target.parent.iterdir()) == ["CHUNK.NPZ", "chunk_0000000000.npz"]
+    assert shouted.stat().st_size > 0
     with np.load(target) as saved:
         assert saved["pixels"].shape == (2, 3) and saved["sizes"].tolist() == [[3, 2]]
 

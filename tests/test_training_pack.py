@@ -73,13 +73,9 @@ def test_packed_caches_unpack_to_what_the_trainer_checks_and_the_photos_stay_beh
     assert listed == ["lfw/p0.jpg", "lfw/p2.jpg", "lfw/p3.jpg"]  # the training rows, in order
     photo = Path(there["data.root"]).parent / "lfw" / "p0.jpg"
     assert photo.is_file() and photo.stat().st_size == 0  # the photos did not travel
-    for original, key in ((identities, "data"), (faces, "distill.unlabelled")):
-        prefix = "" if key == "data" else "unlabelled_"
-        section = "data" if key == "data" else "distill"
-        keypoints = Path(there[f"{section}.{prefix}keypoint_cache"])
-        images = Path(there[f"{section}.{prefix}image_cache"])
-        teacher = Path(there[f"distill.{prefix}teacher_cache"])
-        for folder, source in ((keypoints, original["keypoints"]), (images, original["images"]), (teacher, original["teacher"])):
+    for (_, _, cache_keys), original in zip(training_pack.SETS, (identities, faces), strict=True):
+        keypoints, images, teacher = (Path(there[key]) for key in cache_keys)
+        for folder, source in zip((keypoints, images, teacher), original.values(), strict=True):
             assert (folder / "meta.json").read_text() == (source / "meta.json").read_text()
         np.testing.assert_array_equal(np.load(keypoints / "keypoints.npy"), np.load(original["keypoints"] / "keypoints.npy"))
         np.testing.assert_array_equal(np.load(images / "sizes.npy"), np.load(original["images"] / "sizes.npy"))

@@ -63,16 +63,13 @@ def _client(uri: str):
 STORED_PAGE_ROWS = 4096
 
 
-class _DropClientSideTimestampNote(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "use client-side ts" not in record.getMessage()
-
-
 @contextmanager
 def _quiet_client_side_timestamp() -> Iterator[None]:
     """milvus-lite gives a query iterator no server timestamp, and pymilvus warns about it on stderr at
     every read; the iterator then pins the client's clock instead, which is right for one writer."""
-    note = _DropClientSideTimestampNote()
+    def note(record: logging.LogRecord) -> bool:
+        return "use client-side ts" not in record.getMessage()
+
     logger = logging.getLogger("pymilvus.client.iterator.query_iterator")
     logger.addFilter(note)
     try:

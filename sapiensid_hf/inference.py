@@ -21,6 +21,7 @@ from .embedding_views import embed_images
 from .modeling import SapiensIDConfig, SapiensIDModel
 from .people_embedding import PeopleEmbeddings, embed_people
 from .pretrained import shipped_model_dir
+from .processing.people_in_image import PERSON_FRAME_SCALES
 
 logger = logging.getLogger(__name__)
 
@@ -137,11 +138,13 @@ class SapiensIDPipeline:
         flip: bool = False,
         batch_size: int = 8,
         detections: Sequence[Any] | None = None,
+        frame_scales: Sequence[float] = PERSON_FRAME_SCALES,
     ) -> PeopleEmbeddings:
         """Every person in each photo, one embedding each (people_embedding.py): the image index, the
-        person's box, keypoints, score and found flags, and the embedding of their crop. `embed` keeps one
-        person per photo. `detections`: `processor.detect_people` of each photo, when already run."""
-        return embed_people(self, images, max_people, min_person_size, flip, batch_size, detections)
+        person's box, keypoints, score and found flags, and the mean embedding of three cuts of them
+        (`frame_scales`). `embed` keeps one person per photo. `detections`: `processor.detect_people` of
+        each photo, when already run."""
+        return embed_people(self, images, max_people, min_person_size, flip, batch_size, detections, frame_scales)
 
     def compare_people(
         self, first: Any, second: Any, threshold: float | None = None, flip: bool = False, pair=None, detections=None

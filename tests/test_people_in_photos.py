@@ -23,6 +23,7 @@ from sapiensid_hf.processing.people_in_image import (
     PEDESTRIAN_FRAME_ABOVE_SHOULDERS,
     PEDESTRIAN_FRAME_BELOW_ANKLES,
     PEDESTRIAN_FRAME_WIDTH,
+    PERSON_FRAME_SCALES,
     PORTRAIT_CROP_MARGIN,
     Person,
     keypoints_in_crop,
@@ -269,6 +270,13 @@ def test_a_head_and_shoulders_is_cut_as_an_lfw_photo_of_that_face_and_a_whole_bo
     margin = PORTRAIT_CROP_MARGIN * 170
     assert Person((320.0, 150.0, 480.0, 320.0), no_eyes, 0.9, True, True, "pose").crop_box(1000, 1000) == (
         int(np.floor(320 - margin)), int(np.floor(150 - margin)), int(np.ceil(480 + margin)), int(np.ceil(320 + margin)))  # fmt: skip
+    # The other cuts of the same person: the frame scaled about its centre, still inside the photo.
+    x0, y0, x1, y1 = Person((320.0, 150.0, 480.0, 850.0), standing, 0.9, True, True, "pose").crop_box(1000, 1000, 1.05)
+    assert (x0, x1) == (int(np.floor(400 - 1.05 * half_width)), int(np.ceil(400 + 1.05 * half_width)))
+    assert (y1 - y0) / (frame[3] - frame[1]) == pytest.approx(1.05, abs=0.01)
+    assert portrait.crop_box(450, 1000, 1.05)[2] == 450
+    with pytest.raises(ValueError, match="scale"):
+        portrait.crop_box(1000, 1000, 0.0)
 
 
 def test_people_in_photo_counts_what_it_leaves_out():
@@ -291,22 +299,45 @@ def test_people_in_photo_counts_what_it_leaves_out():
 # ----------------------------------------------------------------------------------------------
 
 
-def test_each_person_is_embedded_like_a_single_person_crop(pipeline, people_dir):
+def test_each_person_is_embedded_like_single_person_crops(pipeline, people_dir):
+    """A person's embedding is the normalised mean of the single-person embeddings of their three cuts."""
     result = pipeline.embed_people([people_dir / "two_men.jpg", people_dir / "street_bus.jpg"])
     assert [row.image_index for row in result.rows][:2] == [0, 0] and len(result.images) == 2
     assert np.allclose(np.linalg.norm(result.embeddings, axis=1), 1.0, atol=1e-5)
     photo = np.asarray(Image.open(people_dir / "two_men.jpg").convert("RGB"))
+    redetected = 0
     for row in result.people_of(0):
         left, top, right, bottom = row.crop_box
         assert row.crop_box == row.person.crop_box(1280, 720)
+        assert row.frame_boxes == tuple(row.person.crop_box(1280, 720, scale) for scale in PERSON_FRAME_SCALES)
         eyes = row.person.keypoints[1:3]
         if row.person.whole_body or (eyes == -1).any():  # the box with a margin; a portrait framed on its face
             assert left <= row.person.box[0] and row.person.box[2] <= right
         else:
             assert (eyes[:, 0] > left).all() and (eyes[:, 0] < right).all() and (eyes[:, 1] > top).all()
-        single = pipeline.embed([np.ascontiguousarray(photo[top:bottom, left:right])])
+        cuts = [np.ascontiguousarray(photo[t:b, l:r]) for l, t, r, b in row.frame_boxes]  # noqa: E741
+        single = pipeline.embed(cuts).embeddings
         if row.keypoint_source == "redetected":
-            np.testing.assert_allclose(row.embedding, single.embeddings[0], atol=1e-5)
+            redetected += 1
+            mean = single.sum(axis=0) / np.linalg.norm(single.sum(axis=0))
+            np.testing.assert_allclose(row.embedding, mean, atol=1e-5)
+            assert not np.allclose(single[0], single[2], atol=1e-3)  # the cuts differ, so the mean is not one of them
+    assert redetected >= 1  # the equality above was checked
+
+
+def test_one_frame_scale_embeds_the_crop_as_it_is_framed(pipeline, people_dir):
+    three = pipeline.embed_people([people_dir / "two_men.jpg"])
+    one = pipeline.embed_people([people_dir / "two_men.jpg"], frame_scales=(1.0,), detections=three.images)
+    photo = np.asarray(Image.open(people_dir / "two_men.jpg").convert("RGB"))
+    for row in one.rows:
+        assert row.frame_boxes == (row.crop_box,)
+        left, top, right, bottom = row.crop_box
+        if row.keypoint_source == "redetected":
+            single = pipeline.embed([np.ascontiguousarray(photo[top:bottom, left:right])]).embeddings[0]
+            np.testing.assert_allclose(row.embedding, single, atol=1e-5)
+    assert [row.crop_box for row in one.rows] == [row.crop_box for row in three.rows]
+    with pytest.raises(ValueError, match="frame_scales"):
+        pipeline.embed_people([people_dir / "two_men.jpg"], frame_scales=())
 
 
 def test_a_person_pasted_into_a_scene_is_found_there(pipeline, people_dir):

@@ -55,6 +55,23 @@ def continuation_command(run: dict, recipe: Path) -> str:
     )
 
 
+def averaging_lines(record: dict) -> str:
+    """How the shipped weights were averaged from the run's models, when they were (docs/training.md)."""
+    sources = record.get("weights_averaged_from")
+    if not sources:
+        return ""
+    folders = " ".join(f"STEP_{source.split()[-1]}_MODEL" for source in sources)
+    return (
+        f"# the shipped weights: the mean of the run's models at {' and '.join(sources)} (each exported from its checkpoint)\n"
+        f"python scripts/average_model_weights.py {folders} --output averaged_model\n"
+    )
+
+
+def averaged_note(record: dict) -> str:
+    sources = record.get("weights_averaged_from")
+    return f" (its weights are the mean of the run's at {' and '.join(sources)})" if sources else ""
+
+
 ABLATION_POINTER = (
     "The same recipe without the teacher (recipe v2, the model shipped before) and the ablation at equal steps:\n"
     "docs/training.md, 'Recipe v3'.\n"
@@ -135,7 +152,7 @@ the project's tools recognise people out of the box. **It is not the
 paper's model**: the authors trained a 24-layer, 384-px model on millions of images; this one has
 {config['num_hidden_layers']} layers of width {config['hidden_size']}, reads {config['image_size']}-px
 inputs and saw {record['steps']} steps of {record['batch_size']} images (at the reference kept-token
-count) on a CPU.
+count) on a CPU{averaged_note(record)}.
 
 ## Architecture
 
@@ -174,7 +191,7 @@ students' privacy be respected. No photo of the development sets below was train
 ```bash
 sapiensid download-detector
 python examples/train.py --config {recipe.relative_to(REPO)}     # seed {record['seed']}
-{continuation_command(run, recipe)}```
+{continuation_command(run, recipe)}{averaging_lines(record)}```
 
 {recipe.relative_to(REPO)}: {recipe_line(run)}.
 Hardware: {record.get('machine', 'CPU')}, {record.get('num_processes', 1)} process; training wall time

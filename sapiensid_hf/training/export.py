@@ -84,4 +84,50 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, output_dir: str | os.Pa
     return output
 
 
-__all__ = ["export_checkpoint", "training_record"]
+def average_model_folders(folders: list[str | os.PathLike], output_dir: str | os.PathLike) -> Path:
+    """A model folder whose weights are the mean of `folders`' weights (checkpoints of one run).
+
+    Averaging the weights of checkpoints along one run (here the ends of two cosine cycles) lands nearer
+    the middle of the basin they share than either end: no training, often a better model (Izmailov et
+    al., 2018, "Averaging weights leads to wider optima"). The folders must hold the same architecture;
+    the config, processor and code files are the last folder's, and its `training` record gains
+    `weights_averaged_from`: each source's checkpoint or step.
+    """
+    from ..modeling import SapiensIDModel
+    from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+    if len(folders) < 2:
+        raise ValueError(f"give two or more model folders to average, got {len(folders)}")
+    sources = [Path(folder) for folder in folders]
+    configs = []
+    for source in sources:
+        if not (source / "config.json").is_file() or not (source / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{source}: not a saved model folder (needs config.json and model.safetensors)")
+        configs.append(json.loads((source / "config.json").read_text(encoding="utf-8")))
+    architecture = {key: value for key, value in configs[-1].items() if key not in ("training", "calibration", "transformers_version")}
+    total: dict[str, torch.Tensor] = {}
+    for source, config in zip(sources, configs, strict=True):
+        differs = sorted(key for key in architecture if config.get(key) != architecture[key])
+        if differs:
+            raise ValueError(f"{source}: another architecture than {sources[-1]} ({', '.join(differs[:5])} differ)")
+        state = load_file(str(source / "model.safetensors"))
+        if total and state.keys() != total.keys():
+            raise ValueError(f"{source}: its weights do not have the tensors of {sources[0]}")
+        for name, tensor in state.items():
+            total[name] = total.get(name, 0) + tensor.float()
+    model = SapiensIDModel.from_pretrained(sources[-1])
+    mean = {name: (tensor / len(sources)).to(model.state_dict()[name].dtype) for name, tensor in total.items()}
+    model.load_state_dict(mean, strict=True)
+    record = dict(configs[-1].get("training") or {})
+    record["weights_averaged_from"] = [
+        (config.get("training") or {}).get("checkpoint") or f"step {(config.get('training') or {}).get('steps', '?')}"
+        for config in configs
+    ]
+    model.config.training = record
+    output = Path(output_dir)
+    model.save_pretrained(output)
+    SapiensIDImageProcessor.from_pretrained(sources[-1]).save_pretrained(output)
+    return output
+
+
+__all__ = ["average_model_folders", "export_checkpoint", "training_record"]

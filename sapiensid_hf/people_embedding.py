@@ -45,7 +45,7 @@ class PersonEmbedding:
     image_index: int
     person_index: int  # 0 = the most prominent person of that photo
     person: Person
-    crop_box: tuple[int, int, int, int]  # the cut at scale 1.0
+    crop_box: tuple[int, int, int, int]  # the cut whose scale is nearest 1.0 (the frame itself by default)
     embedding: np.ndarray
     keypoint_source: str  # "redetected" (the single-person path on every cut) or "given" (the person's own, in one or more)
     frame_boxes: tuple[tuple[int, int, int, int], ...] = ()  # every cut the embedding averages, in frame_scales order

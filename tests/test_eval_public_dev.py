@@ -125,12 +125,15 @@ def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_
     assert set(figures) == {"cuhk03_val_rank1", "conreid_rank1", "lfw_fold7_accuracy", "lfw_fold7_tar@far=0.01"}
     assert all(0.0 <= value <= 1.0 for value in figures.values())
     assert (tmp_path / "out" / "keypoints" / "cuhk03_val" / "meta.json").is_file()  # cached for the next run
+    assert results["flip"] and results["calibration"]["tiny"]["source"].endswith("(tiny, flip test-time augmentation)")
 
 
 def test_the_results_say_how_many_photos_have_nobody_in_them(identities, tmp_path):
     config = SapiensIDConfig.tiny()
     processor = SapiensIDImageProcessor.from_model_config(config, detector=NobodyInDarkRedPhotos())
-    results = run_dev_checks({"tiny": (SapiensIDModel(config), processor)}, identities, tmp_path / "out", batch_size=4)
+    results = run_dev_checks({"tiny": (SapiensIDModel(config), processor)}, identities, tmp_path / "out", batch_size=4, flip=False)
+    # Thresholds chosen on embeddings without flip say so (calibrate's own always use flip).
+    assert results["calibration"]["tiny"]["source"].endswith("(tiny, no flip test-time augmentation)")
     assert results["photos_without_person"] == {
         "cuhk03_val": {"count": 4, "of": 12}, "conreid": {"count": 0, "of": 5}, "lfw_fold7": {"count": 4, "of": 10},
     }  # fmt: skip

@@ -238,7 +238,7 @@ def run_dev_checks(
             logger.info("%s / %s: %s", label, name, summary_line(per_model[name]))
         results["models"][label] = per_model
         if {"cuhk03_val", "lfw_fold7"} <= set(sets):
-            results["calibration"][label] = dev_calibration(sets, embedded, label)
+            results["calibration"][label] = dev_calibration(sets, embedded, label, flip)
     files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
     for name in sets:
         if name == "lfw_fold7":
@@ -280,16 +280,17 @@ def photos_without_person(keypoints: np.ndarray) -> dict[str, int]:
     return {"count": int((~(keypoints != -1).any(axis=(1, 2))).sum()), "of": len(keypoints)}
 
 
-def dev_calibration(sets: dict[str, DevSet], embeddings: dict[str, np.ndarray], label: str) -> dict[str, Any]:
+def dev_calibration(sets: dict[str, DevSet], embeddings: dict[str, np.ndarray], label: str, flip: bool) -> dict[str, Any]:
     """The verification thresholds of `evaluation/calibration.py` from the LFW fold-7 pairs (faces) and the
-    cross-camera pairs of CUHK03-val (bodies)."""
+    cross-camera pairs of CUHK03-val (bodies); `flip`: whether the embeddings had flip test-time augmentation."""
     first, second, same = sets["lfw_fold7"].pairs
     faces = embeddings["lfw_fold7"]
     face = KindThresholds.from_pairs(np.sum(faces[first] * faces[second], axis=1), same, balanced=False)
     cuhk = sets["cuhk03_val"].dataset
     scores, same = cross_camera_pairs(embeddings["cuhk03_val"], np.asarray(cuhk["pid"]), np.asarray(cuhk["camid"]))
     body = KindThresholds.from_pairs(scores, same, balanced=True)
-    return calibration_record(face, body, f"sapiensid evaluate --benchmark public-dev ({label}, flip test-time augmentation)")
+    augmentation = "flip test-time augmentation" if flip else "no flip test-time augmentation"
+    return calibration_record(face, body, f"sapiensid evaluate --benchmark public-dev ({label}, {augmentation})")
 
 
 def summary_line(metrics: dict[str, Any]) -> str:

@@ -427,7 +427,16 @@ def test_search_all_people_ranks_people_names_the_box_and_picks_the_query_person
     capsys.readouterr()
     assert main(["search", str(query), "--gallery", str(people_file), "--all-people", "--query-person", "1",
                  "--model", model]) == 0  # fmt: skip
-    assert first in capsys.readouterr().out
+    search_out = capsys.readouterr()
+    assert first in search_out.out and "note:" not in search_out.err
+    assert pq.read_table(people_file).schema.metadata[b"sapiensid.person_frame_scales"] == b"[0.95, 1.0, 1.05]"
+
+    # a people file embedded from other cuts (here one, as before the cuts were recorded) is searched with a note
+    old = pq.read_table(people_file)
+    metadata = {key: value for key, value in old.schema.metadata.items() if key != b"sapiensid.person_frame_scales"}
+    pq.write_table(old.replace_schema_metadata(metadata), tmp_path / "old.parquet")
+    assert main(["search", str(query), "--gallery", str(tmp_path / "old.parquet"), "--all-people", "--model", model]) == 0
+    assert "holds people embedded from one cut a person" in capsys.readouterr().err
 
     # a query person the photo does not hold, a query with nobody, a photo gallery file
     assert main(["search", str(query), "--gallery", str(people_file), "--all-people", "--query-person", "7",

@@ -3,8 +3,9 @@
 Columns: ``path``, ``person_index`` (0 = the photo's most prominent person), ``box`` (x0, y0, x1, y1 in
 the photo's pixels), ``score``, ``body_found``, ``face_found``, ``keypoint_source`` ("redetected" /
 "given", see people_embedding.py), ``embedding`` (D float32, L2-normalised). The schema metadata is an
-image file's (model, weights fingerprint, trained, flip) plus ``sapiensid.rows = "people"`` and, per
-photo, what was left out. A photo with nobody in it has no row. The file is written next to its final
+image file's (model, weights fingerprint, trained, flip) plus ``sapiensid.rows = "people"``, the cuts
+each person's embedding averages (``sapiensid.person_frame_scales``, JSON) and, per photo, what was left
+out. A photo with nobody in it has no row. The file is written next to its final
 name and moved there in one step, so a killed write leaves the previous file whole.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 from ..atomic_files import write_atomically
 from ..people_embedding import PeopleEmbeddings
 from ..people_search import GalleryPerson, PeopleGallery
+from ..processing.people_in_image import PERSON_FRAME_SCALES
 from .common import CommandError
 
 ROWS_KEY = "sapiensid.rows"
@@ -35,8 +37,10 @@ def write_people_parquet(
     trained: bool,
     fingerprint: str,
     flip: bool = False,
+    frame_scales: Sequence[float] = PERSON_FRAME_SCALES,
 ) -> Path:
-    """Write one row per person of `people` (whose image indices point into `image_paths`)."""
+    """Write one row per person of `people` (whose image indices point into `image_paths`); `frame_scales`:
+    the cuts each person's embedding averages (`embed_people`'s), recorded like `flip`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -70,6 +74,7 @@ def write_people_parquet(
         "sapiensid.trained": "true" if trained else "false",
         "sapiensid.l2_normalized": "true",
         "sapiensid.flip": "true" if flip else "false",
+        "sapiensid.person_frame_scales": json.dumps([float(scale) for scale in frame_scales]),
         "sapiensid.photos": json.dumps(photos),
     }
     write_atomically(path, lambda temporary: pq.write_table(table.replace_schema_metadata(metadata), temporary))
@@ -84,6 +89,7 @@ class SavedPeople:
     model: str | None
     fingerprint: str | None
     flip: bool | None
+    frame_scales: tuple[float, ...] | None = None  # None: written before the cuts were recorded (one cut)
 
 
 def read_people_parquet(path: Path) -> SavedPeople:
@@ -111,8 +117,11 @@ def read_people_parquet(path: Path) -> SavedPeople:
     embeddings = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32).reshape(len(paths), -1)
     people = [GalleryPerson(name, int(index), tuple(box)) for name, index, box in zip(paths, indices, boxes, strict=True)]
     flip = {"true": True, "false": False}.get(metadata.get("sapiensid.flip", ""))
+    scales = metadata.get("sapiensid.person_frame_scales")
+    frame_scales = tuple(float(scale) for scale in json.loads(scales)) if scales else None
     return SavedPeople(
-        PeopleGallery(people, embeddings), metadata.get("sapiensid.model"), metadata.get("sapiensid.weights_fingerprint"), flip
+        PeopleGallery(people, embeddings), metadata.get("sapiensid.model"), metadata.get("sapiensid.weights_fingerprint"), flip,
+        frame_scales,
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..inference import UNTRAINED_WARNING, NoPersonFoundError, weights_fingerprint
 from ..people_search import PeopleGallery, PeopleSearchResult, search_people
+from ..processing.people_in_image import PERSON_FRAME_SCALES
 from .common import CommandError, banner, collect_images, model_label
 from .embed import embed_people_in_photos
 from .people_files import read_people_parquet
@@ -65,6 +66,12 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
         if saved.flip is not None and saved.flip != args.flip:
             print(f"note: {source} was embedded {'with' if saved.flip else 'without'} --flip, the queries "
                   f"{'with' if args.flip else 'without'} it", file=sys.stderr)  # fmt: skip
+        if saved.frame_scales != PERSON_FRAME_SCALES:
+            cuts = "one cut a person (written before the cuts were recorded)" if saved.frame_scales is None else (
+                f"cuts at {', '.join(f'{scale:g}' for scale in saved.frame_scales)}")  # fmt: skip
+            print(f"note: {source} holds people embedded from {cuts}, the queries from cuts at "
+                  f"{', '.join(f'{scale:g}' for scale in PERSON_FRAME_SCALES)}: embed the gallery again for the "
+                  "best ranking", file=sys.stderr)  # fmt: skip
         gallery = saved.gallery
     else:
         photos = collect_images([source], recursive=args.recursive, what="gallery")

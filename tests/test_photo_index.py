@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from sapiensid_cli import main
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.photo_index import PhotoIndex, PhotoIndexError, add_to_index, build_index, remove_from_index
 from sapiensid_hf.photo_index.store import writer_lock
+from sapiensid_hf.processing.people_in_image import PERSON_FRAME_SCALES
 
 PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg")
 MORE = ("face_a_3.jpg", "street_bus.jpg")
@@ -126,7 +128,7 @@ def test_the_command_line_builds_adds_and_searches_an_index(model_dir, album, pe
     assert "| 1.0000 |" in first and str((album / "face_a_3.jpg").resolve()) in first
 
 
-def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, tmp_path):
+def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, tmp_path, capsys):
     folder = tmp_path / "people.sidx"
     build_index(pipeline, [people_dir / "two_men.jpg", people_dir / "street_bus.jpg"], folder, all_people=True)
     index = PhotoIndex.open(folder)
@@ -135,6 +137,20 @@ def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, t
     hit = index.search(own.embedding[None], 1)[0][0]
     assert hit.path.endswith("street_bus.jpg") and hit.person_index == 1 and hit.score == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(hit.box, own.person.box, atol=1e-3)
+    assert index.manifest.person_frame_scales == list(PERSON_FRAME_SCALES)
+
+    # An index built before the cuts were recorded (one cut a person) is searched with a note.
+    model = str(pipeline.source)
+    assert main(["search", str(people_dir / "two_men.jpg"), "--index", str(folder), "--model", model]) == 0
+    assert "note:" not in capsys.readouterr().err
+    manifest_file = next(folder.glob("v[0-9]*")) / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    del manifest["person_frame_scales"]
+    manifest_file.write_text(json.dumps(manifest))
+    assert main(["search", str(people_dir / "two_men.jpg"), "--index", str(folder), "--model", model]) == 0
+    assert "the index holds people embedded from one cut a person" in capsys.readouterr().err
+    assert main(["index", "info", str(folder)]) == 0
+    assert "people embedded from one cut a person" in capsys.readouterr().out
 
 
 def test_another_models_index_is_refused_by_name(pipeline, album, tmp_path):

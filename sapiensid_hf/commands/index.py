@@ -12,6 +12,7 @@ from ..parallel_processing import resolve_num_workers
 from ..photo_index import BuildReport, PhotoIndex, add_to_index, build_index, remove_from_index
 from ..photo_index.process_split import is_writer
 from .common import CommandError, collect_images, model_label, open_pipeline
+from .people_files import describe_cuts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,4 +95,6 @@ def _info(folder: Path) -> int:
     print(f"  rows: {manifest.rows} ({'people' if manifest.per_person else 'photos'}) from {photos} photo(s), "
           f"{int(index.rows.person_found.sum())} with a person")  # fmt: skip
     print(f"  embedding: {manifest.dimension}-d, flip {'on' if manifest.flip else 'off'}; faiss index: {manifest.index_type}")
+    if manifest.per_person:
+        print(f"  people embedded from {describe_cuts(manifest.person_frame_scales)}")
     return 0

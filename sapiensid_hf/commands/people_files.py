@@ -81,6 +81,13 @@ def write_people_parquet(
     return path
 
 
+def describe_cuts(frame_scales: Sequence[float] | None) -> str:
+    """How the people of a file or an index were cut, for the notes that say it differs from the queries."""
+    if frame_scales is None:
+        return "one cut a person (written before the cuts were recorded)"
+    return f"cuts at {', '.join(f'{scale:g}' for scale in frame_scales)} of the frame"
+
+
 @dataclass
 class SavedPeople:
     """A people file read back: the gallery and what is known of the model that embedded it."""
@@ -125,4 +132,4 @@ def read_people_parquet(path: Path) -> SavedPeople:
     )
 
 
-__all__ = ["SavedPeople", "read_people_parquet", "write_people_parquet"]
+__all__ = ["SavedPeople", "describe_cuts", "read_people_parquet", "write_people_parquet"]

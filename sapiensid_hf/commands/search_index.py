@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ..inference import UNTRAINED_WARNING
 from ..photo_index import PhotoIndex
+from ..processing.people_in_image import PERSON_FRAME_SCALES
 from .common import CommandError, banner
+from .people_files import describe_cuts
 from .ranking_image import RankedRow, render_ranking
 
 
@@ -25,6 +27,10 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
         print(f"note: the index was embedded {'with' if index.manifest.flip else 'without'} --flip and the queries "
               f"{'with' if args.flip else 'without'} it", file=sys.stderr)  # fmt: skip
     per_person = index.manifest.per_person
+    if per_person and index.manifest.person_frame_scales != list(PERSON_FRAME_SCALES):
+        print(f"note: the index holds people embedded from {describe_cuts(index.manifest.person_frame_scales)}, the "
+              f"queries from {describe_cuts(PERSON_FRAME_SCALES)}: build the index again for the best ranking",
+              file=sys.stderr)  # fmt: skip
     searched, vectors, boxes = [], [], []
     if per_person or args.all_people:
         found = pipeline.embed_people(queries, flip=args.flip)

@@ -13,7 +13,7 @@ from ..people_search import PeopleGallery, PeopleSearchResult, search_people
 from ..processing.people_in_image import PERSON_FRAME_SCALES
 from .common import CommandError, banner, collect_images, model_label
 from .embed import embed_people_in_photos
-from .people_files import read_people_parquet
+from .people_files import describe_cuts, read_people_parquet
 from .ranking_image import RankedRow, render_ranking
 
 TABLE_COLUMNS = ("query", "query_person", "rank", "score", "gallery_image", "person", "box")
@@ -67,11 +67,8 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
             print(f"note: {source} was embedded {'with' if saved.flip else 'without'} --flip, the queries "
                   f"{'with' if args.flip else 'without'} it", file=sys.stderr)  # fmt: skip
         if saved.frame_scales != PERSON_FRAME_SCALES:
-            cuts = "one cut a person (written before the cuts were recorded)" if saved.frame_scales is None else (
-                f"cuts at {', '.join(f'{scale:g}' for scale in saved.frame_scales)}")  # fmt: skip
-            print(f"note: {source} holds people embedded from {cuts}, the queries from cuts at "
-                  f"{', '.join(f'{scale:g}' for scale in PERSON_FRAME_SCALES)}: embed the gallery again for the "
-                  "best ranking", file=sys.stderr)  # fmt: skip
+            print(f"note: {source} holds people embedded from {describe_cuts(saved.frame_scales)}, the queries from "
+                  f"{describe_cuts(PERSON_FRAME_SCALES)}: embed the gallery again for the best ranking", file=sys.stderr)  # fmt: skip
         gallery = saved.gallery
     else:
         photos = collect_images([source], recursive=args.recursive, what="gallery")

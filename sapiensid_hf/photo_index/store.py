@@ -48,6 +48,9 @@ class Manifest:
     rows: int
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
+    # Per-person rows: the cuts each person's embedding averages (people_embedding.py); None for photo rows
+    # and for indexes built before the cuts were recorded (one cut a person).
+    person_frame_scales: list[float] | None = None
 
 
 @dataclass

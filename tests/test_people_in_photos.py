@@ -437,6 +437,10 @@ def test_search_all_people_ranks_people_names_the_box_and_picks_the_query_person
     pq.write_table(old.replace_schema_metadata(metadata), tmp_path / "old.parquet")
     assert main(["search", str(query), "--gallery", str(tmp_path / "old.parquet"), "--all-people", "--model", model]) == 0
     assert "holds people embedded from one cut a person" in capsys.readouterr().err
+    metadata[b"sapiensid.person_frame_scales"] = b"[0.95, oops]"
+    pq.write_table(old.replace_schema_metadata(metadata), tmp_path / "bad.parquet")
+    assert main(["search", str(query), "--gallery", str(tmp_path / "bad.parquet"), "--all-people", "--model", model]) != 0
+    assert f"{tmp_path / 'bad.parquet'}: its sapiensid.person_frame_scales is not a list of scales" in capsys.readouterr().err
 
     # a query person the photo does not hold, a query with nobody, a photo gallery file
     assert main(["search", str(query), "--gallery", str(people_file), "--all-people", "--query-person", "7",

@@ -151,6 +151,9 @@ def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, t
     assert "the index holds people embedded from one cut a person" in capsys.readouterr().err
     assert main(["index", "info", str(folder)]) == 0
     assert "people embedded from one cut a person" in capsys.readouterr().out
+    manifest_file.write_text(json.dumps({**manifest, "person_frame_scales": "wide"}))
+    with pytest.raises(PhotoIndexError, match="manifest.json: person_frame_scales is not a list of scales"):
+        PhotoIndex.open(folder)
 
 
 def test_another_models_index_is_refused_by_name(pipeline, album, tmp_path):

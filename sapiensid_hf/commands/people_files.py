@@ -125,7 +125,10 @@ def read_people_parquet(path: Path) -> SavedPeople:
     people = [GalleryPerson(name, int(index), tuple(box)) for name, index, box in zip(paths, indices, boxes, strict=True)]
     flip = {"true": True, "false": False}.get(metadata.get("sapiensid.flip", ""))
     scales = metadata.get("sapiensid.person_frame_scales")
-    frame_scales = tuple(float(scale) for scale in json.loads(scales)) if scales else None
+    try:
+        frame_scales = tuple(float(scale) for scale in json.loads(scales)) if scales else None
+    except (ValueError, TypeError) as error:
+        raise CommandError(f"{path}: its sapiensid.person_frame_scales is not a list of scales ({scales!r}: {error})") from None
     return SavedPeople(
         PeopleGallery(people, embeddings), metadata.get("sapiensid.model"), metadata.get("sapiensid.weights_fingerprint"), flip,
         frame_scales,

@@ -127,6 +127,9 @@ def read_manifest(version: Path) -> Manifest:
         manifest = Manifest(**data)
     except (json.JSONDecodeError, TypeError) as error:
         raise PhotoIndexError(f"{version / MANIFEST}: not a photo-index manifest ({error})") from error
+    scales = manifest.person_frame_scales
+    if scales is not None and not (isinstance(scales, list) and all(isinstance(scale, int | float) for scale in scales)):
+        raise PhotoIndexError(f"{version / MANIFEST}: person_frame_scales is not a list of scales ({scales!r})")
     if manifest.format != FORMAT or manifest.format_version > FORMAT_VERSION:
         raise PhotoIndexError(f"{version / MANIFEST}: format {manifest.format} v{manifest.format_version} is not readable here")
     return manifest

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from sapiensid_hf.evaluation.public_dev import UNTRAINED, dev_markdown, headline
@@ -40,19 +41,22 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "examples" / "configs" / "small_distill.yaml"  # --recipe: the config file the run started from
 
 
-def continuation_command(run: dict, recipe: Path) -> str:
-    """The resume line when the run went on past the recipe's schedule (a warm restart), else nothing."""
+def continuation_command(run: dict, recipe: Path, record: dict) -> str:
+    """The resume lines when the run went on past the recipe's schedule (warm restarts), else nothing: one per
+    stop, the stops being the averaged models' steps when the weights are a mean, else the run's last step."""
     import yaml
 
     planned = yaml.safe_load(recipe.read_text())["schedule"]["max_steps"]
-    reached = run["schedule"]["max_steps"]
-    if reached == planned:
-        return ""
-    return (
-        f"# then, from the recipe's final checkpoint, on to {reached} steps (a warm restart of the cosine schedule):\n"
-        f"python examples/train.py --config {recipe.relative_to(REPO)} --resume_from_checkpoint latest "
-        f"--set schedule.max_steps={reached}\n"
-    )
+    stops = sorted({int(re.sub(r"\D", "", source)) for source in record.get("weights_averaged_from", [])})
+    stops = [stop for stop in stops or [run["schedule"]["max_steps"]] if stop > planned]
+    lines = []
+    for stop in stops:
+        lines.append(
+            f"# then, from the last checkpoint, on to {stop} steps (a warm restart of the cosine schedule):\n"
+            f"python examples/train.py --config {recipe.relative_to(REPO)} --resume_from_checkpoint latest "
+            f"--set schedule.max_steps={stop}\n"
+        )
+    return "".join(lines)
 
 
 def averaging_lines(record: dict) -> str:
@@ -191,7 +195,7 @@ students' privacy be respected. No photo of the development sets below was train
 ```bash
 sapiensid download-detector
 python examples/train.py --config {recipe.relative_to(REPO)}     # seed {record['seed']}
-{continuation_command(run, recipe)}{averaging_lines(record)}```
+{continuation_command(run, recipe, record)}{averaging_lines(record)}```
 
 {recipe.relative_to(REPO)}: {recipe_line(run)}.
 Hardware: {record.get('machine', 'CPU')}, {record.get('num_processes', 1)} process; training wall time

@@ -41,13 +41,18 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "examples" / "configs" / "small_distill.yaml"  # --recipe: the config file the run started from
 
 
+def averaged_steps(record: dict) -> list[int]:
+    """The steps of the models the weights are the mean of ("step 10000" or a checkpoint "step_00010000")."""
+    return [int(re.sub(r"\D", "", source)) for source in record.get("weights_averaged_from", [])]
+
+
 def continuation_command(run: dict, recipe: Path, record: dict) -> str:
     """The resume lines when the run went on past the recipe's schedule (warm restarts), else nothing: one per
     stop, the stops being the averaged models' steps when the weights are a mean, else the run's last step."""
     import yaml
 
     planned = yaml.safe_load(recipe.read_text())["schedule"]["max_steps"]
-    stops = sorted({int(re.sub(r"\D", "", source)) for source in record.get("weights_averaged_from", [])})
+    stops = sorted(set(averaged_steps(record)))
     stops = [stop for stop in stops or [run["schedule"]["max_steps"]] if stop > planned]
     lines = []
     for stop in stops:
@@ -64,7 +69,7 @@ def averaging_lines(record: dict) -> str:
     sources = record.get("weights_averaged_from")
     if not sources:
         return ""
-    folders = " ".join(f"STEP_{source.split()[-1]}_MODEL" for source in sources)
+    folders = " ".join(f"STEP_{step}_MODEL" for step in averaged_steps(record))
     return (
         f"# the shipped weights: the mean of the run's models at {' and '.join(sources)} (each exported from its checkpoint)\n"
         f"python scripts/average_model_weights.py {folders} --output averaged_model\n"

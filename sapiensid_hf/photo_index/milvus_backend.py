@@ -78,6 +78,7 @@ def _quiet_client_side_timestamp() -> Iterator[None]:
     finally:
         logger.removeFilter(note)
 
+
 class MilvusPhotoIndex:
     """A photo index stored in the Milvus collection `collection` at `uri`."""
 

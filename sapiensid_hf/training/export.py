@@ -116,13 +116,11 @@ def average_model_folders(folders: list[str | os.PathLike], output_dir: str | os
         for name, tensor in state.items():
             total[name] = total.get(name, 0) + tensor.float()
     model = SapiensIDModel.from_pretrained(sources[-1])
-    mean = {name: (tensor / len(sources)).to(model.state_dict()[name].dtype) for name, tensor in total.items()}
-    model.load_state_dict(mean, strict=True)
-    record = dict(configs[-1].get("training") or {})
-    record["weights_averaged_from"] = [
-        (config.get("training") or {}).get("checkpoint") or f"step {(config.get('training') or {}).get('steps', '?')}"
-        for config in configs
-    ]
+    dtypes = {name: tensor.dtype for name, tensor in model.state_dict().items()}
+    model.load_state_dict({name: (tensor / len(sources)).to(dtypes[name]) for name, tensor in total.items()}, strict=True)
+    records = [config.get("training") or {} for config in configs]
+    record = dict(records[-1])
+    record["weights_averaged_from"] = [source.get("checkpoint") or f"step {source.get('steps', '?')}" for source in records]
     model.config.training = record
     output = Path(output_dir)
     model.save_pretrained(output)

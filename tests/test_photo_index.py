@@ -156,6 +156,24 @@ def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, t
         PhotoIndex.open(folder)
 
 
+def test_an_add_embeds_new_people_from_the_cuts_the_index_records(pipeline, people_dir, tmp_path):
+    folder = tmp_path / "people.sidx"
+    build_index(pipeline, [people_dir / "two_men.jpg"], folder, all_people=True)
+    # As an index built before the cuts were recorded: one cut a person. Its additions must match it.
+    manifest_file = next(folder.glob("v[0-9]*")) / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    del manifest["person_frame_scales"]
+    manifest_file.write_text(json.dumps(manifest))
+    add_to_index(pipeline, folder, [people_dir / "street_bus.jpg"])
+    index = PhotoIndex.open(folder)
+    added = [row for row, path in enumerate(index.rows.paths) if path.endswith("street_bus.jpg")]
+    one_cut = pipeline.embed_people([people_dir / "street_bus.jpg"], frame_scales=(1.0,)).embeddings
+    three_cuts = pipeline.embed_people([people_dir / "street_bus.jpg"]).embeddings
+    np.testing.assert_allclose(index.rows.embeddings[added], one_cut, atol=1e-5)
+    assert np.abs(one_cut - three_cuts).max() > 1e-3  # the rule matters on these people
+    assert index.manifest.person_frame_scales is None
+
+
 def test_another_models_index_is_refused_by_name(pipeline, album, tmp_path):
     folder = tmp_path / "album.sidx"
     build_index(pipeline, sorted(album.iterdir()), folder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -43,6 +44,10 @@ def test_milvus_lite_equals_the_faiss_index(pipeline, people_dir, tmp_path, all_
     Image.open(people_dir / "face_b_1.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(album / "face_b_1.jpg")
     from sapiensid_hf.photo_index import add_to_index, remove_from_index
 
+    if all_people:  # as built before the cuts were recorded (one cut a person): both add from one cut
+        manifest_file = next((tmp_path / "album.sidx").glob("v[0-9]*")) / "manifest.json"
+        manifest_file.write_text(json.dumps({**json.loads(manifest_file.read_text()), "person_frame_scales": None}))
+        milvus._set_manifest(replace(milvus.manifest, person_frame_scales=None))
     first = add_to_index(pipeline, tmp_path / "album.sidx", sorted(album.iterdir()))
     second = milvus.add(pipeline, sorted(album.iterdir()))
     assert (second.added, second.replaced, second.unchanged) == (first.added, first.replaced, first.unchanged)
@@ -70,6 +75,10 @@ def test_another_model_is_refused_and_the_cli_searches_milvus(pipeline, model_di
         MilvusPhotoIndex(uri).check_model(other)
     with pytest.raises(PhotoIndexError, match="no collection 'nothing_here'"):
         _ = MilvusPhotoIndex(uri, "nothing_here").manifest
+    milvus = MilvusPhotoIndex(uri)
+    milvus._set_manifest(replace(milvus.manifest, person_frame_scales="wide"))
+    with pytest.raises(PhotoIndexError, match="collection 'sapiensid_photos': person_frame_scales is not a list of scales"):
+        _ = milvus.manifest
 
 
 def _two_photo_collection(pipeline, people_dir, tmp_path):

@@ -174,15 +174,17 @@ class PhotoIndex:
 
 
 def embed_rows(
-    pipeline: Any, photos: Sequence[Path], all_people: bool, flip: bool, num_workers: int = 0
-) -> tuple[Rows, list[tuple[str, str]]]:
-    """Rows for `photos` (unreadable ones skipped and returned with the reason)."""
+    pipeline: Any, photos: Sequence[Path], all_people: bool, flip: bool, num_workers: int = 0,
+    frame_scales: Sequence[float] = PERSON_FRAME_SCALES,
+) -> tuple[Rows, list[tuple[str, str]]]:  # fmt: skip
+    """Rows for `photos` (unreadable ones skipped and returned with the reason); with `all_people`, each
+    person is the mean of the cuts `frame_scales` (an index keeps one rule: `Manifest.people_cuts`)."""
     dimension = int(pipeline.model.config.output_dim)
     parts, skipped = [Rows.empty(dimension)], []
     if all_people:
         for photo in photos:
             try:
-                found = pipeline.embed_people([photo], flip=flip)
+                found = pipeline.embed_people([photo], flip=flip, frame_scales=frame_scales)
                 digest = content_hash(photo)
             except (SapiensIDInputError, OSError) as error:
                 skipped.append((os.fspath(photo), str(error)))
@@ -278,7 +280,9 @@ def add_to_index(pipeline: Any, folder: str | os.PathLike, photos: Sequence[Path
         index.check_model(pipeline)
         todo, changed, unchanged, skipped = photos_to_embed(photos, dict(zip(index.rows.paths, index.rows.content_hashes, strict=True)))
         manifest = index.manifest
-        new_rows, failed = embed_rows_in_every_process(embed_rows, pipeline, todo, manifest.per_person, manifest.flip, num_workers)
+        new_rows, failed = embed_rows_in_every_process(
+            embed_rows, pipeline, todo, manifest.per_person, manifest.flip, num_workers, manifest.people_cuts()
+        )  # fmt: skip
         skipped += failed
         embedded = set(new_rows.paths)
         keep = np.asarray([path not in embedded for path in index.rows.paths], bool)

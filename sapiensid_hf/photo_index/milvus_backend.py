@@ -43,7 +43,7 @@ import numpy as np
 from ..inference import weights_fingerprint
 from ..processing.people_in_image import PERSON_FRAME_SCALES
 from .index import BuildReport, SearchHit, embed_rows, photos_to_embed
-from .store import Manifest, PhotoIndexError, Rows
+from .store import Manifest, PhotoIndexError, Rows, checked_manifest
 
 DEFAULT_COLLECTION = "sapiensid_photos"
 MANIFEST_PROPERTY = "sapiensid.manifest"  # a collection property: the manifest as JSON
@@ -97,9 +97,10 @@ class MilvusPhotoIndex:
         if not self.exists:
             raise PhotoIndexError(f"Milvus {self.uri}: no collection {self.collection!r} (make one with `sapiensid index build --backend milvus`)")
         try:
-            return Manifest(**json.loads(self._properties().get(MANIFEST_PROPERTY, "")))
+            manifest = Manifest(**json.loads(self._properties().get(MANIFEST_PROPERTY, "")))
         except (json.JSONDecodeError, TypeError) as error:
             raise PhotoIndexError(f"Milvus {self.uri}: collection {self.collection!r} is not a sapiensid photo index") from error
+        return checked_manifest(manifest, f"Milvus {self.uri}: collection {self.collection!r}")
 
     def check_model(self, pipeline: Any) -> None:
         manifest, fingerprint = self.manifest, weights_fingerprint(pipeline.model)
@@ -229,7 +230,7 @@ class MilvusPhotoIndex:
             before = self._newest_rows()
             known = {row["path"]: row["content_hash"] for row in before}
             todo, changed, unchanged, skipped = photos_to_embed([Path(photo).resolve() for photo in photos], known)
-            rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip)
+            rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip, frame_scales=manifest.people_cuts())
             embedded = sorted(set(rows.paths))
             if embedded:
                 # New rows first, then the previous ones by id: killed in between, nothing is lost.

@@ -20,19 +20,21 @@ from typing import Any
 from accelerate import PartialState
 from accelerate.utils import gather_object
 
+from ..processing.people_in_image import PERSON_FRAME_SCALES
 from .store import Rows, writer_lock
 
 
 def embed_rows_in_every_process(
-    embed_rows: Any, pipeline: Any, photos: Sequence[Path], all_people: bool, flip: bool, num_workers: int = 0
-) -> tuple[Rows, list[tuple[str, str]]]:
-    """`embed_rows(pipeline, photos, all_people, flip, num_workers)`, its photos split among the processes
-    of the launch; every process gets all the rows and skipped photos back, in photo order."""
+    embed_rows: Any, pipeline: Any, photos: Sequence[Path], all_people: bool, flip: bool, num_workers: int = 0,
+    frame_scales: Sequence[float] = PERSON_FRAME_SCALES,
+) -> tuple[Rows, list[tuple[str, str]]]:  # fmt: skip
+    """`embed_rows(pipeline, photos, all_people, flip, num_workers, frame_scales)`, its photos split among the
+    processes of the launch; every process gets all the rows and skipped photos back, in photo order."""
     state = PartialState()
     if state.num_processes == 1:
-        return embed_rows(pipeline, photos, all_people, flip, num_workers)
+        return embed_rows(pipeline, photos, all_people, flip, num_workers, frame_scales)
     with state.split_between_processes(list(photos)) as mine:
-        part = embed_rows(pipeline, mine, all_people, flip, num_workers)
+        part = embed_rows(pipeline, mine, all_people, flip, num_workers, frame_scales)
     parts = gather_object([part])  # in process order: the slices are contiguous, so in photo order
     return Rows.concatenate(*(rows for rows, _ in parts)), [entry for _, skipped in parts for entry in skipped]
 

@@ -52,6 +52,11 @@ class Manifest:
     # and for indexes built before the cuts were recorded (one cut a person).
     person_frame_scales: list[float] | None = None
 
+    def people_cuts(self) -> tuple[float, ...]:
+        """The cuts its people are embedded from, which an add must use too: as recorded, or one cut (the
+        frame) for an index built before the cuts were recorded."""
+        return tuple(self.person_frame_scales) if self.person_frame_scales is not None else (1.0,)
+
 
 @dataclass
 class Rows:
@@ -127,11 +132,16 @@ def read_manifest(version: Path) -> Manifest:
         manifest = Manifest(**data)
     except (json.JSONDecodeError, TypeError) as error:
         raise PhotoIndexError(f"{version / MANIFEST}: not a photo-index manifest ({error})") from error
+    return checked_manifest(manifest, str(version / MANIFEST))
+
+
+def checked_manifest(manifest: Manifest, where: str) -> Manifest:
+    """The manifest, refused naming `where` when its cuts are not a list of scales or its format is newer."""
     scales = manifest.person_frame_scales
     if scales is not None and not (isinstance(scales, list) and all(isinstance(scale, int | float) for scale in scales)):
-        raise PhotoIndexError(f"{version / MANIFEST}: person_frame_scales is not a list of scales ({scales!r})")
+        raise PhotoIndexError(f"{where}: person_frame_scales is not a list of scales ({scales!r})")
     if manifest.format != FORMAT or manifest.format_version > FORMAT_VERSION:
-        raise PhotoIndexError(f"{version / MANIFEST}: format {manifest.format} v{manifest.format_version} is not readable here")
+        raise PhotoIndexError(f"{where}: format {manifest.format} v{manifest.format_version} is not readable here")
     return manifest
 
 

@@ -147,10 +147,11 @@ class SapiensIDPipeline:
         return embed_people(self, images, max_people, min_person_size, flip, batch_size, detections, frame_scales)
 
     def compare_people(
-        self, first: Any, second: Any, threshold: float | None = None, flip: bool = False, pair=None, detections=None
+        self, first: Any, second: Any, threshold: float | None = None, flip: bool = True, pair=None, detections=None
     ):
         """Every person of `first` against every person of `second` (people_compare.py): the scores, the
-        best-matching pair (or `pair`) and its verdict at the threshold `verify` would use."""
+        best-matching pair (or `pair`) and its verdict at the threshold `verify` would use (with flip by
+        default, as `verify`)."""
         from .people_compare import compare_people
 
         return compare_people(self, first, second, threshold=threshold, flip=flip, pair=pair, detections=detections)
@@ -160,11 +161,12 @@ class SapiensIDPipeline:
         """The model folder's calibrated verification thresholds (`sapiensid calibrate`), if it has them."""
         return getattr(self.model.config, "calibration", None) or None
 
-    def verify(self, first: Any, second: Any, threshold: float | None = None, flip: bool = False) -> Verification:
+    def verify(self, first: Any, second: Any, threshold: float | None = None, flip: bool = True) -> Verification:
         """Same person or not: the cosine similarity of two pictures against a threshold, by default the
         model's calibrated one for faces when both pictures show a face, for bodies otherwise
         (`evaluation/calibration.py`; the returned threshold says which and where it came from). With
-        nobody found in a picture there is no score and no verdict."""
+        nobody found in a picture there is no score and no verdict. `flip` (on by default, as when the
+        thresholds were calibrated) adds the mirrored view of each picture."""
         from .evaluation.calibration import choose_threshold
 
         result = self.embed([first, second], flip=flip)
@@ -175,13 +177,14 @@ class SapiensIDPipeline:
         same = None if score is None else score >= chosen.value
         return Verification(score=score, same=same, threshold=chosen, result=result, nobody=nobody)
 
-    def similarity(self, first: Any, second: Any) -> float:
-        """Cosine similarity of two images' embeddings.
+    def similarity(self, first: Any, second: Any, flip: bool = True) -> float:
+        """Cosine similarity of two images' embeddings (with flip by default: the score `verify` and
+        `sapiensid compare` give).
 
         Raises `NoPersonFoundError` when the detector finds nobody in either image: the model reads a
         person at their keypoints, so every such image has the same embedding and any score would be noise.
         """
-        result = self.embed([first, second])
+        result = self.embed([first, second], flip=flip)
         nobody = [name for name, found in zip(("first", "second"), result.person_found, strict=True) if not found]
         if nobody:
             raise NoPersonFoundError(f"no person found in the {' and the '.join(nobody)} image: nothing to compare")

@@ -43,7 +43,7 @@ def compare_people(
     first: Any,
     second: Any,
     threshold: float | None = None,
-    flip: bool = False,
+    flip: bool = True,
     pair: tuple[int | None, int | None] | None = None,
     max_people: int = 20,
     min_person_size: float = 48,
@@ -51,7 +51,8 @@ def compare_people(
 ) -> PeopleComparison:
     """Every person of `first` against every person of `second`; `pair` = (person in A, person in B)
     picks the pair the verdict is about (default: the best-matching pair; a None side: the best match of
-    the person chosen on the other side). `detections`: the two photos' `detect_people`, if already run. Raises `NoPersonFoundError` naming the photo where nobody was
+    the person chosen on the other side). `flip` (on by default) adds each cut's mirrored view, as when the
+    thresholds were calibrated. `detections`: the two photos' `detect_people`, if already run. Raises `NoPersonFoundError` naming the photo where nobody was
     found, ValueError for a person number the photo does not hold."""
     from .evaluation.calibration import choose_threshold
 

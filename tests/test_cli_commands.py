@@ -431,6 +431,14 @@ def test_flip_is_the_evaluation_rule_everywhere(capsys, tmp_path, model_dir, pho
     status, out, err = run_cli(capsys, "compare", first, second, "--model", model_dir, "--json", "--flip")
     assert status == 0, err
     assert json.loads(out)["score"] == pytest.approx(float(flipped[0] @ flipped[1]), abs=1e-5)
+    # A verdict uses flip by default, as the calibrated thresholds were chosen; --no-flip turns it off.
+    status, out, err = run_cli(capsys, "compare", first, second, "--model", model_dir, "--json")
+    assert status == 0, err
+    assert json.loads(out)["score"] == pytest.approx(float(flipped[0] @ flipped[1]), abs=1e-5)
+    assert pipeline.verify(first, second).score == pytest.approx(float(flipped[0] @ flipped[1]), abs=1e-5)
+    status, out, err = run_cli(capsys, "compare", first, second, "--model", model_dir, "--json", "--no-flip")
+    assert status == 0, err
+    assert json.loads(out)["score"] == pytest.approx(float(plain[0] @ plain[1]), abs=1e-5)
     status, _, err = run_cli(capsys, "embed", first, second, "-o", tmp_path / "f.parquet", "--model", model_dir, "--flip")
     assert status == 0, err
     table = pq.read_table(tmp_path / "f.parquet")

@@ -55,3 +55,22 @@ def test_the_framing_benchmark_runs_as_a_script(tmp_path):
     assert len(resized) == 7 and resized[3] == "1.00x" and resized[6] == "1.00x"  # the baseline, both sets
     assert float(resized[1]) > 0.85 and float(resized[4]) > 0.85  # same content, fewer pixels: nearly itself
     assert "cut 10 % wider, flat grey wall" in rows and "reference: two photos of one person" in rows
+
+
+def test_the_people_benchmarks_ratio_interval_draws_people_with_all_their_queries(monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_people import ratio_interval
+
+    people = np.repeat(np.arange(40), 3)
+    crop = np.ones(len(people))
+    # Every query right in both searches: every draw gives 1.0.
+    assert ratio_interval(crop, crop, people, seed=0) == (1.0, 1.0)
+    # Half the people lost in the scene search: the ratio is 0.5, the interval holds it and has width.
+    scene = (people % 2 == 0).astype(float)
+    low, high = ratio_interval(scene, crop, people, seed=0)
+    assert low < 0.5 < high and high - low < 0.4
+    # Queries of one person move together: an interval over people is wider than one over queries.
+    per_query = ratio_interval(scene, crop, np.arange(len(people)), seed=0)
+    assert high - low > per_query[1] - per_query[0]

@@ -74,3 +74,16 @@ def test_the_people_benchmarks_ratio_interval_draws_people_with_all_their_querie
     # Queries of one person move together: an interval over people is wider than one over queries.
     per_query = ratio_interval(scene, crop, np.arange(len(people)), seed=0)
     assert high - low > per_query[1] - per_query[0]
+
+
+def test_the_cut_averaging_benchmark_cuts_about_the_centre(monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_cut_averaging import centre_cut
+
+    photo = np.arange(200 * 100 * 3, dtype=np.int64).reshape(200, 100, 3)
+    cut = centre_cut(photo, 0.9)
+    assert cut.shape == (180, 90, 3) and cut.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(cut, photo[10:190, 5:95])
+    np.testing.assert_array_equal(centre_cut(photo, 1.0), photo)

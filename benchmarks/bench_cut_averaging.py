@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from markdown_report import publish_section
+from markdown_report import difference_table, publish_section
 
 from sapiensid_hf.data.common import UndecodedImages
 from sapiensid_hf.evaluation import public_dev
@@ -60,27 +60,25 @@ def main() -> None:
 
     pipeline = load_pipeline(args.model)
     pipeline.model.float()  # the shipped float16 weights, scored in float32 as `sapiensid evaluate` does on CPU
-    results: dict[tuple[float, ...], dict[str, float]] = {average: {} for average in AVERAGES}
-    found_counts = {}
+    labels = {average: " + ".join(f"{scale:g}" for scale in average) for average in AVERAGES}
+    baseline = labels[(1.0,)] + " (the photo as it is)"
+    labels[(1.0,)] = baseline
+    results: dict[str, dict[str, float]] = {label: {} for label in labels.values()}
+    found_per_set = []
     for name, dev in public_dev.load_dev_sets(args.identities, ("cuhk03_val", "lfw_fold7")).items():
         undecoded = UndecodedImages(dev.dataset)
         photos = [load_rgb(undecoded[row], f"{name} row {row}") for row in range(len(dev.dataset))]
-        per_scale = {}
+        per_scale, found = {}, []
         for scale in SCALES:
             embedded = pipeline.embed([centre_cut(photo, scale) for photo in photos], flip=True, batch_size=32)
             per_scale[scale] = np.where(embedded.person_found[:, None], embedded.embeddings, 0.0)
-            found_counts[(name, scale)] = (int(embedded.person_found.sum()), len(photos))
+            found.append(f"{scale:g}: {int(embedded.person_found.sum())} of {len(photos)}")
+        found_per_set.append(f"{name} {', '.join(found)}")
         for average in AVERAGES:
             summed = sum(per_scale[scale] for scale in average)
             unit = summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)
-            results[average].update(figures(dev, unit))
+            results[labels[average]].update(figures(dev, unit))
 
-    baseline = results[(1.0,)]
-    columns = list(baseline)
-    found = "; ".join(
-        f"{name} {', '.join(f'{scale:g}: {count} of {total}' for (set_name, scale), (count, total) in found_counts.items() if set_name == name)}"
-        for name in ("cuhk03_val", "lfw_fold7")
-    )
     lines = [
         SECTION, "",
         f"`python benchmarks/bench_cut_averaging.py` with {Path(args.model).name} ({platform.machine()}, "
@@ -88,14 +86,9 @@ def main() -> None:
         "by `SapiensIDPipeline.embed` (detector on the cut, flip), the cuts' embeddings summed and normalised; "
         "public-dev protocols, in %; the difference to the photo as it is (scale 1.0) in brackets.",
         "",
-        "| cuts (share of the photo's width and height) | " + " | ".join(columns) + " |",
-        "| --- |" + " ---: |" * len(columns),
+        *difference_table("cuts (share of the photo's width and height)", results, baseline),
+        "", f"People found per cut: {'; '.join(found_per_set)}.",
     ]  # fmt: skip
-    for average, values in results.items():
-        label = " + ".join(f"{scale:g}" for scale in average) + (" (the photo as it is)" if average == (1.0,) else "")
-        cells = [f"{100 * values[c]:.1f}" + ("" if average == (1.0,) else f" ({100 * (values[c] - baseline[c]):+.1f})") for c in columns]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", f"People found per cut: {found}."]
     publish_section(lines, SECTION, args.write)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from markdown_report import publish_section
+from markdown_report import difference_table, publish_section
 
 from sapiensid_hf.evaluation import public_dev
 from sapiensid_hf.inference import load_pipeline
@@ -131,7 +131,6 @@ def main() -> None:
         for label, transform in candidate_transforms(train.astype(np.float64), people).items()
     }
     shipped = results["as shipped"]
-    columns = list(shipped)
     lines = [
         SECTION, "",
         f"`python benchmarks/bench_embedding_whitening.py` with {Path(args.model).name} ({platform.machine()}, "
@@ -139,13 +138,9 @@ def main() -> None:
         f"{len(np.unique(people)):,} people (recipe v3's training split, keypoints found), scored on the development "
         "sets with the public-dev protocols (flip), in %; the difference to the embeddings as shipped in brackets.",
         "",
-        "| map | " + " | ".join(columns) + " |",
-        "| --- |" + " ---: |" * len(columns),
+        *difference_table("map", results, "as shipped"),
     ]  # fmt: skip
-    for label, figures in results.items():
-        cells = [f"{100 * figures[c]:.1f}" + ("" if label == "as shipped" else f" ({100 * (figures[c] - shipped[c]):+.1f})") for c in columns]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    wins = [label for label, figures in results.items() if label != "as shipped" and all(figures[c] >= shipped[c] for c in columns)]
+    wins = [label for label, figures in results.items() if label != "as shipped" and all(figures[c] >= shipped[c] for c in shipped)]
     lines += ["", "Maps at or above the shipped embeddings on every figure: " + (", ".join(wins) if wins else "none") + "."]
     publish_section(lines, SECTION, args.write)
 

@@ -41,3 +41,18 @@ def publish_section(lines: list[str], heading: str, path: Path | None) -> str:
         update_section(path, heading, section)
     print(section)
     return section
+
+
+def difference_table(first_header: str, rows: dict[str, dict[str, float]], baseline: str) -> list[str]:
+    """Markdown table lines of fractions shown in %: one row per label of `rows`, one column per key of
+    the baseline row, each figure but the baseline's followed by its difference to the baseline's."""
+    reference = rows[baseline]
+    columns = list(reference)
+    lines = ["| " + " | ".join([first_header, *columns]) + " |", "| --- |" + " ---: |" * len(columns)]
+    for label, figures in rows.items():
+        cells = [
+            f"{100 * figures[c]:.1f}" + ("" if label == baseline else f" ({100 * (figures[c] - reference[c]):+.1f})")
+            for c in columns
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines

@@ -87,3 +87,16 @@ def test_the_cut_averaging_benchmark_cuts_about_the_centre(monkeypatch):
     assert cut.shape == (180, 90, 3) and cut.flags["C_CONTIGUOUS"]
     np.testing.assert_array_equal(cut, photo[10:190, 5:95])
     np.testing.assert_array_equal(centre_cut(photo, 1.0), photo)
+
+
+def test_the_difference_table_shows_each_figure_and_its_difference_to_the_baseline(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from markdown_report import difference_table
+
+    rows = {"as shipped": {"rank-1": 0.393, "TAR": 0.313}, "mean removed": {"rank-1": 0.389, "TAR": 0.327}}
+    assert difference_table("map", rows, "as shipped") == [
+        "| map | rank-1 | TAR |",
+        "| --- | ---: | ---: |",
+        "| as shipped | 39.3 | 31.3 |",
+        "| mean removed | 38.9 (-0.4) | 32.7 (+1.4) |",
+    ]

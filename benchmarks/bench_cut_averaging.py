@@ -2,14 +2,16 @@
 
     python benchmarks/bench_cut_averaging.py [--model DIR] [--write docs/benchmarks.md]
 
-The shipped model is sensitive to framing (docs/benchmarks.md, "Framing"); `embed_people` already embeds
-each person as the mean of three cuts. This asks the same of a single photo: every photo of the CUHK03-val
-and LFW fold-7 development sets is embedded as it is (the baseline) and cut about its centre to 95 % and
-90 % of its width and height, each cut through `SapiensIDPipeline.embed` (the detector runs on the cut,
-flip test-time augmentation), and the sum of the cuts' embeddings is L2-normalised. Scored with the
-public-dev protocols (`sapiensid evaluate --benchmark public-dev`), all in one run. A cut in which the
-detector finds nobody adds nothing to the sum (a photo with nobody in any cut keeps a zero row, which
-scores as a miss). Development people only; nothing is fitted.
+The shipped model is sensitive to framing (docs/benchmarks.md, "Framing"). This measures the embedding
+rule of centre cuts (sapiensid_hf/cut_views.py): every photo of the CUHK03-val and LFW fold-7
+development sets embedded as it is (the baseline), and as the mean of itself and its cuts about the
+centre to smaller shares of its width and height, through the embedding loop of `embed` and `evaluate`
+(the detector on each cut, the photo's keypoints mapped into the cut where it finds nobody or somebody
+else), flip on. One more row takes the photo's keypoints mapped into every cut (no detection on the
+cuts: a third of the detector's work). Scored with the public-dev protocols (`sapiensid evaluate
+--benchmark public-dev`, without the standing-person prior), all in one run, the photos' own keypoints
+detected once. The model folder's own rule is ignored here: each row sets its own. Development people
+only; nothing is fitted.
 """
 
 from __future__ import annotations
@@ -22,23 +24,19 @@ import numpy as np
 import torch
 from markdown_report import difference_table, publish_section
 
+from sapiensid_hf.cut_views import PHOTO_AS_IT_IS
 from sapiensid_hf.data.common import UndecodedImages
+from sapiensid_hf.embedding_views import embed_images
 from sapiensid_hf.evaluation import public_dev
 from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.parallel_processing import default_num_workers
 from sapiensid_hf.processing.image_decoding import load_rgb
+from sapiensid_hf.processing.photo_cuts import centre_cut_box, keypoints_in_cut
 
 SECTION = "## Averaging tighter cuts of a photo"
 REPO = Path(__file__).resolve().parents[1]
-SCALES = (1.0, 0.95, 0.9)
-AVERAGES = ((1.0,), (0.95,), (0.9,), (1.0, 0.95), (1.0, 0.95, 0.9))
-
-
-def centre_cut(photo: np.ndarray, scale: float) -> np.ndarray:
-    """The photo cut about its centre to `scale` of its width and height."""
-    height, width = photo.shape[:2]
-    cut_height, cut_width = round(height * scale), round(width * scale)
-    top, left = (height - cut_height) // 2, (width - cut_width) // 2
-    return np.ascontiguousarray(photo[top : top + cut_height, left : left + cut_width])
+RULES = ((1.0,), (1.0, 0.95), (1.0, 0.95, 0.9), (1.0, 0.9, 0.8))
+MAPPED_RULE = (1.0, 0.95, 0.9)  # also scored with the photo's keypoints mapped into each cut
 
 
 def figures(dev: public_dev.DevSet, embeddings: np.ndarray) -> dict[str, float]:
@@ -51,6 +49,25 @@ def figures(dev: public_dev.DevSet, embeddings: np.ndarray) -> dict[str, float]:
     return {"LFW accuracy": scored["pairs"]["accuracy"], "LFW TAR@FAR 1e-2": scored["pairs"]["tar@far=0.01"]}
 
 
+def embed(pipeline, photos: list[np.ndarray], rule: tuple[float, ...], keypoints: np.ndarray | None = None) -> list:
+    """The photos' batches under `rule`, through the project's embedding loop (`keypoints`: the photos' own,
+    detected once), with flip and the worker processes the tools use."""
+    workers = default_num_workers()
+    return list(embed_images(pipeline.model, pipeline.processor, photos, 32, pipeline.device, True, workers, keypoints=keypoints, cut_scales=rule))
+
+
+def mapped_cuts(pipeline, photos: list[np.ndarray], keypoints: np.ndarray, as_is: list) -> np.ndarray:
+    """`MAPPED_RULE` with the photo's keypoints mapped into every cut (no detection on the cuts)."""
+    summed = np.concatenate([batch.embeddings.numpy() for batch in as_is])
+    for scale in MAPPED_RULE[1:]:
+        boxes = [centre_cut_box(*photo.shape[:2], scale) for photo in photos]
+        cuts = [np.ascontiguousarray(photo[top:bottom, left:right]) for photo, (left, top, right, bottom) in zip(photos, boxes, strict=True)]
+        inside = np.stack([keypoints_in_cut(points, *photo.shape[:2], box) for points, photo, box in zip(keypoints, photos, boxes, strict=True)])
+        embedded = np.concatenate([batch.embeddings.numpy() for batch in embed(pipeline, cuts, PHOTO_AS_IT_IS, inside)])
+        summed += np.where((inside != -1).all(axis=2).any(axis=1)[:, None], embedded, 0.0)
+    return summed / np.linalg.norm(summed, axis=1, keepdims=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(REPO / "pretrained" / "sapiensid-small"), help="model folder")
@@ -60,34 +77,35 @@ def main() -> None:
 
     pipeline = load_pipeline(args.model)
     pipeline.model.float()  # the shipped float16 weights, scored in float32 as `sapiensid evaluate` does on CPU
-    labels = {average: " + ".join(f"{scale:g}" for scale in average) for average in AVERAGES}
-    baseline = labels[(1.0,)] + " (the photo as it is)"
-    labels[(1.0,)] = baseline
-    results: dict[str, dict[str, float]] = {label: {} for label in labels.values()}
+    labels = {rule: " + ".join(f"{scale:g}" for scale in rule) for rule in RULES}
+    baseline = labels[PHOTO_AS_IT_IS] + " (the photo as it is)"
+    labels[PHOTO_AS_IT_IS] = baseline
+    mapped_label = labels[MAPPED_RULE] + ", the photo's keypoints mapped into the cuts"
+    results: dict[str, dict[str, float]] = {label: {} for label in [*labels.values(), mapped_label]}
     found_per_set = []
     for name, dev in public_dev.load_dev_sets(args.identities, ("cuhk03_val", "lfw_fold7")).items():
         undecoded = UndecodedImages(dev.dataset)
         photos = [load_rgb(undecoded[row], f"{name} row {row}") for row in range(len(dev.dataset))]
-        per_scale, found = {}, []
-        for scale in SCALES:
-            embedded = pipeline.embed([centre_cut(photo, scale) for photo in photos], flip=True, batch_size=32)
-            per_scale[scale] = np.where(embedded.person_found[:, None], embedded.embeddings, 0.0)
-            found.append(f"{scale:g}: {int(embedded.person_found.sum())} of {len(photos)}")
-        found_per_set.append(f"{name} {', '.join(found)}")
-        for average in AVERAGES:
-            summed = sum(per_scale[scale] for scale in average)
-            unit = summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)
-            results[labels[average]].update(figures(dev, unit))
+        as_is = embed(pipeline, photos, PHOTO_AS_IT_IS)
+        keypoints = np.concatenate([batch.features["keypoints"].numpy() for batch in as_is])
+        found_per_set.append(f"{name} {int((keypoints != -1).all(axis=2).any(axis=1).sum())} of {len(photos)}")
+        for rule in RULES:
+            embedded = as_is if rule == PHOTO_AS_IT_IS else embed(pipeline, photos, rule, keypoints)
+            results[labels[rule]].update(figures(dev, np.concatenate([batch.embeddings.numpy() for batch in embedded])))
+        results[mapped_label].update(figures(dev, mapped_cuts(pipeline, photos, keypoints, as_is)))
 
     lines = [
         SECTION, "",
         f"`python benchmarks/bench_cut_averaging.py` with {Path(args.model).name} ({platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads): each development photo cut about its centre, each cut embedded "
-        "by `SapiensIDPipeline.embed` (detector on the cut, flip), the cuts' embeddings summed and normalised; "
-        "public-dev protocols, in %; the difference to the photo as it is (scale 1.0) in brackets.",
+        f"{torch.get_num_threads()} torch threads): each development photo and its cuts about the centre (shares of "
+        "its width and height), the detector on each cut (the photo's keypoints mapped into the cut where it finds "
+        "nobody or somebody else), each view embedded with flip, the unit embeddings summed and normalised "
+        "(cut_views.py, what `embed` and `evaluate` do for a folder with the rule); the last row maps the photo's "
+        "keypoints into every cut instead. Public-dev protocols without the standing-person prior, in %; the "
+        "difference to the photo as it is in brackets.",
         "",
-        *difference_table("cuts (share of the photo's width and height)", results, baseline),
-        "", f"People found per cut: {'; '.join(found_per_set)}.",
+        *difference_table("photo + cuts (shares of its width and height)", results, baseline),
+        "", f"People found on the whole photo: {'; '.join(found_per_set)}.",
     ]  # fmt: skip
     publish_section(lines, SECTION, args.write)
 

@@ -8,7 +8,10 @@ pedestrian boxes, LFW faces), images/s of:
 - (a) the processor alone (decode + keypoint detector + ROIs) in worker processes on all cores;
 - (b) the model alone on the processed batches, in this process with all threads;
 - the whole embedding (`commands.common.embed_images`, what `sapiensid embed` runs) with the default
-  `--num-workers auto`, and with `--num-workers 0` (everything in one process, the old behaviour).
+  `--num-workers auto`, and with `--num-workers 0` (everything in one process, the old behaviour);
+- for a model folder with an embedding rule of centre cuts (sapiensid_hf/cut_views.py, the shipped
+  model's), the whole embedding under that rule too: what the cuts cost against the photo as it is.
+  (a), (b) and the other rows embed the photo as it is.
 
 The goal is whole >= 0.8 x min(a, b). The model is the shipped one when present, else `--model`, else
 an untrained model of the training recipe's shape (same speed as trained weights).
@@ -27,6 +30,7 @@ import torch
 from markdown_report import publish_section
 
 from sapiensid_hf.commands.common import embed_images
+from sapiensid_hf.cut_views import PHOTO_AS_IT_IS, rule_description
 from sapiensid_hf.embedding_views import embed_batch
 from sapiensid_hf.inference import SapiensIDPipeline, default_model_source, load_pipeline, untrained_model
 from sapiensid_hf.modeling import SapiensIDConfig
@@ -69,6 +73,13 @@ def main() -> None:
     pipeline, label = open_model(args.model)
     workers = default_num_workers()
     pipeline.embed(names[:2])  # load the detector and warm the model once, outside every timing
+    rule, cuts = getattr(pipeline.model.config, "embedding_cuts", None), pipeline.embedding_cuts
+    rule_rate = None
+    if cuts != PHOTO_AS_IT_IS:
+        start = time.perf_counter()
+        embedded = embed_images(pipeline, paths, batch_size=args.batch_size, num_workers=workers)
+        rule_rate = len(embedded.paths) / (time.perf_counter() - start)
+    pipeline.model.config.embedding_cuts = None  # every other row: the photo as it is
 
     start = time.perf_counter()
     batches = [batch for batch in process_images(pipeline.processor, names, args.batch_size, workers)]
@@ -85,6 +96,12 @@ def main() -> None:
         embedded = embed_images(pipeline, paths, batch_size=args.batch_size, num_workers=count)
         rates[count] = len(embedded.paths) / (time.perf_counter() - start)
     bound = min(processor_rate, model_rate)
+    pipeline.model.config.embedding_cuts = rule
+    rule_rows = [] if rule_rate is None else [
+        f"| whole `embed_images`, `--num-workers auto`, the folder's rule: {rule_description(cuts)} | "
+        f"{rule_rate:.1f} | {rule_rate / bound:.2f} |"
+    ]
+    rule_line = "" if rule_rate is None else f" The folder's centre cuts run at **{rule_rate / rates[workers]:.2f}x** the photo as it is."
 
     lines = [
         SECTION,
@@ -92,7 +109,7 @@ def main() -> None:
         f"`python benchmarks/bench_embedding_pipeline.py --num-images {args.num_images}` — {len(paths)} real photos "
         "(every k-th file of ../shared/data/identities/manifest.csv: pedestrian boxes and LFW faces), batch "
         f"{args.batch_size}, model: {label} ({pipeline.model.config.image_size} px, flip off as `sapiensid embed`'s "
-        f"default). {workers} worker processes = the cores this process may use; the model runs in the main "
+        f"default; rows without the folder's rule embed the photo as it is). {workers} worker processes = the cores this process may use; the model runs in the main "
         f"process on {torch.get_num_threads()} threads. All in one run:",
         "",
         "| what runs | images / s | x min(a, b) |",
@@ -103,8 +120,9 @@ def main() -> None:
         f"| whole `embed_images`, `--num-workers auto` ({workers}) | {rates[workers]:.1f} | "
         f"**{rates[workers] / bound:.2f}** |",
         f"| whole `embed_images`, `--num-workers 0` (one process) | {rates[0]:.1f} | {rates[0] / bound:.2f} |",
+        *rule_rows,
         "",
-        f"Workers vs one process: **{rates[workers] / rates[0]:.2f}x**. Machine: "
+        f"Workers vs one process: **{rates[workers] / rates[0]:.2f}x**.{rule_line} Machine: "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}; other "
         "jobs may share the cores, so compare the ratios, not the seconds.",
     ]

@@ -19,7 +19,6 @@ from .keypoint_layout import (
     LEFT_ANKLE,
     LEFT_HIP,
     LEFT_SHOULDER,
-    MISSING,
     MOUTH_1,
     MOUTH_2,
     RIGHT_ANKLE,
@@ -28,6 +27,7 @@ from .keypoint_layout import (
     visible,
 )
 from .people_detection import FoundPerson
+from .photo_cuts import pixel_keypoints_in_crop, to_photo_pixels
 from .square_resampling import SquarePadding
 
 DEFAULT_MAX_PEOPLE = 20
@@ -210,13 +210,6 @@ class PeopleInImage:
         return text + (f" ({'; '.join(left_out)} left out)" if left_out else "")
 
 
-def to_photo_pixels(points: np.ndarray, padding: SquarePadding) -> np.ndarray:
-    """(..., 2) points normalised to the padded square -> the photo's pixels (missing points stay -1)."""
-    points = np.asarray(points, dtype=np.float32)
-    pixels = points * padding.side - np.array([padding.left, padding.top], dtype=np.float32)
-    return np.where(visible(points)[..., None], pixels, MISSING).astype(np.float32)
-
-
 def people_in_photo(
     finds: list[FoundPerson],
     height: int,
@@ -247,19 +240,7 @@ def people_in_photo(
 def keypoints_in_crop(person: Person, crop: tuple[int, int, int, int]) -> np.ndarray:
     """The person's keypoints normalised to the padded square of their crop (what the processor takes
     as `keypoints=`); points outside the crop are missing."""
-    left, top, right, bottom = crop
-    padding = SquarePadding.of(bottom - top, right - left)
-    shown = visible(person.keypoints)
-    inside = (
-        shown
-        & (person.keypoints[:, 0] >= left)
-        & (person.keypoints[:, 0] <= right)
-        & (person.keypoints[:, 1] >= top)
-        & (person.keypoints[:, 1] <= bottom)
-    )
-    offset = np.array([left - padding.left, top - padding.top], dtype=np.float32)
-    normalised = (person.keypoints - offset) / padding.side
-    return np.where(inside[:, None], normalised, MISSING).astype(np.float32)
+    return pixel_keypoints_in_crop(person.keypoints, crop)
 
 
 __all__ = [

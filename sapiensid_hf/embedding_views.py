@@ -1,4 +1,5 @@
-"""The one rule that turns a processor batch into embeddings, with or without flip test-time augmentation.
+"""The one rule that turns a processor batch into embeddings, with or without flip test-time augmentation,
+and with the model folder's centre cuts when it records them (cut_views.py).
 
 Shared by `SapiensIDPipeline.embed` (CLI, Space, quickstart) and the evaluation runner, so the tools and
 the published protocols give the same numbers. With `flip`, as the official evaluators: the raw
@@ -17,16 +18,34 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cut_views import CUT_FEATURES, embedding_cuts, fold_in_cuts, has_cuts
 from .parallel_processing import model_threads_beside, process_images
 from .processing.keypoint_layout import flip_keypoints
 
 
 @torch.no_grad()
 def embed_batch(model: torch.nn.Module, features: Any, device: torch.device, flip: bool) -> torch.Tensor:
-    """(B, D) L2-normalised float32 embeddings (on the CPU) of a processor batch."""
-    pixel_values = features["pixel_values"].to(device)
-    keypoints = features["keypoints"]
-    pixel_mask = features["pixel_mask"].to(device)
+    """(B, D) L2-normalised float32 embeddings (on the CPU) of a processor batch; a batch that carries cuts
+    of each photo (`cut_views.cut_features`) gives the mean of the photo and its cuts (`cut_views.fold_in_cuts`)."""
+    embeddings = _embed_view(model, features["pixel_values"], features["keypoints"], features["pixel_mask"], device, flip)
+    if not has_cuts(features):
+        return embeddings
+    pixel_values, pixel_mask, keypoints = (features[CUT_FEATURES[key]] for key in ("pixel_values", "pixel_mask", "keypoints"))
+    photos, cuts = keypoints.shape[:2]
+    cut_embeddings = _embed_view(model, pixel_values.flatten(0, 1), keypoints.flatten(0, 1), pixel_mask.flatten(0, 1), device, flip)
+    return fold_in_cuts(embeddings, cut_embeddings.view(photos, cuts, -1), keypoints.cpu())
+
+
+def _embed_view(
+    model: torch.nn.Module,
+    pixel_values: torch.Tensor,
+    keypoints: torch.Tensor,
+    pixel_mask: torch.Tensor,
+    device: torch.device,
+    flip: bool,
+) -> torch.Tensor:
+    """(B, D) L2-normalised float32 embeddings (on the CPU) of one view of each image, plus its mirror with `flip`."""
+    pixel_values, pixel_mask = pixel_values.to(device), pixel_mask.to(device)
     embeddings = model(pixel_values=pixel_values, keypoints=keypoints.to(device), pixel_mask=pixel_mask).embeddings
     embeddings = embeddings.float()
     if flip:
@@ -57,6 +76,7 @@ def embed_images(
     num_workers: int = 0,
     count: int | None = None,
     keypoints: np.ndarray | None = None,
+    cut_scales: Sequence[float] | None = None,
 ) -> Iterator[EmbeddedBatch]:
     """Embeddings of many images, batch by batch in order: `num_workers` processes decode and detect
     (`parallel_processing.process_images`: given `keypoints` skip the detector) while the model runs here
@@ -64,8 +84,12 @@ def embed_images(
 
     The one embedding loop of the project: `SapiensIDPipeline` (embed, search, the Space), the evaluation
     runner and the development checks all call it, so they give the same numbers with any worker count.
+    `cut_scales`: the centre cuts each photo's embedding averages (cut_views.py); by default the model
+    config's rule (`embedding_cuts`), the photo as it is for a folder without one.
     """
-    for batch in process_images(processor, images, batch_size, num_workers, count=count, keypoints=keypoints):
+    scales = embedding_cuts(model.config) if cut_scales is None else tuple(cut_scales)
+    batches = process_images(processor, images, batch_size, num_workers, count=count, keypoints=keypoints, cut_scales=scales)
+    for batch in batches:
         embeddings = None
         if batch.features is not None:
             with model_threads_beside(num_workers, device):

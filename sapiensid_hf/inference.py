@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cut_views import CONFIG_KEY as CUTS_CONFIG_KEY
+from .cut_views import PHOTO_AS_IT_IS, embedding_cuts
 from .embedding_views import embed_images
 from .modeling import SapiensIDConfig, SapiensIDModel
 from .people_embedding import PeopleEmbeddings, embed_people
@@ -35,9 +37,13 @@ UNTRAINED_SOURCE = "untrained"  # --model untrained: a randomly initialised tiny
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 (first 16 hex digits) over every parameter and buffer, in name order: which weights embedded
-    a file or an index, so that another model's queries are refused."""
+    """sha256 (first 16 hex digits) over every parameter and buffer, in name order, and the model's embedding
+    rule when it averages centre cuts (cut_views.py): which embeddings filled a file or an index, so that
+    queries embedded otherwise (another model, or the same weights under another rule) are refused."""
     digest = hashlib.sha256()
+    scales = embedding_cuts(model.config) if hasattr(model, "config") else PHOTO_AS_IT_IS
+    if scales != PHOTO_AS_IT_IS:  # a folder without the rule keeps the fingerprint it always had
+        digest.update(json.dumps({"embedding_cuts": scales}).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -157,6 +163,13 @@ class SapiensIDPipeline:
         return compare_people(self, first, second, threshold=threshold, flip=flip, pair=pair, detections=detections)
 
     @property
+    def embedding_cuts(self) -> tuple[float, ...]:
+        """The centre cuts every embedding averages, the photo itself (1.0) first: the model folder's rule
+        (config.json `embedding_cuts`, cut_views.py), `(1.0,)` without one. To embed photos as they are,
+        `pipeline.model.config.embedding_cuts = None` (the weights fingerprint changes with the rule)."""
+        return embedding_cuts(self.model.config)
+
+    @property
     def calibration(self) -> dict[str, Any] | None:
         """The model folder's calibrated verification thresholds (`sapiensid calibrate`), if it has them."""
         return getattr(self.model.config, "calibration", None) or None
@@ -212,7 +225,7 @@ class ModelFolderError(ValueError):
 
 
 # config.json keys a model folder may carry besides SapiensIDConfig's own fields.
-EXTRA_CONFIG_KEYS = frozenset({"training", "calibration", "auto_map", "architectures", "transformers_version", "_name_or_path"})
+EXTRA_CONFIG_KEYS = frozenset({"training", "calibration", CUTS_CONFIG_KEY, "auto_map", "architectures", "transformers_version", "_name_or_path"})
 
 
 def unknown_config_fields(source: str | os.PathLike) -> list[str]:
@@ -259,6 +272,10 @@ def load_model(source: str | os.PathLike) -> SapiensIDModel:
             f"{source}: the weights do not match the model config ({'; '.join(problems)}); refusing to run with "
             "randomly initialised or ignored tensors"
         )
+    try:
+        embedding_cuts(model.config)
+    except ValueError as error:
+        raise ModelFolderError(f"{Path(source) / 'config.json'}: {error}") from error
     return model
 
 

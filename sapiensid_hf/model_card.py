@@ -252,4 +252,24 @@ def thresholds_section(config: dict) -> str:
     )
 
 
-__all__ = ["CITATION", "front_matter", "model_index_results", "render_model_card", "thresholds_section"]
+def embedding_rule_section(config: dict) -> str:
+    """The card's "How photos are embedded" section from a config's `embedding_cuts` record (cut_views.py),
+    or nothing for a folder that embeds the photo as it is."""
+    record = config.get("embedding_cuts")
+    if not record:
+        return ""
+    cuts = ", ".join(f"{scale:g}" for scale in record["scales"][1:])
+    return (
+        "## How photos are embedded\n\n"
+        f"`config.json` records an embedding rule (`embedding_cuts`): a photo's embedding is the mean of the unit "
+        f"embeddings of the photo and of its cuts about the centre to {cuts} of its width and height (the detector "
+        "runs on each cut; where it finds nobody there, or somebody else, the photo's keypoints mapped into the cut "
+        "are used). `SapiensIDPipeline`, every `sapiensid` command, the Space and `sapiensid evaluate` follow it, "
+        "and the figures and thresholds of this card were measured with it. `AutoModel` alone embeds the one "
+        "picture it is given: its scores are those of the photo as it is. "
+        "`--no-cuts` on the command line or `pipeline.model.config.embedding_cuts = None` turns the rule off (docs/evaluation.md, \"The embedding rule "
+        f"of a model folder\").\n\nSource: {record.get('source', 'unrecorded')}.\n"
+    )
+
+
+__all__ = ["CITATION", "embedding_rule_section", "front_matter", "model_index_results", "render_model_card", "thresholds_section"]

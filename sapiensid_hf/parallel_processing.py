@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from transformers import BatchFeature
 
-from .processing.image_decoding import SapiensIDInputError
+from .cut_views import PHOTO_AS_IT_IS, cut_features
+from .processing.image_decoding import DEFAULT_MAX_IMAGE_PIXELS, SapiensIDInputError, describe_input, load_rgb
 
 # Names the processor gives an input in its messages: "image 0 (...)" for a one-image call.
 _SINGLE_IMAGE_NAME = "image 0 "
@@ -79,15 +80,23 @@ def model_threads_beside(num_workers: int, device: torch.device) -> Iterator[Non
 
 class _OneImageEach(torch.utils.data.Dataset):
     """Item i = the processor run on image i alone (numpy outputs), or the exception it raised.
-    With `keypoints` (N, 19, 2), image i is read at keypoints[i] and nothing is detected."""
+    With `keypoints` (N, 19, 2), image i is read at keypoints[i] and nothing is detected. With more
+    `cut_scales` than the photo itself, the features also hold its centre cuts, each at the person the
+    detector finds there, or at the photo's keypoints where it misses them (`cut_views.cut_features`)."""
 
     def __init__(
-        self, processor: Any, image_at: Callable[[int], Any], count: int, keypoints: np.ndarray | None = None
+        self,
+        processor: Any,
+        image_at: Callable[[int], Any],
+        count: int,
+        keypoints: np.ndarray | None = None,
+        cut_scales: Sequence[float] = PHOTO_AS_IT_IS,
     ):
         self.processor = processor
         self.image_at = image_at
         self.count = count
         self.keypoints = keypoints
+        self.cut_scales = tuple(cut_scales)
 
     def __len__(self) -> int:
         return self.count
@@ -95,8 +104,13 @@ class _OneImageEach(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[int, dict[str, Any] | None, BaseException | None]:
         given = None if self.keypoints is None else self.keypoints[index : index + 1]
         try:
-            features = self.processor([self.image_at(index)], keypoints=given, return_tensors="np")
-            return index, dict(features), None
+            image = self.image_at(index)
+            features = dict(self.processor([image], keypoints=given, return_tensors="np"))
+            if self.cut_scales[1:]:
+                # Decoded a second time, as the processor did: its messages name the file, not an array.
+                rgb = load_rgb(image, describe_input(image, 0), getattr(self.processor, "max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS))
+                features.update(cut_features(self.processor, rgb, features["keypoints"][0], self.cut_scales[1:]))
+            return index, features, None
         except Exception as error:  # returned, not raised: one bad file must not stop a worker's batch
             return index, None, _renumbered(error, index)
 
@@ -149,10 +163,12 @@ def process_images(
     num_workers: int = 0,
     count: int | None = None,
     keypoints: np.ndarray | None = None,
+    cut_scales: Sequence[float] = PHOTO_AS_IT_IS,
 ) -> Iterator[ProcessedBatch]:
     """Processor outputs for `images` (a sequence, or a callable row -> image with `count` rows), in batches
     of `batch_size` in order; `num_workers` processes do the work (0: this process). `keypoints`
-    (count, 19, 2), when given, are used as the images' keypoints instead of detecting them.
+    (count, 19, 2), when given, are used as the images' keypoints instead of detecting them. `cut_scales`
+    beyond the photo itself (1.0, first) add each photo's centre cuts (cut_views.py).
 
     This is the one path that runs the processor over many images: `sapiensid embed` / `search`, the
     evaluation runner, the development checks and the training keypoint cache all come through here."""
@@ -169,7 +185,9 @@ def process_images(
         image_at = images.__getitem__
     if keypoints is not None and len(keypoints) != count:
         raise ValueError(f"{len(keypoints)} keypoint rows given for {count} images")
-    dataset = _OneImageEach(processor, image_at, count, keypoints)
+    if not cut_scales or cut_scales[0] != 1.0:
+        raise ValueError(f"cut_scales must start with the photo itself (1.0), got {tuple(cut_scales)}")
+    dataset = _OneImageEach(processor, image_at, count, keypoints, cut_scales)
     if num_workers == 0:
         for start in range(0, count, batch_size):
             yield _collate([dataset[index] for index in range(start, min(count, start + batch_size))])

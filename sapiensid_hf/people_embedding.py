@@ -4,7 +4,8 @@ Each person found by `SapiensIDImageProcessor.detect_people` is cut from the ful
 (`Person.crop_box`) three times, 5 % tighter, as framed and 5 % wider (`PERSON_FRAME_SCALES`), and each
 cut goes through the normal single-person path: the processor detects again on the crop, so the model
 sees the kind of picture it was trained on. The person's embedding is the L2-normalised mean of the
-three, i.e. of `pipeline.embed([cut])` for each cut. When the detector's choice in a cut is somebody else
+three, i.e. of `pipeline.embed([cut])` for each cut (itself under the model folder's rule of centre cuts,
+cut_views.py, when it has one). When the detector's choice in a cut is somebody else
 (a crowd) or nobody, the person's own keypoints, mapped into that cut, are used instead
 (`keypoint_source` "given"): a person is never embedded from another person's keypoints, and a box
 without keypoints never gets a row.
@@ -20,8 +21,8 @@ import numpy as np
 
 from .embedding_views import embed_images
 from .processing.image_decoding import describe_input, load_rgb
-from .processing.keypoint_layout import apply_official_rules, visible
-from .processing.people_detection import FoundPerson, is_same_person, keypoint_box
+from .processing.keypoint_layout import apply_official_rules
+from .processing.people_detection import same_person_keypoints
 from .processing.people_in_image import (
     DEFAULT_MAX_PEOPLE,
     DEFAULT_MIN_PERSON_SIZE,
@@ -112,7 +113,7 @@ def embed_people(
 
     redetected = _embed(pipeline, crops, flip, batch_size)
     own_keypoints = np.stack([apply_official_rules(keypoints_in_crop(person, box)) for _, _, person, box in owners])
-    wrong = [index for index in range(len(crops)) if not _same_person(own_keypoints[index], redetected[1][index])]
+    wrong = [index for index in range(len(crops)) if not same_person_keypoints(own_keypoints[index], redetected[1][index])]
     embeddings, given_cut = redetected[0].copy(), np.zeros(len(crops), dtype=bool)
     if wrong:
         embeddings[wrong] = _embed(pipeline, [crops[index] for index in wrong], flip, batch_size, own_keypoints[wrong])[0]
@@ -145,14 +146,6 @@ def _embed(
         embeddings.append(batch.embeddings.numpy())
         used.append(np.asarray(batch.features["keypoints"], dtype=np.float32))
     return np.concatenate(embeddings), np.concatenate(used)
-
-
-def _same_person(own: np.ndarray, redetected: np.ndarray) -> bool:
-    """The detector, run again on the crop, chose the person the crop was cut for."""
-    own_box, other_box = keypoint_box(own), keypoint_box(redetected)
-    if own_box is None or other_box is None or not visible(redetected).any():
-        return False
-    return is_same_person(FoundPerson(own, own_box, 1.0, "pose"), FoundPerson(redetected, other_box, 1.0, "pose"))
 
 
 __all__ = ["KEYPOINTS_GIVEN", "KEYPOINTS_REDETECTED", "PeopleEmbeddings", "PersonChoiceError", "PersonEmbedding", "embed_people"]

@@ -12,7 +12,14 @@ from typing import Any
 
 from .atomic_files import write_text_atomically
 from .evaluation.public_dev import dev_markdown
-from .model_card import CITATION, TEACHERS, TRAINING_DATASETS, front_matter, thresholds_section
+from .model_card import (
+    CITATION,
+    TEACHERS,
+    TRAINING_DATASETS,
+    embedding_rule_section,
+    front_matter,
+    thresholds_section,
+)
 
 RESEARCH_ONLY_LICENCE = "research-only-training-data"
 
@@ -95,6 +102,7 @@ the data you trained on says otherwise.
 
 {checks}
 {thresholds_section(config)}
+{embedding_rule_section(config)}
 ## Biometric caveats
 
 Embeddings of faces and bodies are biometric data: check the law where you deploy, never identify or track

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from sapiensid_hf.evaluation.public_dev import UNTRAINED, dev_markdown, headline
-from sapiensid_hf.model_card import front_matter, thresholds_section
+from sapiensid_hf.model_card import embedding_rule_section, front_matter, thresholds_section
 from sapiensid_hf.trained_card import training_datasets
 
 
@@ -221,6 +221,7 @@ accuracy {100 * figures.get('lfw_fold7_accuracy', float('nan')):.1f} % (untraine
 {100 * figures.get('conreid_rank1', float('nan')):.1f} %.
 {ABLATION_POINTER if record.get("teacher") else ""}{peer_section(peer, results, label)}
 {thresholds_section(config)}
+{embedding_rule_section(config)}
 ## Limits
 
 - A small model trained on ~15k photos: far below the paper's model, and far below any production

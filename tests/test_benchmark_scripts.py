@@ -76,19 +76,6 @@ def test_the_people_benchmarks_ratio_interval_draws_people_with_all_their_querie
     assert high - low > per_query[1] - per_query[0]
 
 
-def test_the_cut_averaging_benchmark_cuts_about_the_centre(monkeypatch):
-    import numpy as np
-
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    from bench_cut_averaging import centre_cut
-
-    photo = np.arange(200 * 100 * 3, dtype=np.int64).reshape(200, 100, 3)
-    cut = centre_cut(photo, 0.9)
-    assert cut.shape == (180, 90, 3) and cut.flags["C_CONTIGUOUS"]
-    np.testing.assert_array_equal(cut, photo[10:190, 5:95])
-    np.testing.assert_array_equal(centre_cut(photo, 1.0), photo)
-
-
 def test_the_difference_table_shows_each_figure_and_its_difference_to_the_baseline(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     from markdown_report import difference_table

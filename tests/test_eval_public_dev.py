@@ -113,7 +113,8 @@ def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_
     torch.manual_seed(0)
     config = SapiensIDConfig.tiny()
     processor = SapiensIDImageProcessor.from_model_config(config, detector=SquareCentreDetector())
-    models = {"tiny": (SapiensIDModel(config), processor), UNTRAINED: (SapiensIDModel(config), processor)}
+    models = {"tiny": (SapiensIDModel(config), processor), UNTRAINED: (SapiensIDModel(SapiensIDConfig.tiny()), processor)}
+    models["tiny"][0].config.embedding_cuts = {"scales": [1.0, 0.9], "source": "tests"}  # its folder's rule
     results = run_dev_checks(models, identities, tmp_path / "out", batch_size=4)
     written = json.loads((tmp_path / "out" / "results.json").read_text())
     assert written["models"].keys() == {"tiny", UNTRAINED}
@@ -125,7 +126,10 @@ def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_
     assert set(figures) == {"cuhk03_val_rank1", "conreid_rank1", "lfw_fold7_accuracy", "lfw_fold7_tar@far=0.01"}
     assert all(0.0 <= value <= 1.0 for value in figures.values())
     assert (tmp_path / "out" / "keypoints" / "cuhk03_val" / "meta.json").is_file()  # cached for the next run
-    assert results["flip"] and results["calibration"]["tiny"]["source"].endswith("(tiny, flip test-time augmentation)")
+    assert results["flip"] and results["embedding_cuts"] == {"tiny": [1.0, 0.9], UNTRAINED: [1.0]}
+    rule = "the mean of the photo's centre cuts at 1, 0.9 of its width and height"
+    assert results["calibration"]["tiny"]["source"].endswith(f"(tiny, flip test-time augmentation, {rule})")
+    assert f"tiny embeds each photo as {rule}" in table
 
 
 def test_the_results_say_how_many_photos_have_nobody_in_them(identities, tmp_path):

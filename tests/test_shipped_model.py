@@ -24,11 +24,13 @@ from sapiensid_hf.pretrained import shipped_model_dir
 SHIPPED = REPO_ROOT / "pretrained" / "sapiensid-small"
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "dev_subset.json"
 IDENTITIES = SHARED_DATA / "identities"
-# A little under what the shipped weights measure on this subset (rank-1 0.506, accuracy 0.785; full
-# dev sets: CUHK03-val 39.3 %, LFW fold 7 80.8 %; recipe v3, the mean of its 10,000- and 16,000-step
-# weights), so any real regression fails.
-CUHK03_RANK1_FLOOR = 0.47
-LFW_ACCURACY_FLOOR = 0.76
+# A little under what the shipped weights measure on this subset under their embedding rule of centre
+# cuts (rank-1 0.527, accuracy 0.745; full dev sets: CUHK03-val 41.2 %, LFW fold 7 81.5 %; recipe v3, the
+# mean of its 10,000- and 16,000-step weights), so any real regression fails. Before the rule the subset
+# read 0.506 / 0.785 (full sets 39.3 % / 80.8 %): the 200 pairs are a noisy third of fold 7 (10-fold
+# accuracy on 20 pairs a fold), and the full fold is the figure the rule was chosen on.
+CUHK03_RANK1_FLOOR = 0.50
+LFW_ACCURACY_FLOOR = 0.72
 
 # Until the trained folder lands (issue: the shipped model), these tests have nothing to check.
 pytestmark = pytest.mark.skipif(
@@ -133,6 +135,15 @@ def test_the_shipped_model_is_calibrated_and_its_card_shows_the_recorded_thresho
         assert -1 < record[kind]["best_accuracy"] < record[kind]["far_1e-2"] < 1  # the strict one is higher
     assert record["source"].startswith("sapiensid calibrate")
     assert thresholds_section(config) in (SHIPPED / "README.md").read_text()  # the card cannot drift
+
+
+def test_the_shipped_model_embeds_by_its_recorded_cuts_and_its_card_says_so(pipeline):
+    from sapiensid_hf.model_card import embedding_rule_section
+
+    config = json.loads((SHIPPED / "config.json").read_text())
+    assert pipeline.embedding_cuts == (1.0, 0.95, 0.9)  # the rule its figures and thresholds were measured with
+    assert embedding_rule_section(config) in (SHIPPED / "README.md").read_text()  # the card cannot drift
+    assert "0.95, 0.9 of its width" in embedding_rule_section(config) and embedding_rule_section({}) == ""
 
 
 def test_the_shipped_card_is_read_by_the_hub_with_its_own_development_results():

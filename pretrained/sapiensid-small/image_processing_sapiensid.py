@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
-# The four `noqa: F401` imports: transformers 4.x copies a local model folder's code into its module cache
+# The five `noqa: F401` imports: transformers 4.x copies a local model folder's code into its module cache
 # by this file's own relative imports only (5.x, and 4.x from a hub repository, follow them recursively),
-# so the files keypoint_detector.py needs are named here too.
+# so the files keypoint_detector.py and people_in_image.py need are named here too.
 from .blaze_ops import Roi  # noqa: F401
 from .detector_assets import DetectorNotAvailableError
 from .face_points import RetinaFaceFivePoints  # noqa: F401
@@ -47,6 +47,7 @@ from .keypoint_layout import MISSING, NUM_KEYPOINTS, apply_official_rules, drop_
 from .people_detection import FoundPerson
 from .people_in_image import DEFAULT_MAX_PEOPLE, DEFAULT_MIN_PERSON_SIZE, PeopleInImage, people_in_photo
 from .person_crop import ContentBounds  # noqa: F401
+from .photo_cuts import pixel_keypoints_in_crop  # noqa: F401
 from .retina_rois import compute_roi_boxes
 from .square_resampling import SquarePadding, detector_square, resample_padded_square
 from .standing_person_prior import SOURCE_PRIOR, standing_person_keypoints

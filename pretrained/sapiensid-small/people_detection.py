@@ -225,6 +225,15 @@ def is_same_person(first: FoundPerson, second: FoundPerson) -> bool:
     return bool(np.median(distance) < 0.1 * scale)
 
 
+def same_person_keypoints(first: np.ndarray, second: np.ndarray) -> bool:
+    """Two sets of 19 keypoints in one frame describe one person (`is_same_person` on the boxes around
+    their points); never when either has no visible point."""
+    first_box, second_box = keypoint_box(first), keypoint_box(second)
+    if first_box is None or second_box is None:
+        return False
+    return is_same_person(FoundPerson(first, first_box, 1.0, "pose"), FoundPerson(second, second_box, 1.0, "pose"))
+
+
 def same_face(first: np.ndarray, second: np.ndarray) -> bool:
     """Both have a face and their face points lie within half a face of each other (one person's head
     fitted twice, e.g. once with a wrong body)."""
@@ -310,6 +319,7 @@ __all__ = [
     "keypoint_box",
     "merge_finds",
     "most_prominent_first",
+    "same_person_keypoints",
     "search_windows",
     "similar_roi",
 ]

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if output.exists() and any(output.iterdir()):
         raise CommandError(f"output folder {output} is not empty: choose a new one (cluster writes links and sheets there)")
     photos = collect_images(args.inputs, recursive=args.recursive)
-    pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args))
+    pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args), no_cuts=args.no_cuts)
     if args.all_people:
         found, kept, _ = embed_people_in_photos(pipeline, photos, 20, 48, args.flip, 8, args.skip_unreadable)
         members = [(os.fspath(kept[row.image_index]), row.person_index, row.person.box, row.person.face_found) for row in found.rows]

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cut_views import PHOTO_AS_IT_IS
 from ..inference import (
     MODEL_ENV_VAR,
     UNTRAINED_SOURCE,
@@ -122,10 +123,11 @@ def person_crops_of(args: argparse.Namespace) -> bool:
     return args.person_crops
 
 
-def open_pipeline(model: str | None, device: str = "cpu", person_crops: bool = False) -> SapiensIDPipeline:
+def open_pipeline(model: str | None, device: str = "cpu", person_crops: bool = False, no_cuts: bool = False) -> SapiensIDPipeline:
     """Load the model and its processor: `model` (folder or hub id), else $SAPIENSID_MODEL, else the shipped
     sapiensid-small; `untrained` gives a randomly initialised tiny model on purpose. `person_crops`: every
     image is a crop of one person (`--person-crops`): the processor's standing-person prior is on.
+    `no_cuts` (`--no-cuts`): photos are embedded as they are, not by the folder's rule of centre cuts.
 
     Says on stderr which model is used, and prints a banner when its weights are untrained. A model
     argument that is neither an existing folder nor a hub id is refused before anything is loaded.
@@ -156,6 +158,9 @@ def open_pipeline(model: str | None, device: str = "cpu", person_crops: bool = F
             "gets the keypoints of a standing person filling it",
             file=sys.stderr,
         )
+    if no_cuts and pipeline.embedding_cuts != PHOTO_AS_IT_IS:
+        pipeline.model.config.embedding_cuts = None  # the weights fingerprint follows: files remember the rule
+        print("--no-cuts: each photo is embedded as it is, not as the mean of its centre cuts", file=sys.stderr)
     if not pipeline.trained:
         banner(UNTRAINED_WARNING)
     return pipeline

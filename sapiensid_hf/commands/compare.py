@@ -34,7 +34,7 @@ def _describe(person_found: bool, face_found: bool, num_people: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     first, second = _image_file(args.image_a, "A"), _image_file(args.image_b, "B")
-    pipeline = open_pipeline(args.model, device=args.device)
+    pipeline = open_pipeline(args.model, device=args.device, no_cuts=args.no_cuts)
     detections = [pipeline.processor.detect_people(path) for path in (first, second)]
     if args.all_pairs or any(len(found.people) > 1 for found in detections):
         return run_people_compare(args, first, second, pipeline, detections)

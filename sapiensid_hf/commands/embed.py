@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output).expanduser()
     check_output_path(output)
     paths = collect_images(args.inputs, recursive=args.recursive)
-    pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args))
+    pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args), no_cuts=args.no_cuts)
     if args.all_people:
         return _run_all_people(args, output, paths, pipeline)
     embedded = embed_images(

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("index remove: name the photos to remove, or --missing for the files that are gone")
         return _report(remove_from_index(folder, [Path(p).expanduser() for p in args.photos], missing=args.missing))
     photos = collect_images(args.photos, recursive=args.recursive)
-    pipeline = open_pipeline(args.model, device=args.device)
+    pipeline = open_pipeline(args.model, device=args.device, no_cuts=args.no_cuts)
     # Under `accelerate launch` every process embeds a slice (photo_index/process_split.py): cores are shared.
     workers = resolve_num_workers(args.num_workers, PartialState().num_processes)
     if args.index_command == "build":
@@ -61,7 +61,7 @@ def _run_milvus(args: argparse.Namespace) -> int:
             raise CommandError("--missing works with the faiss index only; name the photos to remove")
         return _report(index.remove([Path(p).expanduser() for p in args.photos]))
     photos = collect_images(args.photos, recursive=args.recursive)
-    pipeline = open_pipeline(args.model, device=args.device)
+    pipeline = open_pipeline(args.model, device=args.device, no_cuts=args.no_cuts)
     if args.index_command == "build":
         return _report(index.build(pipeline, photos, all_people=args.all_people, flip=args.flip,
                                    model_label=model_label(args.model, pipeline)))  # fmt: skip

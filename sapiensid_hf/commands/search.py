@@ -54,7 +54,7 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.nda
             )
         elif saved.fingerprint != fingerprint:
             raise CommandError(
-                f"gallery {gallery} was embedded by another model ({saved.model}, weights {saved.fingerprint}); "
+                f"gallery {gallery} was embedded by another model or embedding rule ({saved.model}, weights {saved.fingerprint}); "
                 f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model"
             )
         if saved.flip is not None and saved.flip != args.flip:
@@ -118,12 +118,12 @@ def run(args: argparse.Namespace) -> int:
     if (args.gallery is None) == (args.index is None):
         raise CommandError("search needs either --gallery (photos or an embedding file) or --index (a photo index)")
     if args.index is not None:
-        pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args))
+        pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args), no_cuts=args.no_cuts)
         return run_index_search(args, queries, pipeline)
     gallery_arg = Path(args.gallery).expanduser()
     if not gallery_arg.exists():
         raise CommandError(f"gallery {gallery_arg}: no such folder or embedding file")
-    pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args))
+    pipeline = open_pipeline(args.model, device=args.device, person_crops=person_crops_of(args), no_cuts=args.no_cuts)
     if args.all_people:
         return run_people_search(args, queries, pipeline)
     if args.query_person:

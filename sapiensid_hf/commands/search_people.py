@@ -60,7 +60,7 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
         fingerprint = weights_fingerprint(pipeline.model)
         if saved.fingerprint != fingerprint:
             raise CommandError(
-                f"gallery {source} was embedded by another model ({saved.model}, weights {saved.fingerprint}); "
+                f"gallery {source} was embedded by another model or embedding rule ({saved.model}, weights {saved.fingerprint}); "
                 f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model"
             )
         if saved.flip is not None and saved.flip != args.flip:

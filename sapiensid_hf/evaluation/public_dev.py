@@ -28,6 +28,7 @@ import datasets
 import numpy as np
 import torch
 
+from ..cut_views import PHOTO_AS_IT_IS, embedding_cuts, rule_description
 from ..data import load_lfw_pairs, load_manifest, load_market1501
 from ..data.common import UndecodedImages
 from ..embedding_views import embed_images
@@ -227,6 +228,8 @@ def run_dev_checks(
         "identities_root": str(root), "flip": flip, "models": {}, "calibration": {},
         "photos_without_person": {name: photos_without_person(points) for name, points in keypoints.items()},
         "standing_person_prior": [name for name in PERSON_CROP_CHECKS if standing_person_prior and name in sets],
+        # Each model's embedding rule (cut_views.py): its folder's centre cuts, or [1.0] for the photo as it is.
+        "embedding_cuts": {label: list(embedding_cuts(model.config)) for label, (model, _) in models.items()},
     }  # fmt: skip
     for name in results["standing_person_prior"]:
         keypoints[name] = with_crop_prior(sets[name], keypoints[name])
@@ -238,7 +241,7 @@ def run_dev_checks(
             logger.info("%s / %s: %s", label, name, summary_line(per_model[name]))
         results["models"][label] = per_model
         if {"cuhk03_val", "lfw_fold7"} <= set(sets):
-            results["calibration"][label] = dev_calibration(sets, embedded, label, flip)
+            results["calibration"][label] = dev_calibration(sets, embedded, label, flip, embedding_cuts(model.config))
     files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
     for name in sets:
         if name == "lfw_fold7":
@@ -280,17 +283,26 @@ def photos_without_person(keypoints: np.ndarray) -> dict[str, int]:
     return {"count": int((~(keypoints != -1).any(axis=(1, 2))).sum()), "of": len(keypoints)}
 
 
-def dev_calibration(sets: dict[str, DevSet], embeddings: dict[str, np.ndarray], label: str, flip: bool) -> dict[str, Any]:
+def dev_calibration(
+    sets: dict[str, DevSet], embeddings: dict[str, np.ndarray], label: str, flip: bool, cut_scales: Sequence[float] = PHOTO_AS_IT_IS
+) -> dict[str, Any]:
     """The verification thresholds of `evaluation/calibration.py` from the LFW fold-7 pairs (faces) and the
-    cross-camera pairs of CUHK03-val (bodies); `flip`: whether the embeddings had flip test-time augmentation."""
+    cross-camera pairs of CUHK03-val (bodies); `flip`: whether the embeddings had flip test-time augmentation,
+    `cut_scales`: the embedding rule they were made under (cut_views.py)."""
     first, second, same = sets["lfw_fold7"].pairs
     faces = embeddings["lfw_fold7"]
     face = KindThresholds.from_pairs(np.sum(faces[first] * faces[second], axis=1), same, balanced=False)
     cuhk = sets["cuhk03_val"].dataset
     scores, same = cross_camera_pairs(embeddings["cuhk03_val"], np.asarray(cuhk["pid"]), np.asarray(cuhk["camid"]))
     body = KindThresholds.from_pairs(scores, same, balanced=True)
-    augmentation = "flip test-time augmentation" if flip else "no flip test-time augmentation"
+    augmentation = embedding_rule_words(flip, cut_scales)
     return calibration_record(face, body, f"sapiensid evaluate --benchmark public-dev ({label}, {augmentation})")
+
+
+def embedding_rule_words(flip: bool, cut_scales: Sequence[float]) -> str:
+    """How the embeddings were made, for a calibration record's source: flip, and the centre cuts if any."""
+    words = "flip test-time augmentation" if flip else "no flip test-time augmentation"
+    return words if tuple(cut_scales) == PHOTO_AS_IT_IS else f"{words}, {rule_description(cut_scales)}"
 
 
 def summary_line(metrics: dict[str, Any]) -> str:
@@ -355,6 +367,9 @@ def dev_markdown(results: dict[str, Any]) -> str:
             for metric in metrics:
                 cells = [f"{100 * results['models'][label][name][part][metric]:.1f}" for label in labels]
                 lines.append(f"| {name} {part} | {metric} (%) | " + " | ".join(cells) + " |")
+    rules = {label: cuts for label, cuts in results.get("embedding_cuts", {}).items() if tuple(cuts) != PHOTO_AS_IT_IS}
+    for label, cuts in rules.items():
+        lines += ["", f"{label} embeds each photo as {rule_description(cuts)} (its folder's `embedding_cuts`)."]
     missing = results.get("photos_without_person", {})
     if missing:
         with_prior = results.get("standing_person_prior", [])

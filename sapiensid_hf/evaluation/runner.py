@@ -23,6 +23,7 @@ from accelerate import PartialState
 
 from sapiensid_cli.argument_types import positive_int, torch_device, worker_count
 
+from ..cut_views import embedding_cuts, without_embedding_cuts
 from ..parallel_processing import resolve_num_workers
 from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
 from .distance import aggregate_by_group, distance_matrix
@@ -110,6 +111,7 @@ def run_evaluation(
         "model": str(model_path),
         "dataset_root": str(dataset_root),
         "flip": flip,
+        "embedding_cuts": list(embedding_cuts(model.config)),  # the folder's rule (cut_views.py); [1.0]: the photo as it is
         "num_images": len(dataset),
         # How many there were, per role, and how they were scored (the prior, or the one "nobody" embedding).
         "photos_without_person": _photos_without_person(embedded.detector_found_nobody, dataset["role"]),
@@ -311,8 +313,8 @@ def run_public_dev(
     model = load_model(model_path)
     processor = load_processor(model_path, model.config)
     models = {Path(str(model_path)).name or str(model_path): (model, processor)}
-    if baseline:
-        models[UNTRAINED] = (untrained_model(model.config), processor)
+    if baseline:  # random weights of the same shape, embedding the photo as it is (its centre cuts add nothing but cost)
+        models[UNTRAINED] = (untrained_model(without_embedding_cuts(model.config)), processor)
     results = run_dev_checks(
         models, identities_root, output_dir, keypoint_cache_dir, checks=checks or DEV_CHECKS, batch_size=batch_size,
         flip=flip, device=device, num_workers=num_workers, standing_person_prior=standing_person_prior,
@@ -338,6 +340,7 @@ def calibrate_model_folder(
     and record them in the folder's config.json, where compare, the Space and the pipeline read them.
     Returns the record; the development results are written to `output_dir` as by `public-dev`."""
     from .calibration import record_calibration
+    from .public_dev import embedding_rule_words
 
     if not Path(model_dir).is_dir():
         raise FileNotFoundError(f"{model_dir}: calibrate needs a local model folder (its config.json is rewritten)")
@@ -346,8 +349,9 @@ def calibrate_model_folder(
         batch_size=batch_size, device=device, num_workers=num_workers, checks=CALIBRATION_CHECKS,
     )  # fmt: skip
     [record] = results["calibration"].values()
+    rules = list(results["embedding_cuts"].values())
     record["source"] = (
-        f"sapiensid calibrate {model_dir} --dataset-root {identities_root} (flip test-time augmentation, "
+        f"sapiensid calibrate {model_dir} --dataset-root {identities_root} ({embedding_rule_words(True, rules[0])}, "
         f"{datetime.date.today().isoformat()}); development results in {Path(output_dir) / 'results.json'}"
     )
     record_calibration(model_dir, record)

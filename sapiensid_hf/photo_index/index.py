@@ -137,7 +137,7 @@ class PhotoIndex:
         fingerprint = weights_fingerprint(pipeline.model)
         if fingerprint != self.manifest.weights_fingerprint:
             raise PhotoIndexError(
-                f"index {self.folder} was embedded by another model ({self.manifest.model}, weights "
+                f"index {self.folder} was embedded by another model or embedding rule ({self.manifest.model}, weights "
                 f"{self.manifest.weights_fingerprint}); this is {pipeline.description} (weights {fingerprint}): "
                 "search it with the same --model, or build a new index"
             )

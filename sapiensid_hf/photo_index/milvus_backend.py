@@ -106,7 +106,7 @@ class MilvusPhotoIndex:
         manifest, fingerprint = self.manifest, weights_fingerprint(pipeline.model)
         if manifest.weights_fingerprint != fingerprint:
             raise PhotoIndexError(
-                f"Milvus collection {self.collection!r} at {self.uri} was embedded by another model ({manifest.model}, "
+                f"Milvus collection {self.collection!r} at {self.uri} was embedded by another model or embedding rule ({manifest.model}, "
                 f"weights {manifest.weights_fingerprint}); this is {pipeline.description} (weights {fingerprint})"
             )
 

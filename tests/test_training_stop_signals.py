@@ -64,6 +64,28 @@ def test_the_torchrun_launcher_raises_for_the_first_stop_signal_only(restore_han
     assert handler.received == [signal.SIGTERM, signal.SIGINT, signal.SIGTERM]
 
 
+def test_a_worker_drops_only_the_handover_its_stopped_reader_abandoned(restore_handlers, monkeypatch, capsys):
+    """The training process stopped mid-fetch of a batch's shared memory: the worker's sharing thread sees
+    the connection reset. That one traceback is dropped; any other error still prints."""
+    from multiprocessing import resource_sharer
+
+    from sapiensid_hf.training.stop_signals import ignore_stop_signals
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    ignore_stop_signals()
+
+    def report(code: str, filename: str) -> str:
+        try:
+            exec(compile(code, filename, "exec"))
+        except BaseException:
+            sys.excepthook(*sys.exc_info())
+        return capsys.readouterr().err
+
+    assert report("raise ConnectionResetError(104, 'reset')", resource_sharer.__file__) == ""
+    assert "ConnectionResetError" in report("raise ConnectionResetError(104, 'reset')", "elsewhere.py")
+    assert "ValueError" in report("raise ValueError('a real bug')", resource_sharer.__file__)
+
+
 def test_data_workers_leave_a_stop_to_the_training_process(people_dir, tmp_path):
     """`kill` of a job / a scheduler signals every process of the group, data workers included. A worker
     ignores it (the training process stops it), so a stop signal reaching a worker first can never end

@@ -16,7 +16,11 @@ raises anything any more.
 from __future__ import annotations
 
 import signal
-from types import FrameType
+import sys
+from collections.abc import Callable
+from multiprocessing import resource_sharer
+from types import FrameType, TracebackType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -48,9 +52,33 @@ def ignore_stop_signals(worker_id: int = 0) -> None:
     """DataLoader `worker_init_fn`: a data worker ignores SIGINT / SIGTERM. A stop sent to the whole process
     group (Ctrl-C, `kill` of a job, a scheduler) is the training process's to act on: it stops its workers
     itself. A worker killed by the signal first would make the DataLoader raise "worker killed by signal"
-    over the run's own one-line message. (A worker whose parent dies still exits: torch's watchdog.)"""
+    over the run's own one-line message. (A worker whose parent dies still exits: torch's watchdog.)
+
+    The stop is a `KeyboardInterrupt` in the training process, which may come while it fetches a batch's
+    shared memory from this worker (multiprocessing's resource sharer): the worker's sharing thread then
+    sees the connection reset and would print a traceback after the run's message. That one error is
+    dropped; the batch had no reader any more (a live reader that failed raises its own error)."""
     for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_IGN)
+    sys.excepthook = _without_abandoned_handovers(sys.excepthook)
+
+
+def _without_abandoned_handovers(previous: Callable[..., Any]) -> Callable[..., Any]:
+    def excepthook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+        if issubclass(kind, ConnectionError | EOFError) and _raised_in(trace, resource_sharer.__file__):
+            return
+        previous(kind, error, trace)
+
+    return excepthook
+
+
+def _raised_in(trace: TracebackType | None, filename: str) -> bool:
+    """Whether a frame of the traceback runs code of `filename`."""
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == filename:
+            return True
+        trace = trace.tb_next
+    return False
 
 
 __all__ = ["STOP_SIGNALS", "StopSignals", "ignore_stop_signals"]

@@ -55,7 +55,7 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.nda
         elif saved.fingerprint != fingerprint:
             raise CommandError(
                 f"gallery {gallery} was embedded by another model or embedding rule ({saved.model}, weights {saved.fingerprint}); "
-                f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model"
+                f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model and --no-cuts setting"
             )
         if saved.flip is not None and saved.flip != args.flip:
             print(

@@ -61,7 +61,7 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
         if saved.fingerprint != fingerprint:
             raise CommandError(
                 f"gallery {source} was embedded by another model or embedding rule ({saved.model}, weights {saved.fingerprint}); "
-                f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model"
+                f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model and --no-cuts setting"
             )
         if saved.flip is not None and saved.flip != args.flip:
             print(f"note: {source} was embedded {'with' if saved.flip else 'without'} --flip, the queries "

@@ -139,7 +139,7 @@ class PhotoIndex:
             raise PhotoIndexError(
                 f"index {self.folder} was embedded by another model or embedding rule ({self.manifest.model}, weights "
                 f"{self.manifest.weights_fingerprint}); this is {pipeline.description} (weights {fingerprint}): "
-                "search it with the same --model, or build a new index"
+                "search it with the same --model and --no-cuts setting, or build a new index"
             )
 
     def search(self, queries: np.ndarray, top_k: int, nprobe: int | None = None, ef_search: int | None = None) -> list[list[SearchHit]]:

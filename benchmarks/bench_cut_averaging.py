@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from markdown_report import difference_table, publish_section
 
-from sapiensid_hf.cut_views import PHOTO_AS_IT_IS
+from sapiensid_hf.cut_views import PHOTO_AS_IT_IS, fold_in_cuts
 from sapiensid_hf.data.common import UndecodedImages
 from sapiensid_hf.embedding_views import embed_images
 from sapiensid_hf.evaluation import public_dev
@@ -58,14 +58,15 @@ def embed(pipeline, photos: list[np.ndarray], rule: tuple[float, ...], keypoints
 
 def mapped_cuts(pipeline, photos: list[np.ndarray], keypoints: np.ndarray, as_is: list) -> np.ndarray:
     """`MAPPED_RULE` with the photo's keypoints mapped into every cut (no detection on the cuts)."""
-    summed = np.concatenate([batch.embeddings.numpy() for batch in as_is])
+    cut_embeddings, cut_keypoints = [], []
     for scale in MAPPED_RULE[1:]:
         boxes = [centre_cut_box(*photo.shape[:2], scale) for photo in photos]
         cuts = [np.ascontiguousarray(photo[top:bottom, left:right]) for photo, (left, top, right, bottom) in zip(photos, boxes, strict=True)]
         inside = np.stack([keypoints_in_cut(points, *photo.shape[:2], box) for points, photo, box in zip(keypoints, photos, boxes, strict=True)])
-        embedded = np.concatenate([batch.embeddings.numpy() for batch in embed(pipeline, cuts, PHOTO_AS_IT_IS, inside)])
-        summed += np.where((inside != -1).all(axis=2).any(axis=1)[:, None], embedded, 0.0)
-    return summed / np.linalg.norm(summed, axis=1, keepdims=True)
+        cut_embeddings.append(torch.cat([batch.embeddings for batch in embed(pipeline, cuts, PHOTO_AS_IT_IS, inside)]))
+        cut_keypoints.append(torch.from_numpy(inside))
+    photo = torch.cat([batch.embeddings for batch in as_is])
+    return fold_in_cuts(photo, torch.stack(cut_embeddings, dim=1), torch.stack(cut_keypoints, dim=1)).numpy()
 
 
 def main() -> None:
@@ -88,7 +89,8 @@ def main() -> None:
         photos = [load_rgb(undecoded[row], f"{name} row {row}") for row in range(len(dev.dataset))]
         as_is = embed(pipeline, photos, PHOTO_AS_IT_IS)
         keypoints = np.concatenate([batch.features["keypoints"].numpy() for batch in as_is])
-        found_per_set.append(f"{name} {int((keypoints != -1).all(axis=2).any(axis=1).sum())} of {len(photos)}")
+        found = sum(int(batch.features["person_found"].sum()) for batch in as_is)
+        found_per_set.append(f"{name} {found} of {len(photos)}")
         for rule in RULES:
             embedded = as_is if rule == PHOTO_AS_IT_IS else embed(pipeline, photos, rule, keypoints)
             results[labels[rule]].update(figures(dev, np.concatenate([batch.embeddings.numpy() for batch in embedded])))

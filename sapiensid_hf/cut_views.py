@@ -33,9 +33,9 @@ from .processing.standing_person_prior import SOURCE_PRIOR
 
 CONFIG_KEY = "embedding_cuts"
 PHOTO_AS_IT_IS = (1.0,)
-# The processor features of the extra cuts, beside the photo's own: (B, cuts, ...) once batched.
 # Keypoint sources of a cut's own detection that are not a person seen in it (the standing-person prior's guess).
 GUESSED_OR_NONE = (SOURCE_NONE, SOURCE_PRIOR)
+# The processor features of the extra cuts, beside the photo's own: (B, cuts, ...) once batched.
 CUT_FEATURES = {"pixel_values": "cut_pixel_values", "pixel_mask": "cut_pixel_mask", "keypoints": "cut_keypoints"}
 
 

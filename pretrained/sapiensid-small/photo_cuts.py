@@ -1,9 +1,10 @@
 """Cuts of a photo, and a photo's keypoints carried into a cut.
 
 Two users: the embedding rule that averages a photo's centre cuts (`centre_cut_box`; the model folder's
-`embedding_cuts`, sapiensid_hf/embedding_views.py) and the people in a photo, each embedded from cuts
-around them (people_in_image.py). Either way the keypoints found once on the whole photo are mapped into
-the cut, so a cut costs no second detection; a point that falls outside the cut is missing there.
+`embedding_cuts`, sapiensid_hf/cut_views.py) and the people in a photo, each embedded from cuts around
+them (people_in_image.py). Either way the detector runs on the cut, and where it misses the person the
+keypoints found on the whole photo are mapped into the cut; a point that falls outside the cut is missing
+there.
 """
 
 from __future__ import annotations

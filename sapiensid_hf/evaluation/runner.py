@@ -349,9 +349,9 @@ def calibrate_model_folder(
         batch_size=batch_size, device=device, num_workers=num_workers, checks=CALIBRATION_CHECKS,
     )  # fmt: skip
     [record] = results["calibration"].values()
-    rules = list(results["embedding_cuts"].values())
+    [cuts] = results["embedding_cuts"].values()
     record["source"] = (
-        f"sapiensid calibrate {model_dir} --dataset-root {identities_root} ({embedding_rule_words(True, rules[0])}, "
+        f"sapiensid calibrate {model_dir} --dataset-root {identities_root} ({embedding_rule_words(True, cuts)}, "
         f"{datetime.date.today().isoformat()}); development results in {Path(output_dir) / 'results.json'}"
     )
     record_calibration(model_dir, record)

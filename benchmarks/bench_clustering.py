@@ -21,6 +21,7 @@ import torch
 from markdown_report import publish_section
 
 from sapiensid_hf.clustering import bcubed_scores, cluster_embeddings, pairwise_scores
+from sapiensid_hf.cut_views import rule_description
 from sapiensid_hf.evaluation.public_dev import dev_keypoints, embed_rows, load_dev_sets
 from sapiensid_hf.inference import load_pipeline, weights_fingerprint
 
@@ -105,7 +106,8 @@ def main() -> None:
         SECTION, "",
         f"`python benchmarks/bench_clustering.py --conreid-people {args.conreid_people} --seed {args.seed} "
         f"--thresholds {','.join(f'{value:g}' for value in args.thresholds)}` with "
-        f"{pipeline.description}; thresholds from its calibration record. Clusters = groups of two or more, "
+        f"{pipeline.description}, each photo embedded as {rule_description(pipeline.embedding_cuts)} (flip); "
+        "thresholds from its calibration record. Clusters = groups of two or more, "
         "seen once = singletons. Ratio = BCubed F1 of the method / of connected components at the same threshold.",
         "",
         "| set | photos / people | threshold | method | pairwise P / R / F1 | BCubed P / R / F1 | clusters + seen once | ratio |",

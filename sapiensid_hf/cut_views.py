@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .input_names import renamed_error
+from .processing.image_decoding import describe_input
 from .processing.keypoint_detector import SOURCE_NONE
 from .processing.people_detection import same_person_keypoints
 from .processing.photo_cuts import centre_cut_box, keypoints_in_cut
@@ -76,21 +78,38 @@ def rule_description(scales: Sequence[float]) -> str:
     return f"the mean of the photo's centre cuts at {shares} of its width and height"
 
 
-def cut_features(processor: Any, rgb: np.ndarray, keypoints: np.ndarray, scales: Sequence[float]) -> dict[str, np.ndarray]:
+def cut_features(
+    processor: Any, rgb: np.ndarray, keypoints: np.ndarray, scales: Sequence[float], cut_keypoints: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Processor features of the photo `rgb` cut about its centre to each of `scales`: `CUT_FEATURES`' names,
     (1, cuts, ...). The detector runs on each cut; where it finds nobody, or somebody other than the person
-    of the photo's `keypoints` (normalised to its padded square), those keypoints mapped into the cut are used."""
+    of the photo's `keypoints` (normalised to its padded square), those keypoints mapped into the cut are used.
+    `cut_keypoints` (cuts, 19, 2): the cuts' keypoints of an earlier call on the same photo (its features'
+    `cut_keypoints`), used as they are: nothing is detected, and the features are the same."""
     height, width = rgb.shape[:2]
+    if cut_keypoints is not None and len(cut_keypoints) != len(scales):
+        raise ValueError(f"{len(cut_keypoints)} cuts' keypoints given for {len(scales)} cut scales")
     cuts = []
-    for scale in scales:
+    for index, scale in enumerate(scales):
         left, top, right, bottom = centre_cut_box(height, width, scale)
         cut = np.ascontiguousarray(rgb[top:bottom, left:right])
-        mapped = keypoints_in_cut(keypoints, height, width, (left, top, right, bottom))
-        detected = processor([cut], return_tensors="np")
-        if detected["keypoint_source"][0] in GUESSED_OR_NONE or not same_person_keypoints(mapped, detected["keypoints"][0]):
-            detected = processor([cut], keypoints=mapped[None], return_tensors="np")
-        cuts.append(detected)
+        try:
+            cuts.append(_cut_processed(processor, cut, keypoints_in_cut(keypoints, height, width, (left, top, right, bottom)),
+                                       None if cut_keypoints is None else cut_keypoints[index]))  # fmt: skip
+        except Exception as error:  # said of the photo: "image 0 (<the photo>), its centre cut to 0.9: ..."
+            raise renamed_error(error, describe_input(cut, 0), f"{describe_input(rgb, 0)}, its centre cut to {scale:g}") from error.__cause__
     return {name: np.stack([cut[key][0] for cut in cuts])[None] for key, name in CUT_FEATURES.items()}
+
+
+def _cut_processed(processor: Any, cut: np.ndarray, mapped: np.ndarray, known: np.ndarray | None) -> Any:
+    """The processor's features of one cut: at `known` keypoints, else at the detector's person when it is
+    the photo's (`mapped`: the photo's keypoints in the cut), else at `mapped`."""
+    if known is not None:
+        return processor([cut], keypoints=known[None], return_tensors="np")
+    detected = processor([cut], return_tensors="np")
+    if detected["keypoint_source"][0] in GUESSED_OR_NONE or not same_person_keypoints(mapped, detected["keypoints"][0]):
+        detected = processor([cut], keypoints=mapped[None], return_tensors="np")
+    return detected
 
 
 def has_cuts(features: Any) -> bool:

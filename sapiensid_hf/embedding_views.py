@@ -77,6 +77,7 @@ def embed_images(
     count: int | None = None,
     keypoints: np.ndarray | None = None,
     cut_scales: Sequence[float] | None = None,
+    cut_keypoints: np.ndarray | None = None,
 ) -> Iterator[EmbeddedBatch]:
     """Embeddings of many images, batch by batch in order: `num_workers` processes decode and detect
     (`parallel_processing.process_images`: given `keypoints` skip the detector) while the model runs here
@@ -85,10 +86,14 @@ def embed_images(
     The one embedding loop of the project: `SapiensIDPipeline` (embed, search, the Space), the evaluation
     runner and the development checks all call it, so they give the same numbers with any worker count.
     `cut_scales`: the centre cuts each photo's embedding averages (cut_views.py); by default the model
-    config's rule (`embedding_cuts`), the photo as it is for a folder without one.
+    config's rule (`embedding_cuts`), the photo as it is for a folder without one. `cut_keypoints`: the
+    cuts' keypoints of an earlier run over the same images and `keypoints` (its batches' `cut_keypoints`
+    features), so nothing is detected on the cuts (the development checks cache them).
     """
     scales = embedding_cuts(model.config) if cut_scales is None else tuple(cut_scales)
-    batches = process_images(processor, images, batch_size, num_workers, count=count, keypoints=keypoints, cut_scales=scales)
+    batches = process_images(
+        processor, images, batch_size, num_workers, count=count, keypoints=keypoints, cut_scales=scales, cut_keypoints=cut_keypoints
+    )  # fmt: skip
     for batch in batches:
         embeddings = None
         if batch.features is not None:

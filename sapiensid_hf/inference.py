@@ -180,11 +180,12 @@ class SapiensIDPipeline:
         (`evaluation/calibration.py`; the returned threshold says which and where it came from). With
         nobody found in a picture there is no score and no verdict. `flip` (on by default, as when the
         thresholds were calibrated) adds the mirrored view of each picture."""
-        from .evaluation.calibration import choose_threshold
+        from .evaluation.calibration import choose_threshold, embedding_rule_record
 
         result = self.embed([first, second], flip=flip)
         both_faces = bool(result.face_found.all())
-        chosen = choose_threshold(self.calibration, both_faces, self.description, threshold)
+        made_with = embedding_rule_record(flip, self.embedding_cuts)
+        chosen = choose_threshold(self.calibration, both_faces, self.description, threshold, made_with)
         nobody = [name for name, found in zip(("first", "second"), result.person_found, strict=True) if not found]
         score = None if nobody else float(result.embeddings[0] @ result.embeddings[1])
         same = None if score is None else score >= chosen.value

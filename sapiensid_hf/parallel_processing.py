@@ -26,6 +26,7 @@ import torch
 from transformers import BatchFeature
 
 from .cut_views import PHOTO_AS_IT_IS, cut_features
+from .input_names import renamed_error
 from .processing.image_decoding import DEFAULT_MAX_IMAGE_PIXELS, SapiensIDInputError, describe_input, load_rgb
 
 # Names the processor gives an input in its messages: "image 0 (...)" for a one-image call.
@@ -82,7 +83,8 @@ class _OneImageEach(torch.utils.data.Dataset):
     """Item i = the processor run on image i alone (numpy outputs), or the exception it raised.
     With `keypoints` (N, 19, 2), image i is read at keypoints[i] and nothing is detected. With more
     `cut_scales` than the photo itself, the features also hold its centre cuts, each at the person the
-    detector finds there, or at the photo's keypoints where it misses them (`cut_views.cut_features`)."""
+    detector finds there, or at the photo's keypoints where it misses them (`cut_views.cut_features`);
+    with `cut_keypoints` (N, cuts, 19, 2) as well, at cut_keypoints[i] and nothing is detected on the cuts."""
 
     def __init__(
         self,
@@ -91,12 +93,14 @@ class _OneImageEach(torch.utils.data.Dataset):
         count: int,
         keypoints: np.ndarray | None = None,
         cut_scales: Sequence[float] = PHOTO_AS_IT_IS,
+        cut_keypoints: np.ndarray | None = None,
     ):
         self.processor = processor
         self.image_at = image_at
         self.count = count
         self.keypoints = keypoints
         self.cut_scales = tuple(cut_scales)
+        self.cut_keypoints = cut_keypoints
 
     def __len__(self) -> int:
         return self.count
@@ -105,11 +109,18 @@ class _OneImageEach(torch.utils.data.Dataset):
         given = None if self.keypoints is None else self.keypoints[index : index + 1]
         try:
             image = self.image_at(index)
-            features = dict(self.processor([image], keypoints=given, return_tensors="np"))
-            if self.cut_scales[1:]:
-                # Decoded a second time, as the processor did: its messages name the file, not an array.
-                rgb = load_rgb(image, describe_input(image, 0), getattr(self.processor, "max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS))
-                features.update(cut_features(self.processor, rgb, features["keypoints"][0], self.cut_scales[1:]))
+            if not self.cut_scales[1:]:
+                return index, dict(self.processor([image], keypoints=given, return_tensors="np")), None
+            # Decoded once (a large photo's decode costs as much as a detection): the photo and its cuts are
+            # read from the array, and what the processor says about the array is said about the file.
+            name = describe_input(image, 0)
+            rgb = load_rgb(image, name, getattr(self.processor, "max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS))
+            try:
+                features = dict(self.processor([rgb], keypoints=given, return_tensors="np"))
+                known = None if self.cut_keypoints is None else self.cut_keypoints[index]
+                features.update(cut_features(self.processor, rgb, features["keypoints"][0], self.cut_scales[1:], known))
+            except Exception as error:
+                raise renamed_error(error, describe_input(rgb, 0), name) from error.__cause__
             return index, features, None
         except Exception as error:  # returned, not raised: one bad file must not stop a worker's batch
             return index, None, _renumbered(error, index)
@@ -117,10 +128,8 @@ class _OneImageEach(torch.utils.data.Dataset):
 
 def _renumbered(error: BaseException, index: int) -> BaseException:
     """The processor numbers inputs within its call; a one-image call says "image 0": use the caller's index."""
-    if isinstance(error, SapiensIDInputError) and str(error).startswith(_SINGLE_IMAGE_NAME):
-        renamed = type(error)(f"image {index} " + str(error)[len(_SINGLE_IMAGE_NAME) :])
-        renamed.__cause__ = error.__cause__
-        return renamed
+    if isinstance(error, SapiensIDInputError):
+        return renamed_error(error, _SINGLE_IMAGE_NAME, f"image {index} ")
     return error
 
 
@@ -164,11 +173,14 @@ def process_images(
     count: int | None = None,
     keypoints: np.ndarray | None = None,
     cut_scales: Sequence[float] = PHOTO_AS_IT_IS,
+    cut_keypoints: np.ndarray | None = None,
 ) -> Iterator[ProcessedBatch]:
     """Processor outputs for `images` (a sequence, or a callable row -> image with `count` rows), in batches
     of `batch_size` in order; `num_workers` processes do the work (0: this process). `keypoints`
     (count, 19, 2), when given, are used as the images' keypoints instead of detecting them. `cut_scales`
-    beyond the photo itself (1.0, first) add each photo's centre cuts (cut_views.py).
+    beyond the photo itself (1.0, first) add each photo's centre cuts (cut_views.py); `cut_keypoints`
+    (count, cuts, 19, 2), the `cut_keypoints` features of an earlier run with the same `keypoints`, are
+    used as the cuts' keypoints instead of detecting them.
 
     This is the one path that runs the processor over many images: `sapiensid embed` / `search`, the
     evaluation runner, the development checks and the training keypoint cache all come through here."""
@@ -187,7 +199,11 @@ def process_images(
         raise ValueError(f"{len(keypoints)} keypoint rows given for {count} images")
     if not cut_scales or cut_scales[0] != 1.0:
         raise ValueError(f"cut_scales must start with the photo itself (1.0), got {tuple(cut_scales)}")
-    dataset = _OneImageEach(processor, image_at, count, keypoints, cut_scales)
+    if cut_keypoints is not None and np.shape(cut_keypoints)[:2] != (count, len(cut_scales) - 1):
+        raise ValueError(
+            f"cut_keypoints of shape {np.shape(cut_keypoints)} given for {count} images with {len(cut_scales) - 1} cuts each"
+        )
+    dataset = _OneImageEach(processor, image_at, count, keypoints, cut_scales, cut_keypoints)
     if num_workers == 0:
         for start in range(0, count, batch_size):
             yield _collate([dataset[index] for index in range(start, min(count, start + batch_size))])

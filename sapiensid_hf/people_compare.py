@@ -54,7 +54,7 @@ def compare_people(
     the person chosen on the other side). `flip` (on by default) adds each cut's mirrored view, as when the
     thresholds were calibrated. `detections`: the two photos' `detect_people`, if already run. Raises `NoPersonFoundError` naming the photo where nobody was
     found, ValueError for a person number the photo does not hold."""
-    from .evaluation.calibration import choose_threshold
+    from .evaluation.calibration import choose_threshold, embedding_rule_record
 
     found = pipeline.embed_people(
         [first, second], max_people=max_people, min_person_size=min_person_size, flip=flip, detections=detections
@@ -66,7 +66,8 @@ def compare_people(
     scores = _matrix(people_a) @ _matrix(people_b).T
     pair = _chosen_pair(scores, pair)
     both_faces = people_a[pair[0]].person.face_found and people_b[pair[1]].person.face_found
-    chosen = choose_threshold(pipeline.calibration, both_faces, pipeline.description, threshold)
+    made_with = embedding_rule_record(flip, pipeline.embedding_cuts)
+    chosen = choose_threshold(pipeline.calibration, both_faces, pipeline.description, threshold, made_with)
     return PeopleComparison(people_a, people_b, scores, pair, chosen)
 
 

@@ -25,6 +25,7 @@ from sapiensid_hf.inference import (
     load_pipeline,
     weights_fingerprint,
 )
+from sapiensid_hf.processing.image_decoding import SapiensIDInputError
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_detector import KeypointResult
 from sapiensid_hf.processing.people_detection import same_person_keypoints
@@ -137,6 +138,49 @@ def test_the_rule_holds_with_worker_processes_and_in_the_command_line(capsys, tm
     output = tmp_path / "embeddings.npy"
     assert main(["embed", *paths, "--model", str(cut_model_dir), "--output", str(output)]) == 0  # default workers
     np.testing.assert_allclose(np.load(output), alone, atol=1e-6)
+
+
+def test_the_cuts_keypoints_of_a_run_give_the_same_embeddings_without_detecting(cut_model_dir, people_dir):
+    # What `evaluate` and `calibrate` cache between runs (evaluation/cut_keypoint_cache.py).
+    pipeline = load_pipeline(cut_model_dir)
+    paths = [str(people_dir / name) for name in PHOTOS]
+    model, processor = pipeline.model, pipeline.processor
+    first = list(embed_images(model, processor, paths, 2, pipeline.device, True, num_workers=2))
+    keypoints = torch.cat([batch.features["keypoints"] for batch in first]).numpy()
+    cut_keypoints = torch.cat([batch.features["cut_keypoints"] for batch in first]).numpy()
+    assert cut_keypoints.shape == (len(paths), 2, 19, 2)
+    again = list(embed_images(model, processor, paths, 2, pipeline.device, True, num_workers=2, keypoints=keypoints, cut_keypoints=cut_keypoints))
+    np.testing.assert_array_equal(torch.cat([b.embeddings for b in again]), torch.cat([b.embeddings for b in first]))
+    with pytest.raises(ValueError, match="cut_keypoints of shape"):
+        next(embed_images(model, processor, paths, 2, pipeline.device, keypoints=keypoints, cut_keypoints=cut_keypoints[:, :1]))
+
+
+class FailsOnCuts:
+    """Finds a person in the 200-pixel photos and fails on anything else (their cuts)."""
+
+    def detect(self, square):
+        if square.shape[0] != 200:
+            raise OSError("the detector's model file went missing")
+        keypoints = np.full((19, 2), -1.0, np.float32)
+        keypoints[5:7] = [(0.4, 0.3), (0.6, 0.3)]
+        return KeypointResult(keypoints=keypoints, person_boxes=np.zeros((0, 4), np.float32), source="pose")
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_under_the_rule_errors_name_the_file_and_its_index(tmp_path, trained_tiny_model_dir, num_workers):
+    # The photo is decoded once and its cuts are read from the array: what goes wrong is still said of the file.
+    model = load_model(trained_tiny_model_dir)
+    model.config.embedding_cuts = RULE
+    processor = SapiensIDImageProcessor.from_model_config(model.config, detector=FailsOnCuts())
+    pipeline = SapiensIDPipeline(model, processor, trained=True)
+    photo, broken = tmp_path / "photo.png", tmp_path / "broken.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(photo)
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(SapiensIDInputError, match=r"image 1 \('.*broken\.jpg'\)"):
+        working = SapiensIDImageProcessor.from_model_config(model.config, detector=OnlyInWholePhotos("nobody"))
+        SapiensIDPipeline(model, working, trained=True).embed([str(photo), str(broken)], num_workers=num_workers)
+    with pytest.raises(RuntimeError, match=r"^image 0 \('.*photo\.png'\), its centre cut to 0\.95: the keypoint detector failed \(OSError: the detector's model"):
+        pipeline.embed([str(photo)], num_workers=num_workers)
 
 
 class OnlyInWholePhotos:

@@ -20,6 +20,7 @@ from sapiensid_hf.evaluation.calibration import (
     best_accuracy_threshold,
     choose_threshold,
     cross_camera_pairs,
+    embedding_rule_record,
     record_calibration,
     threshold_at_far,
 )
@@ -81,6 +82,31 @@ def test_choose_threshold_says_which_one_and_where_it_came_from():
     assert fallback.value == UNCALIBRATED_THRESHOLD == DEFAULT_COMPARE_THRESHOLD and "untuned" in fallback.origin
 
 
+def test_a_threshold_chosen_on_embeddings_made_otherwise_says_so():
+    record = {**RECORD, "embedded_with": embedding_rule_record(True, (1.0, 0.95, 0.9))}
+    same_rule = choose_threshold(record, True, "m", embedded_with=embedding_rule_record(True, (1.0, 0.95, 0.9)))
+    assert same_rule.value == 0.41 and "NOTE" not in same_rule.origin
+    for flip, cuts, words in ((False, (1.0, 0.95, 0.9), "these with no flip test-time augmentation, the mean"),
+                              (True, (1.0,), "these with flip test-time augmentation: scores move")):  # fmt: skip
+        other = choose_threshold(record, True, "m", embedded_with=embedding_rule_record(flip, cuts))
+        assert other.value == 0.41  # still the recorded one, with a warning
+        assert "NOTE: chosen on embeddings made with flip test-time augmentation, the mean of the photo's centre cuts" in other.origin
+        assert words in other.origin
+    # A record that does not say how its embeddings were made (older folders) warns of nothing.
+    assert "NOTE" not in choose_threshold(RECORD, True, "m", embedded_with=embedding_rule_record(False, (1.0,))).origin
+
+
+def test_compare_without_flip_warns_that_the_threshold_was_chosen_with_it(capsys, tmp_path, trained_tiny_model_dir, people_dir):
+    require_detector_files()
+    folder = shutil.copytree(trained_tiny_model_dir, tmp_path / "model")
+    record_calibration(folder, {**RECORD, "embedded_with": embedding_rule_record(True, (1.0,))})
+    faces = [str(people_dir / "face_a_1.jpg"), str(people_dir / "face_a_2.jpg")]
+    assert main(["compare", *faces, "--model", str(folder)]) == 0
+    assert "NOTE" not in capsys.readouterr().out
+    assert main(["compare", *faces, "--model", str(folder), "--no-flip"]) == 0
+    assert "NOTE: chosen on embeddings made with flip test-time augmentation, these with no flip" in capsys.readouterr().out
+
+
 @pytest.fixture(scope="module")
 def calibrated_dir(tmp_path_factory, trained_tiny_model_dir):
     require_detector_files()
@@ -137,6 +163,7 @@ def test_calibrate_command_records_thresholds_chosen_on_the_development_pairs(ca
     assert record["body"]["pairs"] == 36 and record["body"]["same_pairs"] == 12  # 6 x 6 cross-camera, 3 people
     for kind in ("face", "body"):
         assert -1 <= record[kind]["best_accuracy"] <= 1 and 0.5 <= record[kind]["accuracy_at_best"] <= 1
+    assert record["embedded_with"] == {"flip": True, "cut_scales": [1.0]}  # how the scores it chose on were made
     assert "| face (LFW fold 7" in captured.out and "recorded in" in captured.out
     assert load_pipeline(str(model_dir)).calibration == record
     assert main(["calibrate", str(tmp_path / "missing"), "--dataset-root", str(root)]) == 1

@@ -157,3 +157,45 @@ def test_person_crops_without_keypoints_get_a_standing_person_on_the_photo(ident
     expected = standing_person_keypoints((0.25, 0.0, 0.75, 1.0))
     for row in range(1, 12):
         np.testing.assert_allclose(keypoints[row], expected)
+
+
+class CountingNobodyInDarkRedPhotos(NobodyInDarkRedPhotos):
+    """Counts the photos (and cuts) it is run on."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, image):
+        self.calls += 1
+        return super().detect(image)
+
+
+def test_a_second_run_reads_the_cuts_keypoints_the_first_one_left(identities, tmp_path):
+    torch.manual_seed(0)
+    config = SapiensIDConfig.tiny()
+    config.embedding_cuts = {"scales": [1.0, 0.9], "source": "tests"}  # one cut a photo
+    detector = CountingNobodyInDarkRedPhotos()
+    models = {"tiny": (SapiensIDModel(config), SapiensIDImageProcessor.from_model_config(config, detector=detector))}
+    cache = tmp_path / "keypoints"
+
+    def run(output, **options):
+        detector.calls = 0
+        results = run_dev_checks(models, identities, tmp_path / output, cache, batch_size=4, num_workers=0, **options)
+        return results, detector.calls
+
+    first, calls = run("first")
+    assert calls == 2 * (12 + 5 + 10)  # each photo, then its cut
+    for name in ("cuhk03_val", "conreid", "lfw_fold7"):
+        assert (cache / name / "cut_keypoints_0.9.npz").is_file()
+    again, calls = run("again")
+    assert calls == 0 and again["models"] == first["models"]  # nothing detected, the very same scores
+    # Other photo keypoints (without the standing-person prior, 4 CUHK03-val photos have none): that set's
+    # cuts are detected again; Con-ReID (no photo without a person) and LFW keep theirs.
+    _, calls = run("no_prior", standing_person_prior=False)
+    assert calls == 12
+    # A damaged file is not trusted: its set's cuts are detected again, and the file made whole.
+    (cache / "lfw_fold7" / "cut_keypoints_0.9.npz").write_bytes(b"not an npz")
+    _, calls = run("damaged", standing_person_prior=False)
+    assert calls == 10
+    _, calls = run("whole again", standing_person_prior=False)
+    assert calls == 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic_files import write_json_atomically
+from ..cut_views import PHOTO_AS_IT_IS, rule_description
 
 KINDS = ("face", "body")
 OPERATING_POINTS = ("best_accuracy", "far_1e-2")
@@ -112,14 +114,29 @@ class KindThresholds:
         }
 
 
-def calibration_record(face: KindThresholds, body: KindThresholds, source: str) -> dict[str, Any]:
-    """What a model folder's `config.calibration` holds."""
-    return {
+def embedding_rule_words(flip: bool, cut_scales: Sequence[float]) -> str:
+    """How embeddings were made, in words: flip, and the centre cuts if any (cut_views.py)."""
+    words = "flip test-time augmentation" if flip else "no flip test-time augmentation"
+    return words if tuple(cut_scales) == PHOTO_AS_IT_IS else f"{words}, {rule_description(cut_scales)}"
+
+
+def embedding_rule_record(flip: bool, cut_scales: Sequence[float]) -> dict[str, Any]:
+    """How embeddings were made, as a calibration record keeps it (`embedded_with`)."""
+    return {"flip": bool(flip), "cut_scales": [float(scale) for scale in cut_scales]}
+
+
+def calibration_record(face: KindThresholds, body: KindThresholds, source: str, embedded_with: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a model folder's `config.calibration` holds; `embedded_with` (`embedding_rule_record`): how the
+    embeddings the thresholds were chosen on were made."""
+    record = {
         "face": {**face.to_record(), "pairs_from": "LFW fold 7 (development pairs)", "accuracy": "plain"},
         "body": {**body.to_record(), "pairs_from": "CUHK03 val, every cross-camera pair", "accuracy": "balanced"},
         "default": DEFAULT_OPERATING_POINT,
         "source": source,
     }
+    if embedded_with is not None:
+        record["embedded_with"] = embedded_with
+    return record
 
 
 @dataclass
@@ -134,9 +151,18 @@ class ChosenThreshold:
         return f"{self.value:.3f} ({self.origin})"
 
 
-def choose_threshold(calibration: dict[str, Any] | None, both_faces: bool, model_name: str, given: float | None = None) -> ChosenThreshold:
+def choose_threshold(
+    calibration: dict[str, Any] | None,
+    both_faces: bool,
+    model_name: str,
+    given: float | None = None,
+    embedded_with: dict[str, Any] | None = None,
+) -> ChosenThreshold:
     """The threshold for a comparison: the user's, else the model's calibrated one for faces (both pictures
-    show a face) or bodies, else the untuned fallback, said to be one."""
+    show a face) or bodies, else the untuned fallback, said to be one. `embedded_with`
+    (`embedding_rule_record`): how the compared embeddings were made; when the thresholds were chosen on
+    embeddings made otherwise (`--no-flip`, `--no-cuts`), the origin says so: the scores move, the threshold
+    may not hold."""
     if given is not None:
         return ChosenThreshold(float(given), None, "given with --threshold")
     if not calibration:
@@ -148,10 +174,15 @@ def choose_threshold(calibration: dict[str, Any] | None, both_faces: bool, model
     point = calibration.get("default", DEFAULT_OPERATING_POINT)
     record = calibration[kind]
     reason = "both pictures show a face" if both_faces else "not both pictures show a face"
-    return ChosenThreshold(
-        float(record[point]), kind,
-        f"{kind}s, {point.replace('_', ' ')} on {record['pairs_from']}, recorded in {model_name}; {reason}",
-    )  # fmt: skip
+    origin = f"{kind}s, {point.replace('_', ' ')} on {record['pairs_from']}, recorded in {model_name}; {reason}"
+    chosen_on = calibration.get("embedded_with")
+    if chosen_on is not None and embedded_with is not None and chosen_on != embedded_with:
+        origin += (
+            f"; NOTE: chosen on embeddings made with {embedding_rule_words(chosen_on['flip'], chosen_on['cut_scales'])}, "
+            f"these with {embedding_rule_words(embedded_with['flip'], embedded_with['cut_scales'])}: scores move, "
+            "so it may not hold (compare with the same --no-flip / --no-cuts settings as calibrate, or give --threshold)"
+        )
+    return ChosenThreshold(float(record[point]), kind, origin)
 
 
 def record_calibration(model_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
@@ -186,6 +217,8 @@ __all__ = [
     "best_accuracy_threshold",
     "calibration_record",
     "choose_threshold",
+    "embedding_rule_record",
+    "embedding_rule_words",
     "cross_camera_pairs",
     "record_calibration",
     "threshold_at_far",

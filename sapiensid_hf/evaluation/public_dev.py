@@ -9,7 +9,8 @@ Three checks, each with the project's own protocol code:
 | `lfw_fold7` | LFW View-2 fold 7 (`lfw/pairs_val.txt`, 600 pairs) | 10-fold verification accuracy (threshold chosen on the other 9 splits of the fold's pairs, each split 30 same + 30 different pairs), TAR at FAR 1e-2 |
 
 Keypoints are detected once per set with the processor's detector and cached (keyed by the file list and
-the keypoint rules); embeddings use flip test-time augmentation as the evaluation runner does (one
+the keypoint rules), and so are those of the photos' centre cuts for a model with an embedding rule of cuts
+(cut_keypoint_cache.py); embeddings use flip test-time augmentation as the evaluation runner does (one
 shared rule: `sapiensid_hf.embedding_views.embed_batch`). A model folder can be scored beside the randomly initialised model
 of the same shape (`untrained_baseline`), the reference every number should be read against.
 """
@@ -28,7 +29,7 @@ import datasets
 import numpy as np
 import torch
 
-from ..cut_views import PHOTO_AS_IT_IS, embedding_cuts, rule_description
+from ..cut_views import CUT_FEATURES, PHOTO_AS_IT_IS, embedding_cuts, has_cuts, rule_description
 from ..data import load_lfw_pairs, load_manifest, load_market1501
 from ..data.common import UndecodedImages
 from ..embedding_views import embed_images
@@ -36,7 +37,19 @@ from ..parallel_processing import resolve_num_workers
 from ..processing.image_decoding import load_rgb
 from ..processing.square_resampling import SquarePadding
 from ..processing.standing_person_prior import with_standing_person_prior
-from .calibration import KindThresholds, calibration_record, cross_camera_pairs
+from .calibration import (
+    KindThresholds,
+    calibration_record,
+    cross_camera_pairs,
+    embedding_rule_record,
+    embedding_rule_words,
+)
+from .cut_keypoint_cache import (
+    cut_keypoints_file,
+    cut_keypoints_record,
+    load_cut_keypoints,
+    save_cut_keypoints,
+)
 from .distance import distance_matrix
 from .ranking import evaluate_ranking
 from .report import nobody_rule
@@ -130,15 +143,63 @@ def embed_rows_of_files(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
 ) -> np.ndarray:
-    """(N, D) L2-normalised embeddings of image files at the given keypoints (no detection); `num_workers`
-    processes decode and resize (the project's one embedding loop, `embedding_views.embed_images`)."""
+    """(N, D) L2-normalised embeddings of image files at the given keypoints (no detection on the photos;
+    on their centre cuts when the model's rule has them); `num_workers` processes decode and resize (the
+    project's one embedding loop, `embedding_views.embed_images`)."""
+    return _embed_files(model, processor, images, keypoints, batch_size, flip, device, num_workers)[0]
+
+
+def embed_dev_set(
+    model: torch.nn.Module,
+    processor: Any,
+    dev: DevSet,
+    keypoints: np.ndarray,
+    cache_dir: str | os.PathLike,
+    batch_size: int = 64,
+    flip: bool = True,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+) -> np.ndarray:
+    """`embed_rows` of a development set, with the keypoints of its photos' centre cuts (the model's
+    embedding rule) read from the set's folder in `cache_dir` when an earlier run left them, else detected
+    and left there (cut_keypoint_cache.py): the same embeddings, a third of the time."""
+    scales = embedding_cuts(model.config)
+    images = UndecodedImages(dev.dataset)
+    if scales == PHOTO_AS_IT_IS:
+        return _embed_files(model, processor, images, keypoints, batch_size, flip, device, num_workers)[0]
+    path = cut_keypoints_file(Path(cache_dir) / dev.name, scales)
+    record = cut_keypoints_record(dev.dataset["path"], keypoints, scales, processor)
+    known = load_cut_keypoints(path, record)
+    embeddings, cut_keypoints = _embed_files(model, processor, images, keypoints, batch_size, flip, device, num_workers, known)
+    if known is None:
+        save_cut_keypoints(path, record, cut_keypoints)
+    return embeddings
+
+
+def _embed_files(
+    model: torch.nn.Module,
+    processor: Any,
+    images: Sequence[Any],
+    keypoints: np.ndarray,
+    batch_size: int,
+    flip: bool,
+    device: str | torch.device,
+    num_workers: int,
+    cut_keypoints: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The embeddings, and the keypoints their centre cuts were read at (None for the photo as it is)."""
     model = model.to(device).eval()
-    chunks = []
-    for batch in embed_images(model, processor, images, batch_size, torch.device(device), flip, num_workers, keypoints=keypoints):
+    chunks, cuts = [], []
+    batches = embed_images(
+        model, processor, images, batch_size, torch.device(device), flip, num_workers, keypoints=keypoints, cut_keypoints=cut_keypoints
+    )  # fmt: skip
+    for batch in batches:
         if batch.failures:
             raise DevSetError(f"a development image cannot be embedded, so no score would be right: {batch.failures[0][1]}")
         chunks.append(batch.embeddings)
-    return torch.cat(chunks).numpy()
+        if has_cuts(batch.features):
+            cuts.append(batch.features[CUT_FEATURES["keypoints"]].numpy())
+    return torch.cat(chunks).numpy(), (np.concatenate(cuts) if cuts else None)
 
 
 def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20) -> dict[str, Any]:
@@ -236,7 +297,7 @@ def run_dev_checks(
     for label, (model, processor) in models.items():
         per_model, embedded = {}, {}
         for name, dev in sets.items():
-            embedded[name] = embed_rows(model, processor, dev.dataset, keypoints[name], batch_size, flip, device, num_workers)
+            embedded[name] = embed_dev_set(model, processor, dev, keypoints[name], cache_dir, batch_size, flip, device, num_workers)
             per_model[name] = score_dev_set(dev, embedded[name])
             logger.info("%s / %s: %s", label, name, summary_line(per_model[name]))
         results["models"][label] = per_model
@@ -296,13 +357,8 @@ def dev_calibration(
     scores, same = cross_camera_pairs(embeddings["cuhk03_val"], np.asarray(cuhk["pid"]), np.asarray(cuhk["camid"]))
     body = KindThresholds.from_pairs(scores, same, balanced=True)
     augmentation = embedding_rule_words(flip, cut_scales)
-    return calibration_record(face, body, f"sapiensid evaluate --benchmark public-dev ({label}, {augmentation})")
-
-
-def embedding_rule_words(flip: bool, cut_scales: Sequence[float]) -> str:
-    """How the embeddings were made, for a calibration record's source: flip, and the centre cuts if any."""
-    words = "flip test-time augmentation" if flip else "no flip test-time augmentation"
-    return words if tuple(cut_scales) == PHOTO_AS_IT_IS else f"{words}, {rule_description(cut_scales)}"
+    source = f"sapiensid evaluate --benchmark public-dev ({label}, {augmentation})"
+    return calibration_record(face, body, source, embedding_rule_record(flip, cut_scales))
 
 
 def summary_line(metrics: dict[str, Any]) -> str:
@@ -399,6 +455,7 @@ __all__ = [
     "UNTRAINED",
     "balanced_split_order",
     "dev_keypoints",
+    "embed_dev_set",
     "embed_rows",
     "embed_rows_of_files",
     "score_dev_subset",

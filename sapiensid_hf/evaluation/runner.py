@@ -339,8 +339,7 @@ def calibrate_model_folder(
     """Choose the model's verification thresholds on the development pairs (`evaluation/calibration.py`)
     and record them in the folder's config.json, where compare, the Space and the pipeline read them.
     Returns the record; the development results are written to `output_dir` as by `public-dev`."""
-    from .calibration import record_calibration
-    from .public_dev import embedding_rule_words
+    from .calibration import embedding_rule_words, record_calibration
 
     if not Path(model_dir).is_dir():
         raise FileNotFoundError(f"{model_dir}: calibrate needs a local model folder (its config.json is rewritten)")

@@ -23,7 +23,6 @@ the person-crop fallback) is detected again, with a warning, never silently reus
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic_files import save_npz_atomically
+from ..cache_fingerprints import dataset_fingerprint, keypoint_rules_of
 from ..parallel_processing import process_images, resolve_num_workers
 from ..processing.detector_assets import DetectorNotAvailableError
 from ..processing.image_decoding import SapiensIDInputError
@@ -108,15 +108,6 @@ class KeypointCache:
             )
         arrays, unreadable, meta = read_cache_folder(folder, ARRAYS, meta)
         return cls(**arrays, unreadable=unreadable, meta=meta)
-
-
-def dataset_fingerprint(paths: Sequence[str]) -> dict[str, Any]:
-    """Identifies a dataset's rows: their count and a hash of their paths in order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(str(path).encode("utf-8", "surrogateescape"))
-        digest.update(b"\0")
-    return {"num_rows": len(paths), "paths_sha256": digest.hexdigest()}
 
 
 def build_keypoint_cache(
@@ -195,14 +186,6 @@ def build_keypoint_cache(
     if barrier is not None:
         barrier()
     return KeypointCache.load(folder, fingerprint)
-
-
-def keypoint_rules_of(processor: Any) -> dict[str, Any]:
-    """The rules that decide a processor's keypoints (JSON-normalised, so a reloaded record compares equal)."""
-    rules = getattr(processor, "keypoint_rules", None)
-    if rules is None:
-        rules = {"processor": type(processor).__qualname__}
-    return json.loads(json.dumps(rules, sort_keys=True))
 
 
 def _discard_chunks_of_other_rules(chunk_dir: Path, rules: dict[str, Any]) -> None:

@@ -86,8 +86,8 @@ def test_a_threshold_chosen_on_embeddings_made_otherwise_says_so():
     record = {**RECORD, "embedded_with": embedding_rule_record(True, (1.0, 0.95, 0.9))}
     same_rule = choose_threshold(record, True, "m", embedded_with=embedding_rule_record(True, (1.0, 0.95, 0.9)))
     assert same_rule.value == 0.41 and "NOTE" not in same_rule.origin
-    for flip, cuts, words in ((False, (1.0, 0.95, 0.9), "these with no flip test-time augmentation, the mean"),
-                              (True, (1.0,), "these with flip test-time augmentation: scores move")):  # fmt: skip
+    for flip, cuts, words in ((False, (1.0, 0.95, 0.9), "these were made with no flip test-time augmentation, the mean"),
+                              (True, (1.0,), "these were made with flip test-time augmentation, the photo as it is: the scores move")):  # fmt: skip
         other = choose_threshold(record, True, "m", embedded_with=embedding_rule_record(flip, cuts))
         assert other.value == 0.41  # still the recorded one, with a warning
         assert "NOTE: chosen on embeddings made with flip test-time augmentation, the mean of the photo's centre cuts" in other.origin
@@ -104,7 +104,8 @@ def test_compare_without_flip_warns_that_the_threshold_was_chosen_with_it(capsys
     assert main(["compare", *faces, "--model", str(folder)]) == 0
     assert "NOTE" not in capsys.readouterr().out
     assert main(["compare", *faces, "--model", str(folder), "--no-flip"]) == 0
-    assert "NOTE: chosen on embeddings made with flip test-time augmentation, these with no flip" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "NOTE: chosen on embeddings made with flip test-time augmentation, the photo as it is; these were made with no flip" in shown
 
 
 @pytest.fixture(scope="module")

@@ -120,6 +120,12 @@ def embedding_rule_words(flip: bool, cut_scales: Sequence[float]) -> str:
     return words if tuple(cut_scales) == PHOTO_AS_IT_IS else f"{words}, {rule_description(cut_scales)}"
 
 
+def _both_rule_words(record: dict[str, Any]) -> str:
+    # Both parts always said, so two rules that differ read apart ("..., the photo as it is").
+    flip = "flip test-time augmentation" if record["flip"] else "no flip test-time augmentation"
+    return f"{flip}, {rule_description(record['cut_scales'])}"
+
+
 def embedding_rule_record(flip: bool, cut_scales: Sequence[float]) -> dict[str, Any]:
     """How embeddings were made, as a calibration record keeps it (`embedded_with`)."""
     return {"flip": bool(flip), "cut_scales": [float(scale) for scale in cut_scales]}
@@ -178,9 +184,9 @@ def choose_threshold(
     chosen_on = calibration.get("embedded_with")
     if chosen_on is not None and embedded_with is not None and chosen_on != embedded_with:
         origin += (
-            f"; NOTE: chosen on embeddings made with {embedding_rule_words(chosen_on['flip'], chosen_on['cut_scales'])}, "
-            f"these with {embedding_rule_words(embedded_with['flip'], embedded_with['cut_scales'])}: scores move, "
-            "so it may not hold (compare with the same --no-flip / --no-cuts settings as calibrate, or give --threshold)"
+            f"; NOTE: chosen on embeddings made with {_both_rule_words(chosen_on)}; these were made with "
+            f"{_both_rule_words(embedded_with)}: the scores move, so it may not hold (leave out --no-flip / --no-cuts, "
+            "or give --threshold)"
         )
     return ChosenThreshold(float(record[point]), kind, origin)
 

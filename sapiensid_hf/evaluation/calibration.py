@@ -116,14 +116,17 @@ class KindThresholds:
 
 def embedding_rule_words(flip: bool, cut_scales: Sequence[float]) -> str:
     """How embeddings were made, in words: flip, and the centre cuts if any (cut_views.py)."""
-    words = "flip test-time augmentation" if flip else "no flip test-time augmentation"
+    words = _flip_words(flip)
     return words if tuple(cut_scales) == PHOTO_AS_IT_IS else f"{words}, {rule_description(cut_scales)}"
 
 
 def _both_rule_words(record: dict[str, Any]) -> str:
     # Both parts always said, so two rules that differ read apart ("..., the photo as it is").
-    flip = "flip test-time augmentation" if record["flip"] else "no flip test-time augmentation"
-    return f"{flip}, {rule_description(record['cut_scales'])}"
+    return f"{_flip_words(record['flip'])}, {rule_description(record['cut_scales'])}"
+
+
+def _flip_words(flip: bool) -> str:
+    return "flip test-time augmentation" if flip else "no flip test-time augmentation"
 
 
 def embedding_rule_record(flip: bool, cut_scales: Sequence[float]) -> dict[str, Any]:

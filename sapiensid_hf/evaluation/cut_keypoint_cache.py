@@ -63,9 +63,7 @@ def load_cut_keypoints(path: str | os.PathLike, record: dict[str, Any]) -> np.nd
     except (OSError, ValueError, KeyError) as error:
         logger.warning("cut keypoint cache %s cannot be read (%s): detecting the cuts again", path, error)
         return None
-    cuts = len(record["cut_scales"]) - 1
-    expected = (record["dataset"]["num_rows"], cuts, 19, 2)
-    if made_from != record or cut_keypoints.shape != expected:
+    if made_from != record or cut_keypoints.shape != _shape_of(record):
         logger.warning("cut keypoint cache %s was made from other photos, keypoints or rules: detecting the cuts again", path)
         return None
     return cut_keypoints
@@ -73,12 +71,16 @@ def load_cut_keypoints(path: str | os.PathLike, record: dict[str, Any]) -> np.nd
 
 def save_cut_keypoints(path: str | os.PathLike, record: dict[str, Any], cut_keypoints: np.ndarray) -> Path:
     """Write the cut keypoints and their record (atomically)."""
-    cuts = len(record["cut_scales"]) - 1
-    expected = (record["dataset"]["num_rows"], cuts, 19, 2)
+    expected = _shape_of(record)
     if cut_keypoints.shape != expected:
         raise ValueError(f"cut keypoints of shape {cut_keypoints.shape}, expected {expected}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return save_npz_atomically(path, cut_keypoints=cut_keypoints.astype(np.float32), meta=np.array(json.dumps(record, sort_keys=True)))
+
+
+def _shape_of(record: dict[str, Any]) -> tuple[int, ...]:
+    """(rows, cuts, 19, 2): the shape of the cut keypoints `record` describes (the photo itself is no cut)."""
+    return (record["dataset"]["num_rows"], len(record["cut_scales"]) - 1, 19, 2)
 
 
 __all__ = ["cut_keypoints_file", "cut_keypoints_record", "load_cut_keypoints", "save_cut_keypoints"]

@@ -31,9 +31,9 @@ from markdown_report import difference_table, publish_section
 
 from sapiensid_hf.evaluation import public_dev
 from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.keypoint_cache import build_keypoint_cache
 from sapiensid_hf.training import TrainingConfig
 from sapiensid_hf.training.dataset import DatasetView, load_source_dataset
-from sapiensid_hf.training.keypoint_cache import build_keypoint_cache
 
 SECTION = "## Post-hoc whitening of the embeddings"
 REPO = Path(__file__).resolve().parents[1]

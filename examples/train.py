@@ -20,6 +20,7 @@ import os
 import sys
 
 from sapiensid_hf.data.common import DatasetLayoutError
+from sapiensid_hf.keypoint_cache import KeypointCacheMismatchError
 from sapiensid_hf.training import (
     ConfigError,
     TrainingConfig,
@@ -28,7 +29,6 @@ from sapiensid_hf.training import (
     TrainingInterrupted,
     train,
 )
-from sapiensid_hf.training.keypoint_cache import KeypointCacheMismatchError
 from sapiensid_hf.training.launch import relaunch_cpu_processes
 from sapiensid_hf.training.stop_signals import StopSignals
 

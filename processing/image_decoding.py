@@ -61,6 +61,24 @@ def describe_input(image: object, index: int) -> str:
     return f"image {index} ({type(image).__name__})"
 
 
+# Besides SapiensIDInputError (and its subclasses), the exact error types whose message names the input
+# first (the processor's): safe to rebuild renamed.
+_NAMING_ERRORS = (RuntimeError, ValueError)
+
+
+def renamed_error(error: BaseException, old_name: str, new_name: str) -> BaseException:
+    """`error` with its message's leading `old_name` replaced by `new_name` (same type, same cause); any
+    other error as it is. A file decoded once and handed on as an array (or cut into pieces) keeps the
+    file's name in what goes wrong."""
+    message = str(error)
+    names_input = isinstance(error, SapiensIDInputError) or type(error) in _NAMING_ERRORS
+    if not names_input or not message.startswith(old_name):
+        return error
+    renamed = type(error)(new_name + message[len(old_name) :])
+    renamed.__cause__ = error.__cause__
+    return renamed
+
+
 def load_rgb(image: object, name: str, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode / convert one input into an RGB uint8 array (H, W, 3)."""
     if isinstance(image, str) and "://" in image:

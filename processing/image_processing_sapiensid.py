@@ -29,6 +29,7 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 # by this file's own relative imports only (5.x, and 4.x from a hub repository, follow them recursively),
 # so the files keypoint_detector.py and people_in_image.py need are named here too.
 from .blaze_ops import Roi  # noqa: F401
+from .centre_cuts import CUT_FEATURES, cut_features, cut_scales
 from .detector_assets import DetectorNotAvailableError
 from .face_points import RetinaFaceFivePoints  # noqa: F401
 from .hog_pedestrians import pedestrian_rois  # noqa: F401
@@ -79,6 +80,7 @@ class SapiensIDImageProcessorKwargs(TypedDict, total=False):
     face_points: str
     detector_cache_dir: str | None
     standing_person_prior: bool
+    embedding_cuts: Sequence[float] | None
 
 
 # Settings of the default detector: attributes only (changing one rebuilds it), not per-call arguments.
@@ -106,6 +108,7 @@ _CALL_SETTINGS = (
     "detector_max_side",
     "max_image_pixels",
     "standing_person_prior",
+    "embedding_cuts",
 )
 
 
@@ -139,6 +142,11 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             (re-identification data): an image in which the detector finds nobody gets the body points of
             an upright person filling it (standing_person_prior.py; ``keypoint_source`` "prior") instead of
             no keypoints. Never turn it on for arbitrary photos: it guesses a person.
+        embedding_cuts (`list[float]`, *optional*): the model folder's embedding rule of centre cuts, e.g.
+            ``[1.0, 0.95, 0.9]``: each image also yields its cuts about the centre to 0.95 and 0.9 of its width
+            and height (centre_cuts.py; the detector runs on each cut), which the model folds into its pooled
+            output (the mean of the unit embeddings of the photo and its cuts). None (default) or ``[1.0]``:
+            the photo as it is. Pass ``embedding_cuts=None`` to a call for the photo alone.
         detector_cache_dir (`str`, *optional*): directory of the detector files (default:
             $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
         detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
@@ -156,6 +164,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
       (-1 if none); ``person_box`` (B, 4): that person's box (-1 if none); ``person_boxes``: list of
       (P, 4) boxes, most prominent first; ``keypoint_source``: list of "pose", "crop", "face", "none",
       "given", or "prior" (the standing-person prior).
+    - With `embedding_cuts` beyond 1.0 (C cuts), the cuts' model inputs: ``cut_pixel_values`` (B, 3 * C, S, S)
+      (each cut's three channels in turn), ``cut_pixel_mask`` (B, C, S, S), ``cut_keypoints`` (B, C, 19, 2).
+      The other outputs are the photo's.
 
     No person found is not an error here: keypoints are all -1 and ``person_found`` is False. The model's
     semantic head pools at keypoints only, so every such image gets one and the same embedding, whatever
@@ -186,6 +197,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         face_points: str = "blazeface",
         detector_cache_dir: str | None = None,
         standing_person_prior: bool = False,
+        embedding_cuts: Sequence[float] | None = None,
         detector: KeypointDetector | None = None,
         **kwargs,
     ):
@@ -209,6 +221,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         self.person_choice = require_choice("person_choice", person_choice, PERSON_CHOICES)
         self.face_points = require_choice("face_points", face_points, FACE_POINT_SOURCES)
         self.standing_person_prior = bool(standing_person_prior)
+        self.embedding_cuts = _recorded_cuts(embedding_cuts)
         if recorded is not None and recorded != self.keypoint_rules_version:
             raise ValueError(
                 f"this processor config records keypoint_rules_version={recorded}, but its settings give "
@@ -303,12 +316,12 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         self._detector_threads = num_threads
 
     def __call__(
-        self, images: Any, keypoints: Any = None, return_tensors: str | None = "pt", **kwargs
+        self, images: Any, keypoints: Any = None, return_tensors: str | None = "pt", cut_keypoints: Any = None, **kwargs
     ) -> BatchFeature:
-        return self.preprocess(images, keypoints=keypoints, return_tensors=return_tensors, **kwargs)
+        return self.preprocess(images, keypoints=keypoints, return_tensors=return_tensors, cut_keypoints=cut_keypoints, **kwargs)
 
     def preprocess(
-        self, images: Any, keypoints: Any = None, return_tensors: str | None = "pt", **kwargs
+        self, images: Any, keypoints: Any = None, return_tensors: str | None = "pt", cut_keypoints: Any = None, **kwargs
     ) -> BatchFeature:
         """Process one image or a list / batch of images; see the class docstring for the outputs.
 
@@ -318,6 +331,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             keypoints: optional (B, 19, 2) (or (19, 2) for one image) keypoints normalised to the padded
                 square, -1 = missing, used instead of running the detector.
             return_tensors: "pt" (default) or "np" / None for numpy arrays.
+            cut_keypoints: optional (B, C, 19, 2) keypoints of the C centre cuts of each image (the
+                ``cut_keypoints`` of an earlier call on the same images and keypoints), used instead of
+                running the detector on the cuts.
             kwargs: a constructor setting overriding it for this call (not the detector's settings:
                 set those on the processor).
         """
@@ -329,8 +345,15 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         fill = settings["pad_fill"] * 255.0
         mean = np.asarray(settings["image_mean"], dtype=np.float32)
         std = np.asarray(settings["image_std"], dtype=np.float32)
+        scales = cut_scales(settings["embedding_cuts"])[1:]
+        cut_keypoints = _validate_cut_keypoints(cut_keypoints, len(image_list), len(scales))
+        # Each cut is prepared like a photo, with this call's settings, and has no cuts of its own.
+        cut_settings = {**settings, "embedding_cuts": None}
 
-        pixel_values, pixel_masks, results = [], [], []
+        def prepare_cut(cut_images: list[np.ndarray], at: np.ndarray | None) -> BatchFeature:
+            return self.preprocess(cut_images, keypoints=at, return_tensors="np", **cut_settings)
+
+        pixel_values, pixel_masks, results, cuts = [], [], [], []
         for index, image in enumerate(image_list):
             name = describe_input(image, index)
             rgb = load_rgb(image, name, settings["max_image_pixels"])
@@ -346,7 +369,14 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                     # The caller declared the image a person crop: its extent is the person's.
                     prior = standing_person_keypoints(padding.content_box())
                     results[-1] = KeypointResult(keypoints=prior, person_boxes=results[-1].person_boxes, source=SOURCE_PRIOR)
-        return self._assemble(pixel_values, pixel_masks, results, settings, return_tensors)
+            if scales:
+                known = None if cut_keypoints is None else cut_keypoints[index]
+                cuts.append(cut_features(prepare_cut, rgb, results[-1].keypoints, scales, name, known))
+        features = self._assemble(pixel_values, pixel_masks, results, settings, return_tensors)
+        if cuts:
+            data = {key: np.concatenate([cut[key] for cut in cuts]) for key in CUT_FEATURES.values()}
+            features.update(BatchFeature(data=data, tensor_type=return_tensors))
+        return features
 
     def detect_people(
         self,
@@ -482,6 +512,12 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         return state
 
 
+def _recorded_cuts(value: Sequence[float] | None) -> list[float] | None:
+    """The setting as saved: the scales of a rule of centre cuts, or None for the photo as it is."""
+    scales = cut_scales(value)
+    return list(scales) if scales[1:] else None
+
+
 def _tensor_type(return_tensors: str | None) -> str:
     if return_tensors in ("pt", "np", None):
         return return_tensors or "np"
@@ -518,6 +554,26 @@ def _as_image_list(images: Any) -> list[Any]:
             raise SapiensIDInputError("no images given (empty batch)")
         return list(images)
     return [images]
+
+
+def _validate_cut_keypoints(cut_keypoints: Any, batch_size: int, cuts: int) -> np.ndarray | None:
+    """(B, C, 19, 2) float32 cut keypoints, or None; each cut's are checked like `keypoints` when used."""
+    if cut_keypoints is None:
+        return None
+    if not cuts:
+        raise SapiensIDInputError("cut_keypoints given, but this call makes no centre cuts (embedding_cuts)")
+    if torch.is_tensor(cut_keypoints):
+        cut_keypoints = cut_keypoints.detach().cpu().numpy()
+    try:
+        values = np.asarray(cut_keypoints, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise SapiensIDInputError(f"cut_keypoints could not be read as a float array ({error})") from error
+    if values.shape != (batch_size, cuts, NUM_KEYPOINTS, 2):
+        raise SapiensIDInputError(
+            f"cut_keypoints must have shape ({batch_size}, {cuts}, {NUM_KEYPOINTS}, 2) for {batch_size} image(s) "
+            f"with {cuts} centre cut(s) each, got {values.shape}"
+        )
+    return values
 
 
 def _validate_keypoints(keypoints: Any, batch_size: int) -> np.ndarray:

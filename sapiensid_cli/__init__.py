@@ -289,6 +289,9 @@ Running it (the processor still prepares the inputs and finds the keypoints):
   features = processor(images, return_tensors="np")
   session = onnxruntime.InferenceSession("sapiensid.onnx")
   (embeddings,) = session.run(None, {k: features[k] for k in ("pixel_values", "keypoints", "pixel_mask")})
+The graph embeds one view: for a folder with an embedding rule of centre cuts (the shipped model; the
+file's metadata records embedding_cuts), run it on each of the processor's cuts too and average the unit
+embeddings (docs/cli.md, export-onnx).
 
 By default the torch.export-based exporter is tried first, then the TorchScript one; the result is
 compared with PyTorch under onnxruntime on batches of 2 and 3 before the command succeeds.""",

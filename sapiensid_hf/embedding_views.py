@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .cut_views import CUT_FEATURES, embedding_cuts, fold_in_cuts, has_cuts
+from .cut_views import CUT_FEATURES, embedding_cuts, has_cuts
+from .modeling.cut_averaging import cuts_as_batch, fold_in_cuts
 from .parallel_processing import model_threads_beside, process_images
 from .processing.keypoint_layout import flip_keypoints
 
@@ -26,14 +27,14 @@ from .processing.keypoint_layout import flip_keypoints
 @torch.no_grad()
 def embed_batch(model: torch.nn.Module, features: Any, device: torch.device, flip: bool) -> torch.Tensor:
     """(B, D) L2-normalised float32 embeddings (on the CPU) of a processor batch; a batch that carries cuts
-    of each photo (`cut_views.cut_features`) gives the mean of the photo and its cuts (`cut_views.fold_in_cuts`)."""
+    of each photo (processing/centre_cuts.py) gives the mean of the photo and its cuts (modeling/cut_averaging.py)."""
     embeddings = _embed_view(model, features["pixel_values"], features["keypoints"], features["pixel_mask"], device, flip)
     if not has_cuts(features):
         return embeddings
-    pixel_values, pixel_mask, keypoints = (features[CUT_FEATURES[key]] for key in ("pixel_values", "pixel_mask", "keypoints"))
-    photos, cuts = keypoints.shape[:2]
-    cut_embeddings = _embed_view(model, pixel_values.flatten(0, 1), keypoints.flatten(0, 1), pixel_mask.flatten(0, 1), device, flip)
-    return fold_in_cuts(embeddings, cut_embeddings.view(photos, cuts, -1), keypoints.cpu())
+    cut_keypoints = features[CUT_FEATURES["keypoints"]]
+    pixel_values, pixel_mask, keypoints = cuts_as_batch(features[CUT_FEATURES["pixel_values"]], features[CUT_FEATURES["pixel_mask"]], cut_keypoints)
+    cut_embeddings = _embed_view(model, pixel_values, keypoints, pixel_mask, device, flip)
+    return F.normalize(fold_in_cuts(embeddings, cut_embeddings.view(*cut_keypoints.shape[:2], -1), cut_keypoints.cpu()), dim=-1)
 
 
 def _embed_view(

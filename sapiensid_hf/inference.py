@@ -281,6 +281,24 @@ def load_model(source: str | os.PathLike) -> SapiensIDModel:
 
 
 def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
+    """The processor of a model folder or hub repo (or the one its model config implies), for this package's
+    embedding loop: the loop applies the model config's rule of centre cuts itself (embed_images: workers,
+    cached cut keypoints, flip, --no-cuts), so the processor's copy of the rule, which `AutoModel` users of
+    the folder get, is checked against it and then turned off here. Raises ModelFolderError when they differ."""
+    processor = _folder_processor(source, config)
+    recorded = getattr(processor, CUTS_CONFIG_KEY, None)
+    if recorded is not None:
+        if tuple(recorded) != embedding_cuts(config):
+            raise ModelFolderError(
+                f"{source}: preprocessor_config.json records {CUTS_CONFIG_KEY} {list(recorded)}, but config.json's "
+                f"{CUTS_CONFIG_KEY} gives {list(embedding_cuts(config))}: AutoModel users of the folder and this "
+                "package would embed its photos differently; record the same scales in both (or remove both)"
+            )
+        setattr(processor, CUTS_CONFIG_KEY, None)
+    return processor
+
+
+def _folder_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
     from .processing.image_processing_sapiensid import SapiensIDImageProcessor
 
     if source is not None and (Path(source) / "preprocessor_config.json").is_file():

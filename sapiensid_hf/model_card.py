@@ -265,9 +265,12 @@ def embedding_rule_section(config: dict) -> str:
         f"embeddings of the photo and of its cuts about the centre to {cuts} of its width and height (the detector "
         "runs on each cut; where it finds nobody there, or somebody else, the photo's keypoints mapped into the cut "
         "are used). `SapiensIDPipeline`, every `sapiensid` command, the Space and `sapiensid evaluate` follow it, "
-        "and the figures and thresholds of this card were measured with it. `AutoModel` alone embeds the one "
-        "picture it is given: its scores are those of the photo as it is. "
-        "`--no-cuts` on the command line or `pipeline.model.config.embedding_cuts = None` turns the rule off (docs/evaluation.md, \"The embedding rule "
+        "and the figures and thresholds of this card were measured with it (with flip as well). `AutoModel` with "
+        "`AutoImageProcessor` and the `image-feature-extraction` pipeline follow it too: `preprocessor_config.json` "
+        "records the same scales, the processor returns the cuts (`cut_pixel_values`, `cut_pixel_mask`, "
+        "`cut_keypoints`) and the model averages them in. `--no-cuts` on the command line, "
+        "`pipeline.model.config.embedding_cuts = None` or `processor(images, embedding_cuts=None)` embeds the photo "
+        "as it is (docs/evaluation.md, \"The embedding rule "
         f"of a model folder\").\n\nSource: {record.get('source', 'unrecorded')}.\n"
     )
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cut_views import embedding_cuts
 from .modeling import KEYPOINT_NAMES, SapiensIDModel
 
 logger = logging.getLogger(__name__)
@@ -245,6 +246,13 @@ def _add_metadata(path: Path, model: SapiensIDModel, with_roi_boxes: bool) -> No
         "embeddings": "not L2-normalised; compare with cosine similarity",
         "inputs": ",".join(INPUT_NAMES + ((ROI_BOXES_INPUT,) if with_roi_boxes else ())),
     }
+    scales = embedding_cuts(config)
+    if scales[1:]:  # the graph embeds one view; the folder's figures average the photo and its centre cuts
+        metadata["embedding_cuts"] = ",".join(f"{scale:g}" for scale in scales)
+        metadata["embeddings"] += (
+            "; one view: the folder's embedding is the normalised sum of the unit embeddings of the photo and its "
+            "centre cuts at embedding_cuts (the processor's cut_* outputs; docs/cli.md, export-onnx)"
+        )
     del proto.metadata_props[:]
     for key, value in metadata.items():
         entry = proto.metadata_props.add()

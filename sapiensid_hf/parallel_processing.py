@@ -25,9 +25,14 @@ import numpy as np
 import torch
 from transformers import BatchFeature
 
-from .cut_views import PHOTO_AS_IT_IS, cut_features
-from .input_names import renamed_error
-from .processing.image_decoding import DEFAULT_MAX_IMAGE_PIXELS, SapiensIDInputError, describe_input, load_rgb
+from .cut_views import PHOTO_AS_IT_IS
+from .processing.image_decoding import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    SapiensIDInputError,
+    describe_input,
+    load_rgb,
+    renamed_error,
+)
 
 # Names the processor gives an input in its messages: "image 0 (...)" for a one-image call.
 _SINGLE_IMAGE_NAME = "image 0 "
@@ -83,7 +88,7 @@ class _OneImageEach(torch.utils.data.Dataset):
     """Item i = the processor run on image i alone (numpy outputs), or the exception it raised.
     With `keypoints` (N, 19, 2), image i is read at keypoints[i] and nothing is detected. With more
     `cut_scales` than the photo itself, the features also hold its centre cuts, each at the person the
-    detector finds there, or at the photo's keypoints where it misses them (`cut_views.cut_features`);
+    detector finds there, or at the photo's keypoints where it misses them (processing/centre_cuts.py);
     with `cut_keypoints` (N, cuts, 19, 2) as well, at cut_keypoints[i] and nothing is detected on the cuts."""
 
     def __init__(
@@ -107,18 +112,20 @@ class _OneImageEach(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[int, dict[str, Any] | None, BaseException | None]:
         given = None if self.keypoints is None else self.keypoints[index : index + 1]
+        # The cuts are this loop's choice (the model config's rule, or --no-cuts), never the processor's own
+        # setting (the hub's copy of the rule; load_processor turns it off).
+        cuts = {"embedding_cuts": None} if getattr(self.processor, "embedding_cuts", None) is not None else {}
         try:
             image = self.image_at(index)
             if not self.cut_scales[1:]:
-                return index, dict(self.processor([image], keypoints=given, return_tensors="np")), None
+                return index, dict(self.processor([image], keypoints=given, return_tensors="np", **cuts)), None
             # Decoded once (a large photo's decode costs as much as a detection): the photo and its cuts are
             # read from the array, and what the processor says about the array is said about the file.
             name = describe_input(image, 0)
             rgb = load_rgb(image, name, getattr(self.processor, "max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS))
+            known = None if self.cut_keypoints is None else self.cut_keypoints[index : index + 1]
             try:
-                features = dict(self.processor([rgb], keypoints=given, return_tensors="np"))
-                known = None if self.cut_keypoints is None else self.cut_keypoints[index]
-                features.update(cut_features(self.processor, rgb, features["keypoints"][0], self.cut_scales[1:], known))
+                features = dict(self.processor([rgb], keypoints=given, return_tensors="np", embedding_cuts=list(self.cut_scales), cut_keypoints=known))
             except Exception as error:
                 raise renamed_error(error, describe_input(rgb, 0), name) from error.__cause__
             return index, features, None

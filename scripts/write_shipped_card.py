@@ -173,13 +173,14 @@ Semantic Attention Head ({config['head_queries_per_keypoint']} query per keypoin
 {config['output_dim']}-d embedding. Weights: {size_mb:.1f} MB.
 {fp32_line}
 ```python
+import torch
 from transformers import AutoImageProcessor, AutoModel
 
 model = AutoModel.from_pretrained("pretrained/sapiensid-small", trust_remote_code=True).eval()
 processor = AutoImageProcessor.from_pretrained("pretrained/sapiensid-small", trust_remote_code=True)
-inputs = processor(["a.jpg", "b.jpg"], return_tensors="pt")     # runs the keypoint detector
-embeddings = model(**{{k: inputs[k] for k in processor.model_input_names}}).embeddings
-embeddings = embeddings / embeddings.norm(dim=-1, keepdim=True)
+inputs = processor(["a.jpg", "b.jpg"], return_tensors="pt")     # the detector on each photo and its centre cuts
+with torch.no_grad():
+    embeddings = model(**inputs).pooler_output                 # L2-normalised; a photo with nobody is refused
 print(float(embeddings[0] @ embeddings[1]))                    # cosine similarity
 ```
 

@@ -28,11 +28,14 @@ def main() -> None:
     processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
     with torch.no_grad():
         inputs = processor(photos[:1], return_tensors="pt")
-        direct = model(**{name: inputs[name] for name in processor.model_input_names}).embeddings
+        # Every model input the processor gives (the photo's, and its centre cuts' under the folder's rule),
+        # without the person_found check: what docs/model.md says to call.
+        direct = model(**{name: value for name, value in inputs.items() if name != "person_found"}).embeddings
 
     extractor = pipeline("image-feature-extraction", model=folder, trust_remote_code=True)
     unpooled = extractor(photos[0])
     pooled_batch = extractor(photos, pool=True, batch_size=2)
+    photo_alone = extractor(photos[0], pool=True, image_processor_kwargs={"embedding_cuts": None})  # docs/model.md
     try:
         extractor(nobody, pool=True)
         nobody_error = None
@@ -43,6 +46,8 @@ def main() -> None:
         "transformers": transformers.__version__,
         "model_module": type(model).__module__,
         "direct": direct.tolist(),
+        "cut_inputs": sorted(name for name in inputs if name.startswith("cut_")),
+        "photo_alone": photo_alone,
         "unpooled": unpooled,
         "pooled": [row[0] for row in pooled_batch],
         "nobody_error": nobody_error,

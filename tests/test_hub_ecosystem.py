@@ -44,14 +44,15 @@ def nobody_photo(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def package_embeddings(photos) -> np.ndarray:
-    """What `sapiensid embed --no-cuts` writes for the photos (the library function it calls), L2-normalised:
-    the hub's pipeline holds no rule of centre cuts, so it embeds each photo as it is (the card says so)."""
+def package_embeddings(photos) -> dict[str, np.ndarray]:
+    """What `sapiensid embed` writes for the photos (the library function it calls; the folder's rule of
+    centre cuts, no flip), and what `sapiensid embed --no-cuts` writes (the photo as it is)."""
     pipeline = load_pipeline(str(SHIPPED))
-    pipeline.model.config.embedding_cuts = None
+    assert pipeline.embedding_cuts == (1.0, 0.95, 0.9)
     result = pipeline.embed(photos)
     assert result.person_found.all()
-    return result.embeddings
+    pipeline.model.config.embedding_cuts = None
+    return {"rule": result.embeddings, "as_is": pipeline.embed(photos).embeddings}
 
 
 def _run_check(python: str, photos: list[str], nobody: str, tmp_path: Path, prelude: str = "") -> dict:
@@ -64,13 +65,18 @@ def _run_check(python: str, photos: list[str], nobody: str, tmp_path: Path, prel
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _assert_matches_the_package(report: dict, package_embeddings: np.ndarray) -> None:
+def _assert_matches_the_package(report: dict, package_embeddings: dict[str, np.ndarray]) -> None:
     assert "sapiensid_hf" not in report["model_module"] and "transformers_modules" in report["model_module"]
     pooled = np.asarray(report["pooled"])
-    assert pooled.shape == package_embeddings.shape
+    assert pooled.shape == package_embeddings["rule"].shape
     np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-6)
-    # pool=True is what `sapiensid embed` writes for the same photo; the batch of 3 in pipeline batches of 2.
-    assert np.abs(pooled - package_embeddings).max() <= 1e-5
+    # pool=True is what `sapiensid embed` writes for the same photo, under the folder's rule of centre cuts
+    # (the processor makes the cuts, the model folds them in); the batch of 3 in pipeline batches of 2.
+    assert report["cut_inputs"] == ["cut_keypoints", "cut_pixel_mask", "cut_pixel_values"]
+    assert np.abs(pooled - package_embeddings["rule"]).max() <= 1e-5
+    # embedding_cuts=None in the processor call: the photo as it is, what `sapiensid embed --no-cuts` writes.
+    assert np.abs(np.asarray(report["photo_alone"])[0] - package_embeddings["as_is"][0]).max() <= 1e-5
+    assert np.abs(package_embeddings["rule"][0] - package_embeddings["as_is"][0]).max() > 1e-3  # they differ
     # Without pool: the model's first output, the (not normalised) embedding, as the model call gives it.
     unpooled = np.asarray(report["unpooled"])[0]
     np.testing.assert_allclose(unpooled, np.asarray(report["direct"])[0], atol=1e-5)

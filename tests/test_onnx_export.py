@@ -1,5 +1,7 @@
 """ONNX export of the embedding model: onnxruntime matches PyTorch on batches of 2 and 3 (dynamic batch)."""
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,21 @@ def test_graph_has_a_dynamic_batch_axis_and_records_its_preprocessing(onnx_path,
     metadata = {entry.key: entry.value for entry in proto.metadata_props}
     assert metadata["image_size"] == str(size)
     assert metadata["keypoint_names"].split(",")[0] == "nose"
+    assert "embedding_cuts" not in metadata  # a folder without a rule of centre cuts: the graph's view is all
+
+
+def test_a_folder_with_centre_cuts_says_so_in_the_graph_and_the_command(model_dir, tmp_path, capsys):
+    # The graph embeds one view; such a folder's figures average the photo and its cuts (docs/cli.md).
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "embedding_cuts": {"scales": [1.0, 0.95, 0.9], "source": "tests"}}))
+    path = tmp_path / "cuts.onnx"
+    capsys.readouterr()
+    assert main(["export-onnx", "--model", str(folder), "--output", str(path), "--no-verify"]) == 0
+    assert "NOTE: this model folder embeds a photo as the mean of the photo's centre cuts" in capsys.readouterr().out
+    metadata = {entry.key: entry.value for entry in onnx.load(str(path), load_external_data=False).metadata_props}
+    assert metadata["embedding_cuts"] == "1,0.95,0.9" and "centre cuts" in metadata["embeddings"]
 
 
 def test_graph_wrapper_equals_the_model_with_and_without_roi_boxes(model):

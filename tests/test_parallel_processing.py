@@ -12,10 +12,10 @@ from sapiensid_cli.argument_types import worker_count
 from sapiensid_hf import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.commands.common import embed_images
 from sapiensid_hf.inference import SapiensIDPipeline
+from sapiensid_hf.keypoint_cache import build_keypoint_cache
 from sapiensid_hf.parallel_processing import merge_features, process_images
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
-from sapiensid_hf.training.keypoint_cache import build_keypoint_cache
 
 PHOTOS = ("face_a_1.jpg", "street_bus.jpg", "two_men.jpg", "face_b_1.jpg", "couple.jpg")
 

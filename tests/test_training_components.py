@@ -12,6 +12,7 @@ import torch
 from model_inputs import face_close_up, full_body, upper_body
 from PIL import Image
 
+from sapiensid_hf.keypoint_cache import KeypointCacheMismatchError, keypoint_rules_of
 from sapiensid_hf.modeling.configuration_sapiensid import FLIP_PAIRS
 from sapiensid_hf.modeling.masked_recognition import num_tokens_to_keep
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
@@ -32,7 +33,6 @@ from sapiensid_hf.training import (
     photometric_jitter,
 )
 from sapiensid_hf.training.augmentation import TrainingAugmentation, reframe_sample
-from sapiensid_hf.training.keypoint_cache import KeypointCacheMismatchError, keypoint_rules_of
 from sapiensid_hf.training.masking import mask_ratio_for, solve_exponential_rate, truncated_exponential_mean
 from sapiensid_hf.training.optimization import scheduled_lr
 

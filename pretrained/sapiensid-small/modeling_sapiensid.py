@@ -22,6 +22,7 @@ from .attention_bias import (
     pair_bias,
 )
 from .configuration_sapiensid import SapiensIDConfig
+from .cut_averaging import cuts_as_batch, fold_in_cuts
 from .keypoint_rpe import SapiensIDKeypointRPE
 from .masked_recognition import TokenSelection, gather_tokens, key_bias, select_tokens
 from .retina_patch import RetinaTokens, SapiensIDRetinaPatchEmbeddings, grid_sample_float32
@@ -34,7 +35,8 @@ from .transformers_compat import init
 class SapiensIDModelOutput(ModelOutput):
     """
     embeddings (`torch.FloatTensor` of shape `(batch_size, output_dim)`):
-        Identity embeddings (not L2-normalised; compare with cosine similarity).
+        Identity embeddings (not L2-normalised; compare with cosine similarity). Given the centre cuts of the
+        images (`cut_pixel_values`, ...), the sum of the unit embeddings of each image and its cuts.
     last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
         Final-norm encoder output over `[CLS, kept retina tokens..., MASK]`.
     token_ids (`torch.LongTensor` of shape `(batch_size, num_kept)`):
@@ -45,6 +47,7 @@ class SapiensIDModelOutput(ModelOutput):
     pooler_output (`torch.FloatTensor` of shape `(batch_size, output_dim)`):
         The embeddings L2-normalised: the identity vector to compare by dot product, what `sapiensid embed`
         writes and what the `image-feature-extraction` pipeline returns with `pool=True`.
+    The other outputs are those of the images themselves, never of their cuts.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*):
         Input of every layer and the output of the last one, each `(batch_size, sequence_length, hidden_size)`.
     attentions (`tuple(torch.FloatTensor)`, *optional*):
@@ -310,6 +313,9 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         pixel_mask: torch.Tensor | None = None,
         roi_boxes: torch.Tensor | None = None,
         person_found: torch.Tensor | None = None,
+        cut_pixel_values: torch.Tensor | None = None,
+        cut_pixel_mask: torch.Tensor | None = None,
+        cut_keypoints: torch.Tensor | None = None,
         mask_ratio: float | None = None,
         keep_all_tokens: bool = False,
         output_attentions: bool | None = None,
@@ -332,6 +338,13 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
             `ValueError` naming it: with no keypoints every such image gets the same embedding, which says
             nothing about who is in it. Leave those images out, or call the model without this input to
             embed them anyway.
+        cut_pixel_values (`torch.FloatTensor` of shape `(batch_size, 3 * cuts, image_size, image_size)`, *optional*),
+        cut_pixel_mask (`torch.Tensor` of shape `(batch_size, cuts, image_size, image_size)`, *optional*),
+        cut_keypoints (`torch.FloatTensor` of shape `(batch_size, cuts, 19, 2)`, *optional*):
+            The images' centre cuts, as a processor with a folder's `embedding_cuts` rule returns them (each
+            cut's three channels in turn). Given, the embedding of each image is the mean of the unit
+            embeddings of the image and its cuts (a cut with no keypoint left adds nothing): the rule the
+            folder's figures and thresholds were measured with.
         mask_ratio (`float`, *optional*):
             Fraction of retina tokens to drop. Defaults to `config.mask_ratio` in training and 0 (keep
             every visible token) in evaluation.
@@ -346,6 +359,11 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         self._check_inputs(pixel_values, keypoints, roi_boxes, pixel_mask)
         if person_found is not None:
             refuse_images_without_person(person_found)
+        cut_inputs = (cut_pixel_values, cut_pixel_mask, cut_keypoints)
+        if any(value is not None for value in cut_inputs) and any(value is None for value in cut_inputs):
+            raise ValueError("cut_pixel_values, cut_pixel_mask and cut_keypoints go together: give all three or none")
+        if cut_keypoints is not None and cut_keypoints.shape[0] != pixel_values.shape[0]:
+            raise ValueError(f"cut_keypoints has {cut_keypoints.shape[0]} images, pixel_values {pixel_values.shape[0]}")
         if mask_ratio is None:
             mask_ratio = config.mask_ratio if self.training else 0.0
 
@@ -370,6 +388,13 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         kept_features = encoded[:, 1 : 1 + selection.token_ids.shape[1]]
         parts = self.head.part_features(kept_features, token_positions, selection.valid, keypoint_positions, keypoints_missing)
         embeddings = self.head(parts)
+        if cut_keypoints is not None:
+            pixels, mask, points = cuts_as_batch(cut_pixel_values, cut_pixel_mask, cut_keypoints)
+            cut_output = self(pixel_values=pixels, keypoints=points, pixel_mask=mask, mask_ratio=mask_ratio,
+                              keep_all_tokens=keep_all_tokens, return_dict=True)  # fmt: skip
+            cut_embeddings = cut_output.embeddings
+            cut_embeddings = cut_embeddings.float().view(*cut_keypoints.shape[:2], -1)
+            embeddings = fold_in_cuts(embeddings.float(), cut_embeddings, cut_keypoints.float()).to(embeddings.dtype)
 
         token_ids = selection.token_ids.masked_fill(~selection.valid, -1)
         output = SapiensIDModelOutput(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cut_views import rule_description
 from ..inference import MODEL_ENV_VAR
 from ..onnx_export import MIN_OPSET, export_onnx
 from .common import CommandError, open_pipeline
@@ -46,5 +47,11 @@ def run(args: argparse.Namespace) -> int:
         sizes = " and ".join(str(size) for size in report.verified_batch_sizes)
         print(
             f"verified with onnxruntime on batches of {sizes}: max abs difference {report.max_abs_difference:.2e}"
+        )
+    if pipeline.embedding_cuts[1:]:  # the figures of such a folder are not those of one view
+        print(
+            f"NOTE: this model folder embeds a photo as {rule_description(pipeline.embedding_cuts)}; the graph embeds "
+            "one view: run it on the photo and on each of the processor's cuts and average the unit embeddings "
+            "(docs/cli.md, export-onnx; the file's metadata records embedding_cuts)"
         )
     return 0

@@ -106,7 +106,7 @@ def dev_keypoints(
 ) -> np.ndarray:
     """(N, 19, 2) keypoints of a set's rows, detected once (in `num_workers` processes, None = auto) and
     cached in `cache_dir/<set name>`."""
-    from ..training.keypoint_cache import build_keypoint_cache
+    from ..keypoint_cache import build_keypoint_cache
 
     images = UndecodedImages(dev.dataset)
     cache = build_keypoint_cache(

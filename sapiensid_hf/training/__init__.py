@@ -3,11 +3,11 @@
 Entry point: `train(TrainingConfig.from_file(path))`, or `examples/train.py` for the command line.
 """
 
+from ..keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerprint
 from .adaface import AdaFaceHead, AdaFaceOutput
 from .augmentation import TrainingAugmentation, flip_keypoints, flip_sample, photometric_jitter
 from .config import ConfigError, TrainingConfig
 from .dataset import TrainingDataError
-from .keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerprint
 from .masking import MaskingSchedule, StepMasking
 from .recognition_model import SapiensIDForRecognitionTraining, build_backbone
 from .samplers import IdentityBalancedOrder, ShuffledOrder, TrainingStream

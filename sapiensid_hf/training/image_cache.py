@@ -32,10 +32,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic_files import save_npz_atomically
+from ..keypoint_cache import UNREADABLE_ERRORS, dataset_fingerprint
 from ..parallel_processing import resolve_num_workers
 from ..processing.image_decoding import load_rgb
 from ..processing.square_resampling import SquarePadding, resample_padded_square
-from .keypoint_cache import UNREADABLE_ERRORS, dataset_fingerprint
 
 logger = logging.getLogger(__name__)
 

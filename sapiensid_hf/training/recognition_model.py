@@ -20,8 +20,10 @@ def build_backbone(config: ModelConfig) -> SapiensIDModel:
     """A fresh model of the preset (+ overrides), or the `pretrained` folder (+ overrides)."""
     if config.pretrained is not None:
         model = SapiensIDModel.from_pretrained(config.pretrained, **config.overrides)
-        # Thresholds calibrated for the starting weights are wrong for the weights this run trains.
-        model.config.__dict__.pop("calibration", None)
+        # Thresholds calibrated, and an embedding rule chosen, for the starting weights are not measured for
+        # the weights this run trains (and the run's exported processor records no rule).
+        for record in ("calibration", "embedding_cuts"):
+            model.config.__dict__.pop(record, None)
     else:
         preset = SapiensIDConfig.tiny if config.preset == "tiny" else SapiensIDConfig
         try:

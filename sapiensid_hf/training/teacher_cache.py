@@ -32,11 +32,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic_files import save_npz_atomically
+from ..cache_files import read_cache_folder, read_cache_meta, write_cache_folder
+from ..keypoint_cache import UNREADABLE_ERRORS, dataset_fingerprint
 from ..parallel_processing import resolve_num_workers
 from ..processing.image_decoding import load_rgb
-from .cache_files import read_cache_folder, read_cache_meta, write_cache_folder
 from .face_teacher import DlibFaceTeacher
-from .keypoint_cache import UNREADABLE_ERRORS, dataset_fingerprint
 
 logger = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from ..data.manifest import load_unlabelled_manifest
+from ..keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerprint
 from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
 from ..trained_card import write_trained_card
 from .config import ConfigError, TrainingConfig
@@ -54,7 +55,6 @@ from .dataset import (
 from .export import training_record
 from .face_teacher import TEACHER_DIM, DlibFaceTeacher
 from .image_cache import ResizedImageCache, build_image_cache
-from .keypoint_cache import KeypointCache, build_keypoint_cache, dataset_fingerprint
 from .masking import MaskingSchedule
 from .optimization import build_optimizer, margin_fraction, scheduled_lr, set_learning_rate
 from .recognition_model import SapiensIDForRecognitionTraining, build_backbone

@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..atomic_files import save_npz_atomically
-from ..cache_fingerprints import dataset_fingerprint, keypoint_rules_of
-from ..parallel_processing import process_images, resolve_num_workers
-from ..processing.detector_assets import DetectorNotAvailableError
-from ..processing.image_decoding import SapiensIDInputError
+from .atomic_files import save_npz_atomically
 from .cache_files import read_cache_folder, read_cache_meta, write_cache_folder
+from .cache_fingerprints import dataset_fingerprint, keypoint_rules_of
+from .parallel_processing import process_images, resolve_num_workers
+from .processing.detector_assets import DetectorNotAvailableError
+from .processing.image_decoding import SapiensIDInputError
 
 logger = logging.getLogger(__name__)
 

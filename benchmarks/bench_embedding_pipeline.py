@@ -10,8 +10,9 @@ pedestrian boxes, LFW faces), images/s of:
 - the whole embedding (`commands.common.embed_images`, what `sapiensid embed` runs) with the default
   `--num-workers auto`, and with `--num-workers 0` (everything in one process, the old behaviour);
 - for a model folder with an embedding rule of centre cuts (sapiensid_hf/cut_views.py, the shipped
-  model's), the whole embedding under that rule too: what the cuts cost against the photo as it is.
-  (a), (b) and the other rows embed the photo as it is.
+  model's), the whole embedding under that rule too, with flip (every command's default) and without
+  (`--no-flip`): what the cuts and flip cost against the photo as it is.
+  (a), (b) and the other rows embed the photo as it is, without flip.
 
 The goal is whole >= 0.8 x min(a, b). The model is the shipped one when present, else `--model`, else
 an untrained model of the training recipe's shape (same speed as trained weights).
@@ -74,11 +75,12 @@ def main() -> None:
     workers = default_num_workers()
     pipeline.embed(names[:2])  # load the detector and warm the model once, outside every timing
     rule, cuts = getattr(pipeline.model.config, "embedding_cuts", None), pipeline.embedding_cuts
-    rule_rate = None
+    rule_rates = {}
     if cuts != PHOTO_AS_IT_IS:
-        start = time.perf_counter()
-        embedded = embed_images(pipeline, paths, batch_size=args.batch_size, num_workers=workers)
-        rule_rate = len(embedded.paths) / (time.perf_counter() - start)
+        for flip in (True, False):
+            start = time.perf_counter()
+            embedded = embed_images(pipeline, paths, batch_size=args.batch_size, num_workers=workers, flip=flip)
+            rule_rates[flip] = len(embedded.paths) / (time.perf_counter() - start)
     pipeline.model.config.embedding_cuts = None  # every other row: the photo as it is
 
     start = time.perf_counter()
@@ -93,23 +95,27 @@ def main() -> None:
     rates = {}
     for count in (workers, 0):
         start = time.perf_counter()
-        embedded = embed_images(pipeline, paths, batch_size=args.batch_size, num_workers=count)
+        embedded = embed_images(pipeline, paths, batch_size=args.batch_size, num_workers=count, flip=False)
         rates[count] = len(embedded.paths) / (time.perf_counter() - start)
     bound = min(processor_rate, model_rate)
     pipeline.model.config.embedding_cuts = rule
-    rule_rows = [] if rule_rate is None else [
-        f"| whole `embed_images`, `--num-workers auto`, the folder's rule: {rule_description(cuts)} | "
-        f"{rule_rate:.1f} | {rule_rate / bound:.2f} |"
+    rule_rows = [
+        f"| whole `embed_images`, `--num-workers auto`, the folder's rule: {rule_description(cuts)}, "
+        f"{'flip (every command' + chr(39) + 's default)' if flip else '--no-flip'} | {rate:.1f} | {rate / bound:.2f} |"
+        for flip, rate in rule_rates.items()
     ]
-    rule_line = "" if rule_rate is None else f" The folder's centre cuts run at **{rule_rate / rates[workers]:.2f}x** the photo as it is."
+    rule_line = "" if not rule_rates else (
+        f" The folder's default (its centre cuts, flip) runs at **{rule_rates[True] / rates[workers]:.2f}x** the photo as "
+        f"it is without flip; flip under the rule: **{rule_rates[True] / rule_rates[False]:.2f}x** the photos per second of `--no-flip`."
+    )
 
     lines = [
         SECTION,
         "",
         f"`python benchmarks/bench_embedding_pipeline.py --num-images {args.num_images}` — {len(paths)} real photos "
         "(every k-th file of ../shared/data/identities/manifest.csv: pedestrian boxes and LFW faces), batch "
-        f"{args.batch_size}, model: {label} ({pipeline.model.config.image_size} px, flip off as `sapiensid embed`'s "
-        f"default; rows without the folder's rule embed the photo as it is). {workers} worker processes = the cores this process may use; the model runs in the main "
+        f"{args.batch_size}, model: {label} ({pipeline.model.config.image_size} px; rows without the folder's rule "
+        f"embed the photo as it is, without flip). {workers} worker processes = the cores this process may use; the model runs in the main "
         f"process on {torch.get_num_threads()} threads. All in one run:",
         "",
         "| what runs | images / s | x min(a, b) |",

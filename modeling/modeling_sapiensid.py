@@ -35,8 +35,10 @@ from .transformers_compat import init
 class SapiensIDModelOutput(ModelOutput):
     """
     embeddings (`torch.FloatTensor` of shape `(batch_size, output_dim)`):
-        Identity embeddings (not L2-normalised; compare with cosine similarity). Given the centre cuts of the
-        images (`cut_pixel_values`, ...), the sum of the unit embeddings of each image and its cuts.
+        Identity embeddings (not L2-normalised; compare with cosine similarity). Given `mirrored_keypoints`,
+        the sum of the embeddings of each image and of its mirror; given the centre cuts of the images
+        (`cut_pixel_values`, ...), the sum of the unit embeddings of each image and its cuts (each cut's
+        with its mirror's when `cut_mirrored_keypoints` are given).
     last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
         Final-norm encoder output over `[CLS, kept retina tokens..., MASK]`.
     token_ids (`torch.LongTensor` of shape `(batch_size, num_kept)`):
@@ -316,6 +318,8 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         cut_pixel_values: torch.Tensor | None = None,
         cut_pixel_mask: torch.Tensor | None = None,
         cut_keypoints: torch.Tensor | None = None,
+        mirrored_keypoints: torch.Tensor | None = None,
+        cut_mirrored_keypoints: torch.Tensor | None = None,
         mask_ratio: float | None = None,
         keep_all_tokens: bool = False,
         output_attentions: bool | None = None,
@@ -345,6 +349,11 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
             cut's three channels in turn). Given, the embedding of each image is the mean of the unit
             embeddings of the image and its cuts (a cut with no keypoint left adds nothing): the rule the
             folder's figures and thresholds were measured with.
+        mirrored_keypoints (`torch.FloatTensor` of shape `(batch_size, 19, 2)`, *optional*),
+        cut_mirrored_keypoints (`torch.FloatTensor` of shape `(batch_size, cuts, 19, 2)`, *optional*):
+            Flip test-time augmentation (a processor with `embedding_flip` returns them): the keypoints of
+            each horizontally mirrored image (and cut); the embedding of the mirrored pixels at them is
+            added to the image's (the cut's) before the cuts are averaged, as the official evaluators do.
         mask_ratio (`float`, *optional*):
             Fraction of retina tokens to drop. Defaults to `config.mask_ratio` in training and 0 (keep
             every visible token) in evaluation.
@@ -364,6 +373,13 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
             raise ValueError("cut_pixel_values, cut_pixel_mask and cut_keypoints go together: give all three or none")
         if cut_keypoints is not None and cut_keypoints.shape[0] != pixel_values.shape[0]:
             raise ValueError(f"cut_keypoints has {cut_keypoints.shape[0]} images, pixel_values {pixel_values.shape[0]}")
+        if (cut_mirrored_keypoints is not None) != (cut_keypoints is not None and mirrored_keypoints is not None):
+            raise ValueError(
+                "with the cut inputs, mirrored_keypoints and cut_mirrored_keypoints go together (the mirror of the "
+                "image and of each cut); cut_mirrored_keypoints needs both"
+            )
+        if mirrored_keypoints is not None and mirrored_keypoints.shape != keypoints.shape:
+            raise ValueError(f"mirrored_keypoints must have the shape of keypoints {tuple(keypoints.shape)}, got {tuple(mirrored_keypoints.shape)}")
         if mask_ratio is None:
             mask_ratio = config.mask_ratio if self.training else 0.0
 
@@ -388,10 +404,18 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         kept_features = encoded[:, 1 : 1 + selection.token_ids.shape[1]]
         parts = self.head.part_features(kept_features, token_positions, selection.valid, keypoint_positions, keypoints_missing)
         embeddings = self.head(parts)
+        if mirrored_keypoints is not None:
+            mirror = self(
+                pixel_values=pixel_values.flip(-1), keypoints=mirrored_keypoints,
+                pixel_mask=None if pixel_mask is None else pixel_mask.flip(-1),
+                mask_ratio=mask_ratio, keep_all_tokens=keep_all_tokens, return_dict=True,
+            )  # fmt: skip
+            embeddings = (embeddings.float() + mirror.embeddings.float()).to(embeddings.dtype)
         if cut_keypoints is not None:
             pixels, mask, points = cuts_as_batch(cut_pixel_values, cut_pixel_mask, cut_keypoints)
-            cut_output = self(pixel_values=pixels, keypoints=points, pixel_mask=mask, mask_ratio=mask_ratio,
-                              keep_all_tokens=keep_all_tokens, return_dict=True)  # fmt: skip
+            mirrored = None if cut_mirrored_keypoints is None else cut_mirrored_keypoints.reshape(points.shape)
+            cut_output = self(pixel_values=pixels, keypoints=points, pixel_mask=mask, mirrored_keypoints=mirrored,
+                              mask_ratio=mask_ratio, keep_all_tokens=keep_all_tokens, return_dict=True)  # fmt: skip
             cut_embeddings = cut_output.embeddings
             cut_embeddings = cut_embeddings.float().view(*cut_keypoints.shape[:2], -1)
             embeddings = fold_in_cuts(embeddings.float(), cut_embeddings, cut_keypoints.float()).to(embeddings.dtype)

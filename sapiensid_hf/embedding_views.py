@@ -19,41 +19,32 @@ import torch
 import torch.nn.functional as F
 
 from .cut_views import CUT_FEATURES, embedding_cuts, has_cuts
-from .modeling.cut_averaging import cuts_as_batch, fold_in_cuts
 from .parallel_processing import model_threads_beside, process_images
 from .processing.keypoint_layout import flip_keypoints
 
 
 @torch.no_grad()
 def embed_batch(model: torch.nn.Module, features: Any, device: torch.device, flip: bool) -> torch.Tensor:
-    """(B, D) L2-normalised float32 embeddings (on the CPU) of a processor batch; a batch that carries cuts
-    of each photo (processing/centre_cuts.py) gives the mean of the photo and its cuts (modeling/cut_averaging.py)."""
-    embeddings = _embed_view(model, features["pixel_values"], features["keypoints"], features["pixel_mask"], device, flip)
-    if not has_cuts(features):
-        return embeddings
-    cut_keypoints = features[CUT_FEATURES["keypoints"]]
-    pixel_values, pixel_mask, keypoints = cuts_as_batch(features[CUT_FEATURES["pixel_values"]], features[CUT_FEATURES["pixel_mask"]], cut_keypoints)
-    cut_embeddings = _embed_view(model, pixel_values, keypoints, pixel_mask, device, flip)
-    return F.normalize(fold_in_cuts(embeddings, cut_embeddings.view(*cut_keypoints.shape[:2], -1), cut_keypoints.cpu()), dim=-1)
+    """(B, D) L2-normalised float32 embeddings (on the CPU) of a processor batch. The model does the views'
+    arithmetic, as it does for a Hugging Face user of the folder: with `flip` it is given the mirrored
+    keypoints and adds each mirror's embedding; a batch that carries cuts of each photo
+    (processing/centre_cuts.py) gives the mean of the photo and its cuts (modeling/cut_averaging.py)."""
+    keypoints = features["keypoints"]
+    inputs = {"pixel_values": features["pixel_values"], "keypoints": keypoints, "pixel_mask": features["pixel_mask"]}
+    if has_cuts(features):
+        inputs.update({name: features[name] for name in CUT_FEATURES.values()})
+    if flip:  # this call's choice, whatever the processor's own embedding_flip setting
+        inputs["mirrored_keypoints"] = _mirrored(keypoints)
+        if has_cuts(features):
+            inputs["cut_mirrored_keypoints"] = _mirrored(features[CUT_FEATURES["keypoints"]])
+    embeddings = model(**{name: value.to(device) for name, value in inputs.items()}).embeddings
+    return F.normalize(embeddings.float(), dim=-1).cpu()
 
 
-def _embed_view(
-    model: torch.nn.Module,
-    pixel_values: torch.Tensor,
-    keypoints: torch.Tensor,
-    pixel_mask: torch.Tensor,
-    device: torch.device,
-    flip: bool,
-) -> torch.Tensor:
-    """(B, D) L2-normalised float32 embeddings (on the CPU) of one view of each image, plus its mirror with `flip`."""
-    pixel_values, pixel_mask = pixel_values.to(device), pixel_mask.to(device)
-    embeddings = model(pixel_values=pixel_values, keypoints=keypoints.to(device), pixel_mask=pixel_mask).embeddings
-    embeddings = embeddings.float()
-    if flip:
-        mirrored = torch.from_numpy(flip_keypoints(keypoints.cpu().numpy())).to(device)
-        flipped = model(pixel_values=pixel_values.flip(-1), keypoints=mirrored, pixel_mask=pixel_mask.flip(-1))
-        embeddings = embeddings + flipped.embeddings.float()
-    return F.normalize(embeddings, dim=-1).cpu()
+def _mirrored(keypoints: torch.Tensor) -> torch.Tensor:
+    """The keypoints (..., 19, 2) of the horizontally mirrored pictures (processing/keypoint_layout.py)."""
+    points = keypoints.cpu().numpy()
+    return torch.from_numpy(flip_keypoints(points.reshape(-1, *points.shape[-2:])).reshape(points.shape))
 
 
 @dataclass

@@ -99,7 +99,7 @@ class SapiensIDPipeline:
 
     @torch.no_grad()
     def embed_batches(
-        self, images: Sequence[Any], batch_size: int = 8, flip: bool = False, num_workers: int = 0
+        self, images: Sequence[Any], batch_size: int = 8, flip: bool = True, num_workers: int = 0
     ) -> Iterator[tuple[list[int], EmbeddingResult | None, list[tuple[int, BaseException]]]]:
         """Embeddings batch by batch, in order: (indices of the images embedded, their result, failures as
         (index, exception)). `num_workers` processes decode and detect (parallel_processing) while the
@@ -121,10 +121,11 @@ class SapiensIDPipeline:
             yield batch.indices, result, batch.failures
 
     def embed(
-        self, images: Sequence[Any], batch_size: int = 8, flip: bool = False, num_workers: int = 0
+        self, images: Sequence[Any], batch_size: int = 8, flip: bool = True, num_workers: int = 0
     ) -> EmbeddingResult:
-        """Detect, build the retina ROIs and embed; `flip` adds the mirrored view (the evaluation rule,
-        `embedding_views.embed_batch`: about twice the model time, the detector runs once).
+        """Detect, build the retina ROIs and embed; `flip` (on by default, as every tool and the figures of the
+        model's card) adds each view's mirror (`embedding_views.embed_batch`: about twice the model time, the
+        detector runs once).
         `num_workers` > 0 decodes and detects in that many worker processes. The first image that
         cannot be read raises its error, naming it by its index in `images`."""
         if len(images) == 0:
@@ -141,7 +142,7 @@ class SapiensIDPipeline:
         images: Sequence[Any],
         max_people: int = 20,
         min_person_size: float = 48,
-        flip: bool = False,
+        flip: bool = True,
         batch_size: int = 8,
         detections: Sequence[Any] | None = None,
         frame_scales: Sequence[float] = PERSON_FRAME_SCALES,
@@ -283,8 +284,9 @@ def load_model(source: str | os.PathLike) -> SapiensIDModel:
 def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
     """The processor of a model folder or hub repo (or the one its model config implies), for this package's
     embedding loop: the loop applies the model config's rule of centre cuts itself (embed_images: workers,
-    cached cut keypoints, flip, --no-cuts), so the processor's copy of the rule, which `AutoModel` users of
-    the folder get, is checked against it and then turned off here. Raises ModelFolderError when they differ."""
+    cached cut keypoints, --no-cuts) and flips as each call says, so the processor's copy of the rule, which
+    `AutoModel` users of the folder get, is checked against the model config's and then turned off here
+    (cuts and flip). Raises ModelFolderError when the two records of the cuts differ."""
     processor = _folder_processor(source, config)
     recorded = getattr(processor, CUTS_CONFIG_KEY, None)
     if recorded is not None:
@@ -295,6 +297,8 @@ def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
                 "package would embed its photos differently; record the same scales in both (or remove both)"
             )
         setattr(processor, CUTS_CONFIG_KEY, None)
+    if getattr(processor, "embedding_flip", False):
+        processor.embedding_flip = False
     return processor
 
 

@@ -75,7 +75,7 @@ def embed_people(
     images: Sequence[Any],
     max_people: int = DEFAULT_MAX_PEOPLE,
     min_person_size: float = DEFAULT_MIN_PERSON_SIZE,
-    flip: bool = False,
+    flip: bool = True,
     batch_size: int = 8,
     detections: Sequence[PeopleInImage] | None = None,
     frame_scales: Sequence[float] = PERSON_FRAME_SCALES,

@@ -92,7 +92,7 @@ def search_people(
     gallery: PeopleGallery,
     query_person: int = 0,
     top_k: int = 5,
-    flip: bool = False,
+    flip: bool = True,
     max_people: int = 20,
     min_person_size: float = 48,
 ) -> list[PeopleSearchResult]:

@@ -35,7 +35,8 @@ def main() -> None:
     extractor = pipeline("image-feature-extraction", model=folder, trust_remote_code=True)
     unpooled = extractor(photos[0])
     pooled_batch = extractor(photos, pool=True, batch_size=2)
-    photo_alone = extractor(photos[0], pool=True, image_processor_kwargs={"embedding_cuts": None})  # docs/model.md
+    # docs/model.md: the photo alone, without the folder's rule of centre cuts and flip.
+    photo_alone = extractor(photos[0], pool=True, image_processor_kwargs={"embedding_cuts": None, "embedding_flip": False})
     try:
         extractor(nobody, pool=True)
         nobody_error = None
@@ -46,7 +47,7 @@ def main() -> None:
         "transformers": transformers.__version__,
         "model_module": type(model).__module__,
         "direct": direct.tolist(),
-        "cut_inputs": sorted(name for name in inputs if name.startswith("cut_")),
+        "view_inputs": sorted(name for name in inputs if name.startswith("cut_") or "mirrored" in name),
         "photo_alone": photo_alone,
         "unpooled": unpooled,
         "pooled": [row[0] for row in pooled_batch],

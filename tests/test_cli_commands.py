@@ -421,8 +421,8 @@ def test_flip_is_the_evaluation_rule_everywhere(capsys, tmp_path, model_dir, pho
     from sapiensid_hf.embedding_views import embed_batch
 
     first, second = str(photos / QUERY), str(photos / OTHERS[0])
-    flipped = pipeline.embed([first, second], flip=True).embeddings
-    plain = pipeline.embed([first, second]).embeddings
+    flipped = pipeline.embed([first, second]).embeddings  # on by default, as in every command
+    plain = pipeline.embed([first, second], flip=False).embeddings
     # The evaluation runner's function on the same processor batch gives the same numbers.
     features = pipeline.processor([first, second], return_tensors="pt")
     np.testing.assert_allclose(flipped, embed_batch(pipeline.model, features, torch.device("cpu"), flip=True).numpy(), atol=1e-6)
@@ -431,7 +431,7 @@ def test_flip_is_the_evaluation_rule_everywhere(capsys, tmp_path, model_dir, pho
     status, out, err = run_cli(capsys, "compare", first, second, "--model", model_dir, "--json", "--flip")
     assert status == 0, err
     assert json.loads(out)["score"] == pytest.approx(float(flipped[0] @ flipped[1]), abs=1e-5)
-    # A verdict uses flip by default, as the calibrated thresholds were chosen; --no-flip turns it off.
+    # Every command uses flip by default, as the calibrated thresholds were chosen; --no-flip turns it off.
     status, out, err = run_cli(capsys, "compare", first, second, "--model", model_dir, "--json")
     assert status == 0, err
     assert json.loads(out)["score"] == pytest.approx(float(flipped[0] @ flipped[1]), abs=1e-5)
@@ -439,12 +439,12 @@ def test_flip_is_the_evaluation_rule_everywhere(capsys, tmp_path, model_dir, pho
     status, out, err = run_cli(capsys, "compare", first, second, "--model", model_dir, "--json", "--no-flip")
     assert status == 0, err
     assert json.loads(out)["score"] == pytest.approx(float(plain[0] @ plain[1]), abs=1e-5)
-    status, _, err = run_cli(capsys, "embed", first, second, "-o", tmp_path / "f.parquet", "--model", model_dir, "--flip")
+    status, _, err = run_cli(capsys, "embed", first, second, "-o", tmp_path / "f.parquet", "--model", model_dir)
     assert status == 0, err
     table = pq.read_table(tmp_path / "f.parquet")
     np.testing.assert_allclose(np.asarray(table.column("embedding").to_pylist()), flipped, atol=1e-5)
     assert table.schema.metadata[b"sapiensid.flip"] == b"true"
-    status, _, err = run_cli(capsys, "search", first, "--gallery", tmp_path / "f.parquet", "--model", model_dir)
+    status, _, err = run_cli(capsys, "search", first, "--gallery", tmp_path / "f.parquet", "--model", model_dir, "--no-flip")
     assert status == 0 and "embedded with --flip and the queries are embedded without it" in err
 
 

@@ -207,7 +207,7 @@ def test_a_cut_where_the_detector_misses_the_person_uses_the_photos_keypoints(tr
     processor = SapiensIDImageProcessor.from_model_config(model.config, detector=OnlyInWholePhotos(in_cuts), person_crop_fallback=False)
     pipeline = SapiensIDPipeline(model, processor, trained=True)
     photos = [np.random.default_rng(seed).integers(0, 256, (200, 200, 3), dtype=np.uint8) for seed in range(2)]
-    result = pipeline.embed(photos)
+    result = pipeline.embed(photos, flip=False)
     for row, photo in enumerate(photos):
         total = next(embed_images(model, processor, [photo], 1, pipeline.device, False, cut_scales=(1.0,))).embeddings[0].numpy()
         for scale in RULE["scales"][1:]:

@@ -1,7 +1,7 @@
-"""A folder's embedding rule of centre cuts on the Hugging Face path: the processor records the rule
-(preprocessor_config.json `embedding_cuts`) and makes the cuts, the model folds them into its output, so
-`model(**processor(photos))` and the `image-feature-extraction` pipeline give what `sapiensid embed` gives.
-(The shipped folder without this package, on the newest and the oldest supported transformers:
+"""A folder's embedding rule on the Hugging Face path: the processor records it (preprocessor_config.json
+`embedding_cuts`, `embedding_flip`) and makes the cuts and the mirrors' keypoints, the model adds the views
+up, so `model(**processor(photos))` and the `image-feature-extraction` pipeline give what `sapiensid embed`
+gives (flip on, as by default). (The shipped folder without this package, on the newest and the oldest supported transformers:
 tests/test_hub_ecosystem.py.)"""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sapiensid_hf.inference import ModelFolderError, load_model, load_pipeline
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_detector import KeypointResult
+from sapiensid_hf.processing.keypoint_layout import flip_keypoints
 
 RULE = {"scales": [1.0, 0.95, 0.9], "source": "tests"}
 PHOTOS = ("face_a_1.jpg", "street_bus.jpg", "two_men.jpg")
@@ -32,13 +33,13 @@ def rule_dir(tmp_path_factory, trained_tiny_model_dir) -> Path:
     require_detector_files()
     folder = shutil.copytree(trained_tiny_model_dir, tmp_path_factory.mktemp("rule") / "model")
     _record(folder, "config.json", RULE)
-    _record(folder, "preprocessor_config.json", RULE["scales"])
+    _record(folder, "preprocessor_config.json", RULE["scales"], embedding_flip=True)
     return folder
 
 
-def _record(folder: Path, name: str, value) -> None:
+def _record(folder: Path, name: str, cuts, **more) -> None:
     saved = json.loads((folder / name).read_text())
-    (folder / name).write_text(json.dumps({**saved, "embedding_cuts": value}))
+    (folder / name).write_text(json.dumps({**saved, "embedding_cuts": cuts, **more}))
 
 
 def test_the_processor_records_the_rule_and_refuses_a_malformed_one(tmp_path):
@@ -67,17 +68,21 @@ def test_the_processor_makes_the_cuts_the_package_makes(rule_dir, people_dir):
     # Cut keypoints from an earlier call: nothing is detected, the features are the same.
     again = hub_processor(paths, keypoints=features["keypoints"], cut_keypoints=features["cut_keypoints"], return_tensors="np")
     np.testing.assert_array_equal(again["cut_pixel_values"], features["cut_pixel_values"])
-    as_is = hub_processor(paths, return_tensors="np", embedding_cuts=None)
-    assert not any(name.startswith("cut_") for name in as_is)
+    # The mirrors' keypoints: what flip test-time augmentation reads (x -> 1 - x, left and right swapped).
+    np.testing.assert_array_equal(features["mirrored_keypoints"], flip_keypoints(features["keypoints"]))
+    np.testing.assert_array_equal(features["cut_mirrored_keypoints"][:, 1], flip_keypoints(features["cut_keypoints"][:, 1]))
+    as_is = hub_processor(paths, return_tensors="np", embedding_cuts=None, embedding_flip=False)
+    assert not any(name.startswith("cut_") or "mirrored" in name for name in as_is)
     np.testing.assert_array_equal(as_is["keypoints"], features["keypoints"])  # what was found is the photo's
 
 
-def test_model_of_processor_gives_what_sapiensid_embed_gives(rule_dir, people_dir):
+@pytest.mark.parametrize("flip", [True, False])
+def test_model_of_processor_gives_what_sapiensid_embed_gives(rule_dir, people_dir, flip):
     pipeline = load_pipeline(rule_dir)
     paths = [str(people_dir / name) for name in PHOTOS]
-    package = pipeline.embed(paths).embeddings  # `sapiensid embed`'s library function: the rule, no flip
+    package = pipeline.embed(paths, flip=flip).embeddings  # `sapiensid embed [--no-flip]`'s library function
     model = load_model(rule_dir).eval()
-    inputs = SapiensIDImageProcessor.from_pretrained(rule_dir)(paths, return_tensors="pt")
+    inputs = SapiensIDImageProcessor.from_pretrained(rule_dir)(paths, return_tensors="pt", embedding_flip=flip)
     with torch.no_grad():
         output = model(**inputs)
     np.testing.assert_allclose(output.pooler_output.numpy(), package, atol=1e-5)
@@ -96,15 +101,18 @@ def test_the_model_refuses_half_of_the_cut_inputs(rule_dir, people_dir):
         model(**{name: value for name, value in inputs.items() if name != "cut_pixel_mask"})
     with pytest.raises(ValueError, match="cut inputs disagree"):
         model(**{**inputs, "cut_pixel_values": inputs["cut_pixel_values"][:, :3]})
+    with pytest.raises(ValueError, match="mirrored_keypoints and cut_mirrored_keypoints go together"):
+        model(**{name: value for name, value in inputs.items() if name != "cut_mirrored_keypoints"})
 
 
 def test_a_folder_whose_two_records_differ_is_refused(tmp_path, rule_dir):
     folder = shutil.copytree(rule_dir, tmp_path / "model")
-    _record(folder, "preprocessor_config.json", [1.0, 0.9])
+    _record(folder, "preprocessor_config.json", [1.0, 0.9], embedding_flip=True)
     with pytest.raises(ModelFolderError, match=r"preprocessor_config.json records embedding_cuts \[1.0, 0.9\], but config.json"):
         load_pipeline(folder)
     # Agreeing records: the package applies the model config's rule itself, the processor's copy is off.
-    assert load_pipeline(rule_dir).processor.embedding_cuts is None
+    processor = load_pipeline(rule_dir).processor
+    assert processor.embedding_cuts is None and processor.embedding_flip is False  # flip: each call's choice
 
 
 class FailsOnCuts:

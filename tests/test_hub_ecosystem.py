@@ -46,13 +46,14 @@ def nobody_photo(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def package_embeddings(photos) -> dict[str, np.ndarray]:
     """What `sapiensid embed` writes for the photos (the library function it calls; the folder's rule of
-    centre cuts, no flip), and what `sapiensid embed --no-cuts` writes (the photo as it is)."""
+    centre cuts and flip: how the card's figures and thresholds were measured), and what `sapiensid embed
+    --no-cuts --no-flip` writes (the photo as it is)."""
     pipeline = load_pipeline(str(SHIPPED))
     assert pipeline.embedding_cuts == (1.0, 0.95, 0.9)
-    result = pipeline.embed(photos)
+    result = pipeline.embed(photos, flip=True)
     assert result.person_found.all()
     pipeline.model.config.embedding_cuts = None
-    return {"rule": result.embeddings, "as_is": pipeline.embed(photos).embeddings}
+    return {"rule": result.embeddings, "as_is": pipeline.embed(photos, flip=False).embeddings}
 
 
 def _run_check(python: str, photos: list[str], nobody: str, tmp_path: Path, prelude: str = "") -> dict:
@@ -70,11 +71,12 @@ def _assert_matches_the_package(report: dict, package_embeddings: dict[str, np.n
     pooled = np.asarray(report["pooled"])
     assert pooled.shape == package_embeddings["rule"].shape
     np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-6)
-    # pool=True is what `sapiensid embed` writes for the same photo, under the folder's rule of centre cuts
-    # (the processor makes the cuts, the model folds them in); the batch of 3 in pipeline batches of 2.
-    assert report["cut_inputs"] == ["cut_keypoints", "cut_pixel_mask", "cut_pixel_values"]
+    # pool=True is what `sapiensid embed` writes for the same photo, under the folder's rule of centre
+    # cuts and flip (the processor makes the cuts and the mirrors' keypoints, the model adds them up); the
+    # batch of 3 in pipeline batches of 2.
+    assert report["view_inputs"] == ["cut_keypoints", "cut_mirrored_keypoints", "cut_pixel_mask", "cut_pixel_values", "mirrored_keypoints"]
     assert np.abs(pooled - package_embeddings["rule"]).max() <= 1e-5
-    # embedding_cuts=None in the processor call: the photo as it is, what `sapiensid embed --no-cuts` writes.
+    # The rule turned off in the processor call: the photo as it is, `sapiensid embed --no-cuts --no-flip`.
     assert np.abs(np.asarray(report["photo_alone"])[0] - package_embeddings["as_is"][0]).max() <= 1e-5
     assert np.abs(package_embeddings["rule"][0] - package_embeddings["as_is"][0]).max() > 1e-3  # they differ
     # Without pool: the model's first output, the (not normalised) embedding, as the model call gives it.

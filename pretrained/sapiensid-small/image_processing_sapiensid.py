@@ -44,7 +44,14 @@ from .keypoint_detector import (
     KeypointResult,
     require_choice,
 )
-from .keypoint_layout import MISSING, NUM_KEYPOINTS, apply_official_rules, drop_outside, visible
+from .keypoint_layout import (
+    MISSING,
+    NUM_KEYPOINTS,
+    apply_official_rules,
+    drop_outside,
+    flip_keypoints,
+    visible,
+)
 from .people_detection import FoundPerson
 from .people_in_image import DEFAULT_MAX_PEOPLE, DEFAULT_MIN_PERSON_SIZE, PeopleInImage, people_in_photo
 from .person_crop import ContentBounds  # noqa: F401
@@ -81,6 +88,7 @@ class SapiensIDImageProcessorKwargs(TypedDict, total=False):
     detector_cache_dir: str | None
     standing_person_prior: bool
     embedding_cuts: Sequence[float] | None
+    embedding_flip: bool
 
 
 # Settings of the default detector: attributes only (changing one rebuilds it), not per-call arguments.
@@ -109,6 +117,7 @@ _CALL_SETTINGS = (
     "max_image_pixels",
     "standing_person_prior",
     "embedding_cuts",
+    "embedding_flip",
 )
 
 
@@ -147,6 +156,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             and height (centre_cuts.py; the detector runs on each cut), which the model folds into its pooled
             output (the mean of the unit embeddings of the photo and its cuts). None (default) or ``[1.0]``:
             the photo as it is. Pass ``embedding_cuts=None`` to a call for the photo alone.
+        embedding_flip (`bool`, defaults to `False`): flip test-time augmentation, the rest of a folder's
+            embedding rule: each image (and each cut) also yields the keypoints of its mirror image, and the
+            model adds the embedding of the mirrored pixels at them (as the official evaluators do).
         detector_cache_dir (`str`, *optional*): directory of the detector files (default:
             $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
         detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
@@ -167,6 +179,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
     - With `embedding_cuts` beyond 1.0 (C cuts), the cuts' model inputs: ``cut_pixel_values`` (B, 3 * C, S, S)
       (each cut's three channels in turn), ``cut_pixel_mask`` (B, C, S, S), ``cut_keypoints`` (B, C, 19, 2).
       The other outputs are the photo's.
+    - With `embedding_flip`: ``mirrored_keypoints`` (B, 19, 2), the keypoints of each mirrored image (x -> 1 - x,
+      left and right swapped), and with cuts ``cut_mirrored_keypoints`` (B, C, 19, 2).
 
     No person found is not an error here: keypoints are all -1 and ``person_found`` is False. The model's
     semantic head pools at keypoints only, so every such image gets one and the same embedding, whatever
@@ -198,6 +212,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         detector_cache_dir: str | None = None,
         standing_person_prior: bool = False,
         embedding_cuts: Sequence[float] | None = None,
+        embedding_flip: bool = False,
         detector: KeypointDetector | None = None,
         **kwargs,
     ):
@@ -222,6 +237,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         self.face_points = require_choice("face_points", face_points, FACE_POINT_SOURCES)
         self.standing_person_prior = bool(standing_person_prior)
         self.embedding_cuts = _recorded_cuts(embedding_cuts)
+        self.embedding_flip = bool(embedding_flip)
         if recorded is not None and recorded != self.keypoint_rules_version:
             raise ValueError(
                 f"this processor config records keypoint_rules_version={recorded}, but its settings give "
@@ -347,8 +363,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         std = np.asarray(settings["image_std"], dtype=np.float32)
         scales = cut_scales(settings["embedding_cuts"])[1:]
         cut_keypoints = _validate_cut_keypoints(cut_keypoints, len(image_list), len(scales))
-        # Each cut is prepared like a photo, with this call's settings, and has no cuts of its own.
-        cut_settings = {**settings, "embedding_cuts": None}
+        # Each cut is prepared like a photo, with this call's settings, and has no cuts or mirror of its own.
+        cut_settings = {**settings, "embedding_cuts": None, "embedding_flip": False}
 
         def prepare_cut(cut_images: list[np.ndarray], at: np.ndarray | None) -> BatchFeature:
             return self.preprocess(cut_images, keypoints=at, return_tensors="np", **cut_settings)
@@ -373,8 +389,13 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                 known = None if cut_keypoints is None else cut_keypoints[index]
                 cuts.append(cut_features(prepare_cut, rgb, results[-1].keypoints, scales, name, known))
         features = self._assemble(pixel_values, pixel_masks, results, settings, return_tensors)
-        if cuts:
-            data = {key: np.concatenate([cut[key] for cut in cuts]) for key in CUT_FEATURES.values()}
+        data = {key: np.concatenate([cut[key] for cut in cuts]) for key in CUT_FEATURES.values()} if cuts else {}
+        if settings["embedding_flip"]:
+            data["mirrored_keypoints"] = flip_keypoints(np.stack([result.keypoints for result in results]))
+            if cuts:
+                cut_keypoints = data[CUT_FEATURES["keypoints"]]
+                data["cut_mirrored_keypoints"] = flip_keypoints(cut_keypoints.reshape(-1, NUM_KEYPOINTS, 2)).reshape(cut_keypoints.shape)
+        if data:
             features.update(BatchFeature(data=data, tensor_type=return_tensors))
         return features
 

@@ -194,7 +194,7 @@ def embed_images(
     batch_size: int = 8,
     skip_unreadable: bool = False,
     description: str = "embedding",
-    flip: bool = False,
+    flip: bool = True,
     num_workers: int = 0,
 ) -> EmbeddedImages:
     """Embed `paths` in batches of `batch_size` with a progress bar (images/s) on stderr (shown on a

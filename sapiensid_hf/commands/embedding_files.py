@@ -66,7 +66,7 @@ def write_embeddings(
     model: str,
     trained: bool,
     fingerprint: str,
-    flip: bool = False,
+    flip: bool = True,
 ) -> list[Path]:
     """Write the embeddings (and their image paths) in the format of `path`'s suffix; the files written."""
     check_output_path(path)

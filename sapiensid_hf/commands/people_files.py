@@ -36,7 +36,7 @@ def write_people_parquet(
     model: str,
     trained: bool,
     fingerprint: str,
-    flip: bool = False,
+    flip: bool = True,
     frame_scales: Sequence[float] = PERSON_FRAME_SCALES,
 ) -> Path:
     """Write one row per person of `people` (whose image indices point into `image_paths`); `frame_scales`:

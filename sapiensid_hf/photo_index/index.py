@@ -224,7 +224,7 @@ def _no_person_row(photo: Path, digest: str, dimension: int) -> Rows:
 
 
 def build_index(
-    pipeline: Any, photos: Sequence[Path], folder: str | os.PathLike, all_people: bool = False, flip: bool = False,
+    pipeline: Any, photos: Sequence[Path], folder: str | os.PathLike, all_people: bool = False, flip: bool = True,
     index_type: str = "Flat", num_workers: int = 0, model_label: str | None = None,
 ) -> BuildReport:  # fmt: skip
     """A new index of `photos` at `folder` (refused if an index is already there: use `add_to_index`)."""

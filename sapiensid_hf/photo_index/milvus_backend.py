@@ -206,7 +206,7 @@ class MilvusPhotoIndex:
 
     # -- the jobs --------------------------------------------------------------------------------------
 
-    def build(self, pipeline: Any, photos: list[Path], all_people: bool = False, flip: bool = False, model_label: str | None = None) -> BuildReport:
+    def build(self, pipeline: Any, photos: list[Path], all_people: bool = False, flip: bool = True, model_label: str | None = None) -> BuildReport:
         if self.exists:
             raise PhotoIndexError(f"Milvus {self.uri}: collection {self.collection!r} already exists: use `sapiensid index add`")
         photos = [Path(photo).resolve() for photo in photos]

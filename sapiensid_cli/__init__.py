@@ -234,7 +234,8 @@ examples:
   sapiensid embed photos/ --output gallery.parquet && sapiensid search queries/ --gallery gallery.parquet
 
 --output-dir writes ranking.md, ranking.csv (query, rank, score, gallery_image) and ranking.png
-(each query, then its matches with rank and score). Ties keep the gallery order.""",
+(each query, then its matches with rank and score). Ties keep the gallery order. Without --flip /
+--no-flip the queries are embedded the way the embedding file or index was (flip or not; on for a folder).""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("queries", nargs="+", metavar="QUERY", help="query image files and/or folders")
@@ -257,6 +258,7 @@ examples:
         "--output-dir", "-o", metavar="DIR", help="write ranking.md, ranking.csv and ranking.png here"
     )
     _add_many_images_options(parser)
+    parser.set_defaults(flip=None)  # follow the gallery's or index's record (commands/common.follow_recorded_flip)
     _add_people_options(
         parser,
         "rank people, not photos: every person found in the gallery photos (or a FILE.parquet from "
@@ -284,9 +286,9 @@ Running it (the processor still prepares the inputs and finds the keypoints):
   features = processor(images, return_tensors="np")
   session = onnxruntime.InferenceSession("sapiensid.onnx")
   (embeddings,) = session.run(None, {k: features[k] for k in ("pixel_values", "keypoints", "pixel_mask")})
-The graph embeds one view: for a folder with an embedding rule of centre cuts (the shipped model; the
-file's metadata records embedding_cuts), run it on each of the processor's cuts too and average the unit
-embeddings (docs/cli.md, export-onnx).
+The graph embeds one view: `sapiensid embed` adds each view's mirror (flip) and, for a folder with an
+embedding rule of centre cuts (the shipped model; the file's metadata records embedding_cuts), averages
+the photo and the processor's cuts (docs/cli.md, export-onnx, shows how).
 
 By default the torch.export-based exporter is tried first, then the TorchScript one; the result is
 compared with PyTorch under onnxruntime on batches of 2 and 3 before the command succeeds.""",

@@ -446,6 +446,13 @@ def test_flip_is_the_evaluation_rule_everywhere(capsys, tmp_path, model_dir, pho
     assert table.schema.metadata[b"sapiensid.flip"] == b"true"
     status, _, err = run_cli(capsys, "search", first, "--gallery", tmp_path / "f.parquet", "--model", model_dir, "--no-flip")
     assert status == 0 and "embedded with --flip and the queries are embedded without it" in err
+    # Without --flip / --no-flip, search embeds its queries the way the gallery was (an older, unflipped one too).
+    status, _, err = run_cli(capsys, "embed", first, second, "-o", tmp_path / "plain.parquet", "--model", model_dir, "--no-flip")
+    assert status == 0, err
+    status, out, err = run_cli(capsys, "search", first, "--gallery", tmp_path / "plain.parquet", "--model", model_dir)
+    assert status == 0 and "note:" not in err, err
+    second_row = next(line for line in out.splitlines() if line.endswith(f"| {second} |"))
+    assert float(second_row.split("|")[3]) == pytest.approx(float(plain[0] @ plain[1]), abs=1e-4)
 
 
 def test_person_crops_give_a_crop_without_a_detected_person_a_standing_persons_keypoints(capsys, tmp_path, model_dir, photos):

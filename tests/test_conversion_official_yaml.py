@@ -98,6 +98,7 @@ def test_a_different_rgb_mean_is_applied_to_model_and_processor(tmp_path):
     assert model.config.image_mean == [0.485, 0.456, 0.406] and model.config.square_pad is False
     processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert processor["image_mean"] == [0.485, 0.456, 0.406]
+    assert processor["embedding_flip"] is True  # as the official evaluators embed
 
 
 @pytest.mark.parametrize(

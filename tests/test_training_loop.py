@@ -65,6 +65,7 @@ def test_tiny_model_learns_the_identities(people_dataset, tmp_path):
     model = AutoModel.from_pretrained(final, trust_remote_code=True).eval()
     processor = AutoImageProcessor.from_pretrained(final, trust_remote_code=True)
     assert processor.size["height"] == model.config.image_size == 64
+    assert processor.embedding_flip is True  # its Hugging Face users embed as the tools do by default
     photo = sorted(people_dataset[0].parent.glob("images/*/*.png"))[0]
     keypoints = np.full((1, 19, 2), -1, dtype=np.float32)
     inputs = processor([str(photo)], keypoints=keypoints)

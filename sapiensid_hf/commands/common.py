@@ -188,6 +188,13 @@ class EmbeddedImages:
     skipped: list[tuple[Path, str]]  # (path, reason) of images left out
 
 
+def follow_recorded_flip(args: argparse.Namespace, recorded: bool | None) -> None:
+    """`search` embeds its queries the way its gallery or index was embedded (flip or not), unless the
+    command line said --flip / --no-flip; a gallery that records nothing (a folder, an older file): flip."""
+    if args.flip is None:
+        args.flip = True if recorded is None else recorded
+
+
 def embed_images(
     pipeline: SapiensIDPipeline,
     paths: Sequence[Path],

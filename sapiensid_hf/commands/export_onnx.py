@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if pipeline.embedding_cuts[1:]:  # the figures of such a folder are not those of one view
         print(
-            f"NOTE: this model folder embeds a photo as {rule_description(pipeline.embedding_cuts)}; the graph embeds "
-            "one view: run it on the photo and on each of the processor's cuts and average the unit embeddings "
-            "(docs/cli.md, export-onnx; the file's metadata records embedding_cuts)"
+            f"NOTE: this model folder embeds a photo as {rule_description(pipeline.embedding_cuts)}, each view with "
+            "its mirror (flip); the graph embeds one view: run it on the photo, its cuts and their mirrors and "
+            "average (docs/cli.md, export-onnx; the file's metadata records embedding_cuts)"
         )
+    else:
+        print("note: the graph embeds one view; `sapiensid embed` adds its mirror (flip) by default (docs/cli.md, export-onnx)")
     return 0

@@ -18,6 +18,7 @@ from .common import (
     banner,
     collect_images,
     embed_images,
+    follow_recorded_flip,
     model_label,
     not_found_notes,
     open_pipeline,
@@ -57,6 +58,7 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.nda
                 f"gallery {gallery} was embedded by another model or embedding rule ({saved.model}, weights {saved.fingerprint}); "
                 f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model and --no-cuts setting"
             )
+        follow_recorded_flip(args, saved.flip)
         if saved.flip is not None and saved.flip != args.flip:
             print(
                 f"note: {gallery} was embedded {'with' if saved.flip else 'without'} --flip and the queries are "
@@ -69,6 +71,7 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.nda
         names = [name for name, kept in zip(saved.names, keep, strict=True) if kept]
         return names, saved.embeddings[keep]
     paths = collect_images([gallery], recursive=args.recursive, what="gallery")
+    follow_recorded_flip(args, None)
     embedded = _embed_and_report(args, pipeline, paths, "gallery", "left out of the gallery")
     found = embedded.result.person_found.astype(bool)
     if not found.any():

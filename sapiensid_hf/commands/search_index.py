@@ -10,7 +10,7 @@ from pathlib import Path
 from ..inference import UNTRAINED_WARNING
 from ..photo_index import PhotoIndex
 from ..processing.people_in_image import PERSON_FRAME_SCALES
-from .common import CommandError, banner
+from .common import CommandError, banner, follow_recorded_flip
 from .people_files import describe_cuts
 from .ranking_image import RankedRow, render_ranking
 
@@ -23,6 +23,7 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
     else:
         index = PhotoIndex.open(Path(args.index).expanduser())
     index.check_model(pipeline)
+    follow_recorded_flip(args, index.manifest.flip)
     if index.manifest.flip != args.flip:
         print(f"note: the index was embedded {'with' if index.manifest.flip else 'without'} --flip and the queries "
               f"{'with' if args.flip else 'without'} it", file=sys.stderr)  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..inference import UNTRAINED_WARNING, NoPersonFoundError, weights_fingerprint
 from ..people_search import PeopleGallery, PeopleSearchResult, search_people
 from ..processing.people_in_image import PERSON_FRAME_SCALES
-from .common import CommandError, banner, collect_images, model_label
+from .common import CommandError, banner, collect_images, follow_recorded_flip, model_label
 from .embed import embed_people_in_photos
 from .people_files import describe_cuts, read_people_parquet
 from .ranking_image import RankedRow, render_ranking
@@ -63,6 +63,7 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
                 f"gallery {source} was embedded by another model or embedding rule ({saved.model}, weights {saved.fingerprint}); "
                 f"this is {model_label(args.model, pipeline)} (weights {fingerprint}): embed the gallery with the same --model and --no-cuts setting"
             )
+        follow_recorded_flip(args, saved.flip)
         if saved.flip is not None and saved.flip != args.flip:
             print(f"note: {source} was embedded {'with' if saved.flip else 'without'} --flip, the queries "
                   f"{'with' if args.flip else 'without'} it", file=sys.stderr)  # fmt: skip
@@ -72,6 +73,7 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
         gallery = saved.gallery
     else:
         photos = collect_images([source], recursive=args.recursive, what="gallery")
+        follow_recorded_flip(args, None)
         found, kept, _ = embed_people_in_photos(
             pipeline, photos, args.max_people, args.min_person_size, args.flip, args.batch_size, args.skip_unreadable
         )

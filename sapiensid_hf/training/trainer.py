@@ -17,6 +17,7 @@ gradient accumulation and clipping come from Accelerate. What this file adds:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -633,7 +634,10 @@ class Trainer:
                 self.config, self.progress.step, accelerator.num_processes, wall_time
             )
             backbone.save_pretrained(final_dir)
-            self.processor.save_pretrained(final_dir)
+            # The folder's processor flips, as every tool does by default (the training processor stays as it is).
+            folder_processor = copy.copy(self.processor)
+            folder_processor.embedding_flip = True
+            folder_processor.save_pretrained(final_dir)
             self.config.save(final_dir / "training_config.json")
             write_trained_card(final_dir)  # README.md from the training record; `sapiensid push --results` adds the checks
             logger.info("saved the trained model, processor and model card to %s", final_dir)

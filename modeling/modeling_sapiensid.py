@@ -49,11 +49,12 @@ class SapiensIDModelOutput(ModelOutput):
     pooler_output (`torch.FloatTensor` of shape `(batch_size, output_dim)`):
         The embeddings L2-normalised: the identity vector to compare by dot product, what `sapiensid embed`
         writes and what the `image-feature-extraction` pipeline returns with `pool=True`.
-    The other outputs are those of the images themselves, never of their cuts.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*):
         Input of every layer and the output of the last one, each `(batch_size, sequence_length, hidden_size)`.
     attentions (`tuple(torch.FloatTensor)`, *optional*):
         Attention weights of every layer, each `(batch_size, num_heads, sequence_length, sequence_length)`.
+
+    Every output but `embeddings` and `pooler_output` is the images' own, never their mirrors' or cuts'.
     """
 
     embeddings: torch.FloatTensor | None = None
@@ -63,6 +64,27 @@ class SapiensIDModelOutput(ModelOutput):
     pooler_output: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def _check_view_inputs(
+    keypoints: torch.Tensor,
+    mirrored_keypoints: torch.Tensor | None,
+    cuts: tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None],
+    cut_mirrored_keypoints: torch.Tensor | None,
+) -> None:
+    """ValueError for test-time view inputs that do not go together (cuts_as_batch checks the cuts' shapes)."""
+    cut_keypoints = cuts[2]
+    if any(value is not None for value in cuts) and any(value is None for value in cuts):
+        raise ValueError("cut_pixel_values, cut_pixel_mask and cut_keypoints go together: give all three or none")
+    if cut_keypoints is not None and cut_keypoints.shape[0] != keypoints.shape[0]:
+        raise ValueError(f"cut_keypoints has {cut_keypoints.shape[0]} images, keypoints {keypoints.shape[0]}")
+    if (cut_mirrored_keypoints is not None) != (cut_keypoints is not None and mirrored_keypoints is not None):
+        raise ValueError(
+            "with the cut inputs, mirrored_keypoints and cut_mirrored_keypoints go together (the mirror of the "
+            "image and of each cut); cut_mirrored_keypoints needs both"
+        )
+    if mirrored_keypoints is not None and mirrored_keypoints.shape != keypoints.shape:
+        raise ValueError(f"mirrored_keypoints must have the shape of keypoints {tuple(keypoints.shape)}, got {tuple(mirrored_keypoints.shape)}")
 
 
 def refuse_images_without_person(person_found: torch.Tensor) -> None:
@@ -368,18 +390,8 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         self._check_inputs(pixel_values, keypoints, roi_boxes, pixel_mask)
         if person_found is not None:
             refuse_images_without_person(person_found)
-        cut_inputs = (cut_pixel_values, cut_pixel_mask, cut_keypoints)
-        if any(value is not None for value in cut_inputs) and any(value is None for value in cut_inputs):
-            raise ValueError("cut_pixel_values, cut_pixel_mask and cut_keypoints go together: give all three or none")
-        if cut_keypoints is not None and cut_keypoints.shape[0] != pixel_values.shape[0]:
-            raise ValueError(f"cut_keypoints has {cut_keypoints.shape[0]} images, pixel_values {pixel_values.shape[0]}")
-        if (cut_mirrored_keypoints is not None) != (cut_keypoints is not None and mirrored_keypoints is not None):
-            raise ValueError(
-                "with the cut inputs, mirrored_keypoints and cut_mirrored_keypoints go together (the mirror of the "
-                "image and of each cut); cut_mirrored_keypoints needs both"
-            )
-        if mirrored_keypoints is not None and mirrored_keypoints.shape != keypoints.shape:
-            raise ValueError(f"mirrored_keypoints must have the shape of keypoints {tuple(keypoints.shape)}, got {tuple(mirrored_keypoints.shape)}")
+        cuts = (cut_pixel_values, cut_pixel_mask, cut_keypoints)
+        _check_view_inputs(keypoints, mirrored_keypoints, cuts, cut_mirrored_keypoints)
         if mask_ratio is None:
             mask_ratio = config.mask_ratio if self.training else 0.0
 
@@ -404,21 +416,8 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
         kept_features = encoded[:, 1 : 1 + selection.token_ids.shape[1]]
         parts = self.head.part_features(kept_features, token_positions, selection.valid, keypoint_positions, keypoints_missing)
         embeddings = self.head(parts)
-        if mirrored_keypoints is not None:
-            mirror = self(
-                pixel_values=pixel_values.flip(-1), keypoints=mirrored_keypoints,
-                pixel_mask=None if pixel_mask is None else pixel_mask.flip(-1),
-                mask_ratio=mask_ratio, keep_all_tokens=keep_all_tokens, return_dict=True,
-            )  # fmt: skip
-            embeddings = (embeddings.float() + mirror.embeddings.float()).to(embeddings.dtype)
-        if cut_keypoints is not None:
-            pixels, mask, points = cuts_as_batch(cut_pixel_values, cut_pixel_mask, cut_keypoints)
-            mirrored = None if cut_mirrored_keypoints is None else cut_mirrored_keypoints.reshape(points.shape)
-            cut_output = self(pixel_values=pixels, keypoints=points, pixel_mask=mask, mirrored_keypoints=mirrored,
-                              mask_ratio=mask_ratio, keep_all_tokens=keep_all_tokens, return_dict=True)  # fmt: skip
-            cut_embeddings = cut_output.embeddings
-            cut_embeddings = cut_embeddings.float().view(*cut_keypoints.shape[:2], -1)
-            embeddings = fold_in_cuts(embeddings.float(), cut_embeddings, cut_keypoints.float()).to(embeddings.dtype)
+        if mirrored_keypoints is not None or cut_keypoints is not None:
+            embeddings = self.add_views(embeddings, pixel_values, pixel_mask, mirrored_keypoints, cuts, cut_mirrored_keypoints, mask_ratio, keep_all_tokens)
 
         token_ids = selection.token_ids.masked_fill(~selection.valid, -1)
         output = SapiensIDModelOutput(
@@ -431,6 +430,38 @@ class SapiensIDModel(SapiensIDPreTrainedModel):
             attentions=all_attentions,
         )
         return output if return_dict else output.to_tuple()
+
+    def add_views(
+        self,
+        embeddings: torch.Tensor,
+        pixel_values: torch.Tensor,
+        pixel_mask: torch.Tensor | None,
+        mirrored_keypoints: torch.Tensor | None,
+        cuts: tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None],
+        cut_mirrored_keypoints: torch.Tensor | None,
+        mask_ratio: float,
+        keep_all_tokens: bool,
+    ) -> torch.Tensor:
+        """The images' `embeddings` plus their mirrors' (flip test-time augmentation), then averaged with their
+        centre cuts' (each with its own mirror): a folder's embedding rule, each view one more forward pass."""
+        if mirrored_keypoints is not None:
+            mirror = self(
+                pixel_values=pixel_values.flip(-1), keypoints=mirrored_keypoints,
+                pixel_mask=None if pixel_mask is None else pixel_mask.flip(-1),
+                mask_ratio=mask_ratio, keep_all_tokens=keep_all_tokens, return_dict=True,
+            )  # fmt: skip
+            embeddings = (embeddings.float() + mirror.embeddings.float()).to(embeddings.dtype)
+        cut_pixel_values, cut_pixel_mask, cut_keypoints = cuts
+        if cut_keypoints is None:
+            return embeddings
+        pixels, mask, points = cuts_as_batch(cut_pixel_values, cut_pixel_mask, cut_keypoints)
+        mirrored = None if cut_mirrored_keypoints is None else cut_mirrored_keypoints.reshape(points.shape)
+        cut_embeddings = self(
+            pixel_values=pixels, keypoints=points, pixel_mask=mask, mirrored_keypoints=mirrored,
+            mask_ratio=mask_ratio, keep_all_tokens=keep_all_tokens, return_dict=True,
+        ).embeddings  # fmt: skip
+        cut_embeddings = cut_embeddings.float().view(*cut_keypoints.shape[:2], -1)
+        return fold_in_cuts(embeddings.float(), cut_embeddings, cut_keypoints.float()).to(embeddings.dtype)
 
     def embed_selected_tokens(
         self, pixel_values: torch.Tensor, tokens: RetinaTokens, selection: TokenSelection

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cut_detectors import FailsOnCuts, OnlyInWholePhotos
 from detector_files import require_detector_files
 from PIL import Image
 
@@ -27,7 +28,6 @@ from sapiensid_hf.inference import (
 )
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
-from sapiensid_hf.processing.keypoint_detector import KeypointResult
 from sapiensid_hf.processing.people_detection import same_person_keypoints
 from sapiensid_hf.processing.photo_cuts import centre_cut_box, keypoints_in_cut
 
@@ -155,17 +155,6 @@ def test_the_cuts_keypoints_of_a_run_give_the_same_embeddings_without_detecting(
         next(embed_images(model, processor, paths, 2, pipeline.device, keypoints=keypoints, cut_keypoints=cut_keypoints[:, :1]))
 
 
-class FailsOnCuts:
-    """Finds a person in the 200-pixel photos and fails on anything else (their cuts)."""
-
-    def detect(self, square):
-        if square.shape[0] != 200:
-            raise OSError("the detector's model file went missing")
-        keypoints = np.full((19, 2), -1.0, np.float32)
-        keypoints[5:7] = [(0.4, 0.3), (0.6, 0.3)]
-        return KeypointResult(keypoints=keypoints, person_boxes=np.zeros((0, 4), np.float32), source="pose")
-
-
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_under_the_rule_errors_name_the_file_and_its_index(tmp_path, trained_tiny_model_dir, num_workers):
     # The photo is decoded once and its cuts are read from the array: what goes wrong is still said of the file.
@@ -181,23 +170,6 @@ def test_under_the_rule_errors_name_the_file_and_its_index(tmp_path, trained_tin
         SapiensIDPipeline(model, working, trained=True).embed([str(photo), str(broken)], num_workers=num_workers)
     with pytest.raises(RuntimeError, match=r"^image 0 \('.*photo\.png'\), its centre cut to 0\.95: the keypoint detector failed \(OSError: the detector's model"):
         pipeline.embed([str(photo)], num_workers=num_workers)
-
-
-class OnlyInWholePhotos:
-    """A person (shoulders, hips, knees) in the 200-pixel photos; in their cuts nobody, or somebody else in a
-    corner: either way the cut must use the photo's person."""
-
-    def __init__(self, in_cuts: str):
-        self.in_cuts = in_cuts
-
-    def detect(self, square):
-        keypoints = np.full((19, 2), -1.0, np.float32)
-        if square.shape[0] == 200:
-            keypoints[5:11] = [(0.4, 0.3), (0.6, 0.3), (0.42, 0.55), (0.58, 0.55), (0.43, 0.75), (0.57, 0.75)]
-        elif self.in_cuts == "somebody else":
-            keypoints[5:7] = [(0.02, 0.02), (0.06, 0.02)]
-        source = "pose" if (keypoints != -1).any() else "none"
-        return KeypointResult(keypoints=keypoints, person_boxes=np.zeros((0, 4), np.float32), source=source)
 
 
 @pytest.mark.parametrize("in_cuts", ["nobody", "somebody else"])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cut_detectors import FailsOnCuts
 from detector_files import require_detector_files
 from PIL import Image
 
@@ -20,7 +21,6 @@ from sapiensid_hf.embedding_views import embed_images
 from sapiensid_hf.inference import ModelFolderError, load_model, load_pipeline
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
-from sapiensid_hf.processing.keypoint_detector import KeypointResult
 from sapiensid_hf.processing.keypoint_layout import flip_keypoints
 
 RULE = {"scales": [1.0, 0.95, 0.9], "source": "tests"}
@@ -113,17 +113,6 @@ def test_a_folder_whose_two_records_differ_is_refused(tmp_path, rule_dir):
     # Agreeing records: the package applies the model config's rule itself, the processor's copy is off.
     processor = load_pipeline(rule_dir).processor
     assert processor.embedding_cuts is None and processor.embedding_flip is False  # flip: each call's choice
-
-
-class FailsOnCuts:
-    """Finds a person in the 200-pixel photos and fails on anything else (their cuts)."""
-
-    def detect(self, square):
-        if square.shape[0] != 200:
-            raise OSError("the detector's model file went missing")
-        keypoints = np.full((19, 2), -1.0, np.float32)
-        keypoints[5:7] = [(0.4, 0.3), (0.6, 0.3)]
-        return KeypointResult(keypoints=keypoints, person_boxes=np.zeros((0, 4), np.float32), source="pose")
 
 
 def test_processor_errors_name_the_image_and_its_cut(tmp_path):

@@ -583,12 +583,7 @@ def _validate_cut_keypoints(cut_keypoints: Any, batch_size: int, cuts: int) -> n
         return None
     if not cuts:
         raise SapiensIDInputError("cut_keypoints given, but this call makes no centre cuts (embedding_cuts)")
-    if torch.is_tensor(cut_keypoints):
-        cut_keypoints = cut_keypoints.detach().cpu().numpy()
-    try:
-        values = np.asarray(cut_keypoints, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise SapiensIDInputError(f"cut_keypoints could not be read as a float array ({error})") from error
+    values = _float_array(cut_keypoints, "cut_keypoints")
     if values.shape != (batch_size, cuts, NUM_KEYPOINTS, 2):
         raise SapiensIDInputError(
             f"cut_keypoints must have shape ({batch_size}, {cuts}, {NUM_KEYPOINTS}, 2) for {batch_size} image(s) "
@@ -597,13 +592,18 @@ def _validate_cut_keypoints(cut_keypoints: Any, batch_size: int, cuts: int) -> n
     return values
 
 
-def _validate_keypoints(keypoints: Any, batch_size: int) -> np.ndarray:
-    if torch.is_tensor(keypoints):
-        keypoints = keypoints.detach().cpu().numpy()
+def _float_array(values: Any, name: str) -> np.ndarray:
+    """`values` (numpy, torch, nested lists) as a float32 array, or a SapiensIDInputError naming `name`."""
+    if torch.is_tensor(values):
+        values = values.detach().cpu().numpy()
     try:
-        values = np.asarray(keypoints, dtype=np.float32)
+        return np.asarray(values, dtype=np.float32)
     except (TypeError, ValueError) as error:
-        raise SapiensIDInputError(f"keypoints could not be read as a float array ({error})") from error
+        raise SapiensIDInputError(f"{name} could not be read as a float array ({error})") from error
+
+
+def _validate_keypoints(keypoints: Any, batch_size: int) -> np.ndarray:
+    values = _float_array(keypoints, "keypoints")
     if values.shape == (NUM_KEYPOINTS, 2) and batch_size == 1:
         values = values[None]
     if values.shape != (batch_size, NUM_KEYPOINTS, 2):

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .trained_card import render_trained_card, write_trained_card
+
+# `from .module import ...` in a flat code file (at any indentation: some imports are local).
+_RELATIVE_IMPORT = re.compile(r"^\s*from \.(\w+) import", re.MULTILINE)
 
 MODEL_FILE_PATTERNS = (
     "config.json",
@@ -68,7 +72,23 @@ def _check_model_folder(folder: Path) -> dict[str, Any]:
     for code in ("configuration_sapiensid.py", "modeling_sapiensid.py"):
         if not (folder / code).is_file():
             raise PushError(f"{folder}: {code} is missing, so trust_remote_code could not load the model from the Hub")
+    missing = missing_code_files(folder)
+    if missing:
+        raise PushError(
+            f"{folder}: {'; '.join(missing)}, so trust_remote_code could not load it from the Hub; save the folder "
+            "again with save_pretrained (or copy the files from modeling/ and processing/)"
+        )
     return config
+
+
+def missing_code_files(folder: Path) -> list[str]:
+    """"a.py needs b.py" for each relative import of the folder's flat code files that the folder lacks."""
+    missing = []
+    for code in sorted(folder.glob("*.py")):
+        for module in sorted(set(_RELATIVE_IMPORT.findall(code.read_text(encoding="utf-8")))):
+            if not (folder / f"{module}.py").is_file():
+                missing.append(f"{code.name} needs {module}.py")
+    return missing
 
 
 def push_model_folder(

@@ -6,10 +6,11 @@ import shutil
 
 import huggingface_hub
 import pytest
+from conftest import REPO_ROOT
 from huggingface_hub import ModelCard
 
 from sapiensid_cli import main as sapiensid
-from sapiensid_hf.hub_push import PushError, push_model_folder
+from sapiensid_hf.hub_push import PushError, missing_code_files, push_model_folder
 
 # A public-dev results.json in the shape `sapiensid evaluate --benchmark public-dev` writes.
 RESULTS = {
@@ -130,6 +131,16 @@ def test_what_cannot_be_pushed_is_refused_by_name(run_output, tmp_path):
         from sapiensid_hf.model_card import model_index_results
 
         model_index_results(RESULTS, "other")
+
+
+def test_a_folder_missing_a_code_file_its_code_imports_is_refused(tmp_path):
+    # trust_remote_code would fail on the Hub; the shipped folder is complete, a copy without one file is not.
+    shipped = REPO_ROOT / "pretrained" / "sapiensid-small"
+    assert missing_code_files(shipped) == []
+    folder = shutil.copytree(shipped, tmp_path / "model")
+    (folder / "cut_averaging.py").unlink()
+    with pytest.raises(PushError, match=r"modeling_sapiensid.py needs cut_averaging.py, so trust_remote_code could not load it"):
+        push_model_folder(folder, "me/x", dry_run=True)
 
 
 def test_train_py_pushes_the_final_model_at_the_end(run_output, recorded_uploads, monkeypatch, capsys):

@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from markdown_report import difference_table, publish_section
 
-from sapiensid_hf.cut_views import PHOTO_AS_IT_IS, fold_in_cuts
+from sapiensid_hf.cut_views import PHOTO_AS_IT_IS
 from sapiensid_hf.data.common import UndecodedImages
 from sapiensid_hf.embedding_views import embed_images
 from sapiensid_hf.evaluation import public_dev
 from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.modeling.cut_averaging import fold_in_cuts
 from sapiensid_hf.parallel_processing import default_num_workers
 from sapiensid_hf.processing.image_decoding import load_rgb
 from sapiensid_hf.processing.photo_cuts import centre_cut_box, keypoints_in_cut
@@ -66,7 +67,8 @@ def mapped_cuts(pipeline, photos: list[np.ndarray], keypoints: np.ndarray, as_is
         cut_embeddings.append(torch.cat([batch.embeddings for batch in embed(pipeline, cuts, PHOTO_AS_IT_IS, inside)]))
         cut_keypoints.append(torch.from_numpy(inside))
     photo = torch.cat([batch.embeddings for batch in as_is])
-    return fold_in_cuts(photo, torch.stack(cut_embeddings, dim=1), torch.stack(cut_keypoints, dim=1)).numpy()
+    folded = fold_in_cuts(photo, torch.stack(cut_embeddings, dim=1), torch.stack(cut_keypoints, dim=1))
+    return torch.nn.functional.normalize(folded, dim=-1).numpy()  # the sum of unit embeddings, made unit again
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ import numpy as np
 
 from .image_decoding import describe_input, renamed_error
 from .keypoint_detector import SOURCE_NONE
-from .keypoint_layout import NUM_KEYPOINTS
 from .people_detection import same_person_keypoints
 from .photo_cuts import centre_cut_box, keypoints_in_cut
 from .standing_person_prior import SOURCE_PRIOR
@@ -62,20 +61,15 @@ def cut_features(
     """Features of the photo `rgb` (named `name` in errors) cut about its centre to each of `scales` (the
     cuts only, not 1.0): `CUT_FEATURES`' names, batch of one. `prepare(images, keypoints)` is the processor
     (numpy features) for one cut; `keypoints` (19, 2) are the photo's, normalised to its padded square.
-    `cut_keypoints` (cuts, 19, 2): the cuts' keypoints of an earlier call on the same photo, used as they
-    are: nothing is detected, and the features are the same."""
+    `cut_keypoints` (cuts, 19, 2) float32, as the processor checked them: the cuts' keypoints of an earlier
+    call on the same photo, used as they are: nothing is detected, and the features are the same."""
     height, width = rgb.shape[:2]
-    if cut_keypoints is not None and np.shape(cut_keypoints) != (len(scales), NUM_KEYPOINTS, 2):
-        raise ValueError(
-            f"{name}: cut_keypoints of shape {np.shape(cut_keypoints)} given for {len(scales)} cuts; "
-            f"expected ({len(scales)}, {NUM_KEYPOINTS}, 2)"
-        )
     cuts = []
     for index, scale in enumerate(scales):
         box = centre_cut_box(height, width, scale)
         left, top, right, bottom = box
         cut = np.ascontiguousarray(rgb[top:bottom, left:right])
-        known = None if cut_keypoints is None else np.asarray(cut_keypoints[index], dtype=np.float32)
+        known = None if cut_keypoints is None else cut_keypoints[index]
         try:
             cuts.append(_cut_processed(prepare, cut, keypoints_in_cut(keypoints, height, width, box), known))
         except Exception as error:  # said of the photo: "image 0 (<the photo>), its centre cut to 0.9: ..."

@@ -132,20 +132,18 @@ def apply_official_rules(keypoints: np.ndarray) -> np.ndarray:
 
 
 def flip_keypoints(keypoints: np.ndarray) -> np.ndarray:
-    """(19, 2) or (B, 19, 2) keypoints of the horizontally mirrored square image.
+    """(..., 19, 2) keypoints (one image, a batch, a batch of cuts) of the horizontally mirrored square image.
 
     A mirror maps x to 1 - x and turns every pair around, so each left / right and image-ordered pair is
     swapped. That alone keeps "left = larger x" and "eye_1 / mouth_1 = smaller x" whenever both points
     of a pair are visible; for a pair with one visible point the official rules decide its slot, so the
     flipped points go through them again: they are what the detector pipeline reports for the mirror.
     """
-    batch = np.asarray(keypoints, dtype=np.float32)
-    single = batch.ndim == 2
-    batch = batch[None] if single else batch
+    points = np.asarray(keypoints, dtype=np.float32)
+    batch = points.reshape(-1, *points.shape[-2:])
     shown = visible(batch)
     flipped = batch.copy()
     flipped[..., 0] = np.where(shown, 1.0 - batch[..., 0], MISSING)
     first, second = (list(side) for side in zip(*IMAGE_ORDERED_PAIRS, *LEFT_RIGHT_PAIRS, strict=True))
     flipped[:, first + second] = flipped[:, second + first]
-    flipped = canonicalize_left_right(order_face_pairs(flipped))
-    return flipped[0] if single else flipped
+    return canonicalize_left_right(order_face_pairs(flipped)).reshape(points.shape)

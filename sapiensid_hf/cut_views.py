@@ -26,7 +26,6 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from .modeling.cut_averaging import fold_in_cuts
 from .processing.centre_cuts import CUT_FEATURES, PHOTO_AS_IT_IS, cut_scales
 
 CONFIG_KEY = "embedding_cuts"
@@ -63,4 +62,4 @@ def has_cuts(features: Any) -> bool:
     return CUT_FEATURES["pixel_values"] in features
 
 
-__all__ = ["CONFIG_KEY", "CUT_FEATURES", "PHOTO_AS_IT_IS", "embedding_cuts", "fold_in_cuts", "has_cuts", "rule_description", "without_embedding_cuts"]
+__all__ = ["CONFIG_KEY", "CUT_FEATURES", "PHOTO_AS_IT_IS", "embedding_cuts", "has_cuts", "rule_description", "without_embedding_cuts"]

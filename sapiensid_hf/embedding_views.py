@@ -43,8 +43,7 @@ def embed_batch(model: torch.nn.Module, features: Any, device: torch.device, fli
 
 def _mirrored(keypoints: torch.Tensor) -> torch.Tensor:
     """The keypoints (..., 19, 2) of the horizontally mirrored pictures (processing/keypoint_layout.py)."""
-    points = keypoints.cpu().numpy()
-    return torch.from_numpy(flip_keypoints(points.reshape(-1, *points.shape[-2:])).reshape(points.shape))
+    return torch.from_numpy(flip_keypoints(keypoints.cpu().numpy()))
 
 
 @dataclass

@@ -288,17 +288,14 @@ def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
     `AutoModel` users of the folder get, is checked against the model config's and then turned off here
     (cuts and flip). Raises ModelFolderError when the two records of the cuts differ."""
     processor = _folder_processor(source, config)
-    recorded = getattr(processor, CUTS_CONFIG_KEY, None)
-    if recorded is not None:
-        if tuple(recorded) != embedding_cuts(config):
-            raise ModelFolderError(
-                f"{source}: preprocessor_config.json records {CUTS_CONFIG_KEY} {list(recorded)}, but config.json's "
-                f"{CUTS_CONFIG_KEY} gives {list(embedding_cuts(config))}: AutoModel users of the folder and this "
-                "package would embed its photos differently; record the same scales in both (or remove both)"
-            )
-        setattr(processor, CUTS_CONFIG_KEY, None)
-    if getattr(processor, "embedding_flip", False):
-        processor.embedding_flip = False
+    recorded = processor.embedding_cuts
+    if recorded is not None and tuple(recorded) != embedding_cuts(config):
+        raise ModelFolderError(
+            f"{source}: preprocessor_config.json records {CUTS_CONFIG_KEY} {list(recorded)}, but config.json's "
+            f"{CUTS_CONFIG_KEY} gives {list(embedding_cuts(config))}: AutoModel users of the folder and this "
+            "package would embed its photos differently; record the same scales in both (or remove both)"
+        )
+    processor.embedding_cuts, processor.embedding_flip = None, False
     return processor
 
 

@@ -106,26 +106,29 @@ class _OneImageEach(torch.utils.data.Dataset):
         self.keypoints = keypoints
         self.cut_scales = tuple(cut_scales)
         self.cut_keypoints = cut_keypoints
+        # The views are this loop's choice (the model config's cuts or --no-cuts here, flip in embed_batch), never
+        # the processor's own settings (the folder's rule for AutoModel users; load_processor turns them off).
+        self.views_off = {
+            name: off for name, off in (("embedding_cuts", None), ("embedding_flip", False)) if getattr(processor, name, off) != off
+        }
 
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, index: int) -> tuple[int, dict[str, Any] | None, BaseException | None]:
         given = None if self.keypoints is None else self.keypoints[index : index + 1]
-        # The cuts are this loop's choice (the model config's rule, or --no-cuts), never the processor's own
-        # setting (the hub's copy of the rule; load_processor turns it off).
-        cuts = {"embedding_cuts": None} if getattr(self.processor, "embedding_cuts", None) is not None else {}
         try:
             image = self.image_at(index)
             if not self.cut_scales[1:]:
-                return index, dict(self.processor([image], keypoints=given, return_tensors="np", **cuts)), None
+                return index, dict(self.processor([image], keypoints=given, return_tensors="np", **self.views_off)), None
             # Decoded once (a large photo's decode costs as much as a detection): the photo and its cuts are
             # read from the array, and what the processor says about the array is said about the file.
             name = describe_input(image, 0)
             rgb = load_rgb(image, name, getattr(self.processor, "max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS))
             known = None if self.cut_keypoints is None else self.cut_keypoints[index : index + 1]
             try:
-                features = dict(self.processor([rgb], keypoints=given, return_tensors="np", embedding_cuts=list(self.cut_scales), cut_keypoints=known))
+                views = {**self.views_off, "embedding_cuts": list(self.cut_scales)}
+                features = dict(self.processor([rgb], keypoints=given, return_tensors="np", cut_keypoints=known, **views))
             except Exception as error:
                 raise renamed_error(error, describe_input(rgb, 0), name) from error.__cause__
             return index, features, None

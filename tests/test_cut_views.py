@@ -16,7 +16,7 @@ from detector_files import require_detector_files
 from PIL import Image
 
 from sapiensid_cli import main
-from sapiensid_hf.cut_views import embedding_cuts, fold_in_cuts
+from sapiensid_hf.cut_views import embedding_cuts
 from sapiensid_hf.embedding_views import embed_images
 from sapiensid_hf.evaluation.public_dev import embed_rows_of_files
 from sapiensid_hf.inference import (
@@ -26,6 +26,7 @@ from sapiensid_hf.inference import (
     load_pipeline,
     weights_fingerprint,
 )
+from sapiensid_hf.modeling.cut_averaging import fold_in_cuts
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.people_detection import same_person_keypoints

@@ -393,8 +393,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         if settings["embedding_flip"]:
             data["mirrored_keypoints"] = flip_keypoints(np.stack([result.keypoints for result in results]))
             if cuts:
-                cut_keypoints = data[CUT_FEATURES["keypoints"]]
-                data["cut_mirrored_keypoints"] = flip_keypoints(cut_keypoints.reshape(-1, NUM_KEYPOINTS, 2)).reshape(cut_keypoints.shape)
+                data["cut_mirrored_keypoints"] = flip_keypoints(data[CUT_FEATURES["keypoints"]])
         if data:
             features.update(BatchFeature(data=data, tensor_type=return_tensors))
         return features

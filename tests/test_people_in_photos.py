@@ -245,8 +245,11 @@ def test_a_head_and_shoulders_is_cut_as_an_lfw_photo_of_that_face_and_a_whole_bo
     turned[1, 0], turned[2, 0] = 385, 415  # a turned head: the eyes narrow to 3/4, the frame less
     narrowed = Person((320.0, 150.0, 480.0, 320.0), turned, 0.9, True, True, "pose").crop_box(1000, 1000)
     assert 0.80 < (narrowed[2] - narrowed[0]) / (framed[2] - framed[0]) < 0.90
-    walking = keypoints.copy()
-    walking[13:15] = (360, 500), (440, 500)  # hips: a whole body keeps the re-identification framing
+    to_the_hips = keypoints.copy()
+    to_the_hips[13:15] = (360, 500), (440, 500)  # hips without legs (a group behind a table): framed as a face
+    assert Person((320.0, 150.0, 480.0, 520.0), to_the_hips, 0.9, True, True, "pose").crop_box(1000, 1000) == portrait.crop_box(1000, 1000)
+    walking = to_the_hips.copy()
+    walking[15:17] = (365, 650), (435, 650)  # knees: a body seen down to its legs keeps the body's box
     body = Person((320.0, 150.0, 480.0, 700.0), walking, 0.9, True, True, "pose")
     margin = BODY_CROP_MARGIN * 550
     assert body.crop_box(1000, 1000) == (int(np.floor(320 - margin)), int(np.floor(150 - margin)), int(np.ceil(480 + margin)), int(np.ceil(700 + margin)))

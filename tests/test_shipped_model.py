@@ -124,6 +124,9 @@ def test_the_shipped_code_files_are_the_package_code():
         if source is None or source.read_bytes() != copy.read_bytes():
             stale.append(copy.name)
     assert not stale, f"copy modeling/ and processing/ files over pretrained/sapiensid-small/: {stale}"
+    from sapiensid_hf.hub_push import missing_code_files
+
+    assert missing_code_files(SHIPPED) == []  # every file a copy imports is there too (trust_remote_code)
 
 
 def test_the_shipped_model_is_calibrated_and_its_card_shows_the_recorded_thresholds():

@@ -25,12 +25,13 @@ import numpy as np
 import torch
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
-# The five `noqa: F401` imports: transformers 4.x copies a local model folder's code into its module cache
+# The six `noqa: F401` imports: transformers 4.x copies a local model folder's code into its module cache
 # by this file's own relative imports only (5.x, and 4.x from a hub repository, follow them recursively),
 # so the files keypoint_detector.py and people_in_image.py need are named here too.
 from .blaze_ops import Roi  # noqa: F401
 from .centre_cuts import CUT_FEATURES, cut_features, cut_scales
 from .detector_assets import DetectorNotAvailableError
+from .face_frame import cascade_face_box  # noqa: F401
 from .face_points import RetinaFaceFivePoints  # noqa: F401
 from .hog_pedestrians import pedestrian_rois  # noqa: F401
 from .image_decoding import DEFAULT_MAX_IMAGE_PIXELS, SapiensIDInputError, describe_input, load_rgb
@@ -53,7 +54,13 @@ from .keypoint_layout import (
     visible,
 )
 from .people_detection import FoundPerson
-from .people_in_image import DEFAULT_MAX_PEOPLE, DEFAULT_MIN_PERSON_SIZE, PeopleInImage, people_in_photo
+from .people_in_image import (
+    DEFAULT_MAX_PEOPLE,
+    DEFAULT_MIN_PERSON_SIZE,
+    PeopleInImage,
+    people_in_photo,
+    with_face_boxes,
+)
 from .person_crop import ContentBounds  # noqa: F401
 from .photo_cuts import pixel_keypoints_in_crop  # noqa: F401
 from .retina_rois import compute_roi_boxes
@@ -403,13 +410,16 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         image: Any,
         max_people: int = DEFAULT_MAX_PEOPLE,
         min_person_size: float = DEFAULT_MIN_PERSON_SIZE,
+        face_boxes: bool = True,
     ) -> PeopleInImage:
         """Every person in one photo, most prominent first (people_in_image.py, people_detection.py).
 
         Each person has a box and 19 keypoints in the photo's pixels, a detection score, and whether the
         body and the face were seen. People whose box is smaller than `min_person_size` pixels (longer
         side) are skipped and counted; at most `max_people` are returned (`cap_reached` says so).
-        `Person.crop_box` is the part of the photo to embed that person from.
+        `Person.crop_box` is the part of the photo to embed that person from. `face_boxes`: frame a
+        person seen without legs around the box OpenCV's face detector finds (face_frame.py: the rule the
+        model's face photos were cut with); False frames every face from its keypoints alone.
         """
         name = describe_input(image, 0)
         rgb = load_rgb(image, name, self.max_image_pixels)
@@ -429,7 +439,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         finds = [
             FoundPerson(apply_official_rules(find.keypoints), find.box, find.score, find.source) for find in finds
         ]
-        return people_in_photo(finds, rgb.shape[0], rgb.shape[1], max_people, min_person_size)
+        people = people_in_photo(finds, rgb.shape[0], rgb.shape[1], max_people, min_person_size)
+        return with_face_boxes(people, rgb) if face_boxes else people
 
     def _call_settings(self, overrides: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(overrides) - set(_CALL_SETTINGS))

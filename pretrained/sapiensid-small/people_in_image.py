@@ -4,20 +4,23 @@ The detector searches its square copy of the photo (people_detection.py); here i
 the photo's pixels, people below a minimum size are skipped and counted, and the list is capped. Each
 person also gets the crop a single-person embedding is made from: the person with a margin, cut from
 the full-resolution photo, framed like the pictures the model was trained on (a pedestrian crop for a
-whole body, an LFW photo's frame around a face with or without shoulders).
+whole body; for a person seen without legs, the frame of an LFW photo of their face: OpenCV's face box
+widened as LFW's photos were, face_frame.py, or its prediction from the keypoints).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .face_frame import PHOTO_SIDE_PER_BOX_SIDE, cascade_face_box, photo_frame_of_box
 from .keypoint_layout import (
     EYE_1,
     EYE_2,
     LEFT_ANKLE,
     LEFT_HIP,
+    LEFT_KNEE,
     LEFT_SHOULDER,
     MOUTH_1,
     MOUTH_2,
@@ -56,12 +59,18 @@ FACE_CROP_SCALE = 2.0  # an LFW photo is about twice as wide as the face in it
 FACE_FRAME_FACE_SIZE = 0.236
 FACE_FRAME_EYE_DISTANCE = 0.164
 FACE_FRAME_EYES_AT = (0.50, 0.456)
-# The face frame is then cut 10 % tighter about its centre. The frame's side misses the photo's by ~10 %
-# (the log-std above), and what a too-wide frame adds (a neighbour, the wall behind a pasted photo) moves
-# the embedding more than the edge a too-tight one cuts. Chosen on scenes of LFW *training* people
+# The keypoints' face frame is then cut 10 % tighter about its centre. The frame's side misses the photo's
+# by ~10 % (the log-std above), and what a too-wide frame adds (a neighbour, the wall behind a pasted photo)
+# moves the embedding more than the edge a too-tight one cuts. Chosen on scenes of LFW *training* people
 # (benchmarks/bench_people.py's composition, 150 canvases, 449 queries: top-1 0.247 at 1.0, 0.283 / 0.272 /
 # 0.290 at 0.85 / 0.90 / 0.95); pedestrian frames gained nothing there (0.286 at 1.0, 0.289 at 0.95).
 FACE_FRAME_TIGHTENING = 0.9
+# Where OpenCV's face detector finds the face's box (face_frame.py: LFW's own framing rule), the frame is
+# that box widened as LFW widened it, not tightened: its side misses the photo's by less (robust log-std
+# 0.06, benchmarks/bench_face_frame.py). On the scenes of LFW training people above (100 canvases, 614
+# queries, people to the hips framed as faces too), top-1 0.336 with the keypoint frame tightened by 0.9,
+# 0.396 with the box frame, 0.397 / 0.391 with it widened by 1.05 / 1.1 (before people to the hips were
+# framed as faces: 0.352 with the box frame, 0.331 / 0.313 with it tightened by 0.95 / 0.9).
 # A person is embedded from three frames of the same centre, 5 % tighter, as framed and 5 % wider, their
 # embeddings averaged (sapiensid_hf/people_embedding.py): no keypoint rule reproduces a photo's cut to 5 %,
 # and the shipped model moves an embedding a long way for a 5 % reframing (benchmarks/bench_framing.py), so
@@ -84,6 +93,8 @@ class Person:
         face_found: at least two of the face points were found.
         source: "pose" (the body detector), "face" (a face without a body) or "crop" (a photo that is a
             crop of one person).
+        face_box: (x0, y0, x1, y1) in the photo's pixels, the face's box from OpenCV's face detector when
+            `with_face_boxes` found one (face_frame.py): it frames a face without legs; None otherwise.
     """
 
     box: tuple[float, float, float, float]
@@ -92,11 +103,17 @@ class Person:
     body_found: bool
     face_found: bool
     source: str
+    face_box: tuple[float, float, float, float] | None = None
 
     @property
     def whole_body(self) -> bool:
         """Hips, knees or ankles were found: more than a head and shoulders."""
         return bool(visible(self.keypoints)[LEFT_HIP:].any())
+
+    @property
+    def legs_seen(self) -> bool:
+        """Knees or ankles were found: a body seen down to its legs, framed as a body, not as a face."""
+        return bool(visible(self.keypoints)[LEFT_KNEE:].any())
 
     def crop_box(self, width: int, height: int, scale: float = 1.0) -> tuple[int, int, int, int]:
         """The part of the photo this person is embedded from (integer pixels, inside the photo); `scale`
@@ -104,7 +121,9 @@ class Person:
         if scale <= 0:
             raise ValueError(f"scale must be > 0, got {scale}")
         x0, y0, x1, y1 = self.box
-        frame = self._pedestrian_frame() if self.whole_body else self._face_frame()
+        frame = self._pedestrian_frame()
+        if frame is None and not self.legs_seen:
+            frame = self._face_frame()
         if frame is not None and self._frame_fits(frame, width, height):
             x0, y0, x1, y1 = frame
         elif self.body_found:
@@ -154,8 +173,20 @@ class Person:
         )
 
     def _face_frame(self) -> tuple[float, float, float, float] | None:
-        """The square an LFW photo of this face would be (FACE_FRAME_*, FACE_FRAME_TIGHTENING tighter), or None
-        without both eyes."""
+        """The square an LFW photo of this face would be: around the face's detector box when there is one,
+        else from the keypoints, cut FACE_FRAME_TIGHTENING tighter about its centre; None without both eyes."""
+        if self.face_box is not None:
+            return photo_frame_of_box(self.face_box)
+        frame = self.keypoint_face_frame()
+        if frame is None:
+            return None
+        x0, y0, x1, y1 = frame
+        center_x, center_y, half = (x0 + x1) / 2, (y0 + y1) / 2, FACE_FRAME_TIGHTENING * (x1 - x0) / 2
+        return center_x - half, center_y - half, center_x + half, center_y + half
+
+    def keypoint_face_frame(self) -> tuple[float, float, float, float] | None:
+        """The square an LFW photo of this face would be, predicted from the eyes and mouth (FACE_FRAME_*),
+        or None without both eyes."""
         eyes, mouth = self.keypoints[[EYE_1, EYE_2]], self.keypoints[[MOUTH_1, MOUTH_2]]
         if not visible(eyes).all():
             return None
@@ -170,8 +201,7 @@ class Person:
             return None
         middle_x = center_x + (0.5 - FACE_FRAME_EYES_AT[0]) * side
         middle_y = center_y + (0.5 - FACE_FRAME_EYES_AT[1]) * side
-        half = FACE_FRAME_TIGHTENING * side / 2
-        return middle_x - half, middle_y - half, middle_x + half, middle_y + half
+        return middle_x - side / 2, middle_y - side / 2, middle_x + side / 2, middle_y + side / 2
 
 
 @dataclass
@@ -237,6 +267,21 @@ def people_in_photo(
     return PeopleInImage(people, width, height, len(finds), too_small, max_people)
 
 
+def with_face_boxes(people: PeopleInImage, rgb: np.ndarray) -> PeopleInImage:
+    """The same people, each one framed as a face (no legs seen, both eyes seen) given the box OpenCV's
+    face detector finds around its eyes, where it finds one (face_frame.py). `rgb`: the (H, W, 3) uint8
+    photo the people were found in."""
+    framed = []
+    for person in people.people:
+        predicted = None if person.legs_seen else person.keypoint_face_frame()
+        if predicted is not None:
+            eyes = person.keypoints[[EYE_1, EYE_2]].mean(axis=0)
+            expected_box_side = (predicted[2] - predicted[0]) / PHOTO_SIDE_PER_BOX_SIDE
+            person = replace(person, face_box=cascade_face_box(rgb, (float(eyes[0]), float(eyes[1])), expected_box_side))
+        framed.append(person)
+    return replace(people, people=framed)
+
+
 def keypoints_in_crop(person: Person, crop: tuple[int, int, int, int]) -> np.ndarray:
     """The person's keypoints normalised to the padded square of their crop (what the processor takes
     as `keypoints=`); points outside the crop are missing."""
@@ -252,4 +297,5 @@ __all__ = [
     "keypoints_in_crop",
     "people_in_photo",
     "to_photo_pixels",
+    "with_face_boxes",
 ]

@@ -39,18 +39,23 @@ def test_the_index_benchmark_runs_as_a_script(tmp_path):
     assert "| Flat | exact |" in written and "| HNSW32 | efSearch 48 |" in written
 
 
-def test_the_framing_benchmark_runs_as_a_script(tmp_path):
+def run_on_development_photos(script: str, arguments: list[str], tmp_path: Path) -> str:
+    """Run a benchmark that reads ../shared/data/identities with `--write` into a fresh report; its text."""
     identities = BENCHMARKS.parents[1] / "shared" / "data" / "identities"
     if not identities.is_dir():
         pytest.skip(f"development photos not found at {identities}")
     report = tmp_path / "report.md"
     report.write_text("# Benchmarks\n")
     completed = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_framing.py"), "--photos", "6", "--write", str(report)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [sys.executable, str(BENCHMARKS / script), *arguments, "--write", str(report)], capture_output=True, text=True, timeout=600
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    rows = {line.split(" | ")[0].strip("| "): line for line in report.read_text().splitlines() if line.startswith("| ")}
+    return report.read_text()
+
+
+def test_the_framing_benchmark_runs_as_a_script(tmp_path):
+    written = run_on_development_photos("bench_framing.py", ["--photos", "6"], tmp_path)
+    rows = {line.split(" | ")[0].strip("| "): line for line in written.splitlines() if line.startswith("| ")}
     resized = rows["resized to 80 % (same content; baseline)"].strip("| ").split(" | ")
     assert len(resized) == 7 and resized[3] == "1.00x" and resized[6] == "1.00x"  # the baseline, both sets
     assert float(resized[1]) > 0.85 and float(resized[4]) > 0.85  # same content, fewer pixels: nearly itself
@@ -58,17 +63,7 @@ def test_the_framing_benchmark_runs_as_a_script(tmp_path):
 
 
 def test_the_face_frame_benchmark_runs_as_a_script(tmp_path):
-    identities = BENCHMARKS.parents[1] / "shared" / "data" / "identities"
-    if not identities.is_dir():
-        pytest.skip(f"development photos not found at {identities}")
-    report = tmp_path / "report.md"
-    report.write_text("# Benchmarks\n")
-    completed = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_face_frame.py"), "--photos", "8", "--write", str(report)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    written = report.read_text()
+    written = run_on_development_photos("bench_face_frame.py", ["--photos", "8"], tmp_path)
     rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ") for line in written.splitlines() if line.startswith("| ")}
     boxed = rows["OpenCV face box x 2.2, where found"]
     assert int(boxed[1]) >= 6  # LFW photos are frontal faces: the box is found for nearly all of them

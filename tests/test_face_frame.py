@@ -8,7 +8,7 @@ import csv
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from detector_files import require_detector_files
+from detector_files import hide_opencv, require_detector_files
 from PIL import Image
 
 from sapiensid_hf.processing import face_frame
@@ -119,15 +119,6 @@ def test_a_wall_holds_no_face_box():
 
 
 def test_a_missing_opencv_is_named_with_the_way_out(monkeypatch):
-    import importlib
-
-    real_import = importlib.import_module
-
-    def without_opencv(name, *args):
-        if name == "cv2":
-            raise ImportError("No module named 'cv2'")
-        return real_import(name, *args)
-
-    monkeypatch.setattr(face_frame.importlib, "import_module", without_opencv)
+    hide_opencv(monkeypatch, face_frame)
     with pytest.raises(DetectorNotAvailableError, match="face_boxes=False"):
         cascade_face_box(grey_wall(200, 200), (100.0, 100.0), 40.0)

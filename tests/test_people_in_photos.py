@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import SHARED_DATA
-from detector_files import require_detector_files
+from detector_files import hide_opencv, require_detector_files
 from PIL import Image
 
 from sapiensid_cli import main
@@ -200,21 +200,12 @@ def test_pedestrians_seen_from_behind_are_found_by_their_silhouette(processor):
 
 
 def test_the_silhouette_search_finds_nobody_on_a_plain_wall_and_names_opencv_when_it_is_missing(monkeypatch):
-    import importlib
-
     from sapiensid_hf.processing import hog_pedestrians
     from sapiensid_hf.processing.detector_assets import DetectorNotAvailableError
 
     wall = np.clip(150 + np.random.default_rng(1).normal(0, 6, (768, 768, 3)), 0, 255).astype(np.uint8)
     assert hog_pedestrians.pedestrian_rois(wall) == []
-    real_import = importlib.import_module
-
-    def without_opencv(name, *args):
-        if name == "cv2":
-            raise ImportError("No module named 'cv2'")
-        return real_import(name, *args)
-
-    monkeypatch.setattr(hog_pedestrians.importlib, "import_module", without_opencv)
+    hide_opencv(monkeypatch, hog_pedestrians)
     with pytest.raises(DetectorNotAvailableError, match="pip install opencv-python-headless"):
         hog_pedestrians.pedestrian_rois(wall)
 

@@ -124,8 +124,10 @@ def test_the_command_line_builds_adds_and_searches_an_index(model_dir, album, pe
     assert "rows: 5 (photos) from 5 photo(s)" in capsys.readouterr().out
     query = people_dir / "face_a_3.jpg"
     assert main(["search", str(query), "--index", str(folder), "--top-k", "2", "--model", str(model_dir)]) == 0
-    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {query} | 1 |"))
-    assert "| 1.0000 |" in first and str((album / "face_a_3.jpg").resolve()) in first
+    lines = capsys.readouterr().out.splitlines()
+    first = next(line for line in lines if line.startswith(f"| {query} | 1 |"))
+    assert first == f"| {query} | 1 | 1.0000 | {(album / 'face_a_3.jpg').resolve()} |"  # a photo index: no person, no box
+    assert "| query | rank | score | photo |" in lines
 
 
 def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, tmp_path, capsys):
@@ -142,7 +144,10 @@ def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, t
     # An index built before the cuts were recorded (one cut a person) is searched with a note.
     model = str(pipeline.source)
     assert main(["search", str(people_dir / "two_men.jpg"), "--index", str(folder), "--model", model]) == 0
-    assert "note:" not in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "note:" not in captured.err and "| query | rank | score | photo | person | box |" in captured.out
+    best = next(line for line in captured.out.splitlines() if " | 1 | " in line).strip("| ").split(" | ")
+    assert len(best) == 6 and best[4].isdigit() and best[5].startswith("(")  # the person's number and box
     manifest_file = next(folder.glob("v[0-9]*")) / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
     del manifest["person_frame_scales"]

@@ -60,12 +60,19 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
     hits = index.search(np.stack(vectors), args.top_k, **settings)
     warning = "" if pipeline.trained else "UNTRAINED MODEL (random weights): these scores carry no identity information"
     lines = [f"**{warning}**", ""] if warning else []
-    lines += ["| query | rank | score | photo | person | box |", "| --- | ---: | ---: | --- | ---: | --- |"]
+    # A photo index has one row a photo: no person number or box to show.
+    lines += (
+        ["| query | rank | score | photo | person | box |", "| --- | ---: | ---: | --- | ---: | --- |"]
+        if per_person
+        else ["| query | rank | score | photo |", "| --- | ---: | ---: | --- |"]
+    )
     for query, query_hits in zip(searched, hits, strict=True):
         for rank, hit in enumerate(query_hits, start=1):
-            person = "" if hit.person_index < 0 else str(hit.person_index)
-            box = "" if hit.box is None else "(" + ", ".join(f"{round(v)}" for v in hit.box) + ")"
-            lines.append(f"| {query} | {rank} | {hit.score:.4f} | {hit.path} | {person} | {box} |")
+            row = f"| {query} | {rank} | {hit.score:.4f} | {hit.path} |"
+            if per_person:
+                box = "" if hit.box is None else "(" + ", ".join(f"{round(v)}" for v in hit.box) + ")"
+                row += f" {hit.person_index} | {box} |"
+            lines.append(row)
     table = "\n".join(lines) + "\n"
     print(table, end="")
     if args.output_dir is not None:

@@ -79,6 +79,10 @@ FACE_FRAME_TIGHTENING = 0.9
 # one frame, 0.309 with these three (0.299 with 0.90 / 1.0 / 1.10, 0.302 with five from 0.90 to 1.10);
 # faces 449 queries, 0.272 with one, 0.307 with these three (0.316 / 0.318).
 PERSON_FRAME_SCALES = (0.95, 1.0, 1.05)
+# The framing rule above, as people files and per-person indexes record it: faces framed around OpenCV's face
+# box where it is found. Files and indexes made before 2026-12-04 framed every face from its keypoints and
+# lack the record; `search` notes it (they still search, a little less well).
+PERSON_FRAMING = "face-box"
 
 
 @dataclass
@@ -292,6 +296,7 @@ __all__ = [
     "DEFAULT_MAX_PEOPLE",
     "DEFAULT_MIN_PERSON_SIZE",
     "PERSON_FRAME_SCALES",
+    "PERSON_FRAMING",
     "PeopleInImage",
     "Person",
     "keypoints_in_crop",

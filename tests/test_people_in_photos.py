@@ -430,7 +430,16 @@ def test_search_all_people_ranks_people_names_the_box_and_picks_the_query_person
     metadata = {key: value for key, value in old.schema.metadata.items() if key != b"sapiensid.person_frame_scales"}
     pq.write_table(old.replace_schema_metadata(metadata), tmp_path / "old.parquet")
     assert main(["search", str(query), "--gallery", str(tmp_path / "old.parquet"), "--all-people", "--model", model]) == 0
-    assert "holds people embedded from one cut a person" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds people embedded from one cut a person" in err and "faces framed from their keypoints" not in err
+    # a people file made before faces were framed around OpenCV's face box: the same note names the framing
+    assert pq.read_table(people_file).schema.metadata[b"sapiensid.person_framing"] == b"face-box"
+    unframed = {key: value for key, value in old.schema.metadata.items() if key != b"sapiensid.person_framing"}
+    pq.write_table(old.replace_schema_metadata(unframed), tmp_path / "unframed.parquet")
+    assert main(["search", str(query), "--gallery", str(tmp_path / "unframed.parquet"), "--all-people", "--model", model]) == 0
+    err = capsys.readouterr().err
+    assert "holds people embedded with faces framed from their keypoints" in err and "one cut a person" not in err
+    assert "embed the gallery again for the best ranking" in err
     metadata[b"sapiensid.person_frame_scales"] = b"[0.95, oops]"
     pq.write_table(old.replace_schema_metadata(metadata), tmp_path / "bad.parquet")
     assert main(["search", str(query), "--gallery", str(tmp_path / "bad.parquet"), "--all-people", "--model", model]) != 0

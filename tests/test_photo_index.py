@@ -20,7 +20,7 @@ from sapiensid_cli import main
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.photo_index import PhotoIndex, PhotoIndexError, add_to_index, build_index, remove_from_index
 from sapiensid_hf.photo_index.store import writer_lock
-from sapiensid_hf.processing.people_in_image import PERSON_FRAME_SCALES
+from sapiensid_hf.processing.people_in_image import PERSON_FRAME_SCALES, PERSON_FRAMING
 
 PHOTOS = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg")
 MORE = ("face_a_3.jpg", "street_bus.jpg")
@@ -140,6 +140,7 @@ def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, t
     assert hit.path.endswith("street_bus.jpg") and hit.person_index == 1 and hit.score == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(hit.box, own.person.box, atol=1e-3)
     assert index.manifest.person_frame_scales == list(PERSON_FRAME_SCALES)
+    assert index.manifest.person_framing == PERSON_FRAMING
 
     # An index built before the cuts were recorded (one cut a person) is searched with a note.
     model = str(pipeline.source)
@@ -155,7 +156,16 @@ def test_a_per_person_index_names_the_person_and_the_box(pipeline, people_dir, t
     assert main(["search", str(people_dir / "two_men.jpg"), "--index", str(folder), "--model", model]) == 0
     assert "the index holds people embedded from one cut a person" in capsys.readouterr().err
     assert main(["index", "info", str(folder)]) == 0
-    assert "people embedded from one cut a person" in capsys.readouterr().out
+    assert "people embedded from one cut a person (written before the cuts were recorded), faces framed around OpenCV's face box" in capsys.readouterr().out
+    # An index built before faces were framed around OpenCV's face box: the note and `info` say so.
+    manifest_file.write_text(json.dumps({key: value for key, value in manifest.items() if key != "person_framing"}))
+    assert main(["search", str(people_dir / "two_men.jpg"), "--index", str(folder), "--model", model]) == 0
+    assert "people embedded from one cut a person (written before the cuts were recorded), the queries from cuts at 0.95, 1, 1.05 of the frame; and with faces framed from their keypoints" in capsys.readouterr().err
+    assert main(["index", "info", str(folder)]) == 0
+    assert "faces framed from their keypoints (made before" in capsys.readouterr().out
+    manifest_file.write_text(json.dumps({**manifest, "person_framing": 3}))
+    with pytest.raises(PhotoIndexError, match="manifest.json: person_framing is not the name of a framing rule"):
+        PhotoIndex.open(folder)
     manifest_file.write_text(json.dumps({**manifest, "person_frame_scales": "wide"}))
     with pytest.raises(PhotoIndexError, match="manifest.json: person_frame_scales is not a list of scales"):
         PhotoIndex.open(folder)

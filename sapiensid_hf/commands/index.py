@@ -12,7 +12,7 @@ from ..parallel_processing import resolve_num_workers
 from ..photo_index import BuildReport, PhotoIndex, add_to_index, build_index, remove_from_index
 from ..photo_index.process_split import is_writer
 from .common import CommandError, collect_images, model_label, open_pipeline
-from .people_files import describe_cuts
+from .people_files import describe_cuts, describe_framing
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,5 +96,5 @@ def _info(folder: Path) -> int:
           f"{int(index.rows.person_found.sum())} with a person")  # fmt: skip
     print(f"  embedding: {manifest.dimension}-d, flip {'on' if manifest.flip else 'off'}; faiss index: {manifest.index_type}")
     if manifest.per_person:
-        print(f"  people embedded from {describe_cuts(manifest.person_frame_scales)}")
+        print(f"  people embedded from {describe_cuts(manifest.person_frame_scales)}, {describe_framing(manifest.person_framing)}")
     return 0

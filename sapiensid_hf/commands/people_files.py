@@ -4,8 +4,8 @@ Columns: ``path``, ``person_index`` (0 = the photo's most prominent person), ``b
 the photo's pixels), ``score``, ``body_found``, ``face_found``, ``keypoint_source`` ("redetected" /
 "given", see people_embedding.py), ``embedding`` (D float32, L2-normalised). The schema metadata is an
 image file's (model, weights fingerprint, trained, flip) plus ``sapiensid.rows = "people"``, the cuts
-each person's embedding averages (``sapiensid.person_frame_scales``, JSON) and, per photo, what was left
-out. A photo with nobody in it has no row. The file is written next to its final
+each person's embedding averages (``sapiensid.person_frame_scales``, JSON), how faces were framed
+(``sapiensid.person_framing``) and, per photo, what was left out. A photo with nobody in it has no row. The file is written next to its final
 name and moved there in one step, so a killed write leaves the previous file whole.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from ..atomic_files import write_atomically
 from ..people_embedding import PeopleEmbeddings
 from ..people_search import GalleryPerson, PeopleGallery
-from ..processing.people_in_image import PERSON_FRAME_SCALES
+from ..processing.people_in_image import PERSON_FRAME_SCALES, PERSON_FRAMING
 from .common import CommandError
 
 ROWS_KEY = "sapiensid.rows"
@@ -75,6 +75,7 @@ def write_people_parquet(
         "sapiensid.l2_normalized": "true",
         "sapiensid.flip": "true" if flip else "false",
         "sapiensid.person_frame_scales": json.dumps([float(scale) for scale in frame_scales]),
+        "sapiensid.person_framing": PERSON_FRAMING,
         "sapiensid.photos": json.dumps(photos),
     }
     write_atomically(path, lambda temporary: pq.write_table(table.replace_schema_metadata(metadata), temporary))
@@ -88,6 +89,26 @@ def describe_cuts(frame_scales: Sequence[float] | None) -> str:
     return f"cuts at {', '.join(f'{scale:g}' for scale in frame_scales)} of the frame"
 
 
+def describe_framing(framing: str | None) -> str:
+    """How the faces of a file's or an index's people were framed (processing/people_in_image.py)."""
+    if framing == PERSON_FRAMING:
+        return "faces framed around OpenCV's face box"
+    return "faces framed from their keypoints (made before faces were framed around OpenCV's face box)"
+
+
+def embedded_otherwise_note(holder: str, frame_scales: Sequence[float] | None, framing: str | None, remedy: str) -> str | None:
+    """The note `search` prints when the people of `holder` (a file, an index) were embedded otherwise than
+    people are now, or None: it still searches, a little less well."""
+    differences = []
+    if frame_scales is None or tuple(frame_scales) != PERSON_FRAME_SCALES:
+        differences.append(f"from {describe_cuts(frame_scales)}, the queries from {describe_cuts(PERSON_FRAME_SCALES)}")
+    if framing != PERSON_FRAMING:
+        differences.append(f"with {describe_framing(framing)}")
+    if not differences:
+        return None
+    return f"note: {holder} holds people embedded {'; and '.join(differences)}: {remedy} for the best ranking"
+
+
 @dataclass
 class SavedPeople:
     """A people file read back: the gallery and what is known of the model that embedded it."""
@@ -97,6 +118,7 @@ class SavedPeople:
     fingerprint: str | None
     flip: bool | None
     frame_scales: tuple[float, ...] | None = None  # None: written before the cuts were recorded (one cut)
+    framing: str | None = None  # PERSON_FRAMING; None: written before faces were framed by OpenCV's face box
 
 
 def read_people_parquet(path: Path) -> SavedPeople:
@@ -131,8 +153,11 @@ def read_people_parquet(path: Path) -> SavedPeople:
         raise CommandError(f"{path}: its sapiensid.person_frame_scales is not a list of scales ({scales!r}: {error})") from None
     return SavedPeople(
         PeopleGallery(people, embeddings), metadata.get("sapiensid.model"), metadata.get("sapiensid.weights_fingerprint"), flip,
-        frame_scales,
+        frame_scales, metadata.get("sapiensid.person_framing"),
     )
 
 
-__all__ = ["SavedPeople", "describe_cuts", "read_people_parquet", "write_people_parquet"]
+__all__ = [
+    "SavedPeople", "describe_cuts", "describe_framing", "embedded_otherwise_note", "read_people_parquet",
+    "write_people_parquet",
+]  # fmt: skip

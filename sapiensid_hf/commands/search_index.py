@@ -9,9 +9,8 @@ from pathlib import Path
 
 from ..inference import UNTRAINED_WARNING
 from ..photo_index import PhotoIndex
-from ..processing.people_in_image import PERSON_FRAME_SCALES
 from .common import CommandError, banner, follow_recorded_flip
-from .people_files import describe_cuts
+from .people_files import embedded_otherwise_note
 from .ranking_image import RankedRow, render_ranking
 
 
@@ -28,10 +27,11 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
         print(f"note: the index was embedded {'with' if index.manifest.flip else 'without'} --flip and the queries "
               f"{'with' if args.flip else 'without'} it", file=sys.stderr)  # fmt: skip
     per_person = index.manifest.per_person
-    if per_person and index.manifest.person_frame_scales != list(PERSON_FRAME_SCALES):
-        print(f"note: the index holds people embedded from {describe_cuts(index.manifest.person_frame_scales)}, the "
-              f"queries from {describe_cuts(PERSON_FRAME_SCALES)}: build the index again for the best ranking",
-              file=sys.stderr)  # fmt: skip
+    note = per_person and embedded_otherwise_note(
+        "the index", index.manifest.person_frame_scales, index.manifest.person_framing, "build the index again"
+    )
+    if note:
+        print(note, file=sys.stderr)
     searched, vectors, boxes = [], [], []
     if per_person or args.all_people:
         found = pipeline.embed_people(queries, flip=args.flip)

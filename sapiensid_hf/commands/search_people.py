@@ -10,10 +10,9 @@ from pathlib import Path
 
 from ..inference import UNTRAINED_WARNING, NoPersonFoundError, weights_fingerprint
 from ..people_search import PeopleGallery, PeopleSearchResult, search_people
-from ..processing.people_in_image import PERSON_FRAME_SCALES
 from .common import CommandError, banner, collect_images, follow_recorded_flip, model_label
 from .embed import embed_people_in_photos
-from .people_files import describe_cuts, read_people_parquet
+from .people_files import embedded_otherwise_note, read_people_parquet
 from .ranking_image import RankedRow, render_ranking
 
 TABLE_COLUMNS = ("query", "query_person", "rank", "score", "gallery_image", "person", "box")
@@ -67,9 +66,9 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
         if saved.flip is not None and saved.flip != args.flip:
             print(f"note: {source} was embedded {'with' if saved.flip else 'without'} --flip, the queries "
                   f"{'with' if args.flip else 'without'} it", file=sys.stderr)  # fmt: skip
-        if saved.frame_scales != PERSON_FRAME_SCALES:
-            print(f"note: {source} holds people embedded from {describe_cuts(saved.frame_scales)}, the queries from "
-                  f"{describe_cuts(PERSON_FRAME_SCALES)}: embed the gallery again for the best ranking", file=sys.stderr)  # fmt: skip
+        note = embedded_otherwise_note(str(source), saved.frame_scales, saved.framing, "embed the gallery again")
+        if note:
+            print(note, file=sys.stderr)
         gallery = saved.gallery
     else:
         photos = collect_images([source], recursive=args.recursive, what="gallery")

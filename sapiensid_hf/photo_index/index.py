@@ -23,7 +23,7 @@ import numpy as np
 from ..inference import weights_fingerprint
 from ..processing.detector_assets import file_sha256
 from ..processing.image_decoding import SapiensIDInputError
-from ..processing.people_in_image import PERSON_FRAME_SCALES
+from ..processing.people_in_image import PERSON_FRAME_SCALES, PERSON_FRAMING
 from .process_split import embed_rows_in_every_process, is_writer, wait_for_the_writer, writer_lock_if_writer
 from .store import (
     Manifest,
@@ -242,6 +242,7 @@ def build_index(
             model=model_label or pipeline.description, weights_fingerprint=weights_fingerprint(pipeline.model),
             flip=flip, dimension=rows.embeddings.shape[1], index_type=index_type, per_person=all_people, rows=len(rows),
             person_frame_scales=list(PERSON_FRAME_SCALES) if all_people else None,
+            person_framing=PERSON_FRAMING if all_people else None,
         )  # fmt: skip
         if is_writer():
             write_version(folder, manifest, rows, build_faiss_index(rows, index_type))

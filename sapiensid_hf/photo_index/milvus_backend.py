@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..inference import weights_fingerprint
-from ..processing.people_in_image import PERSON_FRAME_SCALES
+from ..processing.people_in_image import PERSON_FRAME_SCALES, PERSON_FRAMING
 from .index import BuildReport, SearchHit, embed_rows, photos_to_embed
 from .store import Manifest, PhotoIndexError, Rows, checked_manifest
 
@@ -217,6 +217,7 @@ class MilvusPhotoIndex:
             model=model_label or pipeline.description, weights_fingerprint=weights_fingerprint(pipeline.model), flip=flip,
             dimension=rows.embeddings.shape[1], index_type="milvus FLAT IP", per_person=all_people, rows=len(rows),
             person_frame_scales=list(PERSON_FRAME_SCALES) if all_people else None,
+            person_framing=PERSON_FRAMING if all_people else None,
         )  # fmt: skip
         self._create(manifest)
         with self.writer_lease():

@@ -51,6 +51,9 @@ class Manifest:
     # Per-person rows: the cuts each person's embedding averages (people_embedding.py); None for photo rows
     # and for indexes built before the cuts were recorded (one cut a person).
     person_frame_scales: list[float] | None = None
+    # Per-person rows: how their faces were framed (processing/people_in_image.PERSON_FRAMING); None for photo
+    # rows and for indexes built before faces were framed around OpenCV's face box.
+    person_framing: str | None = None
 
     def people_cuts(self) -> tuple[float, ...]:
         """The cuts its people are embedded from, which an add must use too: as recorded, or one cut (the
@@ -140,6 +143,8 @@ def checked_manifest(manifest: Manifest, where: str) -> Manifest:
     scales = manifest.person_frame_scales
     if scales is not None and not (isinstance(scales, list) and all(isinstance(scale, int | float) for scale in scales)):
         raise PhotoIndexError(f"{where}: person_frame_scales is not a list of scales ({scales!r})")
+    if manifest.person_framing is not None and not isinstance(manifest.person_framing, str):
+        raise PhotoIndexError(f"{where}: person_framing is not the name of a framing rule ({manifest.person_framing!r})")
     if manifest.format != FORMAT or manifest.format_version > FORMAT_VERSION:
         raise PhotoIndexError(f"{where}: format {manifest.format} v{manifest.format_version} is not readable here")
     return manifest

@@ -26,6 +26,7 @@ from markdown_report import publish_section
 
 from sapiensid_hf.processing import SapiensIDImageProcessor
 from sapiensid_hf.processing.face_frame import PHOTO_SIDE_PER_BOX_SIDE, photo_frame_of_box
+from sapiensid_hf.processing.people_detection import box_overlaps
 
 SECTION = "## Framing a face like the training photos"
 IDENTITIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "identities"
@@ -44,8 +45,7 @@ def frame_errors(frame: tuple[float, float, float, float], side: float) -> tuple
     x0, y0, x1, y1 = frame
     log_side = float(np.log((x1 - x0) / side))
     centre = float(np.hypot((x0 + x1) / 2 - side / 2, (y0 + y1) / 2 - side / 2)) / side
-    overlap = max(0.0, min(x1, side) - max(x0, 0.0)) * max(0.0, min(y1, side) - max(y0, 0.0))
-    iou = overlap / ((x1 - x0) * (y1 - y0) + side * side - overlap)
+    iou, _ = box_overlaps(np.asarray(frame, dtype=np.float64), np.array([0.0, 0.0, side, side]))
     return log_side, centre, iou
 
 

@@ -1,13 +1,21 @@
-"""Shared test fixtures: repository paths and small SapiensID models."""
+"""Shared test fixtures: repository paths and small SapiensID models; one box-overlap helper."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 PEOPLE_DIR = SHARED_DATA / "people"
+
+
+def box_iou(first, second) -> float:
+    """Intersection over union of two xyxy boxes (processing/people_detection.box_overlaps)."""
+    from sapiensid_hf.processing.people_detection import box_overlaps
+
+    return box_overlaps(np.asarray(first, dtype=np.float32), np.asarray(second, dtype=np.float32))[0]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, box_iou
 from detector_files import hide_opencv, require_detector_files
 from PIL import Image
 
@@ -37,12 +37,6 @@ def grey_wall(height: int, width: int) -> np.ndarray:
     return np.clip(150 + np.random.default_rng(0).normal(0, 6, (height, width, 3)), 0, 255).astype(np.uint8)
 
 
-def iou(first, second) -> float:
-    (a0, b0, a1, b1), (c0, d0, c1, d1) = first, second
-    inter = max(0.0, min(a1, c1) - max(a0, c0)) * max(0.0, min(b1, d1) - max(b0, d0))
-    return inter / ((a1 - a0) * (b1 - b0) + (c1 - c0) * (d1 - d0) - inter)
-
-
 def test_an_lfw_photo_pasted_into_a_scene_is_framed_where_it_was_pasted(processor):
     # Each photo was cut from a news photo around OpenCV's face box widened 2.2 times: the same kind of box,
     # found on the pasted face, gives back where the photo lies in the scene.
@@ -55,10 +49,10 @@ def test_an_lfw_photo_pasted_into_a_scene_is_framed_where_it_was_pasted(processo
     found = processor.detect_people(canvas)
     framed = []
     for box in pasted:
-        inside = [person for person in found.people if iou(person.box, box) > 0 and not person.legs_seen]
-        person = max(inside, key=lambda person: iou(person.box, box))
+        inside = [person for person in found.people if box_iou(person.box, box) > 0 and not person.legs_seen]
+        person = max(inside, key=lambda person: box_iou(person.box, box))
         assert person.face_box is not None
-        framed.append(iou(photo_frame_of_box(person.face_box), box))
+        framed.append(box_iou(photo_frame_of_box(person.face_box), box))
         tightened = person.crop_box(canvas.shape[1], canvas.shape[0])
         assert (tightened[2] - tightened[0]) == pytest.approx(
             PHOTO_SIDE_PER_BOX_SIDE * (person.face_box[2] - person.face_box[0]), abs=2

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, box_iou
 from detector_files import hide_opencv, require_detector_files
 from PIL import Image
 
@@ -478,11 +478,6 @@ def test_compare_on_photos_with_several_people_reports_the_best_pair(pipeline, p
     out = capsys.readouterr().out
     assert f"best-matching pair: person {best[0]} of A and person {best[1]} of B" in out
     assert "all pairs (rows: people of A, columns: people of B):" in out and "the best of" in out
-
-
-def box_iou(first, second) -> float:
-    """Intersection over union of two xyxy boxes (processing/people_detection.box_overlaps)."""
-    return box_overlaps(np.asarray(first, dtype=np.float32), np.asarray(second, dtype=np.float32))[0]
 
 
 def test_detections_already_made_are_used_as_they_are(pipeline, people_dir):

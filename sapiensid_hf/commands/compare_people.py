@@ -11,6 +11,7 @@ from ..inference import UNTRAINED_WARNING, NoPersonFoundError
 from ..people_compare import PeopleComparison
 from ..people_embedding import PersonEmbedding
 from .common import CommandError, banner
+from .people_files import box_text
 
 
 def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipeline, detections=None) -> int:
@@ -49,11 +50,10 @@ def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipe
 
 
 def _describe(person: PersonEmbedding) -> str:
-    box = ", ".join(f"{round(value)}" for value in person.person.box)
     seen = "face and body" if person.person.face_found and person.person.body_found else (
         "face only" if person.person.face_found else "body only, no face"
     )
-    return f"box ({box}), {seen}"
+    return f"box {box_text(person.person.box)}, {seen}"
 
 
 def _as_json(first: Path, second: Path, comparison: PeopleComparison, verdict: str, trained: bool) -> dict:

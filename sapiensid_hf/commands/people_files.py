@@ -89,6 +89,11 @@ def describe_cuts(frame_scales: Sequence[float] | None) -> str:
     return f"cuts at {', '.join(f'{scale:g}' for scale in frame_scales)} of the frame"
 
 
+def box_text(box: Sequence[float]) -> str:
+    """A person's box as the tables and messages show it: "(x0, y0, x1, y1)" in whole pixels."""
+    return "(" + ", ".join(f"{round(value)}" for value in box) + ")"
+
+
 def describe_framing(framing: str | None) -> str:
     """How the faces of a file's or an index's people were framed (processing/people_in_image.py)."""
     if framing == PERSON_FRAMING:
@@ -158,6 +163,6 @@ def read_people_parquet(path: Path) -> SavedPeople:
 
 
 __all__ = [
-    "SavedPeople", "describe_cuts", "describe_framing", "embedded_otherwise_note", "read_people_parquet",
+    "SavedPeople", "box_text", "describe_cuts", "describe_framing", "embedded_otherwise_note", "read_people_parquet",
     "write_people_parquet",
 ]  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..inference import UNTRAINED_WARNING
 from ..photo_index import PhotoIndex
 from .common import CommandError, banner, follow_recorded_flip
-from .people_files import embedded_otherwise_note
+from .people_files import box_text, embedded_otherwise_note
 from .ranking_image import RankedRow, render_ranking
 
 
@@ -70,8 +70,7 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
         for rank, hit in enumerate(query_hits, start=1):
             row = f"| {query} | {rank} | {hit.score:.4f} | {hit.path} |"
             if per_person:
-                box = "" if hit.box is None else "(" + ", ".join(f"{round(v)}" for v in hit.box) + ")"
-                row += f" {hit.person_index} | {box} |"
+                row += f" {hit.person_index} | {'' if hit.box is None else box_text(hit.box)} |"
             lines.append(row)
     table = "\n".join(lines) + "\n"
     print(table, end="")

@@ -12,7 +12,7 @@ from ..inference import UNTRAINED_WARNING, NoPersonFoundError, weights_fingerpri
 from ..people_search import PeopleGallery, PeopleSearchResult, search_people
 from .common import CommandError, banner, collect_images, follow_recorded_flip, model_label
 from .embed import embed_people_in_photos
-from .people_files import embedded_otherwise_note, read_people_parquet
+from .people_files import box_text, embedded_otherwise_note, read_people_parquet
 from .ranking_image import RankedRow, render_ranking
 
 TABLE_COLUMNS = ("query", "query_person", "rank", "score", "gallery_image", "person", "box")
@@ -85,10 +85,6 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
     return gallery
 
 
-def _box_text(box) -> str:
-    return "(" + ", ".join(f"{round(value)}" for value in box) + ")"
-
-
 def _markdown(results: list[PeopleSearchResult], warning: str) -> str:
     lines = [f"**{warning}**", ""] if warning else []
     lines += ["| query | query person | rank | score | gallery image | person | box |",
@@ -97,7 +93,7 @@ def _markdown(results: list[PeopleSearchResult], warning: str) -> str:
         for rank, match in enumerate(result.matches, start=1):
             lines.append(
                 f"| {result.query} | {result.query_person.person_index} | {rank} | {match.score:.4f} | "
-                f"{match.person.path} | {match.person.person_index} | {_box_text(match.person.box)} |"
+                f"{match.person.path} | {match.person.person_index} | {box_text(match.person.box)} |"
             )
     return "\n".join(lines) + "\n"
 

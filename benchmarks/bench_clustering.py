@@ -18,55 +18,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from dev_embeddings import DEFAULT_CACHE, DEFAULT_KEYPOINT_CACHE, development_embeddings
 from markdown_report import publish_section
 
 from sapiensid_hf.clustering import bcubed_scores, cluster_embeddings, pairwise_scores
 from sapiensid_hf.cut_views import rule_description
-from sapiensid_hf.evaluation.public_dev import dev_keypoints, embed_rows, load_dev_sets
-from sapiensid_hf.inference import load_pipeline, weights_fingerprint
+from sapiensid_hf.inference import load_pipeline
 
 SECTION = "## Clustering the development people"
-REPO = Path(__file__).resolve().parents[1]
-IDENTITIES = REPO.parent / "shared" / "data" / "identities"
-
-
-def conreid_subset(dev, people: int, per_person: int, seed: int) -> np.ndarray:
-    """Rows of the first `people` query identities (sorted), at most `per_person` photos each."""
-    pids = np.asarray(dev.dataset["pid"])
-    roles = np.asarray(dev.dataset["role"])
-    chosen = sorted(set(pids[roles == "query"].tolist()))[:people]
-    rng = np.random.default_rng(seed)
-    rows = []
-    for pid in chosen:
-        members = np.flatnonzero(pids == pid)
-        rows += sorted(rng.choice(members, size=min(per_person, len(members)), replace=False).tolist())
-    return np.asarray(rows)
-
-
-def load_cached(path: Path, fingerprint: str, conreid_people: int) -> dict:
-    """Embeddings of an earlier run of this benchmark with the same weights and subset, if any."""
-    if not path.is_file():
-        return {}
-    stored = np.load(path, allow_pickle=False)
-    if str(stored["fingerprint"]) != fingerprint or int(stored["conreid_people"]) != conreid_people:
-        return {}
-    return {name: (stored[f"{name}_embeddings"], stored[f"{name}_labels"]) for name in ("lfw_fold7", "cuhk03_val", "conreid")}
-
-
-def save_cached(path: Path, fingerprint: str, conreid_people: int, data: dict) -> None:
-    arrays = {f"{name}_{part}": value for name, (embeddings, labels) in data.items()
-              for part, value in (("embeddings", embeddings), ("labels", labels))}  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, fingerprint=fingerprint, conreid_people=conreid_people, **arrays)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--conreid-people", type=int, default=40)
-    parser.add_argument("--keypoint-cache", type=Path, default=REPO / "outputs" / "dev_keypoints")
+    parser.add_argument("--keypoint-cache", type=Path, default=DEFAULT_KEYPOINT_CACHE)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, default=REPO / "outputs" / "bench_clustering_embeddings.npz",
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                         help="embeddings kept between runs (same weights and subset only)")
     parser.add_argument(
         "--thresholds",
@@ -82,22 +50,8 @@ def main() -> None:
         raise SystemExit(
             f"{pipeline.description} records no calibrated thresholds: run `sapiensid calibrate` first"
         )
-    sets = load_dev_sets(IDENTITIES)
-    data = load_cached(args.cache, weights_fingerprint(pipeline.model), args.conreid_people)
-    for name in () if data else ("lfw_fold7", "cuhk03_val", "conreid"):
-        dev = sets[name]
-        keypoints = dev_keypoints(dev, pipeline.processor, args.keypoint_cache, num_workers=0)
-        rows = (
-            conreid_subset(dev, args.conreid_people, 12, args.seed)
-            if name == "conreid"
-            else np.arange(len(dev.dataset))
-        )
-        subset = dev.dataset.select(rows.tolist())
-        embeddings = embed_rows(pipeline.model, pipeline.processor, subset, keypoints[rows], flip=True)
-        found = (keypoints[rows] != -1).all(axis=-1).any(axis=-1)  # a photo with nobody is not clustered
-        labels = np.asarray([f"{name}:{pid}" for pid in subset["pid"]])
-        data[name] = (embeddings[found], labels[found])
-    save_cached(args.cache, weights_fingerprint(pipeline.model), args.conreid_people, data)
+    found = development_embeddings(pipeline, args.conreid_people, args.seed, args.cache, args.keypoint_cache)
+    data = {name: (embeddings, labels) for name, (embeddings, labels, _) in found.items()}
     data["lfw + cuhk03 (mixed)"] = tuple(
         np.concatenate(parts) for parts in zip(data["lfw_fold7"], data["cuhk03_val"], strict=True)
     )

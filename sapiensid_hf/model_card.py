@@ -248,7 +248,32 @@ def thresholds_section(config: dict) -> str:
         "thresholds were chosen. Chosen on development pairs only; for your own use, choose one on "
         "labelled pairs of your data.\n\n"
         "| pictures | pairs from | pairs (same person) | best-accuracy threshold | accuracy there | threshold at FAR 1e-2 | TAR there |\n"
-        "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + f"\n\nSource: {record.get('source', 'unrecorded')}.\n"
+        "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n\n" + _best_of_pairs_paragraph(record)
+        + f"Source: {record.get('source', 'unrecorded')}.\n"
+    )
+
+
+def _best_of_pairs_paragraph(record: dict) -> str:
+    """What the record's FAR curves are for, with the thresholds they give for two photos of 2, 3, 4 people."""
+    from .evaluation.calibration import choose_threshold
+
+    if not all("far_curve" in record[kind] for kind in ("face", "body")):
+        return ""
+    raised = " and ".join(
+        f"{label} " + " / ".join(
+            f"{choose_threshold(record, kind == 'face', 'this folder', pairs=pairs).value:.3f}" for pairs in (4, 9, 16)
+        )
+        for label, kind in (("faces", "face"), ("bodies", "body"))
+    )  # fmt: skip
+    curves = " and on ".join(
+        f"{record[kind]['far_curve']['pairs_from']} ({record[kind]['far_curve']['different_pairs']:,})" for kind in ("face", "body")
+    )
+    return (
+        "When two photos of several people are compared, the verdict is on the best of all their pairs, which "
+        "different people reach far more often than one pair does; the threshold is then raised so that the "
+        "best of N different-person pairs passes as often as one pair passes the threshold above: "
+        f"{raised} for the best of 4 / 9 / 16 pairs (two photos of 2 / 3 / 4 people), read from the "
+        f"false-accept rates recorded (`far_curve`) on {curves} (docs/cli.md, \"Which threshold\").\n\n"
     )
 
 

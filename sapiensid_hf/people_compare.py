@@ -2,7 +2,9 @@
 
 `compare_people` embeds each person (people_embedding.py), scores all pairs, and reports the
 best-matching pair with a verdict at the threshold `SapiensIDPipeline.verify` would use for those two
-people (the calibrated face threshold when both show a face, the body one otherwise). `sapiensid compare`
+people (the calibrated face threshold when both show a face, the body one otherwise), raised for the
+number of pairs the best one was picked from (evaluation/far_curve.py): the best of 8 pairs of different
+people passes a one-pair threshold far more often than one pair does. `sapiensid compare`
 takes this path when a photo holds more than one person; the Space lets the visitor pick a person on
 each side (`pair`).
 """
@@ -28,6 +30,7 @@ class PeopleComparison:
     scores: np.ndarray  # (len(people_a), len(people_b)) cosine similarities
     pair: tuple[int, int]  # the pair the verdict is about: the best-matching one unless chosen
     threshold: Any  # evaluation.calibration.ChosenThreshold for that pair
+    pairs_judged: int = 1  # how many pairs that pair is the best of: the threshold is raised for them
 
     @property
     def score(self) -> float:
@@ -64,17 +67,26 @@ def compare_people(
     if nobody:
         raise NoPersonFoundError(f"no person found in photo {' and '.join(nobody)}: nothing to compare")
     scores = _matrix(people_a) @ _matrix(people_b).T
-    pair = _chosen_pair(scores, pair)
+    asked = pair if pair is not None else (None, None)
+    pair = _chosen_pair(scores, asked)
     both_faces = people_a[pair[0]].person.face_found and people_b[pair[1]].person.face_found
     made_with = embedding_rule_record(flip, pipeline.embedding_cuts)
-    chosen = choose_threshold(pipeline.calibration, both_faces, pipeline.description, threshold, made_with)
-    return PeopleComparison(people_a, people_b, scores, pair, chosen)
+    judged = pairs_judged(scores.shape, asked)
+    chosen = choose_threshold(pipeline.calibration, both_faces, pipeline.description, threshold, made_with, pairs=judged)
+    return PeopleComparison(people_a, people_b, scores, pair, chosen, judged)
 
 
-def _chosen_pair(scores: np.ndarray, pair: tuple[int | None, int | None] | None) -> tuple[int, int]:
+def pairs_judged(shape: tuple[int, int], asked: tuple[int | None, int | None]) -> int:
+    """How many pairs the verdict's pair is the best of: every pair when no person is chosen, the other
+    photo's people when one side is, one when both are."""
+    first, second = asked
+    return (shape[0] if first is None else 1) * (shape[1] if second is None else 1)
+
+
+def _chosen_pair(scores: np.ndarray, pair: tuple[int | None, int | None]) -> tuple[int, int]:
     """The pair asked for; a None side is filled with the best match of the other side (both None: the
     best-matching pair of all)."""
-    first, second = pair if pair is not None else (None, None)
+    first, second = pair
     for side, (index, count) in enumerate(((first, scores.shape[0]), (second, scores.shape[1]))):
         if index is not None and not 0 <= index < count:
             raise PersonChoiceError(
@@ -93,4 +105,4 @@ def _matrix(people: Sequence[PersonEmbedding]) -> np.ndarray:
     return np.stack([person.embedding for person in people]).astype(np.float32)
 
 
-__all__ = ["PeopleComparison", "PersonChoiceError", "compare_people"]
+__all__ = ["PeopleComparison", "PersonChoiceError", "compare_people", "pairs_judged"]

@@ -324,10 +324,11 @@ class DemoHandlers:
             f"Compared {how}: person {first} of A with person {second} of B (yellow boxes). Type a person's "
             "number under a picture to compare another; -1 picks the best match."
         )
-        if comparison.scores.size > 1:
+        if comparison.pairs_judged > 1:
             messages.append(
-                f"The best of {comparison.scores.size} pairs: a threshold set for one pair lets more false matches "
-                "through when the best of many is taken."
+                f"The best of {comparison.pairs_judged} pairs is judged, so the threshold is raised above the one "
+                "for a single pair (its origin says by how much): the best of many pairs of different people "
+                "scores higher than one pair. Choose a person on each side to judge one pair."
             )
         if not self.pipeline.trained:
             messages.insert(0, UNTRAINED_WARNING)

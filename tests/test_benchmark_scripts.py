@@ -101,3 +101,24 @@ def test_the_difference_table_shows_each_figure_and_its_difference_to_the_baseli
         "| as shipped | 39.3 | 31.3 |",
         "| mean removed | 38.9 (-0.4) | 32.7 (+1.4) |",
     ]
+
+
+def test_the_group_compare_benchmark_draws_different_people_or_one_shared_person_from_another_photo(monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_group_compare import draw_groups
+
+    labels = np.repeat([f"p{index}" for index in range(12)], 4)  # 12 people, 4 photos each: 2 a camera
+    cameras = np.tile([0, 0, 1, 1], 12)
+    people = {label: np.flatnonzero(labels == label) for label in np.unique(labels)}
+    rng = np.random.default_rng(0)
+    for shared in (False, True):
+        for _ in range(50):
+            first, second = draw_groups(rng, people, cameras, 3, shared, cross_camera=True)
+            assert len(set(labels[first])) == 3 and len(set(labels[second])) == 3  # one photo a person
+            common = set(labels[first]) & set(labels[second])
+            assert common == ({labels[first[0]]} if shared else set())
+            assert (cameras[first] == 0).all() and (cameras[second] == 1).all()  # A from camera 0, B from 1
+            if shared:
+                assert labels[second[0]] == labels[first[0]] and second[0] != first[0]  # another photo of them

@@ -139,6 +139,32 @@ def test_compare_and_verify_use_the_recorded_threshold_of_the_kind_of_pictures(c
     assert "threshold: 0.410 (faces, best accuracy on LFW fold 7" in capsys.readouterr().out
 
 
+def test_compare_of_two_group_photos_raises_the_threshold_for_the_pairs_it_picks_the_best_from(tmp_path, trained_tiny_model_dir, people_dir):
+    from sapiensid_hf.evaluation.far_curve import FarCurve
+
+    different = np.random.default_rng(0).normal(0.25, 0.1, 50_000)  # a made-up model's different-person cosines
+    record = {**RECORD, "source": "tests"}
+    for kind in ("face", "body"):
+        points = {point: RECORD[kind][point] for point in ("best_accuracy", "far_1e-2")}
+        curve = FarCurve.from_different_scores(different, "made-up pairs", points)
+        record[kind] = {**RECORD[kind], "far_curve": curve.to_record()}
+    folder = shutil.copytree(trained_tiny_model_dir, tmp_path / "model")
+    record_calibration(folder, record)
+    pipeline = load_pipeline(str(folder))
+    photos = str(people_dir / "two_men.jpg"), str(people_dir / "street_bus.jpg")
+    detections = [pipeline.processor.detect_people(photo) for photo in photos]
+    best = pipeline.compare_people(*photos, detections=detections)
+    pairs = best.scores.size
+    assert pairs > 1 and best.pairs_judged == pairs
+    kind = best.threshold.kind
+    assert best.threshold.value == choose_threshold(record, kind == "face", pipeline.description, pairs=pairs).value
+    assert best.threshold.value > record[kind]["best_accuracy"] and f"the best of {pairs} pairs is judged" in best.threshold.origin
+    # Both people chosen: one pair, the calibrated threshold as it is.
+    one = pipeline.compare_people(*photos, pair=best.pair, detections=detections)
+    assert one.pairs_judged == 1 and one.threshold.value == record[one.threshold.kind]["best_accuracy"]
+    assert "raised" not in one.threshold.origin
+
+
 def test_record_calibration_keeps_every_other_field_and_leaves_no_partial_file(calibrated_dir):
     config = json.loads((calibrated_dir / "config.json").read_text())
     assert config["calibration"] == RECORD and config["training"]["trainer"].startswith("tests")
@@ -164,6 +190,11 @@ def test_calibrate_command_records_thresholds_chosen_on_the_development_pairs(ca
     assert record["body"]["pairs"] == 36 and record["body"]["same_pairs"] == 12  # 6 x 6 cross-camera, 3 people
     for kind in ("face", "body"):
         assert -1 <= record[kind]["best_accuracy"] <= 1 and 0.5 <= record[kind]["accuracy_at_best"] <= 1
+        curve = record[kind]["far_curve"]  # what compare raises the threshold with for the best of several pairs
+        assert set(curve["far_at"]) == {"best_accuracy", "far_1e-2"} and curve["thresholds_at_far"]
+    # Faces: every different-person pair of the fold's photos, not only the protocol's 5 different pairs.
+    assert record["face"]["far_curve"]["different_pairs"] > 5
+    assert record["body"]["far_curve"]["different_pairs"] == 24
     assert record["embedded_with"] == {"flip": True, "cut_scales": [1.0]}  # how the scores it chose on were made
     assert "| face (LFW fold 7" in captured.out and "recorded in" in captured.out
     assert load_pipeline(str(model_dir)).calibration == record

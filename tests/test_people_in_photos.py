@@ -473,6 +473,7 @@ def test_compare_on_photos_with_several_people_reports_the_best_pair(pipeline, p
     assert report["pair"] == [int(best[0]), int(best[1])] and report["score"] == pytest.approx(expected.max(), abs=1e-5)
     assert report["same_person"] == (report["score"] >= report["threshold"])
     assert len(report["people_a"]) == 2 and report["people_a"][0]["person"] == 0
+    assert report["pairs_judged"] == expected.size  # the best of every pair: the verdict says so
 
     assert main(["compare", str(first), str(second), "--all-pairs", "--model", str(pipeline.source)]) == 0
     out = capsys.readouterr().out

@@ -35,10 +35,6 @@ def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipe
         print(f"threshold: {comparison.threshold.describe()}")
         suffix = "   <-- MEANINGLESS: untrained weights" if not pipeline.trained else ""
         print(f"verdict at threshold {comparison.threshold.value:.3f}: {verdict}{suffix}")
-        pairs = comparison.scores.size
-        if pairs > 1:
-            print(f"note: the best of {pairs} pairs; a threshold set for one pair lets more false matches "
-                  "through when the best of many is taken")  # fmt: skip
         if args.all_pairs:
             print("all pairs (rows: people of A, columns: people of B):")
             print("      " + "".join(f"B{column:<7}" for column in range(len(comparison.people_b))))
@@ -75,6 +71,7 @@ def _as_json(first: Path, second: Path, comparison: PeopleComparison, verdict: s
         "threshold": comparison.threshold.value,
         "threshold_kind": comparison.threshold.kind,
         "threshold_origin": comparison.threshold.origin,
+        "pairs_judged": comparison.pairs_judged,
         "same_person": comparison.same,
         "verdict": verdict,
         "trained": trained,

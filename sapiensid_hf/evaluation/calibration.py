@@ -12,10 +12,13 @@ bodies, whose pairs are mostly different people, the best balanced accuracy, the
 kinds' accuracies) and `far_1e-2` (the lowest threshold at which at most 1 % of the different-person
 pairs are accepted). `compare`, the Space and `SapiensIDPipeline.verify` use `best_accuracy` of faces when
 both pictures show a face, of bodies otherwise, and say which threshold they use and where it came from.
+Each kind also keeps its FAR curve (far_curve.py): when the verdict is on the best of several pairs (two
+group photos), the threshold is raised so that different people pass as rarely as one pair does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -28,6 +31,7 @@ import numpy as np
 
 from ..atomic_files import write_json_atomically
 from ..cut_views import PHOTO_AS_IT_IS, rule_description
+from .far_curve import FarCurve, best_of_pairs_threshold
 
 KINDS = ("face", "body")
 OPERATING_POINTS = ("best_accuracy", "far_1e-2")
@@ -80,6 +84,14 @@ def cross_camera_pairs(embeddings: np.ndarray, pids: np.ndarray, camids: np.ndar
     return scores.reshape(-1), same.reshape(-1)
 
 
+def different_person_scores(embeddings: np.ndarray, pids: np.ndarray) -> np.ndarray:
+    """The cosine of every pair i < j of different people; embeddings L2-normalised."""
+    scores = embeddings @ embeddings.T
+    first, second = np.triu_indices(len(embeddings), k=1)
+    different = pids[first] != pids[second]
+    return scores[first[different], second[different]]
+
+
 @dataclass
 class KindThresholds:
     best_accuracy: float
@@ -88,6 +100,7 @@ class KindThresholds:
     tar_at_far_1e_2: float
     pairs: int
     same_pairs: int
+    far_curve: FarCurve | None = None  # FAR against threshold on a wider set of different-person pairs
 
     @classmethod
     def from_pairs(cls, scores: np.ndarray, same: np.ndarray, balanced: bool) -> KindThresholds:
@@ -103,8 +116,14 @@ class KindThresholds:
             accuracy = (accept == same).mean()
         return cls(threshold, float(accuracy), strict, float((scores[same] >= strict).mean()), len(same), int(same.sum()))
 
+    def with_far_curve(self, different_scores: Any, pairs_from: str) -> KindThresholds:
+        """These thresholds with the FAR curve of `different_scores` (cosines of different-person pairs),
+        which records the FAR of both thresholds on those pairs."""
+        points = {"best_accuracy": self.best_accuracy, "far_1e-2": self.far_1e_2}
+        return dataclasses.replace(self, far_curve=FarCurve.from_different_scores(different_scores, pairs_from, points))
+
     def to_record(self) -> dict[str, Any]:
-        return {
+        record = {
             "best_accuracy": self.best_accuracy,
             "accuracy_at_best": round(self.accuracy, 6),
             "far_1e-2": self.far_1e_2,
@@ -112,6 +131,9 @@ class KindThresholds:
             "pairs": self.pairs,
             "same_pairs": self.same_pairs,
         }
+        if self.far_curve is not None:
+            record["far_curve"] = self.far_curve.to_record()
+        return record
 
 
 def embedding_rule_words(flip: bool, cut_scales: Sequence[float]) -> str:
@@ -166,18 +188,23 @@ def choose_threshold(
     model_name: str,
     given: float | None = None,
     embedded_with: dict[str, Any] | None = None,
+    pairs: int = 1,
 ) -> ChosenThreshold:
     """The threshold for a comparison: the user's, else the model's calibrated one for faces (both pictures
     show a face) or bodies, else the untuned fallback, said to be one. `embedded_with`
     (`embedding_rule_record`): how the compared embeddings were made; when the thresholds were chosen on
     embeddings made otherwise (`--no-flip`, `--no-cuts`), the origin says so: the scores move, the threshold
-    may not hold."""
+    may not hold. `pairs`: how many pairs the compared one is the best of (two group photos); above one the
+    calibrated threshold is raised along the kind's FAR curve (far_curve.py), and the origin says so, or
+    says that the record has no curve to raise it with."""
+    # A threshold not raised for the best of several pairs says so: more false matches pass it.
+    unraised = f"; the best of {pairs} pairs is judged, not raised for it: more false matches pass" if pairs > 1 else ""
     if given is not None:
-        return ChosenThreshold(float(given), None, "given with --threshold")
+        return ChosenThreshold(float(given), None, "given with --threshold" + unraised)
     if not calibration:
         return ChosenThreshold(
             UNCALIBRATED_THRESHOLD, None,
-            f"untuned default: {model_name} records no calibrated threshold; run `sapiensid calibrate`",
+            f"untuned default: {model_name} records no calibrated threshold; run `sapiensid calibrate`{unraised}",
         )  # fmt: skip
     kind = "face" if both_faces else "body"
     point = calibration.get("default", DEFAULT_OPERATING_POINT)
@@ -191,7 +218,32 @@ def choose_threshold(
             f"{_both_rule_words(embedded_with)}: the scores move, so it may not hold (leave out --no-flip / --no-cuts, "
             "or give --threshold)"
         )
-    return ChosenThreshold(float(record[point]), kind, origin)
+    value = float(record[point])
+    if pairs > 1:
+        value, origin = _raised_for_best_of(record, point, value, pairs, origin, model_name)
+    return ChosenThreshold(value, kind, origin)
+
+
+def _raised_for_best_of(
+    record: dict[str, Any], point: str, single: float, pairs: int, origin: str, model_name: str
+) -> tuple[float, str]:
+    if "far_curve" not in record:
+        return single, (
+            f"{origin}; NOTE: the best of {pairs} pairs is judged, and {model_name} records no FAR curve to raise "
+            "the threshold for it (re-run `sapiensid calibrate`): more false matches pass than for one pair"
+        )
+    raised = best_of_pairs_threshold(FarCurve.from_record(record["far_curve"]), point, single, pairs)
+    origin = (
+        f"{origin}; raised from {single:.3f} because the best of {pairs} pairs is judged: the best of {pairs} "
+        f"pairs of different people passes it as often as one pair passes {single:.3f} "
+        f"({100 * raised.single_pair_far:.1f} % on {record['far_curve']['pairs_from']})"
+    )
+    if not raised.within_curve:
+        origin += (
+            f"; NOTE: that needs a FAR of {raised.per_pair_far:.1e} a pair, below what those pairs measure: "
+            "more false matches pass (choose the people to compare, or give --threshold)"
+        )
+    return raised.value, origin
 
 
 def record_calibration(model_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
@@ -229,6 +281,7 @@ __all__ = [
     "embedding_rule_record",
     "embedding_rule_words",
     "cross_camera_pairs",
+    "different_person_scores",
     "record_calibration",
     "threshold_at_far",
 ]

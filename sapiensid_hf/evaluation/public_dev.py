@@ -41,6 +41,7 @@ from .calibration import (
     KindThresholds,
     calibration_record,
     cross_camera_pairs,
+    different_person_scores,
     embedding_rule_record,
     embedding_rule_words,
 )
@@ -353,9 +354,15 @@ def dev_calibration(
     first, second, same = sets["lfw_fold7"].pairs
     faces = embeddings["lfw_fold7"]
     face = KindThresholds.from_pairs(np.sum(faces[first] * faces[second], axis=1), same, balanced=False)
+    # The FAR curve wants far more different-person pairs than the protocol's 300: every pair of the fold's photos.
+    face = face.with_far_curve(
+        different_person_scores(faces, np.asarray(sets["lfw_fold7"].dataset["pid"])),
+        f"every different-person pair of LFW fold 7's {len(faces)} photos",
+    )
     cuhk = sets["cuhk03_val"].dataset
     scores, same = cross_camera_pairs(embeddings["cuhk03_val"], np.asarray(cuhk["pid"]), np.asarray(cuhk["camid"]))
     body = KindThresholds.from_pairs(scores, same, balanced=True)
+    body = body.with_far_curve(scores[~same], "CUHK03 val, every cross-camera different-person pair")
     augmentation = embedding_rule_words(flip, cut_scales)
     source = f"sapiensid evaluate --benchmark public-dev ({label}, {augmentation})"
     return calibration_record(face, body, source, embedding_rule_record(flip, cut_scales))

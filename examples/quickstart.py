@@ -185,6 +185,7 @@ def describe_detection(result, index: int) -> dict:
         "person_found": bool(result.person_found[index]),
         "face_found": bool(result.face_found[index]),
         "num_people": int(result.num_people[index]),
+        "cut_from_photo": bool(result.framed[index]),  # the person fills little of the photo: embedded from a cut
         "visible_keypoints": visible,
         "keypoints": np.round(keypoints, 4).tolist(),
         "face_box": np.round(face_box, 4).tolist() if (face_box != -1).all() else None,
@@ -224,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
             parts.append("NOBODY FOUND: whole picture only")
         elif found["num_people"] > 1:
             parts.append(f"{found['num_people']} people, most prominent used")
+        if found["cut_from_photo"]:
+            parts.append("the person fills little of the photo: embedded from a cut of them")
         print(f"  {name:<26} " + ", ".join(parts))
 
     # 2. Similarity: the embeddings are L2-normalised, so a dot product is the cosine similarity.

@@ -24,6 +24,7 @@ from .modeling import SapiensIDConfig, SapiensIDModel
 from .people_embedding import PeopleEmbeddings, embed_people
 from .pretrained import shipped_model_dir
 from .processing.people_in_image import PERSON_FRAME_SCALES
+from .small_person_framing import embed_small_people
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class EmbeddingResult:
     face_found: np.ndarray  # (N,) bool
     person_box: np.ndarray  # (N, 4) box of the person the keypoints describe, normalised xyxy, -1 = none
     num_people: np.ndarray  # (N,) people the detector saw (-1 when keypoints were given)
+    framed: np.ndarray  # (N,) bool: embedded from cuts of the person, who fills little of the photo (small_person_framing)
 
 
 def concatenate_results(results: Sequence[EmbeddingResult]) -> EmbeddingResult:
@@ -99,11 +101,14 @@ class SapiensIDPipeline:
 
     @torch.no_grad()
     def embed_batches(
-        self, images: Sequence[Any], batch_size: int = 8, flip: bool = True, num_workers: int = 0
+        self, images: Sequence[Any], batch_size: int = 8, flip: bool = True, num_workers: int = 0,
+        frame_small_people: bool = True,
     ) -> Iterator[tuple[list[int], EmbeddingResult | None, list[tuple[int, BaseException]]]]:
         """Embeddings batch by batch, in order: (indices of the images embedded, their result, failures as
         (index, exception)). `num_workers` processes decode and detect (parallel_processing) while the
-        model runs here; a failing image is reported, not raised, so the caller may skip it."""
+        model runs here; a failing image is reported, not raised, so the caller may skip it. With
+        `frame_small_people` (the default), a person who fills little of the photo is embedded from cuts of
+        them, as `embed_people` embeds a person (small_person_framing.py; `result.framed` says which)."""
         for batch in embed_images(self.model, self.processor, images, batch_size, self.device, flip, num_workers):
             if batch.embeddings is None:
                 yield batch.indices, None, batch.failures
@@ -117,21 +122,26 @@ class SapiensIDPipeline:
                 face_found=np.asarray(features["face_found"], dtype=bool),
                 person_box=np.asarray(features["person_box"], dtype=np.float32),
                 num_people=np.asarray(features["num_people"], dtype=np.int64),
+                framed=np.zeros(len(batch.indices), dtype=bool),
             )
+            if frame_small_people:
+                result = embed_small_people(self, images, batch.indices, result, features, flip, batch_size)
             yield batch.indices, result, batch.failures
 
     def embed(
-        self, images: Sequence[Any], batch_size: int = 8, flip: bool = True, num_workers: int = 0
+        self, images: Sequence[Any], batch_size: int = 8, flip: bool = True, num_workers: int = 0,
+        frame_small_people: bool = True,
     ) -> EmbeddingResult:
         """Detect, build the retina ROIs and embed; `flip` (on by default, as every tool and the figures of the
         model's card) adds each view's mirror (`embedding_views.embed_batch`: about twice the model time, the
-        detector runs once).
+        detector runs once). A person who fills little of the photo is embedded from cuts of them, as the
+        training photos were framed (`frame_small_people`, small_person_framing.py; `result.framed`).
         `num_workers` > 0 decodes and detects in that many worker processes. The first image that
         cannot be read raises its error, naming it by its index in `images`."""
         if len(images) == 0:
             raise ValueError("no images given")
         results = []
-        for _, result, failures in self.embed_batches(images, batch_size, flip, num_workers):
+        for _, result, failures in self.embed_batches(images, batch_size, flip, num_workers, frame_small_people):
             if failures:
                 raise failures[0][1]
             results.append(result)

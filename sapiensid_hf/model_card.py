@@ -297,7 +297,11 @@ def embedding_rule_section(config: dict) -> str:
         "`mirrored_keypoints`, `cut_mirrored_keypoints`) and the model adds the views up. `--no-cuts` on the "
         "command line, `pipeline.model.config.embedding_cuts = None` or `processor(images, embedding_cuts=None, "
         "embedding_flip=False)` embeds the photo as it is (docs/evaluation.md, \"The embedding rule "
-        f"of a model folder\").\n\nSource: {record.get('source', 'unrecorded')}.\n"
+        "of a model folder\"). The package's tools also cut a person who fills little of the photo (their frame "
+        "under half of it) before embedding them, as the training photos were framed; the processor and the model "
+        "embed the picture they are given, so cut such a person first (`processor.detect_people(photo)`, "
+        "`Person.crop_box`; docs/people.md, \"One person in a wider photo\")."
+        f"\n\nSource: {record.get('source', 'unrecorded')}.\n"
     )
 
 

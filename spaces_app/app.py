@@ -287,6 +287,8 @@ class DemoHandlers:
             found = Detection.from_result(result, index)
             overlays.append(render_overlay(rgb, found, self.grid_size))
             messages.append(found.summary(label))
+            if result.framed[index]:
+                messages.append(f"{label}: the person fills little of the photo, so they were cut from it first (as the model's training photos were framed).")
             if not found.person_found:
                 gr.Warning(f"No person found in {label}: nothing to compare.")
         if not self.pipeline.trained:

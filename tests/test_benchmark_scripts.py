@@ -122,3 +122,24 @@ def test_the_group_compare_benchmark_draws_different_people_or_one_shared_person
             assert (cameras[first] == 0).all() and (cameras[second] == 1).all()  # A from camera 0, B from 1
             if shared:
                 assert labels[second[0]] == labels[first[0]] and second[0] != first[0]  # another photo of them
+
+
+def test_the_small_person_benchmark_pastes_the_photo_to_cover_the_share_asked(monkeypatch, tmp_path):
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_small_person import pasted
+
+    photo = np.random.default_rng(0).integers(0, 256, (120, 60, 3), dtype=np.uint8)
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    for share in (0.15, 0.45, 0.8):
+        picture = pasted(str(path), share, random.Random(0))
+        assert picture.shape[0] * picture.shape[1] * share == pytest.approx(120 * 60, rel=0.03)
+        # The photo is in it, whole and unchanged, somewhere.
+        found = [(top, left) for top in range(picture.shape[0] - 119) for left in range(picture.shape[1] - 59)
+                 if np.array_equal(picture[top, left : left + 60], photo[0])]  # fmt: skip
+        assert any(np.array_equal(picture[top : top + 120, left : left + 60], photo) for top, left in found)

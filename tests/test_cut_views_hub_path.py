@@ -80,7 +80,13 @@ def test_the_processor_makes_the_cuts_the_package_makes(rule_dir, people_dir):
 def test_model_of_processor_gives_what_sapiensid_embed_gives(rule_dir, people_dir, flip):
     pipeline = load_pipeline(rule_dir)
     paths = [str(people_dir / name) for name in PHOTOS]
-    package = pipeline.embed(paths, flip=flip).embeddings  # `sapiensid embed [--no-flip]`'s library function
+    # `sapiensid embed [--no-flip]`'s library function on the photos as given: the processor and the model
+    # embed the picture they get; the package also cuts a person who fills little of the photo (below).
+    as_given = pipeline.embed(paths, flip=flip, frame_small_people=False)
+    package = as_given.embeddings
+    by_default = pipeline.embed(paths, flip=flip)
+    assert by_default.framed.any() and not as_given.framed.any()
+    np.testing.assert_allclose(by_default.embeddings[~by_default.framed], package[~by_default.framed], atol=1e-6)
     model = load_model(rule_dir).eval()
     inputs = SapiensIDImageProcessor.from_pretrained(rule_dir)(paths, return_tensors="pt", embedding_flip=flip)
     with torch.no_grad():

@@ -20,6 +20,7 @@ def result_of(count: int, seed: int) -> EmbeddingResult:
     return EmbeddingResult(
         embeddings, np.full((count, 19, 2), -1, np.float32), np.full((count, 2, 4), -1, np.float32),
         np.ones(count, bool), np.zeros(count, bool), np.full((count, 4), -1, np.float32), np.ones(count, np.int64),
+        np.zeros(count, bool),
     )  # fmt: skip
 
 

@@ -94,6 +94,19 @@ def test_compare_returns_cosine_score_verdict_and_overlays(client, app_module):
             assert picture.size == (app_module.OVERLAY_SIDE, app_module.OVERLAY_SIDE)
 
 
+def test_compare_says_when_a_person_who_fills_little_of_the_photo_was_cut_from_it(client, tmp_path):
+    with Image.open(photo("face_a_1")) as portrait:
+        portrait = portrait.convert("RGB")
+        portrait.thumbnail((300, 300))
+        wide = Image.new("RGB", (3 * portrait.width, 3 * portrait.height), (150, 150, 150))
+        wide.paste(portrait, (portrait.width, portrait.height))
+        wide.save(tmp_path / "wide.png")
+    _, _, score, _, status, _ = client.predict(upload(photo("face_a_2")), upload(tmp_path / "wide.png"), api_name="/compare")
+    assert score is not None
+    assert "Image B: the person fills little of the photo, so they were cut from it first" in status
+    assert "Image A: the person fills little" not in status  # a portrait is embedded as it is
+
+
 def test_compare_of_a_picture_with_itself_scores_one(client):
     picture = upload(photo("face_a_1"))
     _, _, score, verdict, _, _ = client.predict(picture, picture, api_name="/compare")

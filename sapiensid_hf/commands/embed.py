@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     count, dim = embedded.result.embeddings.shape
     print(f"embedded {count} image(s) -> {dim}-d L2-normalised embeddings")
+    framed = int(embedded.result.framed.sum())
+    if framed:
+        print(f"{framed} of them: the person fills little of the photo and was cut from it first (docs/people.md)")
     for path in written:
         print(f"wrote {path}")
     if embedded.skipped:

@@ -3,8 +3,11 @@
 - ``NAME.npy``: (N, D) float32 L2-normalised embeddings, row i for line i of ``NAME.paths.txt``;
   ``NAME.meta.json`` beside them holds what the parquet metadata holds, plus ``person_found`` per row.
 - ``NAME.parquet``: one row per image: ``path``, ``embedding`` (fixed-size list of D float32),
-  ``person_found``, ``face_found``, ``num_people``; the schema metadata names the model, its weights
-  fingerprint, whether its weights were trained, and whether every row is unit-length.
+  ``person_found``, ``face_found``, ``num_people``, ``framed`` (embedded from cuts of a person who fills
+  little of the photo, sapiensid_hf/small_person_framing.py); the schema metadata names the model, its
+  weights fingerprint, whether its weights were trained, whether every row is unit-length, and the share
+  below which a person's frame was cut (``small_person_share``; files written before 2026-12-04 lack it:
+  their small people were embedded from the whole photo).
 
 The fingerprint (sha256 over the model's weights) lets `search` refuse a gallery embedded by another
 model, which would otherwise rank garbage silently when both give the same width. A row whose image
@@ -24,6 +27,7 @@ import numpy as np
 from ..atomic_files import write_atomically, write_text_atomically
 from ..inference import EmbeddingResult
 from ..processing.detector_assets import file_sha256
+from ..small_person_framing import SMALL_PERSON_SHARE
 from .common import CommandError
 
 FORMATS = (".npy", ".parquet")
@@ -48,6 +52,7 @@ class SavedEmbeddings:
     model: str | None
     fingerprint: str | None  # None for files written before fingerprints were recorded
     flip: bool | None  # whether flip test-time augmentation was on; None when not recorded
+    small_person_share: float | None = None  # None: written before small people were cut from their photos
 
 
 def check_output_path(path: Path) -> None:
@@ -90,7 +95,8 @@ def write_embeddings(
         write_text_atomically(listing, "".join(f"{name}\n" for name in names))
         meta = {
             "model": model, "weights_fingerprint": fingerprint, "trained": trained, "l2_normalized": unit,
-            "flip": flip, "person_found": person_found.tolist(),
+            "flip": flip, "person_found": person_found.tolist(), "framed": result.framed.astype(bool).tolist(),
+            "small_person_share": SMALL_PERSON_SHARE,
             "embeddings_sha256": file_sha256(path), "paths_sha256": file_sha256(listing),
         }  # fmt: skip
         write_text_atomically(meta_file(path), json.dumps(meta) + "\n")
@@ -106,6 +112,7 @@ def write_embeddings(
             "person_found": pa.array(person_found),
             "face_found": pa.array(result.face_found.astype(bool)),
             "num_people": pa.array(result.num_people.astype(np.int64)),
+            "framed": pa.array(result.framed.astype(bool)),
         }
     )
     metadata = {
@@ -115,6 +122,7 @@ def write_embeddings(
         f"{METADATA_PREFIX}l2_normalized": "true" if unit else "false",
         f"{METADATA_PREFIX}rows_without_person": str(int((~person_found).sum())),
         f"{METADATA_PREFIX}flip": "true" if flip else "false",
+        f"{METADATA_PREFIX}small_person_share": str(SMALL_PERSON_SHARE),
     }
     write_atomically(path, lambda temporary: pq.write_table(table.replace_schema_metadata(metadata), temporary))
     return [path]
@@ -153,6 +161,7 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
         found = meta.get("person_found")
         person_found = None if found is None else np.asarray(found, dtype=bool)
         model, fingerprint, flip = meta.get("model"), meta.get("weights_fingerprint"), meta.get("flip")
+        share = meta.get("small_person_share")
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -179,6 +188,7 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
         model = metadata.get(f"{METADATA_PREFIX}model")
         fingerprint = metadata.get(f"{METADATA_PREFIX}weights_fingerprint")
         flip = {"true": True, "false": False}.get(metadata.get(f"{METADATA_PREFIX}flip", ""))
+        share = metadata.get(f"{METADATA_PREFIX}small_person_share")
     else:
         raise CommandError(f"embedding file {path}: expected .npy or .parquet")
     if embeddings.ndim != 2 or len(embeddings) != len(names):
@@ -187,4 +197,29 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
         )
     if person_found is not None and len(person_found) != len(names):
         raise CommandError(f"{path}: person_found has {len(person_found)} rows for {len(names)} images")
-    return SavedEmbeddings(names, embeddings.astype(np.float32, copy=False), person_found, model, fingerprint, flip)
+    return SavedEmbeddings(
+        names, embeddings.astype(np.float32, copy=False), person_found, model, fingerprint, flip, _share(path, share)
+    )
+
+
+def _share(path: Path, recorded: object) -> float | None:
+    if recorded is None:
+        return None
+    try:
+        share = float(recorded)
+    except (TypeError, ValueError):
+        share = float("nan")
+    if not 0.0 <= share <= 1.0:
+        raise CommandError(f"{path}: small_person_share is {recorded!r}, not a share of the photo in [0, 1]")
+    return share
+
+
+def small_person_note(gallery: Path, saved: SavedEmbeddings) -> str | None:
+    """What `search` says of a gallery whose small people were embedded otherwise than its queries are."""
+    if saved.small_person_share == SMALL_PERSON_SHARE:
+        return None
+    if saved.small_person_share is None:
+        how = "before people who fill little of their photo were cut from it (2026-12-04): those photos hold whole-photo embeddings"
+    else:
+        how = f"cutting people whose frame covers less than {saved.small_person_share:g} of their photo, these queries below {SMALL_PERSON_SHARE:g}"
+    return f"note: {gallery} was embedded {how}; embed the gallery again for the best ranking"

@@ -24,7 +24,7 @@ from .common import (
     open_pipeline,
     person_crops_of,
 )
-from .embedding_files import FORMATS, read_embeddings
+from .embedding_files import FORMATS, read_embeddings, small_person_note
 from .ranking_image import RankedRow, render_ranking
 from .search_index import run_index_search
 from .search_people import run_people_search
@@ -65,6 +65,9 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.nda
                 f"embedded {'with' if args.flip else 'without'} it; use the same setting for comparable scores",
                 file=sys.stderr,
             )
+        note = small_person_note(gallery, saved)
+        if note:
+            print(note, file=sys.stderr)
         keep = np.ones(len(saved.names), dtype=bool) if saved.person_found is None else saved.person_found
         if not keep.any():
             raise CommandError(f"gallery {gallery}: no person was found in any of its images, nothing to search")

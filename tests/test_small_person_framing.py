@@ -1,0 +1,113 @@
+"""The single-person path cuts a person who fills little of the photo (small_person_framing.py): the cut is
+the one `embed_people` embeds that person from; a photo framed like the training photos is left as it is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sapiensid_hf.processing.people_in_image import PeopleInImage, with_face_boxes
+from sapiensid_hf.small_person_framing import SMALL_PERSON_SHARE, chosen_person, frame_shares, small_people
+
+
+def on_a_wall(photo: np.ndarray, times: int = 3) -> np.ndarray:
+    """`photo` in the middle of a plain noisy wall `times` its width and height."""
+    height, width = photo.shape[:2]
+    rng = np.random.default_rng(0)
+    wall = np.clip(150 + rng.normal(0, 6, (times * height, times * width, 3)), 0, 255).astype(np.uint8)
+    top, left = (times * height - height) // 2, (times * width - width) // 2
+    wall[top : top + height, left : left + width] = photo
+    return wall
+
+
+@pytest.fixture(scope="module")
+def face_photo(people_dir) -> np.ndarray:
+    """A portrait whose face fills most of it, at a size that keeps the tests quick."""
+    photo = Image.open(people_dir / "face_a_1.jpg").convert("RGB")
+    photo.thumbnail((400, 400))
+    return np.asarray(photo)
+
+
+def test_a_frame_covers_the_same_part_of_the_person_wherever_the_photo_is_pasted(pipeline, face_photo):
+    features = pipeline.processor([face_photo, on_a_wall(face_photo)])
+    alone, pasted = frame_shares(features)
+    assert alone >= SMALL_PERSON_SHARE  # a portrait: left as it is
+    # Nine times the picture around the same face: the frame covers a ninth of the share (the frame is the
+    # face's, found by the detector on two pictures, so only about).
+    assert pasted == pytest.approx(alone / 9, rel=0.25) and pasted < SMALL_PERSON_SHARE
+    assert small_people(features).tolist() == [False, True]
+    # A picture the processor takes for a crop of one person is never cut, whatever its shares.
+    assert not small_people({**features, "keypoint_source": ["crop", "crop"]}).any()
+
+
+def test_a_small_person_is_embedded_from_the_cuts_embed_people_makes_of_them(pipeline, face_photo):
+    picture = on_a_wall(face_photo)
+    result = pipeline.embed([face_photo, picture])
+    assert result.framed.tolist() == [False, True]
+    whole = pipeline.embed([face_photo, picture], frame_small_people=False)
+    assert not whole.framed.any()
+    np.testing.assert_allclose(result.embeddings[0], whole.embeddings[0], atol=1e-6)  # a portrait is left as it is
+    assert float(result.embeddings[1] @ whole.embeddings[1]) < 0.999  # the small person's embedding changed
+    # The same person, framed and embedded as embed_people embeds a person found by the processor.
+    height, width = picture.shape[:2]
+    person = chosen_person(result.keypoints[1], result.person_box[1], result.face_found[1], height, width)
+    found = with_face_boxes(PeopleInImage([person], width, height, found=1), picture)
+    expected = pipeline.embed_people([picture], detections=[found]).rows[0].embedding
+    np.testing.assert_allclose(result.embeddings[1], expected, atol=1e-5)
+    # What the processor found is still the whole picture's: keypoints and boxes in its square.
+    np.testing.assert_allclose(result.keypoints[1], whole.keypoints[1], atol=1e-6)
+
+
+def test_the_cut_is_made_with_data_workers_too(pipeline, face_photo, tmp_path):
+    paths = []
+    for index, picture in enumerate((face_photo, on_a_wall(face_photo), on_a_wall(face_photo, 2))):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(picture).save(paths[-1])
+    in_process = pipeline.embed(paths, batch_size=2)
+    with_workers = pipeline.embed(paths, batch_size=2, num_workers=2)
+    assert in_process.framed.tolist() == with_workers.framed.tolist() == [False, True, True]
+    np.testing.assert_allclose(in_process.embeddings, with_workers.embeddings, atol=1e-5)
+
+
+def test_a_photo_with_nobody_is_not_framed(pipeline):
+    wall = on_a_wall(np.full((120, 90, 3), 150, np.uint8))
+    result = pipeline.embed([wall])
+    assert not result.person_found[0] and not result.framed[0]
+    assert np.isnan(frame_shares(pipeline.processor([wall]))[0])
+
+
+def test_embed_files_say_which_photos_were_cut_and_search_notes_a_gallery_made_before(
+    pipeline, face_photo, tmp_path, capsys
+):
+    import pyarrow.parquet as pq
+
+    from sapiensid_cli import main
+
+    paths = []
+    for index, picture in enumerate((face_photo, on_a_wall(face_photo))):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(picture).save(paths[-1])
+    model = str(pipeline.source)
+    gallery = tmp_path / "gallery.parquet"
+    assert main(["embed", *paths, "--model", model, "--output", str(gallery)]) == 0
+    assert "1 of them: the person fills little of the photo and was cut from it first" in capsys.readouterr().out
+    table = pq.read_table(gallery)
+    assert table.column("framed").to_pylist() == [False, True]
+    assert table.schema.metadata[b"sapiensid.small_person_share"] == str(SMALL_PERSON_SHARE).encode()
+    np.testing.assert_allclose(
+        np.stack(table.column("embedding").to_pylist()), pipeline.embed(paths).embeddings, atol=1e-5
+    )  # what the library gives, data workers and all
+    assert main(["search", paths[0], "--gallery", str(gallery), "--model", model]) == 0
+    assert "note:" not in capsys.readouterr().err
+    # A gallery written before small people were cut: it still searches, and says why it may rank worse.
+    metadata = {key: value for key, value in table.schema.metadata.items() if key != b"sapiensid.small_person_share"}
+    older = tmp_path / "older.parquet"
+    pq.write_table(table.replace_schema_metadata(metadata), older)
+    assert main(["search", paths[0], "--gallery", str(older), "--model", model]) == 0
+    err = capsys.readouterr().err
+    assert "was embedded before people who fill little of their photo were cut from it" in err and "embed the gallery again" in err
+    broken = tmp_path / "broken.parquet"
+    pq.write_table(table.replace_schema_metadata({**metadata, b"sapiensid.small_person_share": b"half"}), broken)
+    assert main(["search", paths[0], "--gallery", str(broken), "--model", model]) == 1
+    assert "small_person_share is 'half', not a share of the photo in [0, 1]" in capsys.readouterr().err

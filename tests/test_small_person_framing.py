@@ -111,3 +111,35 @@ def test_embed_files_say_which_photos_were_cut_and_search_notes_a_gallery_made_b
     pq.write_table(table.replace_schema_metadata({**metadata, b"sapiensid.small_person_share": b"half"}), broken)
     assert main(["search", paths[0], "--gallery", str(broken), "--model", model]) == 1
     assert "small_person_share is 'half', not a share of the photo in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_photo_index_records_the_rule_and_search_notes_one_built_before(pipeline, face_photo, tmp_path, capsys):
+    import json
+
+    from sapiensid_cli import main
+    from sapiensid_hf.photo_index import PhotoIndex
+
+    album = tmp_path / "album"
+    album.mkdir()
+    for index, picture in enumerate((face_photo, on_a_wall(face_photo))):
+        Image.fromarray(picture).save(album / f"{index}.png")
+    model, folder = str(pipeline.source), tmp_path / "album.sidx"
+    assert main(["index", "build", str(album), "--output", str(folder), "--model", model]) == 0
+    assert PhotoIndex.open(folder).manifest.small_person_share == SMALL_PERSON_SHARE
+    np.testing.assert_allclose(
+        PhotoIndex.open(folder).rows.embeddings, pipeline.embed(sorted(str(path) for path in album.iterdir())).embeddings, atol=1e-5
+    )  # the small person of 1.png is cut, as `embed` cuts it
+    capsys.readouterr()
+    assert main(["index", "info", str(folder)]) == 0
+    assert "a person whose frame covers less than 0.5 of the photo cut from it first" in capsys.readouterr().out
+    assert main(["search", str(album / "0.png"), "--index", str(folder), "--model", model]) == 0
+    assert "note:" not in capsys.readouterr().err
+    # An index built before the rule: it still searches, and says why it may rank worse.
+    manifest_file = next(folder.glob("v[0-9]*")) / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({key: value for key, value in manifest.items() if key != "small_person_share"}))
+    assert main(["search", str(album / "0.png"), "--index", str(folder), "--model", model]) == 0
+    assert "the index was built before people who fill little of their photo were cut from it" in capsys.readouterr().err
+    manifest_file.write_text(json.dumps({**manifest, "small_person_share": "half"}))
+    assert main(["search", str(album / "0.png"), "--index", str(folder), "--model", model]) == 1
+    assert "small_person_share is not a share of the photo in [0, 1] ('half')" in capsys.readouterr().err

@@ -214,12 +214,15 @@ def _share(path: Path, recorded: object) -> float | None:
     return share
 
 
+def small_person_words(recorded: float | None) -> str:
+    """How photos whose person fills little of them were embedded, for a gallery or index recording `recorded`."""
+    if recorded is None:
+        return "before people who fill little of their photo were cut from it (2026-12-04): those photos hold whole-photo embeddings"
+    return f"cutting people whose frame covers less than {recorded:g} of their photo, these queries below {SMALL_PERSON_SHARE:g}"
+
+
 def small_person_note(gallery: Path, saved: SavedEmbeddings) -> str | None:
     """What `search` says of a gallery whose small people were embedded otherwise than its queries are."""
     if saved.small_person_share == SMALL_PERSON_SHARE:
         return None
-    if saved.small_person_share is None:
-        how = "before people who fill little of their photo were cut from it (2026-12-04): those photos hold whole-photo embeddings"
-    else:
-        how = f"cutting people whose frame covers less than {saved.small_person_share:g} of their photo, these queries below {SMALL_PERSON_SHARE:g}"
-    return f"note: {gallery} was embedded {how}; embed the gallery again for the best ranking"
+    return f"note: {gallery} was embedded {small_person_words(saved.small_person_share)}; embed the gallery again for the best ranking"

@@ -97,4 +97,8 @@ def _info(folder: Path) -> int:
     print(f"  embedding: {manifest.dimension}-d, flip {'on' if manifest.flip else 'off'}; faiss index: {manifest.index_type}")
     if manifest.per_person:
         print(f"  people embedded from {describe_cuts(manifest.person_frame_scales)}, {describe_framing(manifest.person_framing)}")
+    elif manifest.small_person_share is None:
+        print("  built before people who fill little of their photo were cut from it (2026-12-04)")
+    else:
+        print(f"  a person whose frame covers less than {manifest.small_person_share:g} of the photo cut from it first")
     return 0

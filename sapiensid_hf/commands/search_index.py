@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ..inference import UNTRAINED_WARNING
 from ..photo_index import PhotoIndex
+from ..small_person_framing import SMALL_PERSON_SHARE
 from .common import CommandError, banner, follow_recorded_flip
+from .embedding_files import small_person_words
 from .people_files import box_text, embedded_otherwise_note
 from .ranking_image import RankedRow, render_ranking
 
@@ -32,6 +34,9 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
     )
     if note:
         print(note, file=sys.stderr)
+    if not per_person and index.manifest.small_person_share != SMALL_PERSON_SHARE:
+        print(f"note: the index was built {small_person_words(index.manifest.small_person_share)}; build the index "
+              "again for the best ranking", file=sys.stderr)  # fmt: skip
     searched, vectors, boxes = [], [], []
     if per_person or args.all_people:
         found = pipeline.embed_people(queries, flip=args.flip)

@@ -24,6 +24,7 @@ from ..inference import weights_fingerprint
 from ..processing.detector_assets import file_sha256
 from ..processing.image_decoding import SapiensIDInputError
 from ..processing.people_in_image import PERSON_FRAME_SCALES, PERSON_FRAMING
+from ..small_person_framing import SMALL_PERSON_SHARE
 from .process_split import embed_rows_in_every_process, is_writer, wait_for_the_writer, writer_lock_if_writer
 from .store import (
     Manifest,
@@ -243,6 +244,7 @@ def build_index(
             flip=flip, dimension=rows.embeddings.shape[1], index_type=index_type, per_person=all_people, rows=len(rows),
             person_frame_scales=list(PERSON_FRAME_SCALES) if all_people else None,
             person_framing=PERSON_FRAMING if all_people else None,
+            small_person_share=None if all_people else SMALL_PERSON_SHARE,
         )  # fmt: skip
         if is_writer():
             write_version(folder, manifest, rows, build_faiss_index(rows, index_type))

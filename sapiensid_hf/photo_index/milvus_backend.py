@@ -42,6 +42,7 @@ import numpy as np
 
 from ..inference import weights_fingerprint
 from ..processing.people_in_image import PERSON_FRAME_SCALES, PERSON_FRAMING
+from ..small_person_framing import SMALL_PERSON_SHARE
 from .index import BuildReport, SearchHit, embed_rows, photos_to_embed
 from .store import Manifest, PhotoIndexError, Rows, checked_manifest
 
@@ -218,6 +219,7 @@ class MilvusPhotoIndex:
             dimension=rows.embeddings.shape[1], index_type="milvus FLAT IP", per_person=all_people, rows=len(rows),
             person_frame_scales=list(PERSON_FRAME_SCALES) if all_people else None,
             person_framing=PERSON_FRAMING if all_people else None,
+            small_person_share=None if all_people else SMALL_PERSON_SHARE,
         )  # fmt: skip
         self._create(manifest)
         with self.writer_lease():

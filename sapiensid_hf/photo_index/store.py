@@ -54,6 +54,9 @@ class Manifest:
     # Per-person rows: how their faces were framed (processing/people_in_image.PERSON_FRAMING); None for photo
     # rows and for indexes built before faces were framed around OpenCV's face box.
     person_framing: str | None = None
+    # Photo rows: the share of the photo below which a person's frame was cut from it first
+    # (small_person_framing.py); None for per-person rows and for indexes built before 2026-12-04.
+    small_person_share: float | None = None
 
     def people_cuts(self) -> tuple[float, ...]:
         """The cuts its people are embedded from, which an add must use too: as recorded, or one cut (the
@@ -145,6 +148,9 @@ def checked_manifest(manifest: Manifest, where: str) -> Manifest:
         raise PhotoIndexError(f"{where}: person_frame_scales is not a list of scales ({scales!r})")
     if manifest.person_framing is not None and not isinstance(manifest.person_framing, str):
         raise PhotoIndexError(f"{where}: person_framing is not the name of a framing rule ({manifest.person_framing!r})")
+    share = manifest.small_person_share
+    if share is not None and not (isinstance(share, int | float) and not isinstance(share, bool) and 0.0 <= share <= 1.0):
+        raise PhotoIndexError(f"{where}: small_person_share is not a share of the photo in [0, 1] ({share!r})")
     if manifest.format != FORMAT or manifest.format_version > FORMAT_VERSION:
         raise PhotoIndexError(f"{where}: format {manifest.format} v{manifest.format_version} is not readable here")
     return manifest

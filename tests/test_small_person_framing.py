@@ -143,3 +143,20 @@ def test_a_photo_index_records_the_rule_and_search_notes_one_built_before(pipeli
     manifest_file.write_text(json.dumps({**manifest, "small_person_share": "half"}))
     assert main(["search", str(album / "0.png"), "--index", str(folder), "--model", model]) == 1
     assert "small_person_share is not a share of the photo in [0, 1] ('half')" in capsys.readouterr().err
+
+
+def test_compare_says_which_photo_it_cut_the_person_from(pipeline, face_photo, tmp_path, capsys):
+    import json
+
+    from sapiensid_cli import main
+
+    portrait, wide = tmp_path / "portrait.png", tmp_path / "wide.png"
+    Image.fromarray(face_photo).save(portrait)
+    Image.fromarray(on_a_wall(face_photo)).save(wide)
+    assert main(["compare", str(portrait), str(wide), "--model", str(pipeline.source), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cut_from_photo"] == [False, True]
+    expected = pipeline.verify(str(portrait), str(wide))
+    assert report["score"] == pytest.approx(expected.score, abs=1e-5)  # the library's verdict, the cut included
+    assert main(["compare", str(portrait), str(wide), "--model", str(pipeline.source)]) == 0
+    assert "the person fills little of the photo: cut from it first" in capsys.readouterr().out

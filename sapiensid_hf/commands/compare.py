@@ -23,12 +23,14 @@ def _image_file(raw: str, label: str) -> Path:
     return path
 
 
-def _describe(person_found: bool, face_found: bool, num_people: int) -> str:
+def _describe(person_found: bool, face_found: bool, num_people: int, framed: bool = False) -> str:
     if not person_found:
         return NO_PERSON
     parts = ["face found" if face_found else "no face (body only)"]
     if num_people > 1:
         parts.append(f"{num_people} people, the most prominent one used")
+    if framed:
+        parts.append("the person fills little of the photo: cut from it first")
     return ", ".join(parts)
 
 
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                     "trained": pipeline.trained,
                     "person_found": [bool(value) for value in result.person_found],
                     "face_found": [bool(value) for value in result.face_found],
+                    "cut_from_photo": [bool(value) for value in result.framed],
                 },
                 indent=2,
             )
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 bool(result.person_found[index]),
                 bool(result.face_found[index]),
                 int(result.num_people[index]),
+                bool(result.framed[index]),
             )
             print(f"image {label}: {path} ({details})")
         print("cosine similarity: " + ("none" if score is None else f"{score:.4f}"))

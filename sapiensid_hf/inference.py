@@ -88,6 +88,9 @@ class SapiensIDPipeline:
         self.trained = trained
         self.device = torch.device(device)
         self.source = source  # what was loaded: a folder, a hub id, or None for an untrained model
+        # Cut a person who fills little of the photo before embedding them (small_person_framing.py); off for
+        # pictures known to be crops of one person (`--person-crops`).
+        self.frame_small_people = True
 
     @property
     def description(self) -> str:
@@ -102,13 +105,15 @@ class SapiensIDPipeline:
     @torch.no_grad()
     def embed_batches(
         self, images: Sequence[Any], batch_size: int = 8, flip: bool = True, num_workers: int = 0,
-        frame_small_people: bool = True,
+        frame_small_people: bool | None = None,
     ) -> Iterator[tuple[list[int], EmbeddingResult | None, list[tuple[int, BaseException]]]]:
         """Embeddings batch by batch, in order: (indices of the images embedded, their result, failures as
         (index, exception)). `num_workers` processes decode and detect (parallel_processing) while the
         model runs here; a failing image is reported, not raised, so the caller may skip it. With
-        `frame_small_people` (the default), a person who fills little of the photo is embedded from cuts of
-        them, as `embed_people` embeds a person (small_person_framing.py; `result.framed` says which)."""
+        `frame_small_people` (default: the pipeline's `frame_small_people`, on unless `--person-crops`), a
+        person who fills little of the photo is embedded from cuts of them, as `embed_people` embeds a person
+        (small_person_framing.py; `result.framed` says which)."""
+        cut_small_people = self.frame_small_people if frame_small_people is None else frame_small_people
         for batch in embed_images(self.model, self.processor, images, batch_size, self.device, flip, num_workers):
             if batch.embeddings is None:
                 yield batch.indices, None, batch.failures
@@ -124,13 +129,13 @@ class SapiensIDPipeline:
                 num_people=np.asarray(features["num_people"], dtype=np.int64),
                 framed=np.zeros(len(batch.indices), dtype=bool),
             )
-            if frame_small_people:
+            if cut_small_people:
                 result = embed_small_people(self, images, batch.indices, result, features, flip, batch_size)
             yield batch.indices, result, batch.failures
 
     def embed(
         self, images: Sequence[Any], batch_size: int = 8, flip: bool = True, num_workers: int = 0,
-        frame_small_people: bool = True,
+        frame_small_people: bool | None = None,
     ) -> EmbeddingResult:
         """Detect, build the retina ROIs and embed; `flip` (on by default, as every tool and the figures of the
         model's card) adds each view's mirror (`embedding_views.embed_batch`: about twice the model time, the

@@ -100,6 +100,11 @@ def test_embed_files_say_which_photos_were_cut_and_search_notes_a_gallery_made_b
     )  # what the library gives, data workers and all
     assert main(["search", paths[0], "--gallery", str(gallery), "--model", model]) == 0
     assert "note:" not in capsys.readouterr().err
+    # --person-crops: every picture is a crop of one person, framed already; nobody is cut from it.
+    crops = tmp_path / "crops.parquet"
+    assert main(["embed", *paths, "--model", model, "--person-crops", "--output", str(crops)]) == 0
+    assert pq.read_table(crops).column("framed").to_pylist() == [False, False]
+    assert "no person is cut from an image" in capsys.readouterr().err
     # A gallery written before small people were cut: it still searches, and says why it may rank worse.
     metadata = {key: value for key, value in table.schema.metadata.items() if key != b"sapiensid.small_person_share"}
     older = tmp_path / "older.parquet"

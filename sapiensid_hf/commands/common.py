@@ -153,9 +153,10 @@ def open_pipeline(model: str | None, device: str = "cpu", person_crops: bool = F
     print(f"model: {pipeline.description}", file=sys.stderr)
     if person_crops:
         pipeline.processor.standing_person_prior = True
+        pipeline.frame_small_people = False  # a crop of one person is framed already: never cut again
         print(
             "--person-crops: every image is taken as a crop of one person; one in which the detector finds nobody "
-            "gets the keypoints of a standing person filling it",
+            "gets the keypoints of a standing person filling it, and no person is cut from an image",
             file=sys.stderr,
         )
     if no_cuts and pipeline.embedding_cuts != PHOTO_AS_IT_IS:

@@ -2,10 +2,10 @@
 
 The model learnt people from pictures framed around them: pedestrian crops (CUHK03, Con-ReID) and LFW
 face photos. Given a photo in which the person is small (a standing person in a street or room photo, a
-face in a wide shot), it reads mostly background and the embedding says little about who it is:
-development people pasted alone into a 1280 x 720 photo were found by top-1 search 0.050 (pedestrians) and
-0.018 (faces) of the time from the whole photo, against 0.327 and 0.155 cut as `embed_people` cuts them
-and 0.366 / 0.188 from their own photos (benchmarks/bench_small_person.py).
+face in a wide shot), it reads mostly background and the embedding says little about who it is: a
+development person's photo pasted on a wall, covering 0.15 of the picture, is found by top-1 search 0.27x
+(pedestrians) and 0.10x (faces) as often from the whole picture as from the photo itself, 0.91x and 0.95x
+when cut as `embed_people` cuts a person (benchmarks/bench_small_person.py, docs/people.md).
 
 So `SapiensIDPipeline.embed` (every tool's single-person path) looks at the frame the chosen person would
 be cut to (`Person.crop_box`, from the keypoints the processor found): when it covers less than

@@ -173,11 +173,13 @@ def scene_search(pipeline, kind: str, source: str, scenes_wanted: int, seed: int
         "one cut": PeopleGallery.from_people(names, pipeline.embed_people(canvases, detections=found.images, frame_scales=(1.0,))),
     }  # fmt: skip
     owners = [index for index, identity in enumerate(identities) for _ in lookup[identity][1]]
-    queries = pipeline.embed([query for identity in identities for query in lookup[identity][1]])
-    crops = pipeline.embed([lookup[identity][0] for identity in identities])
+    # The development photos are crops of one person (as `--person-crops` declares): embedded as they are,
+    # never cut again by the single-person path (small_person_framing.py).
+    queries = pipeline.embed([query for identity in identities for query in lookup[identity][1]], frame_small_people=False)
+    crops = pipeline.embed([lookup[identity][0] for identity in identities], frame_small_people=False)
     # Each person cut from the canvas at exactly where the photo was pasted: perfect detection and framing.
     cut_out = pipeline.embed([np.ascontiguousarray(scenes[scene_index][0][top:bottom, left:right])
-                              for _, (left, top, right, bottom), scene_index in pasted])  # fmt: skip
+                              for _, (left, top, right, bottom), scene_index in pasted], frame_small_people=False)  # fmt: skip
 
     hits: dict[str, list[int]] = {name: [] for name in ("scene", "one cut", "crop", "pasted-box")}
     searched_owners = []

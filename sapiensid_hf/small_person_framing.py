@@ -87,7 +87,7 @@ def embed_small_people(
     small = np.flatnonzero(small_people(features))
     if small.size == 0:
         return result
-    embeddings, framed = result.embeddings.copy(), result.framed.copy()
+    cut_rows, photos, detections = [], [], []
     for row in small:
         image = images[indices[row]]
         rgb = load_rgb(image, describe_input(image, indices[row]), pipeline.processor.max_image_pixels)
@@ -96,10 +96,16 @@ def embed_small_people(
         left, top, right, bottom = person.crop_box(width, height)
         if min(right - left, bottom - top) < DEFAULT_MIN_PERSON_SIZE:
             continue  # a frame too small to recognise anyone in (or a bad keypoint fit): the photo as it is
-        found = with_face_boxes(PeopleInImage([person], width, height, found=1), rgb)
-        people = pipeline.embed_people([rgb], flip=flip, batch_size=batch_size, detections=[found])
-        embeddings[row] = people.rows[0].embedding
-        framed[row] = True
+        cut_rows.append(row)
+        photos.append(rgb)
+        detections.append(with_face_boxes(PeopleInImage([person], width, height, found=1), rgb))
+    if not cut_rows:
+        return result
+    # One person a photo, so one row a photo, in order: the batch's cuts go through the model together.
+    people = pipeline.embed_people(photos, flip=flip, batch_size=batch_size, detections=detections)
+    embeddings, framed = result.embeddings.copy(), result.framed.copy()
+    embeddings[cut_rows] = people.embeddings
+    framed[cut_rows] = True
     return replace(result, embeddings=embeddings, framed=framed)
 
 

@@ -68,6 +68,10 @@ def test_the_cut_is_made_with_data_workers_too(pipeline, face_photo, tmp_path):
     with_workers = pipeline.embed(paths, batch_size=2, num_workers=2)
     assert in_process.framed.tolist() == with_workers.framed.tolist() == [False, True, True]
     np.testing.assert_allclose(in_process.embeddings, with_workers.embeddings, atol=1e-5)
+    # Two people cut in one batch go through the model together, each row still its own photo's person.
+    together = pipeline.embed(paths[1:], batch_size=2)
+    assert together.framed.tolist() == [True, True]
+    np.testing.assert_allclose(together.embeddings, in_process.embeddings[1:], atol=1e-5)
 
 
 def test_a_photo_with_nobody_is_not_framed(pipeline):

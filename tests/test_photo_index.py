@@ -189,6 +189,47 @@ def test_an_add_embeds_new_people_from_the_cuts_the_index_records(pipeline, peop
     assert index.manifest.person_frame_scales is None
 
 
+def test_an_add_frames_new_faces_as_the_index_records(pipeline, people_dir, tmp_path):
+    folder = tmp_path / "people.sidx"
+    build_index(pipeline, [people_dir / "face_a_1.jpg"], folder, all_people=True)
+    # As an index built before faces were framed around OpenCV's face box: its additions are framed from
+    # their keypoints, as its rows were, not as this version frames them.
+    manifest_file = next(folder.glob("v[0-9]*")) / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({key: value for key, value in manifest.items() if key != "person_framing"}))
+    add_to_index(pipeline, folder, [people_dir / "couple.jpg"])
+    index = PhotoIndex.open(folder)
+    added = [row for row, path in enumerate(index.rows.paths) if path.endswith("couple.jpg")]
+    photo = people_dir / "couple.jpg"
+    by_keypoints = pipeline.embed_people([photo], detections=[pipeline.processor.detect_people(photo, face_boxes=False)])
+    np.testing.assert_allclose(index.rows.embeddings[added], by_keypoints.embeddings, atol=1e-5)
+    assert np.abs(by_keypoints.embeddings - pipeline.embed_people([photo]).embeddings).max() > 1e-3  # the rule matters
+    assert index.manifest.person_framing is None
+    # A framing rule this version does not know cannot be followed: the add is refused, naming the index.
+    manifest_file = next(folder.glob("v[0-9]*")) / "manifest.json"
+    manifest_file.write_text(json.dumps({**json.loads(manifest_file.read_text()), "person_framing": "eyes-only"}))
+    with pytest.raises(PhotoIndexError, match=r"people.sidx: its faces were framed by a rule this version does not know \('eyes-only'\)"):
+        add_to_index(pipeline, folder, [people_dir / "face_b_1.jpg"])
+
+
+def test_an_add_cuts_small_people_only_into_an_index_that_cut_them(pipeline, people_dir, tmp_path):
+    folder = tmp_path / "album.sidx"
+    photo = people_dir / "street_bus.jpg"  # its person fills little of the photo: cut by this version
+    build_index(pipeline, [people_dir / "face_a_1.jpg"], folder)
+    manifest_file = next(folder.glob("v[0-9]*")) / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({key: value for key, value in manifest.items() if key != "small_person_share"}))
+    add_to_index(pipeline, folder, [photo])  # built before small people were cut: the photo is added whole
+    index = PhotoIndex.open(folder)
+    whole, cut = pipeline.embed([str(photo)], frame_small_people=False), pipeline.embed([str(photo)])
+    assert cut.framed[0] and not whole.framed[0]
+    np.testing.assert_allclose(index.rows.embeddings[-1], whole.embeddings[0], atol=1e-5)
+    manifest_file = next(folder.glob("v[0-9]*")) / "manifest.json"
+    manifest_file.write_text(json.dumps({**json.loads(manifest_file.read_text()), "small_person_share": 0.3}))
+    with pytest.raises(PhotoIndexError, match=r"album.sidx: its people were cut from their photos below 0.3 of the photo, this version cuts below 0.5"):
+        add_to_index(pipeline, folder, [people_dir / "face_b_1.jpg"])
+
+
 def test_another_models_index_is_refused_by_name(pipeline, album, tmp_path):
     folder = tmp_path / "album.sidx"
     build_index(pipeline, sorted(album.iterdir()), folder)

@@ -176,16 +176,21 @@ class PhotoIndex:
 
 def embed_rows(
     pipeline: Any, photos: Sequence[Path], all_people: bool, flip: bool, num_workers: int = 0,
-    frame_scales: Sequence[float] = PERSON_FRAME_SCALES,
+    frame_scales: Sequence[float] = PERSON_FRAME_SCALES, face_boxes: bool = True, frame_small_people: bool = True,
 ) -> tuple[Rows, list[tuple[str, str]]]:  # fmt: skip
     """Rows for `photos` (unreadable ones skipped and returned with the reason); with `all_people`, each
-    person is the mean of the cuts `frame_scales` (an index keeps one rule: `Manifest.people_cuts`)."""
+    person is the mean of the cuts `frame_scales`, a face framed around OpenCV's face box (`face_boxes`) or
+    from its keypoints; without, a small person is cut from the photo first (`frame_small_people`). An index
+    keeps one rule: `Manifest.add_rules`."""
     dimension = int(pipeline.model.config.output_dim)
     parts, skipped = [Rows.empty(dimension)], []
     if all_people:
         for photo in photos:
             try:
-                found = pipeline.embed_people([photo], flip=flip, frame_scales=frame_scales)
+                found = pipeline.embed_people(
+                    [photo], flip=flip, frame_scales=frame_scales,
+                    detections=None if face_boxes else [pipeline.processor.detect_people(photo, face_boxes=False)],
+                )  # fmt: skip
                 digest = content_hash(photo)
             except (SapiensIDInputError, OSError) as error:
                 skipped.append((os.fspath(photo), str(error)))
@@ -203,7 +208,7 @@ def embed_rows(
             parts.append(part)
         return Rows.concatenate(*parts), skipped
     names = [os.fspath(photo) for photo in photos]
-    for indices, result, failures in pipeline.embed_batches(names, 8, flip, num_workers):
+    for indices, result, failures in pipeline.embed_batches(names, 8, flip, num_workers, frame_small_people):
         for index, error in failures:
             if not isinstance(error, SapiensIDInputError | OSError):
                 raise error
@@ -283,8 +288,10 @@ def add_to_index(pipeline: Any, folder: str | os.PathLike, photos: Sequence[Path
         index.check_model(pipeline)
         todo, changed, unchanged, skipped = photos_to_embed(photos, dict(zip(index.rows.paths, index.rows.content_hashes, strict=True)))
         manifest = index.manifest
+        rules = manifest.add_rules(f"index {folder}")
         new_rows, failed = embed_rows_in_every_process(
-            embed_rows, pipeline, todo, manifest.per_person, manifest.flip, num_workers, manifest.people_cuts()
+            embed_rows, pipeline, todo, manifest.per_person, manifest.flip, num_workers,
+            rules["frame_scales"], rules["face_boxes"], rules["frame_small_people"],
         )  # fmt: skip
         skipped += failed
         embedded = set(new_rows.paths)

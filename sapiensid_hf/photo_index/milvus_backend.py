@@ -233,7 +233,7 @@ class MilvusPhotoIndex:
             before = self._newest_rows()
             known = {row["path"]: row["content_hash"] for row in before}
             todo, changed, unchanged, skipped = photos_to_embed([Path(photo).resolve() for photo in photos], known)
-            rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip, frame_scales=manifest.people_cuts())
+            rows, failed = embed_rows(pipeline, todo, manifest.per_person, manifest.flip, **manifest.add_rules(f"index {self.uri}"))
             embedded = sorted(set(rows.paths))
             if embedded:
                 # New rows first, then the previous ones by id: killed in between, nothing is lost.

@@ -26,15 +26,17 @@ from .store import Rows, writer_lock
 
 def embed_rows_in_every_process(
     embed_rows: Any, pipeline: Any, photos: Sequence[Path], all_people: bool, flip: bool, num_workers: int = 0,
-    frame_scales: Sequence[float] = PERSON_FRAME_SCALES,
+    frame_scales: Sequence[float] = PERSON_FRAME_SCALES, face_boxes: bool = True, frame_small_people: bool = True,
 ) -> tuple[Rows, list[tuple[str, str]]]:  # fmt: skip
-    """`embed_rows(pipeline, photos, all_people, flip, num_workers, frame_scales)`, its photos split among the
-    processes of the launch; every process gets all the rows and skipped photos back, in photo order."""
+    """`embed_rows(pipeline, photos, all_people, flip, num_workers, frame_scales, face_boxes, frame_small_people)`,
+    its photos split among the processes of the launch; every process gets all the rows and skipped photos
+    back, in photo order."""
     state = PartialState()
+    rules = (frame_scales, face_boxes, frame_small_people)
     if state.num_processes == 1:
-        return embed_rows(pipeline, photos, all_people, flip, num_workers, frame_scales)
+        return embed_rows(pipeline, photos, all_people, flip, num_workers, *rules)
     with state.split_between_processes(list(photos)) as mine:
-        part = embed_rows(pipeline, mine, all_people, flip, num_workers, frame_scales)
+        part = embed_rows(pipeline, mine, all_people, flip, num_workers, *rules)
     parts = gather_object([part])  # in process order: the slices are contiguous, so in photo order
     return Rows.concatenate(*(rows for rows, _ in parts)), [entry for _, skipped in parts for entry in skipped]
 

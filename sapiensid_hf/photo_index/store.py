@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,27 @@ class Manifest:
         """The cuts its people are embedded from, which an add must use too: as recorded, or one cut (the
         frame) for an index built before the cuts were recorded."""
         return tuple(self.person_frame_scales) if self.person_frame_scales is not None else (1.0,)
+
+    def add_rules(self, where: str) -> dict[str, Any]:
+        """How `index add` embeds new photos so that every row of the index follows one rule (`embed_rows`'
+        frame_scales, face_boxes, frame_small_people): the index's recorded rules, or those of its time for
+        an index built before they were recorded. A rule this version cannot reproduce is refused, naming
+        `where`: an index of mixed rows would rank them unevenly, and nothing would say so."""
+        from ..processing.people_in_image import PERSON_FRAMING
+        from ..small_person_framing import SMALL_PERSON_SHARE
+
+        if self.per_person and self.person_framing not in (None, PERSON_FRAMING):
+            raise PhotoIndexError(f"{where}: its faces were framed by a rule this version does not know "
+                                  f"({self.person_framing!r}); build the index again to add photos")  # fmt: skip
+        share = self.small_person_share
+        if not self.per_person and share is not None and share != SMALL_PERSON_SHARE:
+            raise PhotoIndexError(f"{where}: its people were cut from their photos below {share:g} of the photo, "
+                                  f"this version cuts below {SMALL_PERSON_SHARE:g}; build the index again to add photos")  # fmt: skip
+        return {
+            "frame_scales": self.people_cuts(),
+            "face_boxes": self.person_framing is not None,  # built before the face box framed faces: keypoints
+            "frame_small_people": share is not None,  # built before small people were cut: photos whole
+        }
 
 
 @dataclass

@@ -9,7 +9,9 @@ photos; up to 4) are the queries. Top-1 of the queries against the gallery of pi
 
 - as the photos themselves (crop-level: the baseline of the ratio column),
 - as whole pictures (`embed(..., frame_small_people=False)`, the single-person path before 2026-12-04),
-- cut to the person's frame (three cuts, as `embed_people` embeds a person), whatever their share,
+- cut to the person's frame, whatever their share: one cut, as the processor cuts a small person
+  (processing/small_person_frame.py), and three cuts (5 % tighter, as framed, 5 % wider), as `embed_people`
+  embeds a person (what `embed` did from 2026-12-04 until the processor made the cut),
 - as `embed` does by default: cut when the person's frame covers less than SMALL_PERSON_SHARE of the picture.
 
 Then the development photos themselves (framed like the training photos): the share of each photo that its
@@ -31,10 +33,11 @@ from dev_embeddings import conreid_subset
 from markdown_report import publish_section
 from PIL import Image
 
-from sapiensid_hf import small_person_framing
 from sapiensid_hf.data.common import UndecodedImages
 from sapiensid_hf.evaluation.public_dev import load_dev_sets
 from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.processing import small_person_frame
+from sapiensid_hf.processing.people_in_image import PeopleInImage
 
 SECTION = "## A person alone in a wider photo"
 REPO = Path(__file__).resolve().parents[1]
@@ -60,22 +63,43 @@ def top1(queries: np.ndarray, owners: np.ndarray, gallery: np.ndarray) -> float:
     return float((np.argmax(queries @ gallery.T, axis=1) == owners).mean())
 
 
-def embed_always_cut(pipeline, pictures: list[np.ndarray]) -> np.ndarray:
-    """Every person cut to their frame, whatever the share they cover (the rule with its limit lifted)."""
-    kept = small_person_framing.SMALL_PERSON_SHARE
-    small_person_framing.SMALL_PERSON_SHARE = 1.01  # a frame never covers more than the whole picture
+def embed_always_cut(pipeline, pictures: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every person cut to their frame, whatever the share they cover (the rule with its limit lifted): (one
+    cut, as the processor cuts; three cuts, as `embed_people` embeds the same person); a picture with nobody
+    to cut, as it is."""
+    kept = small_person_frame.SMALL_PERSON_SHARE
+    small_person_frame.SMALL_PERSON_SHARE = 1.01  # a frame never covers more than the whole picture
     try:
-        return pipeline.embed(pictures).embeddings
+        one = pipeline.embed(pictures)
+        three = pipeline.embed(pictures, frame_small_people=False).embeddings
+        features = pipeline.processor(pictures, return_tensors="np")
+        rows, detections = [], []
+        for row, picture in enumerate(pictures):
+            box = features["person_box"][row]
+            found = small_person_frame.small_person_cut(picture, features["keypoints"][row], box, features["keypoint_source"][row])
+            if found is not None:
+                height, width = picture.shape[:2]
+                rows.append(row)
+                detections.append(PeopleInImage([found[0]], width, height, found=1))
+        if rows:
+            three[rows] = pipeline.embed_people([pictures[row] for row in rows], detections=detections).embeddings
+        return one.embeddings, three
     finally:
-        small_person_framing.SMALL_PERSON_SHARE = kept
+        small_person_frame.SMALL_PERSON_SHARE = kept
 
 
-def cut_by_the_rule(pipeline, pictures: list) -> np.ndarray:
-    """(N,) bool: the pictures `embed` cuts (detection only; small_person_framing.small_people)."""
-    return np.concatenate([
-        small_person_framing.small_people(pipeline.processor(pictures[start : start + 16]))
-        for start in range(0, len(pictures), 16)
-    ])  # fmt: skip
+def frame_shares(pipeline, pictures: list) -> np.ndarray:
+    """(N,) the share of each picture its chosen person's frame covers (NaN where nobody was found)."""
+    shares = []
+    for start in range(0, len(pictures), 16):
+        features = pipeline.processor(pictures[start : start + 16], return_tensors="np")
+        for row, (height, width) in enumerate(features["original_sizes"]):
+            if not features["person_found"][row]:
+                shares.append(np.nan)
+                continue
+            person = small_person_frame.chosen_person(features["keypoints"][row], features["person_box"][row], height, width)
+            shares.append(small_person_frame.frame_share(person, height, width))
+    return np.asarray(shares)
 
 
 def search_rows(pipeline, kind: str, source: str, people: int, seed: int) -> list[str]:
@@ -95,14 +119,13 @@ def search_rows(pipeline, kind: str, source: str, people: int, seed: int) -> lis
     for share in SHARES:
         pictures = [pasted(gallery, share, rng) for _, gallery, _ in pairs]
         whole = pipeline.embed(pictures, frame_small_people=False).embeddings
-        cut = embed_always_cut(pipeline, pictures)
-        # What `embed` gives: the cut where the rule cuts, the whole picture elsewhere (tests/test_small_person_framing.py).
-        framed = cut_by_the_rule(pipeline, pictures)
-        default = np.where(framed[:, None], cut, whole)
+        one_cut, three_cuts = embed_always_cut(pipeline, pictures)
+        default = pipeline.embed(pictures)  # the cut where the rule cuts, the whole picture elsewhere
         for rule, embeddings, share_framed in (
             ("whole picture", whole, ""),
-            ("cut to the person's frame", cut, ""),
-            (f"`embed` (cut below {small_person_framing.SMALL_PERSON_SHARE:g})", default, f"{framed.mean():.2f}"),
+            ("cut to the person's frame (one cut)", one_cut, ""),
+            ("cut to the person's frame (three cuts, `embed_people`)", three_cuts, ""),
+            (f"`embed` (cut below {small_person_frame.SMALL_PERSON_SHARE:g})", default.embeddings, f"{default.framed.mean():.2f}"),
         ):
             value = top1(query_embeddings, owners, embeddings)
             rows.append(f"| photo covers {share:.2f} | {rule} | {value:.3f} | {value / crop:.2f}x | {share_framed} |")
@@ -120,20 +143,18 @@ def development_rows(pipeline, seed: int) -> list[str]:
         picked = conreid_subset(dev, 40, 12, seed) if name == "conreid" else np.arange(len(dev.dataset))
         images = UndecodedImages(dev.dataset)
         paths = [images[int(row)] for row in picked]
-        shares = np.concatenate([
-            small_person_framing.frame_shares(pipeline.processor(paths[start : start + 16]))
+        shares = frame_shares(pipeline, paths)
+        found = shares[np.isfinite(shares)]
+        cut = np.concatenate([
+            pipeline.processor(paths[start : start + 16], return_tensors="np", frame_small_people=True)["framed"]
             for start in range(0, len(paths), 16)
         ])  # fmt: skip
-        found = shares[np.isfinite(shares)]
-        cut = cut_by_the_rule(pipeline, paths)
         spread = f"{np.min(found):.2f} / {np.quantile(found, 0.01):.2f} / {np.median(found):.2f}"
         if name == "lfw_fold7":  # verification pairs, not a ranking: the count says what moves
             rows.append(f"| {name} | {len(paths)} | {spread} | {int(cut.sum())} | | |")
             continue
-        as_they_are = pipeline.embed(paths, frame_small_people=False)
-        by_embed = as_they_are.embeddings.copy()
-        if cut.any():
-            by_embed[cut] = pipeline.embed([paths[row] for row in np.flatnonzero(cut)]).embeddings
+        as_they_are, by_embed = pipeline.embed(paths, frame_small_people=False), pipeline.embed(paths)
+        assert by_embed.framed.tolist() == cut.tolist()
         pids = np.asarray(dev.dataset.select(picked.tolist())["pid"])
         if name == "cuhk03_val":
             cameras = np.asarray(dev.dataset.select(picked.tolist())["camid"])
@@ -145,7 +166,7 @@ def development_rows(pipeline, seed: int) -> list[str]:
         gallery &= as_they_are.person_found
         figures = [
             float((pids[gallery][np.argmax(embeddings[query] @ embeddings[gallery].T, axis=1)] == pids[query]).mean())
-            for embeddings in (as_they_are.embeddings, by_embed)
+            for embeddings in (as_they_are.embeddings, by_embed.embeddings)
         ]
         rows.append(f"| {name} | {len(paths)} | {spread} | {int(cut.sum())} | {figures[0]:.3f} | {figures[1]:.3f} |")
     return rows + ["", "Rank-1 here: every query against every gallery photo of the set (CUHK03-val camera 0 -> 1, "

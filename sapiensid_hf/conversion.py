@@ -353,8 +353,9 @@ def save_image_processor(config: SapiensIDConfig, out_dir: Path) -> bool:
         return False
     from .processing.image_processing_sapiensid import SapiensIDImageProcessor
 
-    # Flip, as the official evaluators and every tool embed; `embedding_flip=False` in a call gives the single pass.
-    SapiensIDImageProcessor.from_model_config(config, embedding_flip=True).save_pretrained(out_dir)
+    # Flip, as the official evaluators and every tool embed (`embedding_flip=False` in a call gives the single
+    # pass); a small person cut from a wider photo first, as the tools do (`frame_small_people=False` not).
+    SapiensIDImageProcessor.from_model_config(config, embedding_flip=True, frame_small_people=True).save_pretrained(out_dir)
     return True
 
 

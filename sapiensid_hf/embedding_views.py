@@ -69,6 +69,7 @@ def embed_images(
     keypoints: np.ndarray | None = None,
     cut_scales: Sequence[float] | None = None,
     cut_keypoints: np.ndarray | None = None,
+    frame_small_people: bool = False,
 ) -> Iterator[EmbeddedBatch]:
     """Embeddings of many images, batch by batch in order: `num_workers` processes decode and detect
     (`parallel_processing.process_images`: given `keypoints` skip the detector) while the model runs here
@@ -79,11 +80,14 @@ def embed_images(
     `cut_scales`: the centre cuts each photo's embedding averages (cut_views.py); by default the model
     config's rule (`embedding_cuts`), the photo as it is for a folder without one. `cut_keypoints`: the
     cuts' keypoints of an earlier run over the same images and `keypoints` (its batches' `cut_keypoints`
-    features), so nothing is detected on the cuts (the development checks cache them).
+    features), so nothing is detected on the cuts (the development checks cache them). `frame_small_people`:
+    a person who fills little of a photo is embedded from their cut (processing/small_person_frame.py; the
+    pipeline's choice, off for datasets of crops).
     """
     scales = embedding_cuts(model.config) if cut_scales is None else tuple(cut_scales)
     batches = process_images(
-        processor, images, batch_size, num_workers, count=count, keypoints=keypoints, cut_scales=scales, cut_keypoints=cut_keypoints
+        processor, images, batch_size, num_workers, count=count, keypoints=keypoints, cut_scales=scales,
+        cut_keypoints=cut_keypoints, frame_small_people=frame_small_people,
     )  # fmt: skip
     for batch in batches:
         embeddings = None

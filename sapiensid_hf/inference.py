@@ -24,7 +24,7 @@ from .modeling import SapiensIDConfig, SapiensIDModel
 from .people_embedding import PeopleEmbeddings, embed_people
 from .pretrained import shipped_model_dir
 from .processing.people_in_image import PERSON_FRAME_SCALES
-from .small_person_framing import embed_small_people
+from .small_person_framing import in_photo
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class EmbeddingResult:
     face_found: np.ndarray  # (N,) bool
     person_box: np.ndarray  # (N, 4) box of the person the keypoints describe, normalised xyxy, -1 = none
     num_people: np.ndarray  # (N,) people the detector saw (-1 when keypoints were given)
-    framed: np.ndarray  # (N,) bool: embedded from cuts of the person, who fills little of the photo (small_person_framing)
+    framed: np.ndarray  # (N,) bool: embedded from the person's cut, who fills little of the photo (processing/small_person_frame.py)
 
 
 def concatenate_results(results: Sequence[EmbeddingResult]) -> EmbeddingResult:
@@ -88,8 +88,8 @@ class SapiensIDPipeline:
         self.trained = trained
         self.device = torch.device(device)
         self.source = source  # what was loaded: a folder, a hub id, or None for an untrained model
-        # Cut a person who fills little of the photo before embedding them (small_person_framing.py); off for
-        # pictures known to be crops of one person (`--person-crops`).
+        # Cut a person who fills little of the photo before embedding them (processing/small_person_frame.py);
+        # off for pictures known to be crops of one person (`--person-crops`).
         self.frame_small_people = True
 
     @property
@@ -111,26 +111,29 @@ class SapiensIDPipeline:
         (index, exception)). `num_workers` processes decode and detect (parallel_processing) while the
         model runs here; a failing image is reported, not raised, so the caller may skip it. With
         `frame_small_people` (default: the pipeline's `frame_small_people`, on unless `--person-crops`), a
-        person who fills little of the photo is embedded from cuts of them, as `embed_people` embeds a person
-        (small_person_framing.py; `result.framed` says which)."""
+        person who fills little of the photo is embedded from their cut, framed like the training photos
+        (processing/small_person_frame.py; `result.framed` says which; its keypoints and boxes are given in
+        the photo's square all the same)."""
         cut_small_people = self.frame_small_people if frame_small_people is None else frame_small_people
-        for batch in embed_images(self.model, self.processor, images, batch_size, self.device, flip, num_workers):
+        batches = embed_images(
+            self.model, self.processor, images, batch_size, self.device, flip, num_workers, frame_small_people=cut_small_people
+        )  # fmt: skip
+        for batch in batches:
             if batch.embeddings is None:
                 yield batch.indices, None, batch.failures
                 continue
             features = batch.features
+            keypoints, roi_boxes, person_box = in_photo(features)
             result = EmbeddingResult(
                 embeddings=batch.embeddings.numpy(),
-                keypoints=features["keypoints"].cpu().numpy(),
-                roi_boxes=features["roi_boxes"].cpu().numpy(),
+                keypoints=keypoints,
+                roi_boxes=roi_boxes,
                 person_found=np.asarray(features["person_found"], dtype=bool),
                 face_found=np.asarray(features["face_found"], dtype=bool),
-                person_box=np.asarray(features["person_box"], dtype=np.float32),
+                person_box=person_box,
                 num_people=np.asarray(features["num_people"], dtype=np.int64),
-                framed=np.zeros(len(batch.indices), dtype=bool),
+                framed=np.asarray(features["framed"], dtype=bool),
             )
-            if cut_small_people:
-                result = embed_small_people(self, images, batch.indices, result, features, flip, batch_size)
             yield batch.indices, result, batch.failures
 
     def embed(
@@ -139,8 +142,8 @@ class SapiensIDPipeline:
     ) -> EmbeddingResult:
         """Detect, build the retina ROIs and embed; `flip` (on by default, as every tool and the figures of the
         model's card) adds each view's mirror (`embedding_views.embed_batch`: about twice the model time, the
-        detector runs once). A person who fills little of the photo is embedded from cuts of them, as the
-        training photos were framed (`frame_small_people`, small_person_framing.py; `result.framed`).
+        detector runs once). A person who fills little of the photo is embedded from their cut, framed as
+        the training photos were (`frame_small_people`, processing/small_person_frame.py; `result.framed`).
         `num_workers` > 0 decodes and detects in that many worker processes. The first image that
         cannot be read raises its error, naming it by its index in `images`."""
         if len(images) == 0:
@@ -301,7 +304,7 @@ def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
     embedding loop: the loop applies the model config's rule of centre cuts itself (embed_images: workers,
     cached cut keypoints, --no-cuts) and flips as each call says, so the processor's copy of the rule, which
     `AutoModel` users of the folder get, is checked against the model config's and then turned off here
-    (cuts and flip). Raises ModelFolderError when the two records of the cuts differ."""
+    (cuts and flip; the small-person cut is the pipeline's `frame_small_people`). Raises ModelFolderError when the two records of the cuts differ."""
     processor = _folder_processor(source, config)
     recorded = processor.embedding_cuts
     if recorded is not None and tuple(recorded) != embedding_cuts(config):
@@ -310,7 +313,7 @@ def load_processor(source: str | os.PathLike | None, config: SapiensIDConfig):
             f"{CUTS_CONFIG_KEY} gives {list(embedding_cuts(config))}: AutoModel users of the folder and this "
             "package would embed its photos differently; record the same scales in both (or remove both)"
         )
-    processor.embedding_cuts, processor.embedding_flip = None, False
+    processor.embedding_cuts, processor.embedding_flip, processor.frame_small_people = None, False, False
     return processor
 
 

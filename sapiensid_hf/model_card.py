@@ -297,10 +297,11 @@ def embedding_rule_section(config: dict) -> str:
         "`mirrored_keypoints`, `cut_mirrored_keypoints`) and the model adds the views up. `--no-cuts` on the "
         "command line, `pipeline.model.config.embedding_cuts = None` or `processor(images, embedding_cuts=None, "
         "embedding_flip=False)` embeds the photo as it is (docs/evaluation.md, \"The embedding rule "
-        "of a model folder\"). The package's tools also cut a person who fills little of the photo (their frame "
-        "under half of it) before embedding them, as the training photos were framed; the processor and the model "
-        "embed the picture they are given, so cut such a person first (`processor.detect_people(photo)`, "
-        "`Person.crop_box`; docs/people.md, \"One person in a wider photo\")."
+        "of a model folder\"). The package's tools and the folder's processor (`frame_small_people: true` in "
+        "`preprocessor_config.json`) also cut a person who fills little of the photo (their frame under half of "
+        "it) before embedding them, as the training photos were framed; `framed` says which rows "
+        "(docs/people.md, \"One person in a wider photo\"; `processor(images, frame_small_people=False)` "
+        "embeds the picture whole)."
         f"\n\nSource: {record.get('source', 'unrecorded')}.\n"
     )
 

@@ -89,7 +89,9 @@ class _OneImageEach(torch.utils.data.Dataset):
     With `keypoints` (N, 19, 2), image i is read at keypoints[i] and nothing is detected. With more
     `cut_scales` than the photo itself, the features also hold its centre cuts, each at the person the
     detector finds there, or at the photo's keypoints where it misses them (processing/centre_cuts.py);
-    with `cut_keypoints` (N, cuts, 19, 2) as well, at cut_keypoints[i] and nothing is detected on the cuts."""
+    with `cut_keypoints` (N, cuts, 19, 2) as well, at cut_keypoints[i] and nothing is detected on the cuts.
+    With `frame_small_people`, a person who fills little of a photo is cut from it first (the processor's
+    setting, processing/small_person_frame.py)."""
 
     def __init__(
         self,
@@ -99,6 +101,7 @@ class _OneImageEach(torch.utils.data.Dataset):
         keypoints: np.ndarray | None = None,
         cut_scales: Sequence[float] = PHOTO_AS_IT_IS,
         cut_keypoints: np.ndarray | None = None,
+        frame_small_people: bool = False,
     ):
         self.processor = processor
         self.image_at = image_at
@@ -111,6 +114,9 @@ class _OneImageEach(torch.utils.data.Dataset):
         self.views_off = {
             name: off for name, off in (("embedding_cuts", None), ("embedding_flip", False)) if getattr(processor, name, off) != off
         }
+        # So is the small-person cut (the pipeline's `frame_small_people`, off for --person-crops and datasets).
+        if getattr(processor, "frame_small_people", False) != frame_small_people:
+            self.views_off["frame_small_people"] = frame_small_people
 
     def __len__(self) -> int:
         return self.count
@@ -184,13 +190,15 @@ def process_images(
     keypoints: np.ndarray | None = None,
     cut_scales: Sequence[float] = PHOTO_AS_IT_IS,
     cut_keypoints: np.ndarray | None = None,
+    frame_small_people: bool = False,
 ) -> Iterator[ProcessedBatch]:
     """Processor outputs for `images` (a sequence, or a callable row -> image with `count` rows), in batches
     of `batch_size` in order; `num_workers` processes do the work (0: this process). `keypoints`
     (count, 19, 2), when given, are used as the images' keypoints instead of detecting them. `cut_scales`
     beyond the photo itself (1.0, first) add each photo's centre cuts (cut_views.py); `cut_keypoints`
     (count, cuts, 19, 2), the `cut_keypoints` features of an earlier run with the same `keypoints`, are
-    used as the cuts' keypoints instead of detecting them.
+    used as the cuts' keypoints instead of detecting them. `frame_small_people`: a person who fills little of
+    a photo is cut from it and the cut processed instead (processing/small_person_frame.py).
 
     This is the one path that runs the processor over many images: `sapiensid embed` / `search`, the
     evaluation runner, the development checks and the training keypoint cache all come through here."""
@@ -213,7 +221,7 @@ def process_images(
         raise ValueError(
             f"cut_keypoints of shape {np.shape(cut_keypoints)} given for {count} images with {len(cut_scales) - 1} cuts each"
         )
-    dataset = _OneImageEach(processor, image_at, count, keypoints, cut_scales, cut_keypoints)
+    dataset = _OneImageEach(processor, image_at, count, keypoints, cut_scales, cut_keypoints, frame_small_people)
     if num_workers == 0:
         for start in range(0, count, batch_size):
             yield _collate([dataset[index] for index in range(start, min(count, start + batch_size))])

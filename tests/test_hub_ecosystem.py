@@ -26,8 +26,11 @@ CHECK_SCRIPT = Path(__file__).with_name("hub_portable_check.py")
 PHOTOS = ("face_a_1.jpg", "couple.jpg", "face_a_2.jpg")
 # The oldest transformers the flat code files support (README, docs/model.md): the last 4.x release.
 OLDEST_TRANSFORMERS = "4.57.6"
-# What the folder's code needs besides transformers: the pinned torch and the keypoint detector's runtime.
-OLDEST_ENV_PACKAGES = ("torch==2.13.0", f"transformers=={OLDEST_TRANSFORMERS}", "pillow", "ai-edge-litert==2.3.0")
+# What the folder's code needs besides transformers: the pinned torch, the keypoint detector's runtime and
+# OpenCV (a small person's face is framed around its face box, as the package frames it).
+OLDEST_ENV_PACKAGES = (
+    "torch==2.13.0", f"transformers=={OLDEST_TRANSFORMERS}", "pillow", "ai-edge-litert==2.3.0", "opencv-python-headless>=4.8,<5",
+)  # fmt: skip
 OLDEST_ENV_DIR = Path.home() / ".cache" / "sapiensid_hf" / "test-envs" / f"transformers-{OLDEST_TRANSFORMERS}"
 
 
@@ -47,13 +50,12 @@ def nobody_photo(tmp_path_factory) -> str:
 def package_embeddings(photos) -> dict[str, np.ndarray]:
     """What `sapiensid embed` writes for the photos as given (the library function it calls; the folder's
     rule of centre cuts and flip: how the card's figures and thresholds were measured), and what `sapiensid
-    embed --no-cuts --no-flip` writes (the photo as it is). A hub user's processor and model embed the
-    picture they are given: the package also cuts a person who fills little of the photo
-    (small_person_framing.py), which these are compared without."""
+    embed --no-cuts --no-flip` writes (the photo as it is). The folder's processor cuts a person who fills
+    little of the photo as the package does (its `frame_small_people`; couple.jpg's couple is cut)."""
     pipeline = load_pipeline(str(SHIPPED))
     assert pipeline.embedding_cuts == (1.0, 0.95, 0.9)
-    result = pipeline.embed(photos, flip=True, frame_small_people=False)
-    assert result.person_found.all()
+    result = pipeline.embed(photos, flip=True)
+    assert result.person_found.all() and result.framed.tolist() == [False, True, False]
     pipeline.model.config.embedding_cuts = None
     return {"rule": result.embeddings, "as_is": pipeline.embed(photos, flip=False, frame_small_people=False).embeddings}
 
@@ -101,8 +103,9 @@ def test_the_pipeline_without_the_package_on_the_newest_transformers(photos, nob
 def _oldest_supported_environment() -> Path:
     """A virtual environment with the oldest supported transformers and no sapiensid_hf (built once)."""
     python = OLDEST_ENV_DIR / "bin" / "python"
-    if (OLDEST_ENV_DIR / "complete").is_file():
-        return python
+    complete = OLDEST_ENV_DIR / "complete"
+    if complete.is_file() and complete.read_text().split() == list(OLDEST_ENV_PACKAGES):
+        return python  # built with these packages (an environment built with others is built again)
     building = OLDEST_ENV_DIR.with_name(OLDEST_ENV_DIR.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(building)], check=True, timeout=300)
@@ -111,7 +114,7 @@ def _oldest_supported_environment() -> Path:
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
-    (building / "complete").write_text(" ".join(OLDEST_ENV_PACKAGES) + "\n")
+    (building / "complete").write_text("\n".join(OLDEST_ENV_PACKAGES) + "\n")
     # Only `bin/python -m ...` is used, which works from the renamed folder (pip's own scripts would not).
     shutil.rmtree(OLDEST_ENV_DIR, ignore_errors=True)
     building.rename(OLDEST_ENV_DIR)

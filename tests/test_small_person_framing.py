@@ -1,5 +1,6 @@
-"""The single-person path cuts a person who fills little of the photo (small_person_framing.py): the cut is
-the one `embed_people` embeds that person from; a photo framed like the training photos is left as it is."""
+"""The processor cuts a person who fills little of the photo (processing/small_person_frame.py, its
+`frame_small_people` setting, which the pipeline and the shipped folder turn on): the cut is the one
+`embed_people` embeds that person from; a photo framed like the training photos is left as it is."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sapiensid_hf.processing.people_in_image import PeopleInImage, with_face_boxes
-from sapiensid_hf.small_person_framing import SMALL_PERSON_SHARE, chosen_person, frame_shares, small_people
+from sapiensid_hf.processing.people_in_image import PeopleInImage
+from sapiensid_hf.processing.small_person_frame import (
+    SMALL_PERSON_SHARE,
+    chosen_person,
+    cut_points_in_photo,
+    frame_share,
+    small_person_cut,
+)
 
 
 def on_a_wall(photo: np.ndarray, times: int = 3) -> np.ndarray:
@@ -29,19 +36,50 @@ def face_photo(people_dir) -> np.ndarray:
     return np.asarray(photo)
 
 
+def frame_shares(features) -> list[float]:
+    """The share of each photo its chosen person's frame covers, from processor outputs of the photos."""
+    shares = []
+    for row, (height, width) in enumerate(np.asarray(features["original_sizes"])):
+        person = chosen_person(np.asarray(features["keypoints"][row]), np.asarray(features["person_box"][row]), height, width)
+        shares.append(frame_share(person, height, width))
+    return shares
+
+
 def test_a_frame_covers_the_same_part_of_the_person_wherever_the_photo_is_pasted(pipeline, face_photo):
-    features = pipeline.processor([face_photo, on_a_wall(face_photo)])
+    pictures = [face_photo, on_a_wall(face_photo)]
+    features = pipeline.processor(pictures, return_tensors="np")
     alone, pasted = frame_shares(features)
     assert alone >= SMALL_PERSON_SHARE  # a portrait: left as it is
     # Nine times the picture around the same face: the frame covers a ninth of the share (the frame is the
     # face's, found by the detector on two pictures, so only about).
     assert pasted == pytest.approx(alone / 9, rel=0.25) and pasted < SMALL_PERSON_SHARE
-    assert small_people(features).tolist() == [False, True]
-    # A picture the processor takes for a crop of one person is never cut, whatever its shares.
-    assert not small_people({**features, "keypoint_source": ["crop", "crop"]}).any()
+    framed = pipeline.processor(pictures, return_tensors="np", frame_small_people=True)
+    assert framed["framed"].tolist() == [False, True] and not features["framed"].any()
+    height, width = pictures[1].shape[:2]
+    assert framed["original_sizes"].tolist() == [list(face_photo.shape[:2]), [height, width]]
+    left, top, right, bottom = framed["frame_box"][1]
+    assert 0 <= left < right <= width and 0 <= top < bottom <= height
+    assert (right - left) * (bottom - top) < SMALL_PERSON_SHARE * height * width
+    assert framed["frame_box"][0].tolist() == [-1, -1, -1, -1] and framed["num_people"][1] == features["num_people"][1]
+    # A picture the detector takes for a crop of one person, or given keypoints, is never cut.
+    keypoints, box = features["keypoints"][1], features["person_box"][1]
+    assert small_person_cut(pictures[1], keypoints, box, "pose") is not None
+    for source in ("crop", "prior", "given"):
+        assert small_person_cut(pictures[1], keypoints, box, source) is None
+    given = pipeline.processor(pictures, keypoints=features["keypoints"], return_tensors="np", frame_small_people=True)
+    assert not given["framed"].any()
 
 
-def test_a_small_person_is_embedded_from_the_cuts_embed_people_makes_of_them(pipeline, face_photo):
+def test_points_of_the_cut_map_back_into_the_photo():
+    # A 300 x 200 (h x w) photo, a 100 x 50 cut at (20, 40): the cut's square is 100 wide, its content from 25.
+    cut, height, width = np.array([20, 40, 70, 140]), 300, 200
+    centre_of_cut = np.array([[0.5, 0.5], [-1, -1]], dtype=np.float32)
+    mapped = cut_points_in_photo(centre_of_cut, cut, height, width)
+    # The photo's square is 300 wide, its content from x = 50: the cut's centre (45, 90) is at (95, 90) / 300.
+    np.testing.assert_allclose(mapped, [[95 / 300, 90 / 300], [-1, -1]], atol=1e-6)
+
+
+def test_a_small_person_is_embedded_from_the_cut_embed_people_makes_of_them(pipeline, face_photo):
     picture = on_a_wall(face_photo)
     result = pipeline.embed([face_photo, picture])
     assert result.framed.tolist() == [False, True]
@@ -49,14 +87,35 @@ def test_a_small_person_is_embedded_from_the_cuts_embed_people_makes_of_them(pip
     assert not whole.framed.any()
     np.testing.assert_allclose(result.embeddings[0], whole.embeddings[0], atol=1e-6)  # a portrait is left as it is
     assert float(result.embeddings[1] @ whole.embeddings[1]) < 0.999  # the small person's embedding changed
-    # The same person, framed and embedded as embed_people embeds a person found by the processor.
+    # The same person, framed as detect_people frames them and embedded as embed_people embeds one cut.
+    person, _ = small_person_cut(picture, whole.keypoints[1], whole.person_box[1], "pose")
     height, width = picture.shape[:2]
-    person = chosen_person(result.keypoints[1], result.person_box[1], result.face_found[1], height, width)
-    found = with_face_boxes(PeopleInImage([person], width, height, found=1), picture)
-    expected = pipeline.embed_people([picture], detections=[found]).rows[0].embedding
-    np.testing.assert_allclose(result.embeddings[1], expected, atol=1e-5)
-    # What the processor found is still the whole picture's: keypoints and boxes in its square.
-    np.testing.assert_allclose(result.keypoints[1], whole.keypoints[1], atol=1e-6)
+    expected = pipeline.embed_people([picture], detections=[PeopleInImage([person], width, height, found=1)], frame_scales=(1.0,))
+    np.testing.assert_allclose(result.embeddings[1], expected.rows[0].embedding, atol=1e-5)
+    # Keypoints and boxes are reported in the whole picture's square: found again on the cut, where the
+    # photo's detection put them (within a hundredth of the picture).
+    both = (result.keypoints[1] != -1).all(axis=1) & (whole.keypoints[1] != -1).all(axis=1)
+    assert both.sum() >= 5 and np.abs(result.keypoints[1][both] - whole.keypoints[1][both]).max() < 0.01
+    assert np.abs(result.roi_boxes[1][0] - whole.roi_boxes[1][0]).max() < 0.02  # the face box
+
+
+def test_the_shipped_folder_cuts_a_small_person_for_hugging_face_users_as_the_tools_do(face_photo):
+    import torch
+    from conftest import REPO_ROOT
+
+    from sapiensid_hf.inference import load_pipeline
+    from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+
+    shipped = REPO_ROOT / "pretrained" / "sapiensid-small"
+    pictures = [face_photo, on_a_wall(face_photo)]
+    processor = SapiensIDImageProcessor.from_pretrained(shipped)
+    assert processor.frame_small_people  # preprocessor_config.json records it, as it records the views
+    inputs = processor(pictures, return_tensors="pt")
+    assert inputs["framed"].tolist() == [False, True]
+    tools = load_pipeline(str(shipped))
+    with torch.no_grad():
+        hub = tools.model(**inputs).pooler_output.numpy()
+    np.testing.assert_allclose(hub, tools.embed(pictures).embeddings, atol=1e-5)
 
 
 def test_the_cut_is_made_with_data_workers_too(pipeline, face_photo, tmp_path):
@@ -78,7 +137,7 @@ def test_a_photo_with_nobody_is_not_framed(pipeline):
     wall = on_a_wall(np.full((120, 90, 3), 150, np.uint8))
     result = pipeline.embed([wall])
     assert not result.person_found[0] and not result.framed[0]
-    assert np.isnan(frame_shares(pipeline.processor([wall]))[0])
+    assert not pipeline.processor([wall], frame_small_people=True)["framed"][0]
 
 
 def test_embed_files_say_which_photos_were_cut_and_search_notes_a_gallery_made_before(
@@ -169,3 +228,27 @@ def test_compare_says_which_photo_it_cut_the_person_from(pipeline, face_photo, t
     assert report["score"] == pytest.approx(expected.score, abs=1e-5)  # the library's verdict, the cut included
     assert main(["compare", str(portrait), str(wide), "--model", str(pipeline.source)]) == 0
     assert "the person fills little of the photo: cut from it first" in capsys.readouterr().out
+
+
+def test_without_opencv_a_small_face_is_framed_from_its_keypoints_and_a_warning_says_so(pipeline, face_photo, monkeypatch, caplog):
+    from sapiensid_hf.processing import face_frame, small_person_frame
+    from sapiensid_hf.processing.detector_assets import DetectorNotAvailableError
+
+    picture = on_a_wall(face_photo)
+    features = pipeline.processor([picture], return_tensors="np")
+    keypoints, box = features["keypoints"][0], features["person_box"][0]
+    with_box, cut = small_person_cut(picture, keypoints, box, "pose")
+    assert with_box.face_box is not None  # OpenCV found the face: framed around its box
+
+    def no_opencv():
+        raise DetectorNotAvailableError("OpenCV is not installed.")
+
+    monkeypatch.setattr(face_frame, "_opencv", no_opencv)
+    monkeypatch.setattr(small_person_frame, "_said_without_opencv", False)
+    with caplog.at_level("WARNING"):
+        person, keypoint_cut = small_person_cut(picture, keypoints, box, "pose")
+        small_person_cut(picture, keypoints, box, "pose")
+    assert person.face_box is None and keypoint_cut != cut  # the keypoints' frame, not the box's
+    assert [record.getMessage() for record in caplog.records] == [
+        "OpenCV is not installed. A small person's face is framed from its keypoints instead."
+    ]  # said once

@@ -19,7 +19,7 @@ No alignment step: the model reads the whole square and the keypoints say where 
 import copy
 import os
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 import torch
@@ -53,17 +53,19 @@ from .keypoint_layout import (
     flip_keypoints,
     visible,
 )
-from .people_detection import FoundPerson
+from .people_detection import FoundPerson, same_person_keypoints
 from .people_in_image import (
     DEFAULT_MAX_PEOPLE,
     DEFAULT_MIN_PERSON_SIZE,
     PeopleInImage,
+    keypoints_in_crop,
     people_in_photo,
     with_face_boxes,
 )
 from .person_crop import ContentBounds  # noqa: F401
 from .photo_cuts import pixel_keypoints_in_crop  # noqa: F401
 from .retina_rois import compute_roi_boxes
+from .small_person_frame import small_person_cut
 from .square_resampling import SquarePadding, detector_square, resample_padded_square
 from .standing_person_prior import SOURCE_PRIOR, standing_person_keypoints
 
@@ -96,6 +98,7 @@ class SapiensIDImageProcessorKwargs(TypedDict, total=False):
     standing_person_prior: bool
     embedding_cuts: Sequence[float] | None
     embedding_flip: bool
+    frame_small_people: bool
 
 
 # Settings of the default detector: attributes only (changing one rebuilds it), not per-call arguments.
@@ -125,6 +128,7 @@ _CALL_SETTINGS = (
     "standing_person_prior",
     "embedding_cuts",
     "embedding_flip",
+    "frame_small_people",
 )
 
 
@@ -166,6 +170,11 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         embedding_flip (`bool`, defaults to `False`): flip test-time augmentation, the rest of a folder's
             embedding rule: each image (and each cut) also yields the keypoints of its mirror image, and the
             model adds the embedding of the mirrored pixels at them (as the official evaluators do).
+        frame_small_people (`bool`, defaults to `False`): a person the detector found who fills little of
+            the photo (the frame they would be cut to covers less than half of it) is cut from the
+            full-resolution photo, framed like the training photos, and that cut is the picture (the
+            detector runs again on it; small_person_frame.py). On in the shipped model's folder: the model
+            hardly recognises a person who fills a fifth of the picture. Never for given keypoints.
         detector_cache_dir (`str`, *optional*): directory of the detector files (default:
             $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
         detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
@@ -183,6 +192,11 @@ class SapiensIDImageProcessor(BaseImageProcessor):
       (-1 if none); ``person_box`` (B, 4): that person's box (-1 if none); ``person_boxes``: list of
       (P, 4) boxes, most prominent first; ``keypoint_source``: list of "pose", "crop", "face", "none",
       "given", or "prior" (the standing-person prior).
+    - ``framed`` (B,) bool: the picture is the cut of a small person (`frame_small_people`); then the
+      model inputs, the keypoints and the boxes above are the cut's (``num_people`` stays the photo's
+      count), ``frame_box`` (B, 4) float32 is the cut in the photo's pixels (xyxy; -1 where not framed)
+      and ``original_sizes`` (B, 2) int64 the photo's (height, width): small_person_frame.py's
+      `cut_points_in_photo` maps the cut's points into the photo's square.
     - With `embedding_cuts` beyond 1.0 (C cuts), the cuts' model inputs: ``cut_pixel_values`` (B, 3 * C, S, S)
       (each cut's three channels in turn), ``cut_pixel_mask`` (B, C, S, S), ``cut_keypoints`` (B, C, 19, 2).
       The other outputs are the photo's.
@@ -220,6 +234,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         standing_person_prior: bool = False,
         embedding_cuts: Sequence[float] | None = None,
         embedding_flip: bool = False,
+        frame_small_people: bool = False,
         detector: KeypointDetector | None = None,
         **kwargs,
     ):
@@ -245,6 +260,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         self.standing_person_prior = bool(standing_person_prior)
         self.embedding_cuts = _recorded_cuts(embedding_cuts)
         self.embedding_flip = bool(embedding_flip)
+        self.frame_small_people = bool(frame_small_people)
         if recorded is not None and recorded != self.keypoint_rules_version:
             raise ValueError(
                 f"this processor config records keypoint_rules_version={recorded}, but its settings give "
@@ -370,32 +386,40 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         std = np.asarray(settings["image_std"], dtype=np.float32)
         scales = cut_scales(settings["embedding_cuts"])[1:]
         cut_keypoints = _validate_cut_keypoints(cut_keypoints, len(image_list), len(scales))
-        # Each cut is prepared like a photo, with this call's settings, and has no cuts or mirror of its own.
-        cut_settings = {**settings, "embedding_cuts": None, "embedding_flip": False}
+        # Each cut is prepared like a photo, with this call's settings, and has no cuts, mirror or frame of its own.
+        cut_settings = {**settings, "embedding_cuts": None, "embedding_flip": False, "frame_small_people": False}
 
         def prepare_cut(cut_images: list[np.ndarray], at: np.ndarray | None) -> BatchFeature:
             return self.preprocess(cut_images, keypoints=at, return_tensors="np", **cut_settings)
 
-        pixel_values, pixel_masks, results, cuts = [], [], [], []
+        pixel_values, pixel_masks, results, cuts, frames = [], [], [], [], []
         for index, image in enumerate(image_list):
             name = describe_input(image, index)
             rgb = load_rgb(image, name, settings["max_image_pixels"])
             padding = SquarePadding.of(*rgb.shape[:2])
+            frame = _Frame(None, *rgb.shape[:2], -1)
+            if given is not None:
+                result = KeypointResult(keypoints=given[index], source=SOURCE_GIVEN)
+            else:
+                result = self._detect(rgb, padding, settings, name)
+                if settings["standing_person_prior"] and not visible(result.keypoints).any():
+                    # The caller declared the image a person crop: its extent is the person's.
+                    prior = standing_person_keypoints(padding.content_box())
+                    result = KeypointResult(keypoints=prior, person_boxes=result.person_boxes, source=SOURCE_PRIOR)
+                elif settings["frame_small_people"]:
+                    frame = frame._replace(people=result.num_people)
+                    rgb, result, box = self._frame_small_person(rgb, result, settings, name)
+                    frame = frame._replace(box=box)
+                    padding = SquarePadding.of(*rgb.shape[:2])
             pixels = resample_padded_square(rgb, size, fill=fill) / 255.0
             pixel_values.append(((pixels - mean) / std).transpose(2, 0, 1))
             pixel_masks.append(padding.content_mask(size))
-            if given is not None:
-                results.append(KeypointResult(keypoints=given[index], source=SOURCE_GIVEN))
-            else:
-                results.append(self._detect(rgb, padding, settings, name))
-                if settings["standing_person_prior"] and not visible(results[-1].keypoints).any():
-                    # The caller declared the image a person crop: its extent is the person's.
-                    prior = standing_person_keypoints(padding.content_box())
-                    results[-1] = KeypointResult(keypoints=prior, person_boxes=results[-1].person_boxes, source=SOURCE_PRIOR)
+            results.append(result)
+            frames.append(frame)
             if scales:
                 known = None if cut_keypoints is None else cut_keypoints[index]
-                cuts.append(cut_features(prepare_cut, rgb, results[-1].keypoints, scales, name, known))
-        features = self._assemble(pixel_values, pixel_masks, results, settings, return_tensors)
+                cuts.append(cut_features(prepare_cut, rgb, result.keypoints, scales, name, known))
+        features = self._assemble(pixel_values, pixel_masks, results, frames, settings, return_tensors)
         data = {key: np.concatenate([cut[key] for cut in cuts]) for key in CUT_FEATURES.values()} if cuts else {}
         if settings["embedding_flip"]:
             data["mirrored_keypoints"] = flip_keypoints(np.stack([result.keypoints for result in results]))
@@ -485,11 +509,32 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             source=result.source,
         )
 
+    def _frame_small_person(
+        self, rgb: np.ndarray, result: KeypointResult, settings: dict[str, Any], name: str
+    ) -> tuple[np.ndarray, KeypointResult, tuple[int, int, int, int] | None]:
+        """(picture, its keypoints, the cut's pixel box or None): the photo as it is, or, when its chosen person
+        fills little of it, that person's frame cut from it (small_person_frame.py) with the detector's
+        person there, or the person's own keypoints mapped into the cut where it finds somebody else or
+        nobody (a person is never embedded from another person's keypoints; as embed_people does)."""
+        box = result.person_boxes[result.chosen_person] if result.chosen_person >= 0 else np.full(4, MISSING, np.float32)
+        found = small_person_cut(rgb, result.keypoints, box, result.source)
+        if found is None:
+            return rgb, result, None
+        person, crop = found
+        left, top, right, bottom = crop
+        cut = np.ascontiguousarray(rgb[top:bottom, left:right])
+        detected = self._detect(cut, SquarePadding.of(*cut.shape[:2]), settings, f"{name}, its person's frame")
+        own = apply_official_rules(keypoints_in_crop(person, crop))
+        if not same_person_keypoints(own, detected.keypoints):
+            detected = KeypointResult(keypoints=own, source=SOURCE_GIVEN)
+        return cut, detected, crop
+
     def _assemble(
         self,
         pixel_values: list[np.ndarray],
         pixel_masks: list[np.ndarray],
         results: list[KeypointResult],
+        frames: list["_Frame"],
         settings: dict[str, Any],
         return_tensors: str,
     ) -> BatchFeature:
@@ -509,7 +554,10 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             "person_found": visible(keypoints).any(axis=1),
             "face_found": (face_boxes != MISSING).any(dim=1).numpy(),
             "num_people": np.array(
-                [-1 if result.source == SOURCE_GIVEN else result.num_people for result in results],
+                [
+                    frame.people if frame.box is not None else -1 if result.source == SOURCE_GIVEN else result.num_people
+                    for result, frame in zip(results, frames, strict=True)
+                ],
                 dtype=np.int64,
             ),
             "chosen_person": np.array([result.chosen_person for result in results], dtype=np.int64),
@@ -519,6 +567,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                     for result in results
                 ]
             ).astype(np.float32),
+            "framed": np.array([frame.box is not None for frame in frames], dtype=bool),
+            "frame_box": np.array([frame.box or no_box for frame in frames], dtype=np.float32).reshape(-1, 4),
+            "original_sizes": np.array([(frame.height, frame.width) for frame in frames], dtype=np.int64).reshape(-1, 2),
         }
         features = BatchFeature(data=data, tensor_type=return_tensors)
         convert = torch.from_numpy if return_tensors == "pt" else np.asarray
@@ -541,6 +592,16 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         if state.get("_detector_built_with") is not None:
             state["_detector"], state["_detector_built_with"] = None, None
         return state
+
+
+class _Frame(NamedTuple):
+    """Where an image's picture came from: the photo (`box` None) or the cut `box` (xyxy pixels) of a small
+    person; the photo's `height` x `width` and the people the detector saw in it (-1: not counted)."""
+
+    box: tuple[int, int, int, int] | None
+    height: int
+    width: int
+    people: int
 
 
 def _recorded_cuts(value: Sequence[float] | None) -> list[float] | None:

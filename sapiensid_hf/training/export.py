@@ -80,7 +80,7 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, output_dir: str | os.Pa
     backbone.config.training = {**training_record(config, step or 0), "checkpoint": checkpoint.name}
     output = Path(output_dir)
     backbone.save_pretrained(output)
-    SapiensIDImageProcessor.from_model_config(backbone.config, embedding_flip=True).save_pretrained(output)  # as the tools embed
+    SapiensIDImageProcessor.from_model_config(backbone.config, embedding_flip=True, frame_small_people=True).save_pretrained(output)  # as the tools embed
     return output
 
 

@@ -634,9 +634,10 @@ class Trainer:
                 self.config, self.progress.step, accelerator.num_processes, wall_time
             )
             backbone.save_pretrained(final_dir)
-            # The folder's processor flips, as every tool does by default (the training processor stays as it is).
+            # The folder's processor flips and cuts a small person from a wider photo, as every tool does by
+            # default (the training processor stays as it is).
             folder_processor = copy.copy(self.processor)
-            folder_processor.embedding_flip = True
+            folder_processor.embedding_flip, folder_processor.frame_small_people = True, True
             folder_processor.save_pretrained(final_dir)
             self.config.save(final_dir / "training_config.json")
             write_trained_card(final_dir)  # README.md from the training record; `sapiensid push --results` adds the checks

@@ -63,15 +63,15 @@ def top1(queries: np.ndarray, owners: np.ndarray, gallery: np.ndarray) -> float:
     return float((np.argmax(queries @ gallery.T, axis=1) == owners).mean())
 
 
-def embed_always_cut(pipeline, pictures: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def embed_always_cut(pipeline, pictures: list[np.ndarray], whole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every person cut to their frame, whatever the share they cover (the rule with its limit lifted): (one
     cut, as the processor cuts; three cuts, as `embed_people` embeds the same person); a picture with nobody
-    to cut, as it is."""
+    to cut keeps `whole`, its embedding as it is."""
     kept = small_person_frame.SMALL_PERSON_SHARE
     small_person_frame.SMALL_PERSON_SHARE = 1.01  # a frame never covers more than the whole picture
     try:
         one = pipeline.embed(pictures)
-        three = pipeline.embed(pictures, frame_small_people=False).embeddings
+        three = whole.copy()
         features = pipeline.processor(pictures, return_tensors="np")
         rows, detections = [], []
         for row, picture in enumerate(pictures):
@@ -119,7 +119,7 @@ def search_rows(pipeline, kind: str, source: str, people: int, seed: int) -> lis
     for share in SHARES:
         pictures = [pasted(gallery, share, rng) for _, gallery, _ in pairs]
         whole = pipeline.embed(pictures, frame_small_people=False).embeddings
-        one_cut, three_cuts = embed_always_cut(pipeline, pictures)
+        one_cut, three_cuts = embed_always_cut(pipeline, pictures, whole)
         default = pipeline.embed(pictures)  # the cut where the rule cuts, the whole picture elsewhere
         for rule, embeddings, share_framed in (
             ("whole picture", whole, ""),

@@ -7,52 +7,122 @@
 #   pip download datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 --no-deps --python-version 3.12 \
 #       --only-binary=:all: -d outputs/wheels    # what the lent machine's Python lacks (docs/training.md)
 # Run there, carrying outputs/training_pack and outputs/wheels:
-#   bash scripts/train_on_lent_gpu.sh           # WALL (s, default 420), STEPS, PRECISION, WORKERS, EXTRA
-# The run stops after WALL seconds at the latest (a checkpoint every 500 steps) and the last checkpoint is
-# exported to $OUT/model (with its training log) to come back. Checked on this CPU machine with
-#   PYTHON=.venv/bin/python PRECISION=no STEPS=4 SAVE_EVERY=2 OUT=/tmp/lent bash scripts/train_on_lent_gpu.sh
+#   bash scripts/train_on_lent_gpu.sh
+# Settings (environment): WALL (s from the script's start by which every run has ended, default 420),
+# STEPS ("auto", default: a PROBE-second run measures the steps per second, and the schedule is sized to end
+# before WALL, so that its learning rate decays fully; or a number), RUNS (runs side by side on the one GPU,
+# one per line: "NAME [--set ...]"; default one run "v3"), PRECISION, WORKERS (per data loader), SAVE_EVERY.
+# Each run is exported to $OUT/NAME.tar (its model folder with float16 weights, its training logs): the
+# finished model, or its last checkpoint where it was stopped at WALL. Checked on this CPU machine with
+#   PYTHON=.venv/bin/python PRECISION=no WALL=270 PROBE=100 WORKERS=1 SAVE_EVERY=5 OUT=/tmp/lent \
+#       RUNS="a --set logging.log_every_steps=2" bash scripts/train_on_lent_gpu.sh
+# and run on a lent H200 on 2026-12-04 (docs/training.md, "On a lent GPU machine").
 set -euo pipefail
+START=$(date +%s)
 PYTHON=${PYTHON:-python3}
 WALL=${WALL:-420}
-STEPS=${STEPS:-40000}
+STEPS=${STEPS:-auto}
+PROBE=${PROBE:-40}
 PRECISION=${PRECISION:-bf16}
-WORKERS=${WORKERS:-8}
-SAVE_EVERY=${SAVE_EVERY:-500}
+WORKERS=${WORKERS:-3}
+SAVE_EVERY=${SAVE_EVERY:-1000}
+RUNS=${RUNS:-v3}
 OUT=${OUT:-outputs/lent_gpu}
-RUN=outputs/lent_gpu_run
+ROOT=outputs/lent_gpu_runs
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 if ! "$PYTHON" -c "import datasets" 2>/dev/null; then
-    "$PYTHON" -m pip install --no-index --no-deps outputs/wheels/*.whl
+    "$PYTHON" -m pip install -q --no-index --no-deps outputs/wheels/*.whl
 fi
-if ! "$PYTHON" -c "import sapiensid_hf.modeling" 2>/dev/null; then
-    "$PYTHON" -m pip install --no-index --no-deps --no-build-isolation -e .
+if ! "$PYTHON" -c "import sapiensid_hf.modeling" 2>/dev/null; then  # the package maps modeling/ and processing/
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation -e .
 fi
 "$PYTHON" scripts/training_pack.py unpack outputs/training_pack --root outputs/training_data
-rm -rf "$RUN"
-# shellcheck disable=SC2046  # overrides.txt holds one --set per cache and manifest
-timeout --signal=INT "$WALL" "$PYTHON" examples/train.py --config examples/configs/small_distill.yaml \
-    $(cat outputs/training_data/overrides.txt) --set "mixed_precision='$PRECISION'" \
-    --set schedule.max_steps="$STEPS" --set data.num_workers="$WORKERS" --set logging.output_dir="$RUN" \
-    --set logging.save_every_steps="$SAVE_EVERY" --set logging.progress_bar=false ${EXTRA:-} || true
-mkdir -p "$OUT"
-"$PYTHON" - "$RUN" "$OUT" <<'PYTHON'
+rm -rf "$ROOT"
+mkdir -p "$ROOT" "$OUT"
+
+train() {  # NAME DIR MAX_STEPS SECONDS EXTRA...: one run of the recipe, stopped after SECONDS at the latest
+    local name=$1 dir=$2 steps=$3 seconds=$4
+    shift 4
+    # shellcheck disable=SC2046  # overrides.txt holds one --set per cache and manifest
+    timeout --signal=INT "$seconds" "$PYTHON" examples/train.py --config examples/configs/small_distill.yaml \
+        $(cat outputs/training_data/overrides.txt) --set "mixed_precision='$PRECISION'" \
+        --set schedule.max_steps="$steps" --set data.num_workers="$WORKERS" --set logging.output_dir="$dir" \
+        --set logging.save_every_steps="$SAVE_EVERY" --set logging.progress_bar=false \
+        --set logging.tensorboard=false "$@" >"$dir.log" 2>&1 || {
+        local code=$?
+        echo "$name: training ended with status $code (124: stopped at its time limit)"
+        [ "$code" = 124 ] || tail -n 25 "$dir.log"
+    }
+}
+
+one_run() {  # NAME EXTRA...: probe (STEPS=auto), the run itself, its export
+    local name=$1
+    shift
+    local steps=$STEPS dir=$ROOT/$name
+    if [ "$steps" = auto ]; then
+        local probe_start
+        probe_start=$(date +%s)
+        train "$name" "$dir.probe" 200000 "$PROBE" "$@"
+        steps=$("$PYTHON" - "$dir.probe/train_log.jsonl" "$probe_start" "$START" "$WALL" <<'PYTHON'
+import json
+import sys
+import time
+
+log, probe_start, start, wall = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+entries = [json.loads(line) for line in open(log, encoding="utf-8")]
+if len(entries) < 3:
+    sys.exit(f"{log}: {len(entries)} log lines in the probe: too slow to size a schedule (see {log[:-16]}.log)")
+first, last = entries[1], entries[-1]  # the first window holds the start-up steps
+rate = (last["step"] - first["step"]) / (last["wall_time_s"] - first["wall_time_s"])
+overhead = (time.time() - probe_start) - last["wall_time_s"]  # start-up and shutdown, measured
+seconds = start + wall - time.time() - overhead
+print(max(100, int(0.9 * rate * seconds)))
+print(f"probe: {rate:.2f} steps/s, {overhead:.0f} s start-up; {seconds:.0f} s left for the run", file=sys.stderr)
+PYTHON
+)
+    fi
+    local left=$((START + WALL - $(date +%s)))
+    echo "$name: $steps steps, stopped after $left s at the latest"
+    train "$name" "$dir" "$steps" "$left" "$@"
+    "$PYTHON" - "$dir" "$OUT/$name" "$steps" <<'PYTHON'
 import shutil
 import sys
 from pathlib import Path
 
+from safetensors.torch import load_file, save_file
+
 from sapiensid_hf.training.export import export_checkpoint
 
-run, out = Path(sys.argv[1]), Path(sys.argv[2])
+run, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 finished = run / "final_model"
 checkpoints = sorted((run / "checkpoints").glob("step_*"))  # zero-padded step numbers
 if finished.is_dir():
     shutil.copytree(finished, out / "model", dirs_exist_ok=True)
-    print(f"the run finished: {finished} -> {out / 'model'}")
+    print(f"{run.name}: finished {steps} steps -> {out / 'model'}")
 elif checkpoints:
     export_checkpoint(checkpoints[-1], out / "model")
-    print(f"stopped at the wall-clock limit: {checkpoints[-1].name} -> {out / 'model'}")
+    print(f"{run.name}: stopped at the wall-clock limit: {checkpoints[-1].name} of {steps} -> {out / 'model'}")
 else:
     sys.exit(f"{run}: no checkpoint was saved before the limit: nothing to bring back")
-for log in run.glob("*.jsonl"):
+for log in [*run.glob("*.jsonl"), run.with_suffix(".log")]:
     shutil.copy(log, out / log.name)
+# float16 weights, as the shipped folder holds them: a file coming back from the lent machine is 16 MiB at most
+weights = out / "model" / "model.safetensors"
+state = load_file(str(weights))
+save_file({key: value.half() if value.is_floating_point() else value for key, value in state.items()}, str(weights), {"format": "pt"})
 PYTHON
+    tar -cf "$OUT/$name.tar" -C "$OUT" "$name" && rm -rf "${OUT:?}/$name"
+}
+
+pids=()
+while read -r name extra; do
+    [ -n "$name" ] || continue
+    # shellcheck disable=SC2086  # extra is a list of --set arguments
+    one_run "$name" $extra &
+    pids+=($!)
+done <<<"$RUNS"
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+ls -la "$OUT"
+exit $status

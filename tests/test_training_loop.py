@@ -106,9 +106,12 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(people_dataset,
         train(interrupted)
     monkeypatch.setattr(Trainer, "_train_step", original_step)
     assert not (tmp_path / "interrupted" / "checkpoints" / "step_00000006").exists()
+    saved = json.loads((tmp_path / "interrupted" / "checkpoints" / "step_00000003" / "trainer_progress.json").read_text())
     reset_accelerate()
     resumed = train(interrupted, resume_from_checkpoint="latest")
     assert resumed.steps == 8 and [entry["step"] for entry in resumed.history] == [4.0, 5, 6, 7, 8]
+    # The logged training time goes on from the checkpoint's, not from zero.
+    assert resumed.history[0]["wall_time_s"] > saved["wall_time_s"] > 0
 
     expected = read_checkpoint_weights(tmp_path / "straight", 8)
     actual = read_checkpoint_weights(tmp_path / "interrupted", 8)

@@ -82,7 +82,9 @@ def test_recipe_same_seed_repeats_the_losses_and_records_training(small_manifest
     config = json.loads((first.final_model_dir / "config.json").read_text())
     record = config["training"]
     assert record["steps"] == 4 and record["seed"] == 0 and record["data"].startswith("manifest:")
-    assert record["wall_time_s"] > 0
+    assert record["wall_time_s"] > 0 and "initialised_from" not in record
+    times = [entry["wall_time_s"] for entry in first.history]  # the log says how fast the run stepped
+    assert all(0 < a < b for a, b in zip(times, times[1:], strict=False)) and times[-1] <= record["wall_time_s"]
     model = SapiensIDModel.from_pretrained(first.final_model_dir)
     assert is_trained(model.config) and model.config.output_dim == 512 and model.config.image_size == 96
     pipeline = load_pipeline(str(first.final_model_dir))
@@ -151,3 +153,12 @@ def test_a_folder_without_a_training_record_counts_as_untrained(tmp_path, caplog
         pipeline = load_pipeline(str(tmp_path / "random"))
     assert not pipeline.trained and "NO TRAINED WEIGHTS" in caplog.text
     assert "UNTRAINED" in pipeline.description
+
+
+def test_a_run_that_continues_other_weights_names_them_in_its_record():
+    from sapiensid_hf.training.export import training_record
+
+    config = TrainingConfig.from_file(DISTILL_RECIPE).with_overrides(["model.pretrained=pretrained/sapiensid-small"])
+    record = training_record(config, 100)
+    assert record["initialised_from"] == "pretrained/sapiensid-small" and record["teacher"] == "dlib_resnet_v1"
+    assert "initialised_from" not in training_record(TrainingConfig.from_file(DISTILL_RECIPE), 100)

@@ -45,6 +45,8 @@ def training_record(
     if config.distill.teacher is not None:  # what the model learned from besides its labelled photos
         record["teacher"] = config.distill.teacher
         record["unlabelled_photos"] = config.distill.unlabelled_manifest
+    if config.model.pretrained is not None:  # a run that continued other weights: their training is part of this
+        record["initialised_from"] = str(config.model.pretrained)
     if num_processes is not None:
         record["num_processes"] = int(num_processes)
     if wall_time_s is not None:

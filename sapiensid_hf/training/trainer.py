@@ -577,6 +577,8 @@ class Trainer:
         loss = self.accelerator.reduce(torch.tensor([local["loss"]], device=self.accelerator.device), reduction="mean")
         entry = {**local, "loss": float(loss), "step": float(step), "skipped_samples": float(self.progress.skipped_samples)}
         entry["norm_mean"] = float(self.accelerator.unwrap_model(self.model).head.norm_mean)
+        # Training seconds so far (resumed segments included): steps per second from the log alone.
+        entry["wall_time_s"] = round(self.progress.wall_time_s + time.monotonic() - self._segment_start, 2)
         if self.accelerator.is_main_process:
             self.history.append(entry)
             with (self.output_dir / "train_log.jsonl").open("a", encoding="utf-8") as handle:

@@ -33,7 +33,17 @@ def recipe_line(run: dict) -> str:
         f"{schedule['decay']} schedule over {schedule['max_steps']} steps ({schedule['warmup_steps']} warm-up), "
         f"{masking['mode']} masking (kept fraction in [{masking['min_kept_fraction']}, {masking['max_kept_fraction']}]), "
         f"batch {run['batch_size']} at the reference kept-token count, identity-balanced sampling "
-        f"({run['data']['images_per_identity']} images per person per epoch), flip and colour jitter"
+        f"({run['data']['images_per_identity']} images per person per epoch), flip, {reframing(run)}colour jitter"
+    )
+
+
+def reframing(run: dict) -> str:
+    augmentation = run.get("augmentation", {})
+    if not augmentation.get("reframe_prob"):
+        return ""
+    return (
+        f"reframing (a {augmentation['reframe_prob']:g} share of the photos rescaled by up to "
+        f"{augmentation['reframe_scale']:g} and shifted by up to {augmentation['reframe_shift']:g}), "
     )
 
 
@@ -64,6 +74,15 @@ def continuation_command(run: dict, recipe: Path, record: dict) -> str:
     return "".join(lines)
 
 
+def first_stage_commands(run: dict, recipe: Path, record: dict) -> str:
+    """The CPU run's resume and averaging lines: of the earlier stage's record when the weights were continued."""
+    earlier = earlier_stage(record)
+    if earlier is None:
+        return continuation_command(run, recipe, record) + averaging_lines(record)
+    first = earlier["training"]
+    return continuation_command({"schedule": {"max_steps": first["steps"]}}, recipe, first) + averaging_lines(first)
+
+
 def averaging_lines(record: dict) -> str:
     """How the shipped weights were averaged from the run's models, when they were (docs/training.md)."""
     sources = record.get("weights_averaged_from")
@@ -79,6 +98,45 @@ def averaging_lines(record: dict) -> str:
 def averaged_note(record: dict) -> str:
     sources = record.get("weights_averaged_from")
     return f" (its weights are the mean of the run's at {' and '.join(sources)})" if sources else ""
+
+
+def earlier_stage(record: dict) -> dict | None:
+    """The training of the weights this run started from, when the shipped folder recorded it
+    (`initialised_from`: {"model", "training", "command"}; a plain path records no more than its name)."""
+    start = record.get("initialised_from")
+    return start if isinstance(start, dict) and "training" in start else None
+
+
+def steps_line(record: dict) -> str:
+    earlier = earlier_stage(record)
+    if earlier is None:
+        return f"saw {record['steps']} steps of {record['batch_size']} images (at the reference kept-token\ncount) on a CPU{averaged_note(record)}"
+    first = earlier["training"]
+    return (
+        f"saw {first['steps']} steps of {first['batch_size']} images (at the reference kept-token count) on a\n"
+        f"CPU{averaged_note(first)}, then {record['steps']} more on a GPU ({record.get('machine')}), continuing those weights"
+    )
+
+
+def continued_lines(record: dict) -> str:
+    """The command of the stage that continued earlier weights (a lent GPU machine's run)."""
+    earlier = earlier_stage(record)
+    if earlier is None:
+        return ""
+    return f"# then, continuing those weights ({earlier['model']}):\n{earlier['command']}\n"
+
+
+def hardware_line(record: dict) -> str:
+    hours = record.get("wall_time_s", 0) / 3600
+    line = f"{record.get('machine', 'CPU')}, {record.get('num_processes', 1)} process; training wall time {hours:.2f} h"
+    earlier = earlier_stage(record)
+    if earlier is None:
+        return line
+    first = earlier["training"]
+    return (
+        f"{first.get('machine', 'CPU')}, {first.get('num_processes', 1)} process, {first.get('wall_time_s', 0) / 3600:.2f} h of\n"
+        f"training wall time; then {line}"
+    )
 
 
 ABLATION_POINTER = (
@@ -103,8 +161,12 @@ into the public domain (CC0), from the `face-recognition-models` package; dlib i
 Boost Software Licence; `pip install "sapiensid-hf[distill]"`). Its descriptor of each photo (and its
 mirror) where its face detector finds a face is a target for the model's face path: cosine to the
 teacher through a projection (weight {distill['cosine_weight']}) and relational distillation of the
-batch's similarity matrix (weight {distill['relation_weight']}), beside AdaFace and the triplet term.
+batch's similarity matrix (weight {distill['relation_weight']}), beside AdaFace and the triplet term{stage_note(record)}.
 """
+
+
+def stage_note(record: dict) -> str:
+    return " (the weights and settings of the last stage; the recipe's before it)" if earlier_stage(record) else ""
 
 
 def peer_section(peer: dict | None, results: dict, label: str) -> str:
@@ -140,7 +202,6 @@ def card(
     record = config["training"]
     figures = headline(results, label)
     untrained = headline(results, UNTRAINED) if UNTRAINED in results["models"] else {}
-    hours = record.get("wall_time_s", 0) / 3600
     fp32_line = ""
     if fp32 is not None:
         reference = headline(fp32, next(iter(fp32["models"])))
@@ -160,8 +221,7 @@ A small SapiensID (Kim et al., CVPR 2025, arXiv 2504.04708) trained by the sapie
 the project's tools recognise people out of the box. **It is not the
 paper's model**: the authors trained a 24-layer, 384-px model on millions of images; this one has
 {config['num_hidden_layers']} layers of width {config['hidden_size']}, reads {config['image_size']}-px
-inputs and saw {record['steps']} steps of {record['batch_size']} images (at the reference kept-token
-count) on a CPU{averaged_note(record)}.
+inputs and {steps_line(record)}.
 
 ## Architecture
 
@@ -201,11 +261,10 @@ students' privacy be respected. No photo of the development sets below was train
 ```bash
 sapiensid download-detector
 python examples/train.py --config {recipe.relative_to(REPO)}     # seed {record['seed']}
-{continuation_command(run, recipe, record)}{averaging_lines(record)}```
+{first_stage_commands(run, recipe, record)}{continued_lines(record)}```
 
-{recipe.relative_to(REPO)}: {recipe_line(run)}.
-Hardware: {record.get('machine', 'CPU')}, {record.get('num_processes', 1)} process; training wall time
-{hours:.2f} h (the keypoint cache took ~11 min more{", the teacher's cache ~1 h" if record.get("teacher") else ""}).
+{"The last stage" if earlier_stage(record) else recipe.relative_to(REPO)}: {recipe_line(run)}.
+Hardware: {hardware_line(record)} (the keypoint cache took ~11 min more{", the teacher's cache ~1 h" if record.get("teacher") else ""}).
 
 ## Development checks
 

@@ -25,12 +25,13 @@ SHIPPED = REPO_ROOT / "pretrained" / "sapiensid-small"
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "dev_subset.json"
 IDENTITIES = SHARED_DATA / "identities"
 # A little under what the shipped weights measure on this subset under their embedding rule of centre
-# cuts (rank-1 0.527, accuracy 0.745; full dev sets: CUHK03-val 41.2 %, LFW fold 7 81.5 %; recipe v3, the
-# mean of its 10,000- and 16,000-step weights), so any real regression fails. Before the rule the subset
-# read 0.506 / 0.785 (full sets 39.3 % / 80.8 %): the 200 pairs are a noisy third of fold 7 (10-fold
-# accuracy on 20 pairs a fold), and the full fold is the figure the rule was chosen on.
-CUHK03_RANK1_FLOOR = 0.50
-LFW_ACCURACY_FLOOR = 0.72
+# cuts (rank-1 0.568, accuracy 0.815; full dev sets: CUHK03-val 42.3 %, LFW fold 7 81.8 %; recipe v3's CPU
+# model continued on a lent GPU, 2026-12-04: `scripts/score_dev_subset.py pretrained/sapiensid-small`), so
+# any real regression fails. The weights before read 0.527 / 0.745 (full sets 41.2 % / 81.5 %): the 200
+# pairs are a noisy third of fold 7 (10-fold accuracy on 20 pairs a fold), the full fold is the figure
+# weights are chosen on.
+CUHK03_RANK1_FLOOR = 0.54
+LFW_ACCURACY_FLOOR = 0.78
 
 # Until the trained folder lands (issue: the shipped model), these tests have nothing to check.
 pytestmark = pytest.mark.skipif(

@@ -72,13 +72,13 @@ import time
 log, probe_start, start, wall = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 entries = [json.loads(line) for line in open(log, encoding="utf-8")]
 if len(entries) < 3:
-    sys.exit(f"{log}: {len(entries)} log lines in the probe: too slow to size a schedule (see {log[:-16]}.log)")
+    sys.exit(f"{log}: {len(entries)} log lines in the probe: too slow to size a schedule (see {log.rsplit('/', 1)[0]}.log)")
 first, last = entries[1], entries[-1]  # the first window holds the start-up steps
 rate = (last["step"] - first["step"]) / (last["wall_time_s"] - first["wall_time_s"])
 overhead = (time.time() - probe_start) - last["wall_time_s"]  # start-up and shutdown, measured
 seconds = start + wall - time.time() - overhead
 print(max(100, int(0.9 * rate * seconds)))
-print(f"probe: {rate:.2f} steps/s, {overhead:.0f} s start-up; {seconds:.0f} s left for the run", file=sys.stderr)
+print(f"probe: {rate:.2f} steps/s, {overhead:.0f} s start-up and shutdown; {seconds:.0f} s left for the run", file=sys.stderr)
 PYTHON
 )
     fi

@@ -80,7 +80,7 @@ def test_cluster_command_writes_the_assignment_folders_and_sheets(people_dir, tr
     assert rows["rows"] == "people" and any("box" in member for member in rows["seen_once"])
     assert main(["cluster", str(album), "--output-dir", str(tmp_path / "default"), "--model", str(model_dir)]) == 0
     default = json.loads((tmp_path / "default" / "clusters.json").read_text())
-    assert default["threshold"] == 0.6 and "bench_clustering" in default["threshold_origin"]
+    assert default["threshold"] == 0.7 and "bench_clustering" in default["threshold_origin"]
     capsys.readouterr()
     assert main(["cluster", str(album), "--output-dir", str(output), "--model", str(model_dir)]) != 0
     assert "is not empty" in capsys.readouterr().err

@@ -15,7 +15,9 @@ import argparse
 import shutil
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from sapiensid_hf.training.export import save_float16_weights
 
 WEIGHTS = "model.safetensors"
 
@@ -26,9 +28,7 @@ def export(source: Path, target: Path) -> Path:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    state = load_file(str(source / WEIGHTS))
-    half = {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in state.items()}
-    save_file(half, str(target / WEIGHTS), metadata={"format": "pt"})
+    save_float16_weights(source / WEIGHTS, target / WEIGHTS)
     return target
 
 

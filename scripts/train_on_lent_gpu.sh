@@ -90,9 +90,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
-
-from sapiensid_hf.training.export import export_checkpoint
+from sapiensid_hf.training.export import export_checkpoint, save_float16_weights
 
 run, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 finished = run / "final_model"
@@ -108,9 +106,7 @@ else:
 for log in [*run.glob("*.jsonl"), run.with_suffix(".log")]:
     shutil.copy(log, out / log.name)
 # float16 weights, as the shipped folder holds them: a file coming back from the lent machine is 16 MiB at most
-weights = out / "model" / "model.safetensors"
-state = load_file(str(weights))
-save_file({key: value.half() if value.is_floating_point() else value for key, value in state.items()}, str(weights), {"format": "pt"})
+save_float16_weights(out / "model" / "model.safetensors", out / "model" / "model.safetensors")
 PYTHON
     tar -cf "$OUT/$name.tar" -C "$OUT" "$name" && rm -rf "${OUT:?}/$name"
 }

@@ -33,7 +33,7 @@ def recipe_line(run: dict) -> str:
         f"{schedule['decay']} schedule over {schedule['max_steps']} steps ({schedule['warmup_steps']} warm-up), "
         f"{masking['mode']} masking (kept fraction in [{masking['min_kept_fraction']}, {masking['max_kept_fraction']}]), "
         f"batch {run['batch_size']} at the reference kept-token count, identity-balanced sampling "
-        f"({run['data']['images_per_identity']} images per person per epoch), flip, {reframing(run)}colour jitter"
+        f"({run['data']['images_per_identity']} images per person per epoch), flip{reframing(run)} and colour jitter"
     )
 
 
@@ -42,8 +42,8 @@ def reframing(run: dict) -> str:
     if not augmentation.get("reframe_prob"):
         return ""
     return (
-        f"reframing (a {augmentation['reframe_prob']:g} share of the photos rescaled by up to "
-        f"{augmentation['reframe_scale']:g} and shifted by up to {augmentation['reframe_shift']:g}), "
+        f", reframing (a {augmentation['reframe_prob']:g} share of the photos rescaled by up to "
+        f"{augmentation['reframe_scale']:g} and shifted by up to {augmentation['reframe_shift']:g})"
     )
 
 
@@ -56,14 +56,14 @@ def averaged_steps(record: dict) -> list[int]:
     return [int(re.sub(r"\D", "", source)) for source in record.get("weights_averaged_from", [])]
 
 
-def continuation_command(run: dict, recipe: Path, record: dict) -> str:
+def continuation_command(recipe: Path, record: dict, last_step: int) -> str:
     """The resume lines when the run went on past the recipe's schedule (warm restarts), else nothing: one per
     stop, the stops being the averaged models' steps when the weights are a mean, else the run's last step."""
     import yaml
 
     planned = yaml.safe_load(recipe.read_text())["schedule"]["max_steps"]
     stops = sorted(set(averaged_steps(record)))
-    stops = [stop for stop in stops or [run["schedule"]["max_steps"]] if stop > planned]
+    stops = [stop for stop in stops or [last_step] if stop > planned]
     lines = []
     for stop in stops:
         lines.append(
@@ -78,9 +78,9 @@ def first_stage_commands(run: dict, recipe: Path, record: dict) -> str:
     """The CPU run's resume and averaging lines: of the earlier stage's record when the weights were continued."""
     earlier = earlier_stage(record)
     if earlier is None:
-        return continuation_command(run, recipe, record) + averaging_lines(record)
+        return continuation_command(recipe, record, run["schedule"]["max_steps"]) + averaging_lines(record)
     first = earlier["training"]
-    return continuation_command({"schedule": {"max_steps": first["steps"]}}, recipe, first) + averaging_lines(first)
+    return continuation_command(recipe, first, first["steps"]) + averaging_lines(first)
 
 
 def averaging_lines(record: dict) -> str:
@@ -126,17 +126,16 @@ def continued_lines(record: dict) -> str:
     return f"# then, continuing those weights ({earlier['model']}):\n{earlier['command']}\n"
 
 
-def hardware_line(record: dict) -> str:
+def stage_hardware(record: dict) -> str:
     hours = record.get("wall_time_s", 0) / 3600
-    line = f"{record.get('machine', 'CPU')}, {record.get('num_processes', 1)} process; training wall time {hours:.2f} h"
+    return f"{record.get('machine', 'CPU')}, {record.get('num_processes', 1)} process; training wall time {hours:.2f} h"
+
+
+def hardware_line(record: dict) -> str:
     earlier = earlier_stage(record)
     if earlier is None:
-        return line
-    first = earlier["training"]
-    return (
-        f"{first.get('machine', 'CPU')}, {first.get('num_processes', 1)} process, {first.get('wall_time_s', 0) / 3600:.2f} h of\n"
-        f"training wall time; then {line}"
-    )
+        return stage_hardware(record)
+    return f"{stage_hardware(earlier['training'])};\nthen {stage_hardware(record)}"
 
 
 ABLATION_POINTER = (

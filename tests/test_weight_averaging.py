@@ -47,3 +47,16 @@ def test_folders_that_cannot_be_averaged_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="wider: another architecture.*hidden_size"):
         average_model_folders([tmp_path / "wider", first], tmp_path / "mean")
     assert not (tmp_path / "mean").exists()
+
+
+def test_float16_weights_halve_the_floats_and_keep_the_rest(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from sapiensid_hf.training.export import save_float16_weights
+
+    state = {"weight": torch.randn(4, 3), "count": torch.tensor([3, 7], dtype=torch.int64)}
+    save_file(state, str(tmp_path / "model.safetensors"))
+    save_float16_weights(tmp_path / "model.safetensors", tmp_path / "model.safetensors")  # in place, as the lent run does
+    halved = load_file(str(tmp_path / "model.safetensors"))
+    assert halved["weight"].dtype == torch.float16 and torch.equal(halved["weight"], state["weight"].half())
+    assert halved["count"].dtype == torch.int64 and torch.equal(halved["count"], state["count"])

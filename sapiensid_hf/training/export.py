@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from .config import TrainingConfig
 from .recognition_model import build_backbone
@@ -52,6 +52,14 @@ def training_record(
     if wall_time_s is not None:
         record["wall_time_s"] = round(float(wall_time_s), 1)
     return record
+
+
+def save_float16_weights(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """`source`'s model.safetensors written to `target` with its floating-point tensors in float16 (the
+    shipped folder's size; a folder's config keeps float32 as the dtype it computes in)."""
+    state = load_file(str(source))
+    half = {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in state.items()}
+    save_file(half, str(target), metadata={"format": "pt"})
 
 
 def export_checkpoint(checkpoint_dir: str | os.PathLike, output_dir: str | os.PathLike) -> Path:

@@ -577,14 +577,17 @@ class Trainer:
         loss = self.accelerator.reduce(torch.tensor([local["loss"]], device=self.accelerator.device), reduction="mean")
         entry = {**local, "loss": float(loss), "step": float(step), "skipped_samples": float(self.progress.skipped_samples)}
         entry["norm_mean"] = float(self.accelerator.unwrap_model(self.model).head.norm_mean)
-        # Training seconds so far (resumed segments included): steps per second from the log alone.
-        entry["wall_time_s"] = round(self.progress.wall_time_s + time.monotonic() - self._segment_start, 2)
+        entry["wall_time_s"] = round(self._training_seconds(), 2)  # steps per second from the log alone
         if self.accelerator.is_main_process:
             self.history.append(entry)
             with (self.output_dir / "train_log.jsonl").open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
         self.accelerator.log({f"train/{key}": value for key, value in entry.items() if key != "step"}, step=step)
         return entry
+
+    def _training_seconds(self) -> float:
+        """Training wall time so far: the saved segments' (a resumed run) and this one's."""
+        return self.progress.wall_time_s + time.monotonic() - self._segment_start
 
     def _save_checkpoint(self) -> Path:
         accelerator = self.accelerator
@@ -631,9 +634,8 @@ class Trainer:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             backbone = accelerator.unwrap_model(self.model).backbone
-            wall_time = self.progress.wall_time_s + time.monotonic() - self._segment_start
             backbone.config.training = training_record(
-                self.config, self.progress.step, accelerator.num_processes, wall_time
+                self.config, self.progress.step, accelerator.num_processes, self._training_seconds()
             )
             backbone.save_pretrained(final_dir)
             # The folder's processor flips and cuts a small person from a wider photo, as every tool does by

@@ -105,7 +105,8 @@ def _run(args: argparse.Namespace, is_main: bool) -> int:
             print("interrupted before training started; nothing to resume", file=sys.stderr)
         return 130
     if is_main:
-        print(f"trained {result.steps} steps; model saved to {result.final_model_dir}")
+        limit = f" of {config.schedule.max_steps} (schedule.max_time_s reached)" if result.stopped_by_time_limit else ""
+        print(f"trained {result.steps} steps{limit}; model saved to {result.final_model_dir}")
         if result.validation:
             print("validation:", {k: round(v, 4) for k, v in result.validation[-1].items()})
         if result.skipped_samples:

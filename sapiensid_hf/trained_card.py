@@ -56,8 +56,11 @@ def render_trained_card(
         raise ValueError(f"{name}: its config has no `training` record, so it is not a trained model folder")
     teacher = record.get("teacher")
     datasets = training_datasets(record)
+    steps = f"{record['steps']:,} of {record.get('max_steps', record['steps']):,}" if "steps" in record else None
+    if steps and "stopped_by" in record:  # the learning rate had not decayed to its end
+        steps += f" (ended by {record['stopped_by']})"
     rows = [
-        ("steps", f"{record['steps']:,} of {record.get('max_steps', record['steps']):,}" if "steps" in record else None),
+        ("steps", steps),
         ("batch", f"{record.get('batch_size')} images, {record.get('masking')} masking"),
         ("seed", record.get("seed")),
         ("labelled photos", record.get("data")),

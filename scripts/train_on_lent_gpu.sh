@@ -13,10 +13,12 @@
 # before WALL, so that its learning rate decays fully; or a number), RUNS (runs side by side on the one GPU,
 # one per line: "NAME [--set ...]"; default one run "v3"), PRECISION, WORKERS (per data loader), SAVE_EVERY.
 # Each run is exported to $OUT/NAME.tar (its model folder with float16 weights, its training logs): the
-# finished model, or its last checkpoint where it was stopped at WALL. Checked on this CPU machine with
+# finished model, the model where the trainer's time limit ended it (schedule.max_time_s, 30 s before its
+# share of WALL), or its last checkpoint where it had to be killed. Checked on this CPU machine with
 #   PYTHON=.venv/bin/python PRECISION=no WALL=270 PROBE=100 WORKERS=1 SAVE_EVERY=5 OUT=/tmp/lent \
 #       RUNS="a --set logging.log_every_steps=2" bash scripts/train_on_lent_gpu.sh
-# and run on a lent H200 on 2026-12-04 (docs/training.md, "On a lent GPU machine").
+# (and STEPS=100000 WALL=200: ended by the time limit at step 64, exported), and run on a lent H200 twice on
+# 2026-12-04 (docs/training.md, "On a lent GPU machine").
 set -euo pipefail
 START=$(date +%s)
 PYTHON=${PYTHON:-python3}
@@ -41,12 +43,15 @@ fi
 rm -rf "$ROOT"
 mkdir -p "$ROOT" "$OUT"
 
-train() {  # NAME DIR MAX_STEPS SECONDS EXTRA...: one run of the recipe, stopped after SECONDS at the latest
-    local name=$1 dir=$2 steps=$3 seconds=$4
-    shift 4
+train() {  # NAME DIR MAX_STEPS SECONDS LIMIT EXTRA...: one run of the recipe, killed after SECONDS
+    # LIMIT: the trainer's own time limit (schedule.max_time_s, or null): it ends the run at a log step once
+    # its training time is up, saving a checkpoint and its model there; `timeout` is the backstop.
+    local name=$1 dir=$2 steps=$3 seconds=$4 limit=$5
+    shift 5
     # shellcheck disable=SC2046  # overrides.txt holds one --set per cache and manifest
     timeout --signal=INT "$seconds" "$PYTHON" examples/train.py --config examples/configs/small_distill.yaml \
         $(cat outputs/training_data/overrides.txt) --set "mixed_precision='$PRECISION'" \
+        --set schedule.max_time_s="$limit" \
         --set schedule.max_steps="$steps" --set data.num_workers="$WORKERS" --set logging.output_dir="$dir" \
         --set logging.save_every_steps="$SAVE_EVERY" --set logging.progress_bar=false \
         --set logging.tensorboard=false "$@" >"$dir.log" 2>&1 || {
@@ -63,7 +68,7 @@ one_run() {  # NAME EXTRA...: probe (STEPS=auto), the run itself, its export
     if [ "$steps" = auto ]; then
         local probe_start
         probe_start=$(date +%s)
-        train "$name" "$dir.probe" 200000 "$PROBE" "$@"
+        train "$name" "$dir.probe" 200000 "$PROBE" null "$@"  # killed at PROBE s: only its log is read
         steps=$("$PYTHON" - "$dir.probe/train_log.jsonl" "$probe_start" "$START" "$WALL" <<'PYTHON'
 import json
 import sys
@@ -77,15 +82,18 @@ first, last = entries[1], entries[-1]  # the first window holds the start-up ste
 rate = (last["step"] - first["step"]) / (last["wall_time_s"] - first["wall_time_s"])
 overhead = (time.time() - probe_start) - last["wall_time_s"]  # start-up and shutdown, measured
 seconds = start + wall - time.time() - overhead
-print(max(100, int(0.9 * rate * seconds)))
+# 0.85: runs side by side go slower than their probes said (2026-12-04: 12.6 steps/s against a probed 14.6)
+print(max(100, int(0.85 * rate * seconds)))
 print(f"probe: {rate:.2f} steps/s, {overhead:.0f} s start-up and shutdown; {seconds:.0f} s left for the run", file=sys.stderr)
 PYTHON
 )
     fi
     local left=$((START + WALL - $(date +%s)))
     echo "$name: $steps steps, stopped after $left s at the latest"
-    train "$name" "$dir" "$steps" "$left" "$@"
+    # 30 s of the run's time for the trainer's start-up (imports) and its final saves
+    train "$name" "$dir" "$steps" "$left" $((left > 60 ? left - 30 : left / 2)) "$@"
     "$PYTHON" - "$dir" "$OUT/$name" "$steps" <<'PYTHON'
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -97,7 +105,9 @@ finished = run / "final_model"
 checkpoints = sorted((run / "checkpoints").glob("step_*"))  # zero-padded step numbers
 if finished.is_dir():
     shutil.copytree(finished, out / "model", dirs_exist_ok=True)
-    print(f"{run.name}: finished {steps} steps -> {out / 'model'}")
+    record = json.loads((finished / "config.json").read_text(encoding="utf-8"))["training"]
+    ended = f"ended by its time limit at step {record['steps']} of {steps}" if "stopped_by" in record else f"finished {steps} steps"
+    print(f"{run.name}: {ended} -> {out / 'model'}")
 elif checkpoints:
     export_checkpoint(checkpoints[-1], out / "model")
     print(f"{run.name}: stopped at the wall-clock limit: {checkpoints[-1].name} of {steps} -> {out / 'model'}")

@@ -187,6 +187,27 @@ def test_single_identity_or_empty_datasets_are_refused(people_dataset, tmp_path)
         train(tiny_config(people_dataset, tmp_path / "run", "data.train_roles=[query]"))
 
 
+def test_time_limit_ends_the_run_with_a_checkpoint_and_a_model_that_say_so(people_dataset, tmp_path):
+    # A limit already passed at the first log step: the run ends there as if finished, nothing lost.
+    config = tiny_config(people_dataset, tmp_path / "run", "schedule.max_steps=50", "logging.log_every_steps=2",
+                         "logging.save_every_steps=5", "schedule.max_time_s=1e-6", "validation.source=none")  # fmt: skip
+    result = train(config)
+    assert result.steps == 2 and result.stopped_by_time_limit
+    assert [entry["step"] for entry in result.history] == [2.0]
+    assert [path.name for path in (tmp_path / "run" / "checkpoints").iterdir()] == ["step_00000002"]
+    record = json.loads((result.final_model_dir / "config.json").read_text())["training"]
+    assert record["steps"] == 2 and record["max_steps"] == 50 and record["stopped_by"] == "schedule.max_time_s = 1e-06 s"
+    assert "| steps | 2 of 50 (ended by schedule.max_time_s = 1e-06 s) |" in (result.final_model_dir / "README.md").read_text()
+
+    # The limit is not part of what defines the run: lifting it continues the same run.
+    reset_accelerate()
+    resumed = train(config.with_overrides(["schedule.max_time_s=null", "schedule.max_steps=4"]), resume_from_checkpoint="latest")
+    assert resumed.steps == 4 and not resumed.stopped_by_time_limit
+    assert "stopped_by" not in json.loads((resumed.final_model_dir / "config.json").read_text())["training"]
+    with pytest.raises(ConfigError, match="schedule.max_time_s must be > 0"):
+        config.with_overrides(["schedule.max_time_s=0"])
+
+
 def test_checkpoint_progress_records_the_run(people_dataset, tmp_path):
     config = tiny_config(people_dataset, tmp_path / "run", "schedule.max_steps=2", "logging.save_every_steps=1",
                          "logging.keep_last_checkpoints=1", "validation.source=none")  # fmt: skip

@@ -94,6 +94,11 @@ def test_recipe_same_seed_repeats_the_losses_and_records_training(small_manifest
     exported = export_checkpoint(tmp_path / "a" / "checkpoints" / "step_00000004", tmp_path / "exported")
     again = SapiensIDModel.from_pretrained(exported)
     assert again.config.training["steps"] == 4 and again.config.training["checkpoint"] == "step_00000004"
+    # ... with what the final model records of its run: the run's config, its processes and training time.
+    assert json.loads((exported / "training_config.json").read_text()) == json.loads(
+        (first.final_model_dir / "training_config.json").read_text()
+    )
+    assert again.config.training["num_processes"] == 1 and 0 < again.config.training["wall_time_s"] <= record["wall_time_s"]
     for (name, value), (_, other) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
         assert torch.equal(value, other), name
 

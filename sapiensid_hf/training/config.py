@@ -98,6 +98,10 @@ class ScheduleConfig:
     warmup_steps: int = 0
     decay: str = "cosine"
     min_lr_ratio: float = 0.0
+    # Training seconds (resumed segments included) after which the run ends as if finished: checkpoint and
+    # final model at that step, the record saying so. For a machine lent for a fixed time; the learning-rate
+    # schedule still follows max_steps, so size max_steps to end inside it.
+    max_time_s: float | None = None
 
 
 @dataclass
@@ -257,6 +261,8 @@ class TrainingConfig:
         _positive("batch_size", self.batch_size)
         _positive("gradient_accumulation_steps", self.gradient_accumulation_steps)
         _positive("schedule.max_steps", self.schedule.max_steps)
+        if self.schedule.max_time_s is not None and not self.schedule.max_time_s > 0:
+            raise ConfigError(f"schedule.max_time_s must be > 0 seconds (or null = no limit), got {self.schedule.max_time_s}")
         _positive("data.detector_batch_size", self.data.detector_batch_size)
         if self.data.detector_workers is not None and self.data.detector_workers < 0:
             raise ConfigError(f"data.detector_workers must be 0 or more (or null = auto), got {self.data.detector_workers}")

@@ -24,7 +24,11 @@ BACKBONE_PREFIX = "backbone."
 
 
 def training_record(
-    config: TrainingConfig, steps: int, num_processes: int | None = None, wall_time_s: float | None = None
+    config: TrainingConfig,
+    steps: int,
+    num_processes: int | None = None,
+    wall_time_s: float | None = None,
+    stopped_by_time_limit: bool = False,
 ) -> dict[str, Any]:
     """The `training` entry of a trained model's config.json."""
     data = config.data
@@ -51,6 +55,8 @@ def training_record(
         record["num_processes"] = int(num_processes)
     if wall_time_s is not None:
         record["wall_time_s"] = round(float(wall_time_s), 1)
+    if stopped_by_time_limit:  # steps < max_steps: the learning rate had not decayed to its end
+        record["stopped_by"] = f"schedule.max_time_s = {config.schedule.max_time_s:g} s"
     return record
 
 
@@ -66,9 +72,12 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, output_dir: str | os.Pa
     """A `save_pretrained` model folder (model + processor) from a trainer checkpoint.
 
     The run's `config.json` (beside `checkpoints/`) rebuilds the model; the checkpoint's
-    `model.safetensors` gives the backbone weights (the AdaFace head is training-only and dropped).
+    `model.safetensors` gives the backbone weights (the AdaFace head is training-only and dropped). Like a
+    finished run's `final_model/`, the folder gets the run's config as `training_config.json`, and its
+    record the processes and training time the checkpoint's progress file holds.
     """
     from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
+    from .trainer import PROGRESS_FILE
 
     checkpoint = Path(checkpoint_dir)
     weights = checkpoint / "model.safetensors"
@@ -87,9 +96,13 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, output_dir: str | os.Pa
         )
     complete = checkpoint / "COMPLETE"
     step = json.loads(complete.read_text(encoding="utf-8"))["step"] if complete.is_file() else None
-    backbone.config.training = {**training_record(config, step or 0), "checkpoint": checkpoint.name}
+    progress_file = checkpoint / PROGRESS_FILE
+    progress = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {}
+    record = training_record(config, step or 0, progress.get("num_processes"), progress.get("wall_time_s"))
+    backbone.config.training = {**record, "checkpoint": checkpoint.name}
     output = Path(output_dir)
     backbone.save_pretrained(output)
+    config.save(output / "training_config.json")
     SapiensIDImageProcessor.from_model_config(backbone.config, embedding_flip=True, frame_small_people=True).save_pretrained(output)  # as the tools embed
     return output
 

@@ -82,8 +82,8 @@ LEGACY_PROGRESS_FILE = "custom_checkpoint_0.pkl"  # checkpoints written before P
 # What a run writes into its output folder: a fresh run into a folder holding any of them would mix two runs.
 RUN_ARTEFACTS = (CHECKPOINT_DIR, FINAL_MODEL_DIR, "validation.jsonl", "train_log.jsonl", "logs")
 # Config fields that may change when a run is resumed; every other field defines the run.
-RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "data.num_workers", "data.detector_batch_size",
-                     "data.detector_workers", "distill.teacher_workers",
+RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "schedule.max_time_s", "data.num_workers",
+                     "data.detector_batch_size", "data.detector_workers", "distill.teacher_workers",
                      # Speed only: a cached square differs from a decoded one by at most half a grey level.
                      "data.image_cache", "distill.unlabelled_image_cache")
 
@@ -109,6 +109,7 @@ class TrainingResult:
     history: list[dict[str, float]] = field(default_factory=list)  # logged training metrics (main process)
     validation: list[dict[str, float]] = field(default_factory=list)
     skipped_samples: int = 0
+    stopped_by_time_limit: bool = False  # schedule.max_time_s ended the run before schedule.max_steps
 
 
 class TrainerProgress:
@@ -203,6 +204,7 @@ class Trainer:
         )
         self.progress = TrainerProgress()
         self.history: list[dict[str, float]] = []
+        self.stopped_by_time_limit = False
         self.validation_history: list[dict[str, float]] = []
 
     # ----------------------------------------------------------------------------------------- setup
@@ -415,6 +417,7 @@ class Trainer:
             history=self.history,
             validation=self.validation_history,
             skipped_samples=self.progress.skipped_samples,
+            stopped_by_time_limit=self.stopped_by_time_limit,
         )
 
     def _claim_output_dir(self, overwrite: bool) -> None:
@@ -477,10 +480,18 @@ class Trainer:
             window.append(self._train_step(step, batches))
             self.progress.step = step + 1
             bar.update(1)
-            if (step + 1) % config.logging.log_every_steps == 0 or step + 1 == config.schedule.max_steps:
+            logged = (step + 1) % config.logging.log_every_steps == 0 or step + 1 == config.schedule.max_steps
+            if logged:
                 entry = self._log(step + 1, window)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}", kept=int(entry["kept_tokens"]))
                 window = []
+            if logged and self._out_of_time():
+                self.stopped_by_time_limit = True
+                logger.warning(
+                    "schedule.max_time_s (%g s of training) reached at step %d of %d: ending the run here",
+                    config.schedule.max_time_s, step + 1, config.schedule.max_steps,
+                )  # fmt: skip
+                break
             if config.logging.save_every_steps and (step + 1) % config.logging.save_every_steps == 0:
                 self._save_checkpoint()
             every = config.validation.every_steps
@@ -585,6 +596,14 @@ class Trainer:
         self.accelerator.log({f"train/{key}": value for key, value in entry.items() if key != "step"}, step=step)
         return entry
 
+    def _out_of_time(self) -> bool:
+        """Whether schedule.max_time_s has passed, decided alike on every process (checked at log steps only)."""
+        limit = self.config.schedule.max_time_s
+        if limit is None:
+            return False
+        late = torch.tensor([float(self._training_seconds() >= limit)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(late, reduction="sum").item() > 0)
+
     def _training_seconds(self) -> float:
         """Training wall time so far: the saved segments' (a resumed run) and this one's."""
         return self.progress.wall_time_s + time.monotonic() - self._segment_start
@@ -635,8 +654,9 @@ class Trainer:
         if accelerator.is_main_process:
             backbone = accelerator.unwrap_model(self.model).backbone
             backbone.config.training = training_record(
-                self.config, self.progress.step, accelerator.num_processes, self._training_seconds()
-            )
+                self.config, self.progress.step, accelerator.num_processes, self._training_seconds(),
+                stopped_by_time_limit=self.stopped_by_time_limit,
+            )  # fmt: skip
             backbone.save_pretrained(final_dir)
             # The folder's processor flips and cuts a small person from a wider photo, as every tool does by
             # default (the training processor stays as it is).

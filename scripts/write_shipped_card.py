@@ -75,12 +75,10 @@ def continuation_command(recipe: Path, record: dict, last_step: int) -> str:
 
 
 def first_stage_commands(run: dict, recipe: Path, record: dict) -> str:
-    """The CPU run's resume and averaging lines: of the earlier stage's record when the weights were continued."""
-    earlier = earlier_stage(record)
-    if earlier is None:
-        return continuation_command(recipe, record, run["schedule"]["max_steps"]) + averaging_lines(record)
-    first = earlier["training"]
-    return continuation_command(recipe, first, first["steps"]) + averaging_lines(first)
+    """The CPU run's resume and averaging lines: of the first stage's record when the weights were continued."""
+    first = stages(record)[0]
+    last_step = run["schedule"]["max_steps"] if first is record else first["steps"]
+    return continuation_command(recipe, first, last_step) + averaging_lines(first)
 
 
 def averaging_lines(record: dict) -> str:
@@ -107,23 +105,35 @@ def earlier_stage(record: dict) -> dict | None:
     return start if isinstance(start, dict) and "training" in start else None
 
 
+def stages(record: dict) -> list[dict]:
+    """The training records of every stage, the first (from scratch) first: each continued the one before."""
+    chain = [record]
+    while (earlier := earlier_stage(chain[0])) is not None:
+        chain.insert(0, earlier["training"])
+    return chain
+
+
+def stage_steps(record: dict) -> str:
+    """A continued stage's steps; a checkpoint taken before its schedule ended says so."""
+    steps, planned = record["steps"], record.get("max_steps", record["steps"])
+    cut = f" (its checkpoint at step {steps:,} of a {planned:,}-step schedule)" if steps < planned else ""
+    return f"{steps:,} more on a GPU ({record.get('machine')}){cut}"
+
+
 def steps_line(record: dict) -> str:
-    earlier = earlier_stage(record)
-    if earlier is None:
-        return f"saw {record['steps']} steps of {record['batch_size']} images (at the reference kept-token\ncount) on a CPU{averaged_note(record)}"
-    first = earlier["training"]
-    return (
-        f"saw {first['steps']} steps of {first['batch_size']} images (at the reference kept-token count) on a\n"
-        f"CPU{averaged_note(first)}, then {record['steps']} more on a GPU ({record.get('machine')}), continuing those weights"
-    )
+    first, *later = stages(record)
+    line = f"saw {first['steps']} steps of {first['batch_size']} images (at the reference kept-token count) on a\nCPU{averaged_note(first)}"
+    if not later:
+        return line
+    return line + "".join(f", then {stage_steps(stage)}" for stage in later) + ", each stage continuing the weights before it"
 
 
 def continued_lines(record: dict) -> str:
-    """The command of the stage that continued earlier weights (a lent GPU machine's run)."""
-    earlier = earlier_stage(record)
-    if earlier is None:
-        return ""
-    return f"# then, continuing those weights ({earlier['model']}):\n{earlier['command']}\n"
+    """The command of each stage that continued earlier weights (a lent GPU machine's run)."""
+    return "".join(
+        f"# then, continuing those weights ({stage['initialised_from']['model']}):\n{stage['initialised_from']['command']}\n"
+        for stage in stages(record)[1:]
+    )
 
 
 def stage_hardware(record: dict) -> str:
@@ -132,10 +142,7 @@ def stage_hardware(record: dict) -> str:
 
 
 def hardware_line(record: dict) -> str:
-    earlier = earlier_stage(record)
-    if earlier is None:
-        return stage_hardware(record)
-    return f"{stage_hardware(earlier['training'])};\nthen {stage_hardware(record)}"
+    return ";\nthen ".join(stage_hardware(stage) for stage in stages(record))
 
 
 ABLATION_POINTER = (
@@ -259,7 +266,7 @@ students' privacy be respected. No photo of the development sets below was train
 
 ```bash
 sapiensid download-detector
-python examples/train.py --config {recipe.relative_to(REPO)}     # seed {record['seed']}
+python examples/train.py --config {recipe.relative_to(REPO)}     # seed {stages(record)[0]['seed']}
 {first_stage_commands(run, recipe, record)}{continued_lines(record)}```
 
 {"The last stage" if earlier_stage(record) else recipe.relative_to(REPO)}: {recipe_line(run)}.

@@ -25,13 +25,13 @@ SHIPPED = REPO_ROOT / "pretrained" / "sapiensid-small"
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "dev_subset.json"
 IDENTITIES = SHARED_DATA / "identities"
 # A little under what the shipped weights measure on this subset under their embedding rule of centre
-# cuts (rank-1 0.568, accuracy 0.815; full dev sets: CUHK03-val 42.3 %, LFW fold 7 81.8 %; recipe v3's CPU
-# model continued on a lent GPU, 2026-12-04: `scripts/score_dev_subset.py pretrained/sapiensid-small`), so
-# any real regression fails. The weights before read 0.527 / 0.745 (full sets 41.2 % / 81.5 %): the 200
-# pairs are a noisy third of fold 7 (10-fold accuracy on 20 pairs a fold), the full fold is the figure
-# weights are chosen on.
+# cuts (rank-1 0.556, accuracy 0.830; full dev sets: CUHK03-val 45.8 %, LFW fold 7 84.5 %; recipe v3's CPU
+# model continued on two lent GPU calls, 2026-12-04: `scripts/score_dev_subset.py pretrained/sapiensid-small`),
+# so any real regression fails. The weights before read 0.568 / 0.815 (full sets 42.3 % / 81.8 %): the 50
+# people and 200 pairs are noisy samples (here the subset's rank-1 fell while the full set's rose 3.5
+# points); the full development sets are the figures weights are chosen on.
 CUHK03_RANK1_FLOOR = 0.54
-LFW_ACCURACY_FLOOR = 0.78
+LFW_ACCURACY_FLOOR = 0.80
 
 # Until the trained folder lands (issue: the shipped model), these tests have nothing to check.
 pytestmark = pytest.mark.skipif(
@@ -172,3 +172,18 @@ def test_the_shipped_card_is_read_by_the_hub_with_its_own_development_results():
     }
     for key, pattern in headline.items():
         assert abs(float(re.search(pattern, text).group(1)) - index[key]) <= 0.051, key
+
+
+def test_the_shipped_card_tells_every_training_stage_its_record_holds():
+    # Each stage that continued earlier weights records them (training.initialised_from, nested); the card
+    # must say every stage's steps and the command of each continued one, never only the last stage's.
+    record = json.loads((SHIPPED / "config.json").read_text())["training"]
+    text = " ".join((SHIPPED / "README.md").read_text().split())
+    stages = [record]
+    while isinstance(record.get("initialised_from"), dict):
+        stages.insert(0, record["initialised_from"]["training"])
+        assert " ".join(record["initialised_from"]["command"].split()) in text
+        record = stages[0]
+    assert f"saw {stages[0]['steps']} steps" in text
+    for stage in stages[1:]:
+        assert f"then {stage['steps']:,} more on a GPU" in text

@@ -8,12 +8,15 @@ Con-ReID subset (the query people, at most 12 photos each), and LFW + CUHK03-val
 outputs/dev_keypoints when present). Each method at the model's calibrated thresholds (faces / bodies,
 best accuracy and FAR 1e-2): pairwise and BCubed F1, and the number of clusters (two or more photos) plus
 photos seen once against the true number of people. The ratio column is BCubed F1 against connected
-components at the same threshold.
+components at the same threshold. `--record` writes the fixed threshold with the best mean BCubed F1 of
+Chinese whispers over the four sets into the model folder's config.json (`clustering`), where
+`sapiensid cluster` reads its default.
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +24,14 @@ import torch
 from dev_embeddings import DEFAULT_CACHE, DEFAULT_KEYPOINT_CACHE, development_embeddings
 from markdown_report import publish_section
 
-from sapiensid_hf.clustering import bcubed_scores, cluster_embeddings, pairwise_scores
+from sapiensid_hf.clustering import (
+    bcubed_scores,
+    cluster_embeddings,
+    pairwise_scores,
+    record_clustering_threshold,
+)
 from sapiensid_hf.cut_views import rule_description
-from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.inference import default_model_source, load_pipeline
 
 SECTION = "## Clustering the development people"
 
@@ -43,6 +51,8 @@ def main() -> None:
         help="fixed thresholds measured beside the calibrated ones (default: 0.5,0.6,0.7)",
     )
     parser.add_argument("--write", type=Path, default=None)
+    parser.add_argument("--record", action="store_true",
+                        help="record the best fixed threshold of Chinese whispers in the model folder's config.json")
     args = parser.parse_args()
     pipeline = load_pipeline(args.model)
     calibration = pipeline.calibration
@@ -67,6 +77,7 @@ def main() -> None:
         "| set | photos / people | threshold | method | pairwise P / R / F1 | BCubed P / R / F1 | clusters + seen once | ratio |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
+    whispers: dict[float, list[float]] = {}  # fixed threshold -> BCubed F1 of Chinese whispers on each set
     for name, (embeddings, labels) in data.items():
         people = len(set(labels.tolist()))
         kinds = (
@@ -82,6 +93,7 @@ def main() -> None:
         thresholds += [("fixed", value) for value in args.thresholds]
         for origin, threshold in thresholds:
             scores = {}
+            fixed = origin == "fixed"
             for method in ("components", "chinese-whispers"):
                 clustering = cluster_embeddings(embeddings, threshold, method, seed=args.seed)
                 pairs, cubed = (
@@ -89,6 +101,8 @@ def main() -> None:
                     bcubed_scores(clustering.labels, labels),
                 )
                 scores[method] = cubed["f1"]
+                if fixed and method == "chinese-whispers":
+                    whispers.setdefault(threshold, []).append(cubed["f1"])
                 ratio = cubed["f1"] / scores["components"] if scores["components"] else float("nan")
                 lines.append(
                     f"| {name} | {len(labels)} / {people} | {origin} {threshold:.3f} | {method} | "
@@ -96,8 +110,22 @@ def main() -> None:
                     f"{cubed['precision']:.2f} / {cubed['recall']:.2f} / {cubed['f1']:.2f} | "
                     f"{len(clustering.clusters)} + {len(clustering.singletons)} | {ratio:.2f}x |"
                 )
-    lines += ["", f"(torch threads {torch.get_num_threads()})"]
+    means = {threshold: float(np.mean(values)) for threshold, values in whispers.items()}
+    best = max(means, key=means.get)
+    summary = (
+        f"best mean BCubed F1 of Chinese whispers over the {len(data)} sets: {means[best]:.2f} at {best:g} ("
+        + ", ".join(f"{means[value]:.2f} at {value:g}" for value in sorted(means)) + ")"
+    )
+    lines += ["", summary[0].upper() + summary[1:] + ".", "", f"(torch threads {torch.get_num_threads()})"]
     publish_section(lines, SECTION, args.write)
+    if args.record:
+        folder = default_model_source(args.model)
+        if folder is None or not Path(folder).is_dir():
+            raise SystemExit(f"--record needs a local model folder, not {folder!r}")
+        command = (f"python benchmarks/bench_clustering.py --conreid-people {args.conreid_people} --seed {args.seed} "
+                   f"--thresholds {','.join(f'{value:g}' for value in args.thresholds)} --record")  # fmt: skip
+        record_clustering_threshold(folder, best, f"{command} ({date.today().isoformat()}): {summary}")
+        print(f"recorded {best:g} in {Path(folder) / 'config.json'} (`clustering`)")
 
 
 if __name__ == "__main__":

@@ -457,7 +457,8 @@ examples:
     parser.add_argument("--all-people", action="store_true", help="cluster every person found, not one per photo")
     parser.add_argument(
         "--threshold", type=cosine_threshold, default=None,
-        help="join two rows from this cosine on (default: 0.6, measured for the shipped model; see docs/collections.md)",
+        help="join two rows from this cosine on (default: the threshold the model folder records, measured on the "
+             "development people; 0.6 for a folder without one; see docs/collections.md)",
     )  # fmt: skip
     parser.add_argument("--method", choices=("chinese-whispers", "components"), default="chinese-whispers")
     _add_many_images_options(parser)

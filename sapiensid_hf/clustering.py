@@ -16,12 +16,21 @@ averaged: Bagga & Baldwin 1998).
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .atomic_files import write_json_atomically
+
 BLOCK = 2048  # rows of the similarity matrix computed at once: bounds memory for large collections
 CLUSTER_METHODS = ("chinese-whispers", "components")
+# config.json key of a model folder's grouping threshold: it belongs to the weights (their cosines move with
+# every retraining), so it travels with them, like the verification thresholds of `calibration`.
+CLUSTERING_CONFIG_KEY = "clustering"
 
 
 @dataclass
@@ -165,4 +174,25 @@ def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-__all__ = ["CLUSTER_METHODS", "Clustering", "bcubed_scores", "chinese_whispers", "cluster_embeddings", "connected_components", "pairwise_scores"]
+def recorded_clustering_threshold(config: Any) -> tuple[float, str] | None:
+    """The threshold a model folder records for grouping its embeddings, and where it came from."""
+    record = getattr(config, CLUSTERING_CONFIG_KEY, None) if not isinstance(config, dict) else config.get(CLUSTERING_CONFIG_KEY)
+    if not isinstance(record, dict) or not isinstance(record.get("threshold"), (int, float)):
+        return None
+    return float(record["threshold"]), str(record.get("source", "recorded in the model folder"))
+
+
+def record_clustering_threshold(model_dir: str | os.PathLike, threshold: float, source: str) -> Path:
+    """Write the grouping threshold into the folder's config.json (replaced whole: a killed write leaves the
+    previous file); every other field stays as it was."""
+    if not -1.0 < threshold < 1.0:
+        raise ValueError(f"a cosine threshold lies in (-1, 1), got {threshold}")
+    config_file = Path(model_dir) / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{model_dir}: no config.json; record the threshold in a saved model folder")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config[CLUSTERING_CONFIG_KEY] = {"threshold": round(float(threshold), 4), "source": source}
+    return write_json_atomically(config_file, config)
+
+
+__all__ = ["CLUSTERING_CONFIG_KEY", "CLUSTER_METHODS", "Clustering", "record_clustering_threshold", "recorded_clustering_threshold", "bcubed_scores", "chinese_whispers", "cluster_embeddings", "connected_components", "pairwise_scores"]

@@ -245,7 +245,8 @@ class ModelFolderError(ValueError):
 
 
 # config.json keys a model folder may carry besides SapiensIDConfig's own fields.
-EXTRA_CONFIG_KEYS = frozenset({"training", "calibration", CUTS_CONFIG_KEY, "auto_map", "architectures", "transformers_version", "_name_or_path"})
+EXTRA_CONFIG_KEYS = frozenset({"training", "calibration", "clustering", CUTS_CONFIG_KEY, "auto_map", "architectures",
+                               "transformers_version", "_name_or_path"})  # fmt: skip
 
 
 def unknown_config_fields(source: str | os.PathLike) -> list[str]:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from detector_files import require_detector_files
 
 from sapiensid_cli import main
-from sapiensid_hf.clustering import bcubed_scores, cluster_embeddings, pairwise_scores
+from sapiensid_hf.clustering import (
+    bcubed_scores,
+    cluster_embeddings,
+    pairwise_scores,
+    record_clustering_threshold,
+    recorded_clustering_threshold,
+)
 
 
 def on_circle(degrees) -> np.ndarray:
@@ -78,9 +85,24 @@ def test_cluster_command_writes_the_assignment_folders_and_sheets(people_dir, tr
                  "--model", str(model_dir)]) == 0  # fmt: skip
     rows = json.loads((people / "clusters.json").read_text())
     assert rows["rows"] == "people" and any("box" in member for member in rows["seen_once"])
+    # A folder that records no grouping threshold gets the default, and is told how to measure its own ...
     assert main(["cluster", str(album), "--output-dir", str(tmp_path / "default"), "--model", str(model_dir)]) == 0
     default = json.loads((tmp_path / "default" / "clusters.json").read_text())
-    assert default["threshold"] == 0.7 and "bench_clustering" in default["threshold_origin"]
+    assert default["threshold"] == 0.6 and "bench_clustering.py --record" in default["threshold_origin"]
+    # ... one that records it is grouped at its own, which the output names.
+    recorded = tmp_path / "recorded_model"
+    shutil.copytree(model_dir, recorded)
+    record_clustering_threshold(recorded, 0.999, "measured on test photos")
+    assert main(["cluster", str(album), "--output-dir", str(tmp_path / "own"), "--model", str(recorded)]) == 0
+    own = json.loads((tmp_path / "own" / "clusters.json").read_text())
+    assert own["threshold"] == 0.999 and own["threshold_origin"] == "recorded in the model folder: measured on test photos"
+    assert len(own["clusters"]) == 1  # only the two copies of one picture reach 0.999
+    assert recorded_clustering_threshold(json.loads((recorded / "config.json").read_text())) == (0.999, "measured on test photos")
+    with pytest.raises(ValueError, match=r"lies in \(-1, 1\)"):
+        record_clustering_threshold(recorded, 1.5, "a typo")
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        record_clustering_threshold(tmp_path, 0.5, "not a model folder")
+    assert "threshold: 0.999 (recorded in the model folder: measured on test photos)" in capsys.readouterr().out
     capsys.readouterr()
     assert main(["cluster", str(album), "--output-dir", str(output), "--model", str(model_dir)]) != 0
     assert "is not empty" in capsys.readouterr().err

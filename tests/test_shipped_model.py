@@ -187,3 +187,11 @@ def test_the_shipped_card_tells_every_training_stage_its_record_holds():
     assert f"saw {stages[0]['steps']} steps" in text
     for stage in stages[1:]:
         assert f"then {stage['steps']:,} more on a GPU" in text
+
+
+def test_the_shipped_model_records_its_grouping_threshold_with_its_measurement():
+    from sapiensid_hf.clustering import recorded_clustering_threshold
+
+    threshold, source = recorded_clustering_threshold(json.loads((SHIPPED / "config.json").read_text()))
+    assert 0.3 <= threshold <= 0.9 and source.startswith("python benchmarks/bench_clustering.py")
+    assert f"at {threshold:g} (" in source  # the recorded value is the one the measurement chose

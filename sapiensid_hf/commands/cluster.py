@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..clustering import cluster_embeddings
+from ..clustering import cluster_embeddings, recorded_clustering_threshold
 from ..parallel_processing import resolve_num_workers
 from .common import CommandError, collect_images, embed_images, model_label, open_pipeline, person_crops_of
 from .embed import embed_people_in_photos
@@ -22,10 +22,10 @@ from .ranking_image import THUMB, thumbnail
 
 # A verification threshold is far too low for grouping: at a false-accept rate of 1e-2 per pair, each photo
 # of a collection of 1,000 has ~10 false neighbours and everything joins one cluster (measured:
-# docs/benchmarks.md, "Clustering the development people"). 0.7 gives the best mean BCubed F1 of Chinese
-# whispers over LFW fold 7, CUHK03-val, Con-ReID and the mixed set (the weights shipped on 2026-12-04 under
-# their embedding rule: 0.69; 0.6: 0.66, 0.8: 0.63, 0.5: 0.49; the weights before them were best at 0.6).
-DEFAULT_CLUSTER_THRESHOLD = 0.7
+# docs/benchmarks.md, "Clustering the development people"). A model folder records its own threshold
+# (`benchmarks/bench_clustering.py --record`); this one serves folders without a record: the best
+# threshold of Chinese whispers for the project's models so far was 0.6 or 0.7 (docs/collections.md).
+DEFAULT_CLUSTER_THRESHOLD = 0.6
 SHEET_COLUMNS = 8
 SHEET_MAX = 48  # thumbnails on one contact sheet
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         embeddings = result.embeddings[keep]
     if len(members) == 0:
         raise CommandError("no person found in any photo: nothing to cluster")
-    threshold, origin = _threshold(args.threshold)
+    threshold, origin = _threshold(args.threshold, pipeline)
     clustering = cluster_embeddings(embeddings, threshold, args.method)
     output.mkdir(parents=True, exist_ok=True)
     record = {
@@ -80,12 +80,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _threshold(given: float | None) -> tuple[float, str]:
+def _threshold(given: float | None, pipeline) -> tuple[float, str]:
     if given is not None:
         return float(given), "given with --threshold"
+    recorded = recorded_clustering_threshold(pipeline.model.config)
+    if recorded is not None:
+        return recorded[0], f"recorded in the model folder: {recorded[1]}"
     return DEFAULT_CLUSTER_THRESHOLD, (
-        "the default, chosen for the shipped model on the development people (benchmarks/bench_clustering.py); "
-        "for another model, measure it there and pass --threshold"
+        "the default for a model folder that records none; measure this model's with "
+        "benchmarks/bench_clustering.py --record, or pass --threshold"
     )
 
 

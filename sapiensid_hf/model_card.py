@@ -248,9 +248,21 @@ def thresholds_section(config: dict) -> str:
         "thresholds were chosen. Chosen on development pairs only; for your own use, choose one on "
         "labelled pairs of your data.\n\n"
         "| pictures | pairs from | pairs (same person) | best-accuracy threshold | accuracy there | threshold at FAR 1e-2 | TAR there |\n"
-        "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n\n" + _best_of_pairs_paragraph(record)
+        "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n\n" + _far_pairs_line(record)
+        + _best_of_pairs_paragraph(record)
         + f"Source: {record.get('source', 'unrecorded')}.\n"
     )
+
+
+def _far_pairs_line(record: dict) -> str:
+    """Which different-person pairs a FAR 1e-2 threshold was chosen on, where not the table's own pairs."""
+    lines = [
+        f"The {label}' threshold at FAR 1e-2 is chosen on {record[kind]['far_from']} (1 % of the protocol's pairs "
+        "would be a handful), its TAR on the same-person pairs of the table.\n\n"
+        for label, kind in (("faces", "face"), ("bodies", "body"))
+        if "far_from" in record[kind]
+    ]
+    return "".join(lines)
 
 
 def _best_of_pairs_paragraph(record: dict) -> str:

@@ -18,6 +18,7 @@ from sapiensid_hf.evaluation.calibration import (
     UNCALIBRATED_THRESHOLD,
     KindThresholds,
     best_accuracy_threshold,
+    calibration_record,
     choose_threshold,
     cross_camera_pairs,
     embedding_rule_record,
@@ -64,6 +65,24 @@ def test_threshold_at_far_accepts_at_most_that_share_of_the_different_pairs():
     assert threshold <= entry.far_1e_2 < threshold + 1e-4 and (different >= entry.far_1e_2).sum() <= 10
     assert entry.tar_at_far_1e_2 == pytest.approx((same_scores >= entry.far_1e_2).mean())
     assert entry.best_accuracy == round(entry.best_accuracy, 4)
+
+
+def test_the_far_threshold_is_chosen_on_the_wider_different_person_pairs_when_given():
+    # 300 + 300 protocol pairs: 1 % of its different-person pairs is 3, so the threshold rests on the 3rd
+    # highest; the wider set (every different-person pair of the photos) gives the FAR it claims.
+    rng = np.random.default_rng(1)
+    wider = rng.normal(0.0, 0.1, 100_000)
+    protocol_different, same_scores = wider[:300], rng.normal(0.5, 0.1, 300)
+    scores, same = np.r_[protocol_different, same_scores], np.r_[np.zeros(300, bool), np.ones(300, bool)]
+    own = KindThresholds.from_pairs(scores, same, balanced=False)
+    chosen = KindThresholds.from_pairs(scores, same, balanced=False, different_scores=wider, far_from="every pair")
+    assert (wider >= chosen.far_1e_2).mean() <= 0.01 < (wider >= chosen.far_1e_2 - 2e-4).mean()
+    assert chosen.tar_at_far_1e_2 == pytest.approx((same_scores >= chosen.far_1e_2).mean())
+    assert chosen.best_accuracy == own.best_accuracy and chosen.accuracy == own.accuracy  # only the FAR point moves
+    record = calibration_record(chosen, own, "test")
+    assert record["face"]["far_from"] == "every pair" and "far_from" not in record["body"]
+    with pytest.raises(ValueError, match="far_from"):
+        KindThresholds.from_pairs(scores, same, balanced=False, different_scores=wider)
 
 
 def test_cross_camera_pairs_are_every_camera_0_camera_1_pair():

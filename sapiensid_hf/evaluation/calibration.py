@@ -10,7 +10,8 @@ models. So the model folder records its own (`config.calibration`), chosen on th
 For each kind, two thresholds: `best_accuracy` (the one that classifies the most pairs right; for the
 bodies, whose pairs are mostly different people, the best balanced accuracy, the mean of the two
 kinds' accuracies) and `far_1e-2` (the lowest threshold at which at most 1 % of the different-person
-pairs are accepted). `compare`, the Space and `SapiensIDPipeline.verify` use `best_accuracy` of faces when
+pairs are accepted; for the faces, of every different-person pair of the fold's photos, since 1 % of the
+protocol's 300 is three pairs: a threshold set by the 3rd-highest accepted 2.7 % of the wider set). `compare`, the Space and `SapiensIDPipeline.verify` use `best_accuracy` of faces when
 both pictures show a face, of bodies otherwise, and say which threshold they use and where it came from.
 Each kind also keeps its FAR curve (far_curve.py): when the verdict is on the best of several pairs (two
 group photos), the threshold is raised so that different people pass as rarely as one pair does.
@@ -101,20 +102,34 @@ class KindThresholds:
     pairs: int
     same_pairs: int
     far_curve: FarCurve | None = None  # FAR against threshold on a wider set of different-person pairs
+    far_from: str | None = None  # the different-person pairs far_1e_2 was chosen on, when not the pairs' own
 
     @classmethod
-    def from_pairs(cls, scores: np.ndarray, same: np.ndarray, balanced: bool) -> KindThresholds:
+    def from_pairs(
+        cls, scores: np.ndarray, same: np.ndarray, balanced: bool, different_scores: np.ndarray | None = None,
+        far_from: str | None = None,
+    ) -> KindThresholds:  # fmt: skip
         """Both thresholds to 4 decimals (what a slider shows exactly; the FAR one rounded up, so it still
-        accepts at most 1 %), with the accuracy and TAR measured at the rounded values."""
+        accepts at most 1 %), with the accuracy and TAR measured at the rounded values. `different_scores`:
+        a wider set of different-person pairs (described by `far_from`) the FAR threshold is chosen on
+        instead of the pairs' own."""
+        if (different_scores is None) != (far_from is None):
+            raise ValueError("give the wider different-person scores together with what they are (far_from)")
         scores, same = _checked(scores, same)
         threshold = round(best_accuracy_threshold(scores, same, balanced)[0], 4)
-        strict = math.ceil(threshold_at_far(scores, same, 1e-2) * 1e4) / 1e4
+        if different_scores is None:
+            far_scores, far_same = scores, same
+        else:
+            wider = np.asarray(different_scores, dtype=np.float64).reshape(-1)
+            far_scores, far_same = np.concatenate([scores[same], wider]), np.arange(same.sum() + wider.size) < same.sum()
+        strict = math.ceil(threshold_at_far(far_scores, far_same, 1e-2) * 1e4) / 1e4
         accept = scores >= threshold
         if balanced:
             accuracy = 0.5 * (accept[same].mean() + (~accept[~same]).mean())
         else:
             accuracy = (accept == same).mean()
-        return cls(threshold, float(accuracy), strict, float((scores[same] >= strict).mean()), len(same), int(same.sum()))
+        tar = float((scores[same] >= strict).mean())
+        return cls(threshold, float(accuracy), strict, tar, len(same), int(same.sum()), far_from=far_from)
 
     def with_far_curve(self, different_scores: Any, pairs_from: str) -> KindThresholds:
         """These thresholds with the FAR curve of `different_scores` (cosines of different-person pairs),
@@ -133,6 +148,8 @@ class KindThresholds:
         }
         if self.far_curve is not None:
             record["far_curve"] = self.far_curve.to_record()
+        if self.far_from is not None:
+            record["far_from"] = self.far_from
         return record
 
 

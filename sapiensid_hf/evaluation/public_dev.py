@@ -353,12 +353,13 @@ def dev_calibration(
     `cut_scales`: the embedding rule they were made under (cut_views.py)."""
     first, second, same = sets["lfw_fold7"].pairs
     faces = embeddings["lfw_fold7"]
-    face = KindThresholds.from_pairs(np.sum(faces[first] * faces[second], axis=1), same, balanced=False)
-    # The FAR curve wants far more different-person pairs than the protocol's 300: every pair of the fold's photos.
-    face = face.with_far_curve(
-        different_person_scores(faces, np.asarray(sets["lfw_fold7"].dataset["pid"])),
-        f"every different-person pair of LFW fold 7's {len(faces)} photos",
+    # A FAR wants far more different-person pairs than the protocol's 300: every pair of the fold's photos.
+    different = different_person_scores(faces, np.asarray(sets["lfw_fold7"].dataset["pid"]))
+    every_pair = f"every different-person pair of LFW fold 7's {len(faces)} photos"
+    face = KindThresholds.from_pairs(
+        np.sum(faces[first] * faces[second], axis=1), same, balanced=False, different_scores=different, far_from=every_pair
     )
+    face = face.with_far_curve(different, every_pair)
     cuhk = sets["cuhk03_val"].dataset
     scores, same = cross_camera_pairs(embeddings["cuhk03_val"], np.asarray(cuhk["pid"]), np.asarray(cuhk["camid"]))
     body = KindThresholds.from_pairs(scores, same, balanced=True)

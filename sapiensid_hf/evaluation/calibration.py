@@ -11,8 +11,9 @@ For each kind, two thresholds: `best_accuracy` (the one that classifies the most
 bodies, whose pairs are mostly different people, the best balanced accuracy, the mean of the two
 kinds' accuracies) and `far_1e-2` (the lowest threshold at which at most 1 % of the different-person
 pairs are accepted; for the faces, of every different-person pair of the fold's photos, since 1 % of the
-protocol's 300 is three pairs: a threshold set by the 3rd-highest accepted 2.7 % of the wider set). `compare`, the Space and `SapiensIDPipeline.verify` use `best_accuracy` of faces when
-both pictures show a face, of bodies otherwise, and say which threshold they use and where it came from.
+protocol's 300 is three pairs: a threshold set by the 3rd-highest accepted 2.7 % of the wider set).
+`compare`, the Space and `SapiensIDPipeline.verify` use `best_accuracy` of faces when both pictures show a
+face, of bodies otherwise, and say which threshold they use and where it came from.
 Each kind also keeps its FAR curve (far_curve.py): when the verdict is on the best of several pairs (two
 group photos), the threshold is raised so that different people pass as rarely as one pair does.
 """
@@ -70,7 +71,11 @@ def best_accuracy_threshold(scores: np.ndarray, same: np.ndarray, balanced: bool
 def threshold_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> float:
     """The lowest threshold t at which "score >= t" accepts at most `far` of the different-person pairs."""
     scores, same = _checked(scores, same)
-    different = np.sort(scores[~same])[::-1]
+    return _threshold_at_far_of(scores[~same], far)
+
+
+def _threshold_at_far_of(different_scores: np.ndarray, far: float) -> float:
+    different = np.sort(different_scores)[::-1]
     allowed = int(np.floor(far * len(different)))  # different-person pairs that may be accepted
     if allowed >= len(different):
         return float(different[-1])
@@ -118,11 +123,12 @@ class KindThresholds:
         scores, same = _checked(scores, same)
         threshold = round(best_accuracy_threshold(scores, same, balanced)[0], 4)
         if different_scores is None:
-            far_scores, far_same = scores, same
+            different = scores[~same]
         else:
-            wider = np.asarray(different_scores, dtype=np.float64).reshape(-1)
-            far_scores, far_same = np.concatenate([scores[same], wider]), np.arange(same.sum() + wider.size) < same.sum()
-        strict = math.ceil(threshold_at_far(far_scores, far_same, 1e-2) * 1e4) / 1e4
+            different = np.asarray(different_scores, dtype=np.float64).reshape(-1)
+            if different.size == 0 or not np.isfinite(different).all():
+                raise ValueError("the wider different-person scores must be finite and not empty")
+        strict = math.ceil(_threshold_at_far_of(different, 1e-2) * 1e4) / 1e4
         accept = scores >= threshold
         if balanced:
             accuracy = 0.5 * (accept[same].mean() + (~accept[~same]).mean())

@@ -204,7 +204,6 @@ class Trainer:
         )
         self.progress = TrainerProgress()
         self.history: list[dict[str, float]] = []
-        self.stopped_by_time_limit = False
         self.validation_history: list[dict[str, float]] = []
 
     # ----------------------------------------------------------------------------------------- setup
@@ -408,7 +407,9 @@ class Trainer:
             self._save_checkpoint()
         if self.validation_rows is not None:
             self._validate()
-        final_dir = self._save_final_model()
+        # The loop ends before max_steps only when schedule.max_time_s ended it (a stop signal raises).
+        stopped_by_time_limit = self.progress.step < config.schedule.max_steps
+        final_dir = self._save_final_model(stopped_by_time_limit)
         accelerator.end_training()
         return TrainingResult(
             output_dir=self.output_dir,
@@ -417,7 +418,7 @@ class Trainer:
             history=self.history,
             validation=self.validation_history,
             skipped_samples=self.progress.skipped_samples,
-            stopped_by_time_limit=self.stopped_by_time_limit,
+            stopped_by_time_limit=stopped_by_time_limit,
         )
 
     def _claim_output_dir(self, overwrite: bool) -> None:
@@ -486,7 +487,6 @@ class Trainer:
                 bar.set_postfix(loss=f"{entry['loss']:.4f}", kept=int(entry["kept_tokens"]))
                 window = []
             if logged and self._out_of_time():
-                self.stopped_by_time_limit = True
                 logger.warning(
                     "schedule.max_time_s (%g s of training) reached at step %d of %d: ending the run here",
                     config.schedule.max_time_s, step + 1, config.schedule.max_steps,
@@ -647,7 +647,7 @@ class Trainer:
             accelerator.log({f"val/{k}": v for k, v in metrics.items() if k != "step"}, step=self.progress.step)
         accelerator.wait_for_everyone()
 
-    def _save_final_model(self) -> Path:
+    def _save_final_model(self, stopped_by_time_limit: bool) -> Path:
         accelerator = self.accelerator
         final_dir = self.output_dir / FINAL_MODEL_DIR
         accelerator.wait_for_everyone()
@@ -655,7 +655,7 @@ class Trainer:
             backbone = accelerator.unwrap_model(self.model).backbone
             backbone.config.training = training_record(
                 self.config, self.progress.step, accelerator.num_processes, self._training_seconds(),
-                stopped_by_time_limit=self.stopped_by_time_limit,
+                stopped_by_time_limit=stopped_by_time_limit,
             )  # fmt: skip
             backbone.save_pretrained(final_dir)
             # The folder's processor flips and cuts a small person from a wider photo, as every tool does by

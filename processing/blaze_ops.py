@@ -209,6 +209,21 @@ def refine_with_heatmap(
     return refined
 
 
+def on_silhouette(points: np.ndarray, segmentation: np.ndarray, radius: int) -> np.ndarray:
+    """(L,) bool: the landmark model's person segmentation (H, W logits over the ROI crop) says "person"
+    (logit >= 0) somewhere within `radius` cells of each ROI-normalised point; False off the crop."""
+    height, width = segmentation.shape
+    inside = np.zeros(len(points), dtype=bool)
+    for index, (x, y) in enumerate(points):
+        col, row = int(x * width), int(y * height)
+        if not (0 <= col < width and 0 <= row < height):
+            continue
+        rows = slice(max(0, row - radius), min(height, row + radius + 1))
+        cols = slice(max(0, col - radius), min(width, col + radius + 1))
+        inside[index] = bool(segmentation[rows, cols].max() >= 0.0)
+    return inside
+
+
 def decode_landmarks(
     raw: np.ndarray, heatmap: np.ndarray, input_size: int, num_landmarks: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

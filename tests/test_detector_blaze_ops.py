@@ -13,6 +13,7 @@ from sapiensid_hf.processing.blaze_ops import (
     crop_roi,
     decode_detections,
     decode_landmarks,
+    on_silhouette,
     project_from_roi,
     refine_with_heatmap,
     roi_bounds,
@@ -142,3 +143,19 @@ def test_decode_landmarks_normalises_and_applies_sigmoids():
     np.testing.assert_allclose(points, [[0.5, 0.25], [1.0, 0.0]])
     np.testing.assert_allclose(visibility, [0.5, 0.0], atol=1e-9)
     np.testing.assert_allclose(presence, [1.0, 0.5], atol=1e-9)
+
+
+def test_a_point_is_on_the_silhouette_only_where_the_segmentation_says_person_nearby():
+    segmentation = np.full((256, 256), -5.0, dtype=np.float32)
+    segmentation[40:120, 100:160] = 3.0  # a head and shoulders in the upper middle of the crop
+    points = np.array([
+        [130 / 256, 80 / 256],   # inside it
+        [163 / 256, 80 / 256],   # 4 cells right of its last column (159): within the radius
+        [168 / 256, 80 / 256],   # 9 cells right of it
+        [130 / 256, 220 / 256],  # far below it: a leg placed on the empty wall
+        [1.2, 0.5],              # off the crop
+    ])
+    assert on_silhouette(points, segmentation, radius=4).tolist() == [True, True, False, False, False]
+    assert on_silhouette(points, segmentation, radius=10).tolist() == [True, True, True, False, False]
+    # The logit's sign is the decision (probability 0.5), not its size.
+    assert on_silhouette(points[:1], np.zeros((256, 256), np.float32), radius=0).tolist() == [True]

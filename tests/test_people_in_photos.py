@@ -98,6 +98,54 @@ def test_a_photo_with_nobody_gives_no_person(processor):
     assert found.people == [] and found.found == 0 and found.summary() == "nobody found"
 
 
+def test_a_head_and_shoulders_photo_on_a_wall_is_boxed_on_the_photo_not_on_the_wall(processor):
+    # An LFW training photo pasted on a plain wall, as in benchmarks/bench_people.py's scenes: the landmark
+    # model puts hips and an elbow on the empty wall below it, which boxed the person down to the canvas
+    # edge and framed them as a pedestrian standing on that wall.
+    photo = SHARED_DATA / "identities" / "lfw" / "train" / "Abdullah_Gul" / "Abdullah_Gul_0009.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} not found (../shared/data beside the repo)")
+    wall = np.full((720, 1280, 3), 150.0) + np.random.default_rng(0).normal(0, 6, (720, 1280, 3))
+    canvas = np.clip(wall, 0, 255).astype(np.uint8)
+    left, top, side = 901, 210, 300
+    canvas[top : top + side, left : left + side] = np.asarray(
+        Image.open(photo).convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
+    )
+    found = processor.detect_people(canvas)
+    assert len(found.people) == 1
+    person = found.people[0]
+    x0, y0, x1, y1 = person.box
+    assert left - 10 <= x0 < x1 <= left + side + 10 and top - 10 <= y0 < y1 <= top + side + 10
+    shown = (person.keypoints >= 0).all(axis=1)
+    assert (person.keypoints[shown, 1] <= top + side).all(), "a point on the wall below the photo"
+    assert person.body_found and shown[7:9].all()  # the shoulders in the photo stay
+    assert not person.legs_seen
+    frame = person.crop_box(found.width, found.height)
+    assert frame[3] <= top + side + 0.15 * side  # framed as a face photo, not as a pedestrian
+
+
+def test_only_the_points_off_the_person_are_left_out_and_the_box_follows_the_rest():
+    from sapiensid_hf.processing.people_detection import FoundPerson, keypoint_box, without_points_off_person
+
+    keypoints = np.full((19, 2), -1.0, dtype=np.float32)
+    keypoints[:3] = [(0.50, 0.20), (0.48, 0.18), (0.52, 0.18)]  # nose, eyes
+    keypoints[7:9] = [(0.42, 0.30), (0.58, 0.30)]  # shoulders
+    keypoints[13:15] = [(0.45, 0.80), (0.55, 0.80)]  # hips on the wall
+    off_person = np.zeros(19, dtype=bool)
+    off_person[13:15] = True
+    person = FoundPerson(keypoints, keypoint_box(keypoints), 0.9, "pose", off_person)
+    trimmed = without_points_off_person(person)
+    assert (trimmed.keypoints[13:15] == -1).all() and (trimmed.keypoints[:9] == keypoints[:9]).all()
+    expected = keypoints.copy()
+    expected[13:15] = -1
+    np.testing.assert_allclose(trimmed.box, keypoint_box(expected))
+    assert trimmed.box[3] < 0.5 < person.box[3] and trimmed.score == 0.9
+    # Nothing flagged, or no mask made: the person as found.
+    for off in (None, np.zeros(19, dtype=bool)):
+        as_found = FoundPerson(keypoints, person.box, 0.9, "pose", off)
+        assert without_points_off_person(as_found) is as_found
+
+
 def test_a_detector_that_sees_one_person_is_refused_clearly():
     class OnePersonDetector:
         def detect(self, image):

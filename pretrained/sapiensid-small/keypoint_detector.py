@@ -53,6 +53,7 @@ from .blaze_ops import (
     crop_roi,
     decode_detections,
     decode_landmarks,
+    on_silhouette,
     project_from_roi,
     ssd_anchor_centers,
     weighted_nms,
@@ -67,7 +68,9 @@ from .detector_assets import (
 from .face_points import RetinaFaceFivePoints, square_head_box, with_face_points
 from .hog_pedestrians import pedestrian_rois
 from .keypoint_layout import (
+    BLAZEPOSE_INDEX,
     BODY_POINTS,
+    NUM_KEYPOINTS,
     drop_outside,
     empty_keypoints,
     from_blazeface,
@@ -90,6 +93,7 @@ from .people_detection import (
     same_body_candidate,
     same_face_candidate,
     search_windows,
+    without_points_off_person,
 )
 from .person_crop import clean_square, content_bounds, crop_roi_of, is_person_shaped
 
@@ -98,6 +102,11 @@ POSE_DETECTOR_STRIDES = (8, 16, 32, 32, 32)
 POSE_LANDMARK_INPUT = 256
 POSE_NUM_LANDMARKS = 39  # 33 body landmarks + 6 auxiliary ones
 POSE_ROI_SCALE = 1.25
+# BlazePose's arm and leg landmarks (11-16, 23-28): a found person keeps one only where the landmark
+# model's own person segmentation is, within this many of its 256 cells; the landmark model places hips
+# and legs confidently on an empty wall below a head-and-shoulders photo.
+POSE_LIMB_LANDMARKS = (11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+SILHOUETTE_RADIUS = 4
 FACE_DETECTOR_INPUT = 128
 FACE_DETECTOR_STRIDES = (8, 16, 16, 16)
 NMS_IOU_THRESHOLD = 0.3
@@ -332,12 +341,12 @@ class BlazePoseDetector:
             bodies: list[FoundPerson] = []
             for group in confirmed_groups(body_candidates, same_body_candidate, self.min_detection_confidence):
                 best = max(group, key=lambda candidate: candidate.score)
-                keypoints = self._landmarks(pixels, best.roi)
+                keypoints, _, off_person = self._landmark_fit(pixels, best.roi)
                 if keypoints is None:
                     continue
                 keypoints = drop_outside(keypoints, tuple(content))  # points on the padding
                 if is_plausible_person(keypoints, self.crop_min_body_points):
-                    bodies.append(FoundPerson(keypoints, keypoint_box(keypoints), best.score, SOURCE_POSE))
+                    bodies.append(FoundPerson(keypoints, keypoint_box(keypoints), best.score, SOURCE_POSE, off_person))
             faces: list[FoundPerson] = []
             for group in confirmed_groups(face_candidates, same_face_candidate):
                 best = max(group, key=lambda candidate: candidate.score)
@@ -353,6 +362,7 @@ class BlazePoseDetector:
                 crop = self._person_crop(image)
                 if crop is not None:
                     people = [FoundPerson(crop.keypoints, crop.person_boxes[0], 1.0, SOURCE_CROP)]
+            people = [without_points_off_person(person) for person in people]
             return most_prominent_first(people)
 
     def _body_keypoints(self, image: np.ndarray) -> KeypointResult | None:
@@ -424,13 +434,13 @@ class BlazePoseDetector:
         nobody in `found`. Their score is the landmark model's presence."""
         people: list[FoundPerson] = []
         for roi in pedestrian_rois(image):
-            keypoints, presence = self._landmark_fit(pixels, roi)
+            keypoints, presence, off_person = self._landmark_fit(pixels, roi)
             if keypoints is None:
                 continue
             keypoints = drop_outside(keypoints, content)
             if not is_plausible_person(keypoints, self.crop_min_body_points):
                 continue
-            person = FoundPerson(keypoints, keypoint_box(keypoints), presence, SOURCE_POSE)
+            person = FoundPerson(keypoints, keypoint_box(keypoints), presence, SOURCE_POSE, off_person)
             if not any(is_same_person(person, other) for other in found + people):
                 people.append(person)
         return people
@@ -438,18 +448,23 @@ class BlazePoseDetector:
     def _landmarks(self, pixels: torch.Tensor, roi: Roi) -> np.ndarray | None:
         return self._landmark_fit(pixels, roi)[0]
 
-    def _landmark_fit(self, pixels: torch.Tensor, roi: Roi) -> tuple[np.ndarray | None, float]:
-        """(the 19 keypoints of the person in the ROI, or None below the presence threshold; the presence)."""
+    def _landmark_fit(self, pixels: torch.Tensor, roi: Roi) -> tuple[np.ndarray | None, float, np.ndarray]:
+        """(the 19 keypoints of the person in the ROI, or None below the presence threshold; the presence;
+        (19,) bool: arm and leg points off the landmark model's own person segmentation)."""
         crop = crop_roi(pixels, roi, POSE_LANDMARK_INPUT).numpy()
         outputs = self._pose_landmarker(crop[None])
         person_presence = float(outputs["Identity_1"].ravel()[0])
         if person_presence < self.min_presence_confidence:
-            return None, person_presence
+            return None, person_presence, np.zeros(NUM_KEYPOINTS, dtype=bool)
         points, visibility, presence = decode_landmarks(
             outputs["Identity"][0], outputs["Identity_3"][0], POSE_LANDMARK_INPUT, POSE_NUM_LANDMARKS
         )
         confident = (visibility >= self.min_keypoint_confidence) & (presence >= self.min_keypoint_confidence)
-        return from_blazepose(project_from_roi(points, roi), confident), person_presence
+        keypoints = from_blazepose(project_from_roi(points, roi), confident)
+        limbs = list(POSE_LIMB_LANDMARKS)
+        off_person = np.zeros(len(points), dtype=bool)
+        off_person[limbs] = ~on_silhouette(points[limbs], outputs["Identity_2"][0, :, :, 0], SILHOUETTE_RADIUS)
+        return keypoints, person_presence, off_person[list(BLAZEPOSE_INDEX)] & visible(keypoints)
 
     def _find_faces(self, image: np.ndarray) -> Detections:
         outputs = self._face_detector(_model_input(image, FACE_DETECTOR_INPUT, (-1.0, 1.0)))

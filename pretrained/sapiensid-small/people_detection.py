@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .blaze_ops import Roi
-from .keypoint_layout import BODY_POINTS, EYE_1, EYE_2, FACE_POINTS, NOSE, visible
+from .keypoint_layout import BODY_POINTS, EYE_1, EYE_2, FACE_POINTS, MISSING, NOSE, visible
 
 TILE_GRIDS = (2, 3)
 WHOLE_SQUARE = 0  # index of the first window, the whole square
@@ -146,12 +146,15 @@ class FoundPerson:
         box: (4,) float32 normalised xyxy around the whole visible person (keypoints plus a margin).
         score: the person (or face) detector's score.
         source: "pose" (the body was found) or "face" (a face without a body).
+        off_person: (19,) bool, arm and leg points the landmark model placed off its own segmentation of
+            the person (`without_points_off_person` leaves them out); None where no mask was made.
     """
 
     keypoints: np.ndarray
     box: np.ndarray
     score: float
     source: str
+    off_person: np.ndarray | None = None
 
     @property
     def body_found(self) -> bool:
@@ -260,6 +263,21 @@ def merge_finds(finds: list[FoundPerson]) -> list[FoundPerson]:
     return kept
 
 
+def without_points_off_person(person: FoundPerson) -> FoundPerson:
+    """The person without the arm and leg points off their segmentation, boxed around what is left: the
+    landmark model extends a head-and-shoulders photo with hips and legs on whatever lies below it, which
+    would box the wall under the photo and frame the person as a pedestrian. Candidates are ranked and
+    merged with every point first (a fit keeps its rank), so only the kept people are trimmed."""
+    if person.off_person is None or not (person.off_person & visible(person.keypoints)).any():
+        return person
+    keypoints = person.keypoints.copy()
+    keypoints[person.off_person] = MISSING
+    box = keypoint_box(keypoints)
+    if box is None:
+        return person
+    return FoundPerson(keypoints, box, person.score, person.source)
+
+
 def head_region(keypoints: np.ndarray) -> np.ndarray | None:
     """The region a detected face of this person would fall in (None when no face point is visible)."""
     shown = visible(keypoints)
@@ -318,6 +336,7 @@ __all__ = [
     "is_plausible_person",
     "keypoint_box",
     "merge_finds",
+    "without_points_off_person",
     "most_prominent_first",
     "same_person_keypoints",
     "search_windows",

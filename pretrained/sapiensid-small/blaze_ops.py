@@ -182,6 +182,19 @@ def project_from_roi(points: np.ndarray, roi: Roi) -> np.ndarray:
     return np.stack([image_x, image_y], axis=-1)
 
 
+def cells_around(x: float, y: float, height: int, width: int, radius: int) -> tuple[slice, slice] | None:
+    """(rows, columns) of the cells within `radius` of the cell holding the normalised point (x, y) of an
+    `height` x `width` map, clipped to it; None when the point lies off the map."""
+    # int() truncates toward zero, as the C++ cast does.
+    col, row = int(x * width), int(y * height)
+    if not (0 <= col < width and 0 <= row < height):
+        return None
+    return (
+        slice(max(0, row - radius), min(height, row + radius + 1)),
+        slice(max(0, col - radius), min(width, col + radius + 1)),
+    )
+
+
 def refine_with_heatmap(
     points: np.ndarray, heatmap: np.ndarray, kernel_size: int, min_confidence: float
 ) -> np.ndarray:
@@ -191,12 +204,10 @@ def refine_with_heatmap(
     offset = (kernel_size - 1) // 2
     refined = points.copy()
     for index, (x, y) in enumerate(points):
-        # int() truncates toward zero, as the C++ cast does.
-        col, row = int(x * width), int(y * height)
-        if not (0 <= col < width and 0 <= row < height):
+        window = cells_around(x, y, height, width, offset)
+        if window is None:
             continue
-        rows = slice(max(0, row - offset), min(height, row + offset + 1))
-        cols = slice(max(0, col - offset), min(width, col + offset + 1))
+        rows, cols = window
         confidence = sigmoid(heatmap[rows, cols, index].astype(np.float64))
         total = confidence.sum()
         if confidence.max() < min_confidence or total <= 0:
@@ -215,12 +226,9 @@ def on_silhouette(points: np.ndarray, segmentation: np.ndarray, radius: int) -> 
     height, width = segmentation.shape
     inside = np.zeros(len(points), dtype=bool)
     for index, (x, y) in enumerate(points):
-        col, row = int(x * width), int(y * height)
-        if not (0 <= col < width and 0 <= row < height):
-            continue
-        rows = slice(max(0, row - radius), min(height, row + radius + 1))
-        cols = slice(max(0, col - radius), min(width, col + radius + 1))
-        inside[index] = bool(segmentation[rows, cols].max() >= 0.0)
+        window = cells_around(x, y, height, width, radius)
+        if window is not None:
+            inside[index] = bool(segmentation[window].max() >= 0.0)
     return inside
 
 

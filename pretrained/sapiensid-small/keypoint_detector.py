@@ -464,7 +464,7 @@ class BlazePoseDetector:
         limbs = list(POSE_LIMB_LANDMARKS)
         off_person = np.zeros(len(points), dtype=bool)
         off_person[limbs] = ~on_silhouette(points[limbs], outputs["Identity_2"][0, :, :, 0], SILHOUETTE_RADIUS)
-        return keypoints, person_presence, off_person[list(BLAZEPOSE_INDEX)] & visible(keypoints)
+        return keypoints, person_presence, off_person[list(BLAZEPOSE_INDEX)]
 
     def _find_faces(self, image: np.ndarray) -> Detections:
         outputs = self._face_detector(_model_input(image, FACE_DETECTOR_INPUT, (-1.0, 1.0)))

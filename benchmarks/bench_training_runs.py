@@ -9,7 +9,9 @@ of consecutive steps, so it holds the wait for data as well as the model's step;
 steps (the worker starting, allocator growth) are not counted. Images are the labelled photos of the step
 plus, for v3, its unlabelled faces. Needs the recipes' caches (keypoints, images, teacher: the first
 `examples/train.py` run of each recipe makes them). Ratios are against recipe v2 as it shipped (no cache),
-measured in the same run.
+measured in the same run. The bfloat16 variants are recipe v3 under torch's CPU autocast
+(`mixed_precision=bf16`): its matrix products run in bfloat16 where the CPU has the instructions
+(AVX512-BF16 or AMX; elsewhere the trainer warns that they are emulated and slower).
 
 Where the photos come from decides recipe v2's figure: `--page-cache warm` (default) reads every photo and
 cache file once before the runs, as a real run has after its first epoch (4,000 steps of 64 photos read the
@@ -32,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from markdown_report import update_section  # noqa: E402
+from training_builders import reset_accelerate  # noqa: E402
 
 from sapiensid_hf.training import TrainingConfig, train  # noqa: E402
 from sapiensid_hf.training.trainer import Trainer  # noqa: E402
@@ -45,6 +48,9 @@ VARIANTS = (
     ("recipe v2 + image cache", V2, [f"data.image_cache={IMAGE_CACHE}"]),
     ("recipe v3 without the image caches", V3, ["data.image_cache=null", "distill.unlabelled_image_cache=null"]),
     ("recipe v3 (shipped: image caches)", V3, []),
+    ("recipe v3 in bfloat16 (mixed_precision=bf16)", V3, ["mixed_precision=bf16"]),
+    ("recipe v3 in bfloat16, data read in the training process (+ data.num_workers=0)", V3,
+     ["mixed_precision=bf16", "data.num_workers=0"]),
 )
 
 
@@ -52,6 +58,7 @@ def timed_run(config_path: str, overrides: list[str], steps: int, warmup: int) -
     """Images/s and s/step of `steps` real trainer steps, the first `warmup` not counted."""
     starts: list[float] = []
     images: list[int] = []
+    precision: list[str] = []
     original = Trainer._train_step
 
     def recording_step(self, step, batches):
@@ -59,6 +66,7 @@ def timed_run(config_path: str, overrides: list[str], steps: int, warmup: int) -
         metrics = original(self, step, batches)
         unlabelled = self.config.distill.unlabelled_batch_size if self.config.distill.teacher else 0
         images.append(int(metrics["batch_size"]) + unlabelled)
+        precision.append(self.accelerator.mixed_precision)  # what the run actually computed in
         return metrics
 
     with tempfile.TemporaryDirectory() as output:
@@ -67,6 +75,7 @@ def timed_run(config_path: str, overrides: list[str], steps: int, warmup: int) -
              "logging.progress_bar=false", "validation.source=none"]
         )  # fmt: skip
         Trainer._train_step = recording_step
+        reset_accelerate()  # each variant sets its own precision in Accelerate's process-wide state
         try:
             train(config)
         finally:
@@ -74,7 +83,8 @@ def timed_run(config_path: str, overrides: list[str], steps: int, warmup: int) -
     # Step i's time is starts[i + 1] - starts[i]; the last step only marks where step `steps` ended.
     seconds = starts[steps] - starts[warmup]
     counted = sum(images[warmup:steps])
-    return {"images_per_s": counted / seconds, "s_per_step": seconds / (steps - warmup), "images": counted}
+    return {"images_per_s": counted / seconds, "s_per_step": seconds / (steps - warmup), "images": counted,
+            "precision": "bfloat16 autocast" if precision[-1] == "bf16" else "float32"}
 
 
 def files_read(config_path: str) -> list[Path]:
@@ -128,7 +138,7 @@ def main() -> None:
         print(f"{name}: {results[name]['images_per_s']:.1f} images/s, {results[name]['s_per_step']:.2f} s/step", flush=True)
     baseline = results[VARIANTS[0][0]]["images_per_s"]
     rows = [
-        f"| {name} | {r['s_per_step']:.2f} | {r['images']} | {r['images_per_s']:.1f} | {r['images_per_s'] / baseline:.2f}x |"
+        f"| {name} | {r['precision']} | {r['s_per_step']:.2f} | {r['images']} | {r['images_per_s']:.1f} | {r['images_per_s'] / baseline:.2f}x |"
         for name, r in results.items()
     ]
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
@@ -141,13 +151,15 @@ def main() -> None:
     text = (
         f"{section}\n\n"
         f"`python benchmarks/bench_training_runs.py --steps {args.steps} --warmup {args.warmup} --page-cache {args.page_cache}` "
-        f"({machine}; steps {args.warmup}-{args.steps - 1} of each run from scratch, seed 0, one process with its data "
-        f"worker; {condition}):\n\n"
-        "| variant | s / step | images counted | images / s | vs recipe v2 |\n| --- | --- | --- | --- | --- |\n"
+        f"({machine}; steps {args.warmup}-{args.steps - 1} of each run from scratch, seed 0, one process with a data "
+        f"worker for each of its loaders unless the variant says otherwise; {condition}):\n\n"
+        "| variant | computed in | s / step | images counted | images / s | vs recipe v2 |\n| --- | --- | --- | --- | --- | --- |\n"
         + "\n".join(rows) + "\n\n"
         f"Fastest: {best}, {results[best]['images_per_s'] / baseline:.2f}x recipe v2's images/s. With the photos "
-        "cached at the model's square, the data worker no longer takes a core from the model; the step is then "
-        "the model's own forward, backward and AdamW (see \"Training data path\" above for the per-photo costs).\n"
+        "cached at the model's square, the step is the model's own forward, backward and AdamW; bfloat16 shortens "
+        "its matrix products, and the data workers, which prepare the next batches while the model steps, then "
+        "cost about what they save: on 2 cores they take the model's threads' cores (see \"Training data path\" "
+        "above for the per-photo costs).\n"
     )
     print(text)
     if args.write is not None:

@@ -32,7 +32,7 @@ from sapiensid_hf.training import (
     flip_sample,
     photometric_jitter,
 )
-from sapiensid_hf.training.augmentation import TrainingAugmentation, reframe_sample
+from sapiensid_hf.training.augmentation import LUMA, TrainingAugmentation, reframe_sample
 from sapiensid_hf.training.masking import mask_ratio_for, solve_exponential_rate, truncated_exponential_mean
 from sapiensid_hf.training.optimization import scheduled_lr
 
@@ -202,6 +202,26 @@ def test_photometric_jitter_changes_content_only_and_stays_in_range():
     assert not np.allclose(jittered[content == 1], pixels[content == 1])
     assert jittered.min() >= 0 and jittered.max() <= 1
     assert np.allclose(jittered[content == 1][:, 0], jittered[content == 1][:, 1])  # grayscale
+
+
+def test_photometric_jitter_applies_the_published_formulas_to_the_photo_and_keeps_the_input():
+    """Brightness, contrast about the photo's mean luma, saturation about each pixel's luma, clipped: the
+    written-out formulas with the same draws, to float32 rounding; the caller's pixels are not touched."""
+    pixels = np.random.default_rng(1).random((12, 12, 3)).astype(np.float32)
+    content = np.zeros((12, 12), dtype=np.int64)
+    content[2:10, 3:11] = 1
+    before = pixels.copy()
+    jittered = photometric_jitter(pixels, content, np.random.default_rng(5), 0.3, 0.3, 0.3)
+    draws = np.random.default_rng(5)
+    expected = pixels.astype(np.float64) * draws.uniform(0.7, 1.3)  # brightness
+    mean_luma = (expected @ LUMA)[content == 1].mean()
+    expected = (expected - mean_luma) * draws.uniform(0.7, 1.3) + mean_luma  # contrast
+    saturation = draws.uniform(0.7, 1.3)
+    luma = (expected @ LUMA)[..., None]
+    expected = np.clip((expected - luma) * saturation + luma, 0, 1)
+    expected[content == 0] = pixels[content == 0]
+    np.testing.assert_allclose(jittered, expected, atol=2e-6)
+    assert np.array_equal(pixels, before) and jittered.dtype == np.float32
 
 
 def test_reframing_without_a_change_is_the_identity_and_a_tighter_cut_zooms_about_the_centre():

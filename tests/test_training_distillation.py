@@ -217,5 +217,18 @@ def test_relation_term_of_identical_rows_is_zero_with_a_finite_gradient():
     assert float(loss.detach()) == 0.0 and bool(torch.isfinite(student.grad).all())
 
 
+def test_both_terms_are_float32_under_bfloat16_autocast():
+    """A bfloat16 run correlates its pair similarities in float32: in bfloat16 the similarities of a
+    batch's pairs (~0.004 a step near 1) lose the differences the relation term learns from."""
+    torch.manual_seed(0)
+    student, teacher = torch.randn(48, 64), torch.randn(48, 16)
+    expected = relation_distillation(student, teacher), cosine_distillation(student[:, :16], teacher)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        found = relation_distillation(student, teacher), cosine_distillation(student[:, :16], teacher)
+    for value, reference in zip(found, expected, strict=True):
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, reference, atol=1e-6, rtol=0)
+
+
 def test_the_projection_maps_the_embedding_to_the_teacher_size():
     assert TeacherProjection(512, 128)(torch.randn(3, 512)).shape == (3, 128)

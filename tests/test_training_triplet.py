@@ -66,3 +66,15 @@ def test_triplet_config_is_checked():
     config.head.triplet_weight = -1.0
     with pytest.raises(ConfigError, match="triplet_weight"):
         config.validate()
+
+
+def test_the_loss_is_float32_under_bfloat16_autocast():
+    """A bfloat16 run (mixed_precision: bf16) must not rank its hardest pairs in bfloat16: distances near
+    the margin differ by less than a bfloat16 step (~0.004 near 1)."""
+    torch.manual_seed(0)
+    embeddings, labels = torch.randn(32, 64), torch.arange(8).repeat_interleave(4)
+    expected, _ = batch_hard_triplet_loss(embeddings, labels)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = batch_hard_triplet_loss(embeddings, labels)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, expected, atol=1e-6, rtol=0)

@@ -37,7 +37,8 @@ def cosine_distillation(projected: torch.Tensor, teacher: torch.Tensor) -> torch
     """Mean of 1 - cos(projected_i, teacher_i) over the rows; 0 for no rows."""
     if len(projected) == 0:
         return projected.sum() * 0.0
-    return (1.0 - F.cosine_similarity(projected.float(), teacher.float(), dim=-1)).mean()
+    with torch.autocast(device_type=projected.device.type, enabled=False):
+        return (1.0 - F.cosine_similarity(projected.float(), teacher.float(), dim=-1)).mean()
 
 
 def relation_distillation(embeddings: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -45,14 +46,16 @@ def relation_distillation(embeddings: torch.Tensor, teacher: torch.Tensor) -> to
     (each pair once); 0 for fewer than 3 rows or for pair similarities that do not vary (no correlation)."""
     if len(embeddings) < 3:
         return embeddings.sum() * 0.0
-    similarities = _pair_similarities(embeddings.float())
-    # Pairs that are all alike (identical rows) have no correlation: no term, rather than a NaN gradient.
-    if float(similarities.detach().var(unbiased=False)) < MIN_PAIR_VARIANCE:
-        return embeddings.sum() * 0.0
-    student = _standardised(similarities)
-    with torch.no_grad():
-        target = _standardised(_pair_similarities(teacher.float()))
-    return 1.0 - (student * target).mean()
+    # In float32 under autocast too: a batch's pair similarities differ by less than a bfloat16 step.
+    with torch.autocast(device_type=embeddings.device.type, enabled=False):
+        similarities = _pair_similarities(embeddings.float())
+        # Pairs that are all alike (identical rows) have no correlation: no term, rather than a NaN gradient.
+        if float(similarities.detach().var(unbiased=False)) < MIN_PAIR_VARIANCE:
+            return embeddings.sum() * 0.0
+        student = _standardised(similarities)
+        with torch.no_grad():
+            target = _standardised(_pair_similarities(teacher.float()))
+        return 1.0 - (student * target).mean()
 
 
 def _pair_similarities(points: torch.Tensor) -> torch.Tensor:

@@ -24,9 +24,11 @@ def batch_hard_triplet_loss(
         raise ValueError(
             f"need (B, D) embeddings and (B,) labels, got {tuple(embeddings.shape)} and {tuple(labels.shape)}"
         )
-    directions = F.normalize(embeddings.float(), dim=1)
-    # Clamped before the square root: its gradient at 0 (an image against itself) is infinite.
-    distance = (2 - 2 * directions @ directions.T).clamp_min(1e-12).sqrt()
+    # In float32 under autocast too: near the margin, distances differ by less than a bfloat16 step.
+    with torch.autocast(device_type=embeddings.device.type, enabled=False):
+        directions = F.normalize(embeddings.float(), dim=1)
+        # Clamped before the square root: its gradient at 0 (an image against itself) is infinite.
+        distance = (2 - 2 * directions @ directions.T).clamp_min(1e-12).sqrt()
     same = labels[:, None] == labels[None, :]
     itself = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     positive = same & ~itself

@@ -288,8 +288,8 @@ def test_resume_latest_without_a_checkpoint_restarts_cleanly(people_dataset, tmp
 def test_a_bfloat16_run_computes_in_bfloat16_repeats_its_losses_and_warns_where_the_cpu_lacks_it(
     people_dataset, tmp_path, monkeypatch, caplog
 ):
-    """mixed_precision: bf16 on the CPU is torch's bfloat16 autocast (about 1.7x faster a step where the
-    CPU has AVX512-BF16 / AMX, docs/benchmarks.md); where it has not, the run says so at once."""
+    """mixed_precision: bf16 on the CPU is torch's bfloat16 autocast (faster matrix products where the CPU
+    has AVX512-BF16 / AMX, docs/training.md); where it has not, the run says so at once."""
     overrides = ("mixed_precision=bf16", "schedule.max_steps=4", "logging.save_every_steps=0")
     linear_outputs: set[torch.dtype] = set()
 

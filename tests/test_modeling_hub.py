@@ -175,6 +175,13 @@ def test_bad_inputs_get_clear_errors():
     nan_pixels[1, 0, 5, 5] = float("nan")
     with pytest.raises(ValueError, match=r"pixel_values contains NaN or infinite values \(1 of them\)"):
         model(nan_pixels, torch.zeros(2, 19, 2))
+    both_infinities = pixels.clone()
+    both_infinities[0, 1, 2, 3], both_infinities[1, 2, 3, 4] = float("inf"), float("-inf")  # they sum to NaN
+    with pytest.raises(ValueError, match=r"pixel_values contains NaN or infinite values \(2 of them\)"):
+        model(both_infinities, torch.zeros(2, 19, 2))
+    huge = pixels.clone()
+    huge[:, :, :2] = 3e38  # finite, but their sum overflows: nothing to refuse
+    model(huge, torch.zeros(2, 19, 2))
     keypoints = torch.full((2, 19, 2), -1.0)
     keypoints[0, 3] = float("inf")
     with pytest.raises(ValueError, match="keypoints contains NaN or infinite"):

@@ -5,7 +5,11 @@ import torch
 from model_inputs import MISSING, POSES, face_close_up, full_body
 
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
-from sapiensid_hf.modeling.retina_patch import sincos_2d_position_table
+from sapiensid_hf.modeling.retina_patch import (
+    SapiensIDRetinaPatchEmbeddings,
+    box_sampling_axes,
+    sincos_2d_position_table,
+)
 from sapiensid_hf.modeling.retina_rois import (
     FACE_POINTS,
     UPPER_BODY_POINTS,
@@ -173,6 +177,47 @@ def test_token_pixels_equal_resampling_each_roi_then_unfolding(model):
     )  # each level's ROI resized to the full input size
     unfolded = torch.nn.Unfold(kernel_size=patch, stride=patch)(crops).transpose(1, 2).reshape(1, -1, 3 * patch * patch)
     assert torch.equal(sampled, unfolded)
+
+
+def per_pixel_visibility(level_boxes: torch.Tensor, size: int, patch: int) -> torch.Tensor:
+    """The official rule, pixel by pixel: a map of the highest level whose box touches each pixel,
+    resampled (nearest) into each level's image, and a patch kept where over half its pixels are its level's."""
+    batch = level_boxes.shape[0]
+    pixels = torch.arange(size, dtype=torch.float32)
+    x1, y1, x2, y2 = (level_boxes[..., i, None] for i in range(4))
+    in_x, in_y = (pixels + 1 > x1 * size) & (pixels < x2 * size), (pixels + 1 > y1 * size) & (pixels < y2 * size)
+    levels = torch.arange(3, dtype=torch.float32)
+    importance = ((in_y[..., :, None] & in_x[..., None, :]).float() * levels[None, :, None, None]).amax(dim=1)
+    xs, ys = box_sampling_axes(level_boxes.reshape(-1, 4), size)
+    grid = torch.stack([xs[:, None, :].expand(-1, size, -1), ys[:, :, None].expand(-1, -1, size)], dim=-1)
+    sampled = torch.nn.functional.grid_sample(
+        importance.repeat_interleave(3, dim=0)[:, None], grid, mode="nearest", align_corners=False
+    )  # fmt: skip
+    owned = (sampled == levels.repeat(batch)[:, None, None, None]).float()
+    return (torch.nn.functional.avg_pool2d(owned, patch).flatten(1) > 0.5).reshape(batch, -1)
+
+
+@pytest.mark.parametrize(("size", "patch"), [(96, 16), (384, 32), (112, 14)])
+def test_patch_ownership_counted_per_row_and_column_equals_the_per_pixel_rule(size, patch):
+    """The model counts each patch's pixels from per-row and per-column box membership; it must keep
+    exactly the patches the official per-pixel map keeps, boxes on pixel edges (ties) and outside the image included."""
+    embeddings = SapiensIDRetinaPatchEmbeddings(SapiensIDConfig.tiny(image_size=size, patch_size=patch))
+    generator = torch.Generator().manual_seed(size + patch)
+    mismatched, kept = 0, 0
+    for trial in range(30):
+        centres = torch.rand(64, 2, 2, generator=generator) * 1.4 - 0.2
+        extents = torch.rand(64, 2, 2, generator=generator) ** 2 * 0.8 + 1e-3
+        if trial % 2:  # on pixel edges and half-pixel centres, where nearest sampling ties
+            centres, extents = torch.round(centres * size * 2) / (size * 2), torch.round(extents * size) / size
+        rois = torch.cat([centres - extents / 2, centres + extents / 2], dim=-1)  # upper body, face
+        level_boxes = torch.cat([torch.tensor([0.0, 0.0, 1.0, 1.0]).expand(64, 1, 4), rois], dim=1)
+        xs, ys = box_sampling_axes(level_boxes.reshape(-1, 4), size)
+        visible = embeddings._visible_tokens(level_boxes, xs, ys, size, size, None)
+        expected = per_pixel_visibility(level_boxes, size, patch)
+        mismatched += int((visible != expected).sum())
+        kept += int(expected.sum())
+    assert mismatched == 0
+    assert 0 < kept < 30 * 64 * 3 * (size // patch) ** 2  # both outcomes occur
 
 
 def test_part_drops_take_a_part_from_the_batch_but_never_every_point_of_a_row():

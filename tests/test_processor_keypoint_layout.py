@@ -100,6 +100,34 @@ def test_rules_are_idempotent_and_batched():
     np.testing.assert_array_equal(once[3], layout.apply_official_rules(batch[3]))
 
 
+def official_pair_rules(keypoints: np.ndarray) -> np.ndarray:
+    """The official fix-ups written out pair by pair (eye / mouth order, then adjust_left_right_keypoints)."""
+    keypoints = keypoints.copy()
+    for row in keypoints:
+        for first, second in layout.IMAGE_ORDERED_PAIRS:
+            if (row[[first, second]] != layout.MISSING).all() and row[first, 0] > row[second, 0]:
+                row[[first, second]] = row[[second, first]]
+        for left, right in layout.LEFT_RIGHT_PAIRS:
+            shown_left, shown_right = (row[left] != layout.MISSING).all(), (row[right] != layout.MISSING).all()
+            if shown_left and shown_right:
+                swap = row[left, 0] < row[right, 0]
+            else:
+                swap = (shown_left and row[left, 0] < 0.5) or (shown_right and row[right, 0] > 0.5)
+            if swap:
+                row[[left, right]] = row[[right, left]]
+    return keypoints
+
+
+def test_pair_rules_equal_the_official_pair_by_pair_rules():
+    rng = np.random.default_rng(7)
+    batch = rng.random((400, 19, 2)).astype(np.float32)
+    batch[:100, :, 0] = np.round(batch[:100, :, 0] * 4) / 4  # ties and points on the centre line
+    batch[rng.random((400, 19)) < 0.35] = layout.MISSING
+    expected = official_pair_rules(batch)
+    np.testing.assert_array_equal(layout.canonicalize_left_right(layout.order_face_pairs(batch)), expected)
+    assert (expected != batch).any()  # the rules did swap points
+
+
 def test_drop_outside_removes_points_in_the_padding():
     keypoints = _points(nose=(0.5, 0.1), left_ankle=(0.5, 0.95), right_ankle=(0.5, 0.5))
     kept = layout.drop_outside(keypoints, (0.0, 0.2, 1.0, 0.8))

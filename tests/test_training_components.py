@@ -33,8 +33,9 @@ from sapiensid_hf.training import (
     photometric_jitter,
 )
 from sapiensid_hf.training.augmentation import LUMA, TrainingAugmentation, reframe_sample
+from sapiensid_hf.training.config import HeadConfig, OptimizerConfig
 from sapiensid_hf.training.masking import mask_ratio_for, solve_exponential_rate, truncated_exponential_mean
-from sapiensid_hf.training.optimization import scheduled_lr
+from sapiensid_hf.training.optimization import build_optimizer, scheduled_lr
 
 # ------------------------------------------------------------------------------------------ AdaFace
 
@@ -224,6 +225,24 @@ def test_photometric_jitter_applies_the_published_formulas_to_the_photo_and_keep
     assert np.array_equal(pixels, before) and jittered.dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sample_tensors_are_the_normalised_photo_channels_first(dtype):
+    from types import SimpleNamespace
+
+    from sapiensid_hf.training.dataset import SampleReader
+
+    reader = SampleReader(None, None, SimpleNamespace(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]))
+    rng = np.random.default_rng(0)
+    pixels, mask = rng.random((8, 8, 3)).astype(dtype), (rng.random((8, 8)) > 0.5).astype(np.uint8)
+    before = pixels.copy()
+    tensors = reader.to_tensors(pixels, mask, np.zeros((19, 2), np.float32))
+    expected = ((pixels - reader.mean) / reader.std).transpose(2, 0, 1).astype(np.float32)  # the written-out rule
+    assert tensors["pixel_values"].dtype == torch.float32 and tensors["pixel_values"].is_contiguous()
+    np.testing.assert_array_equal(tensors["pixel_values"].numpy(), expected)
+    np.testing.assert_array_equal(tensors["pixel_mask"].numpy(), mask)
+    np.testing.assert_array_equal(pixels, before)  # the caller's photo is not changed
+
+
 def test_reframing_without_a_change_is_the_identity_and_a_tighter_cut_zooms_about_the_centre():
     pixels = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
     mask = np.ones((16, 16), dtype=np.int64)
@@ -347,6 +366,29 @@ def test_config_file_round_trip_and_overrides(tmp_path):
     assert TrainingConfig.from_file(json_path) == changed
 
 
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_the_fused_optimizer_makes_the_same_updates_as_the_per_tensor_one(name):
+    """optimizer.fused: torch's one-kernel update; the same AdamW / SGD up to float rounding, decay groups kept."""
+
+    def trained(fused: bool | None) -> list[torch.Tensor]:  # None: the starting weights
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.LayerNorm(32), torch.nn.Linear(32, 5))
+        optimizer = build_optimizer(model, OptimizerConfig(name=name, lr=1e-2, weight_decay=0.1, fused=bool(fused)), HeadConfig())
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(20 if fused is not None else 0):
+            inputs, targets = torch.randn(16, 12, generator=generator), torch.randint(0, 5, (16,), generator=generator)
+            torch.nn.functional.cross_entropy(model(inputs), targets).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return [parameter.detach().clone() for parameter in model.parameters()]
+
+    start, loop, fused = trained(None), trained(False), trained(True)
+    for before, a, b in zip(start, loop, fused, strict=True):
+        assert (a - before).abs().max() > 1e-3  # the steps moved the weights
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -366,6 +408,7 @@ def test_config_file_round_trip_and_overrides(tmp_path):
          "must be >= 0"),
         ("data: {dataset_path: d}\naugmentation: {reframe_prob: 1.5}\n", "augmentation.reframe_prob must lie in"),
         ("data: {dataset_path: d}\naugmentation: {reframe_scale: 1.0}\n", "augmentation.reframe_scale must lie in"),
+        ("data: {dataset_path: d}\noptimizer: {fused: sometimes}\n", "optimizer.fused must be true or false"),
     ],
 )
 def test_config_errors_name_the_field(tmp_path, text, message):

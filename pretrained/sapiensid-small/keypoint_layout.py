@@ -77,33 +77,44 @@ def drop_outside(keypoints: np.ndarray, box: tuple[float, float, float, float]) 
     return keypoints
 
 
-def _swap(keypoints: np.ndarray, rows: np.ndarray, first: int, second: int) -> None:
-    keypoints[rows, first], keypoints[rows, second] = (
-        keypoints[rows, second].copy(),
-        keypoints[rows, first].copy(),
-    )
+def _pair_columns(pairs: tuple[tuple[int, int], ...]) -> tuple[list[int], list[int]]:
+    first, second = zip(*pairs, strict=True)
+    return list(first), list(second)
+
+
+def _swap_pairs(keypoints: np.ndarray, pairs: tuple[tuple[int, int], ...], swap: np.ndarray) -> None:
+    """Swap the two points of each pair (disjoint pairs, columns of `swap` (B, P)) in the rows marked, in place."""
+    first, second = _pair_columns(pairs)
+    a, b = keypoints[:, first], keypoints[:, second]  # copies (fancy indexing)
+    keypoints[:, first] = np.where(swap[..., None], b, a)
+    keypoints[:, second] = np.where(swap[..., None], a, b)
 
 
 def order_face_pairs(keypoints: np.ndarray) -> np.ndarray:
     """(B, 19, 2): eye_1 / mouth_1 become the point with the smaller x when both are visible."""
     keypoints = keypoints.copy()
+    first, second = _pair_columns(IMAGE_ORDERED_PAIRS)
     shown = visible(keypoints)
-    for first, second in IMAGE_ORDERED_PAIRS:
-        rows = shown[:, first] & shown[:, second] & (keypoints[:, first, 0] > keypoints[:, second, 0])
-        _swap(keypoints, rows, first, second)
+    swap = shown[:, first] & shown[:, second] & (keypoints[:, first, 0] > keypoints[:, second, 0])
+    _swap_pairs(keypoints, IMAGE_ORDERED_PAIRS, swap)
     return keypoints
 
 
 def canonicalize_left_right(keypoints: np.ndarray) -> np.ndarray:
-    """(B, 19, 2): the official left / right rule for ears and body pairs (left = larger x)."""
+    """(B, 19, 2): the official left / right rule for ears and body pairs (left = larger x).
+
+    All pairs at once (they share no point; the official loops over them: same result, one pass for
+    a batch, which the training data path calls for every flipped photo).
+    """
     keypoints = keypoints.copy()
-    for left, right in LEFT_RIGHT_PAIRS:
-        shown = visible(keypoints)
-        both = shown[:, left] & shown[:, right]
-        _swap(keypoints, both & (keypoints[:, left, 0] < keypoints[:, right, 0]), left, right)
-        only_left = shown[:, left] & ~shown[:, right] & (keypoints[:, left, 0] < 0.5)
-        only_right = shown[:, right] & ~shown[:, left] & (keypoints[:, right, 0] > 0.5)
-        _swap(keypoints, only_left | only_right, left, right)
+    left, right = _pair_columns(LEFT_RIGHT_PAIRS)
+    shown = visible(keypoints)
+    shown_left, shown_right = shown[:, left], shown[:, right]
+    x_left, x_right = keypoints[:, left, 0], keypoints[:, right, 0]
+    both_reversed = shown_left & shown_right & (x_left < x_right)
+    only_left_on_the_left = shown_left & ~shown_right & (x_left < 0.5)
+    only_right_on_the_right = shown_right & ~shown_left & (x_right > 0.5)
+    _swap_pairs(keypoints, LEFT_RIGHT_PAIRS, both_reversed | only_left_on_the_left | only_right_on_the_right)
     return keypoints
 
 

@@ -63,16 +63,55 @@ def box_sampling_grid(boxes: torch.Tensor, size: int) -> torch.Tensor:
     return axes_to_grid(*box_sampling_axes(boxes, size))
 
 
-def pixel_importance_map(level_boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B, H, W) map of the highest ROI level whose box touches each pixel (level_boxes: (B, L, 4))."""
-    xs = torch.arange(width, device=level_boxes.device, dtype=torch.float32)
-    ys = torch.arange(height, device=level_boxes.device, dtype=torch.float32)
+def box_pixel_spans(level_boxes: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L, W + 1) and (B, L, H + 1) float 0 / 1: the pixel columns and rows each level's box touches.
+
+    The extra last entry is 0: it stands for the zero padding outside the image (`nearest_source_pixels`).
+    """
+    xs = torch.arange(width + 1, device=level_boxes.device, dtype=torch.float32)
+    ys = torch.arange(height + 1, device=level_boxes.device, dtype=torch.float32)
     x1, y1, x2, y2 = (level_boxes[..., i, None] for i in range(4))
-    in_x = (xs + 1 > x1 * width) & (xs < x2 * width)  # (B, L, W)
-    in_y = (ys + 1 > y1 * height) & (ys < y2 * height)  # (B, L, H)
-    covered = in_y[..., :, None] & in_x[..., None, :]  # (B, L, H, W)
-    levels = torch.arange(level_boxes.shape[1], device=level_boxes.device, dtype=torch.float32)
-    return (covered.float() * levels[None, :, None, None]).amax(dim=1)
+    in_x = (xs + 1 > x1 * width) & (xs < x2 * width) & (xs < width)
+    in_y = (ys + 1 > y1 * height) & (ys < y2 * height) & (ys < height)
+    return in_x.float(), in_y.float()
+
+
+def nearest_source_pixels(coordinates: torch.Tensor, size: int) -> torch.Tensor:
+    """Index of the pixel F.grid_sample(mode="nearest", align_corners=False) reads at each normalised
+    coordinate of an axis of `size` pixels, or `size` where it reads the zero padding outside the image.
+
+    Asked of grid_sample itself (a 1 x size image holding each pixel's own number), so the rounding is
+    the kernel's, bit for bit, and a separable grid needs one lookup per row and column, not per pixel.
+    """
+    numbers = torch.arange(1, size + 1, device=coordinates.device, dtype=torch.float32).reshape(1, 1, 1, size)
+    points = coordinates.float().reshape(1, 1, -1, 1)
+    read = F.grid_sample(numbers, torch.cat([points, torch.zeros_like(points)], dim=-1), mode="nearest", align_corners=False)
+    read = read.reshape(coordinates.shape).long() - 1  # -1: outside the image
+    return torch.where(read < 0, torch.full_like(read, size), read)
+
+
+def level_pixel_counts(in_rows: torch.Tensor, in_cols: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, 3, g, g) how many of each patch's p x p pixels belong to the patch's own level.
+
+    in_rows / in_cols (B, 3, 3, g * p): 1 where row / column s of level k's resampled image lies in level
+    l's box (dims: b, k, l, s). A pixel belongs to the highest level whose box holds it, the full image
+    where none does (or outside the image). Boxes are axis-aligned, so a pixel lies in box l exactly when
+    its row and its column do, and each patch's count is a sum of products of per-row and per-column sums.
+    """
+    batch, grid = in_rows.shape[0], in_rows.shape[-1] // patch
+
+    def per_patch(values: torch.Tensor) -> torch.Tensor:  # (B, 3, g * p) -> (B, 3, g)
+        return values.reshape(batch, 3, grid, patch).sum(dim=-1)
+
+    def outer(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:  # pixels in both, per patch (B, 3, g, g)
+        return per_patch(rows)[..., :, None] * per_patch(cols)[..., None, :]
+
+    body = outer(in_rows[:, :, UPPER_BODY], in_cols[:, :, UPPER_BODY])
+    face = outer(in_rows[:, :, FACE], in_cols[:, :, FACE])
+    both = outer(in_rows[:, :, UPPER_BODY] * in_rows[:, :, FACE], in_cols[:, :, UPPER_BODY] * in_cols[:, :, FACE])
+    owned = torch.stack([patch * patch - body - face + both, body - both, face], dim=2)  # (B, 3, level, g, g)
+    own_level = torch.arange(3, device=in_rows.device).reshape(1, 3, 1, 1, 1).expand(batch, 3, 1, grid, grid)
+    return torch.gather(owned, 2, own_level).squeeze(2)
 
 
 @dataclass
@@ -140,7 +179,7 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
         # Every level is resampled to the input size and cut into the same grid of patches; only the
         # grid is built here, the pixels of the tokens actually kept are sampled later.
         xs, ys = box_sampling_axes(flat_boxes, height)
-        visible = self._visible_tokens(level_boxes, axes_to_grid(xs, ys), height, width, pixel_mask)
+        visible = self._visible_tokens(level_boxes, xs, ys, height, width, pixel_mask)
         positions = self._token_positions(level_boxes)
         sampling_x, sampling_y = xs.reshape(batch, 3, width), ys.reshape(batch, 3, height)
         return RetinaTokens(sampling_x, sampling_y, positions, visible, level_boxes, self.position_grid())
@@ -168,16 +207,18 @@ class SapiensIDRetinaPatchEmbeddings(nn.Module):
         sampled = sampled.reshape(batch, channels, count, patch, patch).permute(0, 2, 1, 3, 4)
         return sampled.reshape(batch, count, channels * patch * patch)
 
-    def _visible_tokens(self, level_boxes, image_grid, height, width, pixel_mask) -> torch.Tensor:
-        batch = level_boxes.shape[0]
-        importance = pixel_importance_map(level_boxes, height, width)
-        importance = importance.repeat_interleave(3, dim=0)[:, None]
-        sampled = F.grid_sample(importance, image_grid, mode="nearest", align_corners=False)
-        levels = torch.arange(3, device=sampled.device, dtype=sampled.dtype).repeat(batch)
-        owned = (sampled == levels[:, None, None, None]).float()
-        # A patch belongs to a level when more than half of its pixels are that level's.
-        visible = F.avg_pool2d(owned, self.patch_size).flatten(1) > 0.5
-        visible = visible.reshape(batch, 3, -1)
+    def _visible_tokens(self, level_boxes, xs, ys, height, width, pixel_mask) -> torch.Tensor:
+        batch, patch = level_boxes.shape[0], self.patch_size
+        # The pixel each point of each level's resampled image comes from (nearest), row by row and column
+        # by column, and whether that pixel lies in each level's box: (B, 3 sampled, 3 boxes, g * p).
+        in_x, in_y = box_pixel_spans(level_boxes, height, width)
+        columns = nearest_source_pixels(xs, width).reshape(batch, 3, 1, -1).expand(-1, -1, 3, -1)
+        rows = nearest_source_pixels(ys, height).reshape(batch, 3, 1, -1).expand(-1, -1, 3, -1)
+        in_cols = torch.gather(in_x[:, None].expand(-1, 3, -1, -1), 3, columns)
+        in_rows = torch.gather(in_y[:, None].expand(-1, 3, -1, -1), 3, rows)
+        # A patch belongs to a level when more than half of its pixels are that level's (avg_pool2d's
+        # division, as the official per-pixel map computes it).
+        visible = (level_pixel_counts(in_rows, in_cols, patch) / (patch * patch) > 0.5).reshape(batch, 3, -1)
         if pixel_mask is not None and self.config.use_foreground_mask:
             fraction = F.avg_pool2d(pixel_mask[:, None].float(), self.patch_size).flatten(1)
             # A patch is content when more than half of it is. A very wide or tall photo can have no such

@@ -104,7 +104,9 @@ def photometric_jitter(
     if grayscale_prob > 0 and rng.random() < grayscale_prob:
         jittered = np.repeat((jittered @ LUMA)[..., None], 3, axis=-1)
     np.clip(jittered, 0.0, 1.0, out=jittered)
-    np.copyto(jittered, pixels, where=~inside[..., None])
+    outside = ~inside
+    if outside.any():  # a mask of the pixels' own shape: copyto with a broadcast one is 4x slower
+        np.copyto(jittered, pixels, where=np.repeat(outside[..., None], pixels.shape[-1], axis=-1))
     return jittered
 
 

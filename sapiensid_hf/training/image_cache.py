@@ -63,7 +63,7 @@ class ResizedImageCache:
         (to within half a grey level)."""
         height, width = (int(value) for value in self.sizes[row])
         pixels = np.asarray(self.pixels[row], dtype=np.float32) / 255.0
-        return pixels, SquarePadding.of(height, width).content_mask(self.side).astype(np.int64)
+        return pixels, SquarePadding.of(height, width).content_mask(self.side)  # int64 already
 
 
 def cache_rules(processor: Any) -> dict[str, Any]:

@@ -39,9 +39,10 @@ def parameter_groups(model: nn.Module, optimizer: OptimizerConfig, head: HeadCon
 
 def build_optimizer(model: nn.Module, optimizer: OptimizerConfig, head: HeadConfig) -> torch.optim.Optimizer:
     groups = parameter_groups(model, optimizer, head)
+    fused = optimizer.fused or None  # None: torch's own choice (the per-tensor loop on the CPU), as before the option
     if optimizer.name == "sgd":
-        return torch.optim.SGD(groups, lr=optimizer.lr, momentum=optimizer.momentum)
-    return torch.optim.AdamW(groups, lr=optimizer.lr, betas=tuple(optimizer.betas), eps=optimizer.eps)
+        return torch.optim.SGD(groups, lr=optimizer.lr, momentum=optimizer.momentum, fused=fused)
+    return torch.optim.AdamW(groups, lr=optimizer.lr, betas=tuple(optimizer.betas), eps=optimizer.eps, fused=fused)
 
 
 def scheduled_lr(step: int, base_lr: float, schedule: ScheduleConfig) -> float:

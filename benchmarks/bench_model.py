@@ -1,7 +1,7 @@
 """Model speed: masked training steps against the FLOP bound, inference against transformers' ViTModel.
 
     python benchmarks/bench_model.py [--depth 6] [--batch 8] [--repeats 3] [--write docs/benchmarks.md]
-                                     [--previous-code DIR]
+                                     [--previous-code DIR] [--config-from MODEL_FOLDER]
 
 Train-step time (forward + backward) at several mask ratios is compared with the unmasked step in
 the same run, beside the FLOP ratio of the same configurations (torch's FLOP counter), so the
@@ -11,7 +11,9 @@ count, with 16 px patches (the usual ViT) and with 32 px patches (the same 3072-
 the retina patches). `--previous-code DIR` also times the model code of another checkout (its
 `modeling/` folder, e.g. a `git worktree` of an older commit) with the same weights and inputs, and
 checks that both give the same embeddings. The backbone is full width (512, 16 heads, 384 px, 32 px patches); depth and the head's
-output size are reduced so a CPU run takes minutes (figures are ratios, so this is fair).
+output size are reduced so a CPU run takes minutes (figures are ratios, so this is fair). `--config-from` times
+the shape of a model folder instead (e.g. pretrained/sapiensid-small, the shipped default; random weights, its
+own depth), in its own section.
 """
 
 import argparse
@@ -98,9 +100,14 @@ def main(argv=None) -> str:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write", type=Path, default=None, help="markdown file to update (section '## Model')")
     parser.add_argument("--previous-code", type=Path, default=None, help="checkout whose modeling/ to compare with")
+    parser.add_argument("--config-from", type=Path, default=None, help="model folder whose shape to time (--depth ignored)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    config = SapiensIDConfig(num_hidden_layers=args.depth, output_dim=512, drop_path_rate=0.0)
+    if args.config_from is not None:
+        config = SapiensIDConfig.from_pretrained(args.config_from, drop_path_rate=0.0)
+    else:
+        config = SapiensIDConfig(num_hidden_layers=args.depth, output_dim=512, drop_path_rate=0.0)
+    section = SECTION if args.config_from is None else f"{SECTION}: {args.config_from.name}"
     # Augmentation off so every ratio processes the same boxes; dropout-free for stable timing.
     config.keypoint_drop_prob = config.part_drop_prob = config.box_drop_prob = 0.0
     model = SapiensIDModel(config).train()
@@ -121,7 +128,7 @@ def main(argv=None) -> str:
     with torch.no_grad():
         kept = int((model(pixels, keypoints).token_ids >= 0).sum(dim=1).float().mean())
         steps = {}
-        for patch in (16, 32):
+        for patch in sorted({16, config.patch_size}):
             vit, vit_pixels = vit_like(config, kept, patch, args.batch)
             steps[f"vit{patch}"] = lambda vit=vit, vit_pixels=vit_pixels: vit(vit_pixels)
         vit_length = vit_tokens(vit)  # the same for both patch sizes
@@ -153,12 +160,15 @@ def main(argv=None) -> str:
 
     print(f"inference: SapiensID {ours_rate:.2f} img/s ({kept} tokens), ViTModel {vit_rate:.2f} img/s ({vit_length} tokens)")
 
+    shape_option = f" --config-from {args.config_from}" if args.config_from else f" --depth {args.depth}"
+    patch_dim = config.num_channels * config.patch_size**2
     lines = [
-        SECTION,
+        section,
         "",
-        f"`python benchmarks/bench_model.py --depth {args.depth} --batch {args.batch} --repeats {args.repeats}"
+        f"`python benchmarks/bench_model.py{shape_option} --batch {args.batch} --repeats {args.repeats}"
         f"{f' --previous-code {args.previous_code}' if args.previous_code else ''}` on {torch.get_num_threads()} CPU threads "
-        f"(torch {torch.__version__}); width 512, 16 heads, 384 px, 32 px patches, depth {args.depth}, head output 512.",
+        f"(torch {torch.__version__}); width {config.hidden_size}, {config.num_attention_heads} heads, {config.image_size} px, "
+        f"{config.patch_size} px patches, depth {config.num_hidden_layers}, head output {config.output_dim}.",
         "",
         "| mask ratio | kept tokens | train step (s) | speed-up vs ratio 0 | FLOP-bound speed-up | fraction of FLOP bound |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -172,7 +182,8 @@ def main(argv=None) -> str:
         "| model | tokens | GFLOP / image | embeddings / s | x ViTModel (16 px patches) | FLOP bound (ViTModel's FLOPs / the model's) | fraction of FLOP bound |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         row("transformers ViTModel, 16 px patches", str(vit_length), "vit16"),
-        row("transformers ViTModel, 32 px patches (a 3072-wide patch projection, as the retina patches)", str(vit_length), "vit32"),
+        *([row(f"transformers ViTModel, {config.patch_size} px patches (a {patch_dim}-wide patch projection, as the retina patches)",
+               str(vit_length), f"vit{config.patch_size}")] if config.patch_size != 16 else []),
         row("SapiensID", f"{kept} + CLS + MASK", "ours"),
         row("SapiensID without KP-RPE", f"{kept} + CLS + MASK", "without_kprpe"),
     ]
@@ -185,7 +196,7 @@ def main(argv=None) -> str:
         "",
         "What SapiensID computes beyond a ViT of the same tokens: KP-RPE's per-layer bias (an MLP output of "
         "H x buckets values per token and a (B, H, L, L) gather, which the official model also computes), "
-        "the retina sampling of three ROI levels, the 3072-wide patch projection and the Semantic Attention "
+        f"the retina sampling of three ROI levels, the {patch_dim}-wide patch projection and the Semantic Attention "
         "Head; the profile is in the section below. FLOP bound: the speed the model would have if it ran its "
         "FLOPs (attention included, counted by torch's FLOP counter on attention's math form) exactly as fast as "
         "ViTModel runs its own; an implementation that computes the same numbers can pass it only with "
@@ -193,7 +204,7 @@ def main(argv=None) -> str:
         f"{official_size_flop_bound():.2f}.",
         "",
     ]
-    return publish_section(lines, SECTION, args.write)
+    return publish_section(lines, section, args.write)
 
 
 if __name__ == "__main__":

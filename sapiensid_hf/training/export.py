@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import TrainingConfig
+from .progress import PROGRESS_FILE
 from .recognition_model import build_backbone
 
 BACKBONE_PREFIX = "backbone."
@@ -77,7 +78,6 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, output_dir: str | os.Pa
     record the processes and training time the checkpoint's progress file holds.
     """
     from ..processing.image_processing_sapiensid import SapiensIDImageProcessor
-    from .trainer import PROGRESS_FILE
 
     checkpoint = Path(checkpoint_dir)
     weights = checkpoint / "model.safetensors"

@@ -58,6 +58,7 @@ from .face_teacher import TEACHER_DIM, DlibFaceTeacher
 from .image_cache import ResizedImageCache, build_image_cache
 from .masking import MaskingSchedule
 from .optimization import build_optimizer, margin_fraction, scheduled_lr, set_learning_rate
+from .progress import TrainerProgress
 from .recognition_model import SapiensIDForRecognitionTraining, build_backbone
 from .samplers import (
     IdentityBalancedOrder,
@@ -76,9 +77,6 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "step_"
 COMPLETE_MARKER = "COMPLETE"
 FINAL_MODEL_DIR = "final_model"
-# The trainer's own position in the run, as JSON: no load path of a checkpoint unpickles anything.
-PROGRESS_FILE = "trainer_progress.json"
-LEGACY_PROGRESS_FILE = "custom_checkpoint_0.pkl"  # checkpoints written before PROGRESS_FILE
 # What a run writes into its output folder: a fresh run into a folder holding any of them would mix two runs.
 RUN_ARTEFACTS = (CHECKPOINT_DIR, FINAL_MODEL_DIR, "validation.jsonl", "train_log.jsonl", "logs")
 # Config fields that may change when a run is resumed; every other field defines the run.
@@ -110,55 +108,6 @@ class TrainingResult:
     validation: list[dict[str, float]] = field(default_factory=list)
     skipped_samples: int = 0
     stopped_by_time_limit: bool = False  # schedule.max_time_s ended the run before schedule.max_steps
-
-
-class TrainerProgress:
-    """Run position and counters, saved as JSON (PROGRESS_FILE) with every checkpoint."""
-
-    def __init__(self) -> None:
-        self.step = 0
-        self.skipped_samples = 0
-        self.samples_seen = 0
-        self.num_processes = 1
-        self.wall_time_s = 0.0  # training time of the segments before this one (resumed runs)
-        self.config: dict[str, Any] = {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
-
-    def save(self, checkpoint: Path) -> None:
-        (checkpoint / PROGRESS_FILE).write_text(json.dumps(self.state_dict(), indent=1) + "\n", encoding="utf-8")
-
-    def load(self, checkpoint: Path) -> None:
-        """Read PROGRESS_FILE, or an older checkpoint's pickle as plain data only (`migrate` turns it into JSON)."""
-        path, legacy = checkpoint / PROGRESS_FILE, checkpoint / LEGACY_PROGRESS_FILE
-        if path.is_file():
-            state = json.loads(path.read_text(encoding="utf-8"))
-        elif legacy.is_file():
-            try:
-                state = torch.load(legacy, map_location="cpu", weights_only=True)  # numbers and strings, no code
-            except Exception as error:
-                raise ConfigError(
-                    f"cannot resume {checkpoint}: {LEGACY_PROGRESS_FILE} is not a plain progress record ({error})"
-                ) from error
-        else:
-            raise ConfigError(f"cannot resume {checkpoint}: it has no {PROGRESS_FILE}")
-        if not isinstance(state, dict) or not isinstance(state.get("step"), int):
-            raise ConfigError(f"cannot resume {checkpoint}: its progress record has no step")
-        self.load_state_dict(state)
-
-    def migrate(self, checkpoint: Path) -> None:
-        """Replace an older checkpoint's pickle by PROGRESS_FILE: Accelerate refuses a custom_checkpoint file
-        that no registered object claims."""
-        legacy = checkpoint / LEGACY_PROGRESS_FILE
-        if legacy.is_file():
-            self.save(checkpoint)
-            legacy.unlink()
-            logger.info("%s: progress converted to %s", checkpoint, PROGRESS_FILE)
 
 
 def used_output_entries(output_dir: str | Path) -> list[str]:

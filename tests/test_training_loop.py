@@ -127,6 +127,9 @@ def test_resume_refuses_a_changed_run(people_dataset, tmp_path):
     reset_accelerate()
     with pytest.raises(ConfigError, match="batch_size: 8 -> 6"):
         train(config.with_overrides(["batch_size=6", "schedule.max_steps=3"]), resume_from_checkpoint="latest")
+    reset_accelerate()  # a speed switch is not a changed run: the loop AdamW's state goes on in the fused one
+    resumed = train(config.with_overrides(["optimizer.fused=true", "schedule.max_steps=3"]), resume_from_checkpoint="latest")
+    assert resumed.steps == 3 and [entry["step"] for entry in resumed.history] == [3.0]
 
 
 def test_nan_loss_stops_the_run_naming_step_and_images(people_dataset, tmp_path, monkeypatch):

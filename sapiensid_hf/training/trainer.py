@@ -82,8 +82,9 @@ RUN_ARTEFACTS = (CHECKPOINT_DIR, FINAL_MODEL_DIR, "validation.jsonl", "train_log
 # Config fields that may change when a run is resumed; every other field defines the run.
 RESUMABLE_CHANGES = ("logging.", "validation.", "schedule.max_steps", "schedule.max_time_s", "data.num_workers",
                      "data.detector_batch_size", "data.detector_workers", "distill.teacher_workers",
-                     # Speed only: a cached square differs from a decoded one by at most half a grey level.
-                     "data.image_cache", "distill.unlabelled_image_cache")
+                     # Speed only: a cached square differs from a decoded one by at most half a grey level,
+                     # the fused optimizer's update from the loop's by float rounding (same state to resume).
+                     "data.image_cache", "distill.unlabelled_image_cache", "optimizer.fused")
 
 
 class TrainingDivergedError(RuntimeError):

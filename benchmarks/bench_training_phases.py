@@ -26,7 +26,7 @@ import accelerate
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from markdown_report import update_section  # noqa: E402
+from markdown_report import publish_section  # noqa: E402
 from training_builders import reset_accelerate  # noqa: E402
 
 from sapiensid_hf.training import TrainingConfig, train  # noqa: E402
@@ -126,10 +126,7 @@ def main() -> None:
         "the model with AdaFace, the triplet and the distillation terms. Timings come from a shared machine: compare "
         "the rows of one run.\n"
     )
-    print(text)
-    if args.write is not None:
-        update_section(args.write, SECTION, text)
-        print(f"wrote {args.write} ({SECTION})")
+    publish_section([text], SECTION, args.write)
 
 
 if __name__ == "__main__":

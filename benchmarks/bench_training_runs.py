@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from markdown_report import update_section  # noqa: E402
+from markdown_report import publish_section  # noqa: E402
 from training_builders import reset_accelerate  # noqa: E402
 
 from sapiensid_hf.training import TrainingConfig, train  # noqa: E402
@@ -181,10 +181,7 @@ def main() -> None:
         "model's threads' cores (see \"Training data path\" above for the per-photo costs). Every variant runs "
         "today's code, recipe v2 included, so what the code gained since recipe v2 shipped counts for both sides.\n"
     )
-    print(text)
-    if args.write is not None:
-        update_section(args.write, section, text)
-        print(f"wrote {args.write} ({section})")
+    publish_section([text], section, args.write)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,30 @@ def test_the_torchrun_launcher_raises_for_the_first_stop_signal_only(restore_han
     assert handler.received == [signal.SIGTERM, signal.SIGINT, signal.SIGTERM]
 
 
+@pytest.mark.parametrize(
+    ("exit_codes", "expected"),
+    [((130, -signal.SIGTERM), 128 + signal.SIGTERM), ((130, 130), 130), ((-signal.SIGINT,), 130), ((130, 1), None)],
+)
+def test_workers_stopped_before_torchrun_heard_of_it_end_quietly(monkeypatch, exit_codes, expected):
+    """Workers that were stopped (exit 130, or killed by a late stop signal during shutdown) before torchrun got
+    its own signal: torchrun reports failed children; that is the same stop, not a crash to print. A worker
+    that failed otherwise (exit 1) still raises torchrun's report."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from sapiensid_hf.training import distributed_run
+
+    def workers_ended(argv):
+        failures = {rank: ProcessFailure(rank, 1000 + rank, code, "") for rank, code in enumerate(exit_codes)}
+        raise ChildFailedError("examples/train.py", failures)
+
+    monkeypatch.setattr(distributed_run, "torchrun_main", workers_ended)
+    if expected is None:
+        with pytest.raises(ChildFailedError):
+            distributed_run.main([])
+    else:
+        assert distributed_run.main([]) == expected
+
+
 def test_a_worker_drops_only_the_handover_its_stopped_reader_abandoned(restore_handlers, monkeypatch, capsys):
     """The training process stopped mid-fetch of a batch's shared memory: the worker's sharing thread sees
     the connection reset. That one traceback is dropped; any other error still prints."""

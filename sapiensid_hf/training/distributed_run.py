@@ -9,6 +9,11 @@ its own). torchrun's handler raises on each of them, so a second one landing whi
 first or shuts its workers down breaks out of that code with a traceback ("--- Logging error ---") or
 cuts the shutdown short. Only the first signal is raised here; later ones are dropped while the
 shutdown it started runs to its end (torchrun's own timeout bounds it, then SIGKILL).
+
+The workers can also hear of the stop before torchrun does (a stop sent to every process, torchrun slow to
+get its share): each says where the run stopped and exits 130, or dies of a later signal once its
+interpreter is shutting down, and torchrun reports its children as failed with a traceback. When every
+failed worker ended that way, that report is a stop too: the same quiet exit status, no traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ from types import FrameType
 
 from torch.distributed.elastic.multiprocessing import api as elastic_process_api
 from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import main as torchrun_main
+
+# How a stopped worker ends: examples/train.py's exit status after a stop, or death by a late stop signal.
+STOPPED_EXIT_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM)
 
 
 class _FirstStopSignalOnly:
@@ -42,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         torchrun_main(argv)
     except SignalException as stopped:
         return 128 + int(stopped.sigval)
+    except ChildFailedError as failed:
+        exit_codes = [failure.exitcode for failure in failed.failures.values()]
+        if not exit_codes or not all(code in STOPPED_EXIT_CODES for code in exit_codes):
+            raise
+        terminated = any(code in (128 + signal.SIGTERM, -signal.SIGTERM) for code in exit_codes)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     return 0
 
 

@@ -52,27 +52,26 @@ TIMED = (
 
 
 @contextmanager
-def phase_timers(seconds: dict[str, list[float]], step_of_run: list[int]):
-    """Wrap each timed call; a call's time goes to its phase, per step, while the step index is recorded."""
+def phase_timers(totals: dict[str, float], warmup: int):
+    """Wrap each timed call; from step `warmup` on, its time adds to its phase's total."""
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in TIMED]
+    counting = [False]
 
     def timed(original, phase):
         def call(*args, **kwargs):
+            if phase == "step":  # Trainer._train_step(self, step, batches): the steps before `warmup` do not count
+                counting[0] = args[1] >= warmup
             start = time.perf_counter()
             result = original(*args, **kwargs)
-            seconds[phase].append((step_of_run[0], time.perf_counter() - start))
+            if counting[0]:
+                totals[phase] += time.perf_counter() - start
             return result
 
         return call
 
-    def counting_step(self, step, batches):
-        step_of_run[0] = step
-        return original_step(self, step, batches)
-
-    original_step = Trainer._train_step
     try:
         for (owner, name, phase), (_, _, original) in zip(TIMED, originals, strict=True):
-            setattr(owner, name, timed(counting_step if name == "_train_step" else original, phase))
+            setattr(owner, name, timed(original, phase))
         yield
     finally:
         for owner, name, original in originals:
@@ -81,17 +80,16 @@ def phase_timers(seconds: dict[str, list[float]], step_of_run: list[int]):
 
 def timed_run(overrides: list[str], steps: int, warmup: int) -> dict[str, float]:
     """Milliseconds per counted step in each phase."""
-    seconds: dict[str, list[float]] = defaultdict(list)
+    totals: dict[str, float] = defaultdict(float)
     with tempfile.TemporaryDirectory() as output:
         config = TrainingConfig.from_file(RECIPE).with_overrides(
             [*overrides, "data.num_workers=0", f"schedule.max_steps={steps}", f"logging.output_dir={output}",
              "logging.save_every_steps=0", "logging.progress_bar=false", "validation.source=none"]
         )  # fmt: skip
         reset_accelerate()  # each variant sets its own precision in Accelerate's process-wide state
-        with phase_timers(seconds, [0]):
+        with phase_timers(totals, warmup):
             train(config)
-    counted = steps - warmup
-    per_step = {phase: 1000 * sum(s for step, s in seconds[phase] if step >= warmup) / counted for phase in (*PHASES, "step")}
+    per_step = {phase: 1000 * totals[phase] / (steps - warmup) for phase in (*PHASES, "step")}
     per_step["other"] = per_step["step"] - sum(per_step[phase] for phase in PHASES)
     return per_step
 

@@ -10,6 +10,7 @@ from sapiensid_hf.modeling.attention_bias import (
     attention_with_pair_bias,
     fold_key_bias_into_buckets,
     fold_key_bias_into_values,
+    learns_the_bias_on_cpu,
     pair_bias,
     samples_per_attention_call,
 )
@@ -73,6 +74,64 @@ def test_attention_built_a_few_images_at_a_time_equals_one_call_over_the_batch(s
     reference = F.scaled_dot_product_attention(query, key, value, attn_mask=pair_bias(values, index), scale=0.3)
     chunked = attention_with_pair_bias(query, key, value, values, index, 0.0, 0.3, samples_per_call=samples_per_call)
     assert torch.equal(chunked, reference)
+
+
+def learnable_attention_inputs(dtype=torch.float64):
+    """q, k, v (3, HEADS, 64, 32) and folded bias values with padding keys, all requiring a gradient."""
+    values, buckets = random_table(kept=62)
+    keys = key_bias(selection_with_padding(kept=62), True, torch.float32)
+    values = fold_key_bias_into_values(values, keys, True).to(dtype)
+    index = fold_key_bias_into_buckets(buckets, keys, True, BUCKETS)
+    query, key, value = (torch.randn(3, HEADS, 64, 32, dtype=dtype) for _ in range(3))
+    return [t.requires_grad_() for t in (query, key, value, values)], index
+
+
+def attention_and_gradients(attention, inputs, index, autocast=False):
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        query, key, value = (t.to(torch.bfloat16) if autocast else t for t in leaves[:3])
+        output = attention(query, key, value, leaves[3], index)
+    # A loss that weighs every output differently, so that every gradient matters.
+    (output.double() * torch.linspace(-1, 1, output.numel(), dtype=torch.float64).view(output.shape)).sum().backward()
+    return [output.detach().double(), *(leaf.grad.double() for leaf in leaves)]
+
+
+def sdpa_over_the_dense_bias(query, key, value, values, index):
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=pair_bias(values, index), scale=0.3)
+
+
+def cpu_training_attention(query, key, value, values, index):
+    return attention_with_pair_bias(query, key, value, values, index, 0.0, 0.3)
+
+
+def test_cpu_training_attention_gives_sdpas_values_and_gradients():
+    """Training on CPU (the bias learns) writes attention out; in float64 it is SDPA to rounding, gradients too."""
+    inputs, index = learnable_attention_inputs()
+    assert learns_the_bias_on_cpu(inputs[0], inputs[3])
+    with torch.no_grad():
+        assert not learns_the_bias_on_cpu(inputs[0], inputs[3])  # inference keeps the fused kernel, a few images a call
+    assert not learns_the_bias_on_cpu(inputs[0], inputs[3].detach())
+    reference = attention_and_gradients(sdpa_over_the_dense_bias, inputs, index)
+    ours = attention_and_gradients(cpu_training_attention, inputs, index)
+    assert torch.isfinite(ours[0]).all()  # padding keys (-inf) never fill a row
+    names = ("output", "query", "key", "value", "bias values")
+    for name, mine, theirs in zip(names, ours, reference, strict=True):
+        assert (mine - theirs).abs().max() <= 1e-12 * theirs.abs().max(), name
+    assert reference[4].abs().sum() > 0  # the bias gets a gradient: the test would see one missing
+
+
+def test_cpu_training_attention_under_bfloat16_autocast_stays_as_close_to_float64_as_sdpa():
+    """Under bfloat16 autocast the products run in bfloat16, the bias and the softmax in float32: output and
+    gradients stay within 1e-2 of float64 attention on the same (bfloat16) q, k, v, as SDPA does."""
+    inputs, index = learnable_attention_inputs(torch.float32)
+    rounded = [t.detach().to(torch.bfloat16).double() if i < 3 else t.detach().double() for i, t in enumerate(inputs)]
+    exact = attention_and_gradients(sdpa_over_the_dense_bias, rounded, index)
+    sdpa = attention_and_gradients(sdpa_over_the_dense_bias, inputs, index, autocast=True)
+    ours = attention_and_gradients(cpu_training_attention, inputs, index, autocast=True)
+    for name, mine, theirs, truth in zip(("output", "query", "key", "value", "bias values"), ours, sdpa, exact, strict=True):
+        error, sdpa_error = ((x - truth).norm() / truth.norm() for x in (mine, theirs))
+        assert error <= 1e-2, name
+        assert error <= 1.6 * sdpa_error, name
 
 
 @pytest.mark.filterwarnings("ignore")  # torch.jit.trace is deprecated and warns about the constant it records

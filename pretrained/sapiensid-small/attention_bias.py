@@ -71,11 +71,38 @@ def samples_per_attention_call(query: torch.Tensor, values: torch.Tensor) -> int
     return max(1, min(batch, CPU_BIAS_BYTES_PER_CALL // bytes_per_image))
 
 
+def learns_the_bias_on_cpu(query: torch.Tensor, values: torch.Tensor) -> bool:
+    """True when attention must give the bias values a gradient on CPU (training), where torch's fused
+    attention kernels give none and scaled_dot_product_attention falls back to its math path."""
+    return query.device.type == "cpu" and torch.is_grad_enabled() and values.requires_grad and not _builds_one_graph()
+
+
+def attention_learning_the_bias(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
+    dropout: float, scale: float,
+) -> torch.Tensor:
+    """Attention written out for CPU training: softmax(q k^T * scale + bias) v.
+
+    SDPA's math path, which CPU training otherwise takes, recomputes the whole attention in float32 and
+    guards its softmax against rows that are all -inf (two more passes over the (B, H, L, L) logits);
+    no row here is (every image keeps its CLS token, whose key no bias masks). The two matrix products
+    run in the attention's own dtype (bfloat16 under autocast), the bias and the softmax in float32 (or wider),
+    as GPU attention kernels do; the bias is not rounded to bfloat16 first, as SDPA's mask was.
+    """
+    precise = torch.promote_types(query.dtype, torch.float32)
+    logits = torch.matmul(query * scale, key.transpose(-2, -1)).to(precise) + pair_bias(values.to(precise), index)
+    weights = F.dropout(logits.softmax(dim=-1), p=dropout, training=dropout > 0)
+    return weights.to(query.dtype) @ value
+
+
 def attention_with_pair_bias(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, values: torch.Tensor, index: torch.Tensor,
     dropout: float, scale: float, samples_per_call: int | None = None,
 ) -> torch.Tensor:
-    """Scaled dot-product attention with the pair bias of `values` / `index`, built a few images at a time."""
+    """Scaled dot-product attention with the pair bias of `values` / `index`, built a few images at a time
+    (in CPU training, written out over the whole batch: `attention_learning_the_bias`)."""
+    if samples_per_call is None and learns_the_bias_on_cpu(query, values):
+        return attention_learning_the_bias(query, key, value, values, index, dropout, scale)
     step = samples_per_call or samples_per_attention_call(query, values)
     # split, not slicing: the backward of a split joins the pieces' gradients once, where each slice's
     # backward would write a zero-filled tensor of the whole batch's values.

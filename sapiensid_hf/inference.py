@@ -199,7 +199,7 @@ class SapiensIDPipeline:
         (`evaluation/calibration.py`; the returned threshold says which and where it came from). With
         nobody found in a picture there is no score and no verdict. `flip` (on by default, as when the
         thresholds were calibrated) adds the mirrored view of each picture."""
-        from .evaluation.calibration import choose_threshold, embedding_rule_record
+        from .evaluation.calibration import choose_threshold, embedding_rule_record, score_false_match_rate
 
         result = self.embed([first, second], flip=flip)
         both_faces = bool(result.face_found.all())
@@ -208,7 +208,8 @@ class SapiensIDPipeline:
         nobody = [name for name, found in zip(("first", "second"), result.person_found, strict=True) if not found]
         score = None if nobody else float(result.embeddings[0] @ result.embeddings[1])
         same = None if score is None else score >= chosen.value
-        return Verification(score=score, same=same, threshold=chosen, result=result, nobody=nobody)
+        rarity = score_false_match_rate(self.calibration, both_faces, score)
+        return Verification(score=score, same=same, threshold=chosen, result=result, nobody=nobody, false_match_rate=rarity)
 
     def similarity(self, first: Any, second: Any, flip: bool = True) -> float:
         """Cosine similarity of two images' embeddings (with flip by default: the score `verify` and
@@ -227,13 +228,15 @@ class SapiensIDPipeline:
 @dataclass
 class Verification:
     """`SapiensIDPipeline.verify`: the score (None when nobody was found in a picture), the verdict at the
-    threshold, the threshold with its origin, and what the processor found."""
+    threshold, the threshold with its origin, what the processor found, and how often different people
+    reach the score on the model's development pairs (None without a score or a recorded FAR curve)."""
 
     score: float | None
     same: bool | None
     threshold: Any  # evaluation.calibration.ChosenThreshold
     result: EmbeddingResult
     nobody: list[str]
+    false_match_rate: Any = None  # evaluation.far_curve.FalseMatchRate: `.rate`, `.describe()`
 
 
 class NoPersonFoundError(ValueError):

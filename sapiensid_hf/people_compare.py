@@ -31,6 +31,7 @@ class PeopleComparison:
     pair: tuple[int, int]  # the pair the verdict is about: the best-matching one unless chosen
     threshold: Any  # evaluation.calibration.ChosenThreshold for that pair
     pairs_judged: int = 1  # how many pairs that pair is the best of: the threshold is raised for them
+    false_match_rate: Any = None  # how often the best of that many different-person pairs reaches the score (FalseMatchRate)
 
     @property
     def score(self) -> float:
@@ -57,7 +58,7 @@ def compare_people(
     the person chosen on the other side). `flip` (on by default) adds each cut's mirrored view, as when the
     thresholds were calibrated. `detections`: the two photos' `detect_people`, if already run. Raises `NoPersonFoundError` naming the photo where nobody was
     found, ValueError for a person number the photo does not hold."""
-    from .evaluation.calibration import choose_threshold, embedding_rule_record
+    from .evaluation.calibration import choose_threshold, embedding_rule_record, score_false_match_rate
 
     found = pipeline.embed_people(
         [first, second], max_people=max_people, min_person_size=min_person_size, flip=flip, detections=detections
@@ -73,7 +74,8 @@ def compare_people(
     made_with = embedding_rule_record(flip, pipeline.embedding_cuts)
     judged = pairs_judged(scores.shape, asked)
     chosen = choose_threshold(pipeline.calibration, both_faces, pipeline.description, threshold, made_with, pairs=judged)
-    return PeopleComparison(people_a, people_b, scores, pair, chosen, judged)
+    rarity = score_false_match_rate(pipeline.calibration, both_faces, float(scores[pair]), pairs=judged)
+    return PeopleComparison(people_a, people_b, scores, pair, chosen, judged, rarity)
 
 
 def pairs_judged(shape: tuple[int, int], asked: tuple[int | None, int | None]) -> int:

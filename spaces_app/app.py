@@ -241,8 +241,11 @@ def failure_message(error: Exception) -> str:
     )
 
 
-def verdict_markdown(score: float | None, threshold: float, trained: bool = True, origin: str | None = None) -> str:
-    """Same / different at `threshold` (and where the threshold came from), or nothing without a score."""
+def verdict_markdown(
+    score: float | None, threshold: float, trained: bool = True, origin: str | None = None, rarity: str | None = None
+) -> str:
+    """Same / different at `threshold` (and where the threshold came from), or nothing without a score;
+    `rarity`: how often different people reach the score (FalseMatchRate.describe), independent of the threshold."""
     if score is None or (isinstance(score, float) and math.isnan(score)):
         return ""
     same = score >= threshold
@@ -251,9 +254,15 @@ def verdict_markdown(score: float | None, threshold: float, trained: bool = True
         f"cosine {score:.3f} {'≥' if same else '<'} threshold {threshold:.3f}"
         + (f" ({origin})" if origin else "")
     )
+    if rarity:
+        text += f"\n\nOn the model's development photos, {rarity}."
     if not trained:
         text += "\n\n**Untrained weights: this verdict is meaningless.**"
     return text
+
+
+def _rarity_words(rate: Any) -> str | None:
+    return None if rate is None else rate.describe()
 
 
 class DemoHandlers:
@@ -281,7 +290,7 @@ class DemoHandlers:
             gr.Warning(message)
             return None, None, None, "", message, gr.skip(), gr.skip()
         result, chosen = verification.result, verification.threshold
-        origin = {"value": chosen.value, "origin": chosen.origin}
+        origin = {"value": chosen.value, "origin": chosen.origin, "rarity": _rarity_words(verification.false_match_rate)}
         overlays, messages = [], []
         for index, (rgb, label) in enumerate(zip(images, ("Image A", "Image B"), strict=True)):
             found = Detection.from_result(result, index)
@@ -308,7 +317,7 @@ class DemoHandlers:
         """Every person of A against every person of B: numbered boxes on both overlays, the pair used in yellow."""
         comparison = self.pipeline.compare_people(images[0], images[1], pair=chosen_people, detections=detections)
         chosen = comparison.threshold
-        origin = {"value": chosen.value, "origin": chosen.origin}
+        origin = {"value": chosen.value, "origin": chosen.origin, "rarity": _rarity_words(comparison.false_match_rate)}
         overlays = [
             people_overlay(rgb, [row.person for row in people], index)
             for rgb, people, index in zip(
@@ -342,7 +351,8 @@ class DemoHandlers:
         """The verdict at the slider's threshold; it keeps the calibrated threshold's origin until moved."""
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         origin = chosen["origin"] if chosen and abs(float(chosen["value"]) - threshold) < 5e-4 else "set on the slider"
-        return verdict_markdown(score, threshold, self.pipeline.trained, origin)
+        rarity = chosen.get("rarity") if chosen else None  # about the score: it holds wherever the slider is
+        return verdict_markdown(score, threshold, self.pipeline.trained, origin, rarity)
 
     def search(
         self,

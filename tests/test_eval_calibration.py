@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -158,6 +159,41 @@ def test_compare_and_verify_use_the_recorded_threshold_of_the_kind_of_pictures(c
     assert "threshold: 0.410 (faces, best accuracy on LFW fold 7" in capsys.readouterr().out
 
 
+def test_compare_and_verify_say_how_often_different_people_reach_the_score(capsys, tmp_path, trained_tiny_model_dir, people_dir):
+    from sapiensid_hf.evaluation.far_curve import FarCurve
+
+    different = np.random.default_rng(0).normal(0.25, 0.1, 50_000)  # a made-up model's different-person cosines
+    record = {**RECORD, "source": "tests"}
+    for kind in ("face", "body"):
+        points = {point: RECORD[kind][point] for point in ("best_accuracy", "far_1e-2")}
+        record[kind] = {**RECORD[kind], "far_curve": FarCurve.from_different_scores(different, "made-up pairs", points).to_record()}
+    folder = shutil.copytree(trained_tiny_model_dir, tmp_path / "model")
+    record_calibration(folder, record)
+    faces = [str(people_dir / name) for name in ("face_a_1.jpg", "face_a_2.jpg")]
+    verification = load_pipeline(str(folder)).verify(*faces)
+    kind = verification.threshold.kind
+    curve = FarCurve.from_record(record[kind]["far_curve"])
+    expected = dataclasses.replace(curve.rate_at(verification.score), kind=kind)
+    assert verification.false_match_rate == expected and 0 < expected.rate < 1
+    assert main(["compare", *faces, "--model", str(folder), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["score_false_match_rate"] == expected.to_json()
+    assert main(["compare", *faces, "--model", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert f"  {expected.describe()}\n" in out
+    measured = 100 * curve.far_at["best_accuracy"]
+    assert f"; {measured:.1f} % of different-person {kind} pairs pass it (made-up pairs))" in out
+    # A record without a curve: nothing said about the score's rarity.
+    assert main(["compare", *faces, "--model", str(calibrated_dir_without_curve(tmp_path, trained_tiny_model_dir)), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["score_false_match_rate"] is None
+
+
+def calibrated_dir_without_curve(tmp_path, trained_tiny_model_dir):
+    folder = shutil.copytree(trained_tiny_model_dir, tmp_path / "model_without_curve")
+    record_calibration(folder, RECORD)
+    return folder
+
+
 def test_compare_of_two_group_photos_raises_the_threshold_for_the_pairs_it_picks_the_best_from(tmp_path, trained_tiny_model_dir, people_dir):
     from sapiensid_hf.evaluation.far_curve import FarCurve
 
@@ -178,6 +214,9 @@ def test_compare_of_two_group_photos_raises_the_threshold_for_the_pairs_it_picks
     kind = best.threshold.kind
     assert best.threshold.value == choose_threshold(record, kind == "face", pipeline.description, pairs=pairs).value
     assert best.threshold.value > record[kind]["best_accuracy"] and f"the best of {pairs} pairs is judged" in best.threshold.origin
+    # How often the best of that many different-person pairs reaches the score, from the same curve.
+    curve = FarCurve.from_record(record[kind]["far_curve"])
+    assert best.false_match_rate == dataclasses.replace(curve.rate_at(best.score), kind=kind).for_best_of(pairs)
     # Both people chosen: one pair, the calibrated threshold as it is.
     one = pipeline.compare_people(*photos, pair=best.pair, detections=detections)
     assert one.pairs_judged == 1 and one.threshold.value == record[one.threshold.kind]["best_accuracy"]

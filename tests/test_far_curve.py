@@ -6,8 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sapiensid_hf.evaluation.calibration import KindThresholds, choose_threshold, different_person_scores
-from sapiensid_hf.evaluation.far_curve import FarCurve, best_of_pairs_threshold, far_of_best_of
+from sapiensid_hf.evaluation.calibration import (
+    KindThresholds,
+    choose_threshold,
+    different_person_scores,
+    score_false_match_rate,
+)
+from sapiensid_hf.evaluation.far_curve import (
+    FalseMatchRate,
+    FarCurve,
+    best_of_pairs_threshold,
+    far_of_best_of,
+)
 from sapiensid_hf.people_compare import pairs_judged
 
 RNG_SCORES = np.random.default_rng(0).normal(0.0, 0.1, 200_000)  # different-person cosines of a made-up model
@@ -94,3 +104,57 @@ def test_pairs_judged_counts_the_pairs_the_verdicts_pair_was_picked_from():
     assert pairs_judged((3, 4), (1, None)) == 4
     assert pairs_judged((3, 4), (None, 2)) == 3
     assert pairs_judged((3, 4), (1, 2)) == 1
+
+
+def test_the_rate_at_a_score_is_the_share_of_different_pairs_that_reach_it():
+    # At a kept threshold: its FAR; between two: the measured share within the curve's resolution; the
+    # inverse of threshold_at; beyond the kept points: a bound, said to be one.
+    for far, threshold in zip(CURVE.fars, CURVE.thresholds, strict=True):
+        assert CURVE.rate_at(threshold).rate == pytest.approx(far) and CURVE.rate_at(threshold).bound == "about"
+    for score in (0.01, 0.12, 0.2, 0.3, 0.35):
+        measured = (RNG_SCORES >= score).mean()
+        assert CURVE.rate_at(score).rate == pytest.approx(measured, rel=0.1), score
+    for far in (0.4, 0.07, 0.004, 3e-4):
+        assert CURVE.rate_at(CURVE.threshold_at(far)[0]).rate == pytest.approx(far, rel=2e-3)
+    rates = [CURVE.rate_at(score).rate for score in np.linspace(0.0, 0.4, 81)]
+    assert rates == sorted(rates, reverse=True)
+    low, high = CURVE.rate_at(-0.5), CURVE.rate_at(0.9)
+    assert (low.bound, low.rate) == ("over", 0.5) and low.percent() == "over 50.0 %"
+    assert (high.bound, high.rate) == ("under", 5e-5) and high.percent() == "under 0.005 %"
+
+
+def test_the_best_of_several_different_pairs_reaches_a_score_more_often_than_one():
+    one = CURVE.rate_at(0.1)
+    best = one.for_best_of(8)
+    assert best.rate == pytest.approx(1 - (1 - one.rate) ** 8) and best.best_of == 8 and best.rate > one.rate
+    fresh = np.random.default_rng(2).normal(0.0, 0.1, (20_000, 8)).max(axis=1)
+    assert best.rate == pytest.approx((fresh >= 0.1).mean(), abs=0.015)
+    assert "the best of 8 different-person pairs scores this high or higher in about" in best.describe()
+    with pytest.raises(ValueError, match="at least one pair"):
+        one.for_best_of(0)
+    assert FalseMatchRate(0.074, "about", 329_256, "LFW", kind="face").describe() == (
+        "about 7.4 % of different-person face pairs score this high or higher (LFW: 329,256)"
+    )
+
+
+def test_the_tools_say_how_many_different_people_pass_a_threshold_and_reach_a_score():
+    face = KindThresholds(0.1, 0.8, 0.2327, 0.4, 600, 300).with_far_curve(RNG_SCORES, "made-up pairs")
+    body = KindThresholds(0.05, 0.8, 0.2327, 0.4, 600, 300).with_far_curve(RNG_SCORES + 0.05, "other pairs")
+    record = {"face": {**face.to_record(), "pairs_from": "LFW"}, "body": {**body.to_record(), "pairs_from": "CUHK03"},
+              "default": "best_accuracy", "source": "tests"}  # fmt: skip
+    # A calibrated threshold: the share measured at it; a given one: read off the curve of the pictures' kind.
+    calibrated = choose_threshold(record, True, "m")
+    measured = f"{100 * face.far_curve.far_at['best_accuracy']:.1f} %"
+    assert calibrated.origin.endswith(f"; {measured} of different-person face pairs pass it (made-up pairs)")
+    given = choose_threshold(record, False, "m", given=0.3)
+    assert given.origin == f"given with --threshold; {body.far_curve.rate_at(0.3).percent()} of different-person body pairs pass it (other pairs)"
+    # The score's rate comes from the curve of the pictures' kind.
+    rate = score_false_match_rate(record, True, 0.2)
+    assert rate.kind == "face" and rate.rate == pytest.approx((RNG_SCORES >= 0.2).mean(), rel=0.1)
+    assert score_false_match_rate(record, False, 0.2).rate > rate.rate  # the body pairs score 0.05 higher
+    assert score_false_match_rate(record, True, 0.2, pairs=4) == rate.for_best_of(4)
+    # Nothing to say without a score or without a curve.
+    plain = {kind: {k: v for k, v in record[kind].items() if k != "far_curve"} for kind in ("face", "body")}
+    assert score_false_match_rate(record, True, None) is None
+    assert score_false_match_rate({**record, **plain}, True, 0.2) is None and score_false_match_rate(None, True, 0.2) is None
+    assert "pass it" not in choose_threshold({**record, **plain}, True, "m").origin

@@ -255,6 +255,8 @@ def test_verdict_follows_the_threshold_and_says_where_it_came_from(app_module):
     assert app_module.verdict_markdown(0.5, 0.41, origin="faces, best accuracy").endswith("threshold 0.410 (faces, best accuracy)")
     assert app_module.verdict_markdown(0.49, 0.5).startswith("### Different people")
     assert app_module.verdict_markdown(None, 0.5) == ""
+    rarity = "about 7.4 % of different-person face pairs score this high or higher (LFW: 329,256)"
+    assert app_module.verdict_markdown(0.26, 0.18, rarity=rarity).endswith(f"\n\nOn the model's development photos, {rarity}.")
     assert "meaningless" in app_module.verdict_markdown(0.9, 0.5, trained=False)
 
 

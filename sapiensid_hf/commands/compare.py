@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
                     "threshold_kind": threshold.kind,
                     "threshold_origin": threshold.origin,
                     "same_person": same,
+                    # How often different people reach the score on the model's development pairs.
+                    "score_false_match_rate": None if verification.false_match_rate is None else verification.false_match_rate.to_json(),
                     "verdict": verdict,
                     "trained": pipeline.trained,
                     "person_found": [bool(value) for value in result.person_found],
@@ -78,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
             )
             print(f"image {label}: {path} ({details})")
         print("cosine similarity: " + ("none" if score is None else f"{score:.4f}"))
+        if verification.false_match_rate is not None:
+            print(f"  {verification.false_match_rate.describe()}")
         print(f"threshold: {threshold.describe()}")
         suffix = "   <-- MEANINGLESS: untrained weights" if not pipeline.trained and score is not None else ""
         print(f"verdict at threshold {threshold.value:.3f}: {verdict}{suffix}")

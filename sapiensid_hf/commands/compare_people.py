@@ -32,6 +32,8 @@ def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipe
         print(f"  A person {a}: {_describe(comparison.people_a[a])}")
         print(f"  B person {b}: {_describe(comparison.people_b[b])}")
         print(f"cosine similarity: {comparison.score:.4f}")
+        if comparison.false_match_rate is not None:
+            print(f"  {comparison.false_match_rate.describe()}")
         print(f"threshold: {comparison.threshold.describe()}")
         suffix = "   <-- MEANINGLESS: untrained weights" if not pipeline.trained else ""
         print(f"verdict at threshold {comparison.threshold.value:.3f}: {verdict}{suffix}")
@@ -72,6 +74,7 @@ def _as_json(first: Path, second: Path, comparison: PeopleComparison, verdict: s
         "threshold_kind": comparison.threshold.kind,
         "threshold_origin": comparison.threshold.origin,
         "pairs_judged": comparison.pairs_judged,
+        "score_false_match_rate": None if comparison.false_match_rate is None else comparison.false_match_rate.to_json(),
         "same_person": comparison.same,
         "verdict": verdict,
         "trained": trained,

@@ -15,7 +15,8 @@ protocol's 300 is three pairs: a threshold set by the 3rd-highest accepted 2.7 %
 `compare`, the Space and `SapiensIDPipeline.verify` use `best_accuracy` of faces when both pictures show a
 face, of bodies otherwise, and say which threshold they use and where it came from.
 Each kind also keeps its FAR curve (far_curve.py): when the verdict is on the best of several pairs (two
-group photos), the threshold is raised so that different people pass as rarely as one pair does.
+group photos), the threshold is raised so that different people pass as rarely as one pair does, and
+the tools say how often different people pass a threshold and reach a score (`score_false_match_rate`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..atomic_files import write_json_atomically
 from ..cut_views import PHOTO_AS_IT_IS, rule_description
-from .far_curve import FarCurve, best_of_pairs_threshold
+from .far_curve import FalseMatchRate, FarCurve, best_of_pairs_threshold
 
 KINDS = ("face", "body")
 OPERATING_POINTS = ("best_accuracy", "far_1e-2")
@@ -223,7 +224,8 @@ def choose_threshold(
     # A threshold not raised for the best of several pairs says so: more false matches pass it.
     unraised = f"; the best of {pairs} pairs is judged, not raised for it: more false matches pass" if pairs > 1 else ""
     if given is not None:
-        return ChosenThreshold(float(given), None, "given with --threshold" + unraised)
+        passing = _pass_rate_words(calibration, both_faces, float(given)) if pairs == 1 else ""
+        return ChosenThreshold(float(given), None, "given with --threshold" + unraised + passing)
     if not calibration:
         return ChosenThreshold(
             UNCALIBRATED_THRESHOLD, None,
@@ -244,7 +246,41 @@ def choose_threshold(
     value = float(record[point])
     if pairs > 1:
         value, origin = _raised_for_best_of(record, point, value, pairs, origin, model_name)
+    else:
+        origin += _pass_rate_words(calibration, both_faces, value, point)
     return ChosenThreshold(value, kind, origin)
+
+
+def _kind_curve(calibration: dict[str, Any] | None, both_faces: bool) -> tuple[str, FarCurve | None]:
+    kind = "face" if both_faces else "body"
+    record = (calibration or {}).get(kind) or {}
+    return kind, FarCurve.from_record(record["far_curve"]) if "far_curve" in record else None
+
+
+def _pass_rate_words(calibration: dict[str, Any] | None, both_faces: bool, threshold: float, point: str | None = None) -> str:
+    # A threshold's name ("best accuracy") does not say how many different people it lets through.
+    kind, curve = _kind_curve(calibration, both_faces)
+    if curve is None:
+        return ""
+    if point in curve.far_at:  # a calibrated threshold: its rate was measured, not read off the curve
+        rate = FalseMatchRate(curve.far_at[point], "", curve.pairs, curve.pairs_from).percent().strip()
+    else:
+        rate = curve.rate_at(threshold).percent()
+    return f"; {rate} of different-person {kind} pairs pass it ({curve.pairs_from})"
+
+
+def score_false_match_rate(
+    calibration: dict[str, Any] | None, both_faces: bool, score: float | None, pairs: int = 1
+) -> FalseMatchRate | None:
+    """How often different people reach `score`: the share of the calibration's different-person pairs of
+    the pictures' kind (faces when both show a face, bodies otherwise) that score `score` or higher, for
+    the best of `pairs` pairs when the score is the best of several (two group photos). None without a
+    score or without a FAR curve in the record (`sapiensid calibrate` writes one)."""
+    kind, curve = _kind_curve(calibration, both_faces)
+    if score is None or curve is None:
+        return None
+    rate = dataclasses.replace(curve.rate_at(score), kind=kind)
+    return rate.for_best_of(pairs) if pairs > 1 else rate
 
 
 def _raised_for_best_of(
@@ -306,5 +342,6 @@ __all__ = [
     "cross_camera_pairs",
     "different_person_scores",
     "record_calibration",
+    "score_false_match_rate",
     "threshold_at_far",
 ]

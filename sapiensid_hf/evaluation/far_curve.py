@@ -16,6 +16,7 @@ different-person pairs and kept in the calibration record at fixed FARs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,23 @@ class FarCurve:
         share = (math.log(high) - math.log(far)) / (math.log(high) - math.log(low))
         return round(t_high + share * (t_low - t_high), 4), True
 
+    def rate_at(self, score: float) -> FalseMatchRate:
+        """The share of the curve's different-person pairs that score `score` or higher, interpolated
+        linearly in log FAR between the kept points (the inverse of `threshold_at`); below the lowest kept
+        threshold it is "over" the largest FAR kept, above the highest it is "under" the smallest."""
+        score = float(score)
+        if score < self.thresholds[0]:
+            return FalseMatchRate(self.fars[0], "over", self.pairs, self.pairs_from)
+        if score >= self.thresholds[-1]:
+            return FalseMatchRate(self.fars[-1], "about" if score == self.thresholds[-1] else "under", self.pairs, self.pairs_from)
+        # The kept threshold at or below `score` and the one above it.
+        above = next(index for index, kept in enumerate(self.thresholds) if kept > score)
+        t_low, t_high = self.thresholds[above - 1], self.thresholds[above]
+        f_low, f_high = self.fars[above - 1], self.fars[above]
+        share = (score - t_low) / (t_high - t_low)
+        rate = math.exp(math.log(f_low) + share * (math.log(f_high) - math.log(f_low)))
+        return FalseMatchRate(rate, "about", self.pairs, self.pairs_from)
+
     def to_record(self) -> dict[str, Any]:
         return {
             "pairs_from": self.pairs_from,
@@ -93,6 +111,47 @@ class FarCurve:
             {name: float(value) for name, value in record["far_at"].items()}, int(record["different_pairs"]),
             str(record["pairs_from"]),
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FalseMatchRate:
+    """How often different people score at least a similarity: the share `rate` of a development set's
+    different-person pairs (`pairs` of them, from `pairs_from`, of pictures of `kind`), "about" that share, or
+    "over" / "under" it where the score lies beyond what the kept curve measures. `best_of` > 1: the rate for the best of that
+    many pairs (two group photos), 1 - (1 - rate)^N for independent pairs."""
+
+    rate: float
+    bound: str  # "about", "over" or "under"; "" for a rate measured at that very threshold
+    pairs: int
+    pairs_from: str
+    best_of: int = 1
+    kind: str | None = None  # "face" / "body": which of the model's curves the rate was read from
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rate": self.rate, "bound": self.bound, "best_of": self.best_of, "kind": self.kind,
+                "pairs_from": self.pairs_from, "different_pairs": self.pairs}  # fmt: skip
+
+    def for_best_of(self, pairs: int) -> FalseMatchRate:
+        """The same score reached by the best of `pairs` different-person pairs."""
+        if pairs < 1:
+            raise ValueError(f"the best of {pairs} pairs: need at least one pair")
+        rate = -math.expm1(pairs * math.log1p(-self.rate)) if self.rate < 1.0 else 1.0
+        return dataclasses.replace(self, rate=rate, best_of=pairs)
+
+    def percent(self) -> str:
+        """The rate in words: "about 7.4 %", "over 50.0 %", "under 0.005 %"."""
+        value = 100 * self.rate
+        words = f"{value:.1f} %" if value >= 1 else f"{value:.2g} %"
+        return f"{self.bound} {words}" if self.bound else words
+
+    def describe(self) -> str:
+        """How rare the score is among different people, e.g. "about 7.4 % of different-person face pairs
+        score this high or higher (every different-person pair of LFW fold 7's 813 photos: 329,256)"."""
+        pairs = f"different-person {self.kind} pairs" if self.kind else "different-person pairs"
+        source = f"({self.pairs_from}: {self.pairs:,})"
+        if self.best_of > 1:
+            return f"the best of {self.best_of} {pairs} scores this high or higher in {self.percent()} of cases {source}"
+        return f"{self.percent()} of {pairs} score this high or higher {source}"
 
 
 def far_of_best_of(single_pair_far: float, pairs: int) -> float:
@@ -128,4 +187,4 @@ def best_of_pairs_threshold(curve: FarCurve, operating_point: str, single: float
     return BestOfPairsThreshold(max(single, value), single, pairs, single_far, per_pair, within)
 
 
-__all__ = ["FAR_GRID", "BestOfPairsThreshold", "FarCurve", "best_of_pairs_threshold", "far_of_best_of"]
+__all__ = ["FAR_GRID", "BestOfPairsThreshold", "FalseMatchRate", "FarCurve", "best_of_pairs_threshold", "far_of_best_of"]

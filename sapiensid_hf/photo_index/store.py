@@ -179,25 +179,58 @@ def checked_manifest(manifest: Manifest, where: str) -> Manifest:
 
 
 def read_rows(version: Path, manifest: Manifest) -> Rows:
+    where = version / ROWS
+    try:
+        return _read_rows_in_batches(where, manifest)
+    except PhotoIndexError:
+        raise
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        raise PhotoIndexError(f"{where}: cannot be read ({error}); the index is damaged") from error
+
+
+# Rows converted at a time: the decoded batch stays small beside the arrays it is copied into.
+READ_BATCH_ROWS = 32_768
+
+
+def _read_rows_in_batches(where: Path, manifest: Manifest) -> Rows:
+    """The rows straight into preallocated numpy arrays, a batch at a time (no Python object per value: a
+    million 512-d rows are 2 GB of floats, which a list of Python floats made ~30 GB of)."""
     import pyarrow.parquet as pq
 
-    try:
-        table = pq.read_table(version / ROWS)
-    except Exception as error:  # pyarrow raises several types for a damaged file
-        raise PhotoIndexError(f"{version / ROWS}: cannot be read ({error}); the index is damaged") from error
-    embeddings = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32).reshape(table.num_rows, -1)
-    if table.num_rows != manifest.rows or (table.num_rows and embeddings.shape[1] != manifest.dimension):
+    parquet = pq.ParquetFile(where)
+    count, width = parquet.metadata.num_rows, manifest.dimension
+    if count != manifest.rows:
+        raise PhotoIndexError(f"{where}: {count} rows, the manifest says {manifest.rows}; the index is damaged")
+    embeddings, boxes = np.empty((count, width), np.float32), np.empty((count, 4), np.float32)
+    person_index, person_found, face_found = np.empty(count, np.int64), np.empty(count, bool), np.empty(count, bool)
+    paths: list[str] = []
+    hashes: list[str] = []
+    start = 0
+    for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS):
+        stop = start + batch.num_rows
+        embeddings[start:stop] = _fixed_width(batch.column("embedding"), where, "embedding", width)
+        boxes[start:stop] = _fixed_width(batch.column("box"), where, "box", 4)
+        person_index[start:stop] = batch.column("person_index").to_numpy()
+        person_found[start:stop] = batch.column("person_found").to_numpy(zero_copy_only=False)
+        face_found[start:stop] = batch.column("face_found").to_numpy(zero_copy_only=False)
+        paths += batch.column("path").to_pylist()
+        hashes += batch.column("content_hash").to_pylist()
+        start = stop
+    return Rows(paths, hashes, person_index, boxes, person_found, face_found, embeddings)
+
+
+def _fixed_width(column: Any, where: Path, name: str, width: int) -> np.ndarray:
+    """A list column's values as (rows, width) float32; a missing value or another width is damage."""
+    import pyarrow.compute as pc
+
+    values = pc.list_flatten(column)
+    if column.null_count or values.null_count or len(values) != width * len(column):
+        found = len(values) // max(len(column), 1)
         raise PhotoIndexError(
-            f"{version / ROWS}: {table.num_rows} rows of dimension {embeddings.shape[1] if table.num_rows else '?'}, "
-            f"the manifest says {manifest.rows} of {manifest.dimension}; the index is damaged"
+            f"{where}: the {name} column holds {found} values a row (some missing: {bool(column.null_count or values.null_count)}), "
+            f"the manifest says {width}; the index is damaged"
         )
-    return Rows(
-        table.column("path").to_pylist(), table.column("content_hash").to_pylist(),
-        np.asarray(table.column("person_index").to_pylist(), np.int64),
-        np.asarray(table.column("box").to_pylist(), np.float32).reshape(-1, 4),
-        np.asarray(table.column("person_found").to_pylist(), bool), np.asarray(table.column("face_found").to_pylist(), bool),
-        embeddings if table.num_rows else np.zeros((0, manifest.dimension), np.float32),
-    )  # fmt: skip
+    return values.to_numpy(zero_copy_only=False).reshape(len(column), width)
 
 
 def write_version(folder: Path, manifest: Manifest, rows: Rows, faiss_index) -> Path:

@@ -17,6 +17,8 @@ from sapiensid_hf.clustering import (
     record_clustering_threshold,
     recorded_clustering_threshold,
 )
+from sapiensid_hf.evaluation.calibration import record_calibration
+from sapiensid_hf.evaluation.far_curve import FarCurve
 
 
 def on_circle(degrees) -> np.ndarray:
@@ -89,20 +91,33 @@ def test_cluster_command_writes_the_assignment_folders_and_sheets(people_dir, tr
     assert main(["cluster", str(album), "--output-dir", str(tmp_path / "default"), "--model", str(model_dir)]) == 0
     default = json.loads((tmp_path / "default" / "clusters.json").read_text())
     assert default["threshold"] == 0.6 and "bench_clustering.py --record" in default["threshold_origin"]
-    # ... one that records it is grouped at its own, which the output names.
+    assert default["threshold_false_match_rates"] == {}  # no calibration: nothing to say about its strictness
+    # ... one that records it is grouped at its own, which the output names, with how strict it is when the
+    # folder's calibration has FAR curves.
     recorded = tmp_path / "recorded_model"
     shutil.copytree(model_dir, recorded)
     record_clustering_threshold(recorded, 0.999, "measured on test photos")
+    different = np.random.default_rng(0).normal(0.5, 0.2, 100_000)  # made-up different-person cosines
+    calibration = {"default": "best_accuracy", "source": "tests"}
+    for kind, shift in (("face", 0.0), ("body", 0.2)):
+        curve = FarCurve.from_different_scores(different + shift, f"made-up {kind} pairs", {"best_accuracy": 0.3})
+        calibration[kind] = {"best_accuracy": 0.3, "far_1e-2": 0.9, "pairs_from": "tests", "far_curve": curve.to_record()}
+    record_calibration(recorded, calibration)
     assert main(["cluster", str(album), "--output-dir", str(tmp_path / "own"), "--model", str(recorded)]) == 0
     own = json.loads((tmp_path / "own" / "clusters.json").read_text())
     assert own["threshold"] == 0.999 and own["threshold_origin"] == "recorded in the model folder: measured on test photos"
     assert len(own["clusters"]) == 1  # only the two copies of one picture reach 0.999
+    rates = own["threshold_false_match_rates"]
+    face_rate = FarCurve.from_record(calibration["face"]["far_curve"]).rate_at(0.999)
+    assert rates["face"]["rate"] == face_rate.rate and rates["body"]["rate"] > rates["face"]["rate"]
     assert recorded_clustering_threshold(json.loads((recorded / "config.json").read_text())) == (0.999, "measured on test photos")
     with pytest.raises(ValueError, match=r"lies in \(-1, 1\)"):
         record_clustering_threshold(recorded, 1.5, "a typo")
     with pytest.raises(FileNotFoundError, match="no config.json"):
         record_clustering_threshold(tmp_path, 0.5, "not a model folder")
-    assert "threshold: 0.999 (recorded in the model folder: measured on test photos)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "threshold: 0.999 (recorded in the model folder: measured on test photos)" in out
+    assert f"on the model's development pairs, {face_rate.percent()} of different-person face pairs and " in out
     capsys.readouterr()
     assert main(["cluster", str(album), "--output-dir", str(output), "--model", str(model_dir)]) != 0
     assert "is not empty" in capsys.readouterr().err

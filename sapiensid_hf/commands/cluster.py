@@ -7,6 +7,7 @@ plus `seen_once/`, and one contact sheet per cluster (`person_000.jpg`, the matc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     record = {
         "model": model_label(args.model, pipeline), "method": args.method, "threshold": threshold,
         "threshold_origin": origin, "rows": "people" if args.all_people else "photos",
+        "threshold_false_match_rates": {kind: rate.to_json() for kind, rate in threshold_pass_rates(pipeline.calibration, threshold).items()},
         "clusters": [[_member(members[i]) for i in cluster] for cluster in clustering.clusters],
         "seen_once": [_member(members[i]) for i in clustering.singletons],
     }  # fmt: skip
@@ -74,10 +76,31 @@ def run(args: argparse.Namespace) -> int:
             (folder / f"{position:04d}_{path.stem}{suffix}{path.suffix}").symlink_to(path)
         _contact_sheet([members[row] for row in rows]).save(output / f"{name}.jpg", quality=90)
     print(f"threshold: {threshold:.3f} ({origin}); method: {args.method}")
+    passing = threshold_pass_rates(pipeline.calibration, threshold)
+    if passing:
+        print(
+            "  on the model's development pairs, "
+            + " and ".join(f"{rate.percent()} of different-person {kind} pairs" for kind, rate in passing.items())
+            + " reach it: a higher threshold merges fewer different people and leaves more photos of one person apart"
+        )
     print(f"{len(clustering.clusters)} people seen more than once, {len(clustering.singletons)} seen once, "
           f"from {len(members)} {'people' if args.all_people else 'photos'}")  # fmt: skip
     print(f"wrote {output / 'clusters.json'} and a folder + contact sheet per cluster in {output}")
     return 0
+
+
+def threshold_pass_rates(calibration: dict | None, threshold: float) -> dict:
+    """kind -> FalseMatchRate: how often different people reach `threshold` on the calibration's FAR curves
+    (faces, bodies), so that a user sees how strict the grouping threshold is; empty without curves."""
+    from ..evaluation.far_curve import FarCurve
+
+    rates = {}
+    for kind in ("face", "body"):
+        record = (calibration or {}).get(kind) or {}
+        if "far_curve" in record:
+            rate = FarCurve.from_record(record["far_curve"]).rate_at(threshold)
+            rates[kind] = dataclasses.replace(rate, kind=kind)
+    return rates
 
 
 def _threshold(given: float | None, pipeline) -> tuple[float, str]:

@@ -208,7 +208,7 @@ class SapiensIDPipeline:
         nobody = [name for name, found in zip(("first", "second"), result.person_found, strict=True) if not found]
         score = None if nobody else float(result.embeddings[0] @ result.embeddings[1])
         same = None if score is None else score >= chosen.value
-        rarity = score_false_match_rate(self.calibration, both_faces, score)
+        rarity = score_false_match_rate(self.calibration, both_faces, score, embedded_with=made_with)
         return Verification(score=score, same=same, threshold=chosen, result=result, nobody=nobody, false_match_rate=rarity)
 
     def similarity(self, first: Any, second: Any, flip: bool = True) -> float:

@@ -74,7 +74,7 @@ def compare_people(
     made_with = embedding_rule_record(flip, pipeline.embedding_cuts)
     judged = pairs_judged(scores.shape, asked)
     chosen = choose_threshold(pipeline.calibration, both_faces, pipeline.description, threshold, made_with, pairs=judged)
-    rarity = score_false_match_rate(pipeline.calibration, both_faces, float(scores[pair]), pairs=judged)
+    rarity = score_false_match_rate(pipeline.calibration, both_faces, float(scores[pair]), pairs=judged, embedded_with=made_with)
     return PeopleComparison(people_a, people_b, scores, pair, chosen, judged, rarity)
 
 

@@ -11,6 +11,7 @@ from sapiensid_hf.evaluation.calibration import (
     choose_threshold,
     different_person_scores,
     score_false_match_rate,
+    threshold_false_match_rates,
 )
 from sapiensid_hf.evaluation.far_curve import (
     FalseMatchRate,
@@ -158,3 +159,17 @@ def test_the_tools_say_how_many_different_people_pass_a_threshold_and_reach_a_sc
     assert score_false_match_rate(record, True, None) is None
     assert score_false_match_rate({**record, **plain}, True, 0.2) is None and score_false_match_rate(None, True, 0.2) is None
     assert "pass it" not in choose_threshold({**record, **plain}, True, "m").origin
+    # Embeddings made by another rule than the curve's (--no-flip): their scores move, so nothing is said.
+    made_so = {"flip": True, "cut_scales": [1.0]}
+    ruled = {**record, "embedded_with": made_so}
+    assert score_false_match_rate(ruled, True, 0.2, embedded_with=made_so) == rate
+    assert score_false_match_rate(ruled, True, 0.2, embedded_with={**made_so, "flip": False}) is None
+    other = choose_threshold(ruled, True, "m", embedded_with={**made_so, "flip": False})
+    assert "NOTE: chosen on embeddings made with" in other.origin and "pass it" not in other.origin
+    assert "pass it" in choose_threshold(ruled, True, "m", embedded_with=made_so).origin
+    # A grouping threshold (cluster): both kinds' rates, none for another rule or without curves.
+    both = threshold_false_match_rates(ruled, 0.3, made_so)
+    assert both["face"].rate == face.far_curve.rate_at(0.3).rate and both["body"].rate == body.far_curve.rate_at(0.3).rate
+    assert both["face"].kind == "face" and both["body"].rate > both["face"].rate
+    assert threshold_false_match_rates(ruled, 0.3, {**made_so, "cut_scales": [1.0, 0.9]}) == {}
+    assert threshold_false_match_rates({**record, **plain}, 0.3) == {} and threshold_false_match_rates(None, 0.3) == {}

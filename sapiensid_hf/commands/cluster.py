@@ -7,7 +7,6 @@ plus `seen_once/`, and one contact sheet per cluster (`person_000.jpg`, the matc
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..clustering import cluster_embeddings, recorded_clustering_threshold
+from ..evaluation.calibration import embedding_rule_record, threshold_false_match_rates
 from ..parallel_processing import resolve_num_workers
 from .common import CommandError, collect_images, embed_images, model_label, open_pipeline, person_crops_of
 from .embed import embed_people_in_photos
@@ -53,12 +53,15 @@ def run(args: argparse.Namespace) -> int:
     if len(members) == 0:
         raise CommandError("no person found in any photo: nothing to cluster")
     threshold, origin = _threshold(args.threshold, pipeline)
+    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
     clustering = cluster_embeddings(embeddings, threshold, args.method)
     output.mkdir(parents=True, exist_ok=True)
     record = {
         "model": model_label(args.model, pipeline), "method": args.method, "threshold": threshold,
         "threshold_origin": origin, "rows": "people" if args.all_people else "photos",
-        "threshold_false_match_rates": {kind: rate.to_json() for kind, rate in threshold_pass_rates(pipeline.calibration, threshold).items()},
+        "threshold_false_match_rates": {
+            kind: rate.to_json() for kind, rate in threshold_false_match_rates(pipeline.calibration, threshold, made_with).items()
+        },
         "clusters": [[_member(members[i]) for i in cluster] for cluster in clustering.clusters],
         "seen_once": [_member(members[i]) for i in clustering.singletons],
     }  # fmt: skip
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             (folder / f"{position:04d}_{path.stem}{suffix}{path.suffix}").symlink_to(path)
         _contact_sheet([members[row] for row in rows]).save(output / f"{name}.jpg", quality=90)
     print(f"threshold: {threshold:.3f} ({origin}); method: {args.method}")
-    passing = threshold_pass_rates(pipeline.calibration, threshold)
+    passing = threshold_false_match_rates(pipeline.calibration, threshold, made_with)
     if passing:
         print(
             "  on the model's development pairs, "
@@ -87,20 +90,6 @@ def run(args: argparse.Namespace) -> int:
           f"from {len(members)} {'people' if args.all_people else 'photos'}")  # fmt: skip
     print(f"wrote {output / 'clusters.json'} and a folder + contact sheet per cluster in {output}")
     return 0
-
-
-def threshold_pass_rates(calibration: dict | None, threshold: float) -> dict:
-    """kind -> FalseMatchRate: how often different people reach `threshold` on the calibration's FAR curves
-    (faces, bodies), so that a user sees how strict the grouping threshold is; empty without curves."""
-    from ..evaluation.far_curve import FarCurve
-
-    rates = {}
-    for kind in ("face", "body"):
-        record = (calibration or {}).get(kind) or {}
-        if "far_curve" in record:
-            rate = FarCurve.from_record(record["far_curve"]).rate_at(threshold)
-            rates[kind] = dataclasses.replace(rate, kind=kind)
-    return rates
 
 
 def _threshold(given: float | None, pipeline) -> tuple[float, str]:

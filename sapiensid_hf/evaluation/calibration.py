@@ -224,7 +224,7 @@ def choose_threshold(
     # A threshold not raised for the best of several pairs says so: more false matches pass it.
     unraised = f"; the best of {pairs} pairs is judged, not raised for it: more false matches pass" if pairs > 1 else ""
     if given is not None:
-        passing = _pass_rate_words(calibration, both_faces, float(given)) if pairs == 1 else ""
+        passing = _pass_rate_words(calibration, both_faces, float(given)) if pairs == 1 and _made_as_calibrated(calibration, embedded_with) else ""
         return ChosenThreshold(float(given), None, "given with --threshold" + unraised + passing)
     if not calibration:
         return ChosenThreshold(
@@ -246,9 +246,15 @@ def choose_threshold(
     value = float(record[point])
     if pairs > 1:
         value, origin = _raised_for_best_of(record, point, value, pairs, origin, model_name)
-    else:
+    elif _made_as_calibrated(calibration, embedded_with):
         origin += _pass_rate_words(calibration, both_faces, value, point)
     return ChosenThreshold(value, kind, origin)
+
+
+def _made_as_calibrated(calibration: dict[str, Any] | None, embedded_with: dict[str, Any] | None) -> bool:
+    # Scores of embeddings made by another rule (--no-flip, --no-cuts) move: the curve does not describe them.
+    chosen_on = (calibration or {}).get("embedded_with")
+    return chosen_on is None or embedded_with is None or chosen_on == embedded_with
 
 
 def _kind_curve(calibration: dict[str, Any] | None, both_faces: bool) -> tuple[str, FarCurve | None]:
@@ -270,17 +276,35 @@ def _pass_rate_words(calibration: dict[str, Any] | None, both_faces: bool, thres
 
 
 def score_false_match_rate(
-    calibration: dict[str, Any] | None, both_faces: bool, score: float | None, pairs: int = 1
+    calibration: dict[str, Any] | None, both_faces: bool, score: float | None, pairs: int = 1,
+    embedded_with: dict[str, Any] | None = None,
 ) -> FalseMatchRate | None:
     """How often different people reach `score`: the share of the calibration's different-person pairs of
     the pictures' kind (faces when both show a face, bodies otherwise) that score `score` or higher, for
     the best of `pairs` pairs when the score is the best of several (two group photos). None without a
-    score or without a FAR curve in the record (`sapiensid calibrate` writes one)."""
+    score, without a FAR curve in the record (`sapiensid calibrate` writes one), or when the compared
+    embeddings were made by another rule than the curve's (`embedded_with`, `embedding_rule_record`)."""
     kind, curve = _kind_curve(calibration, both_faces)
-    if score is None or curve is None:
+    if score is None or curve is None or not _made_as_calibrated(calibration, embedded_with):
         return None
     rate = dataclasses.replace(curve.rate_at(score), kind=kind)
     return rate.for_best_of(pairs) if pairs > 1 else rate
+
+
+def threshold_false_match_rates(
+    calibration: dict[str, Any] | None, threshold: float, embedded_with: dict[str, Any] | None = None
+) -> dict[str, FalseMatchRate]:
+    """kind ("face", "body") -> how often different people reach `threshold` on the calibration's FAR
+    curves, for a threshold that is not a verification one (`cluster`'s); empty without curves or when the
+    embeddings were made by another rule than the curves'."""
+    if not _made_as_calibrated(calibration, embedded_with):
+        return {}
+    rates = {}
+    for kind in KINDS:
+        _, curve = _kind_curve(calibration, kind == "face")
+        if curve is not None:
+            rates[kind] = dataclasses.replace(curve.rate_at(threshold), kind=kind)
+    return rates
 
 
 def _raised_for_best_of(
@@ -344,4 +368,5 @@ __all__ = [
     "record_calibration",
     "score_false_match_rate",
     "threshold_at_far",
+    "threshold_false_match_rates",
 ]

@@ -32,7 +32,7 @@ from sapiensid_hf.training import (
     flip_sample,
     photometric_jitter,
 )
-from sapiensid_hf.training.augmentation import LUMA, TrainingAugmentation, reframe_sample
+from sapiensid_hf.training.augmentation import LUMA, TrainingAugmentation, random_erasing, reframe_sample
 from sapiensid_hf.training.config import HeadConfig, OptimizerConfig
 from sapiensid_hf.training.masking import mask_ratio_for, solve_exponential_rate, truncated_exponential_mean
 from sapiensid_hf.training.optimization import build_optimizer, scheduled_lr
@@ -303,6 +303,56 @@ def test_reframing_off_by_default_draws_nothing_and_on_it_changes_the_sample():
     assert not np.allclose(reframed[2], keypoints) and reframed[0].shape == pixels.shape
 
 
+def padded_photo(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A 48 px square holding a 20-wide, 40-high photo (columns 14-33, rows 4-43) in grey padding."""
+    pixels = np.full((48, 48, 3), 0.5, np.float32)
+    mask = np.zeros((48, 48), np.int64)
+    pixels[4:44, 14:34] = np.random.default_rng(seed).random((40, 20, 3)).astype(np.float32) * 0.1  # dark photo
+    mask[4:44, 14:34] = 1
+    return pixels, mask
+
+
+def test_random_erasing_fills_one_rectangle_of_the_photo_within_the_drawn_area_and_shape():
+    areas, aspects = [], []
+    for seed in range(300):
+        pixels, mask = padded_photo()
+        erased = random_erasing(pixels.copy(), mask, np.random.default_rng(seed), 0.02, 0.4, 0.3)
+        changed = (erased != pixels).any(axis=-1)
+        if not changed.any():
+            continue  # ten rectangles that did not fit: nothing erased, as in the paper
+        rows, columns = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        height, width = rows[-1] + 1 - rows[0], columns[-1] + 1 - columns[0]
+        # One filled rectangle, inside the photo (the padding keeps its value), noise in [0, 1].
+        assert mask[changed].all() and (erased[mask == 0] == 0.5).all()
+        assert changed[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1].mean() > 0.97  # noise can repeat a value
+        assert erased.dtype == np.float32 and erased.min() >= 0 and erased.max() <= 1
+        areas.append(height * width / (40 * 20))
+        aspects.append(height / width)
+    assert len(areas) > 250
+    assert 0.015 <= min(areas) and max(areas) <= 0.45  # the drawn share of the photo's area, up to rounding
+    assert 0.2 <= min(aspects) and max(aspects) <= 1 / 0.2
+    assert 0.15 <= float(np.mean(areas)) <= 0.25  # uniform in [0.02, 0.4]: mean 0.21, less the large misses
+
+
+def test_random_erasing_off_by_default_draws_nothing_on_it_leaves_mask_and_keypoints_and_spares_unlabelled_faces():
+    from sapiensid_hf.training.dataset import UnlabelledSamples
+
+    pixels, mask = padded_photo()
+    keypoints = full_body().numpy()
+    assert TrainingAugmentation().random_erasing_prob == 0.0
+    plain, rng_plain = TrainingAugmentation(), np.random.default_rng(5)
+    off, rng_off = TrainingAugmentation(random_erasing_prob=0.0, random_erasing_max_area=0.3), np.random.default_rng(5)
+    for got, want in zip(off(pixels, mask, keypoints, rng_off), plain(pixels, mask, keypoints, rng_plain), strict=True):
+        assert np.array_equal(got, want)
+    assert rng_off.random() == rng_plain.random()  # no extra draws: the recipes repeat exactly
+    always = TrainingAugmentation(random_erasing_prob=1.0, flip_prob=0.0, brightness=0, contrast=0, saturation=0, grayscale_prob=0)
+    erased, erased_mask, erased_keypoints = always(pixels, mask, keypoints, np.random.default_rng(5))
+    assert not np.array_equal(erased, pixels) and np.array_equal(erased_mask, mask)
+    assert np.array_equal(erased_keypoints, keypoints)  # an occluder hides the person; it does not move them
+    unlabelled = UnlabelledSamples(None, np.arange(3), always, None)
+    assert unlabelled.augmentation.random_erasing_prob == 0.0 and always.random_erasing_prob == 1.0
+
+
 # ----------------------------------------------------------------------------------------- samplers
 
 
@@ -408,6 +458,10 @@ def test_the_fused_optimizer_makes_the_same_updates_as_the_per_tensor_one(name):
          "must be >= 0"),
         ("data: {dataset_path: d}\naugmentation: {reframe_prob: 1.5}\n", "augmentation.reframe_prob must lie in"),
         ("data: {dataset_path: d}\naugmentation: {reframe_scale: 1.0}\n", "augmentation.reframe_scale must lie in"),
+        ("data: {dataset_path: d}\naugmentation: {random_erasing_prob: -0.1}\n", "augmentation.random_erasing_prob must lie in"),
+        ("data: {dataset_path: d}\naugmentation: {random_erasing_min_area: 0.5, random_erasing_max_area: 0.3}\n",
+         "0 < random_erasing_min_area <= random_erasing_max_area < 1"),
+        ("data: {dataset_path: d}\naugmentation: {random_erasing_min_aspect: 2}\n", "random_erasing_min_aspect must lie in"),
         ("data: {dataset_path: d}\noptimizer: {fused: sometimes}\n", "optimizer.fused must be true or false"),
     ],
 )

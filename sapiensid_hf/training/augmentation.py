@@ -1,4 +1,5 @@
-"""Image-level training augmentation: a keypoint-aware horizontal flip, reframing and photometric jitter.
+"""Image-level training augmentation: a keypoint-aware horizontal flip, reframing, photometric jitter and
+random erasing.
 
 The keypoint / ROI augmentation of the official kp19 preprocessor (point and part drops, box shift,
 scale and drop) runs inside the model in training mode, on the device; this file does what needs the
@@ -11,6 +12,7 @@ the flip-augmented evaluation uses it too.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +112,40 @@ def photometric_jitter(
     return jittered
 
 
+def random_erasing(
+    pixels: np.ndarray,
+    content: np.ndarray,
+    rng: np.random.Generator,
+    min_area: float = 0.02,
+    max_area: float = 0.4,
+    min_aspect: float = 0.3,
+    attempts: int = 10,
+) -> np.ndarray:
+    """Random erasing (Zhong et al., AAAI 2020, as torchreid and timm train re-identification models): one
+    rectangle of the photo, its area a uniform share in [min_area, max_area] of the photo's, its height / width
+    log-uniform in [min_aspect, 1 / min_aspect], filled with uniform random values: an occluder the model must
+    look past. "The photo" is the content of the padded square (`content` != 0), whose box the rectangle lies
+    in and whose padding keeps its value. A rectangle that does not fit is drawn again, up to `attempts`
+    times (then nothing is erased), as in the paper. Writes into `pixels` (float32 in [0, 1])."""
+    rows, columns = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
+    if not rows.size:
+        return pixels
+    top, left = int(rows[0]), int(columns[0])
+    height, width = int(rows[-1]) + 1 - top, int(columns[-1]) + 1 - left
+    for _ in range(attempts):
+        area = rng.uniform(min_area, max_area) * height * width
+        aspect = math.exp(rng.uniform(math.log(min_aspect), -math.log(min_aspect)))
+        erase_height, erase_width = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+        if 0 < erase_height < height and 0 < erase_width < width:
+            y = top + int(rng.integers(0, height - erase_height + 1))
+            x = left + int(rng.integers(0, width - erase_width + 1))
+            noise = rng.uniform(0.0, 1.0, (erase_height, erase_width, pixels.shape[-1])).astype(np.float32)
+            window = pixels[y : y + erase_height, x : x + erase_width]
+            np.copyto(window, noise, where=content[y : y + erase_height, x : x + erase_width, None].astype(bool))
+            return pixels
+    return pixels
+
+
 @dataclass
 class TrainingAugmentation:
     """Random flip, reframing and photometric jitter for one sample, driven by the caller's generator.
@@ -118,6 +154,11 @@ class TrainingAugmentation:
     shift uniform in +-reframe_shift on each axis, and a `reframe_flat_prob` share of the reframed samples
     continue the picture beyond the square with a flat colour (a grey level, or any colour) instead of
     its mirror. Off by default, so that the recipes trained without it repeat exactly (no extra draws).
+
+    Random erasing (`random_erasing_prob` > 0, `random_erasing`): after the jitter, one rectangle of the photo
+    filled with noise, its area a share in [random_erasing_min_area, random_erasing_max_area] of the photo's
+    and its height / width in [random_erasing_min_aspect, 1 / random_erasing_min_aspect]. Off by default
+    (no extra draws), and never on the unlabelled faces, whose teacher targets describe the whole face.
     """
 
     flip_prob: float = 0.5
@@ -129,6 +170,10 @@ class TrainingAugmentation:
     reframe_scale: float = 0.15
     reframe_shift: float = 0.08
     reframe_flat_prob: float = 0.5
+    random_erasing_prob: float = 0.0
+    random_erasing_min_area: float = 0.02
+    random_erasing_max_area: float = 0.4
+    random_erasing_min_aspect: float = 0.3
 
     def __call__(
         self, pixels: np.ndarray, pixel_mask: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator
@@ -145,7 +190,12 @@ class TrainingAugmentation:
         pixels = photometric_jitter(
             pixels, pixel_mask, rng, self.brightness, self.contrast, self.saturation, self.grayscale_prob
         )
+        if self.random_erasing_prob > 0 and rng.random() < self.random_erasing_prob:
+            pixels = random_erasing(
+                pixels, pixel_mask, rng, self.random_erasing_min_area, self.random_erasing_max_area,
+                self.random_erasing_min_aspect,
+            )  # fmt: skip
         return pixels, pixel_mask, keypoints
 
 
-__all__ = ["TrainingAugmentation", "flip_keypoints", "flip_sample", "photometric_jitter", "reframe_sample"]
+__all__ = ["TrainingAugmentation", "flip_keypoints", "flip_sample", "photometric_jitter", "random_erasing", "reframe_sample"]

@@ -309,9 +309,16 @@ class TrainingConfig:
 
     def _validate_augmentation(self) -> None:
         augmentation = self.augmentation
-        for name in ("flip_prob", "grayscale_prob", "reframe_prob", "reframe_flat_prob"):
+        for name in ("flip_prob", "grayscale_prob", "reframe_prob", "reframe_flat_prob", "random_erasing_prob"):
             if not 0.0 <= getattr(augmentation, name) <= 1.0:
                 raise ConfigError(f"augmentation.{name} must lie in [0, 1], got {getattr(augmentation, name)}")
+        if not 0.0 < augmentation.random_erasing_min_area <= augmentation.random_erasing_max_area < 1.0:
+            raise ConfigError(
+                "augmentation needs 0 < random_erasing_min_area <= random_erasing_max_area < 1, got "
+                f"{augmentation.random_erasing_min_area} and {augmentation.random_erasing_max_area}"
+            )
+        if not 0.0 < augmentation.random_erasing_min_aspect <= 1.0:
+            raise ConfigError(f"augmentation.random_erasing_min_aspect must lie in (0, 1], got {augmentation.random_erasing_min_aspect}")
         if not 0.0 <= augmentation.reframe_scale < 1.0:
             raise ConfigError(f"augmentation.reframe_scale must lie in [0, 1), got {augmentation.reframe_scale}")
         if not 0.0 <= augmentation.reframe_shift < 0.5:

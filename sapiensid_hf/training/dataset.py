@@ -7,6 +7,7 @@ a clear, counted skip instead of an exception deep inside `datasets`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -299,10 +300,12 @@ class TrainingSamples(torch.utils.data.Dataset):
 
 class UnlabelledSamples(TrainingSamples):
     """Photos without identities (label -1) that carry a teacher target, keyed like `TrainingSamples`
-    (by `unlabelled_stream`); `rows` are the view rows to draw from."""
+    (by `unlabelled_stream`); `rows` are the view rows to draw from. Never randomly erased: their only
+    loss is the teacher's target, which describes the whole face."""
 
     def __init__(self, reader: SampleReader, rows: np.ndarray, augmentation: TrainingAugmentation, teacher: TeacherTargets):
-        super().__init__(reader, RecognitionRows(np.asarray(rows, np.int64), np.full(len(rows), -1), np.empty(0)), augmentation, teacher)
+        unerased = dataclasses.replace(augmentation, random_erasing_prob=0.0)
+        super().__init__(reader, RecognitionRows(np.asarray(rows, np.int64), np.full(len(rows), -1), np.empty(0)), unerased, teacher)
 
 
 class EvaluationSamples(torch.utils.data.Dataset):

@@ -7,12 +7,13 @@ from model_inputs import face_close_up, full_body, upper_body
 
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.modeling.attention_bias import (
+    attention_learning_the_bias,
     attention_with_pair_bias,
     fold_key_bias_into_buckets,
     fold_key_bias_into_values,
-    learns_the_bias_on_cpu,
     pair_bias,
     samples_per_attention_call,
+    writes_attention_out,
 )
 from sapiensid_hf.modeling.masked_recognition import TokenSelection, key_bias
 
@@ -101,23 +102,33 @@ def sdpa_over_the_dense_bias(query, key, value, values, index):
 
 
 def cpu_training_attention(query, key, value, values, index):
-    return attention_with_pair_bias(query, key, value, values, index, 0.0, 0.3)
+    return attention_with_pair_bias(query, key, value, values, index, 0.0, 0.3, samples_per_call=2)  # two calls
 
 
-def test_cpu_training_attention_gives_sdpas_values_and_gradients():
-    """Training on CPU (the bias learns) writes attention out; in float64 it is SDPA to rounding, gradients too."""
+def written_out_attention(query, key, value, values, index):
+    return attention_learning_the_bias(query, key, value, values, index, 0.0, 0.3)
+
+
+def test_written_out_attention_gives_sdpas_values_and_gradients():
+    """In float64 the written-out attention is SDPA to rounding, gradients (the bias values' too) included."""
     inputs, index = learnable_attention_inputs()
-    assert learns_the_bias_on_cpu(inputs[0], inputs[3])
-    with torch.no_grad():
-        assert not learns_the_bias_on_cpu(inputs[0], inputs[3])  # inference keeps the fused kernel, a few images a call
-    assert not learns_the_bias_on_cpu(inputs[0], inputs[3].detach())
     reference = attention_and_gradients(sdpa_over_the_dense_bias, inputs, index)
-    ours = attention_and_gradients(cpu_training_attention, inputs, index)
+    ours = attention_and_gradients(written_out_attention, inputs, index)
     assert torch.isfinite(ours[0]).all()  # padding keys (-inf) never fill a row
     names = ("output", "query", "key", "value", "bias values")
     for name, mine, theirs in zip(names, ours, reference, strict=True):
         assert (mine - theirs).abs().max() <= 1e-12 * theirs.abs().max(), name
     assert reference[4].abs().sum() > 0  # the bias gets a gradient: the test would see one missing
+
+
+def test_attention_is_written_out_only_in_reduced_precision_cpu_training():
+    inputs, _ = learnable_attention_inputs(torch.float32)
+    query, values = inputs[0], inputs[3]
+    assert writes_attention_out(query.to(torch.bfloat16), values)  # bfloat16 autocast: q, k, v in bfloat16
+    assert not writes_attention_out(query, values)  # float32: SDPA's math path is as fast
+    assert not writes_attention_out(query.to(torch.bfloat16), values.detach())  # nothing to learn in the bias
+    with torch.no_grad():
+        assert not writes_attention_out(query.to(torch.bfloat16), values)  # inference keeps the fused kernel
 
 
 def test_cpu_training_attention_under_bfloat16_autocast_stays_as_close_to_float64_as_sdpa():
@@ -128,6 +139,9 @@ def test_cpu_training_attention_under_bfloat16_autocast_stays_as_close_to_float6
     exact = attention_and_gradients(sdpa_over_the_dense_bias, rounded, index)
     sdpa = attention_and_gradients(sdpa_over_the_dense_bias, inputs, index, autocast=True)
     ours = attention_and_gradients(cpu_training_attention, inputs, index, autocast=True)
+    # It is the written-out attention (split into calls of two images), not SDPA's.
+    whole = attention_and_gradients(written_out_attention, inputs, index, autocast=True)
+    assert (ours[0] - whole[0]).abs().max() <= 1e-6 and not torch.equal(ours[0], sdpa[0])
     for name, mine, theirs, truth in zip(("output", "query", "key", "value", "bias values"), ours, sdpa, exact, strict=True):
         error, sdpa_error = ((x - truth).norm() / truth.norm() for x in (mine, theirs))
         assert error <= 1e-2, name

@@ -71,7 +71,7 @@ def test_a_damaged_rows_file_is_refused_naming_it(tmp_path):
     # Embeddings of another width than the manifest's.
     narrow = pa.FixedSizeListArray.from_arrays(pa.array(rows.embeddings[:, :4].reshape(-1)), 4)
     rewrite_column(version, "embedding", narrow)
-    with pytest.raises(PhotoIndexError, match=r"rows.parquet: the embedding column holds 4 values a row .* says 8; the index is damaged"):
+    with pytest.raises(PhotoIndexError, match=r"rows.parquet: the embedding column holds 4 values a row .*, not 8; the index is damaged"):
         read_rows(version, manifest)
     # A row without an embedding: refused, not read as zeros.
     values = [list(map(float, row)) for row in rows.embeddings]

@@ -228,7 +228,7 @@ def _fixed_width(column: Any, where: Path, name: str, width: int) -> np.ndarray:
         found = len(values) // max(len(column), 1)
         raise PhotoIndexError(
             f"{where}: the {name} column holds {found} values a row (some missing: {bool(column.null_count or values.null_count)}), "
-            f"the manifest says {width}; the index is damaged"
+            f"not {width}; the index is damaged"
         )
     return values.to_numpy(zero_copy_only=False).reshape(len(column), width)
 

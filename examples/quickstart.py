@@ -28,7 +28,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +73,10 @@ def similarity_table(names: Sequence[str], similarity: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def pair_check(names: Sequence[str], similarity: np.ndarray) -> dict | None:
+def pair_check(names: Sequence[str], similarity: np.ndarray, rate_of: Callable | None = None) -> dict | None:
     """Whether every same-person pair of the people README scores above every different-person pair;
-    None when the photos are not those."""
+    None when the photos are not those. `rate_of(a, b, score)`: how often different people reach a pair's
+    score (a FalseMatchRate, or None), kept per pair under `false_match_rates`."""
     index = {name: position for position, name in enumerate(names)}
     needed = {name for pair in SAME_PERSON_PAIRS + DIFFERENT_PERSON_PAIRS for name in pair}
     if not needed <= set(index):
@@ -87,25 +88,56 @@ def pair_check(names: Sequence[str], similarity: np.ndarray) -> dict | None:
     same = {f"{a} / {b}": score((a, b)) for a, b in SAME_PERSON_PAIRS}
     different = {f"{a} / {b}": score((a, b)) for a, b in DIFFERENT_PERSON_PAIRS}
     ordered = sum(s > d for s in same.values() for d in different.values())
+    rates = {}
+    for a, b in SAME_PERSON_PAIRS + DIFFERENT_PERSON_PAIRS:
+        rate = rate_of(a, b, score((a, b))) if rate_of is not None else None
+        if rate is not None:
+            rates[f"{a} / {b}"] = {**rate.to_json(), "percent": rate.percent()}
     return {
         "same_person": same,
         "different_person": different,
         "ordered_pairs": ordered,
         "total_pairs": len(same) * len(different),
         "all_ordered": ordered == len(same) * len(different),
+        "false_match_rates": rates,
     }
+
+
+def pair_rates(pipeline, result, names: Sequence[str]) -> Callable:
+    """rate_of(a, b, score) for `pair_check`: from the model folder's FAR curves, faces when both photos show
+    a face (docs/cli.md, "How strong the evidence is")."""
+    from sapiensid_hf.evaluation.calibration import embedding_rule_record, score_false_match_rate
+
+    made_with = embedding_rule_record(True, pipeline.embedding_cuts)  # pipeline.embed's default: flip
+    index = {name: position for position, name in enumerate(names)}
+
+    def rate_of(a: str, b: str, score: float):
+        both_faces = bool(result.face_found[index[a]] and result.face_found[index[b]])
+        return score_false_match_rate(pipeline.calibration, both_faces, score, embedded_with=made_with)
+
+    return rate_of
+
+
+def _with_rate(name: str, value: float, check: dict) -> str:
+    rate = check.get("false_match_rates", {}).get(name)
+    line = f"  {name:<28} {value:6.3f}"
+    if rate is None:
+        return line
+    return f"{line}   {rate['percent']} of different-person {rate['kind']} pairs score this high"
 
 
 def pair_check_text(check: dict) -> str:
     lines = ["same person (README pairs):"]
-    lines += [f"  {name:<28} {value:6.3f}" for name, value in check["same_person"].items()]
+    lines += [_with_rate(name, value, check) for name, value in check["same_person"].items()]
     lines.append("different people:")
-    lines += [f"  {name:<28} {value:6.3f}" for name, value in check["different_person"].items()]
+    lines += [_with_rate(name, value, check) for name, value in check["different_person"].items()]
     verdict = "yes" if check["all_ordered"] else "NO"
     lines.append(
         f"every same-person pair above every different-person pair: {verdict} "
         f"({check['ordered_pairs']} of {check['total_pairs']} comparisons in the right order)"
     )
+    if check.get("false_match_rates"):
+        lines.append("(shares of the model's development pairs of different people: docs/cli.md, \"How strong the evidence is\")")
     return "\n".join(lines)
 
 
@@ -233,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     similarity = result.embeddings @ result.embeddings.T
     table = similarity_table(names, similarity)
     print(f"\ncosine similarity ({result.embeddings.shape[1]}-d embeddings):\n{table}")
-    check = pair_check(names, similarity)
+    check = pair_check(names, similarity, pair_rates(pipeline, result, names))
     if check is not None:
         print("\n" + pair_check_text(check))
 

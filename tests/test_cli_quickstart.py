@@ -98,3 +98,28 @@ def test_photos_with_the_same_file_name_keep_apart(quickstart, photos, tmp_path)
     assert sorted(path.name for path in (output / "overlays").iterdir()) == sorted(
         ["first__person.png", "second__person.png", f"{Path(photos[1]).stem}.png"]
     )
+
+
+def test_the_readme_pairs_say_how_often_different_people_reach_their_scores(quickstart):
+    from sapiensid_hf.evaluation.far_curve import FalseMatchRate
+
+    names = ["face_a_1.jpg", "face_a_2.jpg", "face_a_3.jpg", "face_b_1.jpg"]
+    similarity = np.array([[1, 0.45, 0.31, 0.26], [0.45, 1, 0.51, 0.03], [0.31, 0.51, 1, -0.13], [0.26, 0.03, -0.13, 1]])
+    asked = []
+
+    def rate_of(a, b, score):
+        asked.append((a, b, score))
+        return FalseMatchRate(0.074, "about", 329_256, "LFW", kind="face") if score > 0.2 else None
+
+    check = quickstart.pair_check(names, similarity, rate_of)
+    assert len(asked) == 6 and ("face_b_1.jpg", "face_a_1.jpg", 0.26) in asked
+    assert set(check["false_match_rates"]) == {"face_a_1.jpg / face_a_2.jpg", "face_a_1.jpg / face_a_3.jpg",
+                                                "face_a_2.jpg / face_a_3.jpg", "face_b_1.jpg / face_a_1.jpg"}  # fmt: skip
+    json.dumps(check)  # written into detections.json
+    text = quickstart.pair_check_text(check)
+    assert "  face_b_1.jpg / face_a_1.jpg   0.260   about 7.4 % of different-person face pairs score this high" in text
+    assert "  face_b_1.jpg / face_a_2.jpg   0.030\n" in text  # no rate for that pair: the score alone
+    assert 'docs/cli.md, "How strong the evidence is"' in text
+    # Without rates (an uncalibrated model) the text is as it was.
+    plain = quickstart.pair_check_text(quickstart.pair_check(names, similarity))
+    assert "score this high" not in plain and "How strong" not in plain

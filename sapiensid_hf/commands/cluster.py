@@ -53,15 +53,14 @@ def run(args: argparse.Namespace) -> int:
     if len(members) == 0:
         raise CommandError("no person found in any photo: nothing to cluster")
     threshold, origin = _threshold(args.threshold, pipeline)
-    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
+    # How strict the threshold is, from the folder's FAR curves (empty without them or for another embedding rule).
+    passing = threshold_false_match_rates(pipeline.calibration, threshold, embedding_rule_record(args.flip, pipeline.embedding_cuts))
     clustering = cluster_embeddings(embeddings, threshold, args.method)
     output.mkdir(parents=True, exist_ok=True)
     record = {
         "model": model_label(args.model, pipeline), "method": args.method, "threshold": threshold,
         "threshold_origin": origin, "rows": "people" if args.all_people else "photos",
-        "threshold_false_match_rates": {
-            kind: rate.to_json() for kind, rate in threshold_false_match_rates(pipeline.calibration, threshold, made_with).items()
-        },
+        "threshold_false_match_rates": {kind: rate.to_json() for kind, rate in passing.items()},
         "clusters": [[_member(members[i]) for i in cluster] for cluster in clustering.clusters],
         "seen_once": [_member(members[i]) for i in clustering.singletons],
     }  # fmt: skip
@@ -79,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
             (folder / f"{position:04d}_{path.stem}{suffix}{path.suffix}").symlink_to(path)
         _contact_sheet([members[row] for row in rows]).save(output / f"{name}.jpg", quality=90)
     print(f"threshold: {threshold:.3f} ({origin}); method: {args.method}")
-    passing = threshold_false_match_rates(pipeline.calibration, threshold, made_with)
     if passing:
         print(
             "  on the model's development pairs, "

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..atomic_files import write_json_atomically
 from ..cut_views import PHOTO_AS_IT_IS, rule_description
-from .far_curve import FalseMatchRate, FarCurve, best_of_pairs_threshold
+from .far_curve import FalseMatchRate, FarCurve, best_of_pairs_threshold, share_words
 
 KINDS = ("face", "body")
 OPERATING_POINTS = ("best_accuracy", "far_1e-2")
@@ -257,19 +257,19 @@ def _made_as_calibrated(calibration: dict[str, Any] | None, embedded_with: dict[
     return chosen_on is None or embedded_with is None or chosen_on == embedded_with
 
 
-def _kind_curve(calibration: dict[str, Any] | None, both_faces: bool) -> tuple[str, FarCurve | None]:
-    kind = "face" if both_faces else "body"
+def _far_curve(calibration: dict[str, Any] | None, kind: str) -> FarCurve | None:
     record = (calibration or {}).get(kind) or {}
-    return kind, FarCurve.from_record(record["far_curve"]) if "far_curve" in record else None
+    return FarCurve.from_record(record["far_curve"]) if "far_curve" in record else None
 
 
 def _pass_rate_words(calibration: dict[str, Any] | None, both_faces: bool, threshold: float, point: str | None = None) -> str:
     # A threshold's name ("best accuracy") does not say how many different people it lets through.
-    kind, curve = _kind_curve(calibration, both_faces)
+    kind = "face" if both_faces else "body"
+    curve = _far_curve(calibration, kind)
     if curve is None:
         return ""
     if point in curve.far_at:  # a calibrated threshold: its rate was measured, not read off the curve
-        rate = FalseMatchRate(curve.far_at[point], "", curve.pairs, curve.pairs_from).percent().strip()
+        rate = share_words(curve.far_at[point])
     else:
         rate = curve.rate_at(threshold).percent()
     return f"; {rate} of different-person {kind} pairs pass it ({curve.pairs_from})"
@@ -284,7 +284,8 @@ def score_false_match_rate(
     the best of `pairs` pairs when the score is the best of several (two group photos). None without a
     score, without a FAR curve in the record (`sapiensid calibrate` writes one), or when the compared
     embeddings were made by another rule than the curve's (`embedded_with`, `embedding_rule_record`)."""
-    kind, curve = _kind_curve(calibration, both_faces)
+    kind = "face" if both_faces else "body"
+    curve = _far_curve(calibration, kind)
     if score is None or curve is None or not _made_as_calibrated(calibration, embedded_with):
         return None
     rate = dataclasses.replace(curve.rate_at(score), kind=kind)
@@ -301,7 +302,7 @@ def threshold_false_match_rates(
         return {}
     rates = {}
     for kind in KINDS:
-        _, curve = _kind_curve(calibration, kind == "face")
+        curve = _far_curve(calibration, kind)
         if curve is not None:
             rates[kind] = dataclasses.replace(curve.rate_at(threshold), kind=kind)
     return rates

@@ -113,6 +113,12 @@ class FarCurve:
         )  # fmt: skip
 
 
+def share_words(rate: float) -> str:
+    """A share in words as the tools print it: "7.4 %", "0.39 %", "0.005 %" (two significant digits below 1 %)."""
+    value = 100 * rate
+    return f"{value:.1f} %" if value >= 1 else f"{value:.2g} %"
+
+
 @dataclass(frozen=True)
 class FalseMatchRate:
     """How often different people score at least a similarity: the share `rate` of a development set's
@@ -121,7 +127,7 @@ class FalseMatchRate:
     many pairs (two group photos), 1 - (1 - rate)^N for independent pairs."""
 
     rate: float
-    bound: str  # "about", "over" or "under"; "" for a rate measured at that very threshold
+    bound: str  # "about", "over" or "under"
     pairs: int
     pairs_from: str
     best_of: int = 1
@@ -140,9 +146,7 @@ class FalseMatchRate:
 
     def percent(self) -> str:
         """The rate in words: "about 7.4 %", "over 50.0 %", "under 0.005 %"."""
-        value = 100 * self.rate
-        words = f"{value:.1f} %" if value >= 1 else f"{value:.2g} %"
-        return f"{self.bound} {words}" if self.bound else words
+        return f"{self.bound} {share_words(self.rate)}"
 
     def describe(self) -> str:
         """How rare the score is among different people, e.g. "about 7.4 % of different-person face pairs
@@ -187,4 +191,4 @@ def best_of_pairs_threshold(curve: FarCurve, operating_point: str, single: float
     return BestOfPairsThreshold(max(single, value), single, pairs, single_far, per_pair, within)
 
 
-__all__ = ["FAR_GRID", "BestOfPairsThreshold", "FalseMatchRate", "FarCurve", "best_of_pairs_threshold", "far_of_best_of"]
+__all__ = ["FAR_GRID", "BestOfPairsThreshold", "FalseMatchRate", "FarCurve", "best_of_pairs_threshold", "far_of_best_of", "share_words"]

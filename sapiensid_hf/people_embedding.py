@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from .cut_views import embedding_cuts
 from .embedding_views import embed_images
+from .evaluation.calibration import embedding_rule_record
 from .processing.image_decoding import describe_input, load_rgb
 from .processing.keypoint_layout import apply_official_rules
 from .processing.people_detection import same_person_keypoints
@@ -58,6 +60,9 @@ class PeopleEmbeddings:
 
     rows: list[PersonEmbedding] = field(default_factory=list)
     images: list[PeopleInImage] = field(default_factory=list)
+    # How the embeddings were made (flip, the model folder's centre cuts: `embedding_rule_record`), so a
+    # search can tell whether its query's scores are on the scale of the calibrated FAR curves.
+    embedded_with: dict[str, Any] | None = None
 
     @property
     def embeddings(self) -> np.ndarray:
@@ -94,7 +99,7 @@ def embed_people(
     if len(frame_scales) == 0 or min(frame_scales) <= 0:
         raise ValueError(f"frame_scales must be one or more scales > 0, got {tuple(frame_scales)}")
     processor = pipeline.processor
-    result = PeopleEmbeddings()
+    result = PeopleEmbeddings(embedded_with=embedding_rule_record(flip, embedding_cuts(pipeline.model.config)))
     crops, owners = [], []
     for image_index, image in enumerate(images):
         rgb = load_rgb(image, describe_input(image, image_index), processor.max_image_pixels)

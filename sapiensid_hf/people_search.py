@@ -17,6 +17,7 @@ import numpy as np
 
 from .inference import NoPersonFoundError
 from .people_embedding import PeopleEmbeddings, PersonChoiceError, PersonEmbedding
+from .search_evidence import SearchEvidence, search_evidence
 
 
 @dataclass
@@ -26,23 +27,26 @@ class GalleryPerson:
     path: str
     person_index: int
     box: tuple[float, float, float, float]
+    face_found: bool | None = None  # None: the gallery's file does not say
 
 
 @dataclass
 class PeopleGallery:
-    """The people to search among, and their (P, D) L2-normalised embeddings in the same order."""
+    """The people to search among, their (P, D) L2-normalised embeddings in the same order, and how they
+    were embedded (`embedding_rule_record`; None when not recorded: no false-match rates then)."""
 
     people: list[GalleryPerson]
     embeddings: np.ndarray
+    embedded_with: dict[str, Any] | None = None
 
     @classmethod
     def from_people(cls, photos: Sequence[Any], found: PeopleEmbeddings) -> PeopleGallery:
         """The gallery of `found` = `embed_people(photos)`; a photo is named by its path (or "image i")."""
         people = [
-            GalleryPerson(_name(photos[row.image_index], row.image_index), row.person_index, row.person.box)
+            GalleryPerson(_name(photos[row.image_index], row.image_index), row.person_index, row.person.box, row.person.face_found)
             for row in found.rows
         ]
-        return cls(people, found.embeddings)
+        return cls(people, found.embeddings, found.embedded_with)
 
     def __len__(self) -> int:
         return len(self.people)
@@ -56,12 +60,14 @@ class PersonMatch:
 
 @dataclass
 class PeopleSearchResult:
-    """One query: the photo, the person searched for (and how many people its photo holds), the matches."""
+    """One query: the photo, the person searched for (and how many people its photo holds), the matches,
+    and how often different people score as high (search_evidence.py; None where no figure can be given)."""
 
     query: str
     query_person: PersonEmbedding
     people_in_query: int
     matches: list[PersonMatch]
+    evidence: SearchEvidence | None = None
 
 
 def pick_query_person(found: PeopleEmbeddings, image_index: int, query_person: int, name: str) -> PersonEmbedding:
@@ -96,10 +102,13 @@ def search_people(
     max_people: int = 20,
     min_person_size: float = 48,
 ) -> list[PeopleSearchResult]:
-    """For each query photo, its `query_person` ranked against every person of `gallery`."""
+    """For each query photo, its `query_person` ranked against every person of `gallery`, with how often
+    different people score as high as each match (`PeopleSearchResult.evidence`)."""
     if gallery.embeddings.ndim != 2 or not len(gallery):
         raise ValueError("the gallery holds nobody: no person was found in any of its photos")
     found = pipeline.embed_people(queries, max_people=max_people, min_person_size=min_person_size, flip=flip)
+    faces = [person.face_found for person in gallery.people]
+    face_entries = None if None in faces else sum(faces)
     results = []
     for index, query in enumerate(queries):
         name = _name(query, index)
@@ -110,7 +119,11 @@ def search_people(
                 f"{person.embedding.shape[0]}-d ones: embed the gallery with the same model"
             )
         matches = rank_people(person.embedding, gallery, top_k)
-        results.append(PeopleSearchResult(name, person, len(found.people_of(index)), matches))
+        evidence = search_evidence(
+            pipeline.calibration, found.embedded_with, person.person.face_found, [match.score for match in matches],
+            [match.person.face_found for match in matches], len(gallery), face_entries, gallery.embedded_with,
+        )  # fmt: skip
+        results.append(PeopleSearchResult(name, person, len(found.people_of(index)), matches, evidence))
     return results
 
 

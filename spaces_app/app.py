@@ -26,7 +26,7 @@ from PIL import Image
 
 from sapiensid_cli.argument_types import positive_int, torch_device
 from sapiensid_hf.commands.common import looks_like_hub_id
-from sapiensid_hf.evaluation.calibration import UNCALIBRATED_THRESHOLD
+from sapiensid_hf.evaluation.calibration import UNCALIBRATED_THRESHOLD, embedding_rule_record
 from sapiensid_hf.inference import (
     MODEL_ENV_VAR,
     UNTRAINED_SOURCE,
@@ -41,6 +41,7 @@ from sapiensid_hf.processing.detector_assets import DETECTOR_DIR_ENV, DetectorNo
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError, load_rgb
 from sapiensid_hf.processing.square_resampling import detector_square
 from sapiensid_hf.processing.visualization_sapiensid import draw_people, draw_retina
+from sapiensid_hf.search_evidence import evidence_notes, match_cell, search_evidence
 
 logger = logging.getLogger("sapiensid_hf.space")
 
@@ -421,15 +422,27 @@ class DemoHandlers:
         scores = np.clip(gallery_embeddings @ query_result.embeddings[0], -1.0, 1.0)
         count = max(1, min(int(top_k or DEFAULT_TOP_K), MAX_TOP_K, len(indexed)))
         order = np.argsort(-scores, kind="stable")[:count]
+        faces = [bool(cache[path]["face_found"]) for path, _ in indexed]
+        evidence = self._evidence(bool(query.face_found), scores[order], [faces[position] for position in order], faces)
         ranked, table = [], []
         for rank, position in enumerate(order, start=1):
             path, name = indexed[position]
             entry = cache[path]
             score = float(scores[position])
             ranked.append((path, f"#{rank} {name} · {score:.3f}"))
-            table.append([rank, name, round(score, 4), entry["person_found"], entry["face_found"]])
+            table.append([rank, name, round(score, 4), entry["person_found"], entry["face_found"], match_cell(evidence, rank)])
+        messages += evidence_notes(["Query"], [evidence])
         overlay = render_overlay(query_rgb, query, self.grid_size)
         return ranked, table, overlay, "\n".join(messages), cache
+
+    def _evidence(self, query_face: bool, scores: Any, match_faces: list[bool], gallery_faces: list[bool]) -> Any:
+        """How often different people score as high as each match (search_evidence.py); the gallery and the
+        query are embedded here by one rule, the pipeline's with flip."""
+        made_with = embedding_rule_record(True, self.pipeline.embedding_cuts)
+        return search_evidence(
+            self.pipeline.calibration, made_with, query_face, [float(score) for score in scores], match_faces,
+            len(gallery_faces), sum(gallery_faces), made_with,
+        )  # fmt: skip
 
     def _search_people(self, gallery_images: Any, query_image: Any, top_k: float, cache: dict, query_person: Any) -> tuple:
         """`search` with every person of the gallery photos as an entry (see `search`)."""
@@ -469,18 +482,22 @@ class DemoHandlers:
         embeddings = np.stack([embedding for *_, embedding in people])
         scores = np.clip(embeddings @ query.embedding, -1.0, 1.0)
         count = max(1, min(int(top_k or DEFAULT_TOP_K), MAX_TOP_K, len(people)))
+        order = np.argsort(-scores, kind="stable")[:count]
+        faces = [bool(person.face_found) for _, _, _, person, _ in people]
+        evidence = self._evidence(bool(query.person.face_found), scores[order], [faces[position] for position in order], faces)
         ranked, table = [], []
-        for rank, position in enumerate(np.argsort(-scores, kind="stable")[:count], start=1):
+        for rank, position in enumerate(order, start=1):
             path, name, person_number, person, _ = people[position]
             score = float(scores[position])
             others = [entry[3] for entry in people if entry[0] == path]
             picture = draw_people(read_upload({"path": path, "orig_name": name}, name), others, person_number, OVERLAY_SIDE)
             ranked.append((picture, f"#{rank} {name} · person {person_number} · {score:.3f}"))
-            table.append([rank, f"{name} (person {person_number})", round(score, 4), True, person.face_found])
+            table.append([rank, f"{name} (person {person_number})", round(score, 4), True, person.face_found, match_cell(evidence, rank)])
         people_in_query = len(query_found.people_of(0))
         messages.insert(0, f"Query: {people_in_query} {'person' if people_in_query == 1 else 'people'} found; "
                            f"searching for person {query.person_index} (yellow box), among {len(people)} people "
                            f"in {len(gallery)} gallery pictures.")  # fmt: skip
+        messages += evidence_notes([f"Query person {query.person_index}"], [evidence])
         if not self.pipeline.trained:
             messages.insert(0, UNTRAINED_WARNING)
         overlay = people_overlay(query_rgb, [row.person for row in query_found.people_of(0)], query.person_index)
@@ -669,8 +686,8 @@ def build_search_tab(handlers: DemoHandlers, examples: dict[str, str]) -> None:
     results = gr.Gallery(label="Best matches", columns=5, height=360, elem_id="search-results")
     with gr.Row():
         table = gr.Dataframe(
-            headers=["rank", "picture", "cosine", "person found", "face found"],
-            datatype=["number", "str", "number", "bool", "bool"],
+            headers=["rank", "picture", "cosine", "person found", "face found", "false-match rate"],
+            datatype=["number", "str", "number", "bool", "bool", "str"],
             interactive=False,
             label="Ranking",
             elem_id="search-table",

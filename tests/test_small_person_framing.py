@@ -162,7 +162,7 @@ def test_embed_files_say_which_photos_were_cut_and_search_notes_a_gallery_made_b
         np.stack(table.column("embedding").to_pylist()), pipeline.embed(paths).embeddings, atol=1e-5
     )  # what the library gives, data workers and all
     assert main(["search", paths[0], "--gallery", str(gallery), "--model", model]) == 0
-    assert "note:" not in capsys.readouterr().err
+    assert "note:" not in capsys.readouterr().err.replace("note: no false-match rates", "")  # the tiny model has no curves
     # --person-crops: every picture is a crop of one person, framed already; nobody is cut from it.
     crops = tmp_path / "crops.parquet"
     assert main(["embed", *paths, "--model", model, "--person-crops", "--output", str(crops)]) == 0
@@ -201,7 +201,7 @@ def test_a_photo_index_records_the_rule_and_search_notes_one_built_before(pipeli
     assert main(["index", "info", str(folder)]) == 0
     assert "a person whose frame covers less than 0.5 of the photo cut from it first" in capsys.readouterr().out
     assert main(["search", str(album / "0.png"), "--index", str(folder), "--model", model]) == 0
-    assert "note:" not in capsys.readouterr().err
+    assert "note:" not in capsys.readouterr().err.replace("note: no false-match rates", "")  # the tiny model has no curves
     # An index built before the rule: it still searches, and says why it may rank worse.
     manifest_file = next(folder.glob("v[0-9]*")) / "manifest.json"
     manifest = json.loads(manifest_file.read_text())

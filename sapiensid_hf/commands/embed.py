@@ -102,6 +102,7 @@ def embed_people_in_photos(
             row.image_index = len(kept)
             people.rows.append(row)
         people.images.extend(found.images)
+        people.embedded_with = found.embedded_with  # one pipeline and flip: the same rule for every photo
         kept.append(path)
     if not kept:
         raise CommandError("none of the images could be read")

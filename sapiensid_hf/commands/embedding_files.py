@@ -1,7 +1,8 @@
 """Embedding files written by `sapiensid embed` and read back by `sapiensid search --gallery`.
 
 - ``NAME.npy``: (N, D) float32 L2-normalised embeddings, row i for line i of ``NAME.paths.txt``;
-  ``NAME.meta.json`` beside them holds what the parquet metadata holds, plus ``person_found`` per row.
+  ``NAME.meta.json`` beside them holds what the parquet metadata holds, plus ``person_found`` and
+  ``face_found`` per row (files written before 2026-12-05 lack ``face_found``).
 - ``NAME.parquet``: one row per image: ``path``, ``embedding`` (fixed-size list of D float32),
   ``person_found``, ``face_found``, ``num_people``, ``framed`` (embedded from cuts of a person who fills
   little of the photo, sapiensid_hf/small_person_framing.py); the schema metadata names the model, its
@@ -53,6 +54,7 @@ class SavedEmbeddings:
     fingerprint: str | None  # None for files written before fingerprints were recorded
     flip: bool | None  # whether flip test-time augmentation was on; None when not recorded
     small_person_share: float | None = None  # None: written before small people were cut from their photos
+    face_found: np.ndarray | None = None  # (N,) bool; None for files that do not say
 
 
 def check_output_path(path: Path) -> None:
@@ -95,7 +97,8 @@ def write_embeddings(
         write_text_atomically(listing, "".join(f"{name}\n" for name in names))
         meta = {
             "model": model, "weights_fingerprint": fingerprint, "trained": trained, "l2_normalized": unit,
-            "flip": flip, "person_found": person_found.tolist(), "framed": result.framed.astype(bool).tolist(),
+            "flip": flip, "person_found": person_found.tolist(),
+            "face_found": result.face_found.astype(bool).tolist(), "framed": result.framed.astype(bool).tolist(),
             "small_person_share": SMALL_PERSON_SHARE,
             "embeddings_sha256": file_sha256(path), "paths_sha256": file_sha256(listing),
         }  # fmt: skip
@@ -158,8 +161,9 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
                     f"{path}: {file.name} is not the file {meta_file(path).name} was written with (a write was "
                     "interrupted, or the file was changed by hand): embed again"
                 )
-        found = meta.get("person_found")
+        found, faces = meta.get("person_found"), meta.get("face_found")
         person_found = None if found is None else np.asarray(found, dtype=bool)
+        face_found = None if faces is None else np.asarray(faces, dtype=bool)
         model, fingerprint, flip = meta.get("model"), meta.get("weights_fingerprint"), meta.get("flip")
         share = meta.get("small_person_share")
     elif suffix == ".parquet":
@@ -179,6 +183,8 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
         embeddings = flat.reshape(len(names), column.type.list_size)
         found = table.column("person_found").to_pylist() if "person_found" in table.column_names else None
         person_found = None if found is None else np.asarray(found, dtype=bool)
+        faces = table.column("face_found").to_pylist() if "face_found" in table.column_names else None
+        face_found = None if faces is None else np.asarray(faces, dtype=bool)
         metadata = {key.decode(): value.decode() for key, value in (table.schema.metadata or {}).items()}
         if metadata.get(f"{METADATA_PREFIX}rows") == "people":
             raise CommandError(
@@ -195,10 +201,12 @@ def read_embeddings(path: Path) -> SavedEmbeddings:
         raise CommandError(
             f"{path}: {len(names)} image paths for embeddings of shape {embeddings.shape}; the files do not match"
         )
-    if person_found is not None and len(person_found) != len(names):
-        raise CommandError(f"{path}: person_found has {len(person_found)} rows for {len(names)} images")
+    for column, flags in (("person_found", person_found), ("face_found", face_found)):
+        if flags is not None and len(flags) != len(names):
+            raise CommandError(f"{path}: {column} has {len(flags)} rows for {len(names)} images")
     return SavedEmbeddings(
-        names, embeddings.astype(np.float32, copy=False), person_found, model, fingerprint, flip, _share(path, share)
+        names, embeddings.astype(np.float32, copy=False), person_found, model, fingerprint, flip, _share(path, share),
+        face_found,
     )
 
 

@@ -149,7 +149,11 @@ def read_people_parquet(path: Path) -> SavedPeople:
     indices = table.column("person_index").to_pylist()
     boxes = table.column("box").to_pylist()
     embeddings = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32).reshape(len(paths), -1)
-    people = [GalleryPerson(name, int(index), tuple(box)) for name, index, box in zip(paths, indices, boxes, strict=True)]
+    faces = table.column("face_found").to_pylist() if "face_found" in table.column_names else [None] * len(paths)
+    people = [
+        GalleryPerson(name, int(index), tuple(box), None if face is None else bool(face))
+        for name, index, box, face in zip(paths, indices, boxes, faces, strict=True)
+    ]
     flip = {"true": True, "false": False}.get(metadata.get("sapiensid.flip", ""))
     scales = metadata.get("sapiensid.person_frame_scales")
     try:

@@ -6,12 +6,15 @@ import argparse
 import csv
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.calibration import embedding_rule_record
 from ..inference import UNTRAINED_WARNING, weights_fingerprint
 from ..parallel_processing import resolve_num_workers
+from ..search_evidence import SearchEvidence, evidence_notes, match_cell, search_evidence, withheld_note
 from .common import (
     CommandError,
     EmbeddedImages,
@@ -26,6 +29,7 @@ from .common import (
 )
 from .embedding_files import FORMATS, read_embeddings, small_person_note
 from .ranking_image import RankedRow, render_ranking
+from .ranking_text import EVIDENCE_COLUMNS, evidence_csv_cells
 from .search_index import run_index_search
 from .search_people import run_people_search
 
@@ -42,7 +46,18 @@ def rank_gallery(
     return order, np.take_along_axis(scores, order, axis=1)
 
 
-def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.ndarray]:
+@dataclass
+class Gallery:
+    """The searchable entries of a gallery, whether each shows a face (None: its file does not say), and
+    whether it was embedded with flip (None: its file does not say)."""
+
+    names: list[str]
+    embeddings: np.ndarray
+    face_found: np.ndarray | None
+    flip: bool | None
+
+
+def _load_gallery(args: argparse.Namespace, pipeline) -> Gallery:
     gallery = Path(args.gallery).expanduser()
     if gallery.is_file() and gallery.suffix.lower() in FORMATS:
         saved = read_embeddings(gallery)
@@ -72,7 +87,8 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.nda
         if not keep.any():
             raise CommandError(f"gallery {gallery}: no person was found in any of its images, nothing to search")
         names = [name for name, kept in zip(saved.names, keep, strict=True) if kept]
-        return names, saved.embeddings[keep]
+        faces = None if saved.face_found is None else saved.face_found[keep]
+        return Gallery(names, saved.embeddings[keep], faces, saved.flip)
     paths = collect_images([gallery], recursive=args.recursive, what="gallery")
     follow_recorded_flip(args, None)
     embedded = _embed_and_report(args, pipeline, paths, "gallery", "left out of the gallery")
@@ -80,7 +96,7 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> tuple[list[str], np.nda
     if not found.any():
         raise CommandError(f"gallery {gallery}: no person found in any of its {len(found)} images, nothing to search")
     names = [os.fspath(path) for path, keep in zip(embedded.paths, found, strict=True) if keep]
-    return names, embedded.result.embeddings[found]
+    return Gallery(names, embedded.result.embeddings[found], embedded.result.face_found.astype(bool)[found], args.flip)
 
 
 def _embed_and_report(
@@ -101,22 +117,31 @@ def _embed_and_report(
     return embedded
 
 
-def _markdown(rows: list[RankedRow], warning: str) -> str:
+def _markdown(rows: list[RankedRow], evidences: list[SearchEvidence | None], warning: str) -> str:
     lines = [f"**{warning}**", ""] if warning else []
-    lines += ["| query | rank | score | gallery image |", "| --- | ---: | ---: | --- |"]
-    for row in rows:
+    rated = any(evidence is not None for evidence in evidences)
+    lines += (
+        ["| query | rank | score | false-match rate | gallery image |", "| --- | ---: | ---: | ---: | --- |"]
+        if rated
+        else ["| query | rank | score | gallery image |", "| --- | ---: | ---: | --- |"]
+    )
+    for row, evidence in zip(rows, evidences, strict=True):
         for rank, (match, score) in enumerate(row.matches, start=1):
-            lines.append(f"| {row.query} | {rank} | {score:.4f} | {match} |")
-    return "\n".join(lines) + "\n"
+            rate = f" {match_cell(evidence, rank)} |" if rated else ""
+            lines.append(f"| {row.query} | {rank} | {score:.4f} |{rate} {match} |")
+    notes = evidence_notes([row.query for row in rows], evidences)
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
-def _write_csv(path: Path, rows: list[RankedRow], warning: str) -> None:
+def _write_csv(path: Path, rows: list[RankedRow], evidences: list[SearchEvidence | None], warning: str) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(TABLE_COLUMNS + (("warning",) if warning else ()))
-        for row in rows:
+        writer.writerow(TABLE_COLUMNS + EVIDENCE_COLUMNS + (("warning",) if warning else ()))
+        for row, evidence in zip(rows, evidences, strict=True):
             for rank, (match, score) in enumerate(row.matches, start=1):
-                writer.writerow([row.query, rank, f"{score:.6f}", match] + ([warning] if warning else []))
+                writer.writerow(
+                    [row.query, rank, f"{score:.6f}", match] + evidence_csv_cells(evidence, rank) + ([warning] if warning else [])
+                )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,34 +160,49 @@ def run(args: argparse.Namespace) -> int:
     if args.query_person:
         raise CommandError("--query-person picks one of the people of a query photo: it needs --all-people")
 
-    gallery_names, gallery_embeddings = _load_gallery(args, pipeline)
+    gallery = _load_gallery(args, pipeline)
     embedded = _embed_and_report(args, pipeline, queries, "queries", "not searched")
     searchable = embedded.result.person_found.astype(bool)
     if not searchable.any():
         raise CommandError("no person found in any query image: there is nothing to search with")
     query_embeddings = embedded.result.embeddings[searchable]
+    query_faces = embedded.result.face_found.astype(bool)[searchable]
     query_paths = [path for path, keep in zip(embedded.paths, searchable, strict=True) if keep]
-    if gallery_embeddings.shape[1] != query_embeddings.shape[1]:
+    if gallery.embeddings.shape[1] != query_embeddings.shape[1]:
         raise CommandError(
-            f"gallery {gallery_arg} holds {gallery_embeddings.shape[1]}-d embeddings but this model gives "
+            f"gallery {gallery_arg} holds {gallery.embeddings.shape[1]}-d embeddings but this model gives "
             f"{query_embeddings.shape[1]}-d ones: embed the gallery with the same --model"
         )
 
-    order, scores = rank_gallery(query_embeddings, gallery_embeddings, min(args.top_k, len(gallery_names)))
+    order, scores = rank_gallery(query_embeddings, gallery.embeddings, min(args.top_k, len(gallery.names)))
     rows = [
         RankedRow(
-            os.fspath(query), [(gallery_names[j], float(s)) for j, s in zip(order[i], scores[i], strict=True)]
+            os.fspath(query), [(gallery.names[j], float(s)) for j, s in zip(order[i], scores[i], strict=True)]
         )
         for i, query in enumerate(query_paths)
     ]
+    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
+    gallery_rule = None if gallery.flip is None else embedding_rule_record(gallery.flip, pipeline.embedding_cuts)
+    faces = gallery.face_found
+    evidences = [
+        search_evidence(
+            pipeline.calibration, made_with, bool(query_faces[i]), scores[i],
+            [None if faces is None else bool(faces[j]) for j in order[i]], len(gallery.names),
+            None if faces is None else int(faces.sum()), gallery_rule,
+        )  # fmt: skip
+        for i in range(len(query_paths))
+    ]
+    note = pipeline.trained and withheld_note(pipeline.calibration, made_with, gallery_rule)
+    if note:
+        print(note, file=sys.stderr)
     warning = "" if pipeline.trained else SHORT_UNTRAINED_WARNING
-    table = _markdown(rows, warning)
+    table = _markdown(rows, evidences, warning)
     print(table, end="")
     if args.output_dir is not None:
         output_dir = Path(args.output_dir).expanduser()
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "ranking.md").write_text(table, encoding="utf-8")
-        _write_csv(output_dir / "ranking.csv", rows, warning)
+        _write_csv(output_dir / "ranking.csv", rows, evidences, warning)
         render_ranking(rows, warning).save(output_dir / "ranking.png")
         for name in ("ranking.md", "ranking.csv", "ranking.png"):
             print(f"wrote {output_dir / name}")

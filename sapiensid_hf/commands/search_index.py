@@ -7,8 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+from ..evaluation.calibration import embedding_rule_record
 from ..inference import UNTRAINED_WARNING
 from ..photo_index import PhotoIndex
+from ..search_evidence import evidence_notes, match_cell, search_evidence, withheld_note
 from ..small_person_framing import SMALL_PERSON_SHARE
 from .common import CommandError, banner, follow_recorded_flip
 from .embedding_files import small_person_words
@@ -37,7 +39,7 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
     if not per_person and index.manifest.small_person_share != SMALL_PERSON_SHARE:
         print(f"note: the index was built {small_person_words(index.manifest.small_person_share)}; build the index "
               "again for the best ranking", file=sys.stderr)  # fmt: skip
-    searched, vectors, boxes = [], [], []
+    searched, vectors, boxes, faces = [], [], [], []
     if per_person or args.all_people:
         found = pipeline.embed_people(queries, flip=args.flip)
         for number, query in enumerate(queries):
@@ -48,6 +50,7 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
             searched.append(query)
             vectors.append(people[args.query_person].embedding)
             boxes.append(people[args.query_person].person.box)
+            faces.append(people[args.query_person].person.face_found)
     else:
         result = pipeline.embed([os.fspath(query) for query in queries], flip=args.flip)
         for number, query in enumerate(queries):
@@ -57,26 +60,43 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
             searched.append(query)
             vectors.append(result.embeddings[number])
             boxes.append(None)
+            faces.append(bool(result.face_found[number]))
     if not searched:
         raise CommandError("no person found in any query image: there is nothing to search with")
     import numpy as np
 
     settings = {} if args.backend == "milvus" else {"nprobe": args.nprobe, "ef_search": args.ef_search}
     hits = index.search(np.stack(vectors), args.top_k, **settings)
+    # The index's fingerprint matched: the model folder's centre cuts made it; its flip is the manifest's.
+    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
+    index_rule = embedding_rule_record(index.manifest.flip, pipeline.embedding_cuts)
+    entries, face_entries = index.searchable_counts()
+    evidences = [
+        search_evidence(pipeline.calibration, made_with, face, [hit.score for hit in query_hits],
+                        [hit.face_found for hit in query_hits], entries, face_entries, index_rule)  # fmt: skip
+        for face, query_hits in zip(faces, hits, strict=True)
+    ]
+    note = pipeline.trained and withheld_note(pipeline.calibration, made_with, index_rule)
+    if note:
+        print(note, file=sys.stderr)
+    rated = any(evidence is not None for evidence in evidences)
     warning = "" if pipeline.trained else "UNTRAINED MODEL (random weights): these scores carry no identity information"
     lines = [f"**{warning}**", ""] if warning else []
     # A photo index has one row a photo: no person number or box to show.
-    lines += (
-        ["| query | rank | score | photo | person | box |", "| --- | ---: | ---: | --- | ---: | --- |"]
-        if per_person
-        else ["| query | rank | score | photo |", "| --- | ---: | ---: | --- |"]
-    )
-    for query, query_hits in zip(searched, hits, strict=True):
+    columns = ["query", "rank", "score"] + (["false-match rate"] if rated else []) + ["photo"]
+    aligns = ["---", "---:", "---:"] + (["---:"] if rated else []) + ["---"]
+    if per_person:
+        columns, aligns = columns + ["person", "box"], aligns + ["---:", "---"]
+    lines += ["| " + " | ".join(columns) + " |", "| " + " | ".join(aligns) + " |"]
+    for query, query_hits, evidence in zip(searched, hits, evidences, strict=True):
         for rank, hit in enumerate(query_hits, start=1):
-            row = f"| {query} | {rank} | {hit.score:.4f} | {hit.path} |"
+            rate = f" {match_cell(evidence, rank)} |" if rated else ""
+            row = f"| {query} | {rank} | {hit.score:.4f} |{rate} {hit.path} |"
             if per_person:
                 row += f" {hit.person_index} | {'' if hit.box is None else box_text(hit.box)} |"
             lines.append(row)
+    notes = evidence_notes([os.fspath(query) for query in searched], evidences)
+    lines += [""] + notes if notes else []
     table = "\n".join(lines) + "\n"
     print(table, end="")
     if args.output_dir is not None:

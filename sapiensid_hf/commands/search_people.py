@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
+from ..evaluation.calibration import embedding_rule_record
 from ..inference import UNTRAINED_WARNING, NoPersonFoundError, weights_fingerprint
 from ..people_search import PeopleGallery, PeopleSearchResult, search_people
+from ..search_evidence import evidence_notes, match_cell, withheld_note
 from .common import CommandError, banner, collect_images, follow_recorded_flip, model_label
 from .embed import embed_people_in_photos
 from .people_files import box_text, embedded_otherwise_note, read_people_parquet
 from .ranking_image import RankedRow, render_ranking
+from .ranking_text import EVIDENCE_COLUMNS, evidence_csv_cells
 
 TABLE_COLUMNS = ("query", "query_person", "rank", "score", "gallery_image", "person", "box")
 
@@ -33,6 +37,10 @@ def run_people_search(args: argparse.Namespace, queries: list[Path], pipeline) -
             raise CommandError(str(error)) from error
     if not results:
         raise CommandError("no person found in any query image: there is nobody to search for")
+    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
+    note = pipeline.trained and withheld_note(pipeline.calibration, made_with, gallery.embedded_with)
+    if note:
+        print(note, file=sys.stderr)
     for result in results:
         which = "the most prominent" if args.query_person == 0 else f"--query-person {args.query_person}"
         print(f"{result.query}: searching for person {args.query_person} of {result.people_in_query} ({which})", file=sys.stderr)
@@ -69,7 +77,9 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
         note = embedded_otherwise_note(str(source), saved.frame_scales, saved.framing, "embed the gallery again")
         if note:
             print(note, file=sys.stderr)
-        gallery = saved.gallery
+        # The fingerprint matched: the model folder's centre cuts made it; its flip is what the file says.
+        made_with = None if saved.flip is None else embedding_rule_record(saved.flip, pipeline.embedding_cuts)
+        gallery = dataclasses.replace(saved.gallery, embedded_with=made_with)
     else:
         photos = collect_images([source], recursive=args.recursive, what="gallery")
         follow_recorded_flip(args, None)
@@ -87,27 +97,34 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
 
 def _markdown(results: list[PeopleSearchResult], warning: str) -> str:
     lines = [f"**{warning}**", ""] if warning else []
-    lines += ["| query | query person | rank | score | gallery image | person | box |",
-              "| --- | ---: | ---: | ---: | --- | ---: | --- |"]  # fmt: skip
+    rated = any(result.evidence is not None for result in results)
+    if rated:
+        lines += ["| query | query person | rank | score | false-match rate | gallery image | person | box |",
+                  "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |"]  # fmt: skip
+    else:
+        lines += ["| query | query person | rank | score | gallery image | person | box |",
+                  "| --- | ---: | ---: | ---: | --- | ---: | --- |"]  # fmt: skip
     for result in results:
         for rank, match in enumerate(result.matches, start=1):
+            rate = f" {match_cell(result.evidence, rank)} |" if rated else ""
             lines.append(
-                f"| {result.query} | {result.query_person.person_index} | {rank} | {match.score:.4f} | "
+                f"| {result.query} | {result.query_person.person_index} | {rank} | {match.score:.4f} |{rate} "
                 f"{match.person.path} | {match.person.person_index} | {box_text(match.person.box)} |"
             )
-    return "\n".join(lines) + "\n"
+    notes = evidence_notes([result.query for result in results], [result.evidence for result in results])
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
 def _write_csv(path: Path, results: list[PeopleSearchResult], warning: str) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(TABLE_COLUMNS + (("warning",) if warning else ()))
+        writer.writerow(TABLE_COLUMNS + EVIDENCE_COLUMNS + (("warning",) if warning else ()))
         for result in results:
             for rank, match in enumerate(result.matches, start=1):
                 writer.writerow(
                     [result.query, result.query_person.person_index, rank, f"{match.score:.6f}", match.person.path,
                      match.person.person_index, " ".join(f"{value:.1f}" for value in match.person.box)]
-                    + ([warning] if warning else [])
+                    + evidence_csv_cells(result.evidence, rank) + ([warning] if warning else [])
                 )  # fmt: skip
 
 

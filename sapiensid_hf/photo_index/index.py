@@ -52,6 +52,7 @@ class SearchHit:
     box: tuple[float, float, float, float] | None
     score: float  # cosine similarity
     row: int
+    face_found: bool | None = None  # whether the row's picture shows a face
 
 
 @dataclass
@@ -143,6 +144,10 @@ class PhotoIndex:
                 "search it with the same --model and --no-cuts setting, or build a new index"
             )
 
+    def searchable_counts(self) -> tuple[int, int]:
+        """(rows a search ranks, of which show a face): what a best score's chance is counted over."""
+        return int(self.rows.person_found.sum()), int((self.rows.person_found & self.rows.face_found).sum())
+
     def search(self, queries: np.ndarray, top_k: int, nprobe: int | None = None, ef_search: int | None = None) -> list[list[SearchHit]]:
         """The `top_k` best rows for each (unit-length) query, best first."""
         import faiss
@@ -169,7 +174,9 @@ class PhotoIndex:
                 if row < 0:
                     continue
                 box = tuple(float(v) for v in self.rows.boxes[row]) if self.rows.person_index[row] >= 0 else None
-                hits.append(SearchHit(self.rows.paths[row], int(self.rows.person_index[row]), box, float(score), int(row)))
+                hits.append(
+                    SearchHit(self.rows.paths[row], int(self.rows.person_index[row]), box, float(score), int(row), bool(self.rows.face_found[row]))
+                )
             results.append(hits)
         return results
 

@@ -259,6 +259,14 @@ class MilvusPhotoIndex:
             self.client.delete(self.collection, filter=f"path in {json.dumps(paths)}")
             self.client.flush(self.collection)
 
+    def searchable_counts(self) -> tuple[int, int]:
+        """(rows a search ranks, of which show a face), counted by the server."""
+        counts = []
+        for condition in ("person_found == true", "person_found == true and face_found == true"):
+            answer = self.client.query(self.collection, filter=condition, output_fields=["count(*)"])
+            counts.append(int(answer[0]["count(*)"]))
+        return counts[0], counts[1]
+
     def search(self, queries: np.ndarray, top_k: int) -> list[list[SearchHit]]:
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if queries.shape[1] != self.manifest.dimension:
@@ -273,7 +281,9 @@ class MilvusPhotoIndex:
             for match in answer:
                 entity = match["entity"]
                 box = tuple(float(v) for v in entity["box"]) if entity["person_index"] >= 0 else None
-                hits.append(SearchHit(entity["path"], int(entity["person_index"]), box, float(match["distance"]), int(match["id"])))
+                hits.append(
+                    SearchHit(entity["path"], int(entity["person_index"]), box, float(match["distance"]), int(match["id"]), bool(entity["face_found"]))
+                )
             results.append(hits)
         return results
 

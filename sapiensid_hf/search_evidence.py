@@ -63,6 +63,10 @@ class SearchEvidence:
     match_rates: tuple[FalseMatchRate, ...]
     best_score_chance: BestScoreChance | None
 
+    def percents(self) -> list[str]:
+        """Each match's rate in words, best first ("about 7.4 %"), as the ranking picture shows them."""
+        return [rate.percent() for rate in self.match_rates]
+
     def match_words(self, rank: int) -> str:
         """The rate of the match at `rank` (1 = best) as a table shows it: "about 7.4 % (faces)"."""
         rate = self.match_rates[rank - 1]

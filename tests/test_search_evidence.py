@@ -276,3 +276,17 @@ def test_an_embedding_file_records_which_pictures_show_a_face(tmp_path, calibrat
         assert main(["embed", str(gallery_dir), "-o", str(tmp_path / name), "--model", str(calibrated_model)]) == 0
         saved = read_embeddings(tmp_path / name)
         np.testing.assert_array_equal(saved.face_found, expected)
+
+
+def test_the_ranking_picture_writes_each_matchs_rate_under_it(people_dir):
+    from sapiensid_hf.commands.ranking_image import CAPTION, GAP, QUERY_GAP, RATE_LINE, THUMB, render_ranking
+    from sapiensid_hf.commands.ranking_image import RankedRow as Row
+
+    matches = [(str(people_dir / name), 0.5) for name in GALLERY[:2]]
+    plain = render_ranking([Row(str(people_dir / QUERY), matches)])
+    rated = render_ranking([Row(str(people_dir / QUERY), matches, match_rates=["about 7.4 %", "over 50.0 %"])])
+    assert rated.height == plain.height + RATE_LINE and rated.width == plain.width
+    # The third caption line holds dark text under each match, and nothing under the query.
+    line = np.asarray(rated.convert("L"))[GAP + THUMB + CAPTION - 2 : GAP + THUMB + CAPTION + RATE_LINE - 2]
+    first_match = slice(GAP + QUERY_GAP + THUMB + GAP, GAP + QUERY_GAP + 2 * THUMB + GAP)
+    assert (line[:, first_match] < 100).any() and not (line[:, : GAP + THUMB] < 100).any()

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 THUMB = 160
 CAPTION = 40
+RATE_LINE = 17  # a third caption line, for the false-match rates
 GAP = 8
 QUERY_GAP = 24  # extra space between the query and its matches
 HEADER = 44
@@ -29,6 +30,7 @@ class RankedRow:
     matches: list[tuple[str, float]]  # (gallery image, cosine similarity), best first
     query_box: tuple[float, float, float, float] | None = None  # the person searched for, photo pixels
     match_boxes: list[tuple[float, float, float, float]] | None = None  # the matched person in each photo
+    match_rates: list[str] | None = None  # each match's false-match rate in words ("about 7.4 %")
 
     def match_box(self, index: int) -> tuple[float, float, float, float] | None:
         return None if self.match_boxes is None else self.match_boxes[index]
@@ -71,7 +73,8 @@ def _caption(draw: ImageDraw.ImageDraw, x: int, y: int, lines: Sequence[str], fo
 
 
 def render_ranking(rows: Sequence[RankedRow], warning: str = "") -> Image.Image:
-    """Query thumbnails (blue frame) followed by their matches with rank and score; `warning` as a red header."""
+    """Query thumbnails (blue frame) followed by their matches with rank, score and, where given, the
+    false-match rate (FMR); `warning` as a red header."""
     columns = max(len(row.matches) for row in rows) + 1
     header_font = _font(18)
     width = columns * (THUMB + GAP) + QUERY_GAP + GAP
@@ -81,7 +84,8 @@ def render_ranking(rows: Sequence[RankedRow], warning: str = "") -> Image.Image:
             round(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(warning, font=header_font)) + 2 * GAP,
         )
     header = HEADER if warning else 0
-    height = header + len(rows) * (THUMB + CAPTION + GAP) + GAP
+    caption = CAPTION + (RATE_LINE if any(row.match_rates for row in rows) else 0)
+    height = header + len(rows) * (THUMB + caption + GAP) + GAP
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     font = _font(14)
@@ -89,12 +93,15 @@ def render_ranking(rows: Sequence[RankedRow], warning: str = "") -> Image.Image:
         draw.rectangle((0, 0, width, HEADER - 4), fill=WARNING_BACKGROUND)
         draw.text((GAP, 10), warning, fill=(255, 255, 255), font=header_font)
     for index, row in enumerate(rows):
-        top = header + GAP + index * (THUMB + CAPTION + GAP)
+        top = header + GAP + index * (THUMB + caption + GAP)
         canvas.paste(thumbnail(row.query, row.query_box), (GAP, top))
         draw.rectangle((GAP - 3, top - 3, GAP + THUMB + 2, top + THUMB + 2), outline=QUERY_COLOR, width=3)
         _caption(draw, GAP, top + THUMB, ["query", os.path.basename(row.query)], font, QUERY_COLOR)
         for rank, (match, score) in enumerate(row.matches, start=1):
             left = GAP + QUERY_GAP + rank * (THUMB + GAP)
             canvas.paste(thumbnail(match, row.match_box(rank - 1)), (left, top))
-            _caption(draw, left, top + THUMB, [f"#{rank}  cos {score:.3f}", os.path.basename(match)], font)
+            lines = [f"#{rank}  cos {score:.3f}", os.path.basename(match)]
+            if row.match_rates:
+                lines.append(f"FMR {row.match_rates[rank - 1]}")
+            _caption(draw, left, top + THUMB, lines, font)
     return canvas

@@ -175,12 +175,6 @@ def run(args: argparse.Namespace) -> int:
         )
 
     order, scores = rank_gallery(query_embeddings, gallery.embeddings, min(args.top_k, len(gallery.names)))
-    rows = [
-        RankedRow(
-            os.fspath(query), [(gallery.names[j], float(s)) for j, s in zip(order[i], scores[i], strict=True)]
-        )
-        for i, query in enumerate(query_paths)
-    ]
     made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
     gallery_rule = None if gallery.flip is None else embedding_rule_record(gallery.flip, pipeline.embedding_cuts)
     faces = gallery.face_found
@@ -191,6 +185,13 @@ def run(args: argparse.Namespace) -> int:
             None if faces is None else int(faces.sum()), gallery_rule,
         )  # fmt: skip
         for i in range(len(query_paths))
+    ]
+    rows = [
+        RankedRow(
+            os.fspath(query), [(gallery.names[j], float(s)) for j, s in zip(order[i], scores[i], strict=True)],
+            match_rates=evidences[i] and evidences[i].percents(),
+        )
+        for i, query in enumerate(query_paths)
     ]
     note = pipeline.trained and withheld_note(pipeline.calibration, made_with, gallery_rule)
     if note:

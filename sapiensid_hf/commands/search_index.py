@@ -105,8 +105,8 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
         (output_dir / "ranking.md").write_text(table, encoding="utf-8")
         rows = [
             RankedRow(os.fspath(query), [(hit.path, hit.score) for hit in query_hits], query_box=box,
-                      match_boxes=[hit.box for hit in query_hits])  # fmt: skip
-            for query, query_hits, box in zip(searched, hits, boxes, strict=True)
+                      match_boxes=[hit.box for hit in query_hits], match_rates=evidence and evidence.percents())  # fmt: skip
+            for query, query_hits, box, evidence in zip(searched, hits, boxes, evidences, strict=True)
         ]
         render_ranking(rows, warning).save(output_dir / "ranking.png")
         for name in ("ranking.md", "ranking.png"):

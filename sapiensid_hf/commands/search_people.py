@@ -134,6 +134,7 @@ def _ranked_row(result: PeopleSearchResult) -> RankedRow:
         [(match.person.path, match.score) for match in result.matches],
         query_box=result.query_person.person.box,
         match_boxes=[match.person.box for match in result.matches],
+        match_rates=result.evidence and result.evidence.percents(),
     )
 
 

@@ -33,9 +33,9 @@ KIND_WORDS = {"face": "faces", "body": "bodies"}
 
 @dataclass(frozen=True)
 class BestScoreChance:
-    """How often a gallery of `entries` entries (`face_entries` of them showing a face), none of them the
-    person searched for, gives a best score of `score` or higher: `rate`, "about" it, or "over" / "under"
-    it where the score lies beyond what a curve measures."""
+    """How often a gallery of `entries` entries (`face_entries` of them judged as faces: they and the query
+    show one), none of them the person searched for, gives a best score of `score` or higher: `rate`,
+    "about" it, or "over" / "under" it where the score lies beyond what a curve measures."""
 
     score: float
     rate: float
@@ -51,9 +51,6 @@ class BestScoreChance:
         higher in about 12 % of searches"."""
         entries = "this gallery entry gives a score" if self.entries == 1 else f"these {self.entries:,} gallery entries give a best score"
         return f"without the person searched for, {entries} of {self.score:.3f} or higher in {self.percent()} of searches"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"score": self.score, "rate": self.rate, "bound": self.bound, "entries": self.entries, "face_entries": self.face_entries}
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
             f"| {100 * entry['tar_at_far_1e-2']:.1f} % |"
         )
     for kind in ("face", "body"):
-        if "far_from" in record[kind]:  # the protocol's 300 different-person pairs are too few for a FAR of 1 %
+        if "far_from" in record[kind]:  # faces: 300 different-person pairs are too few; bodies: one camera's pairs count too
             print(f"{kind}: FAR 1e-2 threshold chosen on {record[kind]['far_from']}, TAR on its same-person pairs")
     print(f"recorded in {model_dir / 'config.json'} (compare uses best accuracy: faces when both pictures show one)")
     return 0

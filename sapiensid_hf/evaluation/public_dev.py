@@ -349,7 +349,8 @@ def dev_calibration(
     sets: dict[str, DevSet], embeddings: dict[str, np.ndarray], label: str, flip: bool, cut_scales: Sequence[float] = PHOTO_AS_IT_IS
 ) -> dict[str, Any]:
     """The verification thresholds of `evaluation/calibration.py` from the LFW fold-7 pairs (faces) and the
-    cross-camera pairs of CUHK03-val (bodies); `flip`: whether the embeddings had flip test-time augmentation,
+    cross-camera pairs of CUHK03-val (bodies), the FAR 1e-2 thresholds and FAR curves from every
+    different-person pair of each set's photos; `flip`: whether the embeddings had flip test-time augmentation,
     `cut_scales`: the embedding rule they were made under (cut_views.py)."""
     first, second, same = sets["lfw_fold7"].pairs
     faces = embeddings["lfw_fold7"]
@@ -362,8 +363,12 @@ def dev_calibration(
     face = face.with_far_curve(different, every_pair)
     cuhk = sets["cuhk03_val"].dataset
     scores, same = cross_camera_pairs(embeddings["cuhk03_val"], np.asarray(cuhk["pid"]), np.asarray(cuhk["camid"]))
-    body = KindThresholds.from_pairs(scores, same, balanced=True)
-    body = body.with_far_curve(scores[~same], "CUHK03 val, every cross-camera different-person pair")
+    # Rates are read for galleries that mix photos of one camera (one scene, one light) with others, and
+    # different people of one camera score higher: the FAR is measured on every pair, both cameras.
+    body_different = different_person_scores(embeddings["cuhk03_val"], np.asarray(cuhk["pid"]))
+    every_body_pair = f"every different-person pair of CUHK03 val's {len(embeddings['cuhk03_val'])} photos, same camera or not"
+    body = KindThresholds.from_pairs(scores, same, balanced=True, different_scores=body_different, far_from=every_body_pair)
+    body = body.with_far_curve(body_different, every_body_pair)
     augmentation = embedding_rule_words(flip, cut_scales)
     source = f"sapiensid evaluate --benchmark public-dev ({label}, {augmentation})"
     return calibration_record(face, body, source, embedding_rule_record(flip, cut_scales))

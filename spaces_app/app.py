@@ -37,6 +37,7 @@ from sapiensid_hf.inference import (
 )
 from sapiensid_hf.people_embedding import PersonChoiceError
 from sapiensid_hf.people_search import pick_query_person
+from sapiensid_hf.photo_search import PhotoGallery, rank_photos
 from sapiensid_hf.processing.detector_assets import DETECTOR_DIR_ENV, DetectorNotAvailableError
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError, load_rgb
 from sapiensid_hf.processing.square_resampling import detector_square
@@ -418,19 +419,22 @@ class DemoHandlers:
         if not self.pipeline.trained:
             messages.insert(0, UNTRAINED_WARNING)
 
-        gallery_embeddings = np.stack([cache[path]["embedding"] for path, _ in indexed])
-        scores = np.clip(gallery_embeddings @ query_result.embeddings[0], -1.0, 1.0)
+        made_with = embedding_rule_record(True, self.pipeline.embedding_cuts)  # gallery and query: embed's default
+        gallery = PhotoGallery(
+            [path for path, _ in indexed], np.stack([cache[path]["embedding"] for path, _ in indexed]),
+            np.asarray([bool(cache[path]["face_found"]) for path, _ in indexed]), made_with,
+        )  # fmt: skip
         count = max(1, min(int(top_k or DEFAULT_TOP_K), MAX_TOP_K, len(indexed)))
-        order = np.argsort(-scores, kind="stable")[:count]
-        faces = [bool(cache[path]["face_found"]) for path, _ in indexed]
-        evidence = self._evidence(bool(query.face_found), scores[order], [faces[position] for position in order], faces)
+        names = dict(indexed)
+        (result,) = rank_photos(["Query"], query_result.embeddings[:1], query_result.face_found[:1], gallery, count,
+                                self.pipeline.calibration, made_with)  # fmt: skip
+        evidence = result.evidence
         ranked, table = [], []
-        for rank, position in enumerate(order, start=1):
-            path, name = indexed[position]
-            entry = cache[path]
-            score = float(scores[position])
-            ranked.append((path, f"#{rank} {name} · {score:.3f}"))
-            table.append([rank, name, round(score, 4), entry["person_found"], entry["face_found"], match_cell(evidence, rank)])
+        for rank, match in enumerate(result.matches, start=1):
+            entry = cache[match.name]
+            score = round(float(np.clip(match.score, -1.0, 1.0)), 4)
+            ranked.append((match.name, f"#{rank} {names[match.name]} · {score:.3f}"))
+            table.append([rank, names[match.name], score, entry["person_found"], entry["face_found"], match_cell(evidence, rank)])
         messages += evidence_notes(["Query"], [evidence])
         overlay = render_overlay(query_rgb, query, self.grid_size)
         return ranked, table, overlay, "\n".join(messages), cache

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from calibration_records import RULE, made_up_calibration
 from detector_files import require_detector_files
 from space_server import load_app_module
 
@@ -19,27 +20,12 @@ from sapiensid_hf.evaluation.calibration import (
     record_calibration,
     score_false_match_rate,
 )
-from sapiensid_hf.evaluation.far_curve import FarCurve
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.people_search import PeopleGallery, search_people
 from sapiensid_hf.search_evidence import evidence_notes, search_evidence
 
-RULE = embedding_rule_record(True, (1.0,))
 GALLERY = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg")
 QUERY = "face_a_3.jpg"
-
-
-def made_up_calibration(face=(0.80, 0.05), body=(0.80, 0.08), seed: int = 0) -> dict:
-    """A calibration record whose FAR curves come from normal different-person cosines, one per kind:
-    centred where the tiny test model's scores lie, so they are read inside the curves; above the mean the
-    body curve is the higher one, as a real model's is."""
-    rng = np.random.default_rng(seed)
-    record = {"default": "best_accuracy", "source": "tests", "embedded_with": RULE}
-    for kind, (mean, spread) in (("face", face), ("body", body)):
-        points = {"best_accuracy": mean, "far_1e-2": mean + 2.4 * spread}
-        curve = FarCurve.from_different_scores(rng.normal(mean, spread, 200_000), f"made-up {kind} pairs", points)
-        record[kind] = {**points, "pairs_from": f"made-up {kind} pairs", "far_curve": curve.to_record()}
-    return record
 
 
 # ---------------------------------------------------------------------------------------------

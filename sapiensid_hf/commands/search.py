@@ -6,7 +6,6 @@ import argparse
 import csv
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,8 @@ import numpy as np
 from ..evaluation.calibration import embedding_rule_record
 from ..inference import UNTRAINED_WARNING, weights_fingerprint
 from ..parallel_processing import resolve_num_workers
-from ..search_evidence import SearchEvidence, evidence_notes, match_cell, search_evidence, withheld_note
+from ..photo_search import PhotoGallery, rank_photos
+from ..search_evidence import SearchEvidence, evidence_notes, match_cell, withheld_note
 from .common import (
     CommandError,
     EmbeddedImages,
@@ -37,27 +37,7 @@ SHORT_UNTRAINED_WARNING = "UNTRAINED MODEL (random weights): these scores carry 
 TABLE_COLUMNS = ("query", "rank", "score", "gallery_image")
 
 
-def rank_gallery(
-    query_embeddings: np.ndarray, gallery_embeddings: np.ndarray, top_k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(Q, k) gallery indices, best first, and their cosine similarities; ties keep gallery order."""
-    scores = query_embeddings @ gallery_embeddings.T
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
-    return order, np.take_along_axis(scores, order, axis=1)
-
-
-@dataclass
-class Gallery:
-    """The searchable entries of a gallery, whether each shows a face (None: its file does not say), and
-    whether it was embedded with flip (None: its file does not say)."""
-
-    names: list[str]
-    embeddings: np.ndarray
-    face_found: np.ndarray | None
-    flip: bool | None
-
-
-def _load_gallery(args: argparse.Namespace, pipeline) -> Gallery:
+def _load_gallery(args: argparse.Namespace, pipeline) -> PhotoGallery:
     gallery = Path(args.gallery).expanduser()
     if gallery.is_file() and gallery.suffix.lower() in FORMATS:
         saved = read_embeddings(gallery)
@@ -88,15 +68,17 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> Gallery:
             raise CommandError(f"gallery {gallery}: no person was found in any of its images, nothing to search")
         names = [name for name, kept in zip(saved.names, keep, strict=True) if kept]
         faces = None if saved.face_found is None else saved.face_found[keep]
-        return Gallery(names, saved.embeddings[keep], faces, saved.flip)
+        # The fingerprint matched: the model folder's centre cuts made it; its flip is what the file says.
+        made_with = None if saved.flip is None else embedding_rule_record(saved.flip, pipeline.embedding_cuts)
+        return PhotoGallery(names, saved.embeddings[keep], faces, made_with)
     paths = collect_images([gallery], recursive=args.recursive, what="gallery")
     follow_recorded_flip(args, None)
     embedded = _embed_and_report(args, pipeline, paths, "gallery", "left out of the gallery")
     found = embedded.result.person_found.astype(bool)
     if not found.any():
         raise CommandError(f"gallery {gallery}: no person found in any of its {len(found)} images, nothing to search")
-    names = [os.fspath(path) for path, keep in zip(embedded.paths, found, strict=True) if keep]
-    return Gallery(names, embedded.result.embeddings[found], embedded.result.face_found.astype(bool)[found], args.flip)
+    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
+    return PhotoGallery.from_result([os.fspath(path) for path in embedded.paths], embedded.result, made_with)
 
 
 def _embed_and_report(
@@ -174,26 +156,17 @@ def run(args: argparse.Namespace) -> int:
             f"{query_embeddings.shape[1]}-d ones: embed the gallery with the same --model"
         )
 
-    order, scores = rank_gallery(query_embeddings, gallery.embeddings, min(args.top_k, len(gallery.names)))
     made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
-    gallery_rule = None if gallery.flip is None else embedding_rule_record(gallery.flip, pipeline.embedding_cuts)
-    faces = gallery.face_found
-    evidences = [
-        search_evidence(
-            pipeline.calibration, made_with, bool(query_faces[i]), scores[i],
-            [None if faces is None else bool(faces[j]) for j in order[i]], len(gallery.names),
-            None if faces is None else int(faces.sum()), gallery_rule,
-        )  # fmt: skip
-        for i in range(len(query_paths))
-    ]
+    results = rank_photos(
+        [os.fspath(path) for path in query_paths], query_embeddings, query_faces, gallery, args.top_k, pipeline.calibration, made_with
+    )
+    evidences = [result.evidence for result in results]
     rows = [
-        RankedRow(
-            os.fspath(query), [(gallery.names[j], float(s)) for j, s in zip(order[i], scores[i], strict=True)],
-            match_rates=evidences[i] and evidences[i].percents(),
-        )
-        for i, query in enumerate(query_paths)
+        RankedRow(result.query, [(match.name, match.score) for match in result.matches],
+                  match_rates=result.evidence and result.evidence.percents())  # fmt: skip
+        for result in results
     ]
-    note = pipeline.trained and withheld_note(pipeline.calibration, made_with, gallery_rule)
+    note = pipeline.trained and withheld_note(pipeline.calibration, made_with, gallery.embedded_with)
     if note:
         print(note, file=sys.stderr)
     warning = "" if pipeline.trained else SHORT_UNTRAINED_WARNING

@@ -15,11 +15,8 @@ CUHK03-val are the sets the thresholds and FAR curves were measured on; Con-ReID
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
-from dev_embeddings import DEFAULT_CACHE, DEFAULT_KEYPOINT_CACHE, development_embeddings
+from dev_embeddings import development_arguments, development_embeddings
 from markdown_report import publish_section
 
 from sapiensid_hf.evaluation.calibration import choose_threshold
@@ -76,14 +73,7 @@ def verdicts(embeddings: np.ndarray, labels: np.ndarray, cameras: np.ndarray, si
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--trials", type=int, default=2000, help="pairs of group photos per set, size and case")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="embeddings kept between runs")
-    parser.add_argument("--keypoint-cache", type=Path, default=DEFAULT_KEYPOINT_CACHE)
-    parser.add_argument("--write", type=Path, default=None)
-    args = parser.parse_args()
+    args = development_arguments(__doc__.split("\n")[0], "--trials", "pairs of group photos per set, size and case")
     pipeline = load_pipeline(args.model)
     if not pipeline.calibration:
         raise SystemExit(f"{pipeline.description} records no calibrated thresholds: run `sapiensid calibrate` first")

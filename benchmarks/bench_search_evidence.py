@@ -18,11 +18,8 @@ Con-ReID (bodies) is not, so its row is the out-of-sample check.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
-from dev_embeddings import DEFAULT_CACHE, DEFAULT_KEYPOINT_CACHE, development_embeddings
+from dev_embeddings import development_arguments, development_embeddings
 from markdown_report import publish_section
 
 from sapiensid_hf.inference import load_pipeline
@@ -60,14 +57,7 @@ def best_score_chances(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--searches", type=int, default=2000, help="searches per set, gallery size and case")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="embeddings kept between runs")
-    parser.add_argument("--keypoint-cache", type=Path, default=DEFAULT_KEYPOINT_CACHE)
-    parser.add_argument("--write", type=Path, default=None)
-    args = parser.parse_args()
+    args = development_arguments(__doc__.split("\n")[0], "--searches", "searches per set, gallery size and case")
     pipeline = load_pipeline(args.model)
     calibration = pipeline.calibration
     if not calibration or not all("far_curve" in (calibration.get(kind) or {}) for kind in ("face", "body")):

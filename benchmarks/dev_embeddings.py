@@ -9,6 +9,7 @@ are kept in an .npz with the weights' fingerprint and reused only for the same w
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,19 @@ IDENTITIES = REPO.parent / "shared" / "data" / "identities"
 DEFAULT_CACHE = REPO / "outputs" / "bench_clustering_embeddings.npz"
 DEFAULT_KEYPOINT_CACHE = REPO / "outputs" / "dev_keypoints"
 SETS = ("lfw_fold7", "cuhk03_val", "conreid")
+
+
+def development_arguments(description: str, repeats: str, repeats_help: str) -> argparse.Namespace:
+    """The command line of a benchmark on these embeddings: --model, `repeats` (default 2000), --seed,
+    --cache, --keypoint-cache, --write."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default=None)
+    parser.add_argument(repeats, type=int, default=2000, help=repeats_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="embeddings kept between runs")
+    parser.add_argument("--keypoint-cache", type=Path, default=DEFAULT_KEYPOINT_CACHE)
+    parser.add_argument("--write", type=Path, default=None)
+    return parser.parse_args()
 
 
 def conreid_subset(dev: Any, people: int, per_person: int, seed: int) -> np.ndarray:

@@ -89,7 +89,10 @@ def evidence_notes(queries: Sequence[str], evidences: Sequence[SearchEvidence | 
         "false-match rate: the share of different-person pairs that score this high or higher on the model's "
         "development pairs, of faces when the query and the match both show a face, of bodies otherwise ("
         + "; ".join(sources[kind] for kind in KIND_WORDS if kind in sources) + ")"
-    )
+        # Measured (benchmarks/bench_search_evidence.py): honest on the curve's own set, not on another one.
+        + ("; body rates come from one set of pedestrians and can be several times higher on others (docs/cli.md)"
+           if "body" in sources else "")
+    )  # fmt: skip
     return [legend] + [
         f"- {query}: {evidence.best_score_chance.describe()}" for query, evidence in shown if evidence.best_score_chance
     ]

@@ -103,6 +103,8 @@ def test_the_notes_name_each_kinds_pairs_and_each_querys_chance():
     notes = evidence_notes(["a.jpg", "b.jpg", "c.jpg"], [faces, None, bodies])
     assert len(notes) == 3
     assert "(faces: made-up face pairs, 200,000 pairs; bodies: made-up body pairs, 200,000 pairs)" in notes[0]
+    assert notes[0].endswith("can be several times higher on others (docs/cli.md)")  # measured: bench_search_evidence
+    assert "several times" not in evidence_notes(["a.jpg"], [faces])[0]  # said where a body rate is shown
     assert notes[1] == f"- a.jpg: {faces.best_score_chance.describe()}"
     assert notes[2] == f"- c.jpg: {bodies.best_score_chance.describe()}"
 

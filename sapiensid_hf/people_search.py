@@ -92,6 +92,22 @@ def rank_people(query: np.ndarray, gallery: PeopleGallery, top_k: int) -> list[P
     return [PersonMatch(gallery.people[index], float(scores[index])) for index in order]
 
 
+def match_person(
+    person: PersonEmbedding, gallery: PeopleGallery, top_k: int, calibration: dict[str, Any] | None,
+    embedded_with: dict[str, Any] | None,
+) -> tuple[list[PersonMatch], SearchEvidence | None]:  # fmt: skip
+    """`person` (embedded by the rule `embedded_with`) ranked against `gallery`, and how often different
+    people score as high as each match (search_evidence.py; None where no figure can be given)."""
+    matches = rank_people(person.embedding, gallery, top_k)
+    faces = [entry.face_found for entry in gallery.people]
+    evidence = None if embedded_with is None else search_evidence(
+        calibration, embedded_with, person.person.face_found, [match.score for match in matches],
+        [match.person.face_found for match in matches], len(gallery), None if None in faces else sum(faces),
+        gallery.embedded_with,
+    )  # fmt: skip
+    return matches, evidence
+
+
 def search_people(
     pipeline: Any,
     queries: Sequence[Any],
@@ -107,8 +123,6 @@ def search_people(
     if gallery.embeddings.ndim != 2 or not len(gallery):
         raise ValueError("the gallery holds nobody: no person was found in any of its photos")
     found = pipeline.embed_people(queries, max_people=max_people, min_person_size=min_person_size, flip=flip)
-    faces = [person.face_found for person in gallery.people]
-    face_entries = None if None in faces else sum(faces)
     results = []
     for index, query in enumerate(queries):
         name = _name(query, index)
@@ -118,11 +132,7 @@ def search_people(
                 f"the gallery holds {gallery.embeddings.shape[1]}-d embeddings but this model gives "
                 f"{person.embedding.shape[0]}-d ones: embed the gallery with the same model"
             )
-        matches = rank_people(person.embedding, gallery, top_k)
-        evidence = search_evidence(
-            pipeline.calibration, found.embedded_with, person.person.face_found, [match.score for match in matches],
-            [match.person.face_found for match in matches], len(gallery), face_entries, gallery.embedded_with,
-        )  # fmt: skip
+        matches, evidence = match_person(person, gallery, top_k, pipeline.calibration, found.embedded_with)
         results.append(PeopleSearchResult(name, person, len(found.people_of(index)), matches, evidence))
     return results
 
@@ -131,4 +141,4 @@ def _name(photo: Any, index: int) -> str:
     return os.fspath(photo) if isinstance(photo, str | os.PathLike) else f"image {index}"
 
 
-__all__ = ["GalleryPerson", "PeopleGallery", "PeopleSearchResult", "PersonMatch", "pick_query_person", "rank_people", "search_people"]
+__all__ = ["GalleryPerson", "PeopleGallery", "PeopleSearchResult", "PersonMatch", "match_person", "pick_query_person", "rank_people", "search_people"]

@@ -36,13 +36,13 @@ from sapiensid_hf.inference import (
     load_pipeline,
 )
 from sapiensid_hf.people_embedding import PersonChoiceError
-from sapiensid_hf.people_search import pick_query_person
+from sapiensid_hf.people_search import GalleryPerson, PeopleGallery, match_person, pick_query_person
 from sapiensid_hf.photo_search import PhotoGallery, rank_photos
 from sapiensid_hf.processing.detector_assets import DETECTOR_DIR_ENV, DetectorNotAvailableError
 from sapiensid_hf.processing.image_decoding import SapiensIDInputError, load_rgb
 from sapiensid_hf.processing.square_resampling import detector_square
 from sapiensid_hf.processing.visualization_sapiensid import draw_people, draw_retina
-from sapiensid_hf.search_evidence import evidence_notes, match_cell, search_evidence
+from sapiensid_hf.search_evidence import evidence_notes, match_cell
 
 logger = logging.getLogger("sapiensid_hf.space")
 
@@ -439,15 +439,6 @@ class DemoHandlers:
         overlay = render_overlay(query_rgb, query, self.grid_size)
         return ranked, table, overlay, "\n".join(messages), cache
 
-    def _evidence(self, query_face: bool, scores: Any, match_faces: list[bool], gallery_faces: list[bool]) -> Any:
-        """How often different people score as high as each match (search_evidence.py); the gallery and the
-        query are embedded here by one rule, the pipeline's with flip."""
-        made_with = embedding_rule_record(True, self.pipeline.embedding_cuts)
-        return search_evidence(
-            self.pipeline.calibration, made_with, query_face, [float(score) for score in scores], match_faces,
-            len(gallery_faces), sum(gallery_faces), made_with,
-        )  # fmt: skip
-
     def _search_people(self, gallery_images: Any, query_image: Any, top_k: float, cache: dict, query_person: Any) -> tuple:
         """`search` with every person of the gallery photos as an entry (see `search`)."""
         try:
@@ -483,16 +474,19 @@ class DemoHandlers:
             message = "\n".join(messages + ["No person was found in any gallery picture."])
             gr.Warning(message)
             return [], [], None, message, cache
-        embeddings = np.stack([embedding for *_, embedding in people])
-        scores = np.clip(embeddings @ query.embedding, -1.0, 1.0)
+        made_with = embedding_rule_record(True, self.pipeline.embedding_cuts)  # gallery and query: embed_people's default
+        entries = PeopleGallery(
+            [GalleryPerson(path, number, person.box, person.face_found) for path, _, number, person, _ in people],
+            np.stack([embedding for *_, embedding in people]), made_with,
+        )  # fmt: skip
         count = max(1, min(int(top_k or DEFAULT_TOP_K), MAX_TOP_K, len(people)))
-        order = np.argsort(-scores, kind="stable")[:count]
-        faces = [bool(person.face_found) for _, _, _, person, _ in people]
-        evidence = self._evidence(bool(query.person.face_found), scores[order], [faces[position] for position in order], faces)
+        matches, evidence = match_person(query, entries, count, self.pipeline.calibration, query_found.embedded_with)
+        found_in = {(path, number): (name, person) for path, name, number, person, _ in people}
         ranked, table = [], []
-        for rank, position in enumerate(order, start=1):
-            path, name, person_number, person, _ = people[position]
-            score = float(scores[position])
+        for rank, match in enumerate(matches, start=1):
+            path, person_number = match.person.path, match.person.person_index
+            name, person = found_in[(path, person_number)]
+            score = float(np.clip(match.score, -1.0, 1.0))
             others = [entry[3] for entry in people if entry[0] == path]
             picture = draw_people(read_upload({"path": path, "orig_name": name}, name), others, person_number, OVERLAY_SIDE)
             ranked.append((picture, f"#{rank} {name} · person {person_number} · {score:.3f}"))

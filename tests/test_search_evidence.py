@@ -21,7 +21,7 @@ from sapiensid_hf.evaluation.calibration import (
     score_false_match_rate,
 )
 from sapiensid_hf.inference import load_pipeline
-from sapiensid_hf.people_search import PeopleGallery, search_people
+from sapiensid_hf.people_search import GalleryPerson, PeopleGallery, search_people
 from sapiensid_hf.search_evidence import evidence_notes, search_evidence
 
 GALLERY = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg")
@@ -251,8 +251,17 @@ def test_the_space_search_shows_each_matchs_rate_and_the_chance(calibrated_model
     assert [row[5] for row in table] == [expected.match_words(rank) for rank in (1, 2, 3)]
     assert f"- Query: {expected.best_score_chance.describe()}" in status
     _, people_table, _, people_status, _ = handlers.search(uploads, query, 3, {}, True, 0)
-    assert all(row[5].endswith("(faces)") or row[5].endswith("(bodies)") for row in people_table)
-    assert "- Query person 0: without the person searched for" in people_status
+    # The same as `search_people` on the same photos, each embedded on its own as the Space does.
+    pipeline, people, vectors, rule = handlers.pipeline, [], [], None
+    for path in photos:
+        found = pipeline.embed_people([str(path)])
+        people += [GalleryPerson(str(path), row.person_index, row.person.box, row.person.face_found) for row in found.rows]
+        vectors += [row.embedding for row in found.rows]
+        rule = found.embedded_with
+    (result,) = search_people(pipeline, [str(people_dir / QUERY)], PeopleGallery(people, np.stack(vectors), rule), top_k=3)
+    assert [row[1] for row in people_table] == [f"{Path(m.person.path).name} (person {m.person.person_index})" for m in result.matches]
+    assert [row[5] for row in people_table] == [result.evidence.match_words(rank) for rank in (1, 2, 3)]
+    assert f"- Query person 0: {result.evidence.best_score_chance.describe()}" in people_status
 
 
 def test_an_embedding_file_records_which_pictures_show_a_face(tmp_path, calibrated_model, gallery_dir):

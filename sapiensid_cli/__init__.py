@@ -230,7 +230,9 @@ def _add_search(subparsers) -> None:
         help="query image(s) against a gallery -> ranked table + ranking image",
         description=(
             "Rank the gallery by cosine similarity to each query. The gallery is a folder of images, "
-            "or an embedding file written by `sapiensid embed` (same model) to skip re-embedding."
+            "or an embedding file written by `sapiensid embed` (same model) to skip re-embedding. Beside each "
+            "match: its false-match rate (how often different people score that high on the model's development "
+            "pairs); under each ranking: how often a gallery of the same size without the person scores as high."
         ),
         epilog="""\
 examples:

@@ -106,9 +106,9 @@ def pair_check(names: Sequence[str], similarity: np.ndarray, rate_of: Callable |
 def pair_rates(pipeline, result, names: Sequence[str]) -> Callable:
     """rate_of(a, b, score) for `pair_check`: from the model folder's FAR curves, faces when both photos show
     a face (docs/cli.md, "How strong the evidence is")."""
-    from sapiensid_hf.evaluation.calibration import embedding_rule_record, score_false_match_rate
+    from sapiensid_hf.evaluation.calibration import score_false_match_rate
 
-    made_with = embedding_rule_record(True, pipeline.embedding_cuts)  # pipeline.embed's default: flip
+    made_with = pipeline.embedding_rule(True)  # pipeline.embed's default: flip
     index = {name: position for position, name in enumerate(names)}
 
     def rate_of(a: str, b: str, score: float):

@@ -188,6 +188,13 @@ class SapiensIDPipeline:
         `pipeline.model.config.embedding_cuts = None` (the weights fingerprint changes with the rule)."""
         return embedding_cuts(self.model.config)
 
+    def embedding_rule(self, flip: bool) -> dict[str, Any]:
+        """How this pipeline embeds with or without `flip`, as a calibration record keeps it and a search
+        compares it (`embedding_rule_record`: flip and the model folder's centre cuts)."""
+        from .evaluation.calibration import embedding_rule_record
+
+        return embedding_rule_record(flip, self.embedding_cuts)
+
     @property
     def calibration(self) -> dict[str, Any] | None:
         """The model folder's calibrated verification thresholds (`sapiensid calibrate`), if it has them."""
@@ -199,11 +206,11 @@ class SapiensIDPipeline:
         (`evaluation/calibration.py`; the returned threshold says which and where it came from). With
         nobody found in a picture there is no score and no verdict. `flip` (on by default, as when the
         thresholds were calibrated) adds the mirrored view of each picture."""
-        from .evaluation.calibration import choose_threshold, embedding_rule_record, score_false_match_rate
+        from .evaluation.calibration import choose_threshold, score_false_match_rate
 
         result = self.embed([first, second], flip=flip)
         both_faces = bool(result.face_found.all())
-        made_with = embedding_rule_record(flip, self.embedding_cuts)
+        made_with = self.embedding_rule(flip)
         chosen = choose_threshold(self.calibration, both_faces, self.description, threshold, made_with)
         nobody = [name for name, found in zip(("first", "second"), result.person_found, strict=True) if not found]
         score = None if nobody else float(result.embeddings[0] @ result.embeddings[1])

@@ -58,7 +58,7 @@ def compare_people(
     the person chosen on the other side). `flip` (on by default) adds each cut's mirrored view, as when the
     thresholds were calibrated. `detections`: the two photos' `detect_people`, if already run. Raises `NoPersonFoundError` naming the photo where nobody was
     found, ValueError for a person number the photo does not hold."""
-    from .evaluation.calibration import choose_threshold, embedding_rule_record, score_false_match_rate
+    from .evaluation.calibration import choose_threshold, score_false_match_rate
 
     found = pipeline.embed_people(
         [first, second], max_people=max_people, min_person_size=min_person_size, flip=flip, detections=detections
@@ -71,7 +71,7 @@ def compare_people(
     asked = pair if pair is not None else (None, None)
     pair = _chosen_pair(scores, asked)
     both_faces = people_a[pair[0]].person.face_found and people_b[pair[1]].person.face_found
-    made_with = embedding_rule_record(flip, pipeline.embedding_cuts)
+    made_with = pipeline.embedding_rule(flip)
     judged = pairs_judged(scores.shape, asked)
     chosen = choose_threshold(pipeline.calibration, both_faces, pipeline.description, threshold, made_with, pairs=judged)
     rarity = score_false_match_rate(pipeline.calibration, both_faces, float(scores[pair]), pairs=judged, embedded_with=made_with)

@@ -19,9 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .cut_views import embedding_cuts
 from .embedding_views import embed_images
-from .evaluation.calibration import embedding_rule_record
 from .processing.image_decoding import describe_input, load_rgb
 from .processing.keypoint_layout import apply_official_rules
 from .processing.people_detection import same_person_keypoints
@@ -99,7 +97,7 @@ def embed_people(
     if len(frame_scales) == 0 or min(frame_scales) <= 0:
         raise ValueError(f"frame_scales must be one or more scales > 0, got {tuple(frame_scales)}")
     processor = pipeline.processor
-    result = PeopleEmbeddings(embedded_with=embedding_rule_record(flip, embedding_cuts(pipeline.model.config)))
+    result = PeopleEmbeddings(embedded_with=pipeline.embedding_rule(flip))
     crops, owners = [], []
     for image_index, image in enumerate(images):
         rgb = load_rgb(image, describe_input(image, image_index), processor.max_image_pixels)

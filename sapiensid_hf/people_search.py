@@ -8,7 +8,6 @@ is refused with its name: there is nobody to search for.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from .inference import NoPersonFoundError
 from .people_embedding import PeopleEmbeddings, PersonChoiceError, PersonEmbedding
+from .photo_search import photo_name
 from .search_evidence import SearchEvidence, search_evidence
 
 
@@ -43,7 +43,7 @@ class PeopleGallery:
     def from_people(cls, photos: Sequence[Any], found: PeopleEmbeddings) -> PeopleGallery:
         """The gallery of `found` = `embed_people(photos)`; a photo is named by its path (or "image i")."""
         people = [
-            GalleryPerson(_name(photos[row.image_index], row.image_index), row.person_index, row.person.box, row.person.face_found)
+            GalleryPerson(photo_name(photos[row.image_index], row.image_index), row.person_index, row.person.box, row.person.face_found)
             for row in found.rows
         ]
         return cls(people, found.embeddings, found.embedded_with)
@@ -100,7 +100,7 @@ def match_person(
     people score as high as each match (search_evidence.py; None where no figure can be given)."""
     matches = rank_people(person.embedding, gallery, top_k)
     faces = [entry.face_found for entry in gallery.people]
-    evidence = None if embedded_with is None else search_evidence(
+    evidence = search_evidence(
         calibration, embedded_with, person.person.face_found, [match.score for match in matches],
         [match.person.face_found for match in matches], len(gallery), None if None in faces else sum(faces),
         gallery.embedded_with,
@@ -125,7 +125,7 @@ def search_people(
     found = pipeline.embed_people(queries, max_people=max_people, min_person_size=min_person_size, flip=flip)
     results = []
     for index, query in enumerate(queries):
-        name = _name(query, index)
+        name = photo_name(query, index)
         person = pick_query_person(found, index, query_person, name)
         if person.embedding.shape[0] != gallery.embeddings.shape[1]:
             raise ValueError(
@@ -135,10 +135,6 @@ def search_people(
         matches, evidence = match_person(person, gallery, top_k, pipeline.calibration, found.embedded_with)
         results.append(PeopleSearchResult(name, person, len(found.people_of(index)), matches, evidence))
     return results
-
-
-def _name(photo: Any, index: int) -> str:
-    return os.fspath(photo) if isinstance(photo, str | os.PathLike) else f"image {index}"
 
 
 __all__ = ["GalleryPerson", "PeopleGallery", "PeopleSearchResult", "PersonMatch", "match_person", "pick_query_person", "rank_people", "search_people"]

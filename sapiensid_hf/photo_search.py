@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation.calibration import embedding_rule_record
 from .inference import EmbeddingResult, NoPersonFoundError
 from .search_evidence import SearchEvidence, search_evidence
 
@@ -60,6 +59,11 @@ class PhotoSearchResult:
     evidence: SearchEvidence | None
 
 
+def photo_name(photo: Any, index: int) -> str:
+    """How a ranking names a photo: its path, or "image i" for pixels given in memory."""
+    return os.fspath(photo) if isinstance(photo, str | os.PathLike) else f"image {index}"
+
+
 def rank_photos(
     query_names: Sequence[str], query_embeddings: np.ndarray, query_faces: np.ndarray, gallery: PhotoGallery, top_k: int,
     calibration: dict[str, Any] | None, embedded_with: dict[str, Any],
@@ -94,12 +98,12 @@ def search_photos(pipeline: Any, queries: Sequence[Any], gallery: PhotoGallery, 
     """Each query photo's person ranked against `gallery` (one person a photo, the most prominent), with
     how strong each match is. Raises `NoPersonFoundError` naming a query in which nobody is found."""
     result = pipeline.embed(list(queries), flip=flip)
-    names = [os.fspath(query) if isinstance(query, str | os.PathLike) else f"image {index}" for index, query in enumerate(queries)]
+    names = [photo_name(query, index) for index, query in enumerate(queries)]
     nobody = [name for name, found in zip(names, result.person_found, strict=True) if not found]
     if nobody:
         raise NoPersonFoundError(f"{nobody[0]}: no person found in the query photo: there is nobody to search for")
-    made_with = embedding_rule_record(flip, pipeline.embedding_cuts)
+    made_with = pipeline.embedding_rule(flip)
     return rank_photos(names, result.embeddings, result.face_found, gallery, top_k, pipeline.calibration, made_with)
 
 
-__all__ = ["PhotoGallery", "PhotoMatch", "PhotoSearchResult", "rank_photos", "search_photos"]
+__all__ = ["PhotoGallery", "PhotoMatch", "PhotoSearchResult", "photo_name", "rank_photos", "search_photos"]

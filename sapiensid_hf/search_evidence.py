@@ -100,7 +100,7 @@ def evidence_notes(queries: Sequence[str], evidences: Sequence[SearchEvidence | 
 
 def search_evidence(
     calibration: dict[str, Any] | None,
-    embedded_with: dict[str, Any],
+    embedded_with: dict[str, Any] | None,
     query_face: bool,
     match_scores: Sequence[float],
     match_faces: Sequence[bool | None],
@@ -112,8 +112,9 @@ def search_evidence(
     a face, None when unknown, read as a body), in a gallery of `entries` searchable entries of which
     `face_entries` show a face (None: unknown, all read as bodies, whose rates are the higher ones).
     `embedded_with` is the query's embedding rule (`embedding_rule_record`), `gallery_embedded_with` the
-    gallery's (None when its files do not say). None when no figure can be given (module docstring)."""
-    if len(match_scores) == 0 or gallery_embedded_with != embedded_with:
+    gallery's (None where not recorded). None when no figure can be given (module docstring; `withheld_note`
+    says why)."""
+    if len(match_scores) == 0 or _withheld_reason(calibration, embedded_with, gallery_embedded_with) is not None:
         return None
     rates = []
     for score, face in zip(match_scores, match_faces, strict=True):
@@ -125,24 +126,31 @@ def search_evidence(
 
 
 def withheld_note(
-    calibration: dict[str, Any] | None, embedded_with: dict[str, Any], gallery_embedded_with: dict[str, Any] | None
+    calibration: dict[str, Any] | None, embedded_with: dict[str, Any] | None, gallery_embedded_with: dict[str, Any] | None
 ) -> str | None:
     """Why `search_evidence` gives no figure for these rules, as a note for the user; None when it can."""
+    reason = _withheld_reason(calibration, embedded_with, gallery_embedded_with)
+    return None if reason is None else f"note: no false-match rates: {reason}"
+
+
+def _withheld_reason(
+    calibration: dict[str, Any] | None, embedded_with: dict[str, Any] | None, gallery_embedded_with: dict[str, Any] | None
+) -> str | None:
     curves_rule = (calibration or {}).get("embedded_with")
     if not any("far_curve" in ((calibration or {}).get(kind) or {}) for kind in KIND_WORDS):
-        reason = "the model folder records no FAR curves (`sapiensid calibrate` measures them)"
-    elif gallery_embedded_with is None:
-        reason = "the gallery does not record how it was embedded (embed it again)"
-    elif gallery_embedded_with != embedded_with:
-        reason = f"the gallery was embedded with {_rule_words(gallery_embedded_with)}, the queries with {_rule_words(embedded_with)}"
-    elif curves_rule is not None and curves_rule != embedded_with:
-        reason = (
+        return "the model folder records no FAR curves (`sapiensid calibrate` measures them)"
+    if embedded_with is None:
+        return "the queries do not record how they were embedded"
+    if gallery_embedded_with is None:
+        return "the gallery does not record how it was embedded (embed it again)"
+    if gallery_embedded_with != embedded_with:
+        return f"the gallery was embedded with {_rule_words(gallery_embedded_with)}, the queries with {_rule_words(embedded_with)}"
+    if curves_rule is not None and curves_rule != embedded_with:
+        return (
             f"the model's FAR curves were measured on embeddings made with {_rule_words(curves_rule)}, these were made "
             f"with {_rule_words(embedded_with)}"
         )
-    else:
-        return None
-    return f"note: no false-match rates: {reason}"
+    return None
 
 
 def _rule_words(record: dict[str, Any]) -> str:

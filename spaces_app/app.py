@@ -26,7 +26,7 @@ from PIL import Image
 
 from sapiensid_cli.argument_types import positive_int, torch_device
 from sapiensid_hf.commands.common import looks_like_hub_id
-from sapiensid_hf.evaluation.calibration import UNCALIBRATED_THRESHOLD, embedding_rule_record
+from sapiensid_hf.evaluation.calibration import UNCALIBRATED_THRESHOLD
 from sapiensid_hf.inference import (
     MODEL_ENV_VAR,
     UNTRAINED_SOURCE,
@@ -419,7 +419,7 @@ class DemoHandlers:
         if not self.pipeline.trained:
             messages.insert(0, UNTRAINED_WARNING)
 
-        made_with = embedding_rule_record(True, self.pipeline.embedding_cuts)  # gallery and query: embed's default
+        made_with = self.pipeline.embedding_rule(True)  # gallery and query: embed's default
         gallery = PhotoGallery(
             [path for path, _ in indexed], np.stack([cache[path]["embedding"] for path, _ in indexed]),
             np.asarray([bool(cache[path]["face_found"]) for path, _ in indexed]), made_with,
@@ -474,7 +474,7 @@ class DemoHandlers:
             message = "\n".join(messages + ["No person was found in any gallery picture."])
             gr.Warning(message)
             return [], [], None, message, cache
-        made_with = embedding_rule_record(True, self.pipeline.embedding_cuts)  # gallery and query: embed_people's default
+        made_with = self.pipeline.embedding_rule(True)  # gallery and query: embed_people's default
         entries = PeopleGallery(
             [GalleryPerson(path, number, person.box, person.face_found) for path, _, number, person, _ in people],
             np.stack([embedding for *_, embedding in people]), made_with,

@@ -89,6 +89,7 @@ def test_no_figure_where_the_scores_are_not_on_the_curves_scale():
     assert search_evidence(None, RULE, True, [0.9], [True], 3, 3, RULE) is None  # no calibration
     assert search_evidence(calibration, RULE, True, [0.9], [True], 3, 3, no_flip) is None  # gallery made otherwise
     assert search_evidence(calibration, RULE, True, [0.9], [True], 3, 3, None) is None  # gallery says nothing
+    assert search_evidence(calibration, None, True, [0.9], [True], 3, 3, None) is None  # neither says
     assert search_evidence(calibration, no_flip, True, [0.9], [True], 3, 3, no_flip) is None  # not the curves' rule
     without_curves = {kind: {key: value for key, value in calibration[kind].items() if key != "far_curve"} for kind in ("face", "body")}
     assert search_evidence({**calibration, **without_curves}, RULE, True, [0.9], [True], 3, 3, RULE) is None

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..clustering import cluster_embeddings, recorded_clustering_threshold
-from ..evaluation.calibration import embedding_rule_record, threshold_false_match_rates
+from ..evaluation.calibration import threshold_false_match_rates
 from ..parallel_processing import resolve_num_workers
 from .common import CommandError, collect_images, embed_images, model_label, open_pipeline, person_crops_of
 from .embed import embed_people_in_photos
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("no person found in any photo: nothing to cluster")
     threshold, origin = _threshold(args.threshold, pipeline)
     # How strict the threshold is, from the folder's FAR curves (empty without them or for another embedding rule).
-    passing = threshold_false_match_rates(pipeline.calibration, threshold, embedding_rule_record(args.flip, pipeline.embedding_cuts))
+    passing = threshold_false_match_rates(pipeline.calibration, threshold, pipeline.embedding_rule(args.flip))
     clustering = cluster_embeddings(embeddings, threshold, args.method)
     output.mkdir(parents=True, exist_ok=True)
     record = {

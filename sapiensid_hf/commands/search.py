@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.calibration import embedding_rule_record
 from ..inference import UNTRAINED_WARNING, weights_fingerprint
 from ..parallel_processing import resolve_num_workers
 from ..photo_search import PhotoGallery, rank_photos
@@ -69,7 +68,7 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> PhotoGallery:
         names = [name for name, kept in zip(saved.names, keep, strict=True) if kept]
         faces = None if saved.face_found is None else saved.face_found[keep]
         # The fingerprint matched: the model folder's centre cuts made it; its flip is what the file says.
-        made_with = None if saved.flip is None else embedding_rule_record(saved.flip, pipeline.embedding_cuts)
+        made_with = None if saved.flip is None else pipeline.embedding_rule(saved.flip)
         return PhotoGallery(names, saved.embeddings[keep], faces, made_with)
     paths = collect_images([gallery], recursive=args.recursive, what="gallery")
     follow_recorded_flip(args, None)
@@ -77,7 +76,7 @@ def _load_gallery(args: argparse.Namespace, pipeline) -> PhotoGallery:
     found = embedded.result.person_found.astype(bool)
     if not found.any():
         raise CommandError(f"gallery {gallery}: no person found in any of its {len(found)} images, nothing to search")
-    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
+    made_with = pipeline.embedding_rule(args.flip)
     return PhotoGallery.from_result([os.fspath(path) for path in embedded.paths], embedded.result, made_with)
 
 
@@ -156,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             f"{query_embeddings.shape[1]}-d ones: embed the gallery with the same --model"
         )
 
-    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
+    made_with = pipeline.embedding_rule(args.flip)
     results = rank_photos(
         [os.fspath(path) for path in query_paths], query_embeddings, query_faces, gallery, args.top_k, pipeline.calibration, made_with
     )

@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..evaluation.calibration import embedding_rule_record
 from ..inference import UNTRAINED_WARNING
 from ..photo_index import PhotoIndex
 from ..search_evidence import evidence_notes, match_cell, search_evidence, withheld_note
@@ -68,8 +67,8 @@ def run_index_search(args: argparse.Namespace, queries: list[Path], pipeline) ->
     settings = {} if args.backend == "milvus" else {"nprobe": args.nprobe, "ef_search": args.ef_search}
     hits = index.search(np.stack(vectors), args.top_k, **settings)
     # The index's fingerprint matched: the model folder's centre cuts made it; its flip is the manifest's.
-    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
-    index_rule = embedding_rule_record(index.manifest.flip, pipeline.embedding_cuts)
+    made_with = pipeline.embedding_rule(args.flip)
+    index_rule = pipeline.embedding_rule(index.manifest.flip)
     entries, face_entries = index.searchable_counts()
     evidences = [
         search_evidence(pipeline.calibration, made_with, face, [hit.score for hit in query_hits],

@@ -9,7 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..evaluation.calibration import embedding_rule_record
 from ..inference import UNTRAINED_WARNING, NoPersonFoundError, weights_fingerprint
 from ..people_search import PeopleGallery, PeopleSearchResult, search_people
 from ..search_evidence import evidence_notes, match_cell, withheld_note
@@ -37,7 +36,7 @@ def run_people_search(args: argparse.Namespace, queries: list[Path], pipeline) -
             raise CommandError(str(error)) from error
     if not results:
         raise CommandError("no person found in any query image: there is nobody to search for")
-    made_with = embedding_rule_record(args.flip, pipeline.embedding_cuts)
+    made_with = pipeline.embedding_rule(args.flip)
     note = pipeline.trained and withheld_note(pipeline.calibration, made_with, gallery.embedded_with)
     if note:
         print(note, file=sys.stderr)
@@ -78,7 +77,7 @@ def _load_people_gallery(args: argparse.Namespace, pipeline) -> PeopleGallery:
         if note:
             print(note, file=sys.stderr)
         # The fingerprint matched: the model folder's centre cuts made it; its flip is what the file says.
-        made_with = None if saved.flip is None else embedding_rule_record(saved.flip, pipeline.embedding_cuts)
+        made_with = None if saved.flip is None else pipeline.embedding_rule(saved.flip)
         gallery = dataclasses.replace(saved.gallery, embedded_with=made_with)
     else:
         photos = collect_images([source], recursive=args.recursive, what="gallery")

@@ -12,7 +12,14 @@ photos; up to 4) are the queries. Top-1 of the queries against the gallery of pi
 - cut to the person's frame, whatever their share: one cut, as the processor cuts a small person
   (processing/small_person_frame.py), and three cuts (5 % tighter, as framed, 5 % wider), as `embed_people`
   embeds a person (what `embed` did from 2026-12-04 until the processor made the cut),
-- as `embed` does by default: cut when the person's frame covers less than SMALL_PERSON_SHARE of the picture.
+- as `embed` did before 2026-12-05: cut when the person's frame covers less than SMALL_PERSON_SHARE of the
+  picture, a picture in which the detector's first look (the whole picture at 224 pixels) finds nobody left
+  without a person,
+- as `embed` does by default: the same, and such a picture searched for people as `detect_people` searches
+  (its tiles, silhouettes, faces), the most prominent one found embedded.
+
+The person-found column is the share of the gallery pictures in which somebody was found (the cut rows
+cut whoever `embed` found).
 
 Then the development photos themselves (framed like the training photos): the share of each photo that its
 chosen person's frame covers, how many `embed` cuts, and rank-1 with and without the rule.
@@ -42,7 +49,7 @@ from sapiensid_hf.processing.people_in_image import PeopleInImage
 SECTION = "## A person alone in a wider photo"
 REPO = Path(__file__).resolve().parents[1]
 IDENTITIES = REPO.parent / "shared" / "data" / "identities"
-SHARES = (0.15, 0.3, 0.45, 0.6, 0.8)
+SHARES = (0.02, 0.05, 0.15, 0.3, 0.45, 0.6, 0.8)
 
 
 def pasted(photo_path: str, share: float, rng: random.Random) -> np.ndarray:
@@ -63,10 +70,23 @@ def top1(queries: np.ndarray, owners: np.ndarray, gallery: np.ndarray) -> float:
     return float((np.argmax(queries @ gallery.T, axis=1) == owners).mean())
 
 
+def embed_first_look_only(pipeline, pictures: list[np.ndarray]):
+    """`embed` as it was before 2026-12-05: a picture in which the detector's first look finds nobody is not
+    searched for people (`_searched_for_people` answers with the first look)."""
+    processor = pipeline.processor
+    processor._searched_for_people = lambda rgb, padding, first_look, settings, name: first_look
+    try:
+        return pipeline.embed(pictures)
+    finally:
+        del processor._searched_for_people
+
+
 def embed_always_cut(pipeline, pictures: list[np.ndarray], whole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every person cut to their frame, whatever the share they cover (the rule with its limit lifted): (one
     cut, as the processor cuts; three cuts, as `embed_people` embeds the same person); a picture with nobody
-    to cut keeps `whole`, its embedding as it is."""
+    to cut keeps `whole`, its embedding as it is. The three cuts frame the person the detector's first look
+    found, or, where it found nobody, the one the people search found (`one`'s points, carried back into the
+    picture by the pipeline)."""
     kept = small_person_frame.SMALL_PERSON_SHARE
     small_person_frame.SMALL_PERSON_SHARE = 1.01  # a frame never covers more than the whole picture
     try:
@@ -75,8 +95,10 @@ def embed_always_cut(pipeline, pictures: list[np.ndarray], whole: np.ndarray) ->
         features = pipeline.processor(pictures, return_tensors="np")
         rows, detections = [], []
         for row, picture in enumerate(pictures):
-            box = features["person_box"][row]
-            found = small_person_frame.small_person_cut(picture, features["keypoints"][row], box, features["keypoint_source"][row])
+            keypoints, box, source = features["keypoints"][row], features["person_box"][row], features["keypoint_source"][row]
+            if not features["person_found"][row] and one.framed[row]:
+                keypoints, box, source = one.keypoints[row], one.person_box[row], "pose"
+            found = small_person_frame.small_person_cut(picture, keypoints, box, source)
             if found is not None:
                 height, width = picture.shape[:2]
                 rows.append(row)
@@ -112,23 +134,29 @@ def search_rows(pipeline, kind: str, source: str, people: int, seed: int) -> lis
     embedded_queries = pipeline.embed(queries)
     found = embedded_queries.person_found
     query_embeddings, owners = embedded_queries.embeddings[found], np.asarray(owners)[found]
-    crop = top1(query_embeddings, owners, pipeline.embed([gallery for _, gallery, _ in pairs]).embeddings)
+    embedded_gallery = pipeline.embed([gallery for _, gallery, _ in pairs])
+    crop = top1(query_embeddings, owners, embedded_gallery.embeddings)
     rows = [f"{kind}: {len(pairs)} people, {len(owners)} queries.", "",
-            "| gallery | embedded as | top-1 | ratio | framed |", "| --- | --- | ---: | ---: | ---: |",
-            f"| the photos themselves | as they are | {crop:.3f} | 1.00x | |"]  # fmt: skip
+            "| gallery | embedded as | person found | top-1 | ratio | framed |", "| --- | --- | ---: | ---: | ---: | ---: |",
+            f"| the photos themselves | as they are | {embedded_gallery.person_found.mean():.2f} | {crop:.3f} | 1.00x | |"]  # fmt: skip
     for share in SHARES:
         pictures = [pasted(gallery, share, rng) for _, gallery, _ in pairs]
-        whole = pipeline.embed(pictures, frame_small_people=False).embeddings
-        one_cut, three_cuts = embed_always_cut(pipeline, pictures, whole)
+        whole = pipeline.embed(pictures, frame_small_people=False)
+        one_cut, three_cuts = embed_always_cut(pipeline, pictures, whole.embeddings)
+        first_look = embed_first_look_only(pipeline, pictures)
         default = pipeline.embed(pictures)  # the cut where the rule cuts, the whole picture elsewhere
-        for rule, embeddings, share_framed in (
-            ("whole picture", whole, ""),
-            ("cut to the person's frame (one cut)", one_cut, ""),
-            ("cut to the person's frame (three cuts, `embed_people`)", three_cuts, ""),
-            (f"`embed` (cut below {small_person_frame.SMALL_PERSON_SHARE:g})", default.embeddings, f"{default.framed.mean():.2f}"),
-        ):
+        cut_rule = f"cut below {small_person_frame.SMALL_PERSON_SHARE:g}"
+        for rule, embeddings, found, share_framed in (
+            ("whole picture", whole.embeddings, f"{whole.person_found.mean():.2f}", ""),
+            ("cut to the person's frame (one cut)", one_cut, "", ""),
+            ("cut to the person's frame (three cuts, `embed_people`)", three_cuts, "", ""),
+            (f"`embed` before 2026-12-05 ({cut_rule}, first look only)", first_look.embeddings,
+             f"{first_look.person_found.mean():.2f}", f"{first_look.framed.mean():.2f}"),
+            (f"`embed` ({cut_rule}, people search where the first look finds nobody)", default.embeddings,
+             f"{default.person_found.mean():.2f}", f"{default.framed.mean():.2f}"),
+        ):  # fmt: skip
             value = top1(query_embeddings, owners, embeddings)
-            rows.append(f"| photo covers {share:.2f} | {rule} | {value:.3f} | {value / crop:.2f}x | {share_framed} |")
+            rows.append(f"| photo covers {share:.2f} | {rule} | {found} | {value:.3f} | {value / crop:.2f}x | {share_framed} |")
     return rows + [""]
 
 

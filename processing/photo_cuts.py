@@ -22,6 +22,14 @@ def to_photo_pixels(points: np.ndarray, padding: SquarePadding) -> np.ndarray:
     return np.where(visible(points)[..., None], pixels, MISSING).astype(np.float32)
 
 
+def to_padded_square(points: np.ndarray, padding: SquarePadding) -> np.ndarray:
+    """(..., 2) points in the photo's pixels -> normalised to its padded square (`to_photo_pixels` undone;
+    missing points stay -1)."""
+    points = np.asarray(points, dtype=np.float32)
+    square = (points + np.array([padding.left, padding.top], dtype=np.float32)) / padding.side
+    return np.where(visible(points)[..., None], square, MISSING).astype(np.float32)
+
+
 def pixel_keypoints_in_crop(points: np.ndarray, crop: tuple[int, int, int, int]) -> np.ndarray:
     """(19, 2) keypoints in the photo's pixels -> normalised to the padded square of the `crop` (xyxy pixels),
     what the processor takes as `keypoints=`; points outside the crop are missing."""
@@ -57,4 +65,4 @@ def keypoints_in_cut(keypoints: np.ndarray, height: int, width: int, box: tuple[
     return apply_official_rules(pixel_keypoints_in_crop(pixels, box))
 
 
-__all__ = ["centre_cut_box", "keypoints_in_cut", "pixel_keypoints_in_crop", "to_photo_pixels"]
+__all__ = ["centre_cut_box", "keypoints_in_cut", "pixel_keypoints_in_crop", "to_padded_square", "to_photo_pixels"]

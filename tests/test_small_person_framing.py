@@ -79,6 +79,17 @@ def test_points_of_the_cut_map_back_into_the_photo():
     np.testing.assert_allclose(mapped, [[95 / 300, 90 / 300], [-1, -1]], atol=1e-6)
 
 
+def test_points_in_the_photo_map_into_its_padded_square_and_back():
+    from sapiensid_hf.processing.photo_cuts import to_padded_square, to_photo_pixels
+    from sapiensid_hf.processing.square_resampling import SquarePadding
+
+    padding = SquarePadding.of(300, 200)  # the square is 300 wide, the photo's content from x = 50
+    pixels = np.array([[0, 0], [100, 150], [-1, -1]], dtype=np.float32)
+    square = to_padded_square(pixels, padding)
+    np.testing.assert_allclose(square, [[50 / 300, 0], [150 / 300, 150 / 300], [-1, -1]], atol=1e-6)
+    np.testing.assert_allclose(to_photo_pixels(square, padding), pixels, atol=1e-4)
+
+
 def test_a_small_person_is_embedded_from_the_cut_embed_people_makes_of_them(pipeline, face_photo):
     picture = on_a_wall(face_photo)
     result = pipeline.embed([face_photo, picture])
@@ -138,6 +149,38 @@ def test_a_photo_with_nobody_is_not_framed(pipeline):
     result = pipeline.embed([wall])
     assert not result.person_found[0] and not result.framed[0]
     assert not pipeline.processor([wall], frame_small_people=True)["framed"][0]
+
+
+def test_a_person_the_first_look_misses_is_found_by_the_people_search_and_cut(pipeline, people_dir):
+    # Street photo's pedestrians at a quarter of the picture's side: the detector's first look (the whole
+    # picture at 224 pixels) misses them, the people search (its tiles) finds them.
+    photo = Image.open(people_dir / "street_bus.jpg").convert("RGB")
+    photo.thumbnail((400, 400))
+    picture = on_a_wall(np.asarray(photo), 4)
+    assert not pipeline.embed([picture], frame_small_people=False).person_found[0]  # first look only (--person-crops)
+    result = pipeline.embed([picture])
+    assert result.person_found.tolist() == [True] and result.framed.tolist() == [True]
+    # The most prominent person the search finds, embedded as embed_people embeds them (one cut).
+    people = pipeline.processor.detect_people(picture)
+    assert result.num_people[0] == len(people.people) >= 1
+    height, width = picture.shape[:2]
+    expected = pipeline.embed_people([picture], detections=[PeopleInImage(people.people[:1], width, height, found=1)], frame_scales=(1.0,))
+    np.testing.assert_allclose(result.embeddings[0], expected.rows[0].embedding, atol=1e-5)
+    features = pipeline.processor([picture], return_tensors="np", frame_small_people=True)
+    assert tuple(features["frame_box"][0]) == people.people[0].crop_box(width, height)
+
+
+def test_without_a_people_search_in_the_detector_a_photo_the_first_look_misses_stays_without_a_person():
+    from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+    from sapiensid_hf.processing.keypoint_detector import KeypointResult
+
+    class FindsNobody:  # a user's detector: `detect` only
+        def detect(self, image: np.ndarray) -> KeypointResult:
+            return KeypointResult()
+
+    processor = SapiensIDImageProcessor(detector=FindsNobody(), frame_small_people=True)
+    features = processor([np.full((200, 300, 3), 128, np.uint8)], return_tensors="np")
+    assert not features["person_found"][0] and not features["framed"][0] and features["keypoint_source"] == ["none"]
 
 
 def test_embed_files_say_which_photos_were_cut_and_search_notes_a_gallery_made_before(

@@ -63,7 +63,7 @@ from .people_in_image import (
     with_face_boxes,
 )
 from .person_crop import ContentBounds  # noqa: F401
-from .photo_cuts import pixel_keypoints_in_crop  # noqa: F401
+from .photo_cuts import pixel_keypoints_in_crop, to_padded_square  # noqa: F401
 from .retina_rois import compute_roi_boxes
 from .small_person_frame import small_person_cut
 from .square_resampling import SquarePadding, detector_square, resample_padded_square
@@ -173,8 +173,12 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         frame_small_people (`bool`, defaults to `False`): a person the detector found who fills little of
             the photo (the frame they would be cut to covers less than half of it) is cut from the
             full-resolution photo, framed like the training photos, and that cut is the picture (the
-            detector runs again on it; small_person_frame.py). On in the shipped model's folder: the model
-            hardly recognises a person who fills a fifth of the picture. Never for given keypoints.
+            detector runs again on it; small_person_frame.py). And where the detector's first look at the
+            whole photo finds nobody, the photo is searched as `detect_people` searches it (its tiles,
+            upright silhouettes, faces) and the most prominent person found is the one embedded: a person
+            covering a twentieth of a street photo is mostly missed by the first look. On in the shipped
+            model's folder: the model hardly recognises a person who fills a fifth of the picture. Never for
+            given keypoints.
         detector_cache_dir (`str`, *optional*): directory of the detector files (default:
             $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
         detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
@@ -407,6 +411,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                     prior = standing_person_keypoints(padding.content_box())
                     result = KeypointResult(keypoints=prior, person_boxes=result.person_boxes, source=SOURCE_PRIOR)
                 elif settings["frame_small_people"]:
+                    if not visible(result.keypoints).any():
+                        result = self._searched_for_people(rgb, padding, result, settings, name)
                     frame = frame._replace(people=result.num_people)
                     rgb, result, box = self._frame_small_person(rgb, result, settings, name)
                     frame = frame._replace(box=box)
@@ -447,24 +453,26 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         """
         name = describe_input(image, 0)
         rgb = load_rgb(image, name, self.max_image_pixels)
-        find_everyone = getattr(self.detector, "detect_people", None)
-        if find_everyone is None:  # a ValueError: the tools report it as a message, not a traceback
+        if not hasattr(self.detector, "detect_people"):  # a ValueError: the tools report it as a message, not a traceback
             raise ValueError(
                 f"the keypoint detector {type(self.detector).__name__} finds one person per image; "
                 "detect_people needs a detector with a detect_people method (the default BlazePose detector)"
             )
-        square = detector_square(rgb, self.detector_max_side, fill=round(self.pad_fill * 255))
+        finds = self._found_people(rgb, self.detector_max_side, self.pad_fill, name)
+        people = people_in_photo(finds, rgb.shape[0], rgb.shape[1], max_people, min_person_size)
+        return with_face_boxes(people, rgb) if face_boxes else people
+
+    def _found_people(self, rgb: np.ndarray, max_side: int, pad_fill: float, name: str) -> list[FoundPerson]:
+        """Every person the detector's people search finds in the photo `rgb`, most prominent first, keypoints
+        normalised to its padded square under the official conventions."""
+        square = detector_square(rgb, max_side, fill=round(pad_fill * 255))
         try:
-            finds = find_everyone(square)
+            finds = self.detector.detect_people(square)
         except DetectorNotAvailableError:
             raise
         except Exception as error:
             raise RuntimeError(f"{name}: the keypoint detector failed ({type(error).__name__}: {error})") from error
-        finds = [
-            FoundPerson(apply_official_rules(find.keypoints), find.box, find.score, find.source) for find in finds
-        ]
-        people = people_in_photo(finds, rgb.shape[0], rgb.shape[1], max_people, min_person_size)
-        return with_face_boxes(people, rgb) if face_boxes else people
+        return [FoundPerson(apply_official_rules(find.keypoints), find.box, find.score, find.source) for find in finds]
 
     def _call_settings(self, overrides: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(overrides) - set(_CALL_SETTINGS))
@@ -508,6 +516,25 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             chosen_person=result.chosen_person,
             source=result.source,
         )
+
+    def _searched_for_people(
+        self, rgb: np.ndarray, padding: SquarePadding, first_look: KeypointResult, settings: dict[str, Any], name: str
+    ) -> KeypointResult:
+        """The most prominent person the people search (`detect_people`: the photo's tiles, upright
+        silhouettes, faces) finds in a photo where the detector's first look found nobody, or `first_look`.
+        The first look reads the whole photo at the detector's input size (224 pixels for BlazePose), where a
+        person covering a twentieth of a street photo is a few pixels tall; the search finds most of them.
+        People under DEFAULT_MIN_PERSON_SIZE pixels are left out (too small to recognise), as detect_people
+        leaves them out; so is the search with a detector that has none."""
+        if not hasattr(self.detector, "detect_people"):
+            return first_look
+        finds = self._found_people(rgb, settings["detector_max_side"], settings["pad_fill"], name)
+        people = people_in_photo(finds, *rgb.shape[:2]).people
+        if not people:
+            return first_look
+        boxes = [to_padded_square(np.reshape(person.box, (2, 2)), padding).reshape(4) for person in people]
+        keypoints = drop_outside(to_padded_square(people[0].keypoints, padding), padding.content_box())
+        return KeypointResult(keypoints=keypoints, person_boxes=np.stack(boxes), chosen_person=0, source=people[0].source)
 
     def _frame_small_person(
         self, rgb: np.ndarray, result: KeypointResult, settings: dict[str, Any], name: str

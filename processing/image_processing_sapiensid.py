@@ -522,8 +522,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
     ) -> KeypointResult:
         """The most prominent person the people search (`detect_people`: the photo's tiles, upright
         silhouettes, faces) finds in a photo where the detector's first look found nobody, or `first_look`.
-        The first look reads the whole photo at the detector's input size (224 pixels for BlazePose), where a
-        person covering a twentieth of a street photo is a few pixels tall; the search finds most of them.
+        The first look reads the whole photo at the detector's input size (224 pixels for BlazePose, whose
+        person detector keys on the face), where the face of a person covering a twentieth of a street photo
+        is a few pixels wide; the search, which also reads the photo's tiles, finds most of them.
         People under DEFAULT_MIN_PERSON_SIZE pixels are left out (too small to recognise), as detect_people
         leaves them out; so is the search with a detector that has none."""
         if not hasattr(self.detector, "detect_people"):

@@ -160,6 +160,8 @@ def test_a_person_the_first_look_misses_is_found_by_the_people_search_and_cut(pi
     assert not pipeline.embed([picture], frame_small_people=False).person_found[0]  # first look only (--person-crops)
     result = pipeline.embed([picture])
     assert result.person_found.tolist() == [True] and result.framed.tolist() == [True]
+    with_workers = pipeline.embed([picture, picture], num_workers=2)  # as `embed` runs by default: data workers
+    np.testing.assert_allclose(with_workers.embeddings, np.repeat(result.embeddings, 2, axis=0), atol=1e-5)
     # The most prominent person the search finds, embedded as embed_people embeds them (one cut).
     people = pipeline.processor.detect_people(picture)
     assert result.num_people[0] == len(people.people) >= 1

@@ -28,6 +28,10 @@ HOG_SIDE = 640
 HOG_WINDOW_STRIDE = (8, 8)
 HOG_PADDING = (8, 8)
 HOG_PYRAMID_SCALE = 1.05
+# OpenCV's default people detector's window (width, height). On a square under its height nobody of the
+# window's size can be found, and OpenCV 4.14's detectMultiScale corrupts its heap on squares under about
+# 97 pixels (the process aborts: "free(): invalid next size"), so such a square is not searched.
+HOG_WINDOW = (64, 128)
 # A HOG box holds the person with a margin (the person is about 3/4 of its height): a square ROI of the
 # box's height, centred on it, frames the person as BlazePose's own ROIs do (chosen on the training
 # scenes above: 0.85 and 1.2 of the height found fewer people or more false ones).
@@ -42,6 +46,8 @@ def pedestrian_rois(square: np.ndarray) -> list[Roi]:
     best first."""
     cv2 = _opencv()
     side = square.shape[0]
+    if side < HOG_WINDOW[1]:
+        return []
     shrink = min(1.0, HOG_SIDE / side)
     view = square if shrink == 1.0 else cv2.resize(square, (HOG_SIDE, HOG_SIDE), interpolation=cv2.INTER_AREA)
     with _detector_lock:
@@ -84,4 +90,4 @@ def _hog(cv2):
     return _detector
 
 
-__all__ = ["HOG_SIDE", "ROI_SIZE_OF_BOX_HEIGHT", "pedestrian_rois"]
+__all__ = ["HOG_SIDE", "HOG_WINDOW", "ROI_SIZE_OF_BOX_HEIGHT", "pedestrian_rois"]

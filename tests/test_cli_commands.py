@@ -389,6 +389,20 @@ def test_unreadable_image_names_the_file(capsys, tmp_path, model_dir):
     assert "fake.jpg" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("all_people", [False, True])
+def test_an_unreadable_file_in_a_folder_stops_embed_naming_it_and_the_option_that_leaves_it_out(
+    capsys, tmp_path, model_dir, photos, all_people
+):
+    folder = tmp_path / "album"
+    folder.mkdir()
+    (folder / "b_fake.jpg").write_text("just text")
+    shutil.copy(photos / "face_a_1.jpg", folder / "a.jpg")
+    output = tmp_path / "album.parquet"
+    status, _, err = run_cli(capsys, "embed", folder, "-o", output, "--model", model_dir, *(["--all-people"] if all_people else []))
+    assert status == 1 and "b_fake.jpg" in err and "--skip-unreadable" in err and "Traceback" not in err
+    assert not output.exists()  # nothing half-written
+
+
 def test_usage_error_exits_with_status_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["embed", "photo.jpg"])  # --output missing

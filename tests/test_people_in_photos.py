@@ -258,6 +258,29 @@ def test_the_silhouette_search_finds_nobody_on_a_plain_wall_and_names_opencv_whe
         hog_pedestrians.pedestrian_rois(wall)
 
 
+def test_tiny_photos_are_searched_for_people_without_a_crash():
+    # OpenCV's HOG corrupted its heap on squares under about 97 pixels and aborted the process (a data
+    # worker, or the command): run in a child process so that a crash fails this test, not the suite.
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np
+from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
+processor = SapiensIDImageProcessor(frame_small_people=True)
+rng = np.random.default_rng(0)
+found = []
+for height, width in ((8, 8), (30, 20), (64, 64), (90, 90), (96, 40), (127, 127)):
+    photo = (rng.random((height, width, 3)) * 255).astype(np.uint8)
+    found.append(len(processor.detect_people(photo).people))
+    processor([photo], return_tensors="np")  # the people search runs where the first look finds nobody
+print("found", sum(found))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "found 0"
+
+
 def expected_face_frame(eyes_at: tuple[float, float], lfw_side: float) -> tuple[int, int, int, int]:
     """The LFW photo square around eyes at `eyes_at`, tightened about its centre, in integer pixels."""
     middle_x = eyes_at[0] + (0.5 - FACE_FRAME_EYES_AT[0]) * lfw_side

@@ -196,6 +196,10 @@ def follow_recorded_flip(args: argparse.Namespace, recorded: bool | None) -> Non
         args.flip = True if recorded is None else recorded
 
 
+# Said when a folder's unreadable file stops a command that could have left it out.
+SKIP_UNREADABLE_HINT = "; add --skip-unreadable to leave out (and list) the files that are not readable images"
+
+
 def embed_images(
     pipeline: SapiensIDPipeline,
     paths: Sequence[Path],
@@ -222,8 +226,10 @@ def embed_images(
     with tqdm(total=len(paths), desc=description, unit="img", disable=None, file=sys.stderr) as progress:
         for indices, result, failures in pipeline.embed_batches(names, batch_size, flip, num_workers):
             for index, error in failures:
-                if not (skip_unreadable and isinstance(error, SapiensIDInputError)):
+                if not isinstance(error, SapiensIDInputError):
                     raise error
+                if not skip_unreadable:
+                    raise CommandError(f"{error}{SKIP_UNREADABLE_HINT}") from error
                 skipped.append((paths[index], str(error)))
             if result is not None:
                 results.append(result)

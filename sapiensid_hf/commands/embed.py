@@ -11,6 +11,7 @@ from ..parallel_processing import resolve_num_workers
 from ..people_embedding import PeopleEmbeddings
 from ..processing.image_decoding import SapiensIDInputError
 from .common import (
+    SKIP_UNREADABLE_HINT,
     CommandError,
     collect_images,
     embed_images,
@@ -94,7 +95,7 @@ def embed_people_in_photos(
             found = pipeline.embed_people([path], max_people, min_person_size, flip, batch_size)
         except SapiensIDInputError as error:
             if not skip_unreadable:
-                raise
+                raise CommandError(f"{error}{SKIP_UNREADABLE_HINT}") from error
             skipped.append((path, str(error)))
             print(f"skipped {path}: {error}", file=sys.stderr)
             continue

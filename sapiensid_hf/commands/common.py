@@ -229,7 +229,7 @@ def embed_images(
                 if not isinstance(error, SapiensIDInputError):
                     raise error
                 if not skip_unreadable:
-                    raise CommandError(f"{error}{SKIP_UNREADABLE_HINT}") from error
+                    raise SapiensIDInputError(f"{error}{SKIP_UNREADABLE_HINT}") from error
                 skipped.append((paths[index], str(error)))
             if result is not None:
                 results.append(result)

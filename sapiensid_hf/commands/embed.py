@@ -95,7 +95,7 @@ def embed_people_in_photos(
             found = pipeline.embed_people([path], max_people, min_person_size, flip, batch_size)
         except SapiensIDInputError as error:
             if not skip_unreadable:
-                raise CommandError(f"{error}{SKIP_UNREADABLE_HINT}") from error
+                raise SapiensIDInputError(f"{error}{SKIP_UNREADABLE_HINT}") from error
             skipped.append((path, str(error)))
             print(f"skipped {path}: {error}", file=sys.stderr)
             continue

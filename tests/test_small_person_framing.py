@@ -118,11 +118,15 @@ def test_the_shipped_folder_cuts_a_small_person_for_hugging_face_users_as_the_to
     from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 
     shipped = REPO_ROOT / "pretrained" / "sapiensid-small"
-    pictures = [face_photo, on_a_wall(face_photo)]
+    street = Image.open(REPO_ROOT.parent / "shared" / "data" / "people" / "street_bus.jpg").convert("RGB")
+    street.thumbnail((400, 400))
+    # A portrait, the portrait small on a wall, and a street photo small on a wall, whose people the
+    # detector's first look misses and the people search finds.
+    pictures = [face_photo, on_a_wall(face_photo), on_a_wall(np.asarray(street), 4)]
     processor = SapiensIDImageProcessor.from_pretrained(shipped)
     assert processor.frame_small_people  # preprocessor_config.json records it, as it records the views
     inputs = processor(pictures, return_tensors="pt")
-    assert inputs["framed"].tolist() == [False, True]
+    assert inputs["framed"].tolist() == [False, True, True]
     tools = load_pipeline(str(shipped))
     with torch.no_grad():
         hub = tools.model(**inputs).pooler_output.numpy()

@@ -139,16 +139,31 @@ class KeypointResult:
         chosen_person: index into `person_boxes` of the person the keypoints belong to, -1 if none.
         source: "pose" (body detector), "crop" (person-crop fallback), "face" (face fallback), "none",
             or "given" (passed by the user).
+        score: the detection score of the person (BlazePose's person detector) or of the face (BlazeFace)
+            the keypoints belong to; None where the detector gives none.
     """
 
     keypoints: np.ndarray = field(default_factory=empty_keypoints)
     person_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
     chosen_person: int = -1
     source: str = SOURCE_NONE
+    score: float | None = None
 
     @property
     def num_people(self) -> int:
         return len(self.person_boxes)
+
+    @property
+    def is_weak_lone_face(self) -> bool:
+        return is_weak_lone_face(self.source, self.score)
+
+
+def is_weak_lone_face(source: str, score: float | None) -> bool:
+    """A face found without a body (`source` "face"), scored below what the people search asks of one
+    (FACE_ONLY_MIN_SCORE): evidence of a person too weak for the tools, which score only people (flowers,
+    gift-box prints and animal faces reach 0.50-0.75 with BlazeFace). A score of None or NaN (a detector
+    that gives none) is not judged."""
+    return source == SOURCE_FACE and score is not None and bool(score < FACE_ONLY_MIN_SCORE)
 
 
 @runtime_checkable
@@ -373,7 +388,7 @@ class BlazePoseDetector:
             for index, person in enumerate(people[: self.max_landmark_attempts]):
                 keypoints = self._landmarks(pixels, person.roi)
                 if keypoints is not None:
-                    return KeypointResult(keypoints, boxes, index, SOURCE_POSE)
+                    return KeypointResult(keypoints, boxes, index, SOURCE_POSE, person.score)
         if self.person_crop_fallback:
             return self._person_crop(image)
         return None
@@ -385,7 +400,8 @@ class BlazePoseDetector:
         rank = faces.scores if self.person_choice == "confidence" else _box_areas(faces.boxes) * faces.scores
         order = np.argsort(-rank, kind="stable")
         boxes = np.clip(faces.boxes[order], 0.0, 1.0).astype(np.float32)
-        return KeypointResult(from_blazeface(faces.keypoints[order[0]]), boxes, 0, SOURCE_FACE)
+        score = float(faces.scores[order[0]])
+        return KeypointResult(from_blazeface(faces.keypoints[order[0]]), boxes, 0, SOURCE_FACE, score)
 
     def _official_face_points(self, image: np.ndarray, result: KeypointResult | None) -> KeypointResult:
         if result is None and not self.face_fallback:
@@ -489,7 +505,7 @@ def official_face_points(
         head = square_head_box(result.keypoints)
         face = five_points.face_in(image, head) if head is not None else None
         keypoints = with_face_points(result.keypoints, face)
-        return KeypointResult(keypoints, result.person_boxes, result.chosen_person, result.source)
+        return KeypointResult(keypoints, result.person_boxes, result.chosen_person, result.source, result.score)
     face = five_points.face_in(image, np.array([0.0, 0.0, 1.0, 1.0], dtype=np.float32))
     keypoints = with_face_points(empty_keypoints(), face)
     if not visible(keypoints).any():

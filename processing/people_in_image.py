@@ -218,6 +218,8 @@ class PeopleInImage:
         found: how many people the detector found, before the size limit and the cap.
         too_small: how many of them were skipped for being smaller than `min_person_size` pixels.
         max_people: the cap this list was made with.
+        unseen_in_frame: how many of them were left out because the detector, looking at the person's own
+            frame, saw nobody there (`embed_people`: a find not confirmed as a person).
     """
 
     people: list[Person] = field(default_factory=list)
@@ -226,10 +228,11 @@ class PeopleInImage:
     found: int = 0
     too_small: int = 0
     max_people: int = DEFAULT_MAX_PEOPLE
+    unseen_in_frame: int = 0
 
     @property
     def cap_reached(self) -> bool:
-        return self.found - self.too_small > len(self.people)
+        return self.found - self.too_small - self.unseen_in_frame > len(self.people)
 
     def summary(self) -> str:
         """One line for the tools to print: how many people, and what was left out and why."""
@@ -239,6 +242,8 @@ class PeopleInImage:
         left_out = []
         if self.too_small:
             left_out.append(f"{self.too_small} too small to recognise")
+        if self.unseen_in_frame:
+            left_out.append(f"{self.unseen_in_frame} not seen again in their own frame")
         if self.cap_reached:
             left_out.append(f"{self.found - self.too_small - len(self.people)} more beyond max_people={self.max_people}")
         return text + (f" ({'; '.join(left_out)} left out)" if left_out else "")

@@ -8,20 +8,26 @@ three, i.e. of `pipeline.embed([cut])` for each cut (itself under the model fold
 cut_views.py, when it has one). When the detector's choice in a cut is somebody else
 (a crowd) or nobody, the person's own keypoints, mapped into that cut, are used instead
 (`keypoint_source` "given"): a person is never embedded from another person's keypoints, and a box
-without keypoints never gets a row.
+without keypoints never gets a row. A find whose frame (the cut at the scale nearest 1.0) covers less than
+SMALL_PERSON_SHARE of the photo, and in which the detector sees nobody, or only a face too weak to count
+alone, is not confirmed as a person: it gets no row and is counted in its photo's `unseen_in_frame`
+(flowers, animals and prints fool the search's look at a whole photo and its tiles, and rarely the look
+at their frame). The single-person path keeps the same rule: it cuts a person to their frame, and looks
+again, below the same share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .embedding_views import embed_images
 from .processing.image_decoding import describe_input, load_rgb
-from .processing.keypoint_layout import apply_official_rules
+from .processing.keypoint_detector import is_weak_lone_face
+from .processing.keypoint_layout import apply_official_rules, visible
 from .processing.people_detection import same_person_keypoints
 from .processing.people_in_image import (
     DEFAULT_MAX_PEOPLE,
@@ -31,6 +37,7 @@ from .processing.people_in_image import (
     Person,
     keypoints_in_crop,
 )
+from .processing.small_person_frame import SMALL_PERSON_SHARE
 
 KEYPOINTS_REDETECTED, KEYPOINTS_GIVEN = "redetected", "given"
 
@@ -114,23 +121,48 @@ def embed_people(
     if not crops:
         return result
 
-    redetected = _embed(pipeline, crops, flip, batch_size)
+    embeddings, redetected_keypoints, seen = _embed(pipeline, crops, flip, batch_size)
+    images_found = result.images
+    frames = len(frame_scales)
+    middle = min(range(frames), key=lambda index: abs(frame_scales[index] - 1.0))
+    confirmed = [
+        bool(seen[first + middle]) or _photo_share(owners[first + middle][3], images_found[owners[first][0]]) >= SMALL_PERSON_SHARE
+        for first in range(0, len(crops), frames)
+    ]
     own_keypoints = np.stack([apply_official_rules(keypoints_in_crop(person, box)) for _, _, person, box in owners])
-    wrong = [index for index in range(len(crops)) if not same_person_keypoints(own_keypoints[index], redetected[1][index])]
-    embeddings, given_cut = redetected[0].copy(), np.zeros(len(crops), dtype=bool)
+    wrong = [
+        index
+        for index in range(len(crops))
+        if confirmed[index // frames] and not same_person_keypoints(own_keypoints[index], redetected_keypoints[index])
+    ]
+    given_cut = np.zeros(len(crops), dtype=bool)
     if wrong:
         embeddings[wrong] = _embed(pipeline, [crops[index] for index in wrong], flip, batch_size, own_keypoints[wrong])[0]
         given_cut[wrong] = True
-    frames = len(frame_scales)
-    middle = min(range(frames), key=lambda index: abs(frame_scales[index] - 1.0))
+    kept: dict[int, list[Person]] = {index: [] for index in range(len(images))}
     for first in range(0, len(crops), frames):
-        image_index, person_index, person, _ = owners[first]
+        image_index, _, person, _ = owners[first]
+        if not confirmed[first // frames]:
+            continue
         cuts = slice(first, first + frames)
         boxes = tuple(box for _, _, _, box in owners[cuts])
         source = KEYPOINTS_GIVEN if given_cut[cuts].any() else KEYPOINTS_REDETECTED
         embedding = _normalised(embeddings[cuts].sum(axis=0))
+        person_index = len(kept[image_index])
+        kept[image_index].append(person)
         result.rows.append(PersonEmbedding(image_index, person_index, person, boxes[middle], embedding, source, boxes))
+    for image_index, found in enumerate(result.images):
+        unseen = len(found.people) - len(kept[image_index])
+        if unseen:
+            result.images[image_index] = replace(
+                found, people=kept[image_index], unseen_in_frame=found.unseen_in_frame + unseen
+            )
     return result
+
+
+def _photo_share(box: tuple[int, int, int, int], found: PeopleInImage) -> float:
+    left, top, right, bottom = box
+    return (right - left) * (bottom - top) / max(found.width * found.height, 1)
 
 
 def _normalised(vector: np.ndarray) -> np.ndarray:
@@ -139,16 +171,21 @@ def _normalised(vector: np.ndarray) -> np.ndarray:
 
 def _embed(
     pipeline: Any, crops: list[np.ndarray], flip: bool, batch_size: int, keypoints: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings, keypoints used) of the crops, through the one embedding loop of the project."""
-    embeddings, used = [], []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings, keypoints used, (N,) bool: the detector saw somebody there) of the crops, through the one
+    embedding loop of the project."""
+    embeddings, used, seen = [], [], []
     batches = embed_images(pipeline.model, pipeline.processor, crops, batch_size, pipeline.device, flip, keypoints=keypoints)
     for batch in batches:
         if batch.failures:
             raise batch.failures[0][1]
         embeddings.append(batch.embeddings.numpy())
-        used.append(np.asarray(batch.features["keypoints"], dtype=np.float32))
-    return np.concatenate(embeddings), np.concatenate(used)
+        points = np.asarray(batch.features["keypoints"], dtype=np.float32)
+        used.append(points)
+        scores = np.asarray(batch.features["detection_score"], dtype=np.float32)
+        weak = [is_weak_lone_face(source, float(score)) for source, score in zip(batch.features["keypoint_source"], scores, strict=True)]
+        seen.append(visible(points).any(axis=1) & ~np.asarray(weak, dtype=bool))
+    return np.concatenate(embeddings), np.concatenate(used), np.concatenate(seen)
 
 
 __all__ = ["KEYPOINTS_GIVEN", "KEYPOINTS_REDETECTED", "PeopleEmbeddings", "PersonChoiceError", "PersonEmbedding", "embed_people"]

@@ -176,9 +176,11 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             detector runs again on it; small_person_frame.py). And where the detector's first look at the
             whole photo finds nobody, the photo is searched as `detect_people` searches it (its tiles,
             upright silhouettes, faces) and the most prominent person found is the one embedded: a person
-            covering a twentieth of a street photo is mostly missed by the first look. On in the shipped
-            model's folder: the model hardly recognises a person who fills a fifth of the picture. Never for
-            given keypoints.
+            covering a twentieth of a street photo is mostly missed by the first look. A face the first look
+            found without a body counts only at the face score the search asks of a lone face (0.75: flowers,
+            gift-box prints and animal faces reach 0.50-0.75); a weaker one is searched for like nobody. On in
+            the shipped model's folder: the model hardly recognises a person who fills a fifth of the picture.
+            Never for given keypoints.
         detector_cache_dir (`str`, *optional*): directory of the detector files (default:
             $SAPIENSID_DETECTOR_DIR or ~/.cache/sapiensid_hf/detector).
         detector (`KeypointDetector`, *optional*): a detector object to use instead of the default one
@@ -195,7 +197,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
       ``chosen_person`` (B,) int64: index into ``person_boxes`` of the person the keypoints describe
       (-1 if none); ``person_box`` (B, 4): that person's box (-1 if none); ``person_boxes``: list of
       (P, 4) boxes, most prominent first; ``keypoint_source``: list of "pose", "crop", "face", "none",
-      "given", or "prior" (the standing-person prior).
+      "given", or "prior" (the standing-person prior); ``detection_score`` (B,) float32: the detector's score
+      of the person (or lone face) the keypoints describe, NaN where it gives none.
     - ``framed`` (B,) bool: the picture is the cut of a small person (`frame_small_people`); then the
       model inputs, the keypoints and the boxes above are the cut's (``num_people`` stays the photo's
       count), ``frame_box`` (B, 4) float32 is the cut in the photo's pixels (xyxy; -1 where not framed)
@@ -411,6 +414,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                     prior = standing_person_keypoints(padding.content_box())
                     result = KeypointResult(keypoints=prior, person_boxes=result.person_boxes, source=SOURCE_PRIOR)
                 elif settings["frame_small_people"]:
+                    if result.is_weak_lone_face:
+                        # The tools embed people only: a lone face must meet the people search's standard.
+                        result = KeypointResult()
                     if not visible(result.keypoints).any():
                         result = self._searched_for_people(rgb, padding, result, settings, name)
                     frame = frame._replace(people=result.num_people)
@@ -515,6 +521,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             person_boxes=person_boxes,
             chosen_person=result.chosen_person,
             source=result.source,
+            score=getattr(result, "score", None),
         )
 
     def _searched_for_people(
@@ -535,15 +542,20 @@ class SapiensIDImageProcessor(BaseImageProcessor):
             return first_look
         boxes = [to_padded_square(np.reshape(person.box, (2, 2)), padding).reshape(4) for person in people]
         keypoints = drop_outside(to_padded_square(people[0].keypoints, padding), padding.content_box())
-        return KeypointResult(keypoints=keypoints, person_boxes=np.stack(boxes), chosen_person=0, source=people[0].source)
+        return KeypointResult(
+            keypoints=keypoints, person_boxes=np.stack(boxes), chosen_person=0, source=people[0].source, score=people[0].score
+        )
 
     def _frame_small_person(
         self, rgb: np.ndarray, result: KeypointResult, settings: dict[str, Any], name: str
     ) -> tuple[np.ndarray, KeypointResult, tuple[int, int, int, int] | None]:
         """(picture, its keypoints, the cut's pixel box or None): the photo as it is, or, when its chosen person
         fills little of it, that person's frame cut from it (small_person_frame.py) with the detector's
-        person there, or the person's own keypoints mapped into the cut where it finds somebody else or
-        nobody (a person is never embedded from another person's keypoints; as embed_people does)."""
+        person there, or the person's own keypoints mapped into the cut where it finds somebody else (a
+        person is never embedded from another person's keypoints; as embed_people does). Where the detector
+        finds nobody in the person's own frame (or a face too weak to count alone), the find is not
+        confirmed: the photo as it is, without a person (flowers, animals and prints fool the detector's
+        look at a whole photo, and rarely its look at their frame; real people are seen again)."""
         box = result.person_boxes[result.chosen_person] if result.chosen_person >= 0 else np.full(4, MISSING, np.float32)
         found = small_person_cut(rgb, result.keypoints, box, result.source)
         if found is None:
@@ -552,10 +564,18 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         left, top, right, bottom = crop
         cut = np.ascontiguousarray(rgb[top:bottom, left:right])
         detected = self._detect(cut, SquarePadding.of(*cut.shape[:2]), settings, f"{name}, its person's frame")
+        if not self._sees_somebody(detected):
+            return rgb, KeypointResult(person_boxes=result.person_boxes), None
         own = apply_official_rules(keypoints_in_crop(person, crop))
         if not same_person_keypoints(own, detected.keypoints):
             detected = KeypointResult(keypoints=own, source=SOURCE_GIVEN)
         return cut, detected, crop
+
+    @staticmethod
+    def _sees_somebody(result: KeypointResult) -> bool:
+        """The detector's look at a person's own frame confirms a person there: somebody found, and not a
+        face alone too weak to count (`KeypointResult.is_weak_lone_face`)."""
+        return bool(visible(result.keypoints).any()) and not result.is_weak_lone_face
 
     def _assemble(
         self,
@@ -595,6 +615,7 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                     for result in results
                 ]
             ).astype(np.float32),
+            "detection_score": np.array([np.nan if r.score is None else r.score for r in results], dtype=np.float32),
             "framed": np.array([frame.box is not None for frame in frames], dtype=bool),
             "frame_box": np.array([frame.box or no_box for frame in frames], dtype=np.float32).reshape(-1, 4),
             "original_sizes": np.array([(frame.height, frame.width) for frame in frames], dtype=np.int64).reshape(-1, 2),

@@ -1,0 +1,236 @@
+"""Pictures without a person, and face photos: how often the single-person path finds somebody to embed.
+
+    python benchmarks/bench_person_free.py [--model DIR] [--faces 100] [--crops 8] [--seed 0] [--write docs/benchmarks.md]
+
+The tools (`embed`, `compare`, `search`, `index build`, `cluster`, the Space, the shipped folder's processor)
+score people only: a picture without a person must come out as "no person found", never as somebody's
+embedding. Three sets, through the model folder's processor as the tools call it (`frame_small_people`: the
+small-person cut and the people search where the first look finds nobody; no centre cuts or mirror, which
+do not change who is found):
+
+- person-free pictures, in colour and as greyscale copies: the sample images that the installed packages
+  ship (matplotlib, scikit-learn, gradio; animals apart, as a face or pose detector may take an animal for
+  a person) and `--crops` seeded crops of each (0.3-0.8 of its sides), and synthetic ones (noise, gradient,
+  checkerboard, a plain wall);
+- face photos, in colour and as greyscale copies: `--faces` photos of each source of ../shared/data/faces
+  (unlabelled), seeded;
+- people alone in a wider photo: `--people` development people of CUHK03-val and LFW fold 7 (their gallery
+  photo, as benchmarks/bench_small_person.py) pasted on a grey wall covering 0.02-0.3 of it.
+
+Each under three rules: before 2026-12-05 (a face the first look found alone counted from BlazeFace score
+0.5; a person cut to their frame kept whatever the detector saw there); a lone face held to the people
+search's standard (FACE_ONLY_MIN_SCORE 0.75; a weaker one searched for like nobody); and now: that, and a
+person cut to their frame kept only where the detector sees somebody in that frame (not nobody, not a weak
+lone face). Columns: the share in which somebody was found, and what found them (the keypoint source: "pose"
+the person detector, "crop" the person-crop fallback, "face" a lone face, "given" the person's own points
+carried into the cut where the detector chose somebody else there).
+
+Then the people path (`embed_people`: `embed --all-people`, `index build --all-people`, `cluster
+--all-people`, a group photo in `compare`) on the person-free pictures and the face photos: rows (people
+embedded) before 2026-12-05 and now, when a person the people search found is kept only where the
+detector sees somebody in that person's own frame (the middle of the three cuts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_people import development_pairs
+from bench_small_person import pasted
+from markdown_report import publish_section
+from PIL import Image, ImageOps
+
+from sapiensid_hf import people_embedding
+from sapiensid_hf.inference import load_pipeline
+from sapiensid_hf.processing.keypoint_detector import KeypointResult
+
+SECTION = "## Pictures without a person"
+SHARES = (0.02, 0.05, 0.15, 0.3)
+RULES = (
+    "before 2026-12-05",
+    "a lone face from 0.75",
+    "now: and seen again in their frame",
+)
+REPO = Path(__file__).resolve().parents[1]
+FACES = REPO.parent / "shared" / "data" / "faces"
+FACE_SOURCES = ("utkface", "caltech", "ffhq")
+# (package, path inside it, kind): the larger sample images of packages the project installs; none shows a person.
+PACKAGE_PICTURES = (
+    ("matplotlib", "mpl-data/sample_data/Minduka_Present_Blue_Pack.png", "objects and scenes"),
+    ("matplotlib", "mpl-data/sample_data/logo2.png", "objects and scenes"),
+    ("sklearn", "datasets/images/china.jpg", "objects and scenes"),
+    ("sklearn", "datasets/images/flower.jpg", "objects and scenes"),
+    ("gradio", "media_assets/images/tower.jpg", "objects and scenes"),
+    ("gradio", "media_assets/images/hf-logo_transpng.png", "objects and scenes"),
+    ("gradio", "media_assets/images/cheetah.jpg", "animals"),
+    ("gradio", "media_assets/images/cheetah1.jpg", "animals"),
+    ("gradio", "media_assets/images/lion.jpg", "animals"),
+    ("gradio", "test_data/cheetah2.jpg", "animals"),
+)
+
+
+def package_picture(package: str, relative: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    return path if path.exists() else None
+
+
+def synthetic_pictures(rng: np.random.Generator) -> list[Image.Image]:
+    noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    ramp = np.linspace(0, 255, 640, dtype=np.float32)
+    gradient = np.stack([np.tile(ramp, (480, 1)), np.tile(ramp[::-1], (480, 1)), np.full((480, 640), 128.0)], -1)
+    checker = ((np.add.outer(np.arange(480) // 40, np.arange(640) // 40) % 2) * 255).astype(np.uint8)
+    wall = np.clip(150 + rng.normal(0, 6, (480, 640, 3)), 0, 255)
+    arrays = (noise, gradient, np.repeat(checker[..., None], 3, axis=2), wall)
+    return [Image.fromarray(np.asarray(array, dtype=np.uint8)) for array in arrays]
+
+
+def crops(picture: Image.Image, count: int, rng: random.Random) -> list[Image.Image]:
+    width, height = picture.size
+    views = []
+    for _ in range(count):
+        scale = rng.uniform(0.3, 0.8)
+        w, h = round(width * scale), round(height * scale)
+        left, top = rng.randint(0, width - w), rng.randint(0, height - h)
+        views.append(picture.crop((left, top, left + w, top + h)))
+    return views
+
+
+def person_free_sets(crop_count: int, seed: int) -> tuple[dict[str, list[Image.Image]], list[str]]:
+    rng = random.Random(seed)
+    sets: dict[str, list[Image.Image]] = {"objects and scenes": [], "animals": []}
+    missing = []
+    for package, relative, kind in PACKAGE_PICTURES:
+        path = package_picture(package, relative)
+        if path is None:
+            missing.append(f"{package}/{relative}")
+            continue
+        picture = Image.open(path).convert("RGB")
+        sets[kind] += [picture, *crops(picture, crop_count, rng)]
+    sets["synthetic"] = synthetic_pictures(np.random.default_rng(seed))
+    return sets, missing
+
+
+def face_photos(per_source: int, seed: int) -> list[Image.Image]:
+    rng = random.Random(seed)
+    paths = []
+    for source in FACE_SOURCES:
+        paths += rng.sample(sorted((FACES / source).glob("*.jpg")), per_source)
+    return [Image.open(path).convert("RGB") for path in paths]
+
+
+def found_people(processor, pictures: list[Image.Image]) -> tuple[np.ndarray, list[str]]:
+    found, sources = [], []
+    for start in range(0, len(pictures), 16):
+        batch = pictures[start : start + 16]
+        features = processor(batch, return_tensors="np", embedding_cuts=None, embedding_flip=False, frame_small_people=True)
+        found += features["person_found"].tolist()
+        sources += list(features["keypoint_source"])
+    return np.asarray(found, dtype=bool), sources
+
+
+def found_under(rule: str, processor, pictures: list) -> tuple[np.ndarray, list[str]]:
+    """`found_people` under one of RULES (the earlier ones restored for the call)."""
+    kept_face_rule = KeypointResult.is_weak_lone_face
+    if rule == RULES[0]:
+        KeypointResult.is_weak_lone_face = property(lambda self: False)
+    if rule != RULES[2]:
+        processor._sees_somebody = lambda result: True
+    try:
+        return found_people(processor, pictures)
+    finally:
+        KeypointResult.is_weak_lone_face = kept_face_rule
+        processor.__dict__.pop("_sees_somebody", None)
+
+
+def pasted_people(source: str, people: int, share: float, seed: int) -> list[np.ndarray]:
+    rng = random.Random(seed)
+    pairs = development_pairs(source, rng)[:people]
+    return [pasted(gallery, share, rng) for _, gallery, _ in pairs]
+
+
+def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
+    """(pictures with at least one row, rows) of `embed_people` under RULES[0] ("before": every person the
+    search found gets a row) or the rule now."""
+    kept = people_embedding._embed
+    if rule == RULES[0]:
+
+        def embed_seeing_everyone(*args, **kwargs):
+            embeddings, used, seen = kept(*args, **kwargs)
+            return embeddings, used, np.ones_like(seen)
+
+        people_embedding._embed = embed_seeing_everyone
+    try:
+        with_rows, rows = 0, 0
+        for picture in pictures:
+            found = pipeline.embed_people([np.asarray(picture)])
+            with_rows += bool(found.rows)
+            rows += len(found.rows)
+        return with_rows, rows
+    finally:
+        people_embedding._embed = kept
+
+
+def table_row(label: str, rule: str, found: np.ndarray, sources: list[str]) -> str:
+    counts = Counter(source for source, person in zip(sources, found, strict=True) if person)
+    by_source = ", ".join(f"{source} {count}" for source, count in sorted(counts.items())) or "-"
+    return f"| {label} | {rule} | {len(found)} | {found.sum()} ({found.mean():.1%}) | {by_source} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    parser.add_argument("--faces", type=int, default=100, help="face photos of each source (default: 100)")
+    parser.add_argument("--crops", type=int, default=8, help="seeded crops of each package picture (default: 8)")
+    parser.add_argument("--people", type=int, default=100, help="development people a kind (default: 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
+    args = parser.parse_args()
+    pipeline = load_pipeline(args.model)
+    processor = pipeline.processor
+    sets, missing = person_free_sets(args.crops, args.seed)
+    faces = face_photos(args.faces, args.seed)
+    groups: dict[str, list] = {}
+    for name, pictures in [*sets.items(), ("face photos (../shared/data/faces)", faces)]:
+        groups[f"{name}, colour"] = pictures
+        groups[f"{name}, greyscale"] = [ImageOps.grayscale(picture).convert("RGB") for picture in pictures]
+    for kind, source in (("CUHK03-val pedestrians", "cuhk03"), ("LFW fold-7 faces", "lfw")):
+        for share in SHARES:
+            groups[f"{kind} covering {share:.2f} of a wall"] = pasted_people(source, args.people, share, args.seed)
+    lines = [
+        SECTION, "",
+        f"`python benchmarks/bench_person_free.py --faces {args.faces} --crops {args.crops} --people {args.people} "
+        f"--seed {args.seed}` with {pipeline.description}'s processor (module docstring): pictures in which the "
+        "single-person path of the tools finds somebody to embed. On the person-free pictures every find is a "
+        "wrong answer; on the others every miss is a person refused.", "",
+        "| pictures | rule | pictures | somebody found | found by (keypoint source) |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]  # fmt: skip
+    for label, pictures in groups.items():
+        for rule in RULES:
+            lines.append(table_row(label, rule, *found_under(rule, processor, pictures)))
+    lines += ["", "The people path (`embed_people`), same pictures:", "",
+              "| pictures | rule | pictures | pictures with a person embedded | people embedded |",
+              "| --- | --- | ---: | ---: | ---: |"]  # fmt: skip
+    for label, pictures in groups.items():
+        if "covering" in label:
+            continue  # one person a picture: the single-person rows above say it
+        for rule in (RULES[0], "now: seen again in their frame"):
+            with_rows, rows = people_rows(pipeline, pictures, rule)
+            lines.append(f"| {label} | {rule} | {len(pictures)} | {with_rows} ({with_rows / len(pictures):.1%}) | {rows} |")
+    if missing:
+        lines += ["", "Not installed here, left out: " + ", ".join(missing)]
+    lines += ["", f"(torch threads {torch.get_num_threads()})"]
+    publish_section(lines, SECTION, args.write)
+
+
+if __name__ == "__main__":
+    main()

@@ -97,6 +97,7 @@ def test_choose_threshold_says_which_one_and_where_it_came_from():
     assert chosen.value == 0.41 and chosen.kind == "face" and "LFW fold 7" in chosen.origin and "recorded in m" in chosen.origin
     chosen = choose_threshold(RECORD, both_faces=False, model_name="m")
     assert chosen.value == 0.23 and chosen.kind == "body" and "not both pictures show a face" in chosen.origin
+    assert chosen.origin.startswith("bodies, best accuracy on ")
     assert choose_threshold(RECORD, True, "m", given=0.5).origin == "given with --threshold"
     fallback = choose_threshold(None, True, "m")
     assert fallback.value == UNCALIBRATED_THRESHOLD == DEFAULT_COMPARE_THRESHOLD and "untuned" in fallback.origin

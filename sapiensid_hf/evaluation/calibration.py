@@ -235,7 +235,8 @@ def choose_threshold(
     point = calibration.get("default", DEFAULT_OPERATING_POINT)
     record = calibration[kind]
     reason = "both pictures show a face" if both_faces else "not both pictures show a face"
-    origin = f"{kind}s, {point.replace('_', ' ')} on {record['pairs_from']}, recorded in {model_name}; {reason}"
+    kind_words = "faces" if both_faces else "bodies"
+    origin = f"{kind_words}, {point.replace('_', ' ')} on {record['pairs_from']}, recorded in {model_name}; {reason}"
     chosen_on = calibration.get("embedded_with")
     if chosen_on is not None and embedded_with is not None and chosen_on != embedded_with:
         origin += (

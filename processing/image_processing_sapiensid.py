@@ -44,6 +44,7 @@ from .keypoint_detector import (
     KeypointDetector,
     KeypointResult,
     require_choice,
+    sees_somebody,
 )
 from .keypoint_layout import (
     MISSING,
@@ -573,9 +574,8 @@ class SapiensIDImageProcessor(BaseImageProcessor):
 
     @staticmethod
     def _sees_somebody(result: KeypointResult) -> bool:
-        """The detector's look at a person's own frame confirms a person there: somebody found, and not a
-        face alone too weak to count (`KeypointResult.is_weak_lone_face`)."""
-        return bool(visible(result.keypoints).any()) and not result.is_weak_lone_face
+        """The detector's look at a person's own frame confirms a person there (`sees_somebody`)."""
+        return sees_somebody(result.keypoints, result.source, result.score)
 
     def _assemble(
         self,

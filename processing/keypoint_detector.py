@@ -166,6 +166,12 @@ def is_weak_lone_face(source: str, score: float | None) -> bool:
     return source == SOURCE_FACE and score is not None and bool(score < FACE_ONLY_MIN_SCORE)
 
 
+def sees_somebody(keypoints: np.ndarray, source: str, score: float | None) -> bool:
+    """A detection that shows a person: somebody found (a keypoint), and not a face alone too weak to count
+    (`is_weak_lone_face`). The small-person cut and `embed_people` ask it of a person's own frame."""
+    return bool(visible(keypoints).any()) and not is_weak_lone_face(source, score)
+
+
 @runtime_checkable
 class KeypointDetector(Protocol):
     """Anything with ``detect(square_rgb_uint8) -> KeypointResult`` can replace the default detector."""

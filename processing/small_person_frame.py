@@ -56,7 +56,12 @@ def chosen_person(keypoints: np.ndarray, box: np.ndarray, height: int, width: in
 
 def frame_share(person: Person, height: int, width: int) -> float:
     """The share of a `height` x `width` photo that the person's frame (`Person.crop_box`) covers."""
-    left, top, right, bottom = person.crop_box(width, height)
+    return box_share(person.crop_box(width, height), height, width)
+
+
+def box_share(box: tuple[float, float, float, float], height: int, width: int) -> float:
+    """The share of a `height` x `width` photo that the pixel box `box` (xyxy) covers."""
+    left, top, right, bottom = box
     return (right - left) * (bottom - top) / (width * height)
 
 
@@ -108,4 +113,4 @@ def cut_points_in_photo(points: np.ndarray, cut: np.ndarray, height: int, width:
     return np.where(visible(points)[..., None], mapped, MISSING).astype(np.float32)
 
 
-__all__ = ["FRAMED_SOURCES", "SMALL_PERSON_SHARE", "chosen_person", "cut_points_in_photo", "frame_share", "small_person_cut"]
+__all__ = ["FRAMED_SOURCES", "SMALL_PERSON_SHARE", "chosen_person", "box_share", "cut_points_in_photo", "frame_share", "small_person_cut"]

@@ -26,8 +26,8 @@ import numpy as np
 
 from .embedding_views import embed_images
 from .processing.image_decoding import describe_input, load_rgb
-from .processing.keypoint_detector import is_weak_lone_face
-from .processing.keypoint_layout import apply_official_rules, visible
+from .processing.keypoint_detector import sees_somebody
+from .processing.keypoint_layout import apply_official_rules
 from .processing.people_detection import same_person_keypoints
 from .processing.people_in_image import (
     DEFAULT_MAX_PEOPLE,
@@ -37,7 +37,7 @@ from .processing.people_in_image import (
     Person,
     keypoints_in_crop,
 )
-from .processing.small_person_frame import SMALL_PERSON_SHARE
+from .processing.small_person_frame import SMALL_PERSON_SHARE, box_share
 
 KEYPOINTS_REDETECTED, KEYPOINTS_GIVEN = "redetected", "given"
 
@@ -122,11 +122,10 @@ def embed_people(
         return result
 
     embeddings, redetected_keypoints, seen = _embed(pipeline, crops, flip, batch_size)
-    images_found = result.images
     frames = len(frame_scales)
     middle = min(range(frames), key=lambda index: abs(frame_scales[index] - 1.0))
     confirmed = [
-        bool(seen[first + middle]) or _photo_share(owners[first + middle][3], images_found[owners[first][0]]) >= SMALL_PERSON_SHARE
+        bool(seen[first + middle]) or _middle_cut_share(owners[first + middle], result.images) >= SMALL_PERSON_SHARE
         for first in range(0, len(crops), frames)
     ]
     own_keypoints = np.stack([apply_official_rules(keypoints_in_crop(person, box)) for _, _, person, box in owners])
@@ -160,9 +159,11 @@ def embed_people(
     return result
 
 
-def _photo_share(box: tuple[int, int, int, int], found: PeopleInImage) -> float:
-    left, top, right, bottom = box
-    return (right - left) * (bottom - top) / max(found.width * found.height, 1)
+def _middle_cut_share(owner: tuple, images: list[PeopleInImage]) -> float:
+    """The share of its photo that a person's middle cut covers (`owner`: (image index, person index,
+    person, cut box))."""
+    found = images[owner[0]]
+    return box_share(owner[3], found.height, found.width)
 
 
 def _normalised(vector: np.ndarray) -> np.ndarray:
@@ -182,9 +183,8 @@ def _embed(
         embeddings.append(batch.embeddings.numpy())
         points = np.asarray(batch.features["keypoints"], dtype=np.float32)
         used.append(points)
-        scores = np.asarray(batch.features["detection_score"], dtype=np.float32)
-        weak = [is_weak_lone_face(source, float(score)) for source, score in zip(batch.features["keypoint_source"], scores, strict=True)]
-        seen.append(visible(points).any(axis=1) & ~np.asarray(weak, dtype=bool))
+        rows = zip(points, batch.features["keypoint_source"], np.asarray(batch.features["detection_score"]), strict=True)
+        seen.append(np.array([sees_somebody(keypoints, source, float(score)) for keypoints, source, score in rows], dtype=bool))
     return np.concatenate(embeddings), np.concatenate(used), np.concatenate(seen)
 
 

@@ -231,8 +231,13 @@ class PeopleInImage:
     unseen_in_frame: int = 0
 
     @property
+    def beyond_cap(self) -> int:
+        """How many people were left out by the `max_people` cap alone."""
+        return self.found - self.too_small - self.unseen_in_frame - len(self.people)
+
+    @property
     def cap_reached(self) -> bool:
-        return self.found - self.too_small - self.unseen_in_frame > len(self.people)
+        return self.beyond_cap > 0
 
     def summary(self) -> str:
         """One line for the tools to print: how many people, and what was left out and why."""
@@ -245,7 +250,7 @@ class PeopleInImage:
         if self.unseen_in_frame:
             left_out.append(f"{self.unseen_in_frame} not seen again in their own frame")
         if self.cap_reached:
-            left_out.append(f"{self.found - self.too_small - len(self.people)} more beyond max_people={self.max_people}")
+            left_out.append(f"{self.beyond_cap} more beyond max_people={self.max_people}")
         return text + (f" ({'; '.join(left_out)} left out)" if left_out else "")
 
 

@@ -123,3 +123,15 @@ def test_a_flower_the_people_search_takes_for_a_person_is_no_person_for_the_tool
     people = pipeline.embed_people([flower_crop])
     assert people.rows == [] and people.images[0].people == [] and people.images[0].unseen_in_frame == 1
     assert people.images[0].summary() == "0 people (1 not seen again in their own frame left out)"
+
+
+def test_a_photo_summary_counts_each_person_left_out_once():
+    from sapiensid_hf.processing.people_in_image import PeopleInImage
+
+    person = object()  # summary() only counts people
+    found = PeopleInImage([person] * 2, 100, 100, found=6, too_small=1, max_people=2, unseen_in_frame=1)
+    assert found.beyond_cap == 2 and found.cap_reached
+    assert found.summary() == (
+        "2 people (1 too small to recognise; 1 not seen again in their own frame; 2 more beyond max_people=2 left out)"
+    )
+    assert not PeopleInImage([person], 100, 100, found=2, unseen_in_frame=1).cap_reached

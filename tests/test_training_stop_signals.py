@@ -64,6 +64,56 @@ def test_the_torchrun_launcher_raises_for_the_first_stop_signal_only(restore_han
     assert handler.received == [signal.SIGTERM, signal.SIGINT, signal.SIGTERM]
 
 
+def test_a_stop_that_lands_before_torchruns_timer_started_still_ends_quietly(restore_handlers, monkeypatch):
+    """torchrun's timing wrapper reads `start` in its `finally`; the first signal landing on `start =
+    time.time()` turns the SignalException into an UnboundLocalError (a CI run printed that traceback). It is
+    the same stop; an UnboundLocalError with no stop behind it still raises."""
+    from torch.distributed.elastic import metrics
+    from torch.distributed.elastic.metrics import api as metrics_api
+
+    from sapiensid_hf.training import distributed_run
+
+    clock = metrics_api.time
+
+    class SignalOnFirstClockRead:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def time(self) -> float:
+            self.reads += 1
+            if self.reads == 1:  # the signal arrives exactly as the wrapper reads its start time
+                signal.raise_signal(signal.SIGTERM)
+            return clock.time()
+
+    @metrics.prof(group="agent")
+    def monitor_workers() -> None:
+        return None
+
+    def torchrun_timing_its_monitor(argv):
+        from torch.distributed.elastic.multiprocessing import api as elastic_process_api
+
+        signal.signal(signal.SIGTERM, elastic_process_api._terminate_process_handler)
+        monitor_workers()
+
+    monkeypatch.setattr(metrics_api, "time", SignalOnFirstClockRead())
+    monkeypatch.setattr(distributed_run, "torchrun_main", torchrun_timing_its_monitor)
+    with pytest.raises(UnboundLocalError):  # what torchrun itself does with that signal
+        signal.signal(signal.SIGTERM, distributed_run._FirstStopSignalOnly())
+        monitor_workers()
+    monkeypatch.setattr(metrics_api, "time", SignalOnFirstClockRead())
+    assert distributed_run.main([]) == 128 + signal.SIGTERM
+
+    def unrelated_failure(argv):
+        try:
+            raise ValueError("not a stop")
+        finally:
+            raise UnboundLocalError("a real bug")
+
+    monkeypatch.setattr(distributed_run, "torchrun_main", unrelated_failure)
+    with pytest.raises(UnboundLocalError):
+        distributed_run.main([])
+
+
 @pytest.mark.parametrize(
     ("exit_codes", "expected"),
     [((130, -signal.SIGTERM), 128 + signal.SIGTERM), ((130, 130), 130), ((-signal.SIGINT,), 130), ((130, 1), None)],

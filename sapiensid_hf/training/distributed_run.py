@@ -14,6 +14,11 @@ The workers can also hear of the stop before torchrun does (a stop sent to every
 get its share): each says where the run stopped and exits 130, or dies of a later signal once its
 interpreter is shutting down, and torchrun reports its children as failed with a traceback. When every
 failed worker ended that way, that report is a stop too: the same quiet exit status, no traceback.
+
+The first signal can also land in code that cannot unwind cleanly: torchrun's timing wrapper
+(`elastic.metrics.prof`) reads `start` in a `finally`, so a signal between its `try:` and `start = ...`
+turns the SignalException into an UnboundLocalError (the workers are still shut down). An exception whose
+chain holds the stop this handler raised is that stop, and ends the same quiet way.
 """
 
 from __future__ import annotations
@@ -44,6 +49,18 @@ class _FirstStopSignalOnly:
             raise SignalException(f"torchrun got signal: {stop.name}", sigval=stop)
 
 
+def _stop_behind(error: BaseException) -> SignalException | None:
+    """The SignalException that `error` was raised while handling, if any (its `__context__` chain)."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if isinstance(link, SignalException):
+            return link
+        seen.add(id(link))
+        link = link.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     # torchrun registers the handler by its module-level name when it starts the workers.
     elastic_process_api._terminate_process_handler = _FirstStopSignalOnly()
@@ -57,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         terminated = any(code in (128 + signal.SIGTERM, -signal.SIGTERM) for code in exit_codes)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    except Exception as error:
+        stopped = _stop_behind(error)
+        if stopped is None:
+            raise
+        return 128 + int(stopped.sigval)
     return 0
 
 

@@ -27,16 +27,23 @@ carried into the cut where the detector chose somebody else there).
 
 Then the people path (`embed_people`: `embed --all-people`, `index build --all-people`, `cluster
 --all-people`, a group photo in `compare`) on the person-free pictures and the face photos: rows (people
-embedded) before 2026-12-05 and now, when a person the people search found is kept only where the
-detector sees somebody in that person's own frame (the middle of the three cuts).
+embedded) before 2026-12-05; when a person the people search found is kept only where the detector sees
+somebody in that person's own frame (the middle of the three cuts); and now: that, and a face cropped tight
+(`is_close_up_face`: eyes at least 0.2 of the picture apart, no shoulders in it) counts as a person to the
+search and comes before the "bodies" the landmark model fits to its features. The rules before the
+close-up one are measured without it, in the single-person rows too (where the search runs only when the
+first look found nobody).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import random
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +144,20 @@ def found_people(processor, pictures: list[Image.Image]) -> tuple[np.ndarray, li
     return np.asarray(found, dtype=bool), sources
 
 
+@contextlib.contextmanager
+def close_up_faces_ignored(processor) -> Iterator[None]:
+    """The people search as before the close-up rule: `is_close_up_face` never true (the detector module's
+    own copy, which `is_plausible_person` and `merge_finds` look up when they run)."""
+    package = type(processor.detector).__module__.rpartition(".")[0]
+    module = sys.modules[f"{package}.people_detection"]
+    kept = module.is_close_up_face
+    module.is_close_up_face = lambda keypoints: False
+    try:
+        yield
+    finally:
+        module.is_close_up_face = kept
+
+
 def found_under(rule: str, processor, pictures: list) -> tuple[np.ndarray, list[str]]:
     """`found_people` under one of RULES (the earlier ones restored for the call)."""
     kept_face_rule = KeypointResult.is_weak_lone_face
@@ -145,7 +166,8 @@ def found_under(rule: str, processor, pictures: list) -> tuple[np.ndarray, list[
     if rule != RULES[2]:
         processor._sees_somebody = lambda result: True
     try:
-        return found_people(processor, pictures)
+        with close_up_faces_ignored(processor) if rule != RULES[2] else contextlib.nullcontext():
+            return found_people(processor, pictures)
     finally:
         KeypointResult.is_weak_lone_face = kept_face_rule
         processor.__dict__.pop("_sees_somebody", None)
@@ -157,11 +179,14 @@ def pasted_people(source: str, people: int, share: float, seed: int) -> list[np.
     return [pasted(gallery, share, rng) for _, gallery, _ in pairs]
 
 
+PEOPLE_RULES = (RULES[0], "seen again in their frame", "now: and a close-up face is a person")
+
+
 def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
-    """(pictures with at least one row, rows) of `embed_people` under RULES[0] ("before": every person the
-    search found gets a row) or the rule now."""
+    """(pictures with at least one row, rows) of `embed_people` under one of PEOPLE_RULES (the earlier ones
+    restored for the call: "before", every person the search found gets a row; no close-up faces)."""
     kept = people_embedding._embed
-    if rule == RULES[0]:
+    if rule == PEOPLE_RULES[0]:
 
         def embed_seeing_everyone(*args, **kwargs):
             embeddings, used, seen = kept(*args, **kwargs)
@@ -170,10 +195,11 @@ def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
         people_embedding._embed = embed_seeing_everyone
     try:
         with_rows, rows = 0, 0
-        for picture in pictures:
-            found = pipeline.embed_people([np.asarray(picture)])
-            with_rows += bool(found.rows)
-            rows += len(found.rows)
+        with close_up_faces_ignored(pipeline.processor) if rule != PEOPLE_RULES[2] else contextlib.nullcontext():
+            for picture in pictures:
+                found = pipeline.embed_people([np.asarray(picture)])
+                with_rows += bool(found.rows)
+                rows += len(found.rows)
         return with_rows, rows
     finally:
         people_embedding._embed = kept
@@ -223,7 +249,7 @@ def main() -> None:
     for label, pictures in groups.items():
         if "covering" in label:
             continue  # one person a picture: the single-person rows above say it
-        for rule in (RULES[0], "now: seen again in their frame"):
+        for rule in PEOPLE_RULES:
             with_rows, rows = people_rows(pipeline, pictures, rule)
             lines.append(f"| {label} | {rule} | {len(pictures)} | {with_rows} ({with_rows / len(pictures):.1%}) | {rows} |")
     if missing:

@@ -225,17 +225,14 @@ def is_plausible_person(keypoints: np.ndarray, min_body_points: int) -> bool:
 
 def lies_on_close_up_face(close_up: FoundPerson, other: FoundPerson) -> bool:
     """`other`'s box lies SAME_PERSON_CONTAINED inside the head of the close-up face `close_up`
-    (`is_close_up_face`; its face points' centre +- CLOSE_UP_HEAD_SPREADS times their spread). Nobody else
-    can be seen there, in front of that head: such a find is the landmark model's fit of a small "body" on
-    the close-up's own features (16 of 300 close-up face photos of ../shared/data/faces had one beside the
-    close-up, and got a second row for the same face)."""
+    (`is_close_up_face`; `head_region` grown CLOSE_UP_HEAD_SPREADS times the face points' spread). Nobody
+    else can be seen there, in front of that head: such a find is the landmark model's fit of a small "body"
+    on the close-up's own features (16 of 300 close-up face photos of ../shared/data/faces had one beside
+    the close-up; 9 of them got a second row for the same face)."""
     if not is_close_up_face(close_up.keypoints):
         return False
-    shown = visible(close_up.keypoints)
-    face = close_up.keypoints[[index for index in FACE_POINTS if shown[index]]]
-    center = face.mean(axis=0)
-    half = CLOSE_UP_HEAD_SPREADS * max(float(np.ptp(face[:, 0])), float(np.ptp(face[:, 1])))
-    low, high = np.maximum(other.box[:2], center - half), np.minimum(other.box[2:], center + half)
+    head = head_region(close_up.keypoints, CLOSE_UP_HEAD_SPREADS)
+    low, high = np.maximum(other.box[:2], head[:2]), np.minimum(other.box[2:], head[2:])
     inside = float(np.prod(np.clip(high - low, 0.0, None)))
     return inside >= SAME_PERSON_CONTAINED * max(box_area(other.box), 1e-12)
 
@@ -320,8 +317,9 @@ def without_points_off_person(person: FoundPerson) -> FoundPerson:
     return FoundPerson(keypoints, box, person.score, person.source)
 
 
-def head_region(keypoints: np.ndarray) -> np.ndarray | None:
-    """The region a detected face of this person would fall in (None when no face point is visible)."""
+def head_region(keypoints: np.ndarray, growth: float = HEAD_REGION_GROWTH) -> np.ndarray | None:
+    """The region a detected face of this person would fall in: the face points' centre +- `growth` times
+    their spread (None when no face point is visible)."""
     shown = visible(keypoints)
     face = [index for index in FACE_POINTS if shown[index]]
     if not face:
@@ -329,7 +327,7 @@ def head_region(keypoints: np.ndarray) -> np.ndarray | None:
     points = keypoints[face]
     center = points.mean(axis=0)
     spread = max(float(np.ptp(points[:, 0])), float(np.ptp(points[:, 1])), 1e-3)
-    half = HEAD_REGION_GROWTH * spread
+    half = growth * spread
     return np.concatenate([center - half, center + half]).astype(np.float32)
 
 

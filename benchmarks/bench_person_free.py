@@ -17,22 +17,25 @@ do not change who is found):
 - people alone in a wider photo: `--people` development people of CUHK03-val and LFW fold 7 (their gallery
   photo, as benchmarks/bench_small_person.py) pasted on a grey wall covering 0.02-0.3 of it.
 
-Each under three rules: before 2026-12-05 (a face the first look found alone counted from BlazeFace score
+Each under four rules: before 2026-12-05 (a face the first look found alone counted from BlazeFace score
 0.5; a person cut to their frame kept whatever the detector saw there); a lone face held to the people
-search's standard (FACE_ONLY_MIN_SCORE 0.75; a weaker one searched for like nobody); and now: that, and a
-person cut to their frame kept only where the detector sees somebody in that frame (not nobody, not a weak
-lone face). Columns: the share in which somebody was found, and what found them (the keypoint source: "pose"
-the person detector, "crop" the person-crop fallback, "face" a lone face, "given" the person's own points
-carried into the cut where the detector chose somebody else there).
+search's standard (FACE_ONLY_MIN_SCORE 0.75; a weaker one searched for like nobody); that, and a person cut
+to their frame kept only where the detector sees somebody in that frame (not nobody, not a weak lone face);
+and now: that, and a person who shows a face (eyes at least 8 pixels apart) and no legs kept only where
+OpenCV's YuNet face detector confirms the face (processing/face_check.py). Columns: the
+share in which somebody was found, and what found them (the keypoint source: "pose" the person detector,
+"crop" the person-crop fallback, "face" a lone face, "given" the person's own points carried into the cut
+where the detector chose somebody else there). `--rules N` measures the last N rules only.
 
 Then the people path (`embed_people`: `embed --all-people`, `index build --all-people`, `cluster
 --all-people`, a group photo in `compare`) on the person-free pictures and the face photos: rows (people
 embedded) before 2026-12-05; when a person the people search found is kept only where the detector sees
-somebody in that person's own frame (the middle of the three cuts); and now: that, and a face cropped tight
+somebody in that person's own frame (the middle of the three cuts); that, and a face cropped tight
 (`is_close_up_face`: eyes at least 0.2 of the picture apart, no shoulders in it) counts as a person to the
-search and comes before the "bodies" the landmark model fits to its features. The rules before the
-close-up one are measured without it, in the single-person rows too (where the search runs only when the
-first look found nobody).
+search and comes before the "bodies" the landmark model fits to its features; and now: that, and the face
+check, as above. The rules before the close-up one are measured without it,
+in the single-person rows too (where the search runs only when the first look found nobody); the rules
+before the face check without it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import argparse
 import contextlib
 import importlib.util
 import random
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -62,7 +66,8 @@ SHARES = (0.02, 0.05, 0.15, 0.3)
 RULES = (
     "before 2026-12-05",
     "a lone face from 0.75",
-    "now: and seen again in their frame",
+    "and seen again in their frame",
+    "now: and a face without legs confirmed by YuNet",
 )
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO.parent / "shared" / "data" / "faces"
@@ -158,15 +163,33 @@ def close_up_faces_ignored(processor) -> Iterator[None]:
         module.is_close_up_face = kept
 
 
+@contextlib.contextmanager
+def face_check_off(processor) -> Iterator[None]:
+    """Both paths as before the face check: every face confirmed."""
+    processor._face_unconfirmed = lambda *args: False
+    kept = people_embedding.face_confirmed
+    people_embedding.face_confirmed = lambda *args: True
+    try:
+        yield
+    finally:
+        processor.__dict__.pop("_face_unconfirmed", None)
+        people_embedding.face_confirmed = kept
+
+
 def found_under(rule: str, processor, pictures: list) -> tuple[np.ndarray, list[str]]:
     """`found_people` under one of RULES (the earlier ones restored for the call)."""
+    step = RULES.index(rule)
     kept_face_rule = KeypointResult.is_weak_lone_face
-    if rule == RULES[0]:
+    if step == 0:
         KeypointResult.is_weak_lone_face = property(lambda self: False)
-    if rule != RULES[2]:
+    if step < 2:
         processor._sees_somebody = lambda result: True
     try:
-        with close_up_faces_ignored(processor) if rule != RULES[2] else contextlib.nullcontext():
+        with contextlib.ExitStack() as earlier:
+            if step < 2:
+                earlier.enter_context(close_up_faces_ignored(processor))
+            if step < 3:
+                earlier.enter_context(face_check_off(processor))
             return found_people(processor, pictures)
     finally:
         KeypointResult.is_weak_lone_face = kept_face_rule
@@ -179,14 +202,16 @@ def pasted_people(source: str, people: int, share: float, seed: int) -> list[np.
     return [pasted(gallery, share, rng) for _, gallery, _ in pairs]
 
 
-PEOPLE_RULES = (RULES[0], "seen again in their frame", "now: and a close-up face is a person")
+PEOPLE_RULES = (RULES[0], "seen again in their frame", "and a close-up face is a person", RULES[3])
 
 
 def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
     """(pictures with at least one row, rows) of `embed_people` under one of PEOPLE_RULES (the earlier ones
-    restored for the call: "before", every person the search found gets a row; no close-up faces)."""
+    restored for the call: "before", every person the search found gets a row; no close-up faces; no face
+    check)."""
+    step = PEOPLE_RULES.index(rule)
     kept = people_embedding._embed
-    if rule == PEOPLE_RULES[0]:
+    if step == 0:
 
         def embed_seeing_everyone(*args, **kwargs):
             embeddings, used, seen = kept(*args, **kwargs)
@@ -195,7 +220,11 @@ def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
         people_embedding._embed = embed_seeing_everyone
     try:
         with_rows, rows = 0, 0
-        with close_up_faces_ignored(pipeline.processor) if rule != PEOPLE_RULES[2] else contextlib.nullcontext():
+        with contextlib.ExitStack() as earlier:
+            if step < 2:
+                earlier.enter_context(close_up_faces_ignored(pipeline.processor))
+            if step < 3:
+                earlier.enter_context(face_check_off(pipeline.processor))
             for picture in pictures:
                 found = pipeline.embed_people([np.asarray(picture)])
                 with_rows += bool(found.rows)
@@ -203,6 +232,14 @@ def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
         return with_rows, rows
     finally:
         people_embedding._embed = kept
+
+
+def git_head() -> str:
+    """The checkout's commit (short), which the written section's earlier rows can be read from."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def table_row(label: str, rule: str, found: np.ndarray, sources: list[str]) -> str:
@@ -218,8 +255,10 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=8, help="seeded crops of each package picture (default: 8)")
     parser.add_argument("--people", type=int, default=100, help="development people a kind (default: 100)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rules", type=int, default=len(RULES), help="the last N rules of each path only (default: all)")
     parser.add_argument("--write", type=Path, default=None, help="markdown file to update (docs/benchmarks.md)")
     args = parser.parse_args()
+    rules, people_rules = RULES[-args.rules :], PEOPLE_RULES[-args.rules :]
     pipeline = load_pipeline(args.model)
     processor = pipeline.processor
     sets, missing = person_free_sets(args.crops, args.seed)
@@ -234,14 +273,14 @@ def main() -> None:
     lines = [
         SECTION, "",
         f"`python benchmarks/bench_person_free.py --faces {args.faces} --crops {args.crops} --people {args.people} "
-        f"--seed {args.seed}` with {pipeline.description}'s processor (module docstring): pictures in which the "
+        f"--seed {args.seed} --rules {args.rules}` with {pipeline.description}'s processor (module docstring): pictures in which the "
         "single-person path of the tools finds somebody to embed. On the person-free pictures every find is a "
         "wrong answer; on the others every miss is a person refused.", "",
         "| pictures | rule | pictures | somebody found | found by (keypoint source) |",
         "| --- | --- | ---: | ---: | --- |",
     ]  # fmt: skip
     for label, pictures in groups.items():
-        for rule in RULES:
+        for rule in rules:
             lines.append(table_row(label, rule, *found_under(rule, processor, pictures)))
     lines += ["", "The people path (`embed_people`), same pictures:", "",
               "| pictures | rule | pictures | pictures with a person embedded | people embedded |",
@@ -249,11 +288,15 @@ def main() -> None:
     for label, pictures in groups.items():
         if "covering" in label:
             continue  # one person a picture: the single-person rows above say it
-        for rule in PEOPLE_RULES:
+        for rule in people_rules:
             with_rows, rows = people_rows(pipeline, pictures, rule)
             lines.append(f"| {label} | {rule} | {len(pictures)} | {with_rows} ({with_rows / len(pictures):.1%}) | {rows} |")
     if missing:
         lines += ["", "Not installed here, left out: " + ", ".join(missing)]
+    if args.rules < len(RULES):
+        head = git_head()
+        lines += ["", f"Only the last {args.rules} rules of each path were run (`--rules {args.rules}`); the earlier rules' rows "
+                  f"are in this section as it was at commit {head} (`git show {head}:docs/benchmarks.md`)."]  # fmt: skip
     lines += ["", f"(torch threads {torch.get_num_threads()})"]
     publish_section(lines, SECTION, args.write)
 

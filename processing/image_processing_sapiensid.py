@@ -31,6 +31,7 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from .blaze_ops import Roi  # noqa: F401
 from .centre_cuts import CUT_FEATURES, cut_features, cut_scales
 from .detector_assets import DetectorNotAvailableError
+from .face_check import face_confirmed, needs_face_check
 from .face_frame import cascade_face_box  # noqa: F401
 from .face_points import RetinaFaceFivePoints  # noqa: F401
 from .hog_pedestrians import pedestrian_rois  # noqa: F401
@@ -66,7 +67,7 @@ from .people_in_image import (
 from .person_crop import ContentBounds  # noqa: F401
 from .photo_cuts import pixel_keypoints_in_crop, to_padded_square  # noqa: F401
 from .retina_rois import compute_roi_boxes
-from .small_person_frame import small_person_cut
+from .small_person_frame import FRAMED_SOURCES, chosen_person, small_person_cut
 from .square_resampling import SquarePadding, detector_square, resample_padded_square
 from .standing_person_prior import SOURCE_PRIOR, standing_person_keypoints
 
@@ -556,8 +557,11 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         person is never embedded from another person's keypoints; as embed_people does). Where the detector
         finds nobody in the person's own frame (or a face too weak to count alone), the find is not
         confirmed: the photo as it is, without a person (flowers, animals and prints fool the detector's
-        look at a whole photo, and rarely its look at their frame; real people are seen again)."""
+        look at a whole photo, and rarely its look at their frame; real people are seen again). So is a
+        person showing a face and no legs whose face OpenCV's YuNet does not confirm (face_check.py)."""
         box = result.person_boxes[result.chosen_person] if result.chosen_person >= 0 else np.full(4, MISSING, np.float32)
+        if self._face_unconfirmed(rgb, result, box):
+            return rgb, KeypointResult(person_boxes=result.person_boxes), None
         found = small_person_cut(rgb, result.keypoints, box, result.source)
         if found is None:
             return rgb, result, None
@@ -571,6 +575,14 @@ class SapiensIDImageProcessor(BaseImageProcessor):
         if not same_person_keypoints(own, detected.keypoints):
             detected = KeypointResult(keypoints=own, source=SOURCE_GIVEN)
         return cut, detected, crop
+
+    def _face_unconfirmed(self, rgb: np.ndarray, result: KeypointResult, box: np.ndarray) -> bool:
+        """A detected person who shows a face and no legs, and whose face YuNet does not confirm (face_check.py):
+        an animal's head, not a person."""
+        if result.source not in FRAMED_SOURCES or not visible(result.keypoints).any():
+            return False
+        person = chosen_person(result.keypoints, box, *rgb.shape[:2])
+        return needs_face_check(person.keypoints) and not face_confirmed(rgb, person.keypoints, self.detector_cache_dir)
 
     @staticmethod
     def _sees_somebody(result: KeypointResult) -> bool:

@@ -220,6 +220,8 @@ class PeopleInImage:
         max_people: the cap this list was made with.
         unseen_in_frame: how many of them were left out because the detector, looking at the person's own
             frame, saw nobody there (`embed_people`: a find not confirmed as a person).
+        face_unconfirmed: how many of them were left out because they fill the photo, show a face and no
+            legs, and the face check (face_check.py: OpenCV's YuNet) found no face there (`embed_people`).
     """
 
     people: list[Person] = field(default_factory=list)
@@ -229,11 +231,12 @@ class PeopleInImage:
     too_small: int = 0
     max_people: int = DEFAULT_MAX_PEOPLE
     unseen_in_frame: int = 0
+    face_unconfirmed: int = 0
 
     @property
     def beyond_cap(self) -> int:
         """How many people were left out by the `max_people` cap alone."""
-        return self.found - self.too_small - self.unseen_in_frame - len(self.people)
+        return self.found - self.too_small - self.unseen_in_frame - self.face_unconfirmed - len(self.people)
 
     @property
     def cap_reached(self) -> bool:
@@ -249,6 +252,8 @@ class PeopleInImage:
             left_out.append(f"{self.too_small} too small to recognise")
         if self.unseen_in_frame:
             left_out.append(f"{self.unseen_in_frame} not seen again in their own frame")
+        if self.face_unconfirmed:
+            left_out.append(f"{self.face_unconfirmed} whose face the face detector did not confirm")
         if self.cap_reached:
             left_out.append(f"{self.beyond_cap} more beyond max_people={self.max_people}")
         return text + (f" ({'; '.join(left_out)} left out)" if left_out else "")

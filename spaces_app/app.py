@@ -235,7 +235,7 @@ def failure_message(error: Exception) -> str:
         return str(error)
     if isinstance(error, DetectorNotAvailableError):
         return (
-            f"The keypoint detector is not installed on this server, so no picture can be processed. {error}"
+            f"A detector file is not installed on this server, so this picture cannot be processed. {error}"
         )
     logger.exception("unexpected error in the SapiensID demo")
     return (

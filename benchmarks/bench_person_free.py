@@ -17,12 +17,13 @@ do not change who is found):
 - people alone in a wider photo: `--people` development people of CUHK03-val and LFW fold 7 (their gallery
   photo, as benchmarks/bench_small_person.py) pasted on a grey wall covering 0.02-0.3 of it.
 
-Each under four rules: before 2026-12-05 (a face the first look found alone counted from BlazeFace score
+Each under five rules: before 2026-12-05 (a face the first look found alone counted from BlazeFace score
 0.5; a person cut to their frame kept whatever the detector saw there); a lone face held to the people
 search's standard (FACE_ONLY_MIN_SCORE 0.75; a weaker one searched for like nobody); that, and a person cut
 to their frame kept only where the detector sees somebody in that frame (not nobody, not a weak lone face);
-and now: that, and a person who shows a face (eyes at least 8 pixels apart) and no legs kept only where
-OpenCV's YuNet face detector confirms the face (processing/face_check.py). Columns: the
+that, and a person who shows a face (eyes at least 8 pixels apart) and no legs kept only where
+OpenCV's YuNet face detector confirms the face (processing/face_check.py); and now: that, with a close-up
+face from eyes 0.15 of the picture apart (was 0.2; people path below). Columns: the
 share in which somebody was found, and what found them (the keypoint source: "pose" the person detector,
 "crop" the person-crop fallback, "face" a lone face, "given" the person's own points carried into the cut
 where the detector chose somebody else there). `--rules N` measures the last N rules only.
@@ -31,9 +32,9 @@ Then the people path (`embed_people`: `embed --all-people`, `index build --all-p
 --all-people`, a group photo in `compare`) on the person-free pictures and the face photos: rows (people
 embedded) before 2026-12-05; when a person the people search found is kept only where the detector sees
 somebody in that person's own frame (the middle of the three cuts); that, and a face cropped tight
-(`is_close_up_face`: eyes at least 0.2 of the picture apart, no shoulders in it) counts as a person to the
-search and comes before the "bodies" the landmark model fits to its features; and now: that, and the face
-check, as above. The rules before the close-up one are measured without it,
+(`is_close_up_face`: eyes at least 0.2 of the picture apart then, 0.15 now, no shoulders in it) counts as a person to the
+search and comes before the "bodies" the landmark model fits to its features; that, and the face
+check, as above; and now: a close-up face from eyes 0.15 apart. The rules before the close-up one are measured without it,
 in the single-person rows too (where the search runs only when the first look found nobody); the rules
 before the face check without it.
 """
@@ -67,8 +68,11 @@ RULES = (
     "before 2026-12-05",
     "a lone face from 0.75",
     "and seen again in their frame",
-    "now: and a face without legs confirmed by YuNet",
+    "and a face without legs confirmed by YuNet",
+    "now: and a close-up face from eyes 0.15 apart",
 )
+# The close-up face's eye distance (people_detection.CLOSE_UP_EYE_DISTANCE) before the last rule.
+EARLIER_CLOSE_UP_EYE_DISTANCE = 0.2
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO.parent / "shared" / "data" / "faces"
 FACE_SOURCES = ("utkface", "caltech", "ffhq")
@@ -164,6 +168,19 @@ def close_up_faces_ignored(processor) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def close_up_from(processor, eye_distance: float) -> Iterator[None]:
+    """The people search with close-up faces from `eye_distance` (the detector module's own copy)."""
+    package = type(processor.detector).__module__.rpartition(".")[0]
+    module = sys.modules[f"{package}.people_detection"]
+    kept = module.CLOSE_UP_EYE_DISTANCE
+    module.CLOSE_UP_EYE_DISTANCE = eye_distance
+    try:
+        yield
+    finally:
+        module.CLOSE_UP_EYE_DISTANCE = kept
+
+
+@contextlib.contextmanager
 def face_check_off(processor) -> Iterator[None]:
     """Both paths as before the face check: every face confirmed."""
     processor._face_unconfirmed = lambda *args: False
@@ -190,6 +207,8 @@ def found_under(rule: str, processor, pictures: list) -> tuple[np.ndarray, list[
                 earlier.enter_context(close_up_faces_ignored(processor))
             if step < 3:
                 earlier.enter_context(face_check_off(processor))
+            if step < 4:
+                earlier.enter_context(close_up_from(processor, EARLIER_CLOSE_UP_EYE_DISTANCE))
             return found_people(processor, pictures)
     finally:
         KeypointResult.is_weak_lone_face = kept_face_rule
@@ -202,7 +221,7 @@ def pasted_people(source: str, people: int, share: float, seed: int) -> list[np.
     return [pasted(gallery, share, rng) for _, gallery, _ in pairs]
 
 
-PEOPLE_RULES = (RULES[0], "seen again in their frame", "and a close-up face is a person", RULES[3])
+PEOPLE_RULES = (RULES[0], "seen again in their frame", "and a close-up face is a person", RULES[3], RULES[4])
 
 
 def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
@@ -225,6 +244,8 @@ def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
                 earlier.enter_context(close_up_faces_ignored(pipeline.processor))
             if step < 3:
                 earlier.enter_context(face_check_off(pipeline.processor))
+            if step < 4:
+                earlier.enter_context(close_up_from(pipeline.processor, EARLIER_CLOSE_UP_EYE_DISTANCE))
             for picture in pictures:
                 found = pipeline.embed_people([np.asarray(picture)])
                 with_rows += bool(found.rows)

@@ -5,6 +5,7 @@ cheetah's head that BlazePose takes for a person gets "no person found" from bot
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from conftest import SHARED_DATA
 from PIL import Image, ImageOps
 
+from sapiensid_cli import main
 from sapiensid_hf import people_embedding
 from sapiensid_hf.processing import image_processing_sapiensid
 from sapiensid_hf.processing.face_check import (
@@ -106,6 +108,25 @@ def test_a_cheetah_the_detector_takes_for_a_person_is_nobody_to_both_paths(pipel
     monkeypatch.setattr(people_embedding, "face_confirmed", lambda *args: True)
     assert pipeline.embed([picture]).person_found.tolist() == [True]
     assert len(pipeline.embed_people([picture]).rows) >= 1
+
+
+def test_compare_answers_unknown_when_every_person_found_in_a_picture_is_refused(capsys, tmp_path, pipeline, model_dir, face_photo):
+    # The search fits the cheetah's head more than once, so `compare` takes the several-people path; the face
+    # check refuses every fit. The answer is the one for any picture without a person, not an error.
+    picture = cheetah_crop(*CHEETAH_HEADS[0])
+    assert len(pipeline.processor.detect_people(picture).people) >= 2
+    cheetah, face = tmp_path / "cheetah.png", tmp_path / "face.png"
+    Image.fromarray(picture).save(cheetah)
+    Image.fromarray(face_photo).save(face)
+    status = main(["compare", str(cheetah), str(face), "--model", str(model_dir), "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    result = json.loads(captured.out)
+    assert result["verdict"] == "unknown: no person found in A" and result["score"] is None
+    assert result["person_found"] == [False, True]
+    # Every pair was asked for: there is no pair, and the command says so.
+    assert main(["compare", str(cheetah), str(face), "--model", str(model_dir), "--all-pairs"]) != 0
+    assert "no person found in photo A" in capsys.readouterr().err
 
 
 def test_a_close_up_face_is_still_a_person_to_both_paths(pipeline, face_photo):

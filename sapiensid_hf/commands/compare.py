@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     pipeline = open_pipeline(args.model, device=args.device, no_cuts=args.no_cuts)
     detections = [pipeline.processor.detect_people(path) for path in (first, second)]
     if args.all_pairs or any(len(found.people) > 1 for found in detections):
-        return run_people_compare(args, first, second, pipeline, detections)
+        status = run_people_compare(args, first, second, pipeline, detections)
+        if status is not None:
+            return status
+        # Every find of a photo was refused: the verdict below withholds the score, as for any photo without a person.
     verification = pipeline.verify(os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip)
     result, score, same, threshold = verification.result, verification.score, verification.same, verification.threshold
     # Without a person in both pictures there is nothing to compare: the score and the verdict are withheld.

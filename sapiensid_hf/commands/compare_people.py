@@ -14,12 +14,17 @@ from .common import CommandError, banner
 from .people_files import box_text
 
 
-def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipeline, detections=None) -> int:
+def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipeline, detections=None) -> int | None:
+    """Print the people comparison and return the exit status; None when a photo has nobody left to embed and
+    `--all-pairs` was not asked for (every person the search found there was refused: an animal's head, a
+    fit on a face's features), so that the caller answers as for any photo without a person."""
     try:
         comparison = pipeline.compare_people(
             os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip, detections=detections
         )
     except NoPersonFoundError as error:
+        if not args.all_pairs:
+            return None
         raise CommandError(str(error)) from error
     verdict = "SAME PERSON" if comparison.same else "DIFFERENT PEOPLE"
     a, b = comparison.pair

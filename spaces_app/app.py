@@ -285,7 +285,13 @@ class DemoHandlers:
             chosen_people = (_person_number(person_a), _person_number(person_b))
             detections = [self.pipeline.processor.detect_people(rgb) for rgb in images]
             if any(len(found.people) > 1 for found in detections) or chosen_people != (None, None):
-                return self._compare_people(images, chosen_people, detections)
+                try:
+                    return self._compare_people(images, chosen_people, detections)
+                except NoPersonFoundError:
+                    if chosen_people != (None, None):
+                        raise
+                    # Every find of a picture was refused (an animal's head the face check does not confirm): it is
+                    # answered below as any picture without a person, as `sapiensid compare` does.
             verification = self.pipeline.verify(images[0], images[1])
         except Exception as error:  # every failure becomes a message in the page
             message = failure_message(error)

@@ -176,6 +176,23 @@ def test_compare_says_when_no_person_is_found(client, tmp_path):
     assert "Image A: face found" in status
 
 
+def test_compare_answers_unknown_when_every_person_found_in_a_picture_is_refused(client, tiny_model_dir, tmp_path):
+    # gradio's cheetah photo, cut about its head: the people search fits the head more than once (so the
+    # several-people path runs) and the face check refuses every fit. The page answers as for any picture
+    # without a person (before: only the warning of a failure, no overlays, no verdict).
+    import gradio
+
+    source = Path(gradio.__file__).parent / "test_data" / "cheetah2.jpg"
+    if not source.is_file():
+        pytest.skip("gradio's test_data/cheetah2.jpg is not installed")
+    cheetah = tmp_path / "cheetah.png"
+    Image.open(source).convert("RGB").crop((359, 290, 741, 684)).save(cheetah)
+    assert len(load_pipeline(tiny_model_dir).processor.detect_people(cheetah).people) >= 2
+    overlay_a, overlay_b, score, verdict, status, _ = client.predict(upload(cheetah), upload(photo("face_a_1")), api_name="/compare")
+    assert score is None and overlay_a is not None and overlay_b is not None
+    assert "Unknown" in verdict and "No person found in image A" in verdict
+
+
 def test_search_leaves_out_gallery_pictures_without_a_person(client, tmp_path):
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((240, 320, 3), 200, dtype=np.uint8)).save(blank)

@@ -21,14 +21,19 @@ YuNet to judge (pedestrians' faces in re-identification crops, 1-6 pixels) and i
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 
 import numpy as np
 
-from .detector_assets import DetectorNotAvailableError, detector_dir, locate_face_check_file
+from .detector_assets import detector_dir, import_opencv, locate_face_check_file
 from .keypoint_layout import EYE_1, EYE_2, LEFT_EAR, LEFT_HIP, MOUTH_1, MOUTH_2, NOSE, RIGHT_EAR, visible
+
+# Said when OpenCV is missing: the face check needs it.
+OPENCV_NEEDED = (
+    "Confirming a face without legs needs OpenCV's YuNet face detector "
+    "(pip install opencv-python-headless)"
+)
 
 # The lone-face standard of the people search (people_detection.FACE_ONLY_MIN_SCORE): real faces scored
 # 0.85 or more, the animal heads up to 0.77 (one of them passes).
@@ -70,7 +75,7 @@ def head_square(keypoints: np.ndarray, height: int, width: int) -> tuple[int, in
 
 def yunet_faces(rgb: np.ndarray, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
     """(N, 5) YuNet faces of the picture `rgb` (H, W, 3 uint8): x0, y0, x1, y1 in its pixels, score."""
-    cv2 = _opencv()
+    cv2 = import_opencv(OPENCV_NEEDED)
     height, width = rgb.shape[:2]
     zoom = YUNET_SIDE / max(height, width)
     size = (max(1, round(width * zoom)), max(1, round(height * zoom)))
@@ -103,16 +108,6 @@ def _detector(cv2, cache_dir: str | os.PathLike | None):
         path = locate_face_check_file(cache_dir)
         _detectors[key] = cv2.FaceDetectorYN.create(str(path), "", (YUNET_SIDE, YUNET_SIDE), YUNET_MIN_SCORE, 0.3, 20)
     return _detectors[key]
-
-
-def _opencv():
-    try:
-        return importlib.import_module("cv2")
-    except ImportError as error:
-        raise DetectorNotAvailableError(
-            "Confirming a face without legs needs OpenCV's YuNet face detector "
-            "(pip install opencv-python-headless)"
-        ) from error
 
 
 __all__ = ["FACE_CHECK_MIN_EYE_DISTANCE", "FACE_CHECK_MIN_SCORE", "face_confirmed", "head_square", "needs_face_check", "yunet_faces"]

@@ -17,12 +17,17 @@ predict: it frames the face, it does not decide who is there. Where it finds no 
 
 from __future__ import annotations
 
-import importlib
 import threading
 
 import numpy as np
 
-from .detector_assets import DetectorNotAvailableError
+from .detector_assets import DetectorNotAvailableError, import_opencv
+
+# Said when OpenCV is missing: only framing a face in detect_people needs it.
+OPENCV_NEEDED = (
+    "Framing a face in a photo of several people (detect_people) needs OpenCV's face detector "
+    "(pip install opencv-python-headless), or call detect_people(..., face_boxes=False)."
+)
 
 # OpenCV's "alt2" frontal-face cascade: its box size is steadier than the default cascade's on LFW
 # training photos (robust log-std 0.056 against 0.065 on 400 whole photos, measured once).
@@ -53,7 +58,7 @@ def cascade_face_box(
     """
     if expected_box_side <= 0:
         return None
-    cv2 = _opencv()
+    cv2 = import_opencv(OPENCV_NEEDED)
     height, width = rgb.shape[:2]
     eye_x, eye_y = eyes_midpoint
     half = SEARCH_SIDE_IN_BOXES * expected_box_side / 2
@@ -92,17 +97,6 @@ def photo_frame_of_box(box: tuple[float, float, float, float]) -> tuple[float, f
     center_x, center_y = (x0 + x1) / 2, (y0 + y1) / 2
     half = PHOTO_SIDE_PER_BOX_SIDE * max(x1 - x0, y1 - y0) / 2
     return center_x - half, center_y - half, center_x + half, center_y + half
-
-
-def _opencv():
-    # Imported here, as for the pedestrian search: the single-person path works without OpenCV.
-    try:
-        return importlib.import_module("cv2")
-    except ImportError as error:
-        raise DetectorNotAvailableError(
-            "Framing a face in a photo of several people (detect_people) needs OpenCV's face detector "
-            "(pip install opencv-python-headless), or call detect_people(..., face_boxes=False)."
-        ) from error
 
 
 def _face_cascade(cv2):

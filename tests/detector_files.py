@@ -2,6 +2,7 @@
 
 import pytest
 
+from sapiensid_hf.processing import detector_assets
 from sapiensid_hf.processing.detector_assets import (
     DetectorNotAvailableError,
     detector_dir,
@@ -17,13 +18,14 @@ def require_detector_files() -> None:
         pytest.skip(f"detector files not in {detector_dir()}; run `sapiensid download-detector` ({error})")
 
 
-def hide_opencv(monkeypatch: pytest.MonkeyPatch, module) -> None:
-    """Make `module`'s lazy import of OpenCV fail, as on a machine without it (until the test ends)."""
-    real_import = module.importlib.import_module
+def hide_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the processor's lazy import of OpenCV (`detector_assets.import_opencv`) fail, as on a machine
+    without it (until the test ends)."""
+    real_import = detector_assets.importlib.import_module
 
     def without_opencv(name, *args):
         if name == "cv2":
             raise ImportError("No module named 'cv2'")
         return real_import(name, *args)
 
-    monkeypatch.setattr(module.importlib, "import_module", without_opencv)
+    monkeypatch.setattr(detector_assets.importlib, "import_module", without_opencv)

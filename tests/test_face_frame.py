@@ -11,7 +11,6 @@ from conftest import SHARED_DATA, box_iou
 from detector_files import hide_opencv, require_detector_files
 from PIL import Image
 
-from sapiensid_hf.processing import face_frame
 from sapiensid_hf.processing.detector_assets import DetectorNotAvailableError
 from sapiensid_hf.processing.face_frame import PHOTO_SIDE_PER_BOX_SIDE, cascade_face_box, photo_frame_of_box
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
@@ -113,6 +112,6 @@ def test_a_wall_holds_no_face_box():
 
 
 def test_a_missing_opencv_is_named_with_the_way_out(monkeypatch):
-    hide_opencv(monkeypatch, face_frame)
+    hide_opencv(monkeypatch)
     with pytest.raises(DetectorNotAvailableError, match="face_boxes=False"):
         cascade_face_box(grey_wall(200, 200), (100.0, 100.0), 40.0)

@@ -253,7 +253,7 @@ def test_the_silhouette_search_finds_nobody_on_a_plain_wall_and_names_opencv_whe
 
     wall = np.clip(150 + np.random.default_rng(1).normal(0, 6, (768, 768, 3)), 0, 255).astype(np.uint8)
     assert hog_pedestrians.pedestrian_rois(wall) == []
-    hide_opencv(monkeypatch, hog_pedestrians)
+    hide_opencv(monkeypatch)
     with pytest.raises(DetectorNotAvailableError, match="pip install opencv-python-headless"):
         hog_pedestrians.pedestrian_rois(wall)
 

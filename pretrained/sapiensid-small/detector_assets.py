@@ -11,6 +11,7 @@ The cache directory is, in order: an explicit argument, ``$SAPIENSID_DETECTOR_DI
 """
 
 import hashlib
+import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,16 @@ YUNET_FACE_DETECTOR = DetectorAsset(
 
 class DetectorNotAvailableError(RuntimeError):
     """The detector's model files (or its runtime) are missing or damaged."""
+
+
+def import_opencv(needed_for: str):
+    """OpenCV's ``cv2``, imported only by the steps that use it (the rest of the processor, the single-person
+    keypoints among it, works without OpenCV); when it is missing, a DetectorNotAvailableError whose message
+    is `needed_for` (which step needs it, and how to install it or do without)."""
+    try:
+        return importlib.import_module("cv2")
+    except ImportError as error:
+        raise DetectorNotAvailableError(needed_for) from error
 
 
 def detector_dir(cache_dir: str | os.PathLike | None = None) -> Path:

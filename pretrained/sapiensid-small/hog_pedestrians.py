@@ -14,13 +14,18 @@ All coordinates are normalised to the detector's square (0-1), as in people_dete
 
 from __future__ import annotations
 
-import importlib
 import threading
 
 import numpy as np
 
 from .blaze_ops import Roi
-from .detector_assets import DetectorNotAvailableError
+from .detector_assets import import_opencv
+
+# Said when OpenCV is missing: only the pedestrian search of detect_people needs it.
+OPENCV_NEEDED = (
+    "Finding every person in a photo (detect_people) needs OpenCV for its pedestrian search "
+    "(pip install opencv-python-headless), or set `processor.detector.pedestrian_search = False`."
+)
 
 # HOG looks at the square at this side at most: its window is 64 x 128 pixels, so people from about a
 # fifth of the picture's height up are seen (the cost is in benchmarks/bench_people.py).
@@ -44,7 +49,7 @@ _detector = None
 def pedestrian_rois(square: np.ndarray) -> list[Roi]:
     """Body ROIs (normalised to the square) around the upright people HOG finds in an (S, S, 3) uint8 image,
     best first."""
-    cv2 = _opencv()
+    cv2 = import_opencv(OPENCV_NEEDED)
     side = square.shape[0]
     if side < HOG_WINDOW[1]:
         return []
@@ -68,17 +73,6 @@ def pedestrian_rois(square: np.ndarray) -> list[Roi]:
             )
         )
     return rois
-
-
-def _opencv():
-    # Imported here: the rest of the processor (and the single-person keypoints) works without OpenCV.
-    try:
-        return importlib.import_module("cv2")
-    except ImportError as error:
-        raise DetectorNotAvailableError(
-            "Finding every person in a photo (detect_people) needs OpenCV for its pedestrian search "
-            "(pip install opencv-python-headless), or set `processor.detector.pedestrian_search = False`."
-        ) from error
 
 
 def _hog(cv2):

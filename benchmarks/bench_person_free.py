@@ -50,6 +50,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -153,31 +154,22 @@ def found_people(processor, pictures: list[Image.Image]) -> tuple[np.ndarray, li
     return np.asarray(found, dtype=bool), sources
 
 
-@contextlib.contextmanager
-def close_up_faces_ignored(processor) -> Iterator[None]:
+def people_detection_of(processor):
+    """The people_detection module that the processor's detector runs (the installed package's, or the copy
+    in a model folder), whose globals the rules below patch."""
+    package = type(processor.detector).__module__.rpartition(".")[0]
+    return sys.modules[f"{package}.people_detection"]
+
+
+def close_up_faces_ignored(processor) -> contextlib.AbstractContextManager:
     """The people search as before the close-up rule: `is_close_up_face` never true (the detector module's
     own copy, which `is_plausible_person` and `merge_finds` look up when they run)."""
-    package = type(processor.detector).__module__.rpartition(".")[0]
-    module = sys.modules[f"{package}.people_detection"]
-    kept = module.is_close_up_face
-    module.is_close_up_face = lambda keypoints: False
-    try:
-        yield
-    finally:
-        module.is_close_up_face = kept
+    return mock.patch.object(people_detection_of(processor), "is_close_up_face", lambda keypoints: False)
 
 
-@contextlib.contextmanager
-def close_up_from(processor, eye_distance: float) -> Iterator[None]:
+def close_up_from(processor, eye_distance: float) -> contextlib.AbstractContextManager:
     """The people search with close-up faces from `eye_distance` (the detector module's own copy)."""
-    package = type(processor.detector).__module__.rpartition(".")[0]
-    module = sys.modules[f"{package}.people_detection"]
-    kept = module.CLOSE_UP_EYE_DISTANCE
-    module.CLOSE_UP_EYE_DISTANCE = eye_distance
-    try:
-        yield
-    finally:
-        module.CLOSE_UP_EYE_DISTANCE = kept
+    return mock.patch.object(people_detection_of(processor), "CLOSE_UP_EYE_DISTANCE", eye_distance)
 
 
 @contextlib.contextmanager

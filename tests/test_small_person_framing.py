@@ -289,10 +289,10 @@ def test_without_opencv_a_small_face_is_framed_from_its_keypoints_and_a_warning_
     with_box, cut = small_person_cut(picture, keypoints, box, "pose")
     assert with_box.face_box is not None  # OpenCV found the face: framed around its box
 
-    def no_opencv():
+    def no_opencv(needed_for: str):
         raise DetectorNotAvailableError("OpenCV is not installed.")
 
-    monkeypatch.setattr(face_frame, "_opencv", no_opencv)
+    monkeypatch.setattr(face_frame, "import_opencv", no_opencv)
     monkeypatch.setattr(small_person_frame, "_said_without_opencv", False)
     with caplog.at_level("WARNING"):
         person, keypoint_cut = small_person_cut(picture, keypoints, box, "pose")

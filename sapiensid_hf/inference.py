@@ -181,6 +181,22 @@ class SapiensIDPipeline:
 
         return compare_people(self, first, second, threshold=threshold, flip=flip, pair=pair, detections=detections)
 
+    def compare(
+        self,
+        first: Any,
+        second: Any,
+        threshold: float | None = None,
+        flip: bool = True,
+        pair: tuple[int | None, int | None] | None = None,
+        every_pair: bool = False,
+    ):
+        """Two photos compared as `sapiensid compare` and the Space do (people_compare.compare_photos): a
+        `PeopleComparison` (`compare_people`) when a photo holds several people, `pair` chooses a person or
+        `every_pair` is asked for, else a `Verification` (`verify`; no score when a photo shows nobody)."""
+        from .people_compare import compare_photos
+
+        return compare_photos(self, first, second, threshold=threshold, flip=flip, pair=pair, every_pair=every_pair)
+
     @property
     def embedding_cuts(self) -> tuple[float, ...]:
         """The centre cuts every embedding averages, the photo itself (1.0) first: the model folder's rule

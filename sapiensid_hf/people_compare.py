@@ -6,7 +6,8 @@ people (the calibrated face threshold when both show a face, the body one otherw
 number of pairs the best one was picked from (evaluation/far_curve.py): the best of 8 pairs of different
 people passes a one-pair threshold far more often than one pair does. `sapiensid compare`
 takes this path when a photo holds more than one person; the Space lets the visitor pick a person on
-each side (`pair`).
+each side (`pair`). `compare_photos` is that choice, made once for `sapiensid compare`, the Space and
+`SapiensIDPipeline.compare`.
 """
 
 from __future__ import annotations
@@ -78,6 +79,33 @@ def compare_people(
     return PeopleComparison(people_a, people_b, scores, pair, chosen, judged, rarity)
 
 
+def compare_photos(
+    pipeline: Any,
+    first: Any,
+    second: Any,
+    threshold: float | None = None,
+    flip: bool = True,
+    pair: tuple[int | None, int | None] | None = None,
+    every_pair: bool = False,
+) -> Any:
+    """Two photos compared the way `sapiensid compare` and the Space do: a `PeopleComparison` when a photo
+    holds several people, a person is chosen (`pair`) or `every_pair` is asked for; otherwise the
+    single-person `Verification` (`SapiensIDPipeline.verify`). When the people search refused every find
+    of a photo (an animal's head the face check did not confirm) and nobody was chosen, the photo is
+    answered as any photo without a person: a `Verification` without a score. With a person chosen or
+    `every_pair`, `NoPersonFoundError` is raised instead: what was asked for cannot be answered."""
+    asked = pair if pair is not None else (None, None)
+    chosen = asked != (None, None)
+    detections = [pipeline.processor.detect_people(image) for image in (first, second)]
+    if every_pair or chosen or any(len(found.people) > 1 for found in detections):
+        try:
+            return compare_people(pipeline, first, second, threshold=threshold, flip=flip, pair=asked, detections=detections)
+        except NoPersonFoundError:
+            if every_pair or chosen:
+                raise
+    return pipeline.verify(first, second, threshold=threshold, flip=flip)
+
+
 def pairs_judged(shape: tuple[int, int], asked: tuple[int | None, int | None]) -> int:
     """How many pairs the verdict's pair is the best of: every pair when no person is chosen, the other
     photo's people when one side is, one when both are."""
@@ -107,4 +135,4 @@ def _matrix(people: Sequence[PersonEmbedding]) -> np.ndarray:
     return np.stack([person.embedding for person in people]).astype(np.float32)
 
 
-__all__ = ["PeopleComparison", "PersonChoiceError", "compare_people", "pairs_judged"]
+__all__ = ["PeopleComparison", "PersonChoiceError", "compare_people", "compare_photos", "pairs_judged"]

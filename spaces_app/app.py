@@ -35,6 +35,7 @@ from sapiensid_hf.inference import (
     SapiensIDPipeline,
     load_pipeline,
 )
+from sapiensid_hf.people_compare import PeopleComparison
 from sapiensid_hf.people_embedding import PersonChoiceError
 from sapiensid_hf.people_search import GalleryPerson, PeopleGallery, match_person, pick_query_person
 from sapiensid_hf.photo_search import PhotoGallery, rank_photos
@@ -278,21 +279,16 @@ class DemoHandlers:
         """Two uploads -> (overlay A, overlay B, cosine score, verdict, messages, threshold, its origin):
         the verdict is taken at the model's calibrated threshold (`SapiensIDPipeline.verify`). When a
         picture holds several people, or a person is chosen (`person_a` / `person_b` >= 0, the numbers on
-        the overlays), every person is compared (`SapiensIDPipeline.compare_people`): the best-matching
+        the overlays), every person is compared (`SapiensIDPipeline.compare`): the best-matching
         pair, or the chosen people."""
         try:
             images = [read_upload(image_a, "Image A"), read_upload(image_b, "Image B")]
             chosen_people = (_person_number(person_a), _person_number(person_b))
-            detections = [self.pipeline.processor.detect_people(rgb) for rgb in images]
-            if any(len(found.people) > 1 for found in detections) or chosen_people != (None, None):
-                try:
-                    return self._compare_people(images, chosen_people, detections)
-                except NoPersonFoundError:
-                    if chosen_people != (None, None):
-                        raise
-                    # Every find of a picture was refused (an animal's head the face check does not confirm): it is
-                    # answered below as any picture without a person, as `sapiensid compare` does.
-            verification = self.pipeline.verify(images[0], images[1])
+            # Several people, or a person chosen: every pair; else (and for a picture whose every find was
+            # refused) the single-person verdict, as `sapiensid compare` (people_compare.compare_photos).
+            verification = self.pipeline.compare(images[0], images[1], pair=chosen_people)
+            if isinstance(verification, PeopleComparison):
+                return self._compare_people(images, chosen_people, verification)
         except Exception as error:  # every failure becomes a message in the page
             message = failure_message(error)
             gr.Warning(message)
@@ -320,10 +316,9 @@ class DemoHandlers:
         return overlays[0], overlays[1], score, verdict, "\n".join(messages), chosen.value, origin
 
     def _compare_people(
-        self, images: list[np.ndarray], chosen_people: tuple[int | None, int | None], detections: list[Any]
+        self, images: list[np.ndarray], chosen_people: tuple[int | None, int | None], comparison: PeopleComparison
     ) -> tuple:
         """Every person of A against every person of B: numbered boxes on both overlays, the pair used in yellow."""
-        comparison = self.pipeline.compare_people(images[0], images[1], pair=chosen_people, detections=detections)
         chosen = comparison.threshold
         origin = {"value": chosen.value, "origin": chosen.origin, "rarity": _rarity_words(comparison.false_match_rate)}
         overlays = [

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 
 from sapiensid_cli import main
 from sapiensid_hf import people_embedding
+from sapiensid_hf.inference import NoPersonFoundError
 from sapiensid_hf.processing import image_processing_sapiensid
 from sapiensid_hf.processing.face_check import (
     FACE_CHECK_MIN_EYE_DISTANCE,
@@ -127,6 +128,13 @@ def test_compare_answers_unknown_when_every_person_found_in_a_picture_is_refused
     # Every pair was asked for: there is no pair, and the command says so.
     assert main(["compare", str(cheetah), str(face), "--model", str(model_dir), "--all-pairs"]) != 0
     assert "no person found in photo A" in capsys.readouterr().err
+    # The library answers the same (the command and the Space call it).
+    verification = pipeline.compare(picture, face_photo)
+    assert verification.score is None and verification.same is None and verification.nobody == ["first"]
+    with pytest.raises(NoPersonFoundError, match="no person found in photo A"):
+        pipeline.compare(picture, face_photo, every_pair=True)
+    with pytest.raises(NoPersonFoundError, match="no person found in photo A"):
+        pipeline.compare(picture, face_photo, pair=(0, None))
 
 
 def test_a_close_up_face_is_still_a_person_to_both_paths(pipeline, face_photo):

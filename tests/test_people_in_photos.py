@@ -552,6 +552,26 @@ def test_compare_on_photos_with_several_people_reports_the_best_pair(pipeline, p
     assert "all pairs (rows: people of A, columns: people of B):" in out and "the best of" in out
 
 
+def test_pipeline_compare_routes_as_the_compare_command_and_the_space(pipeline, people_dir):
+    from sapiensid_hf.inference import Verification
+    from sapiensid_hf.people_compare import PeopleComparison
+
+    several = [str(people_dir / "two_men.jpg"), str(people_dir / "street_bus.jpg")]
+    routed = pipeline.compare(*several)  # several people in a photo: every pair
+    expected = pipeline.compare_people(*several)
+    assert isinstance(routed, PeopleComparison) and routed.pair == expected.pair
+    np.testing.assert_allclose(routed.scores, expected.scores, atol=1e-6)
+    assert routed.threshold.value == pytest.approx(expected.threshold.value)
+    one_each = [str(people_dir / "face_a_1.jpg"), str(people_dir / "face_a_2.jpg")]
+    verified = pipeline.compare(*one_each)  # one person in each: the single-person verdict
+    assert isinstance(verified, Verification)
+    assert verified.score == pytest.approx(pipeline.verify(*one_each).score, abs=1e-6)
+    chosen = pipeline.compare(*one_each, pair=(0, 0))  # a person chosen: that one pair, judged as one
+    assert isinstance(chosen, PeopleComparison) and chosen.pair == (0, 0) and chosen.pairs_judged == 1
+    every = pipeline.compare(*one_each, every_pair=True)
+    assert isinstance(every, PeopleComparison) and every.scores.shape == (1, 1)
+
+
 def test_detections_already_made_are_used_as_they_are(pipeline, people_dir):
     photos = [people_dir / "two_men.jpg", people_dir / "street_bus.jpg"]
     detections = [pipeline.processor.detect_people(photo) for photo in photos]

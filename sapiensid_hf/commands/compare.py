@@ -7,9 +7,10 @@ import json
 import os
 from pathlib import Path
 
-from ..inference import UNTRAINED_WARNING
+from ..inference import UNTRAINED_WARNING, NoPersonFoundError
+from ..people_compare import PeopleComparison
 from .common import NO_PERSON, CommandError, banner, open_pipeline
-from .compare_people import run_people_compare
+from .compare_people import print_people_comparison
 
 
 def _image_file(raw: str, label: str) -> Path:
@@ -37,13 +38,14 @@ def _describe(person_found: bool, face_found: bool, num_people: int, framed: boo
 def run(args: argparse.Namespace) -> int:
     first, second = _image_file(args.image_a, "A"), _image_file(args.image_b, "B")
     pipeline = open_pipeline(args.model, device=args.device, no_cuts=args.no_cuts)
-    detections = [pipeline.processor.detect_people(path) for path in (first, second)]
-    if args.all_pairs or any(len(found.people) > 1 for found in detections):
-        status = run_people_compare(args, first, second, pipeline, detections)
-        if status is not None:
-            return status
-        # Every find of a photo was refused: the verdict below withholds the score, as for any photo without a person.
-    verification = pipeline.verify(os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip)
+    try:
+        verification = pipeline.compare(
+            os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip, every_pair=args.all_pairs
+        )
+    except NoPersonFoundError as error:  # only with --all-pairs: a photo with nobody has no pairs to show
+        raise CommandError(str(error)) from error
+    if isinstance(verification, PeopleComparison):
+        return print_people_comparison(args, first, second, verification, pipeline.trained)
     result, score, same, threshold = verification.result, verification.score, verification.same, verification.threshold
     # Without a person in both pictures there is nothing to compare: the score and the verdict are withheld.
     nobody = [label for label, found in zip("AB", result.person_found, strict=True) if not found]

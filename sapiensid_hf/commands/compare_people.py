@@ -7,29 +7,21 @@ import json
 import os
 from pathlib import Path
 
-from ..inference import UNTRAINED_WARNING, NoPersonFoundError
+from ..inference import UNTRAINED_WARNING
 from ..people_compare import PeopleComparison
 from ..people_embedding import PersonEmbedding
-from .common import CommandError, banner
+from .common import banner
 from .people_files import box_text
 
 
-def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipeline, detections=None) -> int | None:
-    """Print the people comparison and return the exit status; None when a photo has nobody left to embed and
-    `--all-pairs` was not asked for (every person the search found there was refused: an animal's head, a
-    fit on a face's features), so that the caller answers as for any photo without a person."""
-    try:
-        comparison = pipeline.compare_people(
-            os.fspath(first), os.fspath(second), threshold=args.threshold, flip=args.flip, detections=detections
-        )
-    except NoPersonFoundError as error:
-        if not args.all_pairs:
-            return None
-        raise CommandError(str(error)) from error
+def print_people_comparison(
+    args: argparse.Namespace, first: Path, second: Path, comparison: PeopleComparison, trained: bool
+) -> int:
+    """Print the people comparison (text, or JSON with `--json`) and return the exit status."""
     verdict = "SAME PERSON" if comparison.same else "DIFFERENT PEOPLE"
     a, b = comparison.pair
     if args.json:
-        print(json.dumps(_as_json(first, second, comparison, verdict, pipeline.trained), indent=2))
+        print(json.dumps(_as_json(first, second, comparison, verdict, trained), indent=2))
     else:
         for label, path, people in (("A", first, comparison.people_a), ("B", second, comparison.people_b)):
             print(f"image {label}: {path} ({len(people)} {'person' if len(people) == 1 else 'people'})")
@@ -40,14 +32,14 @@ def run_people_compare(args: argparse.Namespace, first: Path, second: Path, pipe
         if comparison.false_match_rate is not None:
             print(f"  {comparison.false_match_rate.describe()}")
         print(f"threshold: {comparison.threshold.describe()}")
-        suffix = "   <-- MEANINGLESS: untrained weights" if not pipeline.trained else ""
+        suffix = "   <-- MEANINGLESS: untrained weights" if not trained else ""
         print(f"verdict at threshold {comparison.threshold.value:.3f}: {verdict}{suffix}")
         if args.all_pairs:
             print("all pairs (rows: people of A, columns: people of B):")
             print("      " + "".join(f"B{column:<7}" for column in range(len(comparison.people_b))))
             for row, scores in enumerate(comparison.scores):
                 print(f"  A{row:<3}" + "".join(f"{score:<8.4f}" for score in scores))
-    if not pipeline.trained:
+    if not trained:
         banner(UNTRAINED_WARNING)
     return 0
 
@@ -86,4 +78,4 @@ def _as_json(first: Path, second: Path, comparison: PeopleComparison, verdict: s
     }
 
 
-__all__ = ["run_people_compare"]
+__all__ = ["print_people_comparison"]

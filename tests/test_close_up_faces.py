@@ -27,6 +27,7 @@ from sapiensid_hf.processing.people_detection import (
     is_same_person,
     keypoint_box,
     lies_on_close_up_face,
+    lies_on_face_features,
     merge_finds,
 )
 
@@ -83,15 +84,44 @@ def test_a_fit_on_a_close_up_face_s_features_is_that_person_and_the_close_up_is_
     assert [person is close_up for person in kept] == [True, False] and kept[1] is beside_the_face
 
 
+def test_a_fit_with_its_face_on_another_face_s_features_is_that_person_whatever_its_limbs():
+    # caltech/01432.jpg (200 x 200): the close-up face's fit (7 face points, eyes 0.2 apart) and the landmark
+    # model's fit of a small "body" whose face lies on the right cheek and whose "hips" lie in the hair,
+    # so its box reaches out of the head region and `lies_on_close_up_face` did not take it: two rows.
+    face = empty_keypoints()
+    face[:7] = np.array([[97.2, 99.6], [80.4, 83.7], [121.0, 81.6], [89.7, 124.9], [118.3, 122.1], [146.6, 89.9], [76.6, 93.1]]) / 200
+    misfit = empty_keypoints()
+    misfit[:7] = np.array([[124.9, 103.8], [117.9, 103.4], [124.5, 109.6], [123.5, 97.1], [128.1, 101.3], [125.3, 109.2], [113.3, 97.8]]) / 200
+    misfit[[7, 8, 9, 13, 14]] = np.array([[123.5, 80.4], [121.4, 106.6], [139.5, 103.8], [99.4, 22.9], [97.6, 36.0]]) / 200
+    close_up = FoundPerson(face, keypoint_box(face), 0.92, "pose")
+    on_the_cheek = FoundPerson(misfit, keypoint_box(misfit), 0.46, "pose")
+    assert not lies_on_close_up_face(close_up, on_the_cheek)  # the rule before: its box leaves the head
+    assert lies_on_face_features(close_up, on_the_cheek) and is_same_person(on_the_cheek, close_up)
+    assert not lies_on_face_features(on_the_cheek, close_up)  # the larger face is not on the smaller one
+    assert merge_finds([on_the_cheek, close_up]) == [close_up]
+    # Somebody else: a small face beside the face, or a face as large inside the grown box, is not taken.
+    beside = on_the_cheek.keypoints.copy()
+    beside[:, 0] = np.where(beside[:, 0] >= 0, beside[:, 0] + 0.3, -1)
+    assert not lies_on_face_features(close_up, FoundPerson(beside, keypoint_box(beside), 0.46, "pose"))
+    as_large = face.copy()
+    as_large[:7] += 0.02
+    assert not lies_on_face_features(close_up, FoundPerson(as_large, keypoint_box(as_large), 0.9, "pose"))
+    one_eyed = misfit.copy()
+    one_eyed[EYE_2] = -1  # its size cannot be told: not taken
+    assert not lies_on_face_features(close_up, FoundPerson(one_eyed, keypoint_box(one_eyed), 0.46, "pose"))
+
+
 @pytest.mark.parametrize(
-    "name", ["utkface/06917.jpg", "utkface/04649.jpg", "utkface/02484.jpg", "caltech/01877.jpg", "caltech/01107.jpg"]
+    "name",
+    ["utkface/06917.jpg", "utkface/04649.jpg", "utkface/02484.jpg", "caltech/01877.jpg", "caltech/01107.jpg", "caltech/01432.jpg"],
 )
 def test_the_people_search_finds_the_person_of_a_close_up_face_photo(pipeline, name):
     # Unlabelled face crops that the face fills. Before: 06917 gave nobody; 04649 gave only a false find (a body
     # fitted to the face's features, framed on 0.05 of the photo) that embed_people refused; 02484 and 01877 gave
     # one row for the close-up and a second row for such a fit (framed on 0.44 and 0.15 of the photo). 01107
     # (eyes 0.18 of the photo apart) gave nobody while close-ups began at 0.2: a fit of a small "body" on the
-    # face's features claimed BlazeFace's face, then embed_people refused it.
+    # face's features claimed BlazeFace's face, then embed_people refused it. 01432 gave a second row for a fit
+    # whose face lay on the close-up's cheek and whose limbs reached out of its head (`lies_on_face_features`).
     path = SHARED_DATA / "faces" / name
     if not path.exists():
         pytest.skip(f"{path} not found (../shared/data/faces beside the repo)")

@@ -57,6 +57,12 @@ CLOSE_UP_EYE_DISTANCE = 0.15
 # +- this many times their spread, about the head with its hair (the fits on those features lay 0.67 or more
 # inside it, 15 of 16 at least 0.7).
 CLOSE_UP_HEAD_SPREADS = 1.25
+# A find whose eyes and nose lie on another find's face (the box of its face points grown by this share of
+# their spread on each side, about the cheeks and brow) with eyes less than SMALLER_FACE_RATIO as far apart is
+# the landmark model's fit of a small "body" on that face's own features: nobody's face can be seen inside
+# another's.
+FACE_FEATURES_MARGIN = 0.25
+SMALLER_FACE_RATIO = 0.5
 # Candidates from two windows whose body ROIs are this close (share of the ROI side) and this alike in
 # size get the landmark model once.
 SIMILAR_ROI_DISTANCE = 0.15
@@ -240,6 +246,29 @@ def lies_on_close_up_face(close_up: FoundPerson, other: FoundPerson) -> bool:
     return inside >= SAME_PERSON_CONTAINED * max(box_area(other.box), 1e-12)
 
 
+def lies_on_face_features(owner: FoundPerson, other: FoundPerson) -> bool:
+    """`other`'s face (its nose and both eyes) lies inside `owner`'s face, the box of `owner`'s face points
+    grown by FACE_FEATURES_MARGIN of their spread, and is less than SMALLER_FACE_RATIO its size (eye distance):
+    a fit on `owner`'s features (a nose-sized "head" with limbs across the cheeks), not a second person. Unlike
+    `lies_on_close_up_face` it holds for a face of any size and looks at the faces, not at the fit's box, whose
+    limbs may reach far past the head (caltech/01432.jpg of ../shared/data/faces: "hips" above the hair)."""
+    owner_eyes, other_eyes = _eye_distance(owner.keypoints), _eye_distance(other.keypoints)
+    if owner_eyes is None or other_eyes is None or other_eyes >= SMALLER_FACE_RATIO * owner_eyes:
+        return False
+    shown = visible(owner.keypoints)
+    face = owner.keypoints[[index for index in FACE_POINTS if shown[index]]]
+    low, high = face.min(axis=0), face.max(axis=0)
+    margin = FACE_FEATURES_MARGIN * max(float(np.max(high - low)), 1e-3)
+    other_face = other.keypoints[[NOSE, EYE_1, EYE_2]] if visible(other.keypoints)[NOSE] else other.keypoints[[EYE_1, EYE_2]]
+    return bool(((low - margin <= other_face) & (other_face <= high + margin)).all())
+
+
+def _eye_distance(keypoints: np.ndarray) -> float | None:
+    if not visible(keypoints)[[EYE_1, EYE_2]].all():
+        return None
+    return float(np.linalg.norm(keypoints[EYE_1] - keypoints[EYE_2]))
+
+
 def is_close_up_face(keypoints: np.ndarray) -> bool:
     """A face cropped tight (a passport photo, a face dataset's crop): all 5 face points, the eyes at least
     CLOSE_UP_EYE_DISTANCE of the square apart. Its shoulders lie outside the picture, so without this rule
@@ -255,6 +284,8 @@ def is_same_person(first: FoundPerson, second: FoundPerson) -> bool:
     if union_share >= SAME_PERSON_IOU or same_face(first.keypoints, second.keypoints):
         return True
     if lies_on_close_up_face(first, second) or lies_on_close_up_face(second, first):
+        return True
+    if lies_on_face_features(first, second) or lies_on_face_features(second, first):
         return True
     # A box inside another is the same person only when their keypoints agree where both have them
     # (a child in front of an adult is inside the adult's box but elsewhere in it).
@@ -378,6 +409,7 @@ __all__ = [
     "face_person_box",
     "is_close_up_face",
     "lies_on_close_up_face",
+    "lies_on_face_features",
     "is_plausible_person",
     "keypoint_box",
     "merge_finds",

@@ -44,6 +44,16 @@ def test_content_mask_marks_the_real_image():
     assert SquarePadding.of(64, 64).content_mask(8).all()
 
 
+def test_an_image_thinner_than_an_output_pixel_covers_the_line_of_its_middle():
+    wide = SquarePadding.of(height=50, width=20000).content_mask(96)  # 0.24 of a pixel high in the square
+    assert wide.sum() == 96 and wide[48].all()  # its middle, row 10000 of 20000, falls on line 48
+    tall = SquarePadding.of(height=20000, width=50).content_mask(96)
+    assert tall.sum() == 96 and tall[:, 48].all()
+    one_pixel = SquarePadding.of(height=209, width=20000).content_mask(96)  # line 47's centre falls on it: that line alone
+    assert one_pixel.sum() == 96 and one_pixel[47].all()
+    np.testing.assert_array_equal(SquarePadding.of(50, 100).content_mask(4)[:, 0], [0, 1, 1, 0])  # as before
+
+
 def test_padding_is_white_in_the_output():
     rgb = np.zeros((10, 40, 3), dtype=np.uint8)
     out = resample_padded_square(rgb, 40)

@@ -41,11 +41,22 @@ class SquarePadding:
         )
 
     def content_mask(self, size: int) -> np.ndarray:
-        """(size, size) int64 mask of the resized square: 1 where the pixel centre falls on the image."""
+        """(size, size) int64 mask of the resized square: 1 where the pixel centre falls on the image. An image
+        thinner than one output pixel (a strip over `size` times longer than wide: 20000 x 50 in a 96-pixel
+        square) has no pixel centre on it; it covers the line its middle falls on, so every image keeps content
+        for the model to read (the model refuses an image whose mask is empty)."""
         centers = (np.arange(size, dtype=np.float64) + 0.5) * self.side / size
-        rows = (centers >= self.top) & (centers < self.top + self.height)
-        cols = (centers >= self.left) & (centers < self.left + self.width)
+        rows = _covered_lines(centers, self.top, self.height, self.side, size)
+        cols = _covered_lines(centers, self.left, self.width, self.side, size)
         return (rows[:, None] & cols[None, :]).astype(np.int64)
+
+
+def _covered_lines(centers: np.ndarray, start: int, length: int, side: int, size: int) -> np.ndarray:
+    """Output lines whose centre falls on [start, start + length) of the square's side; else the line of its middle."""
+    lines = (centers >= start) & (centers < start + length)
+    if not lines.any():
+        lines[min(int((start + length / 2) * size / side), size - 1)] = True
+    return lines
 
 
 def source_indices(output_size: int, input_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

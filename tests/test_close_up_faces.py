@@ -111,6 +111,24 @@ def test_a_fit_with_its_face_on_another_face_s_features_is_that_person_whatever_
     assert not lies_on_face_features(close_up, FoundPerson(one_eyed, keypoint_box(one_eyed), 0.46, "pose"))
 
 
+def test_the_owner_of_a_face_is_kept_over_a_fit_on_its_features_that_outranks_it():
+    # A portrait (eyes 0.1 apart, on shoulders: not a close-up) and a fit of a small body on its face with
+    # more points: ranked by points the fit came first and the owner was dropped as the same person.
+    portrait = face_keypoints(0.1)
+    portrait[[LEFT_SHOULDER, RIGHT_SHOULDER]] = [[0.7, 0.95], [0.3, 0.95]]
+    owner = FoundPerson(portrait, keypoint_box(portrait), 0.9, "pose")
+    on_the_face = small_body_at(0.5, 0.7)  # eyes 0.02 apart at y 0.54, nose at 0.55: on the portrait's face
+    assert visible_points(on_the_face) > visible_points(owner) and not is_close_up_face(portrait)
+    assert lies_on_face_features(owner, on_the_face)
+    assert merge_finds([on_the_face, owner]) == [owner]
+    somebody_else = small_body_at(0.15, 0.5)
+    assert merge_finds([on_the_face, owner, somebody_else]) == [somebody_else, owner]
+
+
+def visible_points(person: FoundPerson) -> int:
+    return int((person.keypoints >= 0).all(axis=1).sum())
+
+
 @pytest.mark.parametrize(
     "name",
     ["utkface/06917.jpg", "utkface/04649.jpg", "utkface/02484.jpg", "caltech/01877.jpg", "caltech/01107.jpg", "caltech/01432.jpg"],

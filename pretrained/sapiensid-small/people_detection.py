@@ -327,8 +327,12 @@ def merge_finds(finds: list[FoundPerson]) -> list[FoundPerson]:
     """One entry per person: the finds are taken best first (a close-up face, then most visible points,
     then score) and a find that is the same person as one already kept is dropped. A close-up face comes
     first because the landmark model also fits whole "bodies" to its features (a face a tenth its size on
-    limbs across the photo), which would otherwise outrank it by their points and stand in for it."""
-    ranked = sorted(finds, key=lambda find: (not is_close_up_face(find.keypoints), -int(visible(find.keypoints).sum()), -find.score))
+    limbs across the photo), which would otherwise outrank it by their points and stand in for it; a fit
+    whose face lies on another find's face (`lies_on_face_features`), close-up or not, is dropped first."""
+    # A fit on another find's face is that find's person, whatever its rank: it goes first, so that the
+    # face's owner is kept and the fit, ranked above it by its many limb points, cannot stand in for it.
+    owned = [find for find in finds if not any(owner is not find and lies_on_face_features(owner, find) for owner in finds)]
+    ranked = sorted(owned, key=lambda find: (not is_close_up_face(find.keypoints), -int(visible(find.keypoints).sum()), -find.score))
     kept: list[FoundPerson] = []
     for find in ranked:
         if not any(is_same_person(find, person) for person in kept):

@@ -27,7 +27,18 @@ import threading
 import numpy as np
 
 from .detector_assets import detector_dir, import_opencv, locate_face_check_file
-from .keypoint_layout import EYE_1, EYE_2, LEFT_EAR, LEFT_HIP, MOUTH_1, MOUTH_2, NOSE, RIGHT_EAR, visible
+from .keypoint_layout import (
+    EYE_1,
+    EYE_2,
+    LEFT_EAR,
+    LEFT_HIP,
+    MOUTH_1,
+    MOUTH_2,
+    NOSE,
+    RIGHT_EAR,
+    eye_distance,
+    visible,
+)
 
 # Said when OpenCV is missing: the face check needs it.
 OPENCV_NEEDED = (
@@ -53,10 +64,10 @@ _detectors: dict[tuple[str, int], object] = {}
 def needs_face_check(keypoints: np.ndarray) -> bool:
     """A find (19 keypoints in a photo's pixels) that shows both eyes, at least FACE_CHECK_MIN_EYE_DISTANCE
     pixels apart, and no hips or legs: a face or head-and-shoulders picture, for YuNet to confirm."""
-    shown = visible(keypoints)
-    if not (shown[EYE_1] and shown[EYE_2]) or shown[LEFT_HIP:].any():
+    eyes = eye_distance(keypoints)
+    if eyes is None or visible(keypoints)[LEFT_HIP:].any():
         return False
-    return float(np.linalg.norm(keypoints[EYE_1] - keypoints[EYE_2])) >= FACE_CHECK_MIN_EYE_DISTANCE
+    return eyes >= FACE_CHECK_MIN_EYE_DISTANCE
 
 
 def head_square(keypoints: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:

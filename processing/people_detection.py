@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .blaze_ops import Roi
-from .keypoint_layout import BODY_POINTS, EYE_1, EYE_2, FACE_POINTS, MISSING, NOSE, visible
+from .keypoint_layout import BODY_POINTS, EYE_1, EYE_2, FACE_POINTS, MISSING, NOSE, eye_distance, visible
 
 TILE_GRIDS = (2, 3)
 WHOLE_SQUARE = 0  # index of the first window, the whole square
@@ -252,7 +252,7 @@ def lies_on_face_features(owner: FoundPerson, other: FoundPerson) -> bool:
     a fit on `owner`'s features (a nose-sized "head" with limbs across the cheeks), not a second person. Unlike
     `lies_on_close_up_face` it holds for a face of any size and looks at the faces, not at the fit's box, whose
     limbs may reach far past the head (caltech/01432.jpg of ../shared/data/faces: "hips" above the hair)."""
-    owner_eyes, other_eyes = _eye_distance(owner.keypoints), _eye_distance(other.keypoints)
+    owner_eyes, other_eyes = eye_distance(owner.keypoints), eye_distance(other.keypoints)
     if owner_eyes is None or other_eyes is None or other_eyes >= SMALLER_FACE_RATIO * owner_eyes:
         return False
     shown = visible(owner.keypoints)
@@ -263,12 +263,6 @@ def lies_on_face_features(owner: FoundPerson, other: FoundPerson) -> bool:
     return bool(((low - margin <= other_face) & (other_face <= high + margin)).all())
 
 
-def _eye_distance(keypoints: np.ndarray) -> float | None:
-    if not visible(keypoints)[[EYE_1, EYE_2]].all():
-        return None
-    return float(np.linalg.norm(keypoints[EYE_1] - keypoints[EYE_2]))
-
-
 def is_close_up_face(keypoints: np.ndarray) -> bool:
     """A face cropped tight (a passport photo, a face dataset's crop): all 5 face points, the eyes at least
     CLOSE_UP_EYE_DISTANCE of the square apart. Its shoulders lie outside the picture, so without this rule
@@ -276,7 +270,7 @@ def is_close_up_face(keypoints: np.ndarray) -> bool:
     head close up gets fits with eyes that far apart too, with fewer face points.)"""
     if not visible(keypoints)[list(FACE_POINTS)].all():
         return False
-    return float(np.linalg.norm(keypoints[EYE_1] - keypoints[EYE_2])) >= CLOSE_UP_EYE_DISTANCE
+    return eye_distance(keypoints) >= CLOSE_UP_EYE_DISTANCE
 
 
 def is_same_person(first: FoundPerson, second: FoundPerson) -> bool:

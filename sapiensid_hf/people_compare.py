@@ -95,13 +95,13 @@ def compare_photos(
     answered as any photo without a person: a `Verification` without a score. With a person chosen or
     `every_pair`, `NoPersonFoundError` is raised instead: what was asked for cannot be answered."""
     asked = pair if pair is not None else (None, None)
-    chosen = asked != (None, None)
+    pairs_asked_for = every_pair or asked != (None, None)
     detections = [pipeline.processor.detect_people(image) for image in (first, second)]
-    if every_pair or chosen or any(len(found.people) > 1 for found in detections):
+    if pairs_asked_for or any(len(found.people) > 1 for found in detections):
         try:
             return compare_people(pipeline, first, second, threshold=threshold, flip=flip, pair=asked, detections=detections)
         except NoPersonFoundError:
-            if every_pair or chosen:
+            if pairs_asked_for:
                 raise
     return pipeline.verify(first, second, threshold=threshold, flip=flip)
 

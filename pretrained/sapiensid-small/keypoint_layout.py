@@ -53,6 +53,13 @@ def visible(keypoints: np.ndarray) -> np.ndarray:
     return (keypoints != MISSING).all(axis=-1)
 
 
+def eye_distance(keypoints: np.ndarray) -> float | None:
+    """The distance between the two eyes (the face's size, in the keypoints' units); None without both eyes."""
+    if not visible(keypoints)[[EYE_1, EYE_2]].all():
+        return None
+    return float(np.linalg.norm(keypoints[EYE_1] - keypoints[EYE_2]))
+
+
 def from_blazepose(points: np.ndarray, confident: np.ndarray) -> np.ndarray:
     """19 points from BlazePose's 33 landmarks (33, 2); `confident` (33,) marks usable landmarks."""
     keypoints = np.asarray(points, dtype=np.float32)[list(BLAZEPOSE_INDEX)].copy()

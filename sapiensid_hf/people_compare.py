@@ -12,7 +12,8 @@ each side (`pair`). `compare_photos` is that choice, made once for `sapiensid co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from .inference import NoPersonFoundError
 from .people_embedding import PersonChoiceError, PersonEmbedding
+from .processing.image_decoding import renamed_error
 
 
 @dataclass
@@ -96,14 +98,33 @@ def compare_photos(
     `every_pair`, `NoPersonFoundError` is raised instead: what was asked for cannot be answered."""
     asked = pair if pair is not None else (None, None)
     pairs_asked_for = every_pair or asked != (None, None)
-    detections = [pipeline.processor.detect_people(image) for image in (first, second)]
-    if pairs_asked_for or any(len(found.people) > 1 for found in detections):
-        try:
-            return compare_people(pipeline, first, second, threshold=threshold, flip=flip, pair=asked, detections=detections)
-        except NoPersonFoundError:
-            if pairs_asked_for:
-                raise
-    return pipeline.verify(first, second, threshold=threshold, flip=flip)
+    detections = []
+    for label, image in zip("AB", (first, second), strict=True):
+        with _photos_named(label):
+            detections.append(pipeline.processor.detect_people(image))
+    with _photos_named("A", "B"):
+        if pairs_asked_for or any(len(found.people) > 1 for found in detections):
+            try:
+                return compare_people(pipeline, first, second, threshold=threshold, flip=flip, pair=asked, detections=detections)
+            except NoPersonFoundError:
+                if pairs_asked_for:
+                    raise
+        return pipeline.verify(first, second, threshold=threshold, flip=flip)
+
+
+@contextlib.contextmanager
+def _photos_named(*labels: str) -> Iterator[None]:
+    """The processor numbers a call's inputs from 0 ("image 1 ('b.jpg'): not an image file ..."); the user
+    of a comparison knows its photos as A and B, and a one-photo call would name B "image 0"."""
+    try:
+        yield
+    except Exception as error:
+        renamed = error
+        for index, label in enumerate(labels):
+            renamed = renamed_error(renamed, f"image {index} ", f"image {label} ")
+        if renamed is error:
+            raise
+        raise renamed from error.__cause__
 
 
 def pairs_judged(shape: tuple[int, int], asked: tuple[int | None, int | None]) -> int:

@@ -361,7 +361,7 @@ def test_a_file_name_with_a_line_break_is_not_written_to_the_paths_list(capsys, 
         (["embed", "{tmp}/missing.jpg", "-o", "{tmp}/e.npy"], "missing.jpg: no such file or folder"),
         (["embed", "{photos}/face_a_2.jpg", "-o", "{tmp}/e.csv"], "must end in .npy or .parquet"),
         (["embed", "{tmp}", "-o", "{tmp}/e.npy"], "holds no images"),
-        (["compare", "{photos}/face_a_2.jpg", "{tmp}/nobody.jpg"], "nobody.jpg: no such file"),
+        (["compare", "{photos}/face_a_2.jpg", "{tmp}/nobody.jpg"], "image B ('{tmp}/nobody.jpg'): no such file"),
         (["compare", "{photos}", "{photos}/face_a_2.jpg"], "is a folder"),
         (
             ["compare", "{photos}/face_a_2.jpg", "{photos}/face_b_1.jpg", "--model", "{tmp}/no_model"],
@@ -377,16 +377,19 @@ def test_a_file_name_with_a_line_break_is_not_written_to_the_paths_list(capsys, 
 def test_bad_input_gives_a_clear_message_and_exit_status_1(capsys, tmp_path, people_dir, argv, expected):
     status, _, err = run_cli(capsys, *(arg.format(tmp=tmp_path, photos=people_dir) for arg in argv))
     assert status == 1
-    assert expected in err
+    assert expected.format(tmp=tmp_path, photos=people_dir) in err
     assert "Traceback" not in err
 
 
-def test_unreadable_image_names_the_file(capsys, tmp_path, model_dir):
+@pytest.mark.parametrize("fake_side", ["A", "B"])
+def test_unreadable_image_is_named_as_the_photo_the_user_gave(capsys, tmp_path, model_dir, photos, fake_side):
     fake = tmp_path / "fake.jpg"
     fake.write_text("just text")
-    status, _, err = run_cli(capsys, "compare", fake, fake, "--model", model_dir)
-    assert status == 1
-    assert "fake.jpg" in err and "Traceback" not in err
+    pair = (fake, photos / QUERY) if fake_side == "A" else (photos / QUERY, fake)
+    status, _, err = run_cli(capsys, "compare", *pair, "--model", model_dir)
+    assert status == 1 and "Traceback" not in err
+    # Each photo is read on its own first: B was called "image 0", the processor's number within one call.
+    assert f"image {fake_side} ({str(fake)!r}): not an image file" in err
 
 
 @pytest.mark.parametrize("all_people", [False, True])

@@ -17,10 +17,10 @@ def _image_file(raw: str, label: str) -> Path:
     path = Path(raw).expanduser()
     if path.is_dir():
         raise CommandError(
-            f"image {label} {path} is a folder; compare takes two image files (see `sapiensid search`)"
+            f"image {label} ({os.fspath(path)!r}) is a folder; compare takes two image files (see `sapiensid search`)"
         )
     if not path.is_file():
-        raise CommandError(f"image {label} {path}: no such file")
+        raise CommandError(f"image {label} ({os.fspath(path)!r}): no such file")
     return path
 
 

@@ -106,11 +106,16 @@ def visualize(
     patch_size: int = 32,
     scale: float = 2.0,
     path: str | os.PathLike | None = None,
+    processor: Any = None,
 ) -> Image.Image:
     """Render item `index` of a processor output (BatchFeature / dict); saves a PNG when `path` is given.
 
-    Pass the processor's ``image_mean``, ``image_std`` and ``patch_size`` when they differ from the defaults.
+    Pass the `processor` that made `features` (its ``image_mean``, ``image_std`` and ``patch_size`` are then
+    used), or those three when they differ from the defaults: the shipped model's 16-pixel patches drawn
+    with the default 32 would show a grid the model does not use.
     """
+    if processor is not None:
+        image_mean, image_std, patch_size = processor.image_mean, processor.image_std, processor.patch_size
     pixel_values = features["pixel_values"][index]
     image = unnormalize(pixel_values, image_mean, image_std)
     grid_size = image.width // patch_size

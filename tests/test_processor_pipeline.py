@@ -248,6 +248,15 @@ def test_visualisation_writes_a_png(image, tmp_path):
     assert (np.abs(pixels.astype(int) - (235, 40, 40)).sum(axis=-1) < 30).any()  # the face box is drawn
 
 
+def test_visualisation_takes_the_processors_patch_size_and_normalisation(image):
+    processor = SapiensIDImageProcessor(size=64, patch_size=16, image_mean=(0.4, 0.4, 0.4), image_std=(0.3, 0.3, 0.3))
+    out = processor(image, keypoints=_person_keypoints())
+    given = np.asarray(visualize(out, 0, processor=processor))
+    spelled_out = np.asarray(visualize(out, 0, image_mean=(0.4,) * 3, image_std=(0.3,) * 3, patch_size=16))
+    np.testing.assert_array_equal(given, spelled_out)
+    assert not np.array_equal(given, np.asarray(visualize(out, 0)))  # the defaults draw another grid and colours
+
+
 def test_outputs_feed_the_model(image):
     from sapiensid_hf.modeling import SapiensIDModel
 

@@ -17,14 +17,16 @@ do not change who is found):
 - people alone in a wider photo: `--people` development people of CUHK03-val and LFW fold 7 (their gallery
   photo, as benchmarks/bench_small_person.py) pasted on a grey wall covering 0.02-0.3 of it.
 
-Each under six rules: before 2026-12-05 (a face the first look found alone counted from BlazeFace score
+Each under seven rules: before 2026-12-05 (a face the first look found alone counted from BlazeFace score
 0.5; a person cut to their frame kept whatever the detector saw there); a lone face held to the people
 search's standard (FACE_ONLY_MIN_SCORE 0.75; a weaker one searched for like nobody); that, and a person cut
 to their frame kept only where the detector sees somebody in that frame (not nobody, not a weak lone face);
 that, and a person who shows a face (eyes at least 8 pixels apart) and no legs kept only where
 OpenCV's YuNet face detector confirms the face (processing/face_check.py); and now: that, with a close-up
-face from eyes 0.15 of the picture apart (was 0.2; people path below); and now: a find whose nose and eyes lie on
-another find's face, with eyes less than half as far apart, is that person (`lies_on_face_features`). Columns: the
+face from eyes 0.15 of the picture apart (was 0.2; people path below); and a find whose nose and eyes lie on
+another find's face, with eyes less than half as far apart, is that person (`lies_on_face_features`); and now: a find
+of fewer than 3 keypoints (a nose and an eye) is nobody, at the first look and in the person's own frame
+(`MIN_PERSON_POINTS`). Columns: the
 share in which somebody was found, and what found them (the keypoint source: "pose" the person detector,
 "crop" the person-crop fallback, "face" a lone face, "given" the person's own points carried into the cut
 where the detector chose somebody else there). `--rules N` measures the last N rules only.
@@ -35,8 +37,9 @@ embedded) before 2026-12-05; when a person the people search found is kept only 
 somebody in that person's own frame (the middle of the three cuts); that, and a face cropped tight
 (`is_close_up_face`: eyes at least 0.2 of the picture apart then, 0.15 now, no shoulders in it) counts as a person to the
 search and comes before the "bodies" the landmark model fits to its features; that, and the face
-check, as above; a close-up face from eyes 0.15 apart; and now: a find whose face lies on another's face is that
-person (a fit on that face's features, which gave a face photo a second row). The rules before the close-up one are measured without it,
+check, as above; a close-up face from eyes 0.15 apart; a find whose face lies on another's face is that
+person (a fit on that face's features, which gave a face photo a second row); and now: a person's own frame
+shows them only with 3 keypoints or more. The rules before the close-up one are measured without it,
 in the single-person rows too (where the search runs only when the first look found nobody); the rules
 before the face check without it.
 """
@@ -73,7 +76,8 @@ RULES = (
     "and seen again in their frame",
     "and a face without legs confirmed by YuNet",
     "and a close-up face from eyes 0.15 apart",
-    "now: and a find whose face lies on another's face is that person",
+    "and a find whose face lies on another's face is that person",
+    "now: and a find of fewer than 3 keypoints is nobody",
 )
 # The close-up face's eye distance (people_detection.CLOSE_UP_EYE_DISTANCE) before the last rule.
 EARLIER_CLOSE_UP_EYE_DISTANCE = 0.2
@@ -180,6 +184,15 @@ def close_up_from(processor, eye_distance: float) -> contextlib.AbstractContextM
     return mock.patch.object(people_detection_of(processor), "CLOSE_UP_EYE_DISTANCE", eye_distance)
 
 
+def any_point_a_person(processor) -> contextlib.AbstractContextManager:
+    """Both paths as before MIN_PERSON_POINTS: one keypoint is somebody (the processor's detector module
+    and the package's, which embed_people asks)."""
+    stack = contextlib.ExitStack()
+    for module in {sys.modules[type(processor.detector).__module__], sys.modules[people_embedding.sees_somebody.__module__]}:
+        stack.enter_context(mock.patch.object(module, "MIN_PERSON_POINTS", 1))
+    return stack
+
+
 @contextlib.contextmanager
 def face_check_off(processor) -> Iterator[None]:
     """Both paths as before the face check: every face confirmed."""
@@ -211,6 +224,8 @@ def found_under(rule: str, processor, pictures: list) -> tuple[np.ndarray, list[
                 earlier.enter_context(close_up_from(processor, EARLIER_CLOSE_UP_EYE_DISTANCE))
             if step < 5:
                 earlier.enter_context(faces_on_faces_apart(processor))
+            if step < 6:
+                earlier.enter_context(any_point_a_person(processor))
             return found_people(processor, pictures)
     finally:
         KeypointResult.is_weak_lone_face = kept_face_rule
@@ -223,7 +238,7 @@ def pasted_people(source: str, people: int, share: float, seed: int) -> list[np.
     return [pasted(gallery, share, rng) for _, gallery, _ in pairs]
 
 
-PEOPLE_RULES = (RULES[0], "seen again in their frame", "and a close-up face is a person", RULES[3], RULES[4], RULES[5])
+PEOPLE_RULES = (RULES[0], "seen again in their frame", "and a close-up face is a person", *RULES[3:])
 
 
 def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
@@ -250,6 +265,8 @@ def people_rows(pipeline, pictures: list, rule: str) -> tuple[int, int]:
                 earlier.enter_context(close_up_from(pipeline.processor, EARLIER_CLOSE_UP_EYE_DISTANCE))
             if step < 5:
                 earlier.enter_context(faces_on_faces_apart(pipeline.processor))
+            if step < 6:
+                earlier.enter_context(any_point_a_person(pipeline.processor))
             for picture in pictures:
                 found = pipeline.embed_people([np.asarray(picture)])
                 with_rows += bool(found.rows)

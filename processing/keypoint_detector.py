@@ -79,6 +79,7 @@ from .keypoint_layout import (
 )
 from .people_detection import (
     FACE_ONLY_MIN_SCORE,
+    MIN_PERSON_POINTS,
     WEAK_BODY_SCORE,
     Candidate,
     FoundPerson,
@@ -157,6 +158,10 @@ class KeypointResult:
     def is_weak_lone_face(self) -> bool:
         return is_weak_lone_face(self.source, self.score)
 
+    @property
+    def shows_too_little(self) -> bool:
+        return shows_too_little(self.keypoints)
+
 
 def is_weak_lone_face(source: str, score: float | None) -> bool:
     """A face found without a body (`source` "face"), scored below what the people search asks of one
@@ -166,10 +171,16 @@ def is_weak_lone_face(source: str, score: float | None) -> bool:
     return source == SOURCE_FACE and score is not None and bool(score < FACE_ONLY_MIN_SCORE)
 
 
+def shows_too_little(keypoints: np.ndarray) -> bool:
+    """Something found, but fewer than MIN_PERSON_POINTS keypoints of it (people_detection.py): too little
+    of a person for the tools to score."""
+    return 0 < int(visible(keypoints).sum()) < MIN_PERSON_POINTS
+
+
 def sees_somebody(keypoints: np.ndarray, source: str, score: float | None) -> bool:
-    """A detection that shows a person: somebody found (a keypoint), and not a face alone too weak to count
-    (`is_weak_lone_face`). The small-person cut and `embed_people` ask it of a person's own frame."""
-    return bool(visible(keypoints).any()) and not is_weak_lone_face(source, score)
+    """A detection that shows a person: at least MIN_PERSON_POINTS keypoints, and not a face alone too weak
+    to count (`is_weak_lone_face`). The small-person cut and `embed_people` ask it of a person's own frame."""
+    return int(visible(keypoints).sum()) >= MIN_PERSON_POINTS and not is_weak_lone_face(source, score)
 
 
 @runtime_checkable

@@ -15,9 +15,17 @@ from sklearn.datasets import load_sample_image
 
 from sapiensid_hf.processing import image_processing_sapiensid
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
-from sapiensid_hf.processing.keypoint_detector import KeypointResult
-from sapiensid_hf.processing.keypoint_layout import EYE_1, EYE_2, NOSE, empty_keypoints
-from sapiensid_hf.processing.people_detection import FACE_ONLY_MIN_SCORE
+from sapiensid_hf.processing.keypoint_detector import KeypointResult, sees_somebody, shows_too_little
+from sapiensid_hf.processing.keypoint_layout import (
+    EYE_1,
+    EYE_2,
+    LEFT_HIP,
+    LEFT_SHOULDER,
+    NOSE,
+    RIGHT_SHOULDER,
+    empty_keypoints,
+)
+from sapiensid_hf.processing.people_detection import FACE_ONLY_MIN_SCORE, MIN_PERSON_POINTS
 from sapiensid_hf.processing.standing_person_prior import standing_person_keypoints
 
 
@@ -85,6 +93,54 @@ def test_a_face_the_first_look_scores_weakly_is_still_found_by_the_people_search
     assert pipeline.embed([picture]).person_found.tolist() == [True]
 
 
+# A body find showing these points, one more each time: a nose, then an eye, then a shoulder (no face check:
+# not both eyes), then both shoulders and a hip.
+FEW_POINTS = (NOSE, EYE_1, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP)
+FEW_POINT_PLACES = ((0.5, 0.3), (0.45, 0.27), (0.4, 0.45), (0.6, 0.45), (0.42, 0.7))
+
+
+def few_points(count: int) -> np.ndarray:
+    keypoints = empty_keypoints()
+    for index, place in zip(FEW_POINTS[:count], FEW_POINT_PLACES, strict=False):
+        keypoints[index] = place
+    return keypoints
+
+
+class FewPointsDetector:
+    """A user's detector that finds a body showing `count` keypoints, confidently."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def detect(self, image: np.ndarray) -> KeypointResult:
+        box = np.array([[0.3, 0.2, 0.7, 0.8]], dtype=np.float32)
+        return KeypointResult(few_points(self.count), box, 0, "pose", 0.95)
+
+
+def test_a_find_needs_min_person_points_to_be_somebody():
+    assert MIN_PERSON_POINTS == 3
+    assert [shows_too_little(few_points(count)) for count in range(5)] == [False, True, True, False, False]
+    assert [sees_somebody(few_points(count), "pose", 0.95) for count in range(5)] == [False, False, False, True, True]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_the_tools_refuse_a_find_of_one_or_two_points_and_evaluation_keeps_it(count):
+    # The grey picture holds nobody for the people search either, so too few points is "no person found".
+    assert found(FewPointsDetector(count), frame_small_people=True) == ((True, "pose") if count >= 3 else (False, "none"))
+    assert found(FewPointsDetector(count), frame_small_people=False) == (True, "pose")  # evaluate / calibrate
+
+
+def test_a_crying_babys_mouth_found_as_a_nose_alone_is_no_person(pipeline):
+    # A close crop of a crying baby's mouth under a watermark: the first look finds a "person" of one point
+    # (a nose), which the tools used to embed; the people search then finds nobody it can confirm.
+    path = SHARED_DATA / "faces" / "utkface" / "05065.jpg"
+    if not path.exists():
+        pytest.skip(f"{path} not found (../shared/data/faces beside the repo)")
+    first_look = pipeline.processor([str(path)], return_tensors="np", frame_small_people=False)
+    assert first_look["person_found"].tolist() == [True] and int((first_look["keypoints"][0] != -1).all(-1).sum()) == 1
+    assert pipeline.embed([str(path)]).person_found.tolist() == [False]
+
+
 class SmallPersonDetector:
     """A standing person small in the middle of the whole (600-pixel) photo; in their frame, `in_frame`."""
 
@@ -100,10 +156,14 @@ class SmallPersonDetector:
             return KeypointResult(standing_person_keypoints(box), np.array([box], np.float32), 0, "pose", 0.9)
         if self.in_frame == "a weak face":
             return LoneFaceDetector(0.55).detect(square)
+        if self.in_frame == "two points":
+            return FewPointsDetector(2).detect(square)
         return KeypointResult()
 
 
-@pytest.mark.parametrize(("in_frame", "kept"), [("the person", True), ("nobody", False), ("a weak face", False)])
+@pytest.mark.parametrize(
+    ("in_frame", "kept"), [("the person", True), ("nobody", False), ("a weak face", False), ("two points", False)]
+)
 def test_a_person_cut_to_their_frame_is_kept_only_where_the_detector_sees_somebody_there(in_frame, kept):
     processor = SapiensIDImageProcessor(detector=SmallPersonDetector(in_frame), frame_small_people=True)
     features = processor([np.full((600, 600, 3), 128, np.uint8)], return_tensors="np")

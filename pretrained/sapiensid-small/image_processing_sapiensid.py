@@ -416,8 +416,9 @@ class SapiensIDImageProcessor(BaseImageProcessor):
                     prior = standing_person_keypoints(padding.content_box())
                     result = KeypointResult(keypoints=prior, person_boxes=result.person_boxes, source=SOURCE_PRIOR)
                 elif settings["frame_small_people"]:
-                    if result.is_weak_lone_face:
-                        # The tools embed people only: a lone face must meet the people search's standard.
+                    if result.is_weak_lone_face or result.shows_too_little:
+                        # The tools embed people only: a lone face must meet the people search's standard,
+                        # and a find must show enough of a person for the model to read (MIN_PERSON_POINTS).
                         result = KeypointResult()
                     if not visible(result.keypoints).any():
                         result = self._searched_for_people(rgb, padding, result, settings, name)

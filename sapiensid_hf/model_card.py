@@ -320,7 +320,7 @@ def embedding_rule_section(config: dict) -> str:
         "to their frame is kept only where the detector sees somebody there, and a face found alone counts from "
         "face score 0.75 (flowers, animals and prints fool a look at the whole photo); a person showing a face "
         "and no legs is kept only where OpenCV's YuNet face detector finds a face about their head (its file comes "
-        "with `sapiensid download-detector`); `framed` says which rows "
+        "with `sapiensid download-detector`); a find of fewer than 3 keypoints is nobody; `framed` says which rows "
         "(docs/people.md, \"One person in a wider photo\"; `processor(images, frame_small_people=False)` "
         "embeds the picture whole)."
         f"\n\nSource: {record.get('source', 'unrecorded')}.\n"

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,15 @@ PEOPLE = REPO.parent / "shared" / "data" / "people"
 pytestmark = pytest.mark.skipif(not PEOPLE.is_dir(), reason="needs ../shared/data/people beside the repository")
 
 
-def readme_python_block(section: str) -> str:
-    """The first ```python block under the README heading `section`."""
+def readme_block(section: str, language: str) -> str:
+    """The first ```language block under the README heading `section`."""
     text = (REPO / "README.md").read_text()
     body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return re.search(r"```python\n(.*?)```", body, re.S).group(1)
+    return re.search(rf"```{language}\n(.*?)```", body, re.S).group(1)
+
+
+def readme_python_block(section: str) -> str:
+    return readme_block(section, "python")
 
 
 def run_block(code: str) -> tuple[dict, str]:
@@ -62,3 +67,21 @@ def test_the_transformers_example_gives_the_pipelines_score(tmp_path):
     expected = load_pipeline(REPO / "pretrained" / "sapiensid-small").similarity(*photos)
     assert float(printed.split()[0]) == pytest.approx(expected, abs=1e-5)
     assert (tmp_path / "retina.png").is_file()
+
+
+def test_the_one_minute_commands_run_with_their_defaults(capsys, monkeypatch, tmp_path):
+    from sapiensid_cli import main
+
+    monkeypatch.delenv("SAPIENSID_MODEL", raising=False)  # the shipped model, as a new user gets it
+    monkeypatch.chdir(REPO)
+    commands = [shlex.split(line, comments=True)[1:] for line in readme_block("In a minute", "bash").splitlines()
+                if line.startswith("sapiensid ")]  # fmt: skip
+    assert [command[0] for command in commands] == ["compare", "search", "embed", "demo"]
+    outputs = {}
+    for command in commands[:-1]:  # `demo` serves a page until stopped (tests/test_space_app.py builds it)
+        command = [str(tmp_path / "people.parquet") if arg == "outputs/people.parquet" else arg for arg in command]
+        assert main(command) == 0, capsys.readouterr().err[-2000:]
+        outputs[command[0]] = capsys.readouterr().out
+    assert "verdict at threshold" in outputs["compare"] and "SAME PERSON" in outputs["compare"]
+    assert "| 2 |" in outputs["search"] and "face_a_2.jpg" in outputs["search"]
+    assert "people in 8 photo(s)" in outputs["embed"] and (tmp_path / "people.parquet").is_file()

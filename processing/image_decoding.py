@@ -17,12 +17,17 @@ Mode rule (documented in docs/processor.md):
   tensors as CHW when the first axis has 1, 3 or 4 entries, else HWC.
 - Animated / multi-page files: the first frame.
 
+HEIC / HEIF photos (what phones save) are read when the pillow-heif plug-in is installed (its opener is
+registered on the first such file); without it they are refused with a message that says so. This project
+does not install it: its binary wheels are GPLv2. AVIF is read by PIL itself.
+
 Size rule: every side needs at least `MIN_IMAGE_SIDE` pixels. Files above `max_image_pixels` are
 decoded at a reduced scale when they are JPEGs (DCT scaling by 2, 4 or 8, so a 20000 x 20000 JPEG
 never decodes at full size) and refused otherwise; in-memory images of any size are accepted, since
 the rest of the pipeline only ever samples them at the output resolution.
 """
 
+import importlib
 import io
 import math
 import os
@@ -40,6 +45,12 @@ _DRAFT_SCALES = (2, 4, 8)
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _WIDE_INT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 _WHITE = 255
+# The brands of HEIF stills (ISO/IEC 23008-12) at bytes 8-12, after the "ftyp" box name at 4-8.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+HEIF_NEEDS_PLUGIN = (
+    "a HEIC / HEIF photo (the format phones save), which PIL reads only with the pillow-heif plug-in: "
+    "pip install pillow-heif (GPLv2 binary wheels, so not installed by this project), or save it as JPEG"
+)
 
 
 class SapiensIDInputError(ValueError):
@@ -133,7 +144,22 @@ def _pil_size_guard_lifted() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def _rgb_from_encoded(stream: io.BufferedIOBase, name: str, max_image_pixels: int) -> np.ndarray:
+def is_heif(head: bytes) -> bool:
+    """Whether a file starting with `head` (12 bytes suffice) is a HEIF still: a .heic / .heif photo."""
+    return len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+
+
+def _heif_opener_registered() -> bool:
+    """Registers pillow-heif's opener with PIL when the plug-in is installed; False when it is not."""
+    try:
+        plugin = importlib.import_module("pillow_heif")
+    except ImportError:
+        return False
+    plugin.register_heif_opener()
+    return True
+
+
+def _rgb_from_encoded(stream: io.BufferedIOBase, name: str, max_image_pixels: int, heif_plugin_tried: bool = False) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -144,6 +170,12 @@ def _rgb_from_encoded(stream: io.BufferedIOBase, name: str, max_image_pixels: in
                 with _pil_size_guard_lifted():
                     image = Image.open(stream)
     except UnidentifiedImageError:
+        stream.seek(0)
+        if is_heif(stream.read(12)):
+            stream.seek(0)
+            if not heif_plugin_tried and _heif_opener_registered():
+                return _rgb_from_encoded(stream, name, max_image_pixels, heif_plugin_tried=True)
+            raise SapiensIDInputError(f"{name}: {HEIF_NEEDS_PLUGIN}") from None
         raise SapiensIDInputError(
             f"{name}: not an image file PIL can read (unknown or unsupported format)"
         ) from None

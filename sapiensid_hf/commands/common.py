@@ -25,7 +25,9 @@ from ..inference import (
 from ..processing.detector_assets import DetectorNotAvailableError
 from ..processing.image_decoding import SapiensIDInputError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+# HEIC / HEIF are listed whether or not their plug-in is installed: a phone's photos in a folder are read, or
+# each is named with what it needs (processing/image_decoding.py), never silently left out.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".heic", ".heif"})
 BANNER_WIDTH = 78
 
 

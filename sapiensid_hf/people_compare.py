@@ -69,7 +69,7 @@ def compare_people(
     people_a, people_b = found.people_of(0), found.people_of(1)
     nobody = [label for label, people in (("A", people_a), ("B", people_b)) if not people]
     if nobody:
-        raise NoPersonFoundError(f"no person found in photo {' and '.join(nobody)}: nothing to compare")
+        raise NoPersonFoundError(f"no person found in image {' and '.join(nobody)}: nothing to compare")
     scores = _matrix(people_a) @ _matrix(people_b).T
     asked = pair if pair is not None else (None, None)
     pair = _chosen_pair(scores, asked)
@@ -141,7 +141,7 @@ def _chosen_pair(scores: np.ndarray, pair: tuple[int | None, int | None]) -> tup
     for side, (index, count) in enumerate(((first, scores.shape[0]), (second, scores.shape[1]))):
         if index is not None and not 0 <= index < count:
             raise PersonChoiceError(
-                f"person {index} of photo {'AB'[side]} asked, but it holds {count} {'person' if count == 1 else 'people'}"
+                f"person {index} of image {'AB'[side]} asked, but it holds {count} {'person' if count == 1 else 'people'}"
             )
     if first is None and second is None:
         first, second = np.unravel_index(int(np.argmax(scores)), scores.shape)

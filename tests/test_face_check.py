@@ -127,13 +127,13 @@ def test_compare_answers_unknown_when_every_person_found_in_a_picture_is_refused
     assert result["person_found"] == [False, True]
     # Every pair was asked for: there is no pair, and the command says so.
     assert main(["compare", str(cheetah), str(face), "--model", str(model_dir), "--all-pairs"]) != 0
-    assert "no person found in photo A" in capsys.readouterr().err
+    assert "no person found in image A" in capsys.readouterr().err
     # The library answers the same (the command and the Space call it).
     verification = pipeline.compare(picture, face_photo)
     assert verification.score is None and verification.same is None and verification.nobody == ["first"]
-    with pytest.raises(NoPersonFoundError, match="no person found in photo A"):
+    with pytest.raises(NoPersonFoundError, match="no person found in image A"):
         pipeline.compare(picture, face_photo, every_pair=True)
-    with pytest.raises(NoPersonFoundError, match="no person found in photo A"):
+    with pytest.raises(NoPersonFoundError, match="no person found in image A"):
         pipeline.compare(picture, face_photo, pair=(0, None))
 
 

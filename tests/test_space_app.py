@@ -391,7 +391,7 @@ def test_compare_on_photos_with_several_people_uses_the_best_pair_or_the_chosen_
     _, _, score, verdict, status, _ = client.predict(
         upload(photo("two_men")), upload(photo("street_bus")), 5, -1, api_name="/compare"
     )
-    assert score is None and "person 5 of photo A asked, but it holds 2 people" in status
+    assert score is None and "person 5 of image A asked, but it holds 2 people" in status
 
 
 def test_search_every_person_ranks_people_and_boxes_the_match(client, tiny_model_dir):

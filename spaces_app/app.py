@@ -40,7 +40,7 @@ from sapiensid_hf.people_embedding import PersonChoiceError
 from sapiensid_hf.people_search import GalleryPerson, PeopleGallery, match_person, pick_query_person
 from sapiensid_hf.photo_search import PhotoGallery, rank_photos
 from sapiensid_hf.processing.detector_assets import DETECTOR_DIR_ENV, DetectorNotAvailableError
-from sapiensid_hf.processing.image_decoding import SapiensIDInputError, load_rgb
+from sapiensid_hf.processing.image_decoding import HEIF_NEEDS_PLUGIN, SapiensIDInputError, load_rgb
 from sapiensid_hf.processing.square_resampling import detector_square
 from sapiensid_hf.processing.visualization_sapiensid import draw_people, draw_retina
 from sapiensid_hf.search_evidence import evidence_notes, match_cell
@@ -129,6 +129,10 @@ def read_upload(payload: Any, label: str) -> np.ndarray:
             message = re.sub(r"the processor's limit of ([\d.]+) MP \(`max_image_pixels`\)", r"this demo's limit of \1 MP", message)
             message = message.replace("Downscale it first or raise `max_image_pixels`.", "Upload a smaller copy of it.")
             message = message.replace("`max_image_pixels`", "the size limit")
+        # Nor can a visitor install a plug-in on the server: a phone's HEIC photo needs another copy.
+        message = message.replace(
+            HEIF_NEEDS_PLUGIN, "a HEIC / HEIF photo (the format phones save), which this demo cannot read: upload a JPEG or PNG copy of it"
+        )
         raise UploadError(message) from error
     except MemoryError as error:
         raise UploadError(f"{label} ('{name}'): the image is too large to decode on this server.") from error

@@ -2,6 +2,7 @@
 
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,16 @@ def test_compare_refuses_an_oversized_image(client, app_module, tmp_path):
     assert "Image B ('huge.png')" in status and f"{side}x{side}" in status
     # A visitor cannot change a processor option: the page names the demo's limit instead.
     assert "this demo's limit of 40 MP" in status and "max_image_pixels" not in status
+
+
+def test_compare_asks_for_another_copy_of_a_phones_heic_photo(client, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # the plug-in is not installed on the server
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    _, _, score, _, status, _ = client.predict(upload(photo("face_a_1")), upload(heic), api_name="/compare")
+    assert score is None
+    assert "Image B ('IMG_0001.HEIC')" in status and "upload a JPEG or PNG copy" in status
+    assert "pip install" not in status  # nothing a visitor can do
 
 
 def test_untrained_banner_is_plain_text_and_overlays_mark_a_chosen_person_only_among_several(app_module):

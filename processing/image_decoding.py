@@ -57,8 +57,9 @@ class SapiensIDInputError(ValueError):
     """An input the processor cannot turn into a picture, with the input named and the problem said."""
 
 
-def describe_input(image: object, index: int) -> str:
-    """A short name for an input, used in error messages."""
+def describe_input(image: object, index: int | str) -> str:
+    """A short name for an input, used in error messages: "image 3 ('/data/x.jpg')"; `index` is its place in
+    the call, or a label the user knows it by ("A")."""
     if isinstance(image, str | os.PathLike):
         return f"image {index} ({os.fspath(image)!r})"
     if isinstance(image, bytes | bytearray | memoryview):

@@ -180,7 +180,7 @@ def shows_too_little(keypoints: np.ndarray) -> bool:
 def sees_somebody(keypoints: np.ndarray, source: str, score: float | None) -> bool:
     """A detection that shows a person: at least MIN_PERSON_POINTS keypoints, and not a face alone too weak
     to count (`is_weak_lone_face`). The small-person cut and `embed_people` ask it of a person's own frame."""
-    return int(visible(keypoints).sum()) >= MIN_PERSON_POINTS and not is_weak_lone_face(source, score)
+    return bool(visible(keypoints).any()) and not shows_too_little(keypoints) and not is_weak_lone_face(source, score)
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..inference import UNTRAINED_WARNING, NoPersonFoundError
 from ..people_compare import PeopleComparison
+from ..processing.image_decoding import describe_input
 from .common import NO_PERSON, CommandError, banner, open_pipeline
 from .compare_people import print_people_comparison
 
@@ -16,11 +17,9 @@ from .compare_people import print_people_comparison
 def _image_file(raw: str, label: str) -> Path:
     path = Path(raw).expanduser()
     if path.is_dir():
-        raise CommandError(
-            f"image {label} ({os.fspath(path)!r}) is a folder; compare takes two image files (see `sapiensid search`)"
-        )
+        raise CommandError(f"{describe_input(path, label)} is a folder; compare takes two image files (see `sapiensid search`)")
     if not path.is_file():
-        raise CommandError(f"image {label} ({os.fspath(path)!r}): no such file")
+        raise CommandError(f"{describe_input(path, label)}: no such file")
     return path
 
 

@@ -89,3 +89,19 @@ def test_every_module_imports_from_the_unpacked_wheel(built_wheel, tmp_path):
     environment = {**os.environ, "PYTHONPATH": str(site)}
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_demo_runs_from_the_wheel(built_wheel, tmp_path):
+    """`sapiensid demo` serves a page that lives in the package: it needs no clone of the repository
+    (before 2026-12-06 it loaded spaces_app/app.py from beside the package and refused elsewhere)."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(built_wheel).extractall(site)
+    script = (
+        "import sapiensid_cli, sapiensid_hf.space.page as page\n"
+        f"assert page.__file__.startswith({str(site)!r}), page.__file__\n"
+        "sapiensid_cli.main(['demo', '--help'])\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(site)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--examples-dir" in done.stdout and "--model" in done.stdout

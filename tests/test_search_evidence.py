@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from calibration_records import RULE, made_up_calibration
 from detector_files import require_detector_files
-from space_server import load_app_module
 
 from sapiensid_cli import main
 from sapiensid_hf.evaluation.calibration import (
@@ -23,6 +22,7 @@ from sapiensid_hf.evaluation.calibration import (
 from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.people_search import GalleryPerson, PeopleGallery, search_people
 from sapiensid_hf.search_evidence import evidence_notes, search_evidence
+from sapiensid_hf.space import DemoHandlers
 
 GALLERY = ("face_a_1.jpg", "face_a_2.jpg", "face_b_1.jpg", "two_men.jpg")
 QUERY = "face_a_3.jpg"
@@ -242,7 +242,7 @@ def test_people_search_and_a_per_person_index_give_the_libraries_rates(capsys, t
 
 
 def test_the_space_search_shows_each_matchs_rate_and_the_chance(calibrated_model, gallery_dir, people_dir):
-    handlers = load_app_module("sapiensid_space_evidence").DemoHandlers(load_pipeline(str(calibrated_model)))
+    handlers = DemoHandlers(load_pipeline(str(calibrated_model)))
     photos = sorted(gallery_dir.iterdir())
     uploads = [{"path": str(path), "orig_name": path.name} for path in photos]
     query = {"path": str(people_dir / QUERY), "orig_name": QUERY}

@@ -1,6 +1,7 @@
 """The Gradio Space driven through gradio_client, served on 127.0.0.1 with a tiny saved model."""
 
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -10,10 +11,17 @@ import pytest
 import torch
 from detector_files import require_detector_files
 from PIL import Image
-from space_server import GRADIO_QUEUE_WARNING_FILTERS, load_app_module, served
+from space_server import GRADIO_QUEUE_WARNING_FILTERS, served
 
+from sapiensid_hf.commands import demo as demo_command
 from sapiensid_hf.inference import UNTRAINED_WARNING, load_pipeline, load_processor
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
+from sapiensid_hf.space import build_demo, pictures
+from sapiensid_hf.space.messages import DEFAULT_THRESHOLD, failure_message, verdict_markdown
+from sapiensid_hf.space.page import MAX_UPLOAD_SIZE
+from sapiensid_hf.space.page_text import untrained_banner
+from sapiensid_hf.space.pictures import OVERLAY_SIDE
+from sapiensid_hf.space.uploads import MAX_IMAGE_PIXELS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PEOPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
@@ -41,11 +49,6 @@ def photo(name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app_module():
-    return load_app_module("sapiensid_space_app")
-
-
-@pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     config = SapiensIDConfig.tiny()
@@ -58,9 +61,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(app_module, tiny_model_dir):
+def client(tiny_model_dir):
     require_detector_files()
-    with served(app_module, load_pipeline(tiny_model_dir)) as url:
+    with served(load_pipeline(tiny_model_dir)) as url:
         yield gradio_client.Client(url, verbose=False)
 
 
@@ -80,19 +83,19 @@ def upload(path: Path):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_compare_returns_cosine_score_verdict_and_overlays(client, app_module):
+def test_compare_returns_cosine_score_verdict_and_overlays(client):
     overlay_a, overlay_b, score, verdict, status, threshold = client.predict(
         upload(photo("face_a_2")), upload(photo("street_bus")), api_name="/compare"
     )
     assert isinstance(score, float) and -1.0 <= score <= 1.0
     # The test model records no calibration: the untuned default is used, and the verdict says so.
-    assert threshold == app_module.DEFAULT_THRESHOLD
+    assert threshold == DEFAULT_THRESHOLD
     expected = "Same person" if score >= threshold else "Different people"
     assert expected in verdict and f"{threshold:.3f}" in verdict and "untuned default" in verdict
     assert "Image A:" in status and "Image B:" in status
     for overlay in (overlay_a, overlay_b):
         with Image.open(overlay) as picture:  # the padded square, drawn at the overlay size
-            assert picture.size == (app_module.OVERLAY_SIDE, app_module.OVERLAY_SIDE)
+            assert picture.size == (OVERLAY_SIDE, OVERLAY_SIDE)
 
 
 def test_compare_says_when_a_person_who_fills_little_of_the_photo_was_cut_from_it(client, tmp_path):
@@ -130,8 +133,8 @@ def test_compare_reports_a_missing_image(client):
     assert status.startswith("Image B: no image given")
 
 
-def test_compare_refuses_an_oversized_image(client, app_module, tmp_path):
-    side = math.isqrt(app_module.MAX_IMAGE_PIXELS) + 100  # a PNG: not decodable at reduced scale
+def test_compare_refuses_an_oversized_image(client, tmp_path):
+    side = math.isqrt(MAX_IMAGE_PIXELS) + 100  # a PNG: not decodable at reduced scale
     huge = tmp_path / "huge.png"
     Image.new("L", (side, side), 128).save(huge)
     _, _, score, _, status, _ = client.predict(upload(photo("face_a_1")), upload(huge), api_name="/compare")
@@ -151,28 +154,25 @@ def test_compare_asks_for_another_copy_of_a_phones_heic_photo(client, tmp_path, 
     assert "pip install" not in status  # nothing a visitor can do
 
 
-def test_untrained_banner_is_plain_text_and_overlays_mark_a_chosen_person_only_among_several(app_module):
-    banner = app_module.untrained_banner()
+def test_untrained_banner_is_plain_text_and_overlays_mark_a_chosen_person_only_among_several(monkeypatch):
+    banner = untrained_banner()
     assert "`" not in banner and "sapiensid convert-official" in banner
     drawn = []
-    original = app_module.draw_retina
+    original = pictures.draw_retina
 
     def record(square, keypoints, roi_boxes, grid_size, person_box, **kwargs):
         drawn.append(person_box)
         return original(square, keypoints, roi_boxes, grid_size, person_box, **kwargs)
 
-    app_module.draw_retina = record
-    try:
-        rgb = np.full((120, 80, 3), 128, dtype=np.uint8)
-        for people in (1, 3):
-            detection = app_module.Detection(
-                keypoints=np.full((19, 2), -1.0, dtype=np.float32), roi_boxes=np.full((2, 4), -1.0, dtype=np.float32),
-                person_box=np.array([0.2, 0.1, 0.8, 0.9], dtype=np.float32), person_found=True, face_found=False,
-                num_people=people,
-            )  # fmt: skip
-            app_module.render_overlay(rgb, detection, 6)
-    finally:
-        app_module.draw_retina = original
+    monkeypatch.setattr(pictures, "draw_retina", record)
+    rgb = np.full((120, 80, 3), 128, dtype=np.uint8)
+    for people in (1, 3):
+        detection = pictures.Detection(
+            keypoints=np.full((19, 2), -1.0, dtype=np.float32), roi_boxes=np.full((2, 4), -1.0, dtype=np.float32),
+            person_box=np.array([0.2, 0.1, 0.8, 0.9], dtype=np.float32), person_found=True, face_found=False,
+            num_people=people,
+        )  # fmt: skip
+        pictures.render_overlay(rgb, detection, 6)
     assert drawn[0] is None and drawn[1] is not None
 
 
@@ -278,14 +278,14 @@ def test_search_reports_an_empty_gallery(client):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_verdict_follows_the_threshold_and_says_where_it_came_from(app_module):
-    assert app_module.verdict_markdown(0.5, 0.5).startswith("### Same person")
-    assert app_module.verdict_markdown(0.5, 0.41, origin="faces, best accuracy").endswith("threshold 0.410 (faces, best accuracy)")
-    assert app_module.verdict_markdown(0.49, 0.5).startswith("### Different people")
-    assert app_module.verdict_markdown(None, 0.5) == ""
+def test_verdict_follows_the_threshold_and_says_where_it_came_from():
+    assert verdict_markdown(0.5, 0.5).startswith("### Same person")
+    assert verdict_markdown(0.5, 0.41, origin="faces, best accuracy").endswith("threshold 0.410 (faces, best accuracy)")
+    assert verdict_markdown(0.49, 0.5).startswith("### Different people")
+    assert verdict_markdown(None, 0.5) == ""
     rarity = "about 7.4 % of different-person face pairs score this high or higher (LFW: 329,256)"
-    assert app_module.verdict_markdown(0.26, 0.18, rarity=rarity).endswith(f"\n\nOn the model's development photos, {rarity}.")
-    assert "meaningless" in app_module.verdict_markdown(0.9, 0.5, trained=False)
+    assert verdict_markdown(0.26, 0.18, rarity=rarity).endswith(f"\n\nOn the model's development photos, {rarity}.")
+    assert "meaningless" in verdict_markdown(0.9, 0.5, trained=False)
 
 
 def html_values(demo) -> str:
@@ -293,35 +293,35 @@ def html_values(demo) -> str:
 
 
 def test_untrained_model_gets_a_warning_banner_and_a_trained_one_does_not(
-    app_module, tiny_model_dir, monkeypatch
+    tiny_model_dir, monkeypatch
 ):
     monkeypatch.delenv("SAPIENSID_MODEL", raising=False)
-    untrained = app_module.build_demo(load_pipeline("untrained"), examples_dir=None)
-    trained = app_module.build_demo(load_pipeline(tiny_model_dir), examples_dir=None)
+    untrained = build_demo(load_pipeline("untrained"), examples_dir=None)
+    trained = build_demo(load_pipeline(tiny_model_dir), examples_dir=None)
     shown = UNTRAINED_WARNING.replace("`", "")  # the banner is HTML: no markdown backticks
     assert shown in html_values(untrained)
     assert shown not in html_values(trained)
 
 
-def test_page_has_about_tab_with_paper_licence_and_privacy(app_module, tiny_model_dir):
-    demo = app_module.build_demo(load_pipeline(tiny_model_dir), examples_dir=None)
+def test_page_has_about_tab_with_paper_licence_and_privacy(tiny_model_dir):
+    demo = build_demo(load_pipeline(tiny_model_dir), examples_dir=None)
     text = html_values(demo)
     for expected in ("CVPR 2025", "2504.04708", "Licences", "MIT", "Privacy", "not stored"):
         assert expected in text
     assert demo.analytics_enabled is False
 
 
-def test_command_line_defaults_are_local_and_private(app_module, monkeypatch):
+def test_command_line_defaults_are_local_and_private(monkeypatch):
     for name in ("SAPIENSID_MODEL", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
         monkeypatch.delenv(name, raising=False)
-    args = app_module.parse_args([])
+    args = demo_command.parse_args([])
     assert (args.host, args.port, args.share, args.model) == ("127.0.0.1", None, False, None)
     monkeypatch.setenv("SAPIENSID_MODEL", "some/model")
-    assert app_module.parse_args(["--port", "7999"]).model == "some/model"
-    assert app_module.parse_args(["--model", "other", "--port", "7999"]).port == 7999
+    assert demo_command.parse_args(["--port", "7999"]).model == "some/model"
+    assert demo_command.parse_args(["--model", "other", "--port", "7999"]).port == 7999
 
 
-def test_space_readme_pins_the_installed_gradio(app_module):
+def test_space_readme_pins_the_installed_gradio():
     import gradio
 
     readme = (REPO_ROOT / "spaces_app" / "README.md").read_text()
@@ -336,48 +336,48 @@ def test_space_readme_pins_the_installed_gradio(app_module):
 
 
 def test_main_loads_the_model_and_launches_locally_with_an_upload_limit(
-    app_module, tiny_model_dir, monkeypatch
+    tiny_model_dir, monkeypatch
 ):
     launched = {}
 
     def record_launch(demo, **settings):
         launched.update(settings, demo=demo)
 
-    monkeypatch.setattr(app_module, "launch_demo", record_launch)
+    monkeypatch.setattr(demo_command, "launch_demo", record_launch)
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     assert (
-        app_module.main(["--model", str(tiny_model_dir), "--port", "7999", "--examples-dir", "/nonexistent"])
+        demo_command.main(["--model", str(tiny_model_dir), "--port", "7999", "--examples-dir", "/nonexistent"])
         == 0
     )
     assert (launched["host"], launched["port"], launched["share"]) == ("127.0.0.1", 7999, False)
-    assert launched["max_file_size"] == app_module.MAX_UPLOAD_SIZE
+    assert launched["max_file_size"] == MAX_UPLOAD_SIZE
     assert "compare" in {dependency.get("api_name") for dependency in launched["demo"].config["dependencies"]}
 
 
-def test_demo_command_line_names_the_problem(app_module, tiny_model_dir, caplog):
+def test_demo_command_line_names_the_problem(tiny_model_dir, caplog):
     import socket
 
     with pytest.raises(SystemExit, match="--model /nowhere/model: no such folder"):
-        app_module.main(["--model", "/nowhere/model"])
+        demo_command.main(["--model", "/nowhere/model"])
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(SystemExit, match=rf"port {port} on 127.0.0.1 could not be used .*choose one with --port"):
-            app_module.main(["--model", str(tiny_model_dir), "--port", str(port), "--examples-dir", str(tiny_model_dir)])
+            demo_command.main(["--model", str(tiny_model_dir), "--port", str(port), "--examples-dir", str(tiny_model_dir)])
     caplog.set_level("WARNING", logger="sapiensid_hf.space")
     with socket.socket() as busy:
         busy.bind(("0.0.0.0", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(SystemExit, match="choose one with --port"):
-            app_module.main(["--model", str(tiny_model_dir), "--host", "0.0.0.0", "--port", str(port),
+            demo_command.main(["--model", str(tiny_model_dir), "--host", "0.0.0.0", "--port", str(port),
                              "--examples-dir", str(tiny_model_dir)])  # fmt: skip
     assert "anyone who can reach this address can use the demo" in caplog.text
 
 
 def test_compare_on_photos_with_several_people_uses_the_best_pair_or_the_chosen_people(
-    client, app_module, tiny_model_dir
+    client, tiny_model_dir
 ):
     pipeline = load_pipeline(tiny_model_dir)
     expected = pipeline.compare_people(str(photo("two_men")), str(photo("street_bus")))
@@ -389,7 +389,7 @@ def test_compare_on_photos_with_several_people_uses_the_best_pair_or_the_chosen_
     assert f"Compared the best-matching pair: person {first} of A with person {second} of B" in status
     assert "Image A: 2 people found (numbered on the picture)" in status and "the best of" in status
     with Image.open(overlay_a) as picture:
-        assert picture.size == (app_module.OVERLAY_SIDE, app_module.OVERLAY_SIDE)
+        assert picture.size == (OVERLAY_SIDE, OVERLAY_SIDE)
 
     # the visitor picks person 1 in A; B's person is then A's person 1's best match
     _, _, score, _, status, _ = client.predict(
@@ -422,12 +422,46 @@ def test_search_every_person_ranks_people_and_boxes_the_match(client, tiny_model
     assert "query person 4 asked, but the photo holds 2 people" in status
 
 
-def test_a_missing_detector_file_is_told_with_the_command_that_fetches_it(app_module):
+def test_a_missing_detector_file_is_told_with_the_command_that_fetches_it():
     # e.g. a Space deployed before the face check, whose detector/ folder lacks YuNet's file
     from sapiensid_hf.processing.detector_assets import DetectorNotAvailableError, locate_face_check_file
 
     with pytest.raises(DetectorNotAvailableError) as missing:
         locate_face_check_file(Path("/nonexistent-detector-folder"))
-    message = app_module.failure_message(missing.value)
+    message = failure_message(missing.value)
     assert message.startswith("A detector file is not installed on this server")
     assert "face_detection_yunet_2023mar_int8bq.onnx" in message and "sapiensid download-detector" in message
+
+
+def test_the_space_app_file_runs_sapiensid_demo_with_its_bundled_detector(tmp_path, monkeypatch):
+    """spaces_app/app.py, the deployed Space's `app_file`, is `sapiensid demo` with the detector files
+    shipped beside it; run as a script, it names a bad --model like the command does."""
+    import runpy
+    import shutil
+    import subprocess
+
+    from sapiensid_hf.processing.detector_assets import DETECTOR_DIR_ENV
+
+    space = tmp_path / "space"
+    (space / "detector").mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / "spaces_app" / "app.py", space / "app.py")
+    seen = {}
+
+    def record_main(argv=None):
+        seen.update(argv=argv, detector_dir=os.environ.get(DETECTOR_DIR_ENV))
+        return 0
+
+    # Unset for app.py (an empty value counts as unset), and restored afterwards whatever app.py sets.
+    monkeypatch.setenv(DETECTOR_DIR_ENV, "")
+    monkeypatch.setattr(demo_command, "main", record_main)
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(space / "app.py"), run_name="__main__")
+    assert stopped.value.code == 0 and seen == {"argv": None, "detector_dir": str(space / "detector")}
+    monkeypatch.undo()
+    assert DETECTOR_DIR_ENV not in os.environ or os.environ[DETECTOR_DIR_ENV] != str(space / "detector")
+
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "spaces_app" / "app.py"), "--model", "/nowhere/model"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1 and "sapiensid demo: --model /nowhere/model: no such folder" in done.stderr

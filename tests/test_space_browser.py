@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 from detector_files import require_detector_files
-from space_server import GRADIO_QUEUE_WARNING_FILTERS, load_app_module, served
+from space_server import GRADIO_QUEUE_WARNING_FILTERS, served
 
 from sapiensid_hf.inference import UNTRAINED_WARNING, load_pipeline
+from sapiensid_hf.space.messages import DEFAULT_THRESHOLD
 
 PEOPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,10 +32,9 @@ def space():
     require_detector_files()
     if not PEOPLE_DIR.is_dir():
         pytest.skip(f"real test photos not found at {PEOPLE_DIR}")
-    app = load_app_module("sapiensid_space_app_browser")
     # The untrained tiny model on purpose, so the page must carry the warning banner.
-    with served(app, load_pipeline("untrained")) as url:
-        yield url, app
+    with served(load_pipeline("untrained")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def wait_for_verdict(page, text: str, tmp_path: Path) -> None:
 
 
 def test_compare_two_photos_in_the_browser(space, page, tmp_path):
-    url, app = space
+    url = space
     page.goto(url)
     page.wait_for_selector("#compare-button")
     banner = page.locator("#untrained-warning")
@@ -87,7 +87,7 @@ def test_compare_two_photos_in_the_browser(space, page, tmp_path):
     assert -1.0 <= score <= 1.0
     verdict = page.locator("#verdict").inner_text()
     threshold = float(page.locator("#threshold input[type=number]").input_value())  # set by the comparison
-    assert threshold == app.DEFAULT_THRESHOLD and "untuned default" in verdict  # the test model is uncalibrated
+    assert threshold == DEFAULT_THRESHOLD and "untuned default" in verdict  # the test model is uncalibrated
     assert ("Same person" if score >= threshold else "Different people") in verdict
     assert "Image A: face found" in page.locator("#compare-status textarea").input_value()
     # The overlays arrive in the same update; the browser may paint them a moment after the text.
@@ -108,7 +108,7 @@ def test_compare_two_photos_in_the_browser(space, page, tmp_path):
 
 
 def test_compare_photos_with_several_people_in_the_browser(space, page, tmp_path):
-    url, _ = space
+    url = space
     page.goto(url)
     page.wait_for_selector("#compare-button")
     page.locator("#image-a input[type=file]").set_input_files(str(PEOPLE_DIR / "two_men.jpg"))

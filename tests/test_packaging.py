@@ -105,3 +105,26 @@ def test_the_demo_runs_from_the_wheel(built_wheel, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "--examples-dir" in done.stdout and "--model" in done.stdout
+
+
+def test_a_plain_install_compares_with_the_shipped_model(built_wheel, tmp_path):
+    """The wheel carries the trained default model: `sapiensid compare` run from it loads the folder
+    inside the installed package and gives the README's answer (its one-minute example)."""
+    from detector_files import require_detector_files
+
+    require_detector_files()
+    people = REPO_ROOT.parent / "shared" / "data" / "people"
+    if not (people / "face_a_1.jpg").is_file():
+        pytest.skip(f"real test photos not found at {people}")
+    site = tmp_path / "site"
+    zipfile.ZipFile(built_wheel).extractall(site)
+    script = (
+        "import sys, sapiensid_cli\n"
+        f"sys.exit(sapiensid_cli.main(['compare', {str(people / 'face_a_1.jpg')!r}, {str(people / 'face_a_2.jpg')!r}]))\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(site)}
+    environment.pop("SAPIENSID_MODEL", None)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"the shipped default model, {site / 'sapiensid_hf' / 'pretrained' / 'sapiensid-small'}" in done.stderr
+    assert "cosine similarity: 0.4469" in done.stdout and "SAME PERSON" in done.stdout

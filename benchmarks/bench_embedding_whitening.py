@@ -19,7 +19,6 @@ Needs the keypoint caches of `sapiensid evaluate` (--keypoint-cache) and of the 
 
 from __future__ import annotations
 
-import argparse
 import platform
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from dev_embeddings import scoring_arguments, scoring_pipeline
 from markdown_report import difference_table, publish_section
 
 from sapiensid_hf.evaluation import public_dev
-from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.keypoint_cache import build_keypoint_cache
 from sapiensid_hf.training import TrainingConfig
 from sapiensid_hf.training.dataset import DatasetView, load_source_dataset
@@ -115,15 +114,9 @@ def embed_training_photos(pipeline, identities: Path) -> tuple[np.ndarray, np.nd
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(REPO / "pretrained" / "sapiensid-small"), help="model folder")
-    parser.add_argument("--identities", type=Path, default=REPO.parent / "shared" / "data" / "identities")
-    parser.add_argument("--keypoint-cache", type=Path, default=REPO / "outputs" / "dev_keypoints", help="of sapiensid evaluate")
-    parser.add_argument("--write", type=Path, default=None, help="markdown file whose section to replace")
-    args = parser.parse_args()
+    args = scoring_arguments(__doc__)
 
-    pipeline = load_pipeline(args.model)
-    pipeline.model.float()  # the shipped float16 weights, scored in float32 as `sapiensid evaluate` does on CPU
+    pipeline = scoring_pipeline(args.model)
     sets, development = embed_development_sets(pipeline, args.identities, args.keypoint_cache)
     train, people = embed_training_photos(pipeline, args.identities)
     results = {

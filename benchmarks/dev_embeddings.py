@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sapiensid_hf.evaluation.public_dev import dev_keypoints, embed_rows, load_dev_sets
-from sapiensid_hf.inference import weights_fingerprint
+from sapiensid_hf.inference import load_pipeline, weights_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 IDENTITIES = REPO.parent / "shared" / "data" / "identities"
@@ -36,6 +36,25 @@ def development_arguments(description: str, repeats: str, repeats_help: str) -> 
     parser.add_argument("--keypoint-cache", type=Path, default=DEFAULT_KEYPOINT_CACHE)
     parser.add_argument("--write", type=Path, default=None)
     return parser.parse_args()
+
+
+def scoring_arguments(description: str) -> argparse.Namespace:
+    """The command line of a benchmark that scores a model folder on the whole development sets: --model
+    (default: the shipped model), --identities, --keypoint-cache (of `sapiensid evaluate`), --write."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(REPO / "pretrained" / "sapiensid-small"), help="model folder")
+    parser.add_argument("--identities", type=Path, default=IDENTITIES)
+    parser.add_argument("--keypoint-cache", type=Path, default=DEFAULT_KEYPOINT_CACHE, help="of sapiensid evaluate")
+    parser.add_argument("--write", type=Path, default=None, help="markdown file whose section to replace")
+    return parser.parse_args()
+
+
+def scoring_pipeline(model: str) -> Any:
+    """The model folder's pipeline in float32, as `sapiensid evaluate` scores on a CPU (the shipped weights
+    are float16)."""
+    pipeline = load_pipeline(model)
+    pipeline.model.float()
+    return pipeline
 
 
 def conreid_subset(dev: Any, people: int, per_person: int, seed: int) -> np.ndarray:

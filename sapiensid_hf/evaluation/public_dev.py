@@ -54,12 +54,14 @@ from .cut_keypoint_cache import (
 from .distance import distance_matrix
 from .ranking import evaluate_ranking
 from .report import nobody_rule
+from .rerank import DEFAULT_RERANK, check_rerank_memory, rerank_embeddings
 from .roc import tar_at_far
 from .verification import verification_accuracy
 
 logger = logging.getLogger(__name__)
 
 DEV_CHECKS = ("cuhk03_val", "conreid", "lfw_fold7")
+RANKING_CHECKS = ("cuhk03_val", "conreid")  # a query ranks a gallery; LFW fold 7 is pairs
 # Sets whose every photo is a crop of one person: where the detector finds nobody, the standing-person
 # prior places the keypoints (processing/standing_person_prior.py). Never the face pairs.
 PERSON_CROP_CHECKS = ("cuhk03_val", "conreid")
@@ -203,18 +205,17 @@ def _embed_files(
     return torch.cat(chunks).numpy(), (np.concatenate(cuts) if cuts else None)
 
 
-def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20) -> dict[str, Any]:
-    """The check's metrics (fractions in [0, 1]) and its CMC curves / verification scores for the plots."""
-    columns = dev.dataset.select_columns([c for c in ("pid", "camid", "role") if c in dev.dataset.column_names])
-    pids, camids = np.asarray(columns["pid"]), np.asarray(columns["camid"])
-    if dev.name == "cuhk03_val":
-        results = {}
-        for name, query_cam, gallery_cam in (("cam0_to_cam1", 0, 1), ("cam1_to_cam0", 1, 0)):
-            results[name] = _ranking(embeddings, pids, camids, camids == query_cam, camids == gallery_cam, max_rank)
-        return results
-    if dev.name == "conreid":
-        roles = np.asarray(columns["role"])
-        return {"query_to_gallery": _ranking(embeddings, pids, camids, roles == "query", roles == "gallery", max_rank)}
+def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20, rerank: bool = False) -> dict[str, Any]:
+    """The check's metrics (fractions in [0, 1]) and its CMC curves / verification scores for the plots;
+    `rerank`: the rankings after k-reciprocal re-ranking (a ranking check only)."""
+    if rerank and dev.name not in RANKING_CHECKS:
+        raise ValueError(f"{dev.name}: re-ranking orders a gallery for each query; this check has pairs, not a gallery")
+    if dev.name in RANKING_CHECKS:
+        pids, camids = np.asarray(dev.dataset["pid"]), np.asarray(dev.dataset["camid"])
+        return {
+            part: _ranking(embeddings, pids, camids, is_query, is_gallery, max_rank, rerank)
+            for part, (is_query, is_gallery) in _ranking_sides(dev).items()
+        }
     first, second, same = dev.pairs
     # pairs.txt lists a fold's same-person pairs, then its different-person ones: interleave them so each
     # of the 10 contiguous splits holds both kinds in the fold's proportion.
@@ -246,9 +247,18 @@ def balanced_split_order(same: np.ndarray) -> np.ndarray:
     return np.argsort(position, kind="stable")
 
 
-def _ranking(embeddings, pids, camids, is_query, is_gallery, max_rank) -> dict[str, Any]:
+def _ranking_sides(dev: DevSet) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A ranking check's rankings: name -> (query rows, gallery rows) as boolean masks."""
+    if dev.name == "cuhk03_val":
+        camids = np.asarray(dev.dataset["camid"])
+        return {"cam0_to_cam1": (camids == 0, camids == 1), "cam1_to_cam0": (camids == 1, camids == 0)}
+    roles = np.asarray(dev.dataset["role"])
+    return {"query_to_gallery": (roles == "query", roles == "gallery")}
+
+
+def _ranking(embeddings, pids, camids, is_query, is_gallery, max_rank, rerank=False) -> dict[str, Any]:
     query, gallery = embeddings[is_query], embeddings[is_gallery]
-    distances = distance_matrix(query, gallery, metric="cosine")
+    distances = rerank_embeddings(query, gallery) if rerank else distance_matrix(query, gallery, metric="cosine")
     result = evaluate_ranking(
         distances, pids[is_query], pids[is_gallery], camids[is_query], camids[is_gallery], max_rank=max_rank
     )
@@ -268,6 +278,7 @@ def run_dev_checks(
     device: str = "cpu",
     num_workers: int | None = None,
     standing_person_prior: bool = True,
+    rerank: bool = False,
 ) -> dict[str, Any]:
     """Score every (model, processor) of `models` on the checks; writes results.json / results.md / plots.
 
@@ -275,7 +286,9 @@ def run_dev_checks(
     `num_workers` processes decode and detect (None: auto, one per core, at most 8; 0: this process).
     `standing_person_prior`: the photos of the person-crop sets (`PERSON_CROP_CHECKS`) in which the detector
     finds nobody get the keypoints of a standing person filling the crop; off, they get none (and so all
-    one embedding). Either way `photos_without_person` counts them.
+    one embedding). Either way `photos_without_person` counts them. `rerank`: the ranking checks are also
+    scored after k-reciprocal re-ranking (`results["reranked"]`, beside the plain figures, which stay
+    what a model is judged and calibrated on).
     """
     from .report import plot_cmc, plot_roc
 
@@ -283,6 +296,10 @@ def run_dev_checks(
     output.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(keypoint_cache_dir) if keypoint_cache_dir is not None else output / "keypoints"
     sets = load_dev_sets(root, checks)
+    reranked_sets = [name for name in RANKING_CHECKS if rerank and name in sets]
+    for name in reranked_sets:  # before the embedding
+        for is_query, is_gallery in _ranking_sides(sets[name]).values():
+            check_rerank_memory(int(is_query.sum()), int(is_gallery.sum()))
     first_processor = next(iter(models.values()))[1]
     num_workers = resolve_num_workers(num_workers)
     keypoints = {name: dev_keypoints(dev, first_processor, cache_dir, num_workers=num_workers) for name, dev in sets.items()}
@@ -292,7 +309,10 @@ def run_dev_checks(
         "standing_person_prior": [name for name in PERSON_CROP_CHECKS if standing_person_prior and name in sets],
         # Each model's embedding rule (cut_views.py): its folder's centre cuts, or [1.0] for the photo as it is.
         "embedding_cuts": {label: list(embedding_cuts(model.config)) for label, (model, _) in models.items()},
+        "rerank": dict(DEFAULT_RERANK) if reranked_sets else None,
     }  # fmt: skip
+    if reranked_sets:
+        results["reranked"] = {}
     for name in results["standing_person_prior"]:
         keypoints[name] = with_crop_prior(sets[name], keypoints[name])
     for label, (model, processor) in models.items():
@@ -301,6 +321,9 @@ def run_dev_checks(
             embedded[name] = embed_dev_set(model, processor, dev, keypoints[name], cache_dir, batch_size, flip, device, num_workers)
             per_model[name] = score_dev_set(dev, embedded[name])
             logger.info("%s / %s: %s", label, name, summary_line(per_model[name]))
+            if name in reranked_sets:
+                results["reranked"].setdefault(label, {})[name] = score_dev_set(dev, embedded[name], rerank=True)
+                logger.info("%s / %s, re-ranked: %s", label, name, summary_line(results["reranked"][label][name]))
         results["models"][label] = per_model
         if {"cuhk03_val", "lfw_fold7"} <= set(sets):
             results["calibration"][label] = dev_calibration(sets, embedded, label, flip, embedding_cuts(model.config))
@@ -318,6 +341,11 @@ def run_dev_checks(
                 for label, per_model in results["models"].items()
                 for part, values in per_model[name].items()
             }
+            curves.update(
+                (f"{label}: {part}, re-ranked", np.asarray(values["_cmc"]))
+                for label, per_model in results.get("reranked", {}).items()
+                for part, values in per_model.get(name, {}).items()
+            )
             files[f"cmc_{name}"] = str(plot_cmc(curves, output / f"cmc_{name}.png", f"{name}: CMC"))
     results["files"] = files
     public = _without_private(results)
@@ -436,6 +464,16 @@ def dev_markdown(results: dict[str, Any]) -> str:
             for metric in metrics:
                 cells = [f"{100 * results['models'][label][name][part][metric]:.1f}" for label in labels]
                 lines.append(f"| {name} {part} | {metric} (%) | " + " | ".join(cells) + " |")
+    reranked = results.get("reranked", {})
+    for name, parts in reranked.get(labels[0], {}).items():
+        for part in parts:
+            for metric in ("rank1", "mAP"):
+                cells = [f"{100 * reranked[label][name][part][metric]:.1f}" for label in labels]
+                lines.append(f"| {name} {part}, re-ranked | {metric} (%) | " + " | ".join(cells) + " |")
+    settings = results.get("rerank")
+    if reranked and settings:
+        lines += ["", f"Re-ranked: k-reciprocal re-ranking (Zhong et al. 2017; k1 {settings['k1']}, k2 {settings['k2']}, "
+                      f"lambda {settings['lambda_value']}) of the same embeddings."]  # fmt: skip
     rules = {label: cuts for label, cuts in results.get("embedding_cuts", {}).items() if tuple(cuts) != PHOTO_AS_IT_IS}
     for label, cuts in rules.items():
         lines += ["", f"{label} embeds each photo as {rule_description(cuts)} (its folder's `embedding_cuts`)."]

@@ -21,23 +21,15 @@ def markdown_table(results: dict) -> str:
     """Ranking rows (percent) and / or the verification row, under a title naming model and data."""
     lines = [f"### {results['benchmark']}: {results['model']}", "", f"Data: `{results['dataset_root']}`"]
     lines.append(f"Flip test-time augmentation: {'on' if results['flip'] else 'off'}. Numbers in percent.")
-    rankings = results.get("rankings", {})
-    if rankings:
+    lines += _ranking_table(results.get("rankings", {}))
+    settings = results.get("rerank")
+    if results.get("rankings_reranked") and settings:
         lines += [
             "",
-            "| evaluation | protocol | queries (valid) | gallery | rank-1 | rank-5 | rank-10 | rank-20 | mAP | mINP |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            f"After k-reciprocal re-ranking (Zhong et al. 2017; k1 {settings['k1']}, k2 {settings['k2']}, "
+            f"lambda {settings['lambda_value']}):",
         ]
-        for name, row in rankings.items():
-            counts = f"{row['num_queries']} ({row.get('num_valid_queries', 0 if 'error' in row else '-')})"
-            if "error" in row:
-                cells = " | ".join(["not scored (see below)"] + ["-"] * (len(RANK_COLUMNS) - 1))
-            else:
-                cells = " | ".join(_percent(row.get(column)) for column in RANK_COLUMNS)
-            lines.append(f"| {name} | {row['protocol']} | {counts} | {row['num_gallery']} | {cells} |")
-        unscored = [(name, row["error"]) for name, row in rankings.items() if "error" in row]
-        if unscored:
-            lines += ["", "Not scored:"] + [f"- {name}: {reason}" for name, reason in unscored]
+        lines += _ranking_table(results["rankings_reranked"])
     verification = results.get("verification")
     if verification:
         fars = [key for key in verification if key.startswith("tar@far=")]
@@ -55,6 +47,28 @@ def markdown_table(results: dict) -> str:
         counts = ", ".join(f"{role} {entry['count']} of {entry['of']}" for role, entry in missing.items())
         lines += ["", f"Photos in which the detector found nobody: {counts}; {nobody_rule(results.get('standing_person_prior', False))}."]
     return "\n".join(lines) + "\n"
+
+
+def _ranking_table(rankings: dict) -> list[str]:
+    """The markdown rows of one set of rankings (percent), and why any of them was not scored."""
+    if not rankings:
+        return []
+    lines = [
+        "",
+        "| evaluation | protocol | queries (valid) | gallery | rank-1 | rank-5 | rank-10 | rank-20 | mAP | mINP |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in rankings.items():
+        counts = f"{row['num_queries']} ({row.get('num_valid_queries', 0 if 'error' in row else '-')})"
+        if "error" in row:
+            cells = " | ".join(["not scored (see below)"] + ["-"] * (len(RANK_COLUMNS) - 1))
+        else:
+            cells = " | ".join(_percent(row.get(column)) for column in RANK_COLUMNS)
+        lines.append(f"| {name} | {row['protocol']} | {counts} | {row['num_gallery']} | {cells} |")
+    unscored = [(name, row["error"]) for name, row in rankings.items() if "error" in row]
+    if unscored:
+        lines += ["", "Not scored:"] + [f"- {name}: {reason}" for name, reason in unscored]
+    return lines
 
 
 def nobody_rule(standing_person_prior: bool) -> str:

@@ -5,8 +5,9 @@ replaced by batched tensor operations. Results equal the reference up to float32
 (differences around 1e-7). Neighbour lists use the stable tie policy (distance, then index); the
 reference's `np.argsort` is unstable under exact ties.
 
-Memory: the algorithm works on (num_query + num_gallery)^2 float32 matrices, about 2 GB each at
-Market-1501 size.
+Memory: the algorithm works on (num_query + num_gallery)^2 float32 matrices, about 1.5 GB each at
+Market-1501 size; `rerank_embeddings` (what `sapiensid evaluate --rerank` runs) refuses a set whose
+matrices would not fit in the memory this machine has free, instead of being killed part-way.
 """
 
 from __future__ import annotations
@@ -17,9 +18,66 @@ import numpy as np
 import torch
 
 from ._validation import as_numpy
+from .distance import distance_matrix, l2_normalize
 from .search import stable_topk_smallest
 
 _ROWS_PER_BLOCK = 1024
+# The reference's parameters (torchreid, Zhong et al.): what `rerank_embeddings` uses unless told otherwise.
+DEFAULT_RERANK = {"k1": 20, "k2": 6, "lambda_value": 0.3}
+# Working memory per (query + gallery)^2 entry: the float32 distances (as numpy and as a tensor), the bool
+# expansion, the float32 weights, their query expansion and the temporaries. Measured 26.8-30.3 bytes of
+# peak resident memory on Con-ReID's 212 queries + 5,337 gallery photos (benchmarks/bench_rerank.py, three
+# runs); planned with a margin, so a set just under the free memory is not killed part-way.
+RERANK_BYTES_PER_ENTRY = 36
+
+
+class RerankMemoryError(ValueError):
+    """The re-ranking matrices of a query and gallery would not fit in the free memory (a ValueError: the
+    command line reports it as a message, like any input it cannot score)."""
+
+
+def rerank_memory_bytes(num_query: int, num_gallery: int) -> int:
+    """About how much memory `rerank_embeddings` needs for `num_query` + `num_gallery` embeddings."""
+    return RERANK_BYTES_PER_ENTRY * (num_query + num_gallery) ** 2
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can give this process now (Linux's MemAvailable); None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_rerank_memory(num_query: int, num_gallery: int) -> None:
+    """Raise `RerankMemoryError` when re-ranking this many embeddings would not fit in free memory."""
+    needed, free = rerank_memory_bytes(num_query, num_gallery), available_memory_bytes()
+    if free is not None and needed > free:
+        raise RerankMemoryError(
+            f"re-ranking {num_query} queries and {num_gallery} gallery images needs about {needed / 2**30:.1f} GiB "
+            f"(({num_query} + {num_gallery})^2 entries of its working matrices) and {free / 2**30:.1f} GiB is "
+            "free: score without --rerank, or on a machine with more memory"
+        )
+
+
+def rerank_embeddings(
+    query: Any,
+    gallery: Any,
+    k1: int = DEFAULT_RERANK["k1"],
+    k2: int = DEFAULT_RERANK["k2"],
+    lambda_value: float = DEFAULT_RERANK["lambda_value"],
+) -> np.ndarray:
+    """Re-ranked (num_query, num_gallery) distances of query and gallery embeddings: `k_reciprocal_rerank`
+    on torchreid's distance, the squared L2 distance of the L2-normalised embeddings (a ranking by cosine
+    gives the same order). Raises `RerankMemoryError` when the matrices would not fit in free memory."""
+    q, g = l2_normalize(as_numpy(query, "query")), l2_normalize(as_numpy(gallery, "gallery"))
+    check_rerank_memory(len(q), len(g))
+    distances = [distance_matrix(a, b, "euclidean").numpy() for a, b in ((q, g), (q, q), (g, g))]
+    return k_reciprocal_rerank(*distances, k1=k1, k2=k2, lambda_value=lambda_value)
 
 
 def k_reciprocal_rerank(

@@ -30,6 +30,7 @@ from .distance import aggregate_by_group, distance_matrix
 from .embedding import embed_dataset_rows
 from .ranking import evaluate_ranking
 from .report import markdown_table, plot_cmc, plot_roc, write_json
+from .rerank import DEFAULT_RERANK, check_rerank_memory, rerank_embeddings
 from .roc import DEFAULT_FARS, tar_at_far
 from .single_shot import evaluate_single_shot
 from .verification import verification_accuracy
@@ -54,6 +55,7 @@ def run_evaluation(
     processor: Any = None,
     datasets_cache_dir: str | os.PathLike | None = None,
     standing_person_prior: bool = True,
+    rerank: bool = False,
 ) -> dict:
     """Embed a benchmark with a model and score it under the benchmark's published protocols.
 
@@ -74,6 +76,10 @@ def run_evaluation(
             crop in which the detector finds nobody gets the keypoints of a standing person filling it
             (processing/standing_person_prior.py) instead of the one "nobody" embedding. Never on
             verification pairs.
+        rerank: also score the rankings after k-reciprocal re-ranking (rerank.py: Zhong et al. 2017,
+            torchreid's k1 20, k2 6, lambda 0.3), reported beside the plain ones (`rankings_reranked`).
+            Refused on a verification benchmark, and before anything is embedded when its matrices
+            would not fit in free memory.
 
     Returns:
         The results dict written to results.json (on non-main processes of a multi-process launch: {}).
@@ -81,9 +87,14 @@ def run_evaluation(
     from ..inference import load_model, load_processor
 
     spec = get_benchmark(benchmark)
+    if rerank and spec.verification:
+        raise ValueError(f"{spec.name}: re-ranking orders a gallery for each query; a verification benchmark has pairs, not a gallery")
     output = Path(output_dir)
     state = PartialState()
     dataset = spec.load(Path(dataset_root), None if datasets_cache_dir is None else str(datasets_cache_dir))
+    if rerank:  # before the embedding, which can take hours
+        for evaluation in spec.rankings:
+            check_rerank_memory(*(_side_size(dataset, role, spec.group_column) for role in (evaluation.query_role, evaluation.gallery_role)))
     model = load_model(model_path)
     processor = processor if processor is not None else load_processor(model_path, model.config)
     use_prior = standing_person_prior and not spec.verification and hasattr(processor, "standing_person_prior")
@@ -116,6 +127,7 @@ def run_evaluation(
         # How many there were, per role, and how they were scored (the prior, or the one "nobody" embedding).
         "photos_without_person": _photos_without_person(embedded.detector_found_nobody, dataset["role"]),
         "standing_person_prior": use_prior,
+        "rerank": dict(DEFAULT_RERANK) if rerank else None,
     }
     files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
     if spec.verification:
@@ -126,6 +138,11 @@ def run_evaluation(
     else:
         results["rankings"] = _score_rankings(spec, embeddings, columns, max_rank)
         curves = {name: np.asarray(row["cmc"]) for name, row in results["rankings"].items() if row.get("cmc")}
+        if rerank:
+            results["rankings_reranked"] = _score_rankings(spec, embeddings, columns, max_rank, rerank=True)
+            curves.update(
+                (f"{name}, re-ranked", np.asarray(row["cmc"])) for name, row in results["rankings_reranked"].items() if row.get("cmc")
+            )
         files["cmc_plot"] = str(plot_cmc(curves, output / "cmc.png", f"{spec.name}: CMC"))
     results["files"] = files
     write_json(results, output / "results.json")
@@ -148,6 +165,14 @@ def _rows(columns: dict[str, list], role: str) -> np.ndarray:
     return rows
 
 
+def _side_size(dataset: Any, role: str, group_column: str | None) -> int:
+    """How many embeddings one role is ranked with: its rows, or its groups (tracklets) when averaged."""
+    roles = np.asarray(dataset["role"])
+    if group_column is None:
+        return int((roles == role).sum())
+    return len(set(np.asarray(dataset[group_column])[roles == role].tolist()))
+
+
 def _side(embeddings: np.ndarray, columns: dict[str, list], role: str, group_column: str | None):
     """Embeddings and ids of one role, averaged per group (tracklet) when `group_column` is set."""
     rows = _rows(columns, role)
@@ -158,12 +183,14 @@ def _side(embeddings: np.ndarray, columns: dict[str, list], role: str, group_col
     return fused.numpy(), {name: values[first] for name, values in ids.items()}
 
 
-def _score_rankings(spec: Benchmark, embeddings: np.ndarray, columns: dict[str, list], max_rank: int) -> dict:
+def _score_rankings(
+    spec: Benchmark, embeddings: np.ndarray, columns: dict[str, list], max_rank: int, rerank: bool = False
+) -> dict:
     results = {}
     for evaluation in spec.rankings:
         query, q_ids = _side(embeddings, columns, evaluation.query_role, spec.group_column)
         gallery, g_ids = _side(embeddings, columns, evaluation.gallery_role, spec.group_column)
-        distmat = distance_matrix(query, gallery).numpy()
+        distmat = rerank_embeddings(query, gallery) if rerank else distance_matrix(query, gallery).numpy()
         row = {"protocol": evaluation.protocol, "num_queries": len(query), "num_gallery": len(gallery)}
         try:
             row.update(_rank(evaluation, distmat, q_ids, g_ids, max_rank))
@@ -245,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{PUBLIC_DEV}: folder of the detected keypoints, reused across runs (default: <output-dir>/keypoints)",
     )
     parser.add_argument(
+        "--rerank",
+        action="store_true",
+        help="also score each ranking after k-reciprocal re-ranking (Zhong et al. 2017; torchreid's k1 20, k2 6, "
+        "lambda 0.3), reported beside the plain scores; re-identification benchmarks and public-dev",
+    )
+    parser.add_argument(
         "--no-standing-person-prior",
         action="store_true",
         help="re-identification crops in which the detector finds nobody get no keypoints (every such crop the "
@@ -274,6 +307,7 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
             device=args.device or "cpu",
             num_workers=args.num_workers,
             standing_person_prior=not args.no_standing_person_prior,
+            rerank=args.rerank,
         )
     return run_evaluation(
         args.model,
@@ -288,6 +322,7 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
         use_cache=not args.no_cache,
         device=args.device,
         standing_person_prior=not args.no_standing_person_prior,
+        rerank=args.rerank,
     )
 
 
@@ -303,9 +338,10 @@ def run_public_dev(
     num_workers: int | None = None,
     checks: tuple[str, ...] | None = None,
     standing_person_prior: bool = True,
+    rerank: bool = False,
 ) -> dict:
     """The development checks of `public_dev.py` (`checks`, None: all) for a model folder (and its untrained
-    twin); `num_workers` processes decode and detect (None: auto); `standing_person_prior`: see
+    twin); `num_workers` processes decode and detect (None: auto); `standing_person_prior`, `rerank`: see
     `run_dev_checks`."""
     from ..inference import load_model, load_processor, untrained_model
     from .public_dev import DEV_CHECKS, UNTRAINED, run_dev_checks
@@ -317,7 +353,7 @@ def run_public_dev(
         models[UNTRAINED] = (untrained_model(without_embedding_cuts(model.config)), processor)
     results = run_dev_checks(
         models, identities_root, output_dir, keypoint_cache_dir, checks=checks or DEV_CHECKS, batch_size=batch_size,
-        flip=flip, device=device, num_workers=num_workers, standing_person_prior=standing_person_prior,
+        flip=flip, device=device, num_workers=num_workers, standing_person_prior=standing_person_prior, rerank=rerank,
     )  # fmt: skip
     results.update(benchmark=PUBLIC_DEV, model=str(model_path))
     return results

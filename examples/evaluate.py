@@ -8,8 +8,8 @@
 Benchmarks and their protocols: sapiensid_hf/evaluation/benchmark_specs.py (market1501, msmt17, ltcc,
 prcc, ccvid, ccvid_video, verification). Embeddings are computed in batches (flip test-time
 augmentation on by default, as the official evaluation), cached in <output-dir>/embeddings, and
-results land in <output-dir>/results.json, results.md and cmc.png / roc.png. The same runs as
-`sapiensid evaluate ...`.
+results land in <output-dir>/results.json, results.md and cmc.png / roc.png; `--rerank` adds the
+rankings after k-reciprocal re-ranking. The same runs as `sapiensid evaluate ...`.
 """
 
 from accelerate import PartialState
@@ -21,11 +21,12 @@ def main() -> None:
     results = run_evaluation_from_args(build_parser().parse_args())
     if not PartialState().is_main_process:
         return
-    for name, row in results.get("rankings", {}).items():
-        if "error" in row:
-            print(f"{name}: {row['error']}")
-        else:
-            print(f"{name:>26}: rank-1 {100 * row['rank1']:.2f}  mAP {100 * row['mAP']:.2f}")
+    for suffix, rankings in (("", results.get("rankings", {})), (", re-ranked", results.get("rankings_reranked", {}))):
+        for name, row in rankings.items():
+            if "error" in row:
+                print(f"{name}{suffix}: {row['error']}")
+            else:
+                print(f"{name + suffix:>38}: rank-1 {100 * row['rank1']:.2f}  mAP {100 * row['mAP']:.2f}")
     if "verification" in results:
         print(f"accuracy {100 * results['verification']['accuracy']:.2f}")
     print("tables and plots:", ", ".join(results["files"].values()))

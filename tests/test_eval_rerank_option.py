@@ -104,3 +104,24 @@ def test_public_dev_with_rerank_adds_re_ranked_rows_and_keeps_the_plain_figures(
     table = (tmp_path / "both" / "results.md").read_text()
     assert "| cuhk03_val cam0_to_cam1, re-ranked | rank1 (%) |" in table and "| conreid query_to_gallery, re-ranked | mAP (%) |" in table
     assert "k-reciprocal re-ranking (Zhong et al. 2017; k1 20, k2 6, lambda 0.3)" in table
+
+
+def test_the_evaluate_example_prints_both_rankings(tiny_model, market_root, tmp_path):  # noqa: F811
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from detector_files import require_detector_files
+
+    require_detector_files()
+    example = Path(__file__).resolve().parents[1] / "examples" / "evaluate.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--model", str(tiny_model), "--dataset-root", str(market_root),
+         "--benchmark", "market1501", "--output-dir", str(tmp_path / "out"), "--rerank"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    for label, row in (("overall", written["rankings"]["overall"]), ("overall, re-ranked", written["rankings_reranked"]["overall"])):
+        assert f"{label}: rank-1 {100 * row['rank1']:.2f}  mAP {100 * row['mAP']:.2f}" in done.stdout

@@ -125,3 +125,20 @@ def test_the_evaluate_example_prints_both_rankings(tiny_model, market_root, tmp_
     written = json.loads((tmp_path / "out" / "results.json").read_text())
     for label, row in (("overall", written["rankings"]["overall"]), ("overall, re-ranked", written["rankings_reranked"]["overall"])):
         assert f"{label}: rank-1 {100 * row['rank1']:.2f}  mAP {100 * row['mAP']:.2f}" in done.stdout
+
+
+def test_free_memory_is_the_containers_when_its_limit_leaves_less(tmp_path, monkeypatch):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16777216 kB\nMemAvailable:    8388608 kB\n")  # 8 GiB free on the host
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    monkeypatch.setattr(rerank_module, "MEMINFO", meminfo)
+    monkeypatch.setattr(rerank_module, "CGROUP_LIMITS", ((limit, usage), (tmp_path / "v1_limit", tmp_path / "v1_usage")))
+    assert rerank_module.available_memory_bytes() == 8 * 2**30  # no container files: the host's figure
+    limit.write_text(f"{4 * 2**30}\n")
+    usage.write_text(f"{2**30}\n")
+    assert rerank_module.available_memory_bytes() == 3 * 2**30  # a 4 GiB container using 1 GiB
+    limit.write_text("max\n")
+    assert rerank_module.available_memory_bytes() == 8 * 2**30  # a container without a limit
+    meminfo.unlink()
+    limit.unlink()
+    assert rerank_module.available_memory_bytes() is None

@@ -12,6 +12,7 @@ matrices would not fit in the memory this machine has free, instead of being kil
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,16 +42,33 @@ def rerank_memory_bytes(num_query: int, num_gallery: int) -> int:
     return RERANK_BYTES_PER_ENTRY * (num_query + num_gallery) ** 2
 
 
+MEMINFO = Path("/proc/meminfo")
+# A container's memory limit and use (cgroup v2, then v1): MemAvailable there is the host's, not the container's.
+CGROUP_LIMITS = (
+    (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
+    (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory/memory.usage_in_bytes")),
+)
+
+
 def available_memory_bytes() -> int | None:
-    """Memory the system can give this process now (Linux's MemAvailable); None where it cannot be read."""
+    """Memory this process can be given now: Linux's MemAvailable, or less when a container's memory limit
+    leaves less; None where neither can be read."""
+    free = []
     try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+        for line in MEMINFO.read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                free.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    for limit_file, usage_file in CGROUP_LIMITS:
+        try:
+            limit = limit_file.read_text(encoding="ascii").strip()
+            if limit != "max":  # cgroup v1 writes a huge number for "no limit": it never binds below
+                free.append(max(int(limit) - int(usage_file.read_text(encoding="ascii").strip()), 0))
+            break
+        except (OSError, ValueError):
+            continue
+    return min(free) if free else None
 
 
 def check_rerank_memory(num_query: int, num_gallery: int) -> None:

@@ -199,3 +199,21 @@ def test_a_second_run_reads_the_cuts_keypoints_the_first_one_left(identities, tm
     assert calls == 10
     _, calls = run("whole again", standing_person_prior=False)
     assert calls == 0
+
+
+def test_public_dev_with_rerank_adds_re_ranked_rows_and_keeps_the_plain_figures(identities, tmp_path):
+    torch.manual_seed(0)
+    config = SapiensIDConfig.tiny()
+    processor = SapiensIDImageProcessor.from_model_config(config, detector=SquareCentreDetector())
+    models = {"tiny": (SapiensIDModel(config), processor)}
+    cache = tmp_path / "keypoints"
+    plain = run_dev_checks(models, identities, tmp_path / "plain", cache, batch_size=4, num_workers=0)
+    both = run_dev_checks(models, identities, tmp_path / "both", cache, batch_size=4, num_workers=0, rerank=True)
+    assert both["models"] == plain["models"] and "reranked" not in plain
+    reranked = both["reranked"]["tiny"]
+    assert set(reranked) == {"cuhk03_val", "conreid"}  # LFW fold 7 is pairs: nothing to re-rank
+    assert set(reranked["cuhk03_val"]) == {"cam0_to_cam1", "cam1_to_cam0"}
+    assert reranked["conreid"]["query_to_gallery"]["num_gallery"] == plain["models"]["tiny"]["conreid"]["query_to_gallery"]["num_gallery"]
+    table = (tmp_path / "both" / "results.md").read_text()
+    assert "| cuhk03_val cam0_to_cam1, re-ranked | rank1 (%) |" in table and "| conreid query_to_gallery, re-ranked | mAP (%) |" in table
+    assert "k-reciprocal re-ranking (Zhong et al. 2017; k1 20, k2 6, lambda 0.3)" in table

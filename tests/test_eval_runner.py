@@ -9,6 +9,12 @@ import pytest
 from model_inputs import full_body
 from PIL import Image
 
+from sapiensid_cli import main as cli_main
+from sapiensid_hf.evaluation import rerank as rerank_module
+from sapiensid_hf.evaluation.benchmark_specs import get_benchmark
+from sapiensid_hf.evaluation.distance import distance_matrix
+from sapiensid_hf.evaluation.ranking import evaluate_ranking
+from sapiensid_hf.evaluation.rerank import rerank_embeddings
 from sapiensid_hf.evaluation.runner import main, run_evaluation
 from sapiensid_hf.modeling import SapiensIDConfig, SapiensIDModel
 from sapiensid_hf.processing.image_processing_sapiensid import SapiensIDImageProcessor
@@ -215,3 +221,66 @@ def test_reid_crops_without_a_person_get_the_standing_person_prior_by_default(ti
     assert prior["person_found"].all() and none["person_found"].sum() == 4
     changed = ~np.isclose(prior["embeddings"], none["embeddings"], atol=1e-6).all(axis=1)
     assert changed.tolist() == prior["keypoint_prior"].tolist()
+
+
+def reference_rankings(root, cache_dir, embeddings_file):
+    """The market fixture's plain and re-ranked rankings, from the embeddings the run cached."""
+    dataset = get_benchmark("market1501").load(root, str(cache_dir))
+    roles, pids, camids = (np.asarray(dataset[column]) for column in ("role", "pid", "camid"))
+    embeddings = np.load(embeddings_file)["embeddings"]
+    q, g = roles == "query", roles == "gallery"
+    args = (pids[q], pids[g], camids[q], camids[g])
+    plain = evaluate_ranking(distance_matrix(embeddings[q], embeddings[g]).numpy(), *args, max_rank=50)
+    reranked = evaluate_ranking(rerank_embeddings(embeddings[q], embeddings[g]), *args, max_rank=50)
+    return plain, reranked
+
+
+def test_a_run_with_rerank_reports_both_rankings(tiny_model, market_root, tmp_path):
+    out, hf = tmp_path / "out", tmp_path / "hf"
+    options = dict(batch_size=2, datasets_cache_dir=hf)
+    plain_run = run_evaluation(tiny_model, market_root, "market1501", out, processor=processor_with(StandingPersonDetector()), **options)
+    both = run_evaluation(tiny_model, market_root, "market1501", out, processor=processor_with(StandingPersonDetector()), rerank=True, **options)
+    assert both["rankings"] == plain_run["rankings"] and plain_run["rerank"] is None
+    assert both["rerank"] == {"k1": 20, "k2": 6, "lambda_value": 0.3}
+    (embeddings_file,) = (out / "embeddings").glob("*.npz")
+    plain, reranked = reference_rankings(market_root, hf, embeddings_file)
+    assert both["rankings"]["overall"]["mAP"] == pytest.approx(plain.mAP)
+    row = both["rankings_reranked"]["overall"]
+    assert row["mAP"] == pytest.approx(reranked.mAP) and row["cmc"] == pytest.approx(reranked.cmc.tolist())
+    assert (row["num_queries"], row["num_gallery"]) == (2, 3)
+    table = (out / "results.md").read_text()
+    assert "After k-reciprocal re-ranking (Zhong et al. 2017; k1 20, k2 6, lambda 0.3):" in table
+    assert table.count("| overall | market1501 | 2 (2) | 3 |") == 2
+
+
+def test_rerank_is_refused_before_anything_is_embedded(tiny_model, market_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(rerank_module, "available_memory_bytes", lambda: 100)  # 5 photos need 700 bytes
+    command = ["evaluate", "--model", str(tiny_model), "--benchmark", "market1501", "--dataset-root", str(market_root),
+               "--output-dir", str(tmp_path / "out"), "--rerank"]  # fmt: skip
+    assert cli_main(command) == 1
+    message = capsys.readouterr().err
+    assert "re-ranking 2 queries and 3 gallery images needs about 0.0 GiB" in message and "without --rerank" in message
+    assert not (tmp_path / "out" / "embeddings").exists()  # refused before the embedding, which takes hours at scale
+    with pytest.raises(ValueError, match="verification benchmark has pairs, not a gallery"):
+        run_evaluation(tiny_model, tmp_path / "lfw.bin", "verification", tmp_path / "out", rerank=True)
+
+
+def test_the_evaluate_example_prints_both_rankings(tiny_model, market_root, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from detector_files import require_detector_files
+
+    require_detector_files()
+    example = Path(__file__).resolve().parents[1] / "examples" / "evaluate.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--model", str(tiny_model), "--dataset-root", str(market_root),
+         "--benchmark", "market1501", "--output-dir", str(tmp_path / "out"), "--rerank"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    for label, row in (("overall", written["rankings"]["overall"]), ("overall, re-ranked", written["rankings_reranked"]["overall"])):
+        assert f"{label}: rank-1 {100 * row['rank1']:.2f}  mAP {100 * row['mAP']:.2f}" in done.stdout

@@ -12,6 +12,9 @@ from sapiensid_hf.evaluation import (
     stable_topk_smallest,
     topk_search,
 )
+from sapiensid_hf.evaluation import rerank as rerank_module
+from sapiensid_hf.evaluation.distance import l2_normalize
+from sapiensid_hf.evaluation.rerank import DEFAULT_RERANK, RerankMemoryError, rerank_embeddings
 
 
 def test_stable_topk_breaks_ties_by_column_like_a_stable_sort():
@@ -180,3 +183,43 @@ def test_rerank_equals_torchreid_loop(k1, k2):
 def test_rerank_checks_shapes():
     with pytest.raises(ValueError, match="shapes do not fit"):
         k_reciprocal_rerank(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+def test_rerank_embeddings_is_the_reference_on_torchreids_distance_of_unit_embeddings():
+    generator = np.random.default_rng(0)
+    query, gallery = generator.normal(size=(7, 16)), generator.normal(size=(30, 16))
+    unit_q, unit_g = l2_normalize(query), l2_normalize(gallery)
+    expected = k_reciprocal_rerank(
+        *(distance_matrix(a, b, "euclidean").numpy() for a, b in ((unit_q, unit_g), (unit_q, unit_q), (unit_g, unit_g))),
+        **DEFAULT_RERANK,
+    )  # fmt: skip
+    result = rerank_embeddings(query, gallery)
+    np.testing.assert_allclose(result, expected, atol=1e-6)
+    # Only the direction of an embedding counts, as for the cosine the plain ranking uses.
+    scales = generator.uniform(0.5, 3.0, size=(37, 1))
+    np.testing.assert_allclose(rerank_embeddings(query * scales[:7], gallery * scales[7:]), expected, atol=1e-5)
+    assert not np.allclose(result, rerank_embeddings(query, gallery, k1=3, k2=2))  # the settings are used
+
+
+def test_rerank_refuses_a_set_whose_matrices_would_not_fit(monkeypatch):
+    monkeypatch.setattr(rerank_module, "available_memory_bytes", lambda: 2**30)
+    rerank_module.check_rerank_memory(100, 5000)  # 0.9 GiB: fits
+    with pytest.raises(RerankMemoryError, match=r"re-ranking 3368 queries and 15913 gallery images needs about 12\.5 GiB .* 1\.0 GiB is free"):
+        rerank_embeddings(np.ones((3368, 4)), np.ones((15913, 4)))
+
+
+def test_free_memory_is_the_containers_when_its_limit_leaves_less(tmp_path, monkeypatch):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16777216 kB\nMemAvailable:    8388608 kB\n")  # 8 GiB free on the host
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    monkeypatch.setattr(rerank_module, "MEMINFO", meminfo)
+    monkeypatch.setattr(rerank_module, "CGROUP_LIMITS", ((limit, usage), (tmp_path / "v1_limit", tmp_path / "v1_usage")))
+    assert rerank_module.available_memory_bytes() == 8 * 2**30  # no container files: the host's figure
+    limit.write_text(f"{4 * 2**30}\n")
+    usage.write_text(f"{2**30}\n")
+    assert rerank_module.available_memory_bytes() == 3 * 2**30  # a 4 GiB container using 1 GiB
+    limit.write_text("max\n")
+    assert rerank_module.available_memory_bytes() == 8 * 2**30  # a container without a limit
+    meminfo.unlink()
+    limit.unlink()
+    assert rerank_module.available_memory_bytes() is None

@@ -12,6 +12,7 @@ matrices would not fit in the memory this machine has free, instead of being kil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,12 @@ from .search import stable_topk_smallest
 _ROWS_PER_BLOCK = 1024
 # The reference's parameters (torchreid, Zhong et al.): what `rerank_embeddings` uses unless told otherwise.
 DEFAULT_RERANK = {"k1": 20, "k2": 6, "lambda_value": 0.3}
-# Working memory per (query + gallery)^2 entry: the float32 distances (as numpy and as a tensor), the bool
-# expansion, the float32 weights, their query expansion and the temporaries. Measured 26.8-30.3 bytes of
-# peak resident memory on Con-ReID's 212 queries + 5,337 gallery photos (benchmarks/bench_rerank.py, three
-# runs); planned with a margin, so a set just under the free memory is not killed part-way.
-RERANK_BYTES_PER_ENTRY = 36
+# Working memory per (query + gallery)^2 entry: at most the float32 distances, the bool expansion and the
+# float32 weights at once (then the weights and their query expansion), plus blocks of rows. Measured peak
+# resident memory (benchmarks/bench_rerank.py): 14.2 bytes on Con-ReID's 212 queries + 5,337 gallery photos,
+# 12.2 on twice that gallery (the blocks' share falls as the set grows; 27.7 before the matrices were freed
+# as they were used up); planned with a margin, so a set just under the free memory is not killed part-way.
+RERANK_BYTES_PER_ENTRY = 16
 
 
 class RerankMemoryError(ValueError):
@@ -94,8 +96,16 @@ def rerank_embeddings(
     gives the same order). Raises `RerankMemoryError` when the matrices would not fit in free memory."""
     q, g = l2_normalize(as_numpy(query, "query")), l2_normalize(as_numpy(gallery, "gallery"))
     check_rerank_memory(len(q), len(g))
-    distances = [distance_matrix(a, b, "euclidean").numpy() for a, b in ((q, g), (q, q), (g, g))]
-    return k_reciprocal_rerank(*distances, k1=k1, k2=k2, lambda_value=lambda_value)
+    _check_neighbourhoods(k1, k2)
+
+    def original_distances() -> np.ndarray:
+        # The distances of queries and gallery together, made straight into the one (N, N) array re-ranking
+        # works on: no separate query-gallery, query-query and gallery-gallery matrices beside it.
+        together = torch.cat([q, g])
+        full = distance_matrix(together, together, "euclidean").numpy()
+        return _normalised_transposed(np.square(full, out=full))
+
+    return _rerank(original_distances, len(q), k1, k2, lambda_value)
 
 
 def k_reciprocal_rerank(
@@ -115,21 +125,63 @@ def k_reciprocal_rerank(
         raise ValueError(
             f"shapes do not fit: query_gallery {q_g.shape}, query_query {q_q.shape}, gallery_gallery {g_g.shape}"
         )
+    _check_neighbourhoods(k1, k2)
+    return _rerank(lambda: _original_distances(q_q, q_g, g_g), num_query, k1, k2, lambda_value)
+
+
+def _check_neighbourhoods(k1: int, k2: int) -> None:
     if k1 < 1 or k2 < 1:
         raise ValueError(f"k1 and k2 must be >= 1, got k1={k1}, k2={k2}")
-    full = np.concatenate([np.concatenate([q_q, q_g], axis=1), np.concatenate([q_g.T, g_g], axis=1)], axis=0)
-    full = np.power(full, 2).astype(np.float32)
-    # Column-normalised, then transposed: the reference's `original_dist`.
-    dist = torch.from_numpy(np.ascontiguousarray(np.transpose(1.0 * full / np.max(full, axis=0))))
 
+
+def _rerank(original_distances: Callable[[], np.ndarray], num_query: int, k1: int, k2: int, lambda_value: float) -> np.ndarray:
+    """The re-ranking of the reference's `original_dist` (queries first), made here by `original_distances`
+    so that nothing else holds it and it can go once used up."""
+    dist = torch.from_numpy(original_distances())
     _, neighbours = _nearest(dist, max(k1 + 1, k2))
     expansion = _k_reciprocal_expansion(neighbours, k1)
     weights = _encode(dist, expansion)
+    query_gallery = dist[:num_query, num_query:].clone()
+    # Each (N, N) matrix goes as soon as it is used up: at most three of them (one of bools) at a time.
+    del dist, expansion
     if k2 != 1:
         weights = _query_expansion(weights, neighbours[:, :k2])
     jaccard = _jaccard_distance(weights[:num_query], weights[num_query:])
-    final = jaccard * (1 - lambda_value) + dist[:num_query, num_query:] * lambda_value
+    final = jaccard * (1 - lambda_value) + query_gallery * lambda_value
     return final.numpy()
+
+
+def _original_distances(q_q: np.ndarray, q_g: np.ndarray, g_g: np.ndarray) -> np.ndarray:
+    """The reference's `original_dist`: the squared distances of queries and gallery together (float32),
+    column-normalised, then transposed; built in one (N, N) array (the reference makes four)."""
+    num_query, total = len(q_q), len(q_q) + len(g_g)
+    full = np.empty((total, total), dtype=np.float32)
+    # Squared in the inputs' precision, then stored as float32, as the reference's `np.power(...).astype`.
+    full[:num_query, :num_query] = np.square(q_q)
+    full[:num_query, num_query:] = np.square(q_g)
+    full[num_query:, :num_query] = np.square(q_g).T
+    full[num_query:, num_query:] = np.square(g_g)
+    return _normalised_transposed(full)
+
+
+def _normalised_transposed(full: np.ndarray) -> np.ndarray:
+    """`full` (squared distances, float32) divided by each column's largest value, then transposed, in place."""
+    full /= np.max(full, axis=0)
+    _transpose_in_place(full)
+    return full
+
+
+def _transpose_in_place(square: np.ndarray) -> None:
+    """Transpose a square array tile by tile: one tile of extra memory instead of a second array."""
+    side = square.shape[0]
+    for start in range(0, side, _ROWS_PER_BLOCK):
+        rows = slice(start, start + _ROWS_PER_BLOCK)
+        square[rows, rows] = square[rows, rows].T.copy()
+        for other in range(start + _ROWS_PER_BLOCK, side, _ROWS_PER_BLOCK):
+            columns = slice(other, other + _ROWS_PER_BLOCK)
+            upper = square[rows, columns].copy()
+            square[rows, columns] = square[columns, rows].T
+            square[columns, rows] = upper.T
 
 
 def _nearest(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,9 +227,14 @@ def _k_reciprocal_expansion(neighbours: torch.Tensor, k1: int) -> torch.Tensor:
 
 
 def _encode(dist: torch.Tensor, expansion: torch.Tensor) -> torch.Tensor:
-    """V: Gaussian-kernel weights over each expanded set, each row summing to 1."""
-    weights = torch.where(expansion, torch.exp(-dist), torch.zeros((), dtype=dist.dtype))
-    return weights / weights.sum(dim=1, keepdim=True)
+    """V: Gaussian-kernel weights over each expanded set, each row summing to 1 (a block of rows at a time:
+    no (N, N) temporaries)."""
+    weights = torch.empty_like(dist)
+    for start in range(0, dist.shape[0], _ROWS_PER_BLOCK):
+        rows = slice(start, start + _ROWS_PER_BLOCK)
+        block = torch.where(expansion[rows], torch.exp(-dist[rows]), torch.zeros((), dtype=dist.dtype))
+        weights[rows] = block / block.sum(dim=1, keepdim=True)
+    return weights
 
 
 def _query_expansion(weights: torch.Tensor, nearest: torch.Tensor) -> torch.Tensor:

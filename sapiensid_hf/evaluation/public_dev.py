@@ -53,7 +53,7 @@ from .cut_keypoint_cache import (
 )
 from .distance import distance_matrix
 from .ranking import evaluate_ranking
-from .report import nobody_rule
+from .report import nobody_rule, rerank_words
 from .rerank import DEFAULT_RERANK, check_rerank_memory, rerank_embeddings
 from .roc import tar_at_far
 from .verification import verification_accuracy
@@ -472,8 +472,7 @@ def dev_markdown(results: dict[str, Any]) -> str:
                 lines.append(f"| {name} {part}, re-ranked | {metric} (%) | " + " | ".join(cells) + " |")
     settings = results.get("rerank")
     if reranked and settings:
-        lines += ["", f"Re-ranked: k-reciprocal re-ranking (Zhong et al. 2017; k1 {settings['k1']}, k2 {settings['k2']}, "
-                      f"lambda {settings['lambda_value']}) of the same embeddings."]  # fmt: skip
+        lines += ["", f"Re-ranked: {rerank_words(settings)} of the same embeddings."]
     rules = {label: cuts for label, cuts in results.get("embedding_cuts", {}).items() if tuple(cuts) != PHOTO_AS_IT_IS}
     for label, cuts in rules.items():
         lines += ["", f"{label} embeds each photo as {rule_description(cuts)} (its folder's `embedding_cuts`)."]

@@ -24,12 +24,7 @@ def markdown_table(results: dict) -> str:
     lines += _ranking_table(results.get("rankings", {}))
     settings = results.get("rerank")
     if results.get("rankings_reranked") and settings:
-        lines += [
-            "",
-            f"After k-reciprocal re-ranking (Zhong et al. 2017; k1 {settings['k1']}, k2 {settings['k2']}, "
-            f"lambda {settings['lambda_value']}):",
-        ]
-        lines += _ranking_table(results["rankings_reranked"])
+        lines += ["", f"After {rerank_words(settings)}:", *_ranking_table(results["rankings_reranked"])]
     verification = results.get("verification")
     if verification:
         fars = [key for key in verification if key.startswith("tar@far=")]
@@ -69,6 +64,14 @@ def _ranking_table(rankings: dict) -> list[str]:
     if unscored:
         lines += ["", "Not scored:"] + [f"- {name}: {reason}" for name, reason in unscored]
     return lines
+
+
+def rerank_words(settings: dict) -> str:
+    """The re-ranking a results record names (its `rerank` settings), in words."""
+    return (
+        f"k-reciprocal re-ranking (Zhong et al. 2017; k1 {settings['k1']}, k2 {settings['k2']}, "
+        f"lambda {settings['lambda_value']})"
+    )
 
 
 def nobody_rule(standing_person_prior: bool) -> str:

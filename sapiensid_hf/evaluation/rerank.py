@@ -112,9 +112,9 @@ def k_reciprocal_rerank(
     query_gallery_dist: Any,
     query_query_dist: Any,
     gallery_gallery_dist: Any,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    k1: int = DEFAULT_RERANK["k1"],
+    k2: int = DEFAULT_RERANK["k2"],
+    lambda_value: float = DEFAULT_RERANK["lambda_value"],
 ) -> np.ndarray:
     """Re-ranked (num_query, num_gallery) distance matrix (float32)."""
     q_g = as_numpy(query_gallery_dist, "query_gallery_dist")

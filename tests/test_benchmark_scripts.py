@@ -143,3 +143,31 @@ def test_the_small_person_benchmark_pastes_the_photo_to_cover_the_share_asked(mo
         found = [(top, left) for top in range(picture.shape[0] - 119) for left in range(picture.shape[1] - 59)
                  if np.array_equal(picture[top, left : left + 60], photo[0])]  # fmt: skip
         assert any(np.array_equal(picture[top : top + 120, left : left + 60], photo) for top, left in found)
+
+
+def test_the_far_holdout_benchmark_keeps_each_person_in_one_half_and_reads_an_honest_curve_at_one(monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_far_holdout import holdout_ratios, observed_far, split_people
+
+    labels = np.repeat(np.arange(60), 4)
+    first, second = split_people(labels, np.random.default_rng(0))
+    assert (first ^ second).all() and first.sum() == second.sum() == 120
+    assert not set(labels[first]) & set(labels[second])  # a person's photos stay in one half
+    assert observed_far(np.array([0.1, 0.2, 0.3, 0.4]), 0.3) == 0.5  # at or above the threshold
+    # People drawn from one distribution: a half's curve promises what the other half gives, on average.
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(60, 32))
+    embeddings = centres[labels] + rng.normal(size=(len(labels), 32))
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    ratios = holdout_ratios(embeddings, labels, splits=20, seed=0)
+    assert len(ratios[0.1]) == 40 and 0.85 < np.median(ratios[0.1]) < 1.15
+    assert ratios[0.001] == []  # about 7,000 pairs a half cannot measure 0.1 % with 10 pairs passing
+    # Half the people unlike the others (another scene): which of them a half draws moves its curve, so
+    # the readings spread far wider than among people all alike.
+    mixed = embeddings.copy()
+    mixed[labels % 2 == 0] = np.abs(mixed[labels % 2 == 0])
+    spread = [np.percentile(values[0.1], 90) - np.percentile(values[0.1], 10)
+              for values in (ratios, holdout_ratios(mixed, labels, splits=20, seed=0))]  # fmt: skip
+    assert spread[1] > 3 * spread[0]

@@ -140,13 +140,16 @@ def search_people(
     count = max(1, min(int(top_k or DEFAULT_TOP_K), MAX_TOP_K, len(people)))
     matches, evidence = match_person(query, entries, count, pipeline.calibration, query_found.embedded_with)
     found_in = {(path, number): (name, person) for path, name, number, person, _ in people}
+    pictures: dict[str, np.ndarray] = {}  # a group photo may hold several of the matches: decoded once
     ranked, table = [], []
     for rank, match in enumerate(matches, start=1):
         path, index_in_photo = match.person.path, match.person.person_index
         name, person = found_in[(path, index_in_photo)]
         score = float(np.clip(match.score, -1.0, 1.0))
         others = [entry[3] for entry in people if entry[0] == path]
-        picture = draw_people(read_upload({"path": path, "orig_name": name}, name), others, index_in_photo, OVERLAY_SIDE)
+        if path not in pictures:
+            pictures[path] = read_upload({"path": path, "orig_name": name}, name)
+        picture = draw_people(pictures[path], others, index_in_photo, OVERLAY_SIDE)
         ranked.append((picture, f"#{rank} {name} · person {index_in_photo} · {score:.3f}"))
         table.append([rank, f"{name} (person {index_in_photo})", round(score, 4), True, person.face_found, match_cell(evidence, rank)])
     people_in_query = len(query_found.people_of(0))

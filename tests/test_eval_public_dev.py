@@ -130,6 +130,20 @@ def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_
     rule = "the mean of the photo's centre cuts at 1, 0.9 of its width and height"
     assert results["calibration"]["tiny"]["source"].endswith(f"(tiny, flip test-time augmentation, {rule})")
     assert f"tiny embeds each photo as {rule}" in table
+    # Every figure has its 95 % interval, drawn the same way every run, and the table shows it.
+    assert written["intervals"] == {"level": 0.95, "resamples": 1000, "seed": 0}
+    for per_model in written["models"].values():
+        for parts in per_model.values():
+            for values in parts.values():
+                assert set(values["intervals"]) == ({"rank1", "mAP"} if "rank1" in values else {"accuracy", "tar@far=0.01"})
+                for metric, (low, high) in values["intervals"].items():
+                    assert 0.0 <= low <= values[metric] <= high <= 1.0, metric
+    again = run_dev_checks(models, identities, tmp_path / "again", tmp_path / "out" / "keypoints", batch_size=4)
+    assert again["models"]["tiny"]["lfw_fold7"]["pairs"]["intervals"] == written["models"]["tiny"]["lfw_fold7"]["pairs"]["intervals"]
+    pairs = written["models"]["tiny"]["lfw_fold7"]["pairs"]
+    low, high = pairs["intervals"]["accuracy"]
+    assert f"| lfw_fold7 pairs | accuracy (%) | {100 * pairs['accuracy']:.1f} ({100 * low:.1f}-{100 * high:.1f}) |" in table
+    assert "In brackets: 95 % intervals, percentile bootstrap of 1000 draws (seed 0): rankings over the query people" in table
 
 
 def test_the_results_say_how_many_photos_have_nobody_in_them(identities, tmp_path):

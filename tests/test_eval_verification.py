@@ -72,6 +72,9 @@ def test_accuracy_equals_insightface_loop_bit_for_bit(num_pairs, seed):
     np.testing.assert_array_equal(result.fpr, fpr)
     assert result.accuracy == np.mean(accuracy)
     assert result.accuracy_std == np.std(accuracy)
+    # Each pair's verdict at its own fold's threshold: a fold's share right is that fold's accuracy.
+    for fold, (_, test) in enumerate(kfold_indices(num_pairs, 10)):
+        assert result.held_out_correct[test].mean() == pytest.approx(accuracy[fold], abs=1e-12)
 
 
 def test_threshold_is_chosen_on_the_other_folds():
@@ -86,6 +89,7 @@ def test_threshold_is_chosen_on_the_other_folds():
     np.testing.assert_array_equal(result.fold_accuracy, [0.0, 1.0])
     np.testing.assert_allclose(result.fold_threshold, [0.0, 0.51])
     assert (result.accuracy, result.accuracy_std) == (0.5, 0.5)
+    np.testing.assert_array_equal(result.held_out_correct, [False, False, True, True])
 
 
 def test_kfold_indices_match_scikit_learn():

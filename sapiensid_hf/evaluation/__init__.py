@@ -1,7 +1,8 @@
 """Evaluation metrics under the published protocols, as plain vectorised functions.
 
 Re-identification ranking (`evaluate_ranking`, CUHK03 and PRCC single-shot variants), face verification
-(`verification_accuracy`, `tar_at_far`), k-reciprocal re-ranking and exact top-k search. The same
+(`verification_accuracy`, `tar_at_far`), k-reciprocal re-ranking, exact top-k search and bootstrap
+intervals over people or pairs (`people_interval`, `pairs_interval`). The same
 metrics are `evaluate` modules under `sapiensid_hf/evaluation/metrics/<name>/` (see `metric_path`).
 """
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from .cuhk03 import evaluate_cuhk03_single_gallery_shot
 from .distance import aggregate_by_group, distance_matrix, fuse_flip, l2_normalize
+from .intervals import pairs_interval, people_interval
 from .ranking import RankingResult, evaluate_ranking
 from .reid_protocols import RANKING_PROTOCOLS, NoValidQueryError
 from .rerank import k_reciprocal_rerank
@@ -46,6 +48,8 @@ __all__ = [
     "kfold_indices",
     "l2_normalize",
     "metric_path",
+    "pairs_interval",
+    "people_interval",
     "roc_curve",
     "single_shot_gallery_draws",
     "stable_topk_smallest",

@@ -22,7 +22,9 @@ from ._validation import as_numpy
 
 @dataclass(frozen=True)
 class VerificationResult:
-    """Held-out accuracy per fold, the threshold each fold used, and the fold-averaged ROC on the grid."""
+    """Held-out accuracy per fold, the threshold each fold used, the fold-averaged ROC on the grid, and
+    whether each pair was judged right at its own fold's threshold (`held_out_correct`: its mean over the
+    pairs is the accuracy when the folds are of equal size)."""
 
     accuracy: float
     accuracy_std: float
@@ -31,6 +33,7 @@ class VerificationResult:
     thresholds: np.ndarray = field(repr=False)
     tpr: np.ndarray = field(repr=False)
     fpr: np.ndarray = field(repr=False)
+    held_out_correct: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
 
     def to_dict(self) -> dict[str, float]:
         return {
@@ -94,6 +97,7 @@ def verification_accuracy(
     fold_threshold = np.zeros(len(folds))
     tprs = np.zeros((len(folds), grid.size))
     fprs = np.zeros((len(folds), grid.size))
+    correct = np.zeros(labels.shape[0], dtype=bool)
     for fold, (train, test) in enumerate(folds):
         train_tp, _, train_tn, _ = _confusion(dist[train], labels[train], grid)
         best = int(np.argmax((train_tp + train_tn) / train.size))  # first maximum, as np.argmax there
@@ -102,6 +106,7 @@ def verification_accuracy(
         fprs[fold] = np.where(fp + tn == 0, 0.0, fp / np.maximum(fp + tn, 1))
         fold_accuracy[fold] = (tp[best] + tn[best]) / test.size
         fold_threshold[fold] = grid[best]
+        correct[test] = (dist[test] < grid[best]) == labels[test]
     return VerificationResult(
         accuracy=float(np.mean(fold_accuracy)),
         accuracy_std=float(np.std(fold_accuracy)),
@@ -110,6 +115,7 @@ def verification_accuracy(
         thresholds=grid,
         tpr=np.mean(tprs, 0),
         fpr=np.mean(fprs, 0),
+        held_out_correct=correct,
     )
 
 

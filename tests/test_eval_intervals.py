@@ -1,0 +1,53 @@
+"""The 95 % intervals of the development figures (evaluation/intervals.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sapiensid_hf.evaluation.intervals import pairs_interval, people_interval
+
+
+def test_a_people_interval_is_the_percentiles_of_the_means_of_people_drawn_again():
+    rng = np.random.default_rng(3)
+    people = np.repeat(np.arange(30), rng.integers(1, 6, size=30))
+    values = rng.random(len(people))
+    low, high = people_interval(values, people, resamples=200, seed=7)
+    # The same draws by hand: 200 draws of 30 people, each bringing all of their values.
+    ids = np.unique(people)
+    drawn = np.random.default_rng(7).integers(30, size=(200, 30))
+    means = [np.concatenate([values[people == ids[index]] for index in draw]).mean() for draw in drawn]
+    assert [low, high] == pytest.approx(np.percentile(means, [2.5, 97.5]).tolist(), abs=1e-12)
+    assert low < values.mean() < high
+    assert people_interval(values, people, resamples=200, seed=7) == [low, high]  # seeded: the same every run
+
+
+def test_queries_of_one_person_that_move_together_widen_the_interval():
+    people = np.repeat(np.arange(50), 4)
+    together = (people % 2 == 0).astype(float)  # every query of a person right, or every one wrong
+    low, high = people_interval(together, people)
+    one_by_one = people_interval(together, np.arange(len(people)))  # as if each query were its own person
+    assert low < 0.5 < high and high - low > 1.5 * (one_by_one[1] - one_by_one[0])
+    assert people_interval(np.ones(8), np.arange(8)) == [1.0, 1.0]  # nothing varies: no width
+
+
+def test_a_people_interval_refuses_values_without_their_people():
+    with pytest.raises(ValueError, match="one person id a value: 3 values, 2 ids"):
+        people_interval([1.0, 0.0, 1.0], [0, 1])
+    with pytest.raises(ValueError, match="0 values"):
+        people_interval([], [])
+
+
+def test_pairs_are_drawn_again_within_their_kind_keeping_each_count():
+    same = np.array([True] * 7 + [False] * 13)
+    seen = []
+
+    def statistic(rows: np.ndarray) -> float:
+        seen.append((int(same[rows].sum()), int((~same[rows]).sum())))
+        return float(rows.mean())
+
+    low, high = pairs_interval(statistic, same, resamples=50)
+    assert set(seen) == {(7, 13)} and len(seen) == 50 and low <= high
+    correct = np.array([1.0] * 15 + [0.0] * 5)
+    low, high = pairs_interval(lambda rows: float(correct[rows].mean()), same)
+    assert low < correct.mean() < high < 1.0

@@ -51,3 +51,18 @@ def test_pairs_are_drawn_again_within_their_kind_keeping_each_count():
     correct = np.array([1.0] * 15 + [0.0] * 5)
     low, high = pairs_interval(lambda rows: float(correct[rows].mean()), same)
     assert low < correct.mean() < high < 1.0
+
+
+def test_ranking_intervals_leave_out_the_queries_the_ranking_skipped():
+    from sapiensid_hf.evaluation import evaluate_ranking
+    from sapiensid_hf.evaluation.intervals import ranking_intervals
+
+    rng = np.random.default_rng(0)
+    query_pids, gallery_pids = np.array([0, 0, 1, 1, 2, 9]), np.array([0, 1, 2, 3, 0, 1, 2])  # person 9: no match
+    distances = rng.random((6, 7))
+    result = evaluate_ranking(distances, query_pids, gallery_pids, np.zeros(6, int), np.ones(7, int), max_rank=None)
+    intervals = ranking_intervals(result, query_pids)
+    scored = slice(0, 5)
+    assert intervals["rank1"] == people_interval(result.first_match_rank[scored] == 0, query_pids[scored])
+    assert intervals["mAP"] == people_interval(result.average_precision[scored], query_pids[scored])
+    assert intervals["rank1"][0] <= result.cmc[0] <= intervals["rank1"][1]

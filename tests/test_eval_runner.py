@@ -103,6 +103,14 @@ def test_market1501_run_writes_tables_plots_and_reuses_the_cache(tiny_model, mar
     assert json.loads((out / "results.json").read_text())["rankings"]["overall"]["mAP"] == overall["mAP"]
     table = (out / "results.md").read_text()
     assert "| overall | market1501 | 2 (2) | 3 |" in table
+    # rank-1 and mAP with their intervals over the query people (2 queries of 2 people here).
+    assert results["intervals"] == {"level": 0.95, "resamples": 1000, "seed": 0}
+    for metric in ("rank1", "mAP"):
+        low, high = overall["intervals"][metric]
+        assert 0.0 <= low <= overall[metric] <= high <= 1.0
+    low, high = overall["intervals"]["rank1"]
+    assert f"| {100 * overall['rank1']:.2f} ({100 * low:.2f}-{100 * high:.2f}) |" in table
+    assert "In brackets: 95 % intervals, percentile bootstrap of 1000 draws (seed 0)" in table
     assert (out / "cmc.png").read_bytes()[:4] == b"\x89PNG"
     assert len(list((out / "embeddings").glob("*.npz"))) == 1
 
@@ -156,6 +164,9 @@ def test_verification_run_with_a_bin_file(tiny_model, tmp_path):
     assert results["standing_person_prior"] is False  # face pairs are not person crops
     assert verification["num_pairs"] == 10
     assert 0 <= verification["accuracy"] <= 1 and "tar@far=0.1" in verification
+    assert set(verification["intervals"]) == {"accuracy"} | {key for key in verification if key.startswith("tar@far=")}
+    for metric, (low, high) in verification["intervals"].items():
+        assert 0.0 <= low <= high <= 1.0, metric
     assert (tmp_path / "out" / "roc.png").is_file()
     assert "| 10 |" in (tmp_path / "out" / "results.md").read_text()
 

@@ -63,10 +63,45 @@ def pairs_interval(
     return _percentiles(values, level)
 
 
+def ranking_intervals(result: Any, query_people: Any) -> dict[str, list[float]]:
+    """The intervals of a `RankingResult`'s rank-1 and mAP over its query people (`query_people`: the
+    person of each query, in the ranking's order); the queries it skipped (no true match) are left out,
+    as its figures leave them out."""
+    scored = result.first_match_rank >= 0
+    people = np.asarray(query_people).reshape(-1)[scored]
+    return {
+        "rank1": people_interval(result.first_match_rank[scored] == 0, people),
+        "mAP": people_interval(result.average_precision[scored], people),
+    }
+
+
+def verification_intervals(result: Any, same: Any, scores: Any, fars: tuple[float, ...]) -> dict[str, list[float]]:
+    """The intervals of a `VerificationResult`'s accuracy (each pair's verdict at its fold's threshold) and
+    of the TAR at each of `fars` (`tar@far=<far>`), the pairs drawn again by kind."""
+    from .roc import tar_at_far
+
+    same = np.asarray(same, dtype=bool).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    correct = result.held_out_correct
+    intervals = {"accuracy": pairs_interval(lambda rows: float(correct[rows].mean()), same)}
+    for far in fars:
+        intervals[f"tar@far={far:g}"] = pairs_interval(lambda rows, far=far: tar_at_far(same[rows], scores[rows], (far,))[far], same)
+    return intervals
+
+
 def _percentiles(values: np.ndarray, level: float) -> list[float]:
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(values, [tail, 100 - tail])
     return [float(low), float(high)]
 
 
-__all__ = ["INTERVAL_LEVEL", "INTERVAL_RESAMPLES", "INTERVAL_SEED", "interval_settings", "pairs_interval", "people_interval"]
+__all__ = [
+    "INTERVAL_LEVEL",
+    "INTERVAL_RESAMPLES",
+    "INTERVAL_SEED",
+    "interval_settings",
+    "pairs_interval",
+    "people_interval",
+    "ranking_intervals",
+    "verification_intervals",
+]

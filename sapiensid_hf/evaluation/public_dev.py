@@ -52,9 +52,9 @@ from .cut_keypoint_cache import (
     save_cut_keypoints,
 )
 from .distance import distance_matrix
-from .intervals import interval_settings, pairs_interval, people_interval
+from .intervals import interval_settings, ranking_intervals, verification_intervals
 from .ranking import evaluate_ranking
-from .report import nobody_rule, rerank_words
+from .report import figure_cell, interval_words, nobody_rule, rerank_words
 from .rerank import DEFAULT_RERANK, check_rerank_memory, rerank_embeddings
 from .roc import tar_at_far
 from .verification import verification_accuracy
@@ -225,16 +225,12 @@ def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20, reran
     a, b = embeddings[first].astype(np.float64), embeddings[second].astype(np.float64)
     scores = np.sum(a * b, axis=1)
     verification = verification_accuracy(a, b, same, n_folds=10)
-    correct = verification.held_out_correct
     return {
         "pairs": {
             "accuracy": verification.accuracy,
             "accuracy_std": verification.accuracy_std,
             "tar@far=0.01": tar_at_far(same, scores, (1e-2,))[1e-2],
-            "intervals": {
-                "accuracy": pairs_interval(lambda rows: float(correct[rows].mean()), same),
-                "tar@far=0.01": pairs_interval(lambda rows: tar_at_far(same[rows], scores[rows], (1e-2,))[1e-2], same),
-            },
+            "intervals": verification_intervals(verification, same, scores, (1e-2,)),
             "num_pairs": int(len(same)),
             "_scores": scores.tolist(),
             "_labels": same.astype(int).tolist(),
@@ -269,12 +265,7 @@ def _ranking(embeddings, pids, camids, is_query, is_gallery, max_rank, rerank=Fa
         distances, pids[is_query], pids[is_gallery], camids[is_query], camids[is_gallery], max_rank=max_rank
     )
     summary = result.to_dict(ranks=(1, 5, 10))
-    scored = result.first_match_rank >= 0  # queries with a true match in the gallery
-    people = pids[is_query][scored]
-    summary["intervals"] = {
-        "rank1": people_interval(result.first_match_rank[scored] == 0, people),
-        "mAP": people_interval(result.average_precision[scored], people),
-    }
+    summary["intervals"] = ranking_intervals(result, pids[is_query])
     summary.update(num_queries=int(is_query.sum()), num_gallery=int(is_gallery.sum()), _cmc=result.cmc.tolist())
     return summary
 
@@ -475,13 +466,13 @@ def dev_markdown(results: dict[str, Any]) -> str:
         for part, values in parts.items():
             metrics = ("rank1", "mAP") if "rank1" in values else ("accuracy", "tar@far=0.01")
             for metric in metrics:
-                cells = [_figure_cell(results["models"][label][name][part], metric) for label in labels]
+                cells = [figure_cell(results["models"][label][name][part], metric, 1) for label in labels]
                 lines.append(f"| {name} {part} | {metric} (%) | " + " | ".join(cells) + " |")
     reranked = results.get("reranked", {})
     for name, parts in reranked.get(labels[0], {}).items():
         for part in parts:
             for metric in ("rank1", "mAP"):
-                cells = [_figure_cell(reranked[label][name][part], metric) for label in labels]
+                cells = [figure_cell(reranked[label][name][part], metric, 1) for label in labels]
                 lines.append(f"| {name} {part}, re-ranked | {metric} (%) | " + " | ".join(cells) + " |")
     drawn = results.get("intervals")
     if drawn:
@@ -500,23 +491,6 @@ def dev_markdown(results: dict[str, Any]) -> str:
                 counts = ", ".join(f"{name} {missing[name]['count']} of {missing[name]['of']}" for name in names)
                 lines += ["", f"Photos in which the detector found nobody: {counts}; {nobody_rule(rule)}."]
     return "\n".join(lines) + "\n"
-
-
-def _figure_cell(values: dict[str, Any], metric: str) -> str:
-    """A figure in percent, with its interval in brackets when the record has one."""
-    cell = f"{100 * values[metric]:.1f}"
-    interval = values.get("intervals", {}).get(metric)
-    return cell if interval is None else f"{cell} ({100 * interval[0]:.1f}-{100 * interval[1]:.1f})"
-
-
-def interval_words(settings: dict[str, Any]) -> str:
-    """What the brackets of a results table are (intervals.py), in words."""
-    return (
-        f"In brackets: {100 * settings['level']:g} % intervals, percentile bootstrap of {settings['resamples']} draws "
-        f"(seed {settings['seed']}): rankings over the query people, each with all of their queries; LFW over the "
-        "pairs, same-person and different-person ones apart, accuracy at the thresholds the folds chose "
-        "(docs/evaluation.md, \"Intervals\")."
-    )
 
 
 def _without_private(results: Any) -> Any:

@@ -17,6 +17,26 @@ def _percent(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def figure_cell(values: dict[str, Any], metric: str, digits: int = 2) -> str:
+    """`values[metric]` in percent, with its interval (intervals.py) in brackets when the record has one."""
+    value = values.get(metric)
+    if value is None:
+        return "-"
+    cell = f"{100 * value:.{digits}f}"
+    interval = values.get("intervals", {}).get(metric)
+    return cell if interval is None else f"{cell} ({100 * interval[0]:.{digits}f}-{100 * interval[1]:.{digits}f})"
+
+
+def interval_words(settings: dict[str, Any]) -> str:
+    """What the brackets of a results table are (intervals.py, the record's `intervals` settings), in words."""
+    return (
+        f"In brackets: {100 * settings['level']:g} % intervals, percentile bootstrap of {settings['resamples']} draws "
+        f"(seed {settings['seed']}): rankings over the query people, each with all of their queries; pairs drawn "
+        "again one by one, same-person and different-person ones apart, accuracy at the thresholds the folds chose "
+        '(docs/evaluation.md, "Intervals").'
+    )
+
+
 def markdown_table(results: dict) -> str:
     """Ranking rows (percent) and / or the verification row, under a title naming model and data."""
     lines = [f"### {results['benchmark']}: {results['model']}", "", f"Data: `{results['dataset_root']}`"]
@@ -32,11 +52,13 @@ def markdown_table(results: dict) -> str:
             "",
             "| pairs | accuracy | std | " + " | ".join(f"TAR@FAR={key.split('=')[1]}" for key in fars) + " |",
             "| --- | --- | --- | " + " | ".join("---" for _ in fars) + " |",
-            f"| {verification['num_pairs']} | {_percent(verification['accuracy'])} | "
+            f"| {verification['num_pairs']} | {figure_cell(verification, 'accuracy')} | "
             f"{_percent(verification['accuracy_std'])} | "
-            + " | ".join(_percent(verification[k]) for k in fars)
+            + " | ".join(figure_cell(verification, k) for k in fars)
             + " |",
         ]
+    if results.get("intervals"):
+        lines += ["", interval_words(results["intervals"])]
     missing = results.get("photos_without_person")
     if missing:
         counts = ", ".join(f"{role} {entry['count']} of {entry['of']}" for role, entry in missing.items())
@@ -58,7 +80,7 @@ def _ranking_table(rankings: dict) -> list[str]:
         if "error" in row:
             cells = " | ".join(["not scored (see below)"] + ["-"] * (len(RANK_COLUMNS) - 1))
         else:
-            cells = " | ".join(_percent(row.get(column)) for column in RANK_COLUMNS)
+            cells = " | ".join(figure_cell(row, column) for column in RANK_COLUMNS)
         lines.append(f"| {name} | {row['protocol']} | {counts} | {row['num_gallery']} | {cells} |")
     unscored = [(name, row["error"]) for name, row in rankings.items() if "error" in row]
     if unscored:

@@ -28,6 +28,7 @@ from ..parallel_processing import resolve_num_workers
 from .benchmark_specs import BENCHMARKS, Benchmark, RankingEvaluation, get_benchmark
 from .distance import aggregate_by_group, distance_matrix
 from .embedding import embed_dataset_rows
+from .intervals import interval_settings, ranking_intervals, verification_intervals
 from .ranking import evaluate_ranking
 from .report import markdown_table, plot_cmc, plot_roc, write_json
 from .rerank import DEFAULT_RERANK, check_rerank_memory, rerank_embeddings
@@ -128,6 +129,7 @@ def run_evaluation(
         "photos_without_person": _photos_without_person(embedded.detector_found_nobody, dataset["role"]),
         "standing_person_prior": use_prior,
         "rerank": dict(DEFAULT_RERANK) if rerank else None,
+        "intervals": interval_settings(),
     }
     files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
     if spec.verification:
@@ -207,7 +209,7 @@ def _rank(evaluation: RankingEvaluation, distmat: np.ndarray, q: dict, g: dict, 
         result = evaluate_single_shot(*args, protocol=evaluation.protocol, max_rank=max_rank)
         return {**result.to_dict(), "cmc": result.cmc.tolist()}
     result = evaluate_ranking(*args, protocol=evaluation.protocol, max_rank=max_rank)
-    return {**result.to_dict(), "cmc": result.cmc.tolist()}
+    return {**result.to_dict(), "intervals": ranking_intervals(result, q["pid"]), "cmc": result.cmc.tolist()}
 
 
 def _score_verification(
@@ -219,8 +221,10 @@ def _score_verification(
     first, second = embeddings[0::2].astype(np.float64), embeddings[1::2].astype(np.float64)
     labels = np.asarray(columns["is_same"])[0::2]
     scores = np.sum(first * second, -1)
-    summary = {"num_pairs": int(len(labels)), **verification_accuracy(first, second, labels).to_dict()}
+    verification = verification_accuracy(first, second, labels)
+    summary = {"num_pairs": int(len(labels)), **verification.to_dict()}
     summary.update({f"tar@far={far:g}": tar for far, tar in tar_at_far(labels, scores, DEFAULT_FARS).items()})
+    summary["intervals"] = verification_intervals(verification, labels, scores, DEFAULT_FARS)
     return summary, labels, scores
 
 

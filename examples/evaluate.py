@@ -8,12 +8,14 @@
 Benchmarks and their protocols: sapiensid_hf/evaluation/benchmark_specs.py (market1501, msmt17, ltcc,
 prcc, ccvid, ccvid_video, verification). Embeddings are computed in batches (flip test-time
 augmentation on by default, as the official evaluation), cached in <output-dir>/embeddings, and
-results land in <output-dir>/results.json, results.md and cmc.png / roc.png; `--rerank` adds the
+results land in <output-dir>/results.json, results.md and cmc.png / roc.png (figures with their 95 %
+intervals); `--rerank` adds the
 rankings after k-reciprocal re-ranking. The same runs as `sapiensid evaluate ...`.
 """
 
 from accelerate import PartialState
 
+from sapiensid_hf.evaluation.report import figure_cell
 from sapiensid_hf.evaluation.runner import build_parser, run_evaluation_from_args
 
 
@@ -26,9 +28,11 @@ def main() -> None:
             if "error" in row:
                 print(f"{name}{suffix}: {row['error']}")
             else:
-                print(f"{name + suffix:>38}: rank-1 {100 * row['rank1']:.2f}  mAP {100 * row['mAP']:.2f}")
+                print(f"{name + suffix:>38}: rank-1 {figure_cell(row, 'rank1')}  mAP {figure_cell(row, 'mAP')}")
     if "verification" in results:
-        print(f"accuracy {100 * results['verification']['accuracy']:.2f}")
+        print(f"accuracy {figure_cell(results['verification'], 'accuracy')}")
+    if "intervals" in results:
+        print("(in brackets: 95 % intervals over the query people / the pairs; docs/evaluation.md, \"Intervals\")")
     print("tables and plots:", ", ".join(results["files"].values()))
 
 

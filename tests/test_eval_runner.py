@@ -294,4 +294,9 @@ def test_the_evaluate_example_prints_both_rankings(tiny_model, market_root, tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     written = json.loads((tmp_path / "out" / "results.json").read_text())
     for label, row in (("overall", written["rankings"]["overall"]), ("overall, re-ranked", written["rankings_reranked"]["overall"])):
-        assert f"{label}: rank-1 {100 * row['rank1']:.2f}  mAP {100 * row['mAP']:.2f}" in done.stdout
+        (low, high), (map_low, map_high) = row["intervals"]["rank1"], row["intervals"]["mAP"]
+        assert (
+            f"{label}: rank-1 {100 * row['rank1']:.2f} ({100 * low:.2f}-{100 * high:.2f})  "
+            f"mAP {100 * row['mAP']:.2f} ({100 * map_low:.2f}-{100 * map_high:.2f})"
+        ) in done.stdout
+    assert "(in brackets: 95 % intervals over the query people / the pairs" in done.stdout

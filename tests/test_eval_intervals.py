@@ -66,3 +66,47 @@ def test_ranking_intervals_leave_out_the_queries_the_ranking_skipped():
     assert intervals["rank1"] == people_interval(result.first_match_rank[scored] == 0, query_pids[scored])
     assert intervals["mAP"] == people_interval(result.average_precision[scored], query_pids[scored])
     assert intervals["rank1"][0] <= result.cmc[0] <= intervals["rank1"][1]
+
+
+def test_a_paired_difference_draws_the_same_people_for_both_models():
+    from sapiensid_hf.evaluation.intervals import paired_ranking_differences
+
+    rng = np.random.default_rng(5)
+    people = np.repeat(np.arange(40), 3).tolist()
+    easy = rng.random(40)[np.repeat(np.arange(40), 3)]  # how easy each person is: shared by both models
+    first = {"people": people, "rank1": (easy > 0.4).astype(float).tolist(), "mAP": easy.tolist()}
+    # The second model: the same except 6 queries of 2 people it gets wrong.
+    worse = np.array(first["rank1"])
+    worse[np.isin(np.array(people), [0, 1])] = 0.0
+    second = {"people": people, "rank1": worse.tolist(), "mAP": (easy * 0.9).tolist()}
+    differences = paired_ranking_differences(first, second)
+    rank1 = differences["rank1"]
+    assert rank1["difference"] == pytest.approx(np.mean(first["rank1"]) - np.mean(second["rank1"]))
+    low, high = rank1["interval"]
+    assert 0.0 <= low <= rank1["difference"] <= high
+    # Each model's own interval is far wider than that of their difference: the draw's luck is shared.
+    own = people_interval(first["rank1"], people)
+    assert high - low < 0.5 * (own[1] - own[0])
+    assert paired_ranking_differences(first, first)["mAP"] == {"difference": 0.0, "interval": [0.0, 0.0]}
+    with pytest.raises(ValueError, match="the same queries for both models"):
+        paired_ranking_differences(first, {**second, "people": people[::-1]})
+
+
+def test_a_paired_pairs_difference_gives_the_figures_difference_and_refuses_other_pairs():
+    from sapiensid_hf.evaluation import tar_at_far
+    from sapiensid_hf.evaluation.intervals import paired_pairs_differences
+
+    rng = np.random.default_rng(2)
+    same = np.array([True] * 100 + [False] * 100)
+    scores = np.where(same, 0.6, 0.2) + rng.normal(0, 0.15, size=200)
+    better = scores + np.where(same, 0.05, -0.05)
+    first = {"same": same.tolist(), "scores": better.tolist(), "correct": (better > 0.4) == same}
+    second = {"same": same.tolist(), "scores": scores.tolist(), "correct": (scores > 0.4) == same}
+    differences = paired_pairs_differences(first, second, (0.1,))
+    assert differences["accuracy"]["difference"] == pytest.approx(first["correct"].mean() - second["correct"].mean())
+    expected = tar_at_far(same, better, (0.1,))[0.1] - tar_at_far(same, scores, (0.1,))[0.1]
+    assert differences["tar@far=0.1"]["difference"] == pytest.approx(expected)
+    for entry in differences.values():
+        assert entry["interval"][0] <= entry["difference"] <= entry["interval"][1]
+    with pytest.raises(ValueError, match="the same pairs for both models"):
+        paired_pairs_differences(first, {**second, "same": same[::-1].tolist()}, (0.1,))

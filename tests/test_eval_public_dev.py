@@ -144,6 +144,15 @@ def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_
     low, high = pairs["intervals"]["accuracy"]
     assert f"| lfw_fold7 pairs | accuracy (%) | {100 * pairs['accuracy']:.1f} ({100 * low:.1f}-{100 * high:.1f}) |" in table
     assert "In brackets: 95 % intervals, percentile bootstrap of 1000 draws (seed 0): rankings over the query people" in table
+    # The first model less each other one, on the same people, with the interval of the difference.
+    for name, parts in written["differences"][UNTRAINED].items():
+        for part, metrics in parts.items():
+            for metric, entry in metrics.items():
+                own, other = written["models"]["tiny"][name][part][metric], written["models"][UNTRAINED][name][part][metric]
+                assert entry["difference"] == pytest.approx(own - other, abs=1e-9)
+                assert entry["interval"][0] <= entry["interval"][1]
+    assert f"| check | metric | tiny - {UNTRAINED} |" in table
+    assert not {'"_queries":', '"_correct":'} & {token for token in json.dumps(written).split() if token.startswith('"_')}  # kept private
 
 
 def test_the_results_say_how_many_photos_have_nobody_in_them(identities, tmp_path):
@@ -231,3 +240,35 @@ def test_public_dev_with_rerank_adds_re_ranked_rows_and_keeps_the_plain_figures(
     table = (tmp_path / "both" / "results.md").read_text()
     assert "| cuhk03_val cam0_to_cam1, re-ranked | rank1 (%) |" in table and "| conreid query_to_gallery, re-ranked | mAP (%) |" in table
     assert "k-reciprocal re-ranking (Zhong et al. 2017; k1 20, k2 6, lambda 0.3)" in table
+
+
+def test_evaluate_against_another_model_reports_each_difference_on_the_same_people(capsys, tmp_path, model_dir, people_dir):
+    import shutil
+
+    from dev_layouts import identities_layout
+
+    from sapiensid_cli import main
+
+    root = identities_layout(people_dir, tmp_path / "identities")
+    twin = tmp_path / "twin"
+    shutil.copytree(model_dir, twin)
+    common = ["evaluate", "--model", str(model_dir), "--dataset-root", str(root), "--benchmark", "public-dev"]
+    status = main([*common, "--against", str(twin), "--output-dir", str(tmp_path / "out")])
+    output = capsys.readouterr().out
+    assert status == 0, output
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert list(written["models"]) == [model_dir.name, "twin", UNTRAINED]
+    # The same weights under another name: every difference is nothing, and no draw of people moves it.
+    for parts in written["differences"]["twin"].values():
+        for metrics in parts.values():
+            assert set(metrics) in ({"rank1", "mAP"}, {"accuracy", "tar@far=0.01"})
+            assert all(entry == {"difference": 0.0, "interval": [0.0, 0.0]} for entry in metrics.values())
+    assert f"| check | metric | {model_dir.name} - twin | {model_dir.name} - {UNTRAINED} |" in output
+    assert "| lfw_fold7 pairs | accuracy | +0.0 (+0.0 to +0.0) |" in output
+
+    # The model itself again, or another benchmark than public-dev: refused with a message.
+    status = main([*common, "--against", str(model_dir), "--no-baseline", "--output-dir", str(tmp_path / "self")])
+    captured = capsys.readouterr()
+    assert status != 0 and "that model is already being scored" in captured.err + captured.out
+    with pytest.raises(SystemExit, match="--against compares models on the development checks"):
+        main(["evaluate", "--model", str(model_dir), "--dataset-root", str(root), "--benchmark", "market1501", "--against", str(twin)])

@@ -89,6 +89,59 @@ def verification_intervals(result: Any, same: Any, scores: Any, fars: tuple[floa
     return intervals
 
 
+def ranking_per_query(result: Any, query_people: Any) -> dict[str, list]:
+    """What a paired comparison of two models' rankings needs: each scored query's person, rank-1 hit and
+    average precision (the queries a ranking skips depend on the ids only, so two models skip the same)."""
+    scored = result.first_match_rank >= 0
+    return {
+        "people": np.asarray(query_people).reshape(-1)[scored].tolist(),
+        "rank1": (result.first_match_rank[scored] == 0).astype(float).tolist(),
+        "mAP": result.average_precision[scored].tolist(),
+    }
+
+
+def paired_ranking_differences(first: dict[str, list], second: dict[str, list]) -> dict[str, dict[str, Any]]:
+    """Rank-1 and mAP of `first` less those of `second` (`ranking_per_query` of two models on the same
+    queries), each with the interval of the difference when the same people are drawn for both: the
+    two models share the draw's luck, so the interval is that of the difference, not of either figure."""
+    if first["people"] != second["people"]:
+        raise ValueError("a paired comparison needs the same queries for both models")
+    differences = {}
+    for metric in ("rank1", "mAP"):
+        change = np.asarray(first[metric]) - np.asarray(second[metric])
+        differences[metric] = {"difference": float(change.mean()), "interval": people_interval(change, first["people"])}
+    return differences
+
+
+def paired_pairs_differences(
+    first: dict[str, list], second: dict[str, list], fars: tuple[float, ...]
+) -> dict[str, dict[str, Any]]:
+    """Accuracy and the TAR at each of `fars` of `first` less those of `second` (each: `same`, `scores` and
+    `correct`, the held-out verdicts, of one model on the same pairs), the pairs drawn again by kind alike
+    for both."""
+    from .roc import tar_at_far
+
+    same = np.asarray(first["same"], dtype=bool)
+    if not np.array_equal(same, np.asarray(second["same"], dtype=bool)):
+        raise ValueError("a paired comparison needs the same pairs for both models")
+    change = np.asarray(first["correct"], dtype=float) - np.asarray(second["correct"], dtype=float)
+    differences = {
+        "accuracy": {"difference": float(change.mean()), "interval": pairs_interval(lambda rows: float(change[rows].mean()), same)}
+    }
+    scores = [np.asarray(model["scores"], dtype=np.float64) for model in (first, second)]
+
+    def tar_change(rows: np.ndarray, far: float) -> float:
+        return tar_at_far(same[rows], scores[0][rows], (far,))[far] - tar_at_far(same[rows], scores[1][rows], (far,))[far]
+
+    for far in fars:
+        everything = np.arange(same.size)
+        differences[f"tar@far={far:g}"] = {
+            "difference": tar_change(everything, far),
+            "interval": pairs_interval(lambda rows, far=far: tar_change(rows, far), same),
+        }
+    return differences
+
+
 def _percentiles(values: np.ndarray, level: float) -> list[float]:
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(values, [tail, 100 - tail])
@@ -100,8 +153,11 @@ __all__ = [
     "INTERVAL_RESAMPLES",
     "INTERVAL_SEED",
     "interval_settings",
+    "paired_pairs_differences",
+    "paired_ranking_differences",
     "pairs_interval",
     "people_interval",
     "ranking_intervals",
+    "ranking_per_query",
     "verification_intervals",
 ]

@@ -52,7 +52,14 @@ from .cut_keypoint_cache import (
     save_cut_keypoints,
 )
 from .distance import distance_matrix
-from .intervals import interval_settings, ranking_intervals, verification_intervals
+from .intervals import (
+    interval_settings,
+    paired_pairs_differences,
+    paired_ranking_differences,
+    ranking_intervals,
+    ranking_per_query,
+    verification_intervals,
+)
 from .ranking import evaluate_ranking
 from .report import figure_cell, interval_words, nobody_rule, rerank_words
 from .rerank import DEFAULT_RERANK, check_rerank_memory, rerank_embeddings
@@ -232,10 +239,30 @@ def score_dev_set(dev: DevSet, embeddings: np.ndarray, max_rank: int = 20, reran
             "tar@far=0.01": tar_at_far(same, scores, (1e-2,))[1e-2],
             "intervals": verification_intervals(verification, same, scores, (1e-2,)),
             "num_pairs": int(len(same)),
+            "_correct": verification.held_out_correct.astype(int).tolist(),
             "_scores": scores.tolist(),
             "_labels": same.astype(int).tolist(),
         }
     }
+
+
+def model_differences(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Each figure of `first` less the same figure of `second` (two models' `score_dev_set` results on the
+    same sets, before their per-query records are dropped), with the interval of the difference when the
+    same people (pairs) are drawn for both models (intervals.py)."""
+    differences: dict[str, Any] = {}
+    for name, parts in first.items():
+        differences[name] = {}
+        for part, values in parts.items():
+            other = second[name][part]
+            if "_queries" in values:
+                differences[name][part] = paired_ranking_differences(values["_queries"], other["_queries"])
+            else:
+                differences[name][part] = paired_pairs_differences(
+                    *({"same": model["_labels"], "scores": model["_scores"], "correct": model["_correct"]} for model in (values, other)),
+                    (1e-2,),
+                )
+    return differences
 
 
 def balanced_split_order(same: np.ndarray) -> np.ndarray:
@@ -266,6 +293,7 @@ def _ranking(embeddings, pids, camids, is_query, is_gallery, max_rank, rerank=Fa
     )
     summary = result.to_dict(ranks=(1, 5, 10))
     summary["intervals"] = ranking_intervals(result, pids[is_query])
+    summary["_queries"] = ranking_per_query(result, pids[is_query])
     summary.update(num_queries=int(is_query.sum()), num_gallery=int(is_gallery.sum()), _cmc=result.cmc.tolist())
     return summary
 
@@ -331,6 +359,9 @@ def run_dev_checks(
         results["models"][label] = per_model
         if {"cuhk03_val", "lfw_fold7"} <= set(sets):
             results["calibration"][label] = dev_calibration(sets, embedded, label, flip, embedding_cuts(model.config))
+    first, *others = results["models"]
+    if others:  # the first model against each other one, on the same people
+        results["differences"] = {other: model_differences(results["models"][first], results["models"][other]) for other in others}
     files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
     for name in sets:
         if name == "lfw_fold7":
@@ -477,6 +508,7 @@ def dev_markdown(results: dict[str, Any]) -> str:
     drawn = results.get("intervals")
     if drawn:
         lines += ["", interval_words(drawn)]
+    lines += _differences_table(results.get("differences", {}), labels[0])
     settings = results.get("rerank")
     if reranked and settings:
         lines += ["", f"Re-ranked: {rerank_words(settings)} of the same embeddings."]
@@ -493,13 +525,38 @@ def dev_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _differences_table(differences: dict[str, Any], first: str) -> list[str]:
+    """The first model's figures less each other model's, in points, with the paired intervals."""
+    if not differences:
+        return []
+    others = list(differences)
+    lines = [
+        "",
+        f"Differences, {first} less each other model, in points (95 % interval of the difference, the same people "
+        "drawn for both models: an interval that holds 0 is a difference another draw of people could reverse):",
+        "",
+        "| check | metric | " + " | ".join(f"{first} - {other}" for other in others) + " |",
+        "| --- | --- |" + " --- |" * len(others),
+    ]
+    for name, parts in differences[others[0]].items():
+        for part, metrics in parts.items():
+            for metric in metrics:
+                cells = []
+                for other in others:
+                    entry = differences[other][name][part][metric]
+                    low, high = entry["interval"]
+                    cells.append(f"{100 * entry['difference']:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})")
+                lines.append(f"| {name} {part} | {metric} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _without_private(results: Any) -> Any:
     # CMC curves stay (plots are made from them); raw pair scores are dropped from results.json.
     if isinstance(results, dict):
         return {
             ("cmc" if key == "_cmc" else key): _without_private(value)
             for key, value in results.items()
-            if key not in ("_scores", "_labels")
+            if key not in ("_scores", "_labels", "_correct", "_queries")
         }
     return results
 

@@ -271,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{PUBLIC_DEV}: do not score the untrained model of the same shape beside the model",
     )
     parser.add_argument(
+        "--against",
+        action="append",
+        default=None,
+        metavar="MODEL",
+        help=f"{PUBLIC_DEV}: also score this model folder or hub id (repeatable) and report each figure of --model "
+        "less its own, with the interval of the difference on the same people",
+    )
+    parser.add_argument(
         "--keypoint-cache",
         default=None,
         help=f"{PUBLIC_DEV}: folder of the detected keypoints, reused across runs (default: <output-dir>/keypoints)",
@@ -299,12 +307,15 @@ def run_evaluation_from_args(args: argparse.Namespace) -> dict:
         args.model = default_model_source()
         if args.model is None:
             raise SystemExit("sapiensid evaluate: no model: pass --model (or set $SAPIENSID_MODEL)")
+    if args.against and args.benchmark != PUBLIC_DEV:
+        raise SystemExit(f"sapiensid evaluate: --against compares models on the development checks: use it with --benchmark {PUBLIC_DEV}")
     if args.benchmark == PUBLIC_DEV:
         return run_public_dev(
             args.model,
             args.dataset_root,
             args.output_dir,
             baseline=not args.no_baseline,
+            against=tuple(args.against or ()),
             keypoint_cache_dir=args.keypoint_cache,
             batch_size=args.batch_size,
             flip=not args.no_flip,
@@ -343,16 +354,26 @@ def run_public_dev(
     checks: tuple[str, ...] | None = None,
     standing_person_prior: bool = True,
     rerank: bool = False,
+    against: Sequence[str | os.PathLike] = (),
 ) -> dict:
     """The development checks of `public_dev.py` (`checks`, None: all) for a model folder (and its untrained
     twin); `num_workers` processes decode and detect (None: auto); `standing_person_prior`, `rerank`: see
-    `run_dev_checks`."""
+    `run_dev_checks`. `against`: other model folders or hub ids scored beside it, each on its own processor
+    (the keypoints are `model_path`'s); the results' `differences` hold each figure of `model_path` less theirs."""
     from ..inference import load_model, load_processor, untrained_model
     from .public_dev import DEV_CHECKS, UNTRAINED, run_dev_checks
 
-    model = load_model(model_path)
-    processor = load_processor(model_path, model.config)
-    models = {Path(str(model_path)).name or str(model_path): (model, processor)}
+    models, sources = {}, set()
+    for path in (model_path, *against):
+        source = os.path.realpath(path) if Path(path).exists() else str(path)
+        if source in sources:
+            raise ValueError(f"--against {path}: that model is already being scored")
+        sources.add(source)
+        label = Path(str(path)).name or str(path)
+        label = str(path) if label in models or label == UNTRAINED else label  # two folders of one name
+        model = load_model(path)
+        models[label] = (model, load_processor(path, model.config))
+    model, processor = next(iter(models.values()))
     if baseline:  # random weights of the same shape, embedding the photo as it is (its centre cuts add nothing but cost)
         models[UNTRAINED] = (untrained_model(without_embedding_cuts(model.config)), processor)
     results = run_dev_checks(

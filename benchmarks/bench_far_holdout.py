@@ -24,12 +24,11 @@ Embeddings: dev_embeddings.py (as `sapiensid evaluate --benchmark public-dev` ma
 from __future__ import annotations
 
 import numpy as np
-from dev_embeddings import development_arguments, development_embeddings
+from dev_embeddings import calibrated_development_embeddings, development_arguments
 from markdown_report import publish_section
 
 from sapiensid_hf.evaluation.calibration import different_person_scores
 from sapiensid_hf.evaluation.far_curve import FarCurve
-from sapiensid_hf.inference import load_pipeline
 
 SECTION = "## How well the printed false-match rates hold for other people"
 FARS = (0.1, 0.01, 0.001)
@@ -77,11 +76,8 @@ def ratio_cell(values: list[float]) -> str:
 
 def main() -> None:
     args = development_arguments(__doc__.split("\n")[0], "--splits", "random halvings of each set's people")
-    pipeline = load_pipeline(args.model)
+    pipeline, data = calibrated_development_embeddings(args)
     calibration = pipeline.calibration
-    if not calibration or not all("far_curve" in (calibration.get(kind) or {}) for kind in KINDS.values()):
-        raise SystemExit(f"{pipeline.description} records no FAR curves: run `sapiensid calibrate` first")
-    data = development_embeddings(pipeline, cache=args.cache, keypoint_cache=args.keypoint_cache)
     fars = " / ".join(f"{100 * far:g} %" for far in FARS)
     lines = [
         SECTION, "",

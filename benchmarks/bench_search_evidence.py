@@ -19,10 +19,9 @@ Con-ReID (bodies) is not, so its row is the out-of-sample check.
 from __future__ import annotations
 
 import numpy as np
-from dev_embeddings import development_arguments, development_embeddings
+from dev_embeddings import calibrated_development_embeddings, development_arguments
 from markdown_report import publish_section
 
-from sapiensid_hf.inference import load_pipeline
 from sapiensid_hf.search_evidence import search_evidence
 
 SECTION = "## How honest a search's best-score chance is"
@@ -58,11 +57,8 @@ def best_score_chances(
 
 def main() -> None:
     args = development_arguments(__doc__.split("\n")[0], "--searches", "searches per set, gallery size and case")
-    pipeline = load_pipeline(args.model)
+    pipeline, data = calibrated_development_embeddings(args)
     calibration = pipeline.calibration
-    if not calibration or not all("far_curve" in (calibration.get(kind) or {}) for kind in ("face", "body")):
-        raise SystemExit(f"{pipeline.description} records no FAR curves: run `sapiensid calibrate` first")
-    data = development_embeddings(pipeline, cache=args.cache, keypoint_cache=args.keypoint_cache)
     levels = " / ".join(f"{100 * level:g} %" for level in LEVELS)
     lines = [
         SECTION, "",

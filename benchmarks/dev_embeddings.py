@@ -111,3 +111,13 @@ def development_embeddings(
         data[name] = (embeddings, labels, cameras)
     save_cached(cache, fingerprint, conreid_people, {name: values[:2] for name, values in data.items()})
     return data
+
+
+def calibrated_development_embeddings(args: argparse.Namespace) -> tuple[Any, dict]:
+    """The pipeline of `args.model` and its development embeddings, for a benchmark of the false-match rates
+    its calibration record's FAR curves give (refused, as a message, when the folder records none)."""
+    pipeline = load_pipeline(args.model)
+    calibration = pipeline.calibration
+    if not calibration or not all("far_curve" in (calibration.get(kind) or {}) for kind in ("face", "body")):
+        raise SystemExit(f"{pipeline.description} records no FAR curves: run `sapiensid calibrate` first")
+    return pipeline, development_embeddings(pipeline, cache=args.cache, keypoint_cache=args.keypoint_cache)

@@ -67,12 +67,8 @@ def ranking_intervals(result: Any, query_people: Any) -> dict[str, list[float]]:
     """The intervals of a `RankingResult`'s rank-1 and mAP over its query people (`query_people`: the
     person of each query, in the ranking's order); the queries it skipped (no true match) are left out,
     as its figures leave them out."""
-    scored = result.first_match_rank >= 0
-    people = np.asarray(query_people).reshape(-1)[scored]
-    return {
-        "rank1": people_interval(result.first_match_rank[scored] == 0, people),
-        "mAP": people_interval(result.average_precision[scored], people),
-    }
+    per_query = ranking_per_query(result, query_people)
+    return {metric: people_interval(per_query[metric], per_query["people"]) for metric in ("rank1", "mAP")}
 
 
 def verification_intervals(result: Any, same: Any, scores: Any, fars: tuple[float, ...]) -> dict[str, list[float]]:
@@ -133,8 +129,8 @@ def paired_pairs_differences(
     def tar_change(rows: np.ndarray, far: float) -> float:
         return tar_at_far(same[rows], scores[0][rows], (far,))[far] - tar_at_far(same[rows], scores[1][rows], (far,))[far]
 
+    everything = np.arange(same.size)
     for far in fars:
-        everything = np.arange(same.size)
         differences[f"tar@far={far:g}"] = {
             "difference": tar_change(everything, far),
             "interval": pairs_interval(lambda rows, far=far: tar_change(rows, far), same),

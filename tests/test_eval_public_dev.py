@@ -240,6 +240,15 @@ def test_public_dev_with_rerank_adds_re_ranked_rows_and_keeps_the_plain_figures(
     table = (tmp_path / "both" / "results.md").read_text()
     assert "| cuhk03_val cam0_to_cam1, re-ranked | rank1 (%) |" in table and "| conreid query_to_gallery, re-ranked | mAP (%) |" in table
     assert "k-reciprocal re-ranking (Zhong et al. 2017; k1 20, k2 6, lambda 0.3)" in table
+    # What re-ranking changes, on the same people: the re-ranked figure less the plain one.
+    changes = both["reranked_differences"]["tiny"]
+    assert set(changes) == {"cuhk03_val", "conreid"}
+    for name, parts in changes.items():
+        for part, metrics in parts.items():
+            for metric, entry in metrics.items():
+                plain_figure = both["models"]["tiny"][name][part][metric]
+                assert entry["difference"] == pytest.approx(reranked[name][part][metric] - plain_figure, abs=1e-9)
+    assert "| check | metric | tiny: re-ranked - plain |" in table
 
 
 def test_evaluate_against_another_model_reports_each_difference_on_the_same_people(capsys, tmp_path, model_dir, people_dir):

@@ -362,6 +362,11 @@ def run_dev_checks(
     first, *others = results["models"]
     if others:  # the first model against each other one, on the same people
         results["differences"] = {other: model_differences(results["models"][first], results["models"][other]) for other in others}
+    if reranked_sets:  # what re-ranking changes, each model against itself
+        results["reranked_differences"] = {
+            label: model_differences(reranked, {name: results["models"][label][name] for name in reranked})
+            for label, reranked in results["reranked"].items()
+        }
     files = {"json": str(output / "results.json"), "markdown": str(output / "results.md")}
     for name in sets:
         if name == "lfw_fold7":
@@ -508,7 +513,10 @@ def dev_markdown(results: dict[str, Any]) -> str:
     drawn = results.get("intervals")
     if drawn:
         lines += ["", interval_words(drawn)]
-    lines += _differences_table(results.get("differences", {}), labels[0])
+    model_columns = {f"{labels[0]} - {other}": values for other, values in results.get("differences", {}).items()}
+    lines += _differences_table(model_columns, f"{labels[0]} less each other model")
+    rerank_columns = {f"{label}: re-ranked - plain": values for label, values in results.get("reranked_differences", {}).items()}
+    lines += _differences_table(rerank_columns, "Re-ranked less plain, each model")
     settings = results.get("rerank")
     if reranked and settings:
         lines += ["", f"Re-ranked: {rerank_words(settings)} of the same embeddings."]
@@ -525,25 +533,26 @@ def dev_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _differences_table(differences: dict[str, Any], first: str) -> list[str]:
-    """The first model's figures less each other model's, in points, with the paired intervals."""
-    if not differences:
+def _differences_table(columns: dict[str, Any], what: str) -> list[str]:
+    """Paired differences (`model_differences`, one column each: title -> check -> part -> metric) in
+    points, with their intervals, under a line saying `what` they are."""
+    if not columns:
         return []
-    others = list(differences)
+    titles = list(columns)
     lines = [
         "",
-        f"Differences, {first} less each other model, in points (95 % interval of the difference, the same people "
-        "drawn for both models: an interval that holds 0 is a difference another draw of people could reverse):",
+        f"Differences, {what}, in points (95 % interval of the difference, the same people drawn for both: an "
+        "interval that holds 0 is a difference another draw of people could reverse):",
         "",
-        "| check | metric | " + " | ".join(f"{first} - {other}" for other in others) + " |",
-        "| --- | --- |" + " --- |" * len(others),
+        "| check | metric | " + " | ".join(titles) + " |",
+        "| --- | --- |" + " --- |" * len(titles),
     ]
-    for name, parts in differences[others[0]].items():
+    for name, parts in columns[titles[0]].items():
         for part, metrics in parts.items():
             for metric in metrics:
                 cells = []
-                for other in others:
-                    entry = differences[other][name][part][metric]
+                for title in titles:
+                    entry = columns[title][name][part][metric]
                     low, high = entry["interval"]
                     cells.append(f"{100 * entry['difference']:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})")
                 lines.append(f"| {name} {part} | {metric} | " + " | ".join(cells) + " |")

@@ -516,7 +516,7 @@ def dev_markdown(results: dict[str, Any]) -> str:
     model_columns = {f"{labels[0]} - {other}": values for other, values in results.get("differences", {}).items()}
     lines += _differences_table(model_columns, f"{labels[0]} less each other model")
     rerank_columns = {f"{label}: re-ranked - plain": values for label, values in results.get("reranked_differences", {}).items()}
-    lines += _differences_table(rerank_columns, "Re-ranked less plain, each model")
+    lines += _differences_table(rerank_columns, "re-ranked less plain, each model")
     settings = results.get("rerank")
     if reranked and settings:
         lines += ["", f"Re-ranked: {rerank_words(settings)} of the same embeddings."]

@@ -293,10 +293,32 @@ def unknown_config_fields(source: str | os.PathLike) -> list[str]:
     return sorted(set(saved) - known)
 
 
+def looks_like_hub_id(text: str) -> bool:
+    """'owner/name' (one slash, no leading '.', '/' or '~'): what the hub could resolve."""
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "~")) and "\\" not in text
+
+
+def checked_model_source(source: str | os.PathLike) -> str:
+    """`source` as the loaders take it: an existing folder (`~` expanded) that holds a config.json, or a hub
+    id 'owner/name'. Raises FileNotFoundError naming what it is instead (no such folder, and no hub id;
+    a folder without config.json), before anything is loaded."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{source}: not a model folder (no config.json); give a saved SapiensID folder or a hub id")
+        return os.fspath(path)
+    if not looks_like_hub_id(os.fspath(source)):
+        raise FileNotFoundError(f"{source}: no such folder (give a saved SapiensID folder or a hub id 'owner/name')")
+    return os.fspath(source)
+
+
 def load_model(source: str | os.PathLike) -> SapiensIDModel:
     """`SapiensIDModel.from_pretrained(source)`, refusing a checkpoint whose tensors do not match the config
     exactly (missing, unexpected or mismatched tensors would be random or ignored: silently wrong scores),
-    and a local config.json with fields SapiensIDConfig does not know (typos) or another model_type."""
+    and a local config.json with fields SapiensIDConfig does not know (typos) or another model_type; a
+    source that is neither a model folder nor a hub id is named as such (`checked_model_source`)."""
+    source = checked_model_source(source)
     unknown = unknown_config_fields(source)
     if unknown:
         raise ModelFolderError(f"{Path(source) / 'config.json'}: unknown field(s) {', '.join(unknown)} (a typo?)")
@@ -398,8 +420,7 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str = "cpu", u
         config = SapiensIDConfig.tiny() if untrained_size == "tiny" else SapiensIDConfig()
         network = untrained_model(config)
         return SapiensIDPipeline(network, load_processor(None, config), trained=False, device=device)
-    if Path(source).exists() and not (Path(source) / "config.json").is_file():
-        raise FileNotFoundError(f"{source}: not a model folder (no config.json); give a saved SapiensID folder or a hub id")
+    source = checked_model_source(source)
     network = load_model(source)
     trained = is_trained(network.config)
     if not trained:

@@ -18,6 +18,7 @@ from ..inference import (
     UNTRAINED_WARNING,
     EmbeddingResult,
     SapiensIDPipeline,
+    checked_model_source,
     concatenate_results,
     default_model_source,
     load_pipeline,
@@ -111,12 +112,6 @@ class _DropUntrainedWarning(logging.Filter):
         return record.getMessage() != UNTRAINED_WARNING
 
 
-def looks_like_hub_id(text: str) -> bool:
-    """'owner/name' (one slash, no leading '.', '/' or '~'): what the hub could resolve."""
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not text.startswith((".", "~")) and "\\" not in text
-
-
 def person_crops_of(args: argparse.Namespace) -> bool:
     """`--person-crops`, refused beside `--all-people`: one says every image is one person, the other looks
     for every person in it."""
@@ -136,13 +131,10 @@ def open_pipeline(model: str | None, device: str = "cpu", person_crops: bool = F
     """
     source = model if model is not None else os.environ.get(MODEL_ENV_VAR)
     if source is not None and source != UNTRAINED_SOURCE:
-        if not Path(source).expanduser().exists() and not looks_like_hub_id(source):
-            raise CommandError(
-                f"model {source}: no such folder (give a saved SapiensID folder, a hub id 'owner/name' or "
-                f"'{UNTRAINED_SOURCE}')"
-            )
-        if Path(source).expanduser().exists():
-            source = os.fspath(Path(source).expanduser())
+        try:
+            source = checked_model_source(source)
+        except FileNotFoundError as error:
+            raise CommandError(f"model {error}; or '{UNTRAINED_SOURCE}' for a randomly initialised model") from error
     inference_logger = logging.getLogger("sapiensid_hf.inference")
     quiet = _DropUntrainedWarning()
     inference_logger.addFilter(quiet)

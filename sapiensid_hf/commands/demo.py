@@ -13,9 +13,8 @@ from pathlib import Path
 
 from sapiensid_cli.argument_types import positive_int, torch_device
 
-from ..inference import MODEL_ENV_VAR, UNTRAINED_SOURCE, load_pipeline
+from ..inference import MODEL_ENV_VAR, UNTRAINED_SOURCE, checked_model_source, load_pipeline
 from ..space.page import DEFAULT_EXAMPLES_DIR, MAX_UPLOAD_SIZE, build_demo, launch_demo
-from .common import looks_like_hub_id
 
 logger = logging.getLogger("sapiensid_hf.space")
 
@@ -61,9 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`sapiensid demo` and a deployed Space's `app.py` (spaces_app/app.py)."""
     args = parse_args(argv)
     model = args.model
-    if model is not None and model != UNTRAINED_SOURCE and not Path(model).expanduser().exists():
-        if not looks_like_hub_id(model):
-            raise SystemExit(f"sapiensid demo: --model {model}: no such folder (give a saved model folder or a hub id)")
+    if model is not None and model != UNTRAINED_SOURCE:
+        try:
+            checked_model_source(model)
+        except FileNotFoundError as error:
+            raise SystemExit(f"sapiensid demo: --model {error}") from error
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.host not in LOOPBACK_HOSTS:
         logger.warning(

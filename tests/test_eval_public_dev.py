@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,3 +282,21 @@ def test_evaluate_against_another_model_reports_each_difference_on_the_same_peop
     assert status != 0 and "that model is already being scored" in captured.err + captured.out
     with pytest.raises(SystemExit, match="--against compares models on the development checks"):
         main(["evaluate", "--model", str(model_dir), "--dataset-root", str(root), "--benchmark", "market1501", "--against", str(twin)])
+
+
+def test_the_evaluate_example_prints_the_development_table(tmp_path, model_dir, people_dir):
+    import subprocess
+    import sys
+
+    from dev_layouts import identities_layout
+
+    root = identities_layout(people_dir, tmp_path / "identities")
+    example = Path(__file__).resolve().parents[1] / "examples" / "evaluate.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--model", str(model_dir), "--dataset-root", str(root), "--benchmark", "public-dev",
+         "--no-baseline", "--output-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "out" / "results.md").read_text() in done.stdout  # the same table as results.md
+    assert "| lfw_fold7 pairs | accuracy (%) |" in done.stdout and "In brackets: 95 % intervals" in done.stdout

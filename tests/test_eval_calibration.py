@@ -261,7 +261,10 @@ def test_calibrate_command_records_thresholds_chosen_on_the_development_pairs(ca
     assert "| face (LFW fold 7" in captured.out and "recorded in" in captured.out
     assert load_pipeline(str(model_dir)).calibration == record
     assert main(["calibrate", str(tmp_path / "missing"), "--dataset-root", str(root)]) == 1
-    assert "not a saved model folder" in capsys.readouterr().err
+    assert f"{tmp_path / 'missing'}: no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["calibrate", str(tmp_path / "empty"), "--dataset-root", str(root)]) == 1
+    assert "not a saved model folder (no config.json)" in capsys.readouterr().err
 
 
 def test_training_from_a_calibrated_folder_does_not_carry_its_thresholds_over(calibrated_dir):

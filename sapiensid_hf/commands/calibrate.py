@@ -14,6 +14,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.runner import calibrate_model_folder
 
     model_dir = Path(args.model_dir).expanduser()
+    if not model_dir.is_dir():
+        raise CommandError(f"{model_dir}: no such folder (calibrate records the thresholds in a saved model folder's config.json)")
     if not (model_dir / "config.json").is_file():
         raise CommandError(f"{model_dir}: not a saved model folder (no config.json)")
     print(f"model: {model_dir}", file=sys.stderr)

@@ -110,3 +110,21 @@ def test_a_paired_pairs_difference_gives_the_figures_difference_and_refuses_othe
         assert entry["interval"][0] <= entry["difference"] <= entry["interval"][1]
     with pytest.raises(ValueError, match="the same pairs for both models"):
         paired_pairs_differences(first, {**second, "same": same[::-1].tolist()}, (0.1,))
+
+
+def test_the_mean_of_two_directions_draws_each_person_in_both_or_neither():
+    from sapiensid_hf.evaluation.intervals import mean_of_parts_interval
+
+    rng = np.random.default_rng(4)
+    people = np.repeat(np.arange(30), 3)
+    skill = rng.random(30)[people]  # a person easy in one direction is easy in the other
+    forward = {"people": people.tolist(), "rank1": (skill > 0.5).astype(float).tolist()}
+    backward = {"people": people[::-1].tolist(), "rank1": (skill[::-1] > 0.45).astype(float).tolist()}
+    assert mean_of_parts_interval([forward], "rank1") == people_interval(forward["rank1"], people)
+    assert mean_of_parts_interval([forward, forward], "rank1") == mean_of_parts_interval([forward], "rank1")
+    low, high = mean_of_parts_interval([forward, backward], "rank1")
+    mean = (np.mean(forward["rank1"]) + np.mean(backward["rank1"])) / 2
+    assert low < mean < high
+    # Drawn apart, the two directions' luck would partly cancel: drawn together it does not.
+    apart = [people_interval(part["rank1"], part["people"], seed=seed) for seed, part in enumerate((forward, backward))]
+    assert high - low > 0.5 * np.mean([top - bottom for bottom, top in apart])

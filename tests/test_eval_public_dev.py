@@ -153,6 +153,14 @@ def test_run_writes_tables_and_plots_beside_the_untrained_model(identities, tmp_
                 assert entry["difference"] == pytest.approx(own - other, abs=1e-9)
                 assert entry["interval"][0] <= entry["interval"][1]
     assert f"| check | metric | tiny - {UNTRAINED} |" in table
+    # The headline figures' intervals, CUHK03-val's mean of both directions with the same people drawn for both.
+    for label in ("tiny", UNTRAINED):
+        figures, intervals = headline(written, label), written["headline_intervals"][label]
+        assert set(intervals) == set(figures)
+        assert all(intervals[key][0] <= figures[key] <= intervals[key][1] for key in figures)
+    low, high = written["headline_intervals"]["tiny"]["cuhk03_val_rank1"]
+    mean_rank1 = 100 * headline(written, "tiny")["cuhk03_val_rank1"]
+    assert f"the mean of both directions (the headline figure): tiny {mean_rank1:.1f} ({100 * low:.1f}-{100 * high:.1f})" in table
     assert not {'"_queries":', '"_correct":'} & {token for token in json.dumps(written).split() if token.startswith('"_')}  # kept private
 
 

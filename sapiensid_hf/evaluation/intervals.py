@@ -16,7 +16,7 @@ The gallery of a ranking stays as it is: the interval is for these galleries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -138,6 +138,26 @@ def paired_pairs_differences(
     return differences
 
 
+def mean_of_parts_interval(
+    parts: Sequence[dict[str, list]], metric: str, resamples: int = INTERVAL_RESAMPLES, level: float = INTERVAL_LEVEL,
+    seed: int = INTERVAL_SEED,
+) -> list[float]:  # fmt: skip
+    """[low, high] of the mean over `parts` (`ranking_per_query` records, e.g. CUHK03-val's two camera
+    directions) of each part's mean `metric`, the same people drawn for every part: a person who queries in
+    both directions is drawn, or left out, in both. With one part it is `people_interval`."""
+    people = np.unique(np.concatenate([np.asarray(part["people"]) for part in parts]))
+    drawn = np.random.default_rng(seed).integers(len(people), size=(resamples, len(people)))
+    means = []
+    for part in parts:
+        person = np.searchsorted(people, np.asarray(part["people"]))
+        sums = np.bincount(person, weights=np.asarray(part[metric], dtype=np.float64), minlength=len(people))
+        counts = np.bincount(person, minlength=len(people)).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1))
+    mean = np.mean(means, axis=0)
+    return _percentiles(mean[np.isfinite(mean)], level)  # a draw without any query of a part has no mean there
+
+
 def _percentiles(values: np.ndarray, level: float) -> list[float]:
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(values, [tail, 100 - tail])
@@ -149,6 +169,7 @@ __all__ = [
     "INTERVAL_RESAMPLES",
     "INTERVAL_SEED",
     "interval_settings",
+    "mean_of_parts_interval",
     "paired_pairs_differences",
     "paired_ranking_differences",
     "pairs_interval",

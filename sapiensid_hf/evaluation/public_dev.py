@@ -54,6 +54,7 @@ from .cut_keypoint_cache import (
 from .distance import distance_matrix
 from .intervals import (
     interval_settings,
+    mean_of_parts_interval,
     paired_pairs_differences,
     paired_ranking_differences,
     ranking_intervals,
@@ -359,6 +360,7 @@ def run_dev_checks(
         results["models"][label] = per_model
         if {"cuhk03_val", "lfw_fold7"} <= set(sets):
             results["calibration"][label] = dev_calibration(sets, embedded, label, flip, embedding_cuts(model.config))
+    results["headline_intervals"] = {label: headline_intervals(per_model) for label, per_model in results["models"].items()}
     first, *others = results["models"]
     if others:  # the first model against each other one, on the same people
         results["differences"] = {other: model_differences(results["models"][first], results["models"][other]) for other in others}
@@ -467,6 +469,21 @@ def headline(results: dict[str, Any], label: str) -> dict[str, float]:
     return headline
 
 
+def headline_intervals(per_model: dict[str, Any]) -> dict[str, list[float]]:
+    """The intervals of `headline`'s figures (one model's `score_dev_set` results, before their per-query
+    records are dropped): CUHK03-val rank-1 as the mean of both directions, the same people drawn for both."""
+    intervals = {}
+    if "cuhk03_val" in per_model:
+        directions = [values["_queries"] for values in per_model["cuhk03_val"].values()]
+        intervals["cuhk03_val_rank1"] = mean_of_parts_interval(directions, "rank1")
+    if "conreid" in per_model:
+        intervals["conreid_rank1"] = per_model["conreid"]["query_to_gallery"]["intervals"]["rank1"]
+    if "lfw_fold7" in per_model:
+        for metric in ("accuracy", "tar@far=0.01"):
+            intervals[f"lfw_fold7_{metric}"] = per_model["lfw_fold7"]["pairs"]["intervals"][metric]
+    return intervals
+
+
 def score_dev_subset(model: torch.nn.Module, processor: Any, subset: dict[str, Any], identities_root: str | os.PathLike, batch_size: int = 64) -> dict[str, float]:
     """The fixed development subset of tests/fixtures/dev_subset.json (50 CUHK03-val people, camera 0 ->
     1; 200 LFW fold-7 pairs, 10-fold accuracy), on its recorded keypoints, with flip: the figures of the
@@ -513,6 +530,12 @@ def dev_markdown(results: dict[str, Any]) -> str:
     drawn = results.get("intervals")
     if drawn:
         lines += ["", interval_words(drawn)]
+    mean_rank1 = {label: values["cuhk03_val_rank1"] for label, values in results.get("headline_intervals", {}).items()
+                  if "cuhk03_val_rank1" in values}  # fmt: skip
+    if mean_rank1:
+        cells = [f"{label} {100 * headline(results, label)['cuhk03_val_rank1']:.1f} ({100 * low:.1f}-{100 * high:.1f})"
+                 for label, (low, high) in mean_rank1.items()]  # fmt: skip
+        lines += ["", "CUHK03-val rank-1, the mean of both directions (the headline figure): " + "; ".join(cells) + "."]
     model_columns = {f"{labels[0]} - {other}": values for other, values in results.get("differences", {}).items()}
     lines += _differences_table(model_columns, f"{labels[0]} less each other model")
     rerank_columns = {f"{label}: re-ranked - plain": values for label, values in results.get("reranked_differences", {}).items()}

@@ -360,12 +360,13 @@ def run_public_dev(
     twin); `num_workers` processes decode and detect (None: auto); `standing_person_prior`, `rerank`: see
     `run_dev_checks`. `against`: other model folders or hub ids scored beside it, each on its own processor
     (the keypoints are `model_path`'s); the results' `differences` hold each figure of `model_path` less theirs."""
-    from ..inference import load_model, load_processor, untrained_model
+    from ..inference import checked_model_source, load_model, load_processor, untrained_model
     from .public_dev import DEV_CHECKS, UNTRAINED, run_dev_checks
 
     models, sources = {}, set()
     for path in (model_path, *against):
-        source = os.path.realpath(path) if Path(path).exists() else str(path)
+        source = checked_model_source(path)  # as load_model reads it: `~` expanded, a folder or a hub id
+        source = os.path.realpath(source) if Path(source).exists() else source
         if source in sources:
             raise ValueError(f"--against {path}: that model is already being scored")
         sources.add(source)
